@@ -1,0 +1,455 @@
+//! `herald.toml`: text → [`RawConfig`] (serde) → validated [`Config`], or
+//! diagnostics with file, line and column.
+//!
+//! Pure: the caller reads the file and passes its path (for messages and for
+//! resolving relative paths) and its text.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, LineIndex};
+use crate::model::{Component, is_slug};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub site: RawSite,
+    #[serde(default)]
+    pub paths: RawPaths,
+    #[serde(default)]
+    pub components: Vec<RawComponent>,
+    pub email: Option<RawEmail>,
+    pub publish: Option<RawPublish>,
+    pub http: Option<RawHttp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    pub title: String,
+    pub base_url: Spanned<String>,
+    pub timezone: Option<Spanned<String>>,
+    pub language: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    pub incidents: Option<String>,
+    pub output: Option<String>,
+    pub state: Option<String>,
+    pub templates: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponent {
+    pub id: Spanned<String>,
+    pub name: String,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    pub from: Spanned<String>,
+    pub smtp: Option<Spanned<String>>,
+    pub smtp_password_file: Option<String>,
+    pub grace: Option<Spanned<String>>,
+    pub max_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublish {
+    pub command: Spanned<Vec<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: Spanned<String>,
+}
+
+/// Page language: picks template strings and date formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Sv,
+    En,
+}
+
+impl Language {
+    pub fn parse(text: &str) -> Option<Language> {
+        match text {
+            "sv" => Some(Language::Sv),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Sv => "sv",
+            Language::En => "en",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The configuration file itself.
+    pub path: PathBuf,
+    pub site: Site,
+    pub paths: Paths,
+    pub components: Vec<Component>,
+    pub email: Option<Email>,
+    pub publish: Option<Publish>,
+    pub http: Option<Http>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub title: String,
+    /// Always ends with `/`.
+    pub base_url: String,
+    pub timezone: Tz,
+    pub language: Language,
+}
+
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub incidents: PathBuf,
+    pub output: PathBuf,
+    pub state: PathBuf,
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub from: String,
+    /// `file`, `smtp://…` or `smtps://…`.
+    pub smtp: String,
+    pub smtp_password_file: Option<PathBuf>,
+    pub grace: Duration,
+    pub max_age: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub command: Vec<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub listen: SocketAddr,
+}
+
+impl Config {
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.id == id)
+    }
+}
+
+/// Parses and validates a configuration. `path` names the file in messages
+/// and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
+    let index = LineIndex::new(text);
+    let raw: RawConfig = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let offset = error.span().map_or(0, |span| span.start);
+            return Err(vec![Diagnostic::error(
+                path,
+                &index,
+                offset,
+                error.message().trim_end(),
+            )]);
+        }
+    };
+    let mut errors = Vec::new();
+    let mut report = |span: Range<usize>, message: String| {
+        errors.push(Diagnostic::error(path, &index, span.start, message));
+    };
+
+    let base = path.parent().unwrap_or(Path::new("")).to_owned();
+    let resolve =
+        |value: &Option<String>, default: &str| base.join(value.as_deref().unwrap_or(default));
+
+    let mut base_url = raw.site.base_url.get_ref().clone();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        || base_url.contains(char::is_whitespace)
+    {
+        report(
+            raw.site.base_url.span(),
+            format!("expected an absolute http:// or https:// URL, found `{base_url}`"),
+        );
+    }
+    if !base_url.ends_with('/') {
+        base_url.push('/');
+    }
+
+    let timezone = match &raw.site.timezone {
+        None => Tz::UTC,
+        Some(name) => name.get_ref().parse::<Tz>().unwrap_or_else(|_| {
+            report(
+                name.span(),
+                format!(
+                    "unknown time zone `{}`, expected an IANA name such as `Europe/Stockholm`",
+                    name.get_ref()
+                ),
+            );
+            Tz::UTC
+        }),
+    };
+
+    let language = match &raw.site.language {
+        None => Language::En,
+        Some(code) => Language::parse(code.get_ref()).unwrap_or_else(|| {
+            report(
+                code.span(),
+                format!(
+                    "unknown language `{}`, expected `sv` or `en`",
+                    code.get_ref()
+                ),
+            );
+            Language::En
+        }),
+    };
+
+    let mut components: Vec<Component> = Vec::new();
+    for raw_component in &raw.components {
+        let id = raw_component.id.get_ref();
+        if !is_slug(id) {
+            report(
+                raw_component.id.span(),
+                format!(
+                    "invalid component id `{id}`, expected lowercase letters, digits, `.`, `_` or `-`"
+                ),
+            );
+        } else if components.iter().any(|c| &c.id == id) {
+            report(
+                raw_component.id.span(),
+                format!("component `{id}` is defined twice"),
+            );
+        }
+        components.push(Component {
+            id: id.clone(),
+            name: raw_component.name.clone(),
+            group: raw_component.group.clone(),
+        });
+    }
+
+    let mut duration = |value: &Option<Spanned<String>>, default: Duration| match value {
+        None => default,
+        Some(text) => humantime::parse_duration(text.get_ref()).unwrap_or_else(|error| {
+            report(
+                text.span(),
+                format!("invalid duration `{}`: {error}", text.get_ref()),
+            );
+            default
+        }),
+    };
+
+    let email = raw.email.as_ref().map(|email| Email {
+        from: email.from.get_ref().clone(),
+        smtp: email
+            .smtp
+            .as_ref()
+            .map_or_else(|| "file".to_owned(), |s| s.get_ref().clone()),
+        smtp_password_file: email.smtp_password_file.as_ref().map(|p| base.join(p)),
+        grace: duration(&email.grace, Duration::from_secs(60)),
+        max_age: duration(&email.max_age, Duration::from_secs(24 * 3600)),
+    });
+    let publish = raw.publish.as_ref().map(|publish| Publish {
+        command: publish.command.get_ref().clone(),
+        timeout: duration(&publish.timeout, Duration::from_secs(60)),
+    });
+    if let Some(publish) = &raw.publish
+        && publish.command.get_ref().is_empty()
+    {
+        report(
+            publish.command.span(),
+            "`command` is empty, expected a program and its arguments".into(),
+        );
+    }
+    if let Some(email) = &raw.email {
+        if !email.from.get_ref().contains('@') || email.from.get_ref().contains(['\r', '\n']) {
+            report(
+                email.from.span(),
+                format!("invalid sender address `{}`", email.from.get_ref()),
+            );
+        }
+        if let Some(smtp) = &email.smtp {
+            let url = smtp.get_ref();
+            if !(url == "file" || url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                report(
+                    smtp.span(),
+                    format!(
+                        "unsupported transport `{url}`, expected `file`, `smtp://HOST:PORT` or `smtps://HOST:PORT`"
+                    ),
+                );
+            }
+        }
+    }
+    let http = raw.http.as_ref().and_then(|http| {
+        match http.listen.get_ref().parse::<SocketAddr>() {
+            Ok(listen) => Some(Http { listen }),
+            Err(_) => {
+                report(
+                    http.listen.span(),
+                    format!(
+                        "invalid listen address `{}`, expected IP:PORT such as `127.0.0.1:8081`",
+                        http.listen.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    });
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Config {
+        path: path.to_owned(),
+        site: Site {
+            title: raw.site.title,
+            base_url,
+            timezone,
+            language,
+        },
+        paths: Paths {
+            incidents: resolve(&raw.paths.incidents, "incidents"),
+            output: resolve(&raw.paths.output, "public"),
+            state: resolve(&raw.paths.state, "state"),
+            templates: raw.paths.templates.as_ref().map(|t| base.join(t)),
+        },
+        components,
+        email,
+        publish,
+        http,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_error(text: &str, expect: &str) {
+        let errors =
+            parse(Path::new("conf/herald.toml"), text).expect_err("config should be rejected");
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.join("\n"), expect);
+    }
+
+    const GOOD: &str = r#"
+[site]
+title = "Example"
+base_url = "https://status.example.com"
+timezone = "Europe/Stockholm"
+language = "sv"
+
+[paths]
+incidents = "inc"
+
+[[components]]
+id = "mail"
+name = "Mail"
+group = "Hosting"
+
+[email]
+from = "Status <status@example.com>"
+grace = "90s"
+
+[publish]
+command = ["cp", "-r", "{output}/", "/tmp/x"]
+
+[http]
+listen = "127.0.0.1:8081"
+"#;
+
+    #[test]
+    fn good_config() {
+        let config = parse(Path::new("conf/herald.toml"), GOOD).unwrap();
+        assert_eq!(config.site.base_url, "https://status.example.com/");
+        assert_eq!(config.site.timezone, chrono_tz::Europe::Stockholm);
+        assert_eq!(config.site.language, Language::Sv);
+        assert_eq!(config.paths.incidents, Path::new("conf/inc"));
+        assert_eq!(config.paths.output, Path::new("conf/public"));
+        assert_eq!(config.components[0].group.as_deref(), Some("Hosting"));
+        let email = config.email.unwrap();
+        assert_eq!(email.grace, Duration::from_secs(90));
+        assert_eq!(email.max_age, Duration::from_secs(86400));
+        assert_eq!(email.smtp, "file");
+        assert_eq!(config.publish.unwrap().timeout, Duration::from_secs(60));
+        assert_eq!(config.http.unwrap().listen.port(), 8081);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_position() {
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\ntitel = \"y\"\n",
+            "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`",
+        );
+    }
+
+    #[test]
+    fn syntax_error() {
+        check_error(
+            "[site\n",
+            "conf/herald.toml:1:6: error: unclosed table, expected `]`",
+        );
+    }
+
+    #[test]
+    fn missing_site() {
+        check_error("", "conf/herald.toml:1:1: error: missing field `site`");
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        check_error(
+            r#"[site]
+title = "x"
+base_url = "status.example.com"
+timezone = "Europe/Stockholmm"
+language = "de"
+[[components]]
+id = "Mail"
+name = "Mail"
+[[components]]
+id = "web"
+name = "Web"
+[[components]]
+id = "web"
+name = "Web again"
+[email]
+from = "nobody"
+smtp = "http://x"
+grace = "soon"
+[publish]
+command = []
+[http]
+listen = "localhost"
+"#,
+            "conf/herald.toml:3:12: error: expected an absolute http:// or https:// URL, found `status.example.com`
+conf/herald.toml:4:12: error: unknown time zone `Europe/Stockholmm`, expected an IANA name such as `Europe/Stockholm`
+conf/herald.toml:5:12: error: unknown language `de`, expected `sv` or `en`
+conf/herald.toml:7:6: error: invalid component id `Mail`, expected lowercase letters, digits, `.`, `_` or `-`
+conf/herald.toml:13:6: error: component `web` is defined twice
+conf/herald.toml:18:9: error: invalid duration `soon`: expected number at 0
+conf/herald.toml:20:11: error: `command` is empty, expected a program and its arguments
+conf/herald.toml:16:8: error: invalid sender address `nobody`
+conf/herald.toml:17:8: error: unsupported transport `http://x`, expected `file`, `smtp://HOST:PORT` or `smtps://HOST:PORT`
+conf/herald.toml:22:10: error: invalid listen address `localhost`, expected IP:PORT such as `127.0.0.1:8081`",
+        );
+    }
+}

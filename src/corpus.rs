@@ -1,0 +1,187 @@
+//! All parsed files → one immutable [`Corpus`], plus cross-file
+//! diagnostics (duplicate ids).
+//!
+//! Pure. The daemon keeps a [`Files`] table between events: each path's
+//! last parse and its last *good* incident. A file that breaks keeps its
+//! last good incident in the corpus until it is fixed; a deleted file
+//! takes its incident with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::diag::{Diagnostic, LineIndex};
+use crate::model::{Incident, IncidentId};
+use crate::parse::{Context, parse_incident};
+
+/// The state of one incident file as last read.
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    /// The last version that parsed without errors, if any ever did.
+    pub last_good: Option<Arc<Incident>>,
+    /// Whether the current text has errors (then `last_good` is stale).
+    pub broken: bool,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Every incident file by path (relative to the incidents directory, as
+/// it appears in messages).
+#[derive(Debug, Clone, Default)]
+pub struct Files {
+    entries: BTreeMap<PathBuf, FileEntry>,
+}
+
+impl Files {
+    /// Parses `text` as the new content of `path`, keeping the last good
+    /// incident when it has errors.
+    pub fn update(&mut self, path: &Path, text: &str, context: &Context) {
+        let (incident, diagnostics) = parse_incident(path, text, context);
+        let previous = self.entries.remove(path).and_then(|entry| entry.last_good);
+        let broken = incident.is_none();
+        let last_good = incident.map(Arc::new).or(previous);
+        self.entries.insert(
+            path.to_owned(),
+            FileEntry {
+                last_good,
+                broken,
+                diagnostics,
+            },
+        );
+    }
+
+    /// Records that `path` could not be read as text.
+    pub fn unreadable(&mut self, path: &Path, message: String) {
+        let index = LineIndex::new("");
+        let diagnostic = Diagnostic::error(path, &index, 0, message);
+        let entry = self.entries.entry(path.to_owned()).or_insert(FileEntry {
+            last_good: None,
+            broken: true,
+            diagnostics: Vec::new(),
+        });
+        entry.broken = true;
+        entry.diagnostics = vec![diagnostic];
+    }
+
+    pub fn remove(&mut self, path: &Path) -> bool {
+        self.entries.remove(path).is_some()
+    }
+
+    pub fn contains(&self, path: &Path) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.entries.keys().map(PathBuf::as_path)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&Path, &FileEntry)> {
+        self.entries
+            .iter()
+            .map(|(path, entry)| (path.as_path(), entry))
+    }
+
+    /// Builds the corpus. Ids must be unique across the tree: the first
+    /// path in sorted order keeps an id, later ones are reported.
+    pub fn corpus(&self) -> (Corpus, Vec<Diagnostic>) {
+        let mut incidents: BTreeMap<IncidentId, Arc<Incident>> = BTreeMap::new();
+        let mut owners: BTreeMap<&IncidentId, &Path> = BTreeMap::new();
+        let mut diagnostics = Vec::new();
+        for (path, entry) in &self.entries {
+            let Some(incident) = &entry.last_good else {
+                continue;
+            };
+            if let Some(owner) = owners.get(&incident.id) {
+                let index = LineIndex::new("");
+                diagnostics.push(Diagnostic::error(
+                    path,
+                    &index,
+                    0,
+                    format!(
+                        "duplicate incident id `{}`, already used by {}",
+                        incident.id,
+                        owner.display()
+                    ),
+                ));
+                continue;
+            }
+            owners.insert(&incident.id, path);
+            incidents.insert(incident.id.clone(), Arc::clone(incident));
+        }
+        (Corpus { incidents }, diagnostics)
+    }
+
+    /// Every diagnostic of every file, in path order.
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.entries.values().flat_map(|entry| &entry.diagnostics)
+    }
+}
+
+/// A validated snapshot of every incident, drafts included (they are
+/// checked, never published).
+#[derive(Debug, Clone, Default)]
+pub struct Corpus {
+    incidents: BTreeMap<IncidentId, Arc<Incident>>,
+}
+
+impl Corpus {
+    pub fn from_incidents(list: impl IntoIterator<Item = Incident>) -> Corpus {
+        Corpus {
+            incidents: list
+                .into_iter()
+                .map(|i| (i.id.clone(), Arc::new(i)))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, id: &IncidentId) -> Option<&Arc<Incident>> {
+        self.incidents.get(id)
+    }
+
+    /// Non-draft incidents, by id.
+    pub fn published(&self) -> impl Iterator<Item = &Arc<Incident>> {
+        self.incidents.values().filter(|incident| !incident.draft)
+    }
+
+    pub fn published_get(&self, id: &IncidentId) -> Option<&Arc<Incident>> {
+        self.incidents.get(id).filter(|incident| !incident.draft)
+    }
+
+    pub fn len(&self) -> usize {
+        self.incidents.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.incidents.is_empty()
+    }
+
+    /// Ids whose published version differs between `self` and `newer`
+    /// (added, removed, edited, drafted or undrafted).
+    pub fn changed_ids(&self, newer: &Corpus) -> BTreeSet<IncidentId> {
+        let mut changed = BTreeSet::new();
+        for (id, incident) in &self.incidents {
+            match newer.incidents.get(id) {
+                Some(other) if Arc::ptr_eq(incident, other) || incident == other => {}
+                _ => {
+                    changed.insert(id.clone());
+                }
+            }
+        }
+        for id in newer.incidents.keys() {
+            if !self.incidents.contains_key(id) {
+                changed.insert(id.clone());
+            }
+        }
+        changed
+    }
+
+    /// The instants at which date-dependent outputs change on their own:
+    /// maintenance windows opening and closing, after `now`.
+    pub fn boundaries_after(&self, now: DateTime<Utc>) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.published()
+            .filter_map(|incident| incident.window)
+            .flat_map(|window| [window.starts, window.ends])
+            .filter(move |instant| *instant > now)
+    }
+}

@@ -1,0 +1,423 @@
+//! Domain types of a status site: incidents, their updates and the component
+//! statuses they imply. Pure: no I/O, no clock, no serde.
+//!
+//! An update's identity is `(IncidentId, instant)`; everything downstream
+//! (feed entry ids, email dedup) keys on that pair, never on text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+/// The file stem of an incident file, checked against `[a-z0-9][a-z0-9._-]{0,99}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IncidentId(String);
+
+/// Whether `text` matches `[a-z0-9][a-z0-9._-]{0,99}`, the grammar of
+/// incident and component ids (both become file names in the output).
+pub fn is_slug(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let first_ok = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes
+        .iter()
+        .skip(1)
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    first_ok && rest_ok && bytes.len() <= 100
+}
+
+impl IncidentId {
+    /// Checks `text` against the id grammar; `None` if it does not match.
+    pub fn new(text: &str) -> Option<IncidentId> {
+        is_slug(text).then(|| IncidentId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Incident,
+    Maintenance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Minor,
+    Major,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text {
+            "minor" => Some(Severity::Minor),
+            "major" => Some(Severity::Major),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Minor => "minor",
+            Severity::Major => "major",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The component status an unresolved incident of this severity implies.
+    pub fn implied_status(self) -> ComponentStatus {
+        match self {
+            Severity::Minor => ComponentStatus::Degraded,
+            Severity::Major => ComponentStatus::PartialOutage,
+            Severity::Critical => ComponentStatus::MajorOutage,
+        }
+    }
+}
+
+/// The status an update heading declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Investigating,
+    Identified,
+    Monitoring,
+    Update,
+    Resolved,
+    Scheduled,
+    InProgress,
+    Completed,
+}
+
+impl Status {
+    pub const ALL: [Status; 8] = [
+        Status::Investigating,
+        Status::Identified,
+        Status::Monitoring,
+        Status::Update,
+        Status::Resolved,
+        Status::Scheduled,
+        Status::InProgress,
+        Status::Completed,
+    ];
+
+    /// Case-insensitive parse of a heading's status word.
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(text))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Investigating => "investigating",
+            Status::Identified => "identified",
+            Status::Monitoring => "monitoring",
+            Status::Update => "update",
+            Status::Resolved => "resolved",
+            Status::Scheduled => "scheduled",
+            Status::InProgress => "in-progress",
+            Status::Completed => "completed",
+        }
+    }
+
+    /// Statuses only a maintenance may use.
+    pub fn is_maintenance_only(self) -> bool {
+        matches!(
+            self,
+            Status::Scheduled | Status::InProgress | Status::Completed
+        )
+    }
+
+    /// `resolved` and `completed` close an incident and return its components
+    /// to operational.
+    pub fn is_closing(self) -> bool {
+        matches!(self, Status::Resolved | Status::Completed)
+    }
+}
+
+/// A component's health. The order is from best to worst, so `max` picks the
+/// status a day or a page banner should show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ComponentStatus {
+    Operational,
+    Maintenance,
+    Degraded,
+    PartialOutage,
+    MajorOutage,
+}
+
+impl ComponentStatus {
+    pub const ALL: [ComponentStatus; 5] = [
+        ComponentStatus::Operational,
+        ComponentStatus::Maintenance,
+        ComponentStatus::Degraded,
+        ComponentStatus::PartialOutage,
+        ComponentStatus::MajorOutage,
+    ];
+
+    pub fn parse(text: &str) -> Option<ComponentStatus> {
+        ComponentStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentStatus::Operational => "operational",
+            ComponentStatus::Degraded => "degraded",
+            ComponentStatus::PartialOutage => "partial-outage",
+            ComponentStatus::MajorOutage => "major-outage",
+            ComponentStatus::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// A component as the configuration defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub id: String,
+    pub name: String,
+    pub group: Option<String>,
+}
+
+/// One `## DATE TIME [STATUS]` section of an incident file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub instant: DateTime<Utc>,
+    /// The status written in the heading; `None` when omitted.
+    pub declared: Option<Status>,
+    /// `declared`, or the status of the previous update when omitted; the
+    /// first update without a status counts as `investigating`
+    /// (`scheduled` for a maintenance).
+    pub status: Status,
+    /// The `components:` line, if the update has one, in the order written.
+    pub component_statuses: Vec<(String, ComponentStatus)>,
+    /// Markdown source of the body, without the `components:` line.
+    pub body_markdown: String,
+    /// The body rendered to HTML with raw HTML escaped.
+    pub body_html: String,
+    /// 1-based line of the heading, for diagnostics and editors.
+    pub line: u32,
+}
+
+/// A validated incident or maintenance, as one file describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub id: IncidentId,
+    /// Path relative to the incidents directory, `/`-separated.
+    pub path: PathBuf,
+    pub title: String,
+    pub components: Vec<String>,
+    pub severity: Severity,
+    pub kind: Kind,
+    pub draft: bool,
+    /// Maintenance window; both set exactly when `kind` is maintenance.
+    pub window: Option<Window>,
+    pub summary_markdown: String,
+    pub summary_html: String,
+    /// Sorted by instant, oldest first, instants distinct.
+    pub updates: Vec<Update>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub starts: DateTime<Utc>,
+    pub ends: DateTime<Utc>,
+}
+
+/// A stretch of time during which an incident holds a component at a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub from: DateTime<Utc>,
+    /// `None`: still holding.
+    pub until: Option<DateTime<Utc>>,
+    pub status: ComponentStatus,
+}
+
+impl Incident {
+    pub fn first_update(&self) -> &Update {
+        &self.updates[0]
+    }
+
+    pub fn latest_update(&self) -> &Update {
+        self.updates
+            .last()
+            .expect("an incident has at least one update")
+    }
+
+    /// When the incident began: its first update, or the window start of a
+    /// maintenance if that is earlier.
+    pub fn began(&self) -> DateTime<Utc> {
+        let first = self.first_update().instant;
+        match self.window {
+            Some(window) => first.min(window.starts),
+            None => first,
+        }
+    }
+
+    /// The instant the incident closed (`resolved`/`completed`), if its latest
+    /// status closes it.
+    pub fn closed_at(&self) -> Option<DateTime<Utc>> {
+        let latest = self.latest_update();
+        latest.status.is_closing().then_some(latest.instant)
+    }
+
+    /// Open: an incident whose latest status does not close it. A maintenance
+    /// is never "open" in this sense; see [`Incident::maintenance_phase`].
+    pub fn is_open(&self) -> bool {
+        self.kind == Kind::Incident && self.closed_at().is_none()
+    }
+
+    pub fn maintenance_phase(&self, now: DateTime<Utc>) -> Option<MaintenancePhase> {
+        let window = self.window?;
+        if self.closed_at().is_some_and(|closed| closed <= now) || now >= window.ends {
+            Some(MaintenancePhase::Over)
+        } else if now >= window.starts {
+            Some(MaintenancePhase::Ongoing)
+        } else {
+            Some(MaintenancePhase::Upcoming)
+        }
+    }
+
+    pub fn affects(&self, component: &str) -> bool {
+        self.components.iter().any(|c| c == component)
+    }
+
+    /// For each affected component, the stretches of time during which this
+    /// incident held it at a non-operational status.
+    ///
+    /// Rules (SPEC §1): a `components:` line sets statuses from its update
+    /// on; without one, an unresolved incident holds every component at the
+    /// severity-implied status and a closing update returns them to
+    /// operational. A maintenance holds its components at `maintenance`
+    /// between `starts` and `ends` only, unless a `components:` line says
+    /// otherwise.
+    pub fn segments(&self) -> BTreeMap<&str, Vec<Segment>> {
+        // Change points: (instant, component, status), in time order.
+        let mut changes: Vec<(DateTime<Utc>, &str, ComponentStatus)> = Vec::new();
+        match self.window {
+            None => {
+                let implied = self.severity.implied_status();
+                let mut closed = true;
+                for update in &self.updates {
+                    let closing = update.status.is_closing();
+                    if closing {
+                        for component in &self.components {
+                            changes.push((update.instant, component, ComponentStatus::Operational));
+                        }
+                    } else if closed {
+                        // Opening (or re-opening): back to the implied status.
+                        for component in &self.components {
+                            changes.push((update.instant, component, implied));
+                        }
+                    }
+                    closed = closing;
+                    for (component, status) in &update.component_statuses {
+                        changes.push((update.instant, component, *status));
+                    }
+                }
+            }
+            Some(window) => {
+                let mut events: Vec<(DateTime<Utc>, u8, Option<&Update>)> =
+                    vec![(window.starts, 0, None), (window.ends, 2, None)];
+                events.extend(self.updates.iter().map(|u| (u.instant, 1, Some(u))));
+                events.sort_by_key(|(instant, order, _)| (*instant, *order));
+                let mut ended = false;
+                for (instant, order, update) in events {
+                    match (order, update) {
+                        (0, _) if !ended => {
+                            for component in &self.components {
+                                changes.push((instant, component, ComponentStatus::Maintenance));
+                            }
+                        }
+                        (2, _) if !ended => {
+                            ended = true;
+                            for component in &self.components {
+                                changes.push((instant, component, ComponentStatus::Operational));
+                            }
+                        }
+                        (1, Some(update)) => {
+                            if update.status.is_closing() && !ended {
+                                ended = true;
+                                for component in &self.components {
+                                    changes.push((
+                                        instant,
+                                        component,
+                                        ComponentStatus::Operational,
+                                    ));
+                                }
+                            }
+                            for (component, status) in &update.component_statuses {
+                                changes.push((instant, component, *status));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        let mut result: BTreeMap<&str, Vec<Segment>> = BTreeMap::new();
+        for component in &self.components {
+            let mut segments: Vec<Segment> = Vec::new();
+            let mut current: Option<(DateTime<Utc>, ComponentStatus)> = None;
+            for (instant, _, status) in changes.iter().filter(|(_, c, _)| c == component) {
+                if let Some((from, held)) = current {
+                    if held == *status {
+                        continue;
+                    }
+                    if held != ComponentStatus::Operational && from < *instant {
+                        segments.push(Segment {
+                            from,
+                            until: Some(*instant),
+                            status: held,
+                        });
+                    }
+                }
+                current = Some((*instant, *status));
+            }
+            if let Some((from, held)) = current
+                && held != ComponentStatus::Operational
+            {
+                segments.push(Segment {
+                    from,
+                    until: None,
+                    status: held,
+                });
+            }
+            result.insert(component.as_str(), segments);
+        }
+        result
+    }
+
+    /// The status this incident holds `component` at, at `instant`;
+    /// operational when it is not holding it at all.
+    pub fn component_status_at(&self, component: &str, instant: DateTime<Utc>) -> ComponentStatus {
+        self.segments()
+            .get(component)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.from <= instant && s.until.is_none_or(|until| instant < until))
+            .map(|s| s.status)
+            .max()
+            .unwrap_or(ComponentStatus::Operational)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaintenancePhase {
+    Upcoming,
+    Ongoing,
+    Over,
+}

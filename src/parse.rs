@@ -1,0 +1,807 @@
+//! One incident file's text → `(Option<Incident>, Vec<Diagnostic>)`.
+//!
+//! Pure: the caller reads the file and passes the site's time zone and
+//! components. Every problem is reported (not just the first) with the
+//! byte offset of the offending text, turned into line:col by
+//! [`LineIndex`]. Any error yields `None`: a broken file must not replace
+//! the last good version of its incident.
+
+use std::ops::Range;
+use std::path::Path;
+
+use chrono::offset::LocalResult;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, LineIndex};
+use crate::model::{
+    Component, ComponentStatus, Incident, IncidentId, Kind, Severity, Status, Update, Window,
+};
+
+/// What a file is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub timezone: Tz,
+    pub components: &'a [Component],
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFrontMatter {
+    title: Spanned<String>,
+    components: Spanned<Vec<Spanned<String>>>,
+    severity: Option<Spanned<String>>,
+    kind: Option<Spanned<String>>,
+    draft: Option<bool>,
+    starts: Option<Spanned<toml::Value>>,
+    ends: Option<Spanned<toml::Value>>,
+}
+
+/// The file split at its `+++` lines. Offsets are into the whole text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    /// The TOML between the fences.
+    pub front: Range<usize>,
+    /// Everything after the closing fence's line.
+    pub body: Range<usize>,
+}
+
+/// Finds the front matter. Returns the offset and message of the problem
+/// when the fences are missing.
+pub fn split(text: &str) -> Result<Split, (usize, &'static str)> {
+    let start = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let mut lines = line_ranges(text, start);
+    let first = lines.next().ok_or((
+        start,
+        "expected `+++` to open the front matter, found an empty file",
+    ))?;
+    if text[first.clone()].trim_end() != "+++" {
+        return Err((
+            start,
+            "expected `+++` on the first line to open the front matter",
+        ));
+    }
+    for line in lines {
+        if text[line.clone()].trim_end() == "+++" {
+            let body_start = (line.end + 1).min(text.len());
+            return Ok(Split {
+                front: first.end + 1..line.start,
+                body: body_start..text.len(),
+            });
+        }
+    }
+    Err((
+        start,
+        "front matter opened with `+++` is never closed, expected a second `+++` line",
+    ))
+}
+
+/// Ranges of each line's content (without the `\n`), starting at `from`.
+fn line_ranges(text: &str, from: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut at = from;
+    std::iter::from_fn(move || {
+        if at >= text.len() {
+            return None;
+        }
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let range = at..end;
+        at = end + 1;
+        Some(range)
+    })
+}
+
+/// Parses one incident file. `path` names it in diagnostics and becomes
+/// [`Incident::path`]; the incident id is its file stem.
+pub fn parse_incident(
+    path: &Path,
+    text: &str,
+    context: &Context,
+) -> (Option<Incident>, Vec<Diagnostic>) {
+    let index = LineIndex::new(text);
+    let mut parser = FileParser {
+        path,
+        text,
+        index: &index,
+        context,
+        diagnostics: Vec::new(),
+    };
+    let incident = parser.parse();
+    let failed = parser.diagnostics.iter().any(Diagnostic::is_error);
+    (incident.filter(|_| !failed), parser.diagnostics)
+}
+
+struct FileParser<'a> {
+    path: &'a Path,
+    text: &'a str,
+    index: &'a LineIndex<'a>,
+    context: &'a Context<'a>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+struct Heading {
+    instant: DateTime<Utc>,
+    declared: Option<Status>,
+    status_offset: usize,
+    line_offset: usize,
+}
+
+impl FileParser<'_> {
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::error(self.path, self.index, offset, message));
+    }
+
+    fn warning(&mut self, offset: usize, message: impl Into<String>) {
+        self.diagnostics
+            .push(Diagnostic::warning(self.path, self.index, offset, message));
+    }
+
+    fn parse(&mut self) -> Option<Incident> {
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let id = IncidentId::new(&stem);
+        if id.is_none() {
+            self.error(
+                0,
+                format!(
+                    "invalid incident id `{stem}` (the file name), expected lowercase letters, digits, `.`, `_` or `-`, starting with a letter or digit, at most 100 characters"
+                ),
+            );
+        }
+        let split = match split(self.text) {
+            Ok(split) => split,
+            Err((offset, message)) => {
+                self.error(offset, message);
+                return None;
+            }
+        };
+        let front = self.front_matter(&split);
+        let body = self.body(&split, front.as_ref().map(|f| f.kind));
+        let (front, (summary_markdown, updates)) = (front?, body?);
+        if updates.is_empty() {
+            self.error(
+                split.body.start,
+                "expected at least one update, a heading such as `## 2019-04-04 08:00 investigating`",
+            );
+            return None;
+        }
+        let updates = self.order_updates(updates, &front)?;
+        Some(Incident {
+            id: id?,
+            path: self.path.to_owned(),
+            title: front.title,
+            components: front.components,
+            severity: front.severity,
+            kind: front.kind,
+            draft: front.draft,
+            window: front.window,
+            summary_html: render_markdown(&summary_markdown),
+            summary_markdown,
+            updates,
+        })
+    }
+
+    fn front_matter(&mut self, split: &Split) -> Option<FrontMatter> {
+        let toml_text = &self.text[split.front.clone()];
+        let raw: RawFrontMatter = match toml::from_str(toml_text) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let offset = split.front.start + error.span().map_or(0, |span| span.start);
+                self.error(offset, error.message().trim_end().to_owned());
+                return None;
+            }
+        };
+        let at = |span: Range<usize>| split.front.start + span.start;
+        let mut ok = true;
+
+        let title = raw.title.get_ref().trim().to_owned();
+        if title.is_empty() {
+            self.error(at(raw.title.span()), "`title` is empty");
+            ok = false;
+        }
+
+        let kind = match &raw.kind {
+            None => Kind::Incident,
+            Some(kind) => match kind.get_ref().as_str() {
+                "incident" => Kind::Incident,
+                "maintenance" => Kind::Maintenance,
+                other => {
+                    self.error(
+                        at(kind.span()),
+                        format!("unknown kind `{other}`, expected `incident` or `maintenance`"),
+                    );
+                    ok = false;
+                    Kind::Incident
+                }
+            },
+        };
+
+        let severity = match &raw.severity {
+            None if kind == Kind::Maintenance => Severity::Minor,
+            None => {
+                self.error(
+                    split.front.start,
+                    "missing field `severity`, expected `minor`, `major` or `critical`",
+                );
+                ok = false;
+                Severity::Minor
+            }
+            Some(severity) => Severity::parse(severity.get_ref()).unwrap_or_else(|| {
+                self.error(
+                    at(severity.span()),
+                    format!(
+                        "unknown severity `{}`, expected `minor`, `major` or `critical`",
+                        severity.get_ref()
+                    ),
+                );
+                ok = false;
+                Severity::Minor
+            }),
+        };
+
+        let mut components: Vec<String> = Vec::new();
+        if raw.components.get_ref().is_empty() {
+            self.error(
+                at(raw.components.span()),
+                "`components` is empty, expected at least one component id",
+            );
+            ok = false;
+        }
+        for component in raw.components.get_ref() {
+            let id = component.get_ref();
+            if !self.context.components.iter().any(|c| &c.id == id) {
+                let message = format!(
+                    "unknown component `{id}`, expected one of {}",
+                    self.component_list()
+                );
+                self.error(at(component.span()), message);
+                ok = false;
+            } else if components.contains(id) {
+                self.error(
+                    at(component.span()),
+                    format!("component `{id}` is listed twice"),
+                );
+                ok = false;
+            } else {
+                components.push(id.clone());
+            }
+        }
+
+        let mut instant = |value: &Option<Spanned<toml::Value>>,
+                           name: &str|
+         -> Option<DateTime<Utc>> {
+            let value = value.as_ref()?;
+            let offset = at(value.span());
+            let text = match value.get_ref() {
+                toml::Value::String(text) => text.clone(),
+                toml::Value::Datetime(datetime) => datetime.to_string().replace('T', " "),
+                _ => {
+                    self.error(
+                        offset,
+                        format!("`{name}` must be a date and time such as \"2026-12-10 22:00\""),
+                    );
+                    ok = false;
+                    return None;
+                }
+            };
+            // Point into the string, past its opening quote.
+            let quote = usize::from(matches!(value.get_ref(), toml::Value::String(_)));
+            match self.date_time(&text, offset + quote) {
+                Some(instant) => Some(instant),
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let starts = instant(&raw.starts, "starts");
+        let ends = instant(&raw.ends, "ends");
+        let window = match (kind, starts, ends) {
+            (Kind::Maintenance, Some(starts), Some(ends)) => {
+                if ends <= starts {
+                    let offset = at(raw.ends.as_ref().map(|e| e.span()).unwrap_or_default());
+                    self.error(offset, "`ends` must be later than `starts`");
+                    ok = false;
+                }
+                Some(Window { starts, ends })
+            }
+            (Kind::Maintenance, _, _) => {
+                if raw.starts.is_none() || raw.ends.is_none() {
+                    self.error(
+                        split.front.start,
+                        "a maintenance needs `starts` and `ends`, such as starts = \"2026-12-10 22:00\"",
+                    );
+                }
+                ok = false;
+                None
+            }
+            (Kind::Incident, _, _) => {
+                if let Some(value) = raw.starts.as_ref().or(raw.ends.as_ref()) {
+                    self.error(
+                        at(value.span()),
+                        "`starts` and `ends` are only for kind = \"maintenance\"",
+                    );
+                    ok = false;
+                }
+                None
+            }
+        };
+
+        ok.then_some(FrontMatter {
+            title,
+            components,
+            severity,
+            kind,
+            draft: raw.draft.unwrap_or(false),
+            window,
+        })
+    }
+
+    fn component_list(&self) -> String {
+        let names: Vec<String> = self
+            .context
+            .components
+            .iter()
+            .map(|c| format!("`{}`", c.id))
+            .collect();
+        if names.is_empty() {
+            "none (no components are configured)".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// Splits the body at its level-2 headings. Returns the summary and the
+    /// updates in file order.
+    fn body(
+        &mut self,
+        split: &Split,
+        kind: Option<Kind>,
+    ) -> Option<(String, Vec<(Update, usize)>)> {
+        let body_text = &self.text[split.body.clone()];
+        let headings: Vec<Range<usize>> = Parser::new_ext(body_text, markdown_options())
+            .into_offset_iter()
+            .filter_map(|(event, range)| match event {
+                Event::Start(Tag::Heading {
+                    level: HeadingLevel::H2,
+                    ..
+                }) => Some(split.body.start + range.start..split.body.start + range.end),
+                _ => None,
+            })
+            .collect();
+        let summary_end = headings.first().map_or(split.body.end, |h| h.start);
+        let summary = self.text[split.body.start..summary_end].trim().to_owned();
+
+        let mut ok = true;
+        let mut updates = Vec::new();
+        for (i, heading) in headings.iter().enumerate() {
+            let section_end = headings
+                .get(i + 1)
+                .map_or(split.body.end, |next| next.start);
+            let Some(parsed) = self.heading(heading.clone()) else {
+                ok = false;
+                continue;
+            };
+            if let (Some(Kind::Incident), Some(status)) = (kind, parsed.declared)
+                && status.is_maintenance_only()
+            {
+                self.error(
+                    parsed.status_offset,
+                    format!(
+                        "status `{}` is only for kind = \"maintenance\"",
+                        status.as_str()
+                    ),
+                );
+                ok = false;
+            }
+            let Some((component_statuses, body_markdown)) =
+                self.section_body(heading.end..section_end)
+            else {
+                ok = false;
+                continue;
+            };
+            let line = self.index.position(parsed.line_offset).0;
+            updates.push((
+                Update {
+                    instant: parsed.instant,
+                    declared: parsed.declared,
+                    status: parsed.declared.unwrap_or(Status::Update),
+                    component_statuses,
+                    body_html: render_markdown(&body_markdown),
+                    body_markdown,
+                    line,
+                },
+                parsed.line_offset,
+            ));
+        }
+        ok.then_some((summary, updates))
+    }
+
+    /// `## DATE TIME[OFFSET] [STATUS]`
+    fn heading(&mut self, range: Range<usize>) -> Option<Heading> {
+        let source = &self.text[range.clone()];
+        let line_end = source.find('\n').unwrap_or(source.len());
+        let line = &source[..line_end];
+        if !line.trim_start().starts_with("##") {
+            self.error(
+                range.start,
+                "expected an update heading `## DATE TIME [STATUS]`; a line of `-` under text makes a heading too, use `***` for a rule",
+            );
+            return None;
+        }
+        // Tokens with their offsets, skipping the `##` marker and any closing #s.
+        let mut tokens: Vec<(usize, &str)> = Vec::new();
+        let mut at = 0;
+        for word in line.split_whitespace() {
+            let offset = line[at..].find(word).map_or(at, |i| at + i);
+            at = offset + word.len();
+            tokens.push((range.start + offset, word));
+        }
+        tokens.remove(0);
+        while tokens
+            .last()
+            .is_some_and(|(_, word)| word.chars().all(|c| c == '#'))
+        {
+            tokens.pop();
+        }
+        let after_marker = tokens
+            .first()
+            .map_or(range.start + line.len(), |(offset, _)| *offset);
+        let Some(&(date_offset, date_text)) = tokens.first() else {
+            self.error(after_marker, "expected a date `YYYY-MM-DD` after `##`");
+            return None;
+        };
+        let Some(&(time_offset, time_text)) = tokens.get(1) else {
+            self.error(
+                date_offset + date_text.len(),
+                "expected a time `HH:MM`, `HH.MM` or `HH:MM:SS` after the date",
+            );
+            return None;
+        };
+        let instant = self.date_time(&format!("{date_text} {time_text}"), date_offset);
+        // The joined string's time part starts after one space; adjust
+        // offsets the helper computed against it.
+        let _ = time_offset;
+        let mut declared = None;
+        let mut status_offset = after_marker;
+        if let Some(&(offset, word)) = tokens.get(2) {
+            status_offset = offset;
+            match Status::parse(word) {
+                Some(status) => declared = Some(status),
+                None => {
+                    let hint = if word.starts_with(['+', '-']) || word.eq_ignore_ascii_case("z") {
+                        " (write an offset right after the time, with no space: `08:00+02:00`)"
+                    } else {
+                        ""
+                    };
+                    self.error(
+                        offset,
+                        format!(
+                            "unknown status `{word}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed{hint}"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        if let Some(&(offset, word)) = tokens.get(3) {
+            self.error(
+                offset,
+                format!("unexpected `{word}` after the status, expected the end of the heading"),
+            );
+            return None;
+        }
+        Some(Heading {
+            instant: instant?,
+            declared,
+            status_offset,
+            line_offset: range.start,
+        })
+    }
+
+    /// Parses `DATE TIME[OFFSET]` (one space between) starting at `offset`
+    /// in the file; local times are resolved in the site's zone.
+    fn date_time(&mut self, text: &str, offset: usize) -> Option<DateTime<Utc>> {
+        let (date_text, time_text) = text.split_once(' ').unwrap_or((text, ""));
+        let time_offset = offset + date_text.len() + 1;
+        let date = match NaiveDate::parse_from_str(date_text, "%Y-%m-%d") {
+            Ok(date) if date_text.len() == 10 => date,
+            _ => {
+                self.error(
+                    offset,
+                    format!(
+                        "invalid date `{date_text}`, expected `YYYY-MM-DD` such as `2019-04-04`"
+                    ),
+                );
+                return None;
+            }
+        };
+        if time_text.is_empty() {
+            self.error(
+                offset + date_text.len(),
+                "expected a time `HH:MM`, `HH.MM` or `HH:MM:SS` after the date",
+            );
+            return None;
+        }
+        let Some((time, zone)) = parse_time(time_text) else {
+            self.error(
+                time_offset,
+                format!(
+                    "invalid time `{time_text}`, expected `HH:MM`, `HH.MM` or `HH:MM:SS`, optionally followed by `Z` or an offset such as `+02:00`"
+                ),
+            );
+            return None;
+        };
+        let naive = NaiveDateTime::new(date, time);
+        match zone {
+            Some(fixed) => match fixed.from_local_datetime(&naive) {
+                LocalResult::Single(instant) => Some(instant.with_timezone(&Utc)),
+                _ => {
+                    self.error(time_offset, "invalid time");
+                    None
+                }
+            },
+            None => match self.context.timezone.from_local_datetime(&naive) {
+                LocalResult::Single(instant) => Some(instant.with_timezone(&Utc)),
+                LocalResult::Ambiguous(earlier, later) => {
+                    let message = format!(
+                        "{naive} happens twice in {} (clocks go back); taking the earlier, {}; write an offset such as `{}` to choose",
+                        self.context.timezone,
+                        earlier.format("%H:%M %Z"),
+                        later.format("%H:%M%:z"),
+                    );
+                    self.warning(time_offset, message);
+                    Some(earlier.with_timezone(&Utc))
+                }
+                LocalResult::None => {
+                    let message = format!(
+                        "{} does not exist in {} (clocks go forward); write the time after the change, or an offset",
+                        naive.format("%Y-%m-%d %H:%M"),
+                        self.context.timezone
+                    );
+                    self.error(time_offset, message);
+                    None
+                }
+            },
+        }
+    }
+
+    /// An update's body: an optional `components:` first line, then Markdown.
+    fn section_body(
+        &mut self,
+        range: Range<usize>,
+    ) -> Option<(Vec<(String, ComponentStatus)>, String)> {
+        let section = &self.text[range.clone()];
+        // Skip the rest of the heading line.
+        let content_start = section.find('\n').map_or(section.len(), |i| i + 1);
+        let mut statuses = Vec::new();
+        let mut markdown_start = content_start;
+        let first_line = line_ranges(section, content_start)
+            .find(|line| !section[line.clone()].trim().is_empty());
+        if let Some(line) = first_line {
+            let line_text = &section[line.clone()];
+            let trimmed = line_text.trim_start();
+            if let Some(list) = trimmed.strip_prefix("components:") {
+                let list_offset = range.start
+                    + line.start
+                    + (line_text.len() - trimmed.len())
+                    + "components:".len();
+                statuses = self.components_line(list.trim_end_matches('\r'), list_offset)?;
+                markdown_start = (line.end + 1).min(section.len());
+            }
+        }
+        Some((statuses, section[markdown_start..].trim().to_owned()))
+    }
+
+    fn components_line(
+        &mut self,
+        list: &str,
+        offset: usize,
+    ) -> Option<Vec<(String, ComponentStatus)>> {
+        let mut statuses: Vec<(String, ComponentStatus)> = Vec::new();
+        let mut ok = true;
+        let mut at = 0;
+        for item in list.split(',') {
+            let item_offset = offset + at + (item.len() - item.trim_start().len());
+            at += item.len() + 1;
+            let item = item.trim();
+            let Some((id, status)) = item.split_once('=') else {
+                self.error(
+                    item_offset,
+                    format!("expected `component=status`, found `{item}`"),
+                );
+                ok = false;
+                continue;
+            };
+            let (id, status) = (id.trim(), status.trim());
+            let status_offset = item_offset + item.find('=').unwrap_or(0) + 1;
+            if !self.context.components.iter().any(|c| c.id == id) {
+                let message = format!(
+                    "unknown component `{id}`, expected one of {}",
+                    self.component_list()
+                );
+                self.error(item_offset, message);
+                ok = false;
+            } else if statuses.iter().any(|(seen, _)| seen == id) {
+                self.error(item_offset, format!("component `{id}` is given twice"));
+                ok = false;
+            }
+            match ComponentStatus::parse(status) {
+                Some(parsed) => statuses.push((id.to_owned(), parsed)),
+                None => {
+                    self.error(
+                        status_offset,
+                        format!(
+                            "unknown component status `{status}`, expected one of operational, degraded, partial-outage, major-outage, maintenance"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(statuses)
+    }
+
+    /// Sorts updates by instant, rejects duplicate instants, checks
+    /// `components:` lines against the incident's components and resolves
+    /// omitted statuses.
+    fn order_updates(
+        &mut self,
+        mut updates: Vec<(Update, usize)>,
+        front: &FrontMatter,
+    ) -> Option<Vec<Update>> {
+        let mut ok = true;
+        for (update, offset) in &updates {
+            for (component, _) in &update.component_statuses {
+                if !front.components.contains(component) {
+                    self.error(
+                        *offset,
+                        format!(
+                            "component `{component}` is not among this incident's components; add it to `components` in the front matter"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        updates.sort_by_key(|(update, offset)| (update.instant, *offset));
+        for pair in updates.windows(2) {
+            let ((earlier, _), (later, later_offset)) = (&pair[0], &pair[1]);
+            if earlier.instant == later.instant {
+                let (first_line, second_offset) = if earlier.line < later.line {
+                    (earlier.line, *later_offset)
+                } else {
+                    (later.line, pair[0].1)
+                };
+                self.error(
+                    second_offset,
+                    format!(
+                        "two updates at the same instant {} (the other is on line {first_line}); updates need distinct times",
+                        earlier.instant.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let mut previous = match front.kind {
+            Kind::Incident => Status::Investigating,
+            Kind::Maintenance => Status::Scheduled,
+        };
+        let mut result = Vec::with_capacity(updates.len());
+        for (mut update, _) in updates {
+            update.status = match update.declared {
+                None | Some(Status::Update) => previous,
+                Some(status) => status,
+            };
+            previous = update.status;
+            result.push(update);
+        }
+        ok.then_some(result)
+    }
+}
+
+struct FrontMatter {
+    title: String,
+    components: Vec<String>,
+    severity: Severity,
+    kind: Kind,
+    draft: bool,
+    window: Option<Window>,
+}
+
+/// `HH:MM`, `HH.MM` or `HH:MM:SS`, then nothing, `Z` or `±HH:MM`.
+fn parse_time(text: &str) -> Option<(NaiveTime, Option<FixedOffset>)> {
+    let zone_at = text.find(['Z', 'z', '+', '-']).unwrap_or(text.len());
+    let (clock, zone) = text.split_at(zone_at);
+    let fields: Vec<&str> = clock.split([':', '.']).collect();
+    let two_digits = |s: &str| {
+        (s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok())?
+    };
+    let separator_ok = match fields.len() {
+        2 => true,
+        // Seconds only with colons: `10.20.30` is more likely a typo.
+        3 => !clock.contains('.'),
+        _ => false,
+    };
+    if !separator_ok {
+        return None;
+    }
+    let hour = two_digits(fields[0])?;
+    let minute = two_digits(fields[1])?;
+    let second = match fields.get(2) {
+        Some(s) => two_digits(s)?,
+        None => 0,
+    };
+    let time = NaiveTime::from_hms_opt(hour, minute, second)?;
+    let zone = match zone {
+        "" => None,
+        "Z" | "z" => Some(FixedOffset::east_opt(0)?),
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (hours, minutes) = zone[1..].split_once(':')?;
+            let seconds = two_digits(hours)? * 3600 + two_digits(minutes)? * 60;
+            Some(FixedOffset::east_opt(sign * i32::try_from(seconds).ok()?)?)
+        }
+    };
+    Some((time, zone))
+}
+
+fn markdown_options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH
+}
+
+/// CommonMark to HTML, with raw HTML turned into text so that it shows
+/// escaped, and link targets that would run script replaced.
+pub fn render_markdown(markdown: &str) -> String {
+    let events = Parser::new_ext(markdown, markdown_options()).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: safe_url(dest_url),
+            title,
+            id,
+        }),
+        other => other,
+    });
+    let mut html = String::with_capacity(markdown.len() * 3 / 2);
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
+    let scheme: String = url
+        .trim_start()
+        .chars()
+        .take_while(|c| *c != ':')
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let has_scheme = url.contains(':') && !url.trim_start().starts_with(['/', '#', '?', '.']);
+    if has_scheme && !matches!(scheme.as_str(), "http" | "https" | "mailto" | "tel") {
+        CowStr::Borrowed("#")
+    } else {
+        url
+    }
+}

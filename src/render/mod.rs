@@ -1,0 +1,267 @@
+//! `Corpus` → in-memory outputs: feeds, pages, the JSON summary and the
+//! maintenance calendar. Pure: `now` and the templates come from the caller.
+//!
+//! [`render`] takes a [`Plan`] so that the daemon re-renders only what a
+//! change touches: the changed incidents' pages, the months they fall in,
+//! the feeds of their components, and the site-wide indexes.
+
+pub mod feed;
+pub mod html;
+pub mod ics;
+pub mod summary;
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Config;
+use crate::corpus::Corpus;
+use crate::model::{Incident, IncidentId, Update};
+
+pub use html::Templates;
+
+/// Feeds carry at most this many entries.
+pub const FEED_LIMIT: usize = 100;
+
+/// One file of the output tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Relative to the output directory, `/`-separated.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// When an update's text was last edited after it was first published,
+/// keyed by its identity. Kept by the state store; an update missing here
+/// was never edited, and its feed entry's `updated` is its own instant.
+pub type Revisions = HashMap<(IncidentId, DateTime<Utc>), DateTime<Utc>>;
+
+/// Everything a renderer needs besides the corpus.
+pub struct Site<'a> {
+    pub config: &'a Config,
+    pub templates: &'a Templates,
+    pub revisions: &'a Revisions,
+    /// The instant "now" for date-dependent pages (90-day bars, which
+    /// maintenance is ongoing). Feeds never use it.
+    pub now: DateTime<Utc>,
+}
+
+impl Site<'_> {
+    pub fn timezone(&self) -> Tz {
+        self.config.site.timezone
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.config.site.base_url
+    }
+
+    /// The instant shown as an entry's last change.
+    pub fn edited(&self, incident: &Incident, update: &Update) -> DateTime<Utc> {
+        self.revisions
+            .get(&(incident.id.clone(), update.instant))
+            .copied()
+            .unwrap_or(update.instant)
+            .max(update.instant)
+    }
+}
+
+/// What to render.
+pub enum Plan<'a> {
+    /// Everything.
+    Full,
+    /// What changes between `old` and the corpus passed to [`render`],
+    /// whose differing incidents are `ids`.
+    Changed {
+        old: &'a Corpus,
+        ids: &'a BTreeSet<IncidentId>,
+    },
+    /// Only the date-dependent outputs (midnight, maintenance boundaries).
+    Clock,
+}
+
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub outputs: Vec<Output>,
+    /// Outputs that no longer exist (a deleted or drafted incident's page).
+    pub removed: Vec<String>,
+}
+
+/// One feed entry: an update of an incident.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub incident: &'a Incident,
+    pub update: &'a Update,
+}
+
+/// The `#fragment` of an update on its incident page.
+pub fn update_anchor(instant: DateTime<Utc>) -> String {
+    instant.format("u-%Y%m%dT%H%M%SZ").to_string()
+}
+
+pub fn incident_path(id: &IncidentId) -> String {
+    format!("incidents/{id}.html")
+}
+
+pub fn incident_url(base_url: &str, id: &IncidentId) -> String {
+    format!("{base_url}{}", incident_path(id))
+}
+
+/// The link and the stable id of an update's feed entries.
+pub fn update_url(base_url: &str, id: &IncidentId, instant: DateTime<Utc>) -> String {
+    format!("{}#{}", incident_url(base_url, id), update_anchor(instant))
+}
+
+pub fn month_path(year: i32, month: u32) -> String {
+    format!("history/{year:04}-{month:02}.html")
+}
+
+/// The month (in the site's zone) an incident is archived under: the month
+/// it began.
+pub fn incident_month(incident: &Incident, timezone: Tz) -> (i32, u32) {
+    let local = incident.began().with_timezone(&timezone);
+    (local.year(), local.month())
+}
+
+/// The newest `limit` updates of published incidents matching `filter`,
+/// newest first; ties broken by incident id so the order is stable.
+pub fn latest_entries<'a>(
+    corpus: &'a Corpus,
+    filter: impl Fn(&Incident) -> bool,
+    limit: usize,
+) -> Vec<Entry<'a>> {
+    let mut entries: Vec<Entry<'a>> = Vec::new();
+    for incident in corpus.published().filter(|incident| filter(incident)) {
+        for update in &incident.updates {
+            entries.push(Entry { incident, update });
+        }
+        // Keep memory bounded on a big corpus: trim now and then.
+        if entries.len() > limit * 8 {
+            sort_newest_first(&mut entries);
+            entries.truncate(limit);
+        }
+    }
+    sort_newest_first(&mut entries);
+    entries.truncate(limit);
+    entries
+}
+
+fn sort_newest_first(entries: &mut [Entry<'_>]) {
+    entries.sort_by(|a, b| {
+        b.update
+            .instant
+            .cmp(&a.update.instant)
+            .then_with(|| a.incident.id.cmp(&b.incident.id))
+    });
+}
+
+/// Renders what `plan` asks for.
+pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, html::RenderError> {
+    let mut rendered = Rendered::default();
+    let timezone = site.timezone();
+
+    // Which incident pages, months and component feeds to render.
+    let (pages, months, components): (Vec<&Incident>, BTreeSet<(i32, u32)>, BTreeSet<&str>) =
+        match plan {
+            Plan::Full => (
+                corpus.published().map(AsRef::as_ref).collect(),
+                corpus
+                    .published()
+                    .map(|i| incident_month(i, timezone))
+                    .collect(),
+                site.config
+                    .components
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect(),
+            ),
+            Plan::Clock => (Vec::new(), BTreeSet::new(), BTreeSet::new()),
+            Plan::Changed { old, ids } => {
+                let mut pages = Vec::new();
+                let mut months = BTreeSet::new();
+                let mut components = BTreeSet::new();
+                for id in ids.iter() {
+                    if let Some(before) = old.published_get(id) {
+                        months.insert(incident_month(before, timezone));
+                        components.extend(before.components.iter().map(String::as_str));
+                    }
+                    match corpus.published_get(id) {
+                        Some(after) => {
+                            months.insert(incident_month(after, timezone));
+                            components.extend(after.components.iter().map(String::as_str));
+                            pages.push(after.as_ref());
+                        }
+                        None => rendered.removed.push(incident_path(id)),
+                    }
+                }
+                // Components may have been removed from the configuration.
+                components.retain(|id| site.config.component(id).is_some());
+                (pages, months, components)
+            }
+        };
+
+    for incident in pages {
+        rendered.outputs.push(Output {
+            path: incident_path(&incident.id),
+            bytes: html::incident(site, incident)?,
+        });
+    }
+    for (year, month) in months {
+        rendered.outputs.push(Output {
+            path: month_path(year, month),
+            bytes: html::month(site, corpus, year, month)?,
+        });
+    }
+    if !matches!(plan, Plan::Clock) {
+        let entries = latest_entries(corpus, |_| true, FEED_LIMIT);
+        let meta = feed::FeedMeta::site(site);
+        rendered.outputs.push(Output {
+            path: "feed.rss".into(),
+            bytes: feed::rss(site, &meta, &entries),
+        });
+        rendered.outputs.push(Output {
+            path: "feed.atom".into(),
+            bytes: feed::atom(site, &meta, &entries),
+        });
+        for id in components {
+            let Some(component) = site.config.component(id) else {
+                continue;
+            };
+            let entries = latest_entries(corpus, |incident| incident.affects(id), FEED_LIMIT);
+            let meta = feed::FeedMeta::component(site, component);
+            rendered.outputs.push(Output {
+                path: format!("components/{id}.rss"),
+                bytes: feed::rss(site, &meta, &entries),
+            });
+            rendered.outputs.push(Output {
+                path: format!("components/{id}.atom"),
+                bytes: feed::atom(site, &meta, &entries),
+            });
+        }
+        rendered.outputs.push(Output {
+            path: "maintenance.ics".into(),
+            bytes: ics::calendar(site, corpus),
+        });
+    }
+    if matches!(plan, Plan::Full) {
+        rendered.outputs.push(Output {
+            path: "style.css".into(),
+            bytes: html::stylesheet(site),
+        });
+    }
+    let summary = summary::summary(site, corpus);
+    rendered.outputs.push(Output {
+        path: "status.json".into(),
+        bytes: summary.clone(),
+    });
+    rendered.outputs.push(Output {
+        path: "api/v2/summary.json".into(),
+        bytes: summary,
+    });
+    // The index last: it links to everything above.
+    rendered.outputs.push(Output {
+        path: "index.html".into(),
+        bytes: html::index(site, corpus)?,
+    });
+    Ok(rendered)
+}
