@@ -7,6 +7,7 @@
 
 pub mod feed;
 pub mod html;
+pub mod i18n;
 pub mod ics;
 pub mod summary;
 

@@ -1,0 +1,141 @@
+//! Words and date formats per page language (SPEC §3: sv and en ship).
+//! Pure. Templates get their page strings from [`strings`]; Rust
+//! renderers (feeds, calendar) use the label functions.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Language;
+use crate::model::{ComponentStatus, Status};
+
+pub fn status_label(language: Language, status: Status) -> &'static str {
+    match (language, status) {
+        (Language::Sv, Status::Investigating) => "Felsökning pågår",
+        (Language::Sv, Status::Identified) => "Orsak identifierad",
+        (Language::Sv, Status::Monitoring) => "Bevakas",
+        (Language::Sv, Status::Update) => "Uppdatering",
+        (Language::Sv, Status::Resolved) => "Löst",
+        (Language::Sv, Status::Scheduled) => "Planerat",
+        (Language::Sv, Status::InProgress) => "Pågår",
+        (Language::Sv, Status::Completed) => "Slutfört",
+        (Language::En, Status::Investigating) => "Investigating",
+        (Language::En, Status::Identified) => "Identified",
+        (Language::En, Status::Monitoring) => "Monitoring",
+        (Language::En, Status::Update) => "Update",
+        (Language::En, Status::Resolved) => "Resolved",
+        (Language::En, Status::Scheduled) => "Scheduled",
+        (Language::En, Status::InProgress) => "In progress",
+        (Language::En, Status::Completed) => "Completed",
+    }
+}
+
+pub fn component_status_label(language: Language, status: ComponentStatus) -> &'static str {
+    match (language, status) {
+        (Language::Sv, ComponentStatus::Operational) => "Fungerar",
+        (Language::Sv, ComponentStatus::Degraded) => "Försämrad prestanda",
+        (Language::Sv, ComponentStatus::PartialOutage) => "Delvis avbrott",
+        (Language::Sv, ComponentStatus::MajorOutage) => "Större avbrott",
+        (Language::Sv, ComponentStatus::Maintenance) => "Underhåll",
+        (Language::En, ComponentStatus::Operational) => "Operational",
+        (Language::En, ComponentStatus::Degraded) => "Degraded performance",
+        (Language::En, ComponentStatus::PartialOutage) => "Partial outage",
+        (Language::En, ComponentStatus::MajorOutage) => "Major outage",
+        (Language::En, ComponentStatus::Maintenance) => "Under maintenance",
+    }
+}
+
+const MONTHS_SV: [&str; 12] = [
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+pub fn month_name(language: Language, month: u32) -> &'static str {
+    let index = (month.clamp(1, 12) - 1) as usize;
+    match language {
+        Language::Sv => MONTHS_SV[index],
+        Language::En => MONTHS_EN[index],
+    }
+}
+
+/// `8 april 2019` / `April 8, 2019`.
+pub fn date(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String {
+    let local = instant.with_timezone(&timezone);
+    let month = month_name(language, local.month());
+    match language {
+        Language::Sv => format!("{} {month} {}", local.day(), local.year()),
+        Language::En => format!("{month} {}, {}", local.day(), local.year()),
+    }
+}
+
+/// `8 april 2019 19:26 CEST` / `April 8, 2019 19:26 CEST`: the zone is
+/// always named, so a reader elsewhere knows what the clock means.
+pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String {
+    let local = instant.with_timezone(&timezone);
+    let seconds = if local.second() == 0 {
+        String::new()
+    } else {
+        format!(":{:02}", local.second())
+    };
+    format!(
+        "{} {:02}:{:02}{seconds} {}",
+        date(language, instant, timezone),
+        local.hour(),
+        local.minute(),
+        local.format("%Z")
+    )
+}
+
+/// `april 2019` / `April 2019`.
+pub fn month_title(language: Language, year: i32, month: u32) -> String {
+    format!("{} {year}", month_name(language, month))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use chrono_tz::Europe::Stockholm;
+
+    #[test]
+    fn dates_as_each_language_writes_them() {
+        let instant = Utc.with_ymd_and_hms(2019, 4, 8, 17, 26, 0).unwrap();
+        assert_eq!(
+            date_time(Language::Sv, instant, Stockholm),
+            "8 april 2019 19:26 CEST"
+        );
+        assert_eq!(
+            date_time(Language::En, instant, Stockholm),
+            "April 8, 2019 19:26 CEST"
+        );
+        let winter = Utc.with_ymd_and_hms(2026, 11, 24, 13, 5, 31).unwrap();
+        assert_eq!(
+            date_time(Language::Sv, winter, Stockholm),
+            "24 november 2026 14:05:31 CET"
+        );
+        assert_eq!(month_title(Language::En, 2019, 4), "April 2019");
+    }
+}
