@@ -185,3 +185,27 @@ impl Corpus {
             .filter(move |instant| *instant > now)
     }
 }
+
+/// The next instant after `now` at which date-dependent outputs change
+/// with no file touched: local midnight in `timezone` (the 90-day bars
+/// move on), or a maintenance window opening or closing.
+pub fn next_date_change(
+    corpus: &Corpus,
+    timezone: chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    use chrono::{Days, TimeZone};
+    let today = now.with_timezone(&timezone).date_naive();
+    let tomorrow = today.checked_add_days(Days::new(1)).unwrap_or(today);
+    // In zones whose DST change happens at midnight, the day starts at
+    // 01:00; the earliest existing minute after midnight is the start.
+    let midnight = (0..=120)
+        .find_map(|minutes| {
+            let local = tomorrow.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(minutes);
+            timezone.from_local_datetime(&local).earliest()
+        })
+        .map_or(now + chrono::Duration::hours(24), |start| {
+            start.with_timezone(&Utc)
+        });
+    corpus.boundaries_after(now).fold(midnight, DateTime::min)
+}

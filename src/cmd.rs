@@ -1,0 +1,410 @@
+//! One function per subcommand: typed options in, an exit code out. Glues
+//! the pure middle (parse, corpus, render) to the edges (files, clock).
+//!
+//! Invalid input (a bad config, an incident with errors) is printed as
+//! diagnostics and reported as [`InvalidInput`], which `main` turns into
+//! exit code 1; any other error is a runtime failure (exit 3).
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::offset::LocalResult;
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::clock;
+use crate::config::{self, Config};
+use crate::corpus::{Corpus, Files};
+use crate::diag::{Diagnostic, LineIndex};
+use crate::fsio::{self, OutputDir};
+use crate::model::{IncidentId, Kind, Severity, Status};
+use crate::parse::{self, Context};
+use crate::render::{self, Plan, Revisions, Site, Templates};
+
+/// The input was rejected; the details were already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+/// Where `--config` was not given: `$HERALD_CONFIG`, `./herald.toml`,
+/// `/etc/herald/herald.toml`, in that order.
+pub fn config_path(explicit: Option<&Path>, from_env: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path.to_owned();
+    }
+    if let Some(path) = from_env.filter(|p| !p.as_os_str().is_empty()) {
+        return path;
+    }
+    let local = PathBuf::from("herald.toml");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("/etc/herald/herald.toml")
+}
+
+/// Reads and validates the configuration, printing its diagnostics.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(InvalidInput(format!(
+                "configuration file {} not found (give --config PATH or set HERALD_CONFIG)",
+                path.display()
+            ))
+            .into());
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot read configuration {}", path.display()));
+        }
+    };
+    config::parse(path, &text).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, &mut std::io::stderr());
+        InvalidInput(format!("{} has errors", path.display())).into()
+    })
+}
+
+pub fn parse_context(config: &Config) -> Context<'_> {
+    Context {
+        timezone: config.site.timezone,
+        components: &config.components,
+    }
+}
+
+/// Reads one incident file into `files`, reporting bytes that are not
+/// UTF-8 at their line and column.
+pub fn read_incident(files: &mut Files, path: &Path, context: &Context) -> Result<(), fsio::Error> {
+    match fsio::read_if_exists(path)? {
+        None => {
+            files.remove(path);
+        }
+        Some(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => files.update(path, &text, context),
+            Err(error) => {
+                let valid = error.utf8_error().valid_up_to();
+                let prefix = String::from_utf8_lossy(&error.as_bytes()[..valid]).into_owned();
+                let (line, column) = LineIndex::new(&prefix).position(valid);
+                files.unreadable(
+                    path,
+                    format!("not valid UTF-8 (at {line}:{column}); save the file as UTF-8"),
+                );
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Reads every incident file of the configured directory.
+pub fn load_files(config: &Config) -> anyhow::Result<Files> {
+    let context = parse_context(config);
+    let mut files = Files::default();
+    let paths = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
+        format!(
+            "cannot read the incidents directory {}",
+            config.paths.incidents.display()
+        )
+    })?;
+    for path in paths {
+        read_incident(&mut files, &path, &context)?;
+    }
+    Ok(files)
+}
+
+pub fn print_diagnostics(diagnostics: &[Diagnostic], out: &mut dyn std::io::Write) {
+    for diagnostic in diagnostics {
+        let _ = writeln!(out, "{diagnostic}");
+    }
+}
+
+/// Every diagnostic of the tree: per file, then cross-file.
+pub fn all_diagnostics(files: &Files) -> (Corpus, Vec<Diagnostic>) {
+    let (corpus, cross) = files.corpus();
+    let mut diagnostics: Vec<Diagnostic> = files.diagnostics().cloned().collect();
+    diagnostics.extend(cross);
+    (corpus, diagnostics)
+}
+
+pub struct BuildOptions {
+    pub config: PathBuf,
+}
+
+/// `herald build`: one build of every output; exit 1 if any file has
+/// errors (the good ones are still published).
+pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
+    let config = load_config(&options.config)?;
+    let files = load_files(&config)?;
+    let (corpus, diagnostics) = all_diagnostics(&files);
+    print_diagnostics(&diagnostics, &mut std::io::stderr());
+    let templates = Templates::builtin();
+    let revisions = Revisions::new();
+    let site = Site {
+        config: &config,
+        templates: &templates,
+        revisions: &revisions,
+        now: clock::now(),
+    };
+    let rendered = render::render(&site, &corpus, &Plan::Full)?;
+    let mut output = OutputDir::new(config.paths.output.clone());
+    let changed = output
+        .write(&rendered.outputs, &[])
+        .with_context(|| format!("cannot write outputs to {}", config.paths.output.display()))?;
+    tracing::info!(
+        incidents = corpus.len(),
+        outputs = rendered.outputs.len(),
+        changed,
+        "built"
+    );
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(InvalidInput(
+            "some incident files have errors; their last good versions were not published".into(),
+        )
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub struct CheckOptions {
+    pub config: PathBuf,
+    /// Files or directories to report on; all incident files if empty.
+    pub paths: Vec<PathBuf>,
+}
+
+/// `herald check`: diagnostics on stdout, one per line.
+pub fn check(options: CheckOptions) -> anyhow::Result<ExitCode> {
+    let config = load_config(&options.config)?;
+    let context = parse_context(&config);
+    let mut files = load_files(&config)?;
+    // Paths outside the incidents directory are checked too.
+    for path in &options.paths {
+        if path.is_dir() {
+            for found in fsio::find_incident_files(path)? {
+                if !files.contains(&found) {
+                    read_incident(&mut files, &found, &context)?;
+                }
+            }
+        } else if !files.contains(path) {
+            if !path.exists() {
+                return Err(InvalidInput(format!("{}: no such file", path.display())).into());
+            }
+            read_incident(&mut files, path, &context)?;
+        }
+    }
+    let (_, mut diagnostics) = all_diagnostics(&files);
+    if !options.paths.is_empty() {
+        diagnostics.retain(|d| {
+            options
+                .paths
+                .iter()
+                .any(|p| d.path.starts_with(p) || same_file(&d.path, p))
+        });
+    }
+    print_diagnostics(&diagnostics, &mut std::io::stdout());
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 0 {
+        return Err(InvalidInput(format!("{errors} error(s)")).into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The current time as `new` and `post` write it: local, with seconds, and
+/// with the offset only when the local time is ambiguous (clocks going
+/// back), so the file says exactly which instant is meant.
+pub fn heading_time(now: DateTime<Utc>, timezone: chrono_tz::Tz) -> String {
+    let local = now.with_timezone(&timezone);
+    let text = local.format("%Y-%m-%d %H:%M:%S").to_string();
+    match timezone.from_local_datetime(&local.naive_local()) {
+        LocalResult::Single(_) => text,
+        _ => format!("{text}{}", local.format("%:z")),
+    }
+}
+
+pub struct NewOptions {
+    pub config: PathBuf,
+    pub id: String,
+    pub title: String,
+    pub components: Vec<String>,
+    pub severity: String,
+    pub text: Option<String>,
+}
+
+/// `herald new`: creates `incidents/ID.md` with a first `investigating`
+/// update at the current time.
+pub fn new(options: NewOptions) -> anyhow::Result<ExitCode> {
+    let config = load_config(&options.config)?;
+    let Some(id) = IncidentId::new(&options.id) else {
+        return Err(InvalidInput(format!(
+            "invalid incident id `{}`, expected lowercase letters, digits, `.`, `_` or `-`, starting with a letter or digit",
+            options.id
+        ))
+        .into());
+    };
+    if Severity::parse(&options.severity).is_none() {
+        return Err(InvalidInput(format!(
+            "unknown severity `{}`, expected `minor`, `major` or `critical`",
+            options.severity
+        ))
+        .into());
+    }
+    if let Some(existing) = find_incident(&config, &id)? {
+        return Err(InvalidInput(format!(
+            "incident `{id}` already exists: {}",
+            existing.display()
+        ))
+        .into());
+    }
+    let components: Vec<String> = options.components.iter().map(|c| toml_string(c)).collect();
+    let text = options.text.unwrap_or_default();
+    let content = format!(
+        "+++\ntitle = {}\ncomponents = [{}]\nseverity = {}\n+++\n\n## {} investigating\n{}\n",
+        toml_string(&options.title),
+        components.join(", "),
+        toml_string(&options.severity),
+        heading_time(clock::now(), config.site.timezone),
+        text.trim_end(),
+    );
+    let path = config.paths.incidents.join(format!("{id}.md"));
+    write_checked(&config, &path, &content)?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub struct PostOptions {
+    pub config: PathBuf,
+    pub id: String,
+    pub status: String,
+    /// Read from stdin when `None`.
+    pub text: Option<String>,
+}
+
+/// `herald post`: appends an update at the current time.
+pub fn post(options: PostOptions) -> anyhow::Result<ExitCode> {
+    let config = load_config(&options.config)?;
+    let Some(status) = Status::parse(&options.status) else {
+        return Err(InvalidInput(format!(
+            "unknown status `{}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed",
+            options.status
+        ))
+        .into());
+    };
+    let id = IncidentId::new(&options.id);
+    let path = match &id {
+        Some(id) => find_incident(&config, id)?,
+        None => None,
+    };
+    let Some(path) = path else {
+        return Err(InvalidInput(format!(
+            "no incident `{}` in {}; create it with `herald new`",
+            options.id,
+            config.paths.incidents.display()
+        ))
+        .into());
+    };
+    let current = fsio::read_to_string(&path)?;
+    let context = parse_context(&config);
+    let (incident, diagnostics) = parse::parse_incident(&path, &current, &context);
+    let Some(incident) = incident else {
+        print_diagnostics(&diagnostics, &mut std::io::stderr());
+        return Err(InvalidInput(format!(
+            "{} has errors; fix them before posting",
+            path.display()
+        ))
+        .into());
+    };
+    if status.is_maintenance_only() && incident.kind != Kind::Maintenance {
+        return Err(InvalidInput(format!(
+            "status `{}` is only for maintenance, and `{}` is an incident",
+            status.as_str(),
+            incident.id
+        ))
+        .into());
+    }
+    let text = match options.text {
+        Some(text) => text,
+        None => {
+            let mut text = String::new();
+            if std::io::stdin().is_terminal() {
+                eprintln!("Type the update, then Ctrl-D:");
+            }
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the update text from stdin")?;
+            text
+        }
+    };
+    let mut content = current;
+    if !content.ends_with('\n') {
+        content.push('\n');
+    }
+    content.push_str(&format!(
+        "\n## {} {}\n{}\n",
+        heading_time(clock::now(), config.site.timezone),
+        status.as_str(),
+        text.trim_end()
+    ));
+    write_checked(&config, &path, &content)?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `content` before writing it, so `new` and `post` never leave a
+/// file that herald would reject.
+fn write_checked(config: &Config, path: &Path, content: &str) -> anyhow::Result<()> {
+    let (incident, diagnostics) = parse::parse_incident(path, content, &parse_context(config));
+    if incident.is_none() {
+        print_diagnostics(&diagnostics, &mut std::io::stderr());
+        return Err(InvalidInput(format!(
+            "not writing {}: the result would have errors",
+            path.display()
+        ))
+        .into());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fsio::replace_file(path, content.as_bytes())?;
+    Ok(())
+}
+
+fn find_incident(config: &Config, id: &IncidentId) -> anyhow::Result<Option<PathBuf>> {
+    let files = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
+        format!(
+            "cannot read the incidents directory {}",
+            config.paths.incidents.display()
+        )
+    })?;
+    Ok(files
+        .into_iter()
+        .find(|path| path.file_stem().is_some_and(|stem| stem == id.as_str())))
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+/// The built-in templates, with the operator's overrides from
+/// `paths.templates` when set.
+pub fn load_templates(_config: &Config) -> anyhow::Result<Templates> {
+    Ok(Templates::builtin())
+}
+
+pub struct RunOptions {
+    pub config: PathBuf,
+}
+
+/// `herald run`: the daemon.
+pub fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::daemon::run(options.config))
+}

@@ -1,0 +1,295 @@
+//! `herald run`: the main loop. Does I/O.
+//!
+//! One task owns the configuration, the parsed files and the corpus. Every
+//! event (files changed, a date boundary, a signal) goes through one
+//! `select!`; a change re-reads only the files it names and re-renders only
+//! the outputs their incidents touch. Date-dependent pages are re-rendered
+//! at local midnight and at maintenance boundaries by a timer that sleeps
+//! until then: an idle daemon never wakes up.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::clock;
+use crate::cmd;
+use crate::config::Config;
+use crate::corpus::{Corpus, Files, next_date_change};
+use crate::diag::Diagnostic;
+use crate::fsio::{self, OutputDir};
+use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::watch::{self, Change};
+
+/// After the first event of a burst, wait until the tree has been quiet
+/// this long before re-reading (one save can be several writes).
+const SETTLE: Duration = Duration::from_millis(30);
+/// But never wait longer than this for a burst to end.
+const SETTLE_MAX: Duration = Duration::from_millis(500);
+
+/// What the daemon owns between events.
+pub struct Daemon {
+    config: Config,
+    templates: Templates,
+    files: Files,
+    corpus: Corpus,
+    output: OutputDir,
+    revisions: Revisions,
+    generation: u64,
+}
+
+impl Daemon {
+    /// Reads everything and does the first full build.
+    pub fn start(config: Config) -> anyhow::Result<Daemon> {
+        let files = cmd::load_files(&config)?;
+        let mut daemon = Daemon {
+            output: OutputDir::new(config.paths.output.clone()),
+            templates: cmd::load_templates(&config)?,
+            config,
+            files,
+            corpus: Corpus::default(),
+            revisions: Revisions::new(),
+            generation: 0,
+        };
+        let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
+        log_diagnostics(&diagnostics);
+        daemon.corpus = daemon.snapshot();
+        daemon.render(&Plan::Full)?;
+        Ok(daemon)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn snapshot(&self) -> Corpus {
+        let (corpus, cross) = self.files.corpus();
+        log_diagnostics(&cross);
+        corpus
+    }
+
+    fn render(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        self.generation += 1;
+        let span = tracing::info_span!("rebuild", generation = self.generation);
+        let _entered = span.enter();
+        let site = Site {
+            config: &self.config,
+            templates: &self.templates,
+            revisions: &self.revisions,
+            now: clock::now(),
+        };
+        let rendered = render::render(&site, &self.corpus, plan)?;
+        let changed = self
+            .output
+            .write(&rendered.outputs, &rendered.removed)
+            .with_context(|| format!("cannot write outputs to {}", self.output.root().display()))?;
+        tracing::info!(
+            incidents = self.corpus.len(),
+            rendered = rendered.outputs.len(),
+            changed,
+            "published"
+        );
+        Ok(())
+    }
+
+    /// Re-reads `paths` (files or directories, existing or not) and
+    /// publishes what changed.
+    pub fn apply(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
+        let root = self.config.paths.incidents.clone();
+        let context = cmd::parse_context(&self.config);
+        let mut reread: BTreeSet<PathBuf> = BTreeSet::new();
+        for path in paths {
+            if !path.starts_with(&root) {
+                continue;
+            }
+            if path.is_dir() {
+                for found in fsio::find_incident_files(path)? {
+                    reread.insert(found);
+                }
+            }
+            // A path that is gone may have been a directory: drop what it held.
+            let under: Vec<PathBuf> = self
+                .files
+                .paths()
+                .filter(|known| known.starts_with(path) && known != path)
+                .map(Path::to_owned)
+                .collect();
+            reread.extend(under);
+            if fsio::is_incident_path(&root, path) {
+                reread.insert(path.clone());
+            }
+        }
+        if reread.is_empty() {
+            return Ok(());
+        }
+        for path in &reread {
+            cmd::read_incident(&mut self.files, path, &context)?;
+        }
+        let diagnostics: Vec<Diagnostic> = reread
+            .iter()
+            .filter_map(|path| {
+                self.files
+                    .entries()
+                    .find(|(p, _)| p == path)
+                    .map(|(_, entry)| entry)
+            })
+            .flat_map(|entry| entry.diagnostics.iter().cloned())
+            .collect();
+        log_diagnostics(&diagnostics);
+        self.publish_changes()
+    }
+
+    /// Re-reads the whole tree (after lost events).
+    pub fn rescan(&mut self) -> anyhow::Result<()> {
+        let found = fsio::find_incident_files(&self.config.paths.incidents)?;
+        let gone: Vec<PathBuf> = self
+            .files
+            .paths()
+            .filter(|p| !found.contains(&p.to_path_buf()))
+            .map(Path::to_owned)
+            .collect();
+        let mut paths = found;
+        paths.extend(gone);
+        let context = cmd::parse_context(&self.config);
+        for path in &paths {
+            cmd::read_incident(&mut self.files, path, &context)?;
+        }
+        self.publish_changes()
+    }
+
+    fn publish_changes(&mut self) -> anyhow::Result<()> {
+        let newer = self.snapshot();
+        let ids = self.corpus.changed_ids(&newer);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let older = std::mem::replace(&mut self.corpus, newer);
+        tracing::debug!(changed = ids.len(), "incidents changed");
+        self.render(&Plan::Changed {
+            old: &older,
+            ids: &ids,
+        })
+    }
+
+    /// Re-renders what depends on the date alone.
+    pub fn clock_tick(&mut self) -> anyhow::Result<()> {
+        self.render(&Plan::Clock)
+    }
+
+    /// The next instant a date-dependent output changes by itself.
+    pub fn next_wakeup(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        next_date_change(&self.corpus, self.config.site.timezone, now)
+    }
+
+    /// Applies a new configuration and templates (SIGHUP) with a full
+    /// rebuild. The caller keeps the old daemon if this fails.
+    pub fn reload(config_path: &Path) -> anyhow::Result<Daemon> {
+        let config = cmd::load_config(config_path)?;
+        Daemon::start(config)
+    }
+}
+
+fn log_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        if diagnostic.is_error() {
+            tracing::error!("{diagnostic}");
+        } else {
+            tracing::warn!("{diagnostic}");
+        }
+    }
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = cmd::load_config(&config_path)?;
+    let (sender, mut receiver) = mpsc::unbounded_channel();
+    // Watch before the first build, so no change in between is lost.
+    let mut watcher = watch::watch(&config.paths.incidents, sender.clone())?;
+    let mut daemon = tokio::task::block_in_place(|| Daemon::start(config))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    tracing::info!(
+        incidents = daemon.corpus.len(),
+        watching = %daemon.config.paths.incidents.display(),
+        polling = watcher.is_polling(),
+        "ready"
+    );
+
+    loop {
+        let now = clock::now();
+        let wakeup = daemon.next_wakeup(now);
+        let sleep = (wakeup - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            change = receiver.recv() => {
+                let Some(change) = change else { break };
+                let batch = settle(change, &mut receiver).await;
+                let result = tokio::task::block_in_place(|| match batch {
+                    Change::Rescan => daemon.rescan(),
+                    Change::Paths(paths) => daemon.apply(&paths),
+                });
+                if let Err(error) = result {
+                    tracing::error!("{error:#}");
+                }
+            }
+            () = tokio::time::sleep(sleep) => {
+                if let Err(error) = tokio::task::block_in_place(|| daemon.clock_tick()) {
+                    tracing::error!("{error:#}");
+                }
+            }
+            _ = hangup.recv() => {
+                tracing::info!(config = %config_path.display(), "reloading");
+                match tokio::task::block_in_place(|| Daemon::reload(&config_path)) {
+                    Ok(reloaded) => {
+                        if reloaded.config.paths.incidents != daemon.config.paths.incidents {
+                            watcher = watch::watch(&reloaded.config.paths.incidents, sender.clone())?;
+                        }
+                        daemon = reloaded;
+                        tracing::info!("reloaded");
+                    }
+                    Err(error) => tracing::error!("reload failed, keeping the running configuration: {error:#}"),
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    drop(watcher);
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Collects the rest of a burst: waits until no event came for [`SETTLE`],
+/// at most [`SETTLE_MAX`].
+async fn settle(first: Change, receiver: &mut mpsc::UnboundedReceiver<Change>) -> Change {
+    let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+    let mut batch = first;
+    loop {
+        let quiet = tokio::time::Instant::now() + SETTLE;
+        let next = tokio::time::timeout_at(quiet.min(deadline), receiver.recv()).await;
+        match next {
+            Ok(Some(change)) => {
+                batch = match (batch, change) {
+                    (Change::Paths(mut paths), Change::Paths(more)) => {
+                        paths.extend(more);
+                        Change::Paths(paths)
+                    }
+                    _ => Change::Rescan,
+                };
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if let Change::Paths(paths) = &mut batch {
+        paths.sort();
+        paths.dedup();
+    }
+    batch
+}

@@ -1,0 +1,310 @@
+//! File-system edges: finding incident files, reading them, and replacing
+//! outputs atomically. Does I/O.
+//!
+//! Outputs are written as temp files in their own directory, made durable
+//! with one `syncfs` for the whole batch, then renamed over the old files in
+//! the order given (pages first, indexes last), and the renames made durable
+//! with a second `syncfs`. A reader never sees a half-written file, and a
+//! crash leaves each file either old or new.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use crate::render::Output;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot list directory {}", path.display())]
+    List {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Whether a file name is an incident file rather than editor or sync-tool
+/// debris: vim swap files (`.x.md.swp`, `.swx`), backup files (`x.md~`),
+/// rsync and browser partial files (`.part`, `.tmp`), hidden files, and
+/// anything not ending in `.md`.
+pub fn is_incident_file_name(name: &OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        // Not UTF-8: cannot be a valid id anyway, and we must not panic.
+        return false;
+    };
+    !name.starts_with('.')
+        && name.ends_with(".md")
+        && ![".swp", ".swx", ".tmp", ".part", "~"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
+
+/// Whether a path under the incidents directory is one herald reads:
+/// every component must not be hidden, and the file name must qualify.
+pub fn is_incident_path(root: &Path, path: &Path) -> bool {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return false;
+    };
+    let mut components = relative.components().peekable();
+    while let Some(component) = components.next() {
+        let name = component.as_os_str();
+        if components.peek().is_some() {
+            if name.to_str().is_none_or(|n| n.starts_with('.')) {
+                return false;
+            }
+        } else {
+            return is_incident_file_name(name);
+        }
+    }
+    false
+}
+
+/// All incident files under `root`, at any depth, sorted. Symbolic links
+/// to directories are not followed (no loops); links to files are.
+pub fn find_incident_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let entries = fs::read_dir(&dir).map_err(|source| Error::List {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::List {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let file_type = entry.file_type().map_err(|source| Error::List {
+                path: path.clone(),
+                source,
+            })?;
+            if file_type.is_dir() {
+                if name.to_str().is_some_and(|n| !n.starts_with('.')) {
+                    pending.push(path);
+                }
+            } else if is_incident_file_name(&name) && fs::metadata(&path).is_ok_and(|m| m.is_file())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Reads a file; `Ok(None)` if it vanished in the meantime.
+pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+pub fn read_to_string(path: &Path) -> Result<String, Error> {
+    fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes outputs under one directory, skipping files whose bytes did not
+/// change since the last write (or, on the first write, since what is on
+/// disk), so that unchanged outputs keep their mtime and a publish step
+/// knows whether anything changed.
+#[derive(Debug)]
+pub struct OutputDir {
+    root: PathBuf,
+    /// Hash of the bytes last written (or found) at each relative path.
+    known: HashMap<String, u64>,
+}
+
+impl OutputDir {
+    pub fn new(root: PathBuf) -> Self {
+        OutputDir {
+            root,
+            known: HashMap::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Replaces each changed output atomically and deletes `removed`.
+    /// Returns how many files changed on disk.
+    pub fn write(&mut self, outputs: &[Output], removed: &[String]) -> Result<usize, Error> {
+        let mut staged: Vec<(PathBuf, PathBuf, &str, u64)> = Vec::new();
+        let result = self.stage(outputs, &mut staged);
+        if let Err(error) = result {
+            for (temp, _, _, _) in &staged {
+                let _ = fs::remove_file(temp);
+            }
+            return Err(error);
+        }
+        if !staged.is_empty() {
+            sync_filesystem(&self.root)?;
+        }
+        for (temp, target, relative, hash) in &staged {
+            fs::rename(temp, target).map_err(|source| Error::Write {
+                path: target.clone(),
+                source,
+            })?;
+            self.known.insert((*relative).to_owned(), *hash);
+        }
+        let mut changed = staged.len();
+        for relative in removed {
+            let path = self.root.join(relative);
+            match fs::remove_file(&path) {
+                Ok(()) => changed += 1,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Write { path, source }),
+            }
+            self.known.remove(relative);
+        }
+        if changed > 0 {
+            sync_filesystem(&self.root)?;
+        }
+        Ok(changed)
+    }
+
+    fn stage<'a>(
+        &mut self,
+        outputs: &'a [Output],
+        staged: &mut Vec<(PathBuf, PathBuf, &'a str, u64)>,
+    ) -> Result<(), Error> {
+        for output in outputs {
+            let hash = hash_bytes(&output.bytes);
+            let target = self.root.join(&output.path);
+            let unchanged = match self.known.get(&output.path) {
+                Some(known) => *known == hash,
+                None => fs::read(&target).is_ok_and(|on_disk| on_disk == output.bytes),
+            };
+            if unchanged {
+                self.known.insert(output.path.clone(), hash);
+                continue;
+            }
+            let dir = target.parent().unwrap_or(&self.root);
+            fs::create_dir_all(dir).map_err(|source| Error::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+            let name = target
+                .file_name()
+                .and_then(OsStr::to_str)
+                .unwrap_or("output");
+            let temp = dir.join(format!(".{name}.herald-tmp"));
+            let write = || -> io::Result<()> {
+                let mut file = File::create(&temp)?;
+                file.write_all(&output.bytes)?;
+                Ok(())
+            };
+            write().map_err(|source| Error::Write {
+                path: temp.clone(),
+                source,
+            })?;
+            staged.push((temp, target, &output.path, hash));
+        }
+        Ok(())
+    }
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One `syncfs(2)` for everything written under `dir`: cheaper than an
+/// fsync per file when a build writes thousands.
+fn sync_filesystem(dir: &Path) -> Result<(), Error> {
+    let handle = File::open(dir).map_err(|source| Error::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
+    let status = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if status != 0 {
+        return Err(Error::Write {
+            path: dir.to_owned(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Replaces one file atomically and durably (for `herald new` and `post`,
+/// which rewrite an incident file that `herald run` may be watching).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(OsStr::to_str).unwrap_or("file");
+    // A leading dot keeps the watcher from reading the half-written temp.
+    let temp = dir.join(format!(".{name}.herald-tmp"));
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|source| {
+        let _ = fs::remove_file(&temp);
+        Error::Write {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debris_is_ignored() {
+        for name in ["a.md", "2019-04-storage.md", "x.y.md"] {
+            assert!(is_incident_file_name(OsStr::new(name)), "{name}");
+        }
+        for name in [
+            ".a.md",
+            "a.md~",
+            "a.md.swp",
+            ".a.md.swx",
+            "a.md.tmp",
+            "a.md.part",
+            "a.txt",
+            "a",
+            "4913",
+        ] {
+            assert!(!is_incident_file_name(OsStr::new(name)), "{name}");
+        }
+        let root = Path::new("inc");
+        assert!(is_incident_path(root, Path::new("inc/2019/a.md")));
+        assert!(!is_incident_path(root, Path::new("inc/.git/a.md")));
+        assert!(!is_incident_path(root, Path::new("other/a.md")));
+    }
+}

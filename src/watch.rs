@@ -1,0 +1,100 @@
+//! Watches the incidents directory and turns notify's many event kinds into
+//! one small message: "these paths may have changed". Does I/O.
+//!
+//! Debouncing happens in the daemon's event loop on a tokio timer, not in
+//! notify-debouncer-*: those crates wake a thread every tick even when
+//! nothing happens, and an idle herald should use no CPU at all.
+//!
+//! Which paths are incident files, and whether they still exist, is
+//! decided by the reader, not here: editors produce too many different
+//! event sequences (vim writes a temp file and renames it over, `sed -i`
+//! does the same, others truncate and write twice) for event kinds to be
+//! trusted. The reader just looks at the file system again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the watcher reports.
+#[derive(Debug)]
+pub enum Change {
+    /// These paths (files or directories) may have changed.
+    Paths(Vec<PathBuf>),
+    /// Events were lost (queue overflow) or the watcher failed; everything
+    /// must be re-read.
+    Rescan,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot watch {}; if the cause mentions a limit, raise fs.inotify.max_user_watches", path.display())]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// A running watcher; dropping it stops watching.
+pub enum Handle {
+    Native(notify::RecommendedWatcher),
+    Polling(notify::PollWatcher),
+}
+
+impl Handle {
+    pub fn is_polling(&self) -> bool {
+        matches!(self, Handle::Polling(_))
+    }
+}
+
+/// Starts watching `root` recursively. Falls back to polling every two
+/// seconds when the native watcher cannot start (inotify limits, some
+/// network file systems).
+pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Error> {
+    let native_sender = sender.clone();
+    let native = notify::RecommendedWatcher::new(
+        move |result: notify::Result<notify::Event>| {
+            let _ = native_sender.send(classify(result));
+        },
+        notify::Config::default(),
+    )
+    .and_then(|mut watcher| {
+        watcher.watch(root, RecursiveMode::Recursive)?;
+        Ok(watcher)
+    });
+    match native {
+        Ok(watcher) => Ok(Handle::Native(watcher)),
+        Err(error) => {
+            tracing::warn!(%error, "native file watching failed, polling every 2 s instead");
+            let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
+            let handler = move |result: notify::Result<notify::Event>| {
+                let _ = sender.send(classify(result));
+            };
+            let mut watcher =
+                notify::PollWatcher::new(handler, config).map_err(|source| Error::Watch {
+                    path: root.to_owned(),
+                    source,
+                })?;
+            watcher
+                .watch(root, RecursiveMode::Recursive)
+                .map_err(|source| Error::Watch {
+                    path: root.to_owned(),
+                    source,
+                })?;
+            Ok(Handle::Polling(watcher))
+        }
+    }
+}
+
+fn classify(result: notify::Result<notify::Event>) -> Change {
+    match result {
+        Ok(event) if event.need_rescan() => Change::Rescan,
+        Ok(event) => Change::Paths(event.paths),
+        Err(error) => {
+            tracing::warn!(%error, "file watcher error; re-reading everything");
+            Change::Rescan
+        }
+    }
+}
