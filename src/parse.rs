@@ -401,7 +401,7 @@ impl FileParser<'_> {
                 ok = false;
             }
             let Some((component_statuses, body_markdown)) =
-                self.section_body(heading.end..section_end)
+                self.section_body(heading.start..section_end)
             else {
                 ok = false;
                 continue;
@@ -578,7 +578,7 @@ impl FileParser<'_> {
         range: Range<usize>,
     ) -> Option<(Vec<(String, ComponentStatus)>, String)> {
         let section = &self.text[range.clone()];
-        // Skip the rest of the heading line.
+        // Skip the heading line itself.
         let content_start = section.find('\n').map_or(section.len(), |i| i + 1);
         let mut statuses = Vec::new();
         let mut markdown_start = content_start;
@@ -803,5 +803,388 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
         CowStr::Borrowed("#")
     } else {
         url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono_tz::Europe::Stockholm;
+    use proptest::prelude::*;
+
+    fn components() -> Vec<Component> {
+        ["web-hosting", "mail", "cloud", "customer-portal", "dns"]
+            .into_iter()
+            .map(|id| Component {
+                id: id.into(),
+                name: id.to_uppercase(),
+                group: None,
+            })
+            .collect()
+    }
+
+    fn parse(text: &str) -> (Option<Incident>, Vec<Diagnostic>) {
+        let components = components();
+        let context = Context {
+            timezone: Stockholm,
+            components: &components,
+        };
+        parse_incident(Path::new("incidents/x.md"), text, &context)
+    }
+
+    /// Asserts the exact diagnostics of `text` (one per line).
+    fn check_diagnostics(text: &str, expect: &str) {
+        let (incident, diagnostics) = parse(text);
+        let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.join("\n"), expect.trim());
+        let has_error = diagnostics.iter().any(Diagnostic::is_error);
+        assert_eq!(
+            incident.is_none(),
+            has_error,
+            "an incident is returned exactly when there is no error"
+        );
+    }
+
+    const HEAD: &str = "+++\ntitle = \"Storage\"\ncomponents = [\"web-hosting\", \"mail\"]\nseverity = \"major\"\n+++\n";
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn every_time_syntax_of_the_seed() {
+        let text = format!(
+            "{HEAD}Summary *here*.\n\n## 2019-04-04 10.20\nA\n\n## 2019-04-08 19:26 RESOLVED\nB\n\n## 2019-04-04 08:00 investigating\nC\n\n## 2019-04-05 18:34Z\nD\n\n## 2019-04-06 00:50+02:00 update\nE\n\n## 2019-04-05 09:16:42 identified\nF\n"
+        );
+        let (incident, diagnostics) = parse(&text);
+        assert_eq!(diagnostics, vec![]);
+        let incident = incident.unwrap();
+        let instants: Vec<String> = incident
+            .updates
+            .iter()
+            .map(|u| u.instant.to_rfc3339())
+            .collect();
+        assert_eq!(
+            instants,
+            [
+                "2019-04-04T06:00:00+00:00",
+                "2019-04-04T08:20:00+00:00",
+                "2019-04-05T07:16:42+00:00",
+                "2019-04-05T18:34:00+00:00",
+                "2019-04-05T22:50:00+00:00",
+                "2019-04-08T17:26:00+00:00",
+            ]
+        );
+        let statuses: Vec<&str> = incident.updates.iter().map(|u| u.status.as_str()).collect();
+        // Omitted and `update` keep the previous status.
+        assert_eq!(
+            statuses,
+            [
+                "investigating",
+                "investigating",
+                "identified",
+                "identified",
+                "identified",
+                "resolved"
+            ]
+        );
+        assert_eq!(incident.updates[1].declared, None);
+        assert_eq!(incident.updates[4].declared, Some(Status::Update));
+        assert_eq!(incident.summary_html, "<p>Summary <em>here</em>.</p>\n");
+        assert_eq!(incident.updates[0].line, 14);
+        assert_eq!(incident.id.as_str(), "x");
+    }
+
+    #[test]
+    fn components_line_and_implied_statuses() {
+        let text = format!(
+            "{HEAD}\n## 2019-04-04 08:00 investigating\nDown.\n\n## 2019-04-04 09:00\ncomponents: mail=major-outage , web-hosting=operational\nMail is worse.\n\n## 2019-04-04 10:00 resolved\nAll fine.\n"
+        );
+        let incident = parse(&text).0.unwrap();
+        assert_eq!(
+            incident.updates[1].component_statuses,
+            vec![
+                ("mail".into(), ComponentStatus::MajorOutage),
+                ("web-hosting".into(), ComponentStatus::Operational)
+            ]
+        );
+        assert_eq!(incident.updates[1].body_markdown, "Mail is worse.");
+        let at = |t: &str, c: &str| incident.component_status_at(c, utc(t));
+        assert_eq!(
+            at("2019-04-04T05:59:00Z", "mail"),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            at("2019-04-04T06:30:00Z", "mail"),
+            ComponentStatus::PartialOutage
+        );
+        assert_eq!(
+            at("2019-04-04T06:30:00Z", "web-hosting"),
+            ComponentStatus::PartialOutage
+        );
+        assert_eq!(
+            at("2019-04-04T07:30:00Z", "mail"),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(
+            at("2019-04-04T07:30:00Z", "web-hosting"),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            at("2019-04-04T08:00:00Z", "mail"),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            at("2019-04-04T08:00:00Z", "dns"),
+            ComponentStatus::Operational
+        );
+    }
+
+    #[test]
+    fn maintenance_window() {
+        let text = "+++\ntitle = \"DNS\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = 2026-12-11T02:00:00\n+++\n\n## 2026-11-20 10:00\nPlanned.\n";
+        let (incident, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        let incident = incident.unwrap();
+        assert_eq!(incident.updates[0].status, Status::Scheduled);
+        let window = incident.window.unwrap();
+        assert_eq!(window.starts, utc("2026-12-10T21:00:00Z"));
+        assert_eq!(window.ends, utc("2026-12-11T01:00:00Z"));
+        let at = |t: &str| incident.component_status_at("dns", utc(t));
+        assert_eq!(at("2026-11-21T00:00:00Z"), ComponentStatus::Operational);
+        assert_eq!(at("2026-12-10T20:59:59Z"), ComponentStatus::Operational);
+        assert_eq!(at("2026-12-10T21:00:00Z"), ComponentStatus::Maintenance);
+        assert_eq!(at("2026-12-11T01:00:00Z"), ComponentStatus::Operational);
+    }
+
+    #[test]
+    fn maintenance_completed_early_ends_the_window() {
+        let text = "+++\ntitle = \"DNS\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n\n## 2026-11-20 10:00\nPlanned.\n\n## 2026-12-10 23:00 completed\nDone early.\n";
+        let incident = parse(text).0.unwrap();
+        assert_eq!(
+            incident.component_status_at("dns", utc("2026-12-10T21:30:00Z")),
+            ComponentStatus::Maintenance
+        );
+        assert_eq!(
+            incident.component_status_at("dns", utc("2026-12-10T22:30:00Z")),
+            ComponentStatus::Operational
+        );
+    }
+
+    #[test]
+    fn raw_html_is_escaped_and_script_links_dropped() {
+        let text = format!(
+            "{HEAD}\n## 2019-04-04 08:00\n<script>alert(1)</script> and <b>bold</b>\n\n[x](javascript:alert(1)) [y](https://example.com/a)\n"
+        );
+        let incident = parse(&text).0.unwrap();
+        let html = &incident.updates[0].body_html;
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;b&gt;bold&lt;/b&gt;"), "{html}");
+        assert!(html.contains(r##"<a href="#">x</a>"##), "{html}");
+        assert!(
+            html.contains(r#"<a href="https://example.com/a">y</a>"#),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn dst_gap_is_an_error_and_overlap_a_warning() {
+        check_diagnostics(
+            &format!("{HEAD}\n## 2019-03-31 02:30\nGap.\n"),
+            "incidents/x.md:7:15: error: 2019-03-31 02:30 does not exist in Europe/Stockholm (clocks go forward); write the time after the change, or an offset",
+        );
+        let text = format!("{HEAD}\n## 2019-10-27 02:30\nOverlap.\n");
+        check_diagnostics(
+            &text,
+            "incidents/x.md:7:15: warning: 2019-10-27 02:30:00 happens twice in Europe/Stockholm (clocks go back); taking the earlier, 02:30 CEST; write an offset such as `02:30+01:00` to choose",
+        );
+        assert_eq!(
+            parse(&text).0.unwrap().updates[0].instant,
+            utc("2019-10-27T00:30:00Z")
+        );
+    }
+
+    #[test]
+    fn heading_errors() {
+        check_diagnostics(
+            &format!(
+                "{HEAD}\n## 2019-4-04 08:00\na\n## 2019-04-04 8:00\nb\n## 2019-04-04 08:00 fixed\nc\n## 2019-04-04 09:00 resolved extra\nd\n## 2019-04-04\ne\n## 2019-04-04 10:00 scheduled\nf\n## 2019-04-04 11:00 +02:00\ng\n"
+            ),
+            &r"
+incidents/x.md:7:4: error: invalid date `2019-4-04`, expected `YYYY-MM-DD` such as `2019-04-04`
+incidents/x.md:9:15: error: invalid time `8:00`, expected `HH:MM`, `HH.MM` or `HH:MM:SS`, optionally followed by `Z` or an offset such as `+02:00`
+incidents/x.md:11:21: error: unknown status `fixed`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed
+incidents/x.md:13:30: error: unexpected `extra` after the status, expected the end of the heading
+incidents/x.md:15:14: error: expected a time `HH:MM`, `HH.MM` or `HH:MM:SS` after the date
+incidents/x.md:17:21: error: status `scheduled` is only for kind = &quot;maintenance&quot;
+incidents/x.md:19:21: error: unknown status `+02:00`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed (write an offset right after the time, with no space: `08:00+02:00`)
+"
+            .replace("&quot;", "\""),
+        );
+    }
+
+    #[test]
+    fn setext_heading_gets_a_hint() {
+        check_diagnostics(
+            &format!("{HEAD}\n## 2019-04-04 08:00\nSome text\n---\n"),
+            "incidents/x.md:8:1: error: expected an update heading `## DATE TIME [STATUS]`; a line of `-` under text makes a heading too, use `***` for a rule",
+        );
+    }
+
+    #[test]
+    fn front_matter_errors() {
+        check_diagnostics(
+            "",
+            "incidents/x.md:1:1: error: expected `+++` to open the front matter, found an empty file",
+        );
+        check_diagnostics(
+            "title = 1\n",
+            "incidents/x.md:1:1: error: expected `+++` on the first line to open the front matter",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\n",
+            "incidents/x.md:1:1: error: front matter opened with `+++` is never closed, expected a second `+++` line",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"mail\"]\nseverity = \"major\"\ncolour = \"red\"\n+++\n## 2019-04-04 08:00\n",
+            "incidents/x.md:5:1: error: unknown field `colour`, expected one of `title`, `components`, `severity`, `kind`, `draft`, `starts`, `ends`",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"mail\", \"mial\", \"mail\"]\nseverity = \"huge\"\n+++\n## 2019-04-04 08:00\n",
+            r"
+incidents/x.md:4:12: error: unknown severity `huge`, expected `minor`, `major` or `critical`
+incidents/x.md:3:23: error: unknown component `mial`, expected one of `web-hosting`, `mail`, `cloud`, `customer-portal`, `dns`
+incidents/x.md:3:31: error: component `mail` is listed twice",
+        );
+        check_diagnostics(
+            "+++\ntitle = \" \"\ncomponents = []\n+++\n## 2019-04-04 08:00\n",
+            r"
+incidents/x.md:2:9: error: `title` is empty
+incidents/x.md:2:1: error: missing field `severity`, expected `minor`, `major` or `critical`
+incidents/x.md:3:14: error: `components` is empty, expected at least one component id",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\n+++\n## 2019-04-04 08:00\n",
+            "incidents/x.md:2:1: error: a maintenance needs `starts` and `ends`, such as starts = \"2026-12-10 22:00\"",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-10 21:00\"\n+++\n## 2019-04-04 08:00\n",
+            "incidents/x.md:6:8: error: `ends` must be later than `starts`",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\nstarts = \"2026-12-10 22:00\"\nkind = \"outage\"\n+++\n## 2019-04-04 08:00\n",
+            r#"
+incidents/x.md:6:8: error: unknown kind `outage`, expected `incident` or `maintenance`
+incidents/x.md:5:10: error: `starts` and `ends` are only for kind = "maintenance""#,
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = 5\nends = \"2026-12-10 2200\"\n+++\n## 2019-04-04 08:00\n",
+            r#"
+incidents/x.md:5:10: error: `starts` must be a date and time such as "2026-12-10 22:00"
+incidents/x.md:6:20: error: invalid time `2200`, expected `HH:MM`, `HH.MM` or `HH:MM:SS`, optionally followed by `Z` or an offset such as `+02:00`"#,
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\n+++\nOnly a summary.\n",
+            "incidents/x.md:6:1: error: expected at least one update, a heading such as `## 2019-04-04 08:00 investigating`",
+        );
+    }
+
+    #[test]
+    fn components_line_errors() {
+        check_diagnostics(
+            &format!(
+                "{HEAD}\n## 2019-04-04 08:00\ncomponents: mail=down, dnss=operational, cloud\nx\n"
+            ),
+            r"
+incidents/x.md:8:18: error: unknown component status `down`, expected one of operational, degraded, partial-outage, major-outage, maintenance
+incidents/x.md:8:24: error: unknown component `dnss`, expected one of `web-hosting`, `mail`, `cloud`, `customer-portal`, `dns`
+incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
+        );
+        check_diagnostics(
+            &format!("{HEAD}\n## 2019-04-04 08:00\ncomponents: dns=degraded\nx\n"),
+            "incidents/x.md:7:1: error: component `dns` is not among this incident's components; add it to `components` in the front matter",
+        );
+    }
+
+    #[test]
+    fn duplicate_instants_and_bad_id() {
+        check_diagnostics(
+            &format!("{HEAD}\n## 2019-04-04 08:00\na\n## 2019-04-04 06:00Z\nb\n"),
+            "incidents/x.md:9:1: error: two updates at the same instant 2019-04-04 06:00:00 UTC (the other is on line 7); updates need distinct times",
+        );
+        let components = components();
+        let context = Context {
+            timezone: Stockholm,
+            components: &components,
+        };
+        let (incident, diagnostics) = parse_incident(
+            Path::new("incidents/Bad Name.md"),
+            &format!("{HEAD}\n## 2019-04-04 08:00\n"),
+            &context,
+        );
+        assert!(incident.is_none());
+        assert_eq!(
+            diagnostics[0].to_string(),
+            "incidents/Bad Name.md:1:1: error: invalid incident id `Bad Name` (the file name), expected lowercase letters, digits, `.`, `_` or `-`, starting with a letter or digit, at most 100 characters"
+        );
+    }
+
+    #[test]
+    fn heading_inside_code_block_is_body() {
+        let text = format!("{HEAD}\n## 2019-04-04 08:00\n```\n## not a heading\n```\n");
+        let incident = parse(&text).0.unwrap();
+        assert_eq!(incident.updates.len(), 1);
+        assert!(incident.updates[0].body_html.contains("## not a heading"));
+    }
+
+    #[test]
+    fn crlf_and_bom_files_parse() {
+        let text = format!(
+            "\u{feff}{HEAD}\n## 2019-04-04 08:00 identified\ncomponents: mail=degraded\nText.\n"
+        )
+        .replace('\n', "\r\n");
+        let (incident, diagnostics) = parse(&text);
+        assert_eq!(diagnostics, vec![]);
+        let incident = incident.unwrap();
+        assert_eq!(incident.updates[0].status, Status::Identified);
+        assert_eq!(
+            incident.updates[0].component_statuses,
+            vec![("mail".into(), ComponentStatus::Degraded)]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// No input makes the parser panic, and every diagnostic points
+        /// inside the file.
+        #[test]
+        fn never_panics_and_positions_are_inside(body in "(\\PC|\n|## |\\+\\+\\+|components: |20[0-9]{2}-[01][0-9]-[0-3][0-9] [0-2][0-9][:.][0-5][0-9]| |=|,|\\[|\\]|\")*") {
+            for text in [body.clone(), format!("{HEAD}{body}"), format!("+++\n{body}\n+++\n{body}")] {
+                let (_, diagnostics) = parse(&text);
+                let lines = text.split('\n').count() as u32;
+                for diagnostic in diagnostics {
+                    prop_assert!(diagnostic.line >= 1 && diagnostic.line <= lines, "{diagnostic} in {text:?}");
+                    let line_text = text.split('\n').nth(diagnostic.line as usize - 1).unwrap_or("");
+                    prop_assert!(diagnostic.column as usize <= line_text.chars().count() + 1, "{diagnostic}");
+                }
+            }
+        }
+
+        /// Splitting at the fences and joining the parts gives the file back.
+        #[test]
+        fn split_rejoins(front in "[a-z =\"\n]{0,40}", body in "(\\PC|\n){0,80}") {
+            let text = format!("+++\n{front}\n+++\n{body}");
+            let split = split(&text).unwrap();
+            let rejoined = format!("{}{}{}", &text[..split.front.start], &text[split.front.clone()], &text[split.front.end..]);
+            prop_assert_eq!(&rejoined, &text);
+            prop_assert_eq!(&text[split.body.clone()], body.as_str());
+        }
     }
 }
