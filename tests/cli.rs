@@ -1,0 +1,412 @@
+//! The binary on temporary sites: exit codes, messages and files written
+//! by `check`, `new`, `post` and `build`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+const CONFIG: &str = r#"
+[site]
+title = "Test status"
+base_url = "https://status.example.com/"
+timezone = "Europe/Stockholm"
+language = "en"
+
+[[components]]
+id = "mail"
+name = "Mail"
+
+[[components]]
+id = "web"
+name = "Web"
+"#;
+
+const GOOD: &str = "+++\ntitle = \"Mail slow\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\nLooking.\n";
+
+/// A site in a temporary directory.
+struct Site {
+    dir: TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("herald.toml"), CONFIG).unwrap();
+        fs::create_dir_all(dir.path().join("incidents")).unwrap();
+        Site { dir }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn write(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn read(&self, relative: &str) -> String {
+        fs::read_to_string(self.path(relative)).unwrap()
+    }
+
+    fn herald(&self) -> Command {
+        let mut command = Command::cargo_bin("herald").unwrap();
+        command
+            .current_dir(self.dir.path())
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "warn");
+        command
+    }
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn check_clean_site_exits_0() {
+    let site = Site::new();
+    site.write("incidents/a/b/mail-slow.md", GOOD);
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+}
+
+#[test]
+fn check_reports_file_line_col_and_exits_1() {
+    let site = Site::new();
+    site.write("incidents/good.md", GOOD);
+    site.write(
+        "incidents/deep/er/bad.md",
+        &GOOD.replace("08:00 investigating", "08:00 investigatin"),
+    );
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output),
+        "incidents/deep/er/bad.md:7:21: error: unknown status `investigatin`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed\n"
+    );
+}
+
+#[test]
+fn check_given_paths_reports_only_those() {
+    let site = Site::new();
+    site.write("incidents/one.md", &GOOD.replace("minor", "tiny"));
+    site.write(
+        "incidents/two.md",
+        &GOOD.replace("[\"mail\"]", "[\"mali\"]"),
+    );
+    let output = site
+        .herald()
+        .args(["check", "incidents/two.md"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output),
+        "incidents/two.md:3:15: error: unknown component `mali`, expected one of `mail`, `web`\n"
+    );
+    let output = site
+        .herald()
+        .args(["check", "incidents/missing.md"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("incidents/missing.md: no such file"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn check_reports_duplicate_ids_across_the_tree() {
+    let site = Site::new();
+    site.write("incidents/2019/same.md", GOOD);
+    site.write("incidents/2020/same.md", GOOD);
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output),
+        "incidents/2020/same.md:1:1: error: duplicate incident id `same`, already used by incidents/2019/same.md\n"
+    );
+}
+
+#[test]
+fn check_reports_invalid_utf8_and_ignores_debris() {
+    let site = Site::new();
+    site.write("incidents/ok.md", GOOD);
+    fs::write(
+        site.path("incidents/latin1.md"),
+        b"+++\ntitle = \"caf\xe9\"\n",
+    )
+    .unwrap();
+    for debris in [
+        ".ok.md.swp",
+        "ok.md~",
+        ".hidden.md",
+        "ok.md.tmp",
+        "x.md.part",
+        "notes.txt",
+        "4913",
+    ] {
+        site.write(&format!("incidents/{debris}"), "garbage +++ ##");
+    }
+    site.write("incidents/.git/x.md", "garbage");
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output),
+        "incidents/latin1.md:1:1: error: not valid UTF-8 (at 2:13); save the file as UTF-8\n"
+    );
+}
+
+#[test]
+fn bad_config_is_reported_with_position_and_exit_1() {
+    let site = Site::new();
+    site.write(
+        "herald.toml",
+        &CONFIG.replace("language = \"en\"", "langauge = \"en\""),
+    );
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("herald.toml:6:1: error: unknown field `langauge`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn missing_config_is_exit_1_and_names_the_path() {
+    let site = Site::new();
+    let output = site
+        .herald()
+        .args(["--config", "nope.toml", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("configuration file nope.toml not found"),
+        "{}",
+        stderr(&output)
+    );
+    // $HERALD_CONFIG is honoured when --config is absent.
+    let output = site
+        .herald()
+        .env("HERALD_CONFIG", "elsewhere.toml")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&output).contains("configuration file elsewhere.toml not found"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn usage_error_is_exit_2() {
+    let site = Site::new();
+    let output = site.herald().arg("frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = site.herald().args(["new", "x"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn missing_incidents_directory_is_a_runtime_failure() {
+    let site = Site::new();
+    fs::remove_dir(site.path("incidents")).unwrap();
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("cannot read the incidents directory incidents"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+fn heading_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| line.starts_with("## "))
+        .collect()
+}
+
+fn assert_heading_now(line: &str, status: &str) {
+    // `## 2026-11-24 14:05:31 update`: a local time with seconds.
+    let parts: Vec<&str> = line.split(' ').collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    assert_eq!(parts[1].len(), 10, "{line}");
+    assert!(
+        parts[2].len() == 8 || parts[2].len() == 14,
+        "time with seconds (and offset when ambiguous): {line}"
+    );
+    assert_eq!(parts[3], status, "{line}");
+}
+
+#[test]
+fn new_then_post_write_files_that_check_clean() {
+    let site = Site::new();
+    let output = site
+        .herald()
+        .args([
+            "new",
+            "mail-down",
+            "--title",
+            "Mail \"down\"",
+            "--components",
+            "mail,web",
+            "--severity",
+            "critical",
+            "Looking into it.",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "incidents/mail-down.md\n");
+    let text = site.read("incidents/mail-down.md");
+    assert!(text.starts_with("+++\ntitle = 'Mail \"down\"'\ncomponents = [\"mail\", \"web\"]\nseverity = \"critical\"\n+++\n"), "{text}");
+    assert_heading_now(heading_lines(&text)[0], "investigating");
+    assert!(
+        text.ends_with("investigating\nLooking into it.\n"),
+        "{text}"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let output = site
+        .herald()
+        .args(["post", "mail-down", "identified"])
+        .write_stdin("Found it.\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = site.read("incidents/mail-down.md");
+    let headings = heading_lines(&text);
+    assert_eq!(headings.len(), 2);
+    assert_heading_now(headings[1], "identified");
+    assert!(text.ends_with("identified\nFound it.\n"), "{text}");
+    let output = site.herald().arg("check").output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[test]
+fn new_refuses_bad_input_and_writes_nothing() {
+    let site = Site::new();
+    site.write("incidents/old/taken.md", GOOD);
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["new", "Bad Id", "--title", "t", "--components", "mail"],
+            "invalid incident id `Bad Id`",
+        ),
+        (
+            &[
+                "new",
+                "x",
+                "--title",
+                "t",
+                "--components",
+                "mail",
+                "--severity",
+                "huge",
+            ],
+            "unknown severity `huge`",
+        ),
+        (
+            &["new", "x", "--title", "t", "--components", "mial"],
+            "unknown component `mial`",
+        ),
+        (
+            &["new", "x", "--title", "", "--components", "mail"],
+            "`title` is empty",
+        ),
+        (
+            &["new", "taken", "--title", "t", "--components", "mail"],
+            "incident `taken` already exists: incidents/old/taken.md",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = site.herald().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(!site.path("incidents/x.md").exists());
+}
+
+#[test]
+fn post_refuses_unknown_id_status_or_broken_file_and_changes_nothing() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    let broken = GOOD.replace("minor", "tiny");
+    site.write("incidents/broken.md", &broken);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["post", "nope", "resolved", "x"],
+            "no incident `nope` in incidents; create it with `herald new`",
+        ),
+        (
+            &["post", "mail-slow", "fixed", "x"],
+            "unknown status `fixed`",
+        ),
+        (
+            &["post", "mail-slow", "completed", "x"],
+            "status `completed` is only for maintenance",
+        ),
+        (
+            &["post", "broken", "resolved", "x"],
+            "incidents/broken.md has errors; fix them before posting",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = site.herald().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(site.read("incidents/mail-slow.md"), GOOD);
+    assert_eq!(site.read("incidents/broken.md"), broken);
+}
+
+#[test]
+fn post_appends_to_a_file_without_final_newline() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD.trim_end());
+    let output = site
+        .herald()
+        .args(["post", "mail-slow", "resolved", "Fixed."])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = site.read("incidents/mail-slow.md");
+    assert!(text.contains("Looking.\n\n## "), "{text}");
+    assert!(text.ends_with(" resolved\nFixed.\n"), "{text}");
+    let leftovers: Vec<_> = fs::read_dir(site.path("incidents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temp file left behind: {leftovers:?}"
+    );
+}
