@@ -2,7 +2,7 @@
 //! by `check`, `new`, `post` and `build`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
