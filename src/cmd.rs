@@ -21,6 +21,7 @@ use crate::fsio::{self, OutputDir};
 use crate::model::{IncidentId, Kind, Severity, Status};
 use crate::parse::{self, Context};
 use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::store::Store;
 
 /// The input was rejected; the details were already printed.
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +137,9 @@ pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
     let files = load_files(&config)?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     print_diagnostics(&diagnostics, &mut std::io::stderr());
-    let templates = Templates::builtin();
-    let revisions = Revisions::new();
+    let templates = load_templates(&config)?;
+    let now = clock::now();
+    let revisions = observe_revisions(&config, &corpus, now);
     let site = Site {
         config: &config,
         templates: &templates,
@@ -387,6 +389,20 @@ fn find_incident(config: &Config, id: &IncidentId) -> anyhow::Result<Option<Path
 
 fn toml_string(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
+}
+
+/// Records the published updates in the state database and returns every
+/// edit time it knows. A state directory that cannot be used costs only
+/// the edit times, never the build.
+pub fn observe_revisions(config: &Config, corpus: &Corpus, now: DateTime<Utc>) -> Revisions {
+    let result = Store::open(&config.paths.state).and_then(|mut store| {
+        store.observe(corpus.published().map(AsRef::as_ref), now)?;
+        store.revisions()
+    });
+    result.unwrap_or_else(|error| {
+        tracing::warn!("{:#}", anyhow::Error::from(error));
+        Revisions::new()
+    })
 }
 
 /// The built-in templates, with the operator's overrides from

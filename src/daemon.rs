@@ -23,7 +23,9 @@ use crate::config::Config;
 use crate::corpus::{Corpus, Files, next_date_change};
 use crate::diag::Diagnostic;
 use crate::fsio::{self, OutputDir};
+use crate::model::{Incident, IncidentId};
 use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::store::Store;
 use crate::watch::{self, Change};
 
 /// After the first event of a burst, wait until the tree has been quiet
@@ -40,6 +42,8 @@ pub struct Daemon {
     corpus: Corpus,
     output: OutputDir,
     revisions: Revisions,
+    /// `None` when the state directory is unusable (logged at start).
+    store: Option<Store>,
     generation: u64,
 }
 
@@ -54,17 +58,47 @@ impl Daemon {
             files,
             corpus: Corpus::default(),
             revisions: Revisions::new(),
+            store: None,
             generation: 0,
         };
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
         daemon.corpus = daemon.snapshot();
+        match Store::open(&daemon.config.paths.state) {
+            Ok(store) => daemon.store = Some(store),
+            Err(error) => tracing::warn!(
+                "feed entries will not show edit times: {:#}",
+                anyhow::Error::from(error)
+            ),
+        }
+        let all: Vec<IncidentId> = daemon.corpus.published().map(|i| i.id.clone()).collect();
+        daemon.observe(&all);
+        if let Some(store) = &daemon.store {
+            match store.revisions() {
+                Ok(revisions) => daemon.revisions = revisions,
+                Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+            }
+        }
         daemon.render(&Plan::Full)?;
         Ok(daemon)
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Records first-seen and edit times of the published updates of `ids`.
+    fn observe<'a>(&mut self, ids: impl IntoIterator<Item = &'a IncidentId>) {
+        let Some(store) = &mut self.store else { return };
+        let incidents: Vec<&Incident> = ids
+            .into_iter()
+            .filter_map(|id| self.corpus.published_get(id))
+            .map(AsRef::as_ref)
+            .collect();
+        match store.observe(incidents, clock::now()) {
+            Ok(edits) => self.revisions.extend(edits),
+            Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+        }
     }
 
     fn snapshot(&self) -> Corpus {
@@ -170,6 +204,7 @@ impl Daemon {
         }
         let older = std::mem::replace(&mut self.corpus, newer);
         tracing::debug!(changed = ids.len(), "incidents changed");
+        self.observe(&ids);
         self.render(&Plan::Changed {
             old: &older,
             ids: &ids,

@@ -11,4 +11,5 @@ pub mod fsio;
 pub mod model;
 pub mod parse;
 pub mod render;
+pub mod store;
 pub mod watch;
