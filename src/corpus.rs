@@ -209,3 +209,93 @@ pub fn next_date_change(
         });
     corpus.boundaries_after(now).fold(midnight, DateTime::min)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Component;
+    use crate::parse::Context;
+    use chrono::TimeZone;
+    use chrono_tz::Europe::Stockholm;
+
+    fn files(texts: &[(&str, &str)]) -> Files {
+        let components = vec![Component {
+            id: "dns".into(),
+            name: "DNS".into(),
+            group: None,
+        }];
+        let context = Context {
+            timezone: Stockholm,
+            components: &components,
+        };
+        let mut files = Files::default();
+        for (path, text) in texts {
+            files.update(Path::new(path), text, &context);
+        }
+        files
+    }
+
+    const MAINTENANCE: &str = "+++\ntitle = \"M\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n## 2026-11-20 10:00\nPlanned.\n";
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    #[test]
+    fn next_date_change_is_midnight_or_a_window_edge() {
+        let (corpus, _) = files(&[("m.md", MAINTENANCE)]).corpus();
+        // Local midnight in Stockholm (CET, UTC+1) is 23:00 UTC.
+        assert_eq!(
+            next_date_change(&corpus, Stockholm, utc(2026, 11, 24, 12, 0)),
+            utc(2026, 11, 24, 23, 0)
+        );
+        // On the evening of the window, its start comes before midnight.
+        assert_eq!(
+            next_date_change(&corpus, Stockholm, utc(2026, 12, 10, 20, 0)),
+            utc(2026, 12, 10, 21, 0)
+        );
+        assert_eq!(
+            next_date_change(&corpus, Stockholm, utc(2026, 12, 10, 23, 30)),
+            utc(2026, 12, 11, 1, 0)
+        );
+        // Summer time: midnight is 22:00 UTC.
+        assert_eq!(
+            next_date_change(&corpus, Stockholm, utc(2019, 4, 8, 12, 0)),
+            utc(2019, 4, 8, 22, 0)
+        );
+    }
+
+    #[test]
+    fn broken_file_keeps_last_good_and_deleted_file_drops_it() {
+        let mut files = files(&[("m.md", MAINTENANCE)]);
+        let components = vec![Component {
+            id: "dns".into(),
+            name: "DNS".into(),
+            group: None,
+        }];
+        let context = Context {
+            timezone: Stockholm,
+            components: &components,
+        };
+        files.update(
+            Path::new("m.md"),
+            &MAINTENANCE.replace("Planned.", "Edited."),
+            &context,
+        );
+        let (corpus, _) = files.corpus();
+        let id = IncidentId::new("m").unwrap();
+        assert_eq!(corpus.get(&id).unwrap().updates[0].body_markdown, "Edited.");
+        files.update(Path::new("m.md"), "+++\nbroken", &context);
+        let (corpus_after, _) = files.corpus();
+        assert_eq!(
+            corpus_after.get(&id).unwrap().updates[0].body_markdown,
+            "Edited."
+        );
+        assert!(files.diagnostics().any(Diagnostic::is_error));
+        assert!(corpus.changed_ids(&corpus_after).is_empty());
+        files.remove(Path::new("m.md"));
+        let (empty, _) = files.corpus();
+        assert!(empty.is_empty());
+        assert_eq!(corpus.changed_ids(&empty), BTreeSet::from([id]));
+    }
+}
