@@ -1,11 +1,21 @@
 //! RSS 2.0 and Atom 1.0 feeds, one entry per update. Pure.
 //!
 //! Entry ids and dates come from the data only, so an unchanged corpus
-//! gives byte-identical feeds.
+//! gives byte-identical feeds. An entry's link, Atom id and RSS guid are
+//! one string, [`update_url`]. A feed is dated by its newest entry's last
+//! edit; an empty Atom feed, which must still carry `updated`, says
+//! 1970-01-01 rather than reading the clock, and an empty RSS channel
+//! leaves `lastBuildDate` out.
 
+use std::collections::BTreeMap;
+
+use atom_syndication::{Content, Generator, Link, Person, Text};
+use chrono::{DateTime, Utc};
+
+use crate::config::Language;
 use crate::model::Component;
 
-use super::{Entry, Site};
+use super::{Entry, Site, i18n, update_url};
 
 /// Title and addresses of one feed.
 pub struct FeedMeta {
@@ -39,10 +49,248 @@ impl FeedMeta {
     }
 }
 
-pub fn rss(_site: &Site, _meta: &FeedMeta, _entries: &[Entry]) -> Vec<u8> {
-    todo!("rss")
+/// What the feeds are written by (`<generator>` in both formats).
+const GENERATOR: &str = "herald";
+
+const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
+
+/// RSS 2.0: one `<item>` per entry, with an `atom:link rel="self"` as the
+/// RSS Advisory Board recommends.
+pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
+    let language = site.config.site.language;
+    let items: Vec<rss::Item> = entries
+        .iter()
+        .map(|entry| rss::Item {
+            title: Some(entry_title(site, entry)),
+            link: Some(entry_link(site, entry)),
+            description: Some(entry_html(site, entry)),
+            categories: entry
+                .incident
+                .components
+                .iter()
+                .map(|id| rss::Category {
+                    name: id.clone(),
+                    domain: None,
+                })
+                .collect(),
+            guid: Some(rss::Guid {
+                value: entry_link(site, entry),
+                permalink: true,
+            }),
+            pub_date: Some(entry.update.instant.to_rfc2822()),
+            ..rss::Item::default()
+        })
+        .collect();
+
+    let self_link = rss::extension::Extension {
+        name: "atom:link".to_owned(),
+        value: None,
+        attrs: [
+            ("href", meta.self_url_rss.as_str()),
+            ("rel", "self"),
+            ("type", "application/rss+xml"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect(),
+        children: BTreeMap::new(),
+    };
+    let mut extensions = rss::extension::ExtensionMap::new();
+    extensions
+        .entry("atom".to_owned())
+        .or_default()
+        .insert("link".to_owned(), vec![self_link]);
+
+    let channel = rss::Channel {
+        title: xml_text(&meta.title),
+        link: meta.page_url.clone(),
+        description: xml_text(&channel_description(language, &meta.title)),
+        language: Some(language.code().to_owned()),
+        // An empty channel has no build date from the data; leaving it
+        // out is valid, while the clock would break reproducibility.
+        last_build_date: feed_updated(site, entries).map(|instant| instant.to_rfc2822()),
+        generator: Some(GENERATOR.to_owned()),
+        items,
+        extensions,
+        namespaces: BTreeMap::from([("atom".to_owned(), ATOM_NAMESPACE.to_owned())]),
+        ..rss::Channel::default()
+    };
+    // Writing into a Vec cannot fail: quick-xml only reports the writer's
+    // I/O errors.
+    channel.write_to(Vec::new()).unwrap_or_default()
 }
 
-pub fn atom(_site: &Site, _meta: &FeedMeta, _entries: &[Entry]) -> Vec<u8> {
-    todo!("atom")
+/// Atom 1.0 (RFC 4287). The feed carries the author, so entries need none.
+pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
+    let language = site.config.site.language;
+    let atom_entries: Vec<atom_syndication::Entry> = entries
+        .iter()
+        .map(|entry| atom_syndication::Entry {
+            title: Text::plain(entry_title(site, entry)),
+            id: entry_link(site, entry),
+            updated: site.edited(entry.incident, entry.update).fixed_offset(),
+            published: Some(entry.update.instant.fixed_offset()),
+            categories: entry
+                .incident
+                .components
+                .iter()
+                .map(|id| atom_syndication::Category {
+                    term: id.clone(),
+                    scheme: None,
+                    label: Some(xml_text(&component_name(site, id))),
+                })
+                .collect(),
+            links: vec![Link {
+                href: entry_link(site, entry),
+                rel: "alternate".to_owned(),
+                mime_type: Some("text/html".to_owned()),
+                ..Link::default()
+            }],
+            content: Some(Content {
+                value: Some(entry_html(site, entry)),
+                content_type: Some("html".to_owned()),
+                ..Content::default()
+            }),
+            ..atom_syndication::Entry::default()
+        })
+        .collect();
+
+    let feed = atom_syndication::Feed {
+        title: Text::plain(xml_text(&meta.title)),
+        // The self URL is unique per feed and never changes while the
+        // site keeps its address.
+        id: meta.self_url_atom.clone(),
+        // RFC 4287 requires `updated`; an empty feed takes the epoch
+        // rather than the clock, so it stays byte-identical.
+        updated: feed_updated(site, entries)
+            .unwrap_or(DateTime::UNIX_EPOCH)
+            .fixed_offset(),
+        authors: vec![Person {
+            name: xml_text(&site.config.site.title),
+            ..Person::default()
+        }],
+        generator: Some(Generator {
+            value: GENERATOR.to_owned(),
+            ..Generator::default()
+        }),
+        links: vec![
+            Link {
+                href: meta.self_url_atom.clone(),
+                rel: "self".to_owned(),
+                mime_type: Some("application/atom+xml".to_owned()),
+                ..Link::default()
+            },
+            Link {
+                href: meta.page_url.clone(),
+                rel: "alternate".to_owned(),
+                mime_type: Some("text/html".to_owned()),
+                ..Link::default()
+            },
+        ],
+        entries: atom_entries,
+        lang: Some(language.code().to_owned()),
+        ..atom_syndication::Feed::default()
+    };
+    // As above: a Vec never fails to take bytes.
+    feed.write_to(Vec::new()).unwrap_or_default()
+}
+
+/// The newest `updated` of the entries, `None` for no entries.
+fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
+    entries
+        .iter()
+        .map(|entry| site.edited(entry.incident, entry.update))
+        .max()
+}
+
+/// `Löst: Fel i lagringssystemet …`: the status first, as the reader
+/// already knows which incident from the thread of entries.
+fn entry_title(site: &Site, entry: &Entry) -> String {
+    let label = i18n::status_label(site.config.site.language, entry.update.status);
+    xml_text(&format!("{label}: {}", entry.incident.title))
+}
+
+/// The entry's link, Atom id and RSS guid: one string, derived from the
+/// base URL, the incident id and the instant only.
+fn entry_link(site: &Site, entry: &Entry) -> String {
+    update_url(site.base_url(), &entry.incident.id, entry.update.instant)
+}
+
+/// The entry body: a line naming the affected components (with the
+/// statuses the update sets, if it sets any), then the update's HTML.
+fn entry_html(site: &Site, entry: &Entry) -> String {
+    let language = site.config.site.language;
+    let components: Vec<String> = entry
+        .incident
+        .components
+        .iter()
+        .map(|id| {
+            let name = escape_html(&component_name(site, id));
+            let status = entry
+                .update
+                .component_statuses
+                .iter()
+                .find(|(component, _)| component == id)
+                .map(|(_, status)| *status);
+            match status {
+                Some(status) => format!(
+                    "{name} ({})",
+                    escape_html(i18n::component_status_label(language, status))
+                ),
+                None => name,
+            }
+        })
+        .collect();
+    let heading = match language {
+        Language::Sv => "Berörda tjänster",
+        Language::En => "Affected services",
+    };
+    xml_text(&format!(
+        "<p>{heading}: {}</p>\n{}",
+        components.join(", "),
+        entry.update.body_html
+    ))
+}
+
+fn channel_description(language: Language, title: &str) -> String {
+    match language {
+        Language::Sv => format!("Störningar och planerat underhåll: {title}"),
+        Language::En => format!("Incidents and planned maintenance: {title}"),
+    }
+}
+
+/// The configured name of a component; its id if the configuration no
+/// longer has it.
+fn component_name(site: &Site, id: &str) -> String {
+    site.config
+        .component(id)
+        .map_or_else(|| id.to_owned(), |component| component.name.clone())
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// Drops the characters XML 1.0 cannot carry at all, escaped or not
+/// (C0 controls other than tab and newlines, U+FFFE, U+FFFF): one stray
+/// control character in an incident file must not make every feed
+/// unparseable.
+fn xml_text(text: &str) -> String {
+    text.chars()
+        .filter(|&character| {
+            matches!(character, '\t' | '\n' | '\r')
+                || (character >= ' ' && !matches!(character, '\u{FFFE}' | '\u{FFFF}'))
+        })
+        .collect()
 }
