@@ -33,10 +33,7 @@ id = "dns"
 name = "DNS"
 "#;
 
-// FIXME: every heading below is followed by a blank line because the
-// parser currently drops the first line after an update heading (see
-// `fixme_first_line_after_a_heading_is_lost`); the blank line is what it
-// drops instead. Remove the blank lines once the parser keeps that line.
+// Blank lines after some headings are allowed and must not matter.
 const STORAGE: &str = "+++
 title = \"Lagringsfel\"
 components = [\"web-hosting\", \"mail\"]
@@ -642,13 +639,10 @@ Queues drain *slowly* & <b>steadily</b>.
     );
 }
 
-/// FIXME: the parser (`section_body` in src/parse.rs) skips the line
-/// after an update heading as if it were the rest of the heading, so a
-/// `components:` line or the first line of text written directly under
-/// the heading is lost. This pins today's behaviour; when the parser is
-/// fixed, expect `[("mail", Degraded)]` and both lines of text.
+/// A `components:` line and text written directly under the heading both
+/// reach the entry (an early parser dropped the line after a heading).
 #[test]
-fn fixme_first_line_after_a_heading_is_lost() {
+fn first_line_after_a_heading_is_kept() {
     let config = config(CONFIG_SV);
     let corpus = corpus(
         &config,
@@ -677,7 +671,7 @@ Andra raden.
             .as_ref()
             .and_then(|c| c.body.as_deref()),
         Some(
-            "<p>Berörda tjänster: E-post</p>\n\
+            "<p>Berörda tjänster: E-post (Försämrad prestanda)</p>\n\
              <p>Första raden.\nAndra raden.</p>"
         )
     );

@@ -126,11 +126,8 @@ severity = \"critical\"
             _ => "",
         };
         let text: Vec<&str> = block.lines.iter().map(String::as_str).collect();
-        // The blank line under the heading is Markdown style; it also
-        // keeps the text clear of a parser bug that drops the line right
-        // after a heading (see tests/feeds.rs).
         file.push_str(&format!(
-            "\n## {} {}{status}\n\n{}\n",
+            "\n## {} {}{status}\n{}\n",
             block.date,
             block.time,
             text.join("\n").trim()

@@ -1,5 +1,5 @@
 //! Words and date formats per page language (SPEC §3: sv and en ship).
-//! Pure. Templates get their page strings from [`strings`]; Rust
+//! Pure. Templates get their page strings from per-language data; Rust
 //! renderers (feeds, calendar) use the label functions.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
