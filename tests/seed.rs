@@ -158,11 +158,11 @@ fn read(bytes: &[u8]) -> feed_rs::model::Feed {
 fn conversion_keeps_times_as_written_and_drops_thread_furniture() {
     let incident = convert(&read_seed());
     for heading in [
-        "\n## 2019-04-08 19:26 resolved\n\nKLARRAPPORT\n",
-        "\n## 2019-04-04 08:00 investigating\n\nFelsökning pågår",
+        "\n## 2019-04-08 19:26 resolved\nKLARRAPPORT\n",
+        "\n## 2019-04-04 08:00 investigating\nFelsökning pågår",
         // `Datum 2019-04-04` without the colon, and a dotted time.
-        "\n## 2019-04-04 10.20\n\nÅtgärd fortlöper.\n",
-        "\n## 2019-04-05 20:34\n\n",
+        "\n## 2019-04-04 10.20\nÅtgärd fortlöper.\n",
+        "\n## 2019-04-05 20:34\n",
     ] {
         assert!(incident.contains(heading), "missing {heading:?}");
     }
