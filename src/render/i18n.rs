@@ -1,6 +1,7 @@
 //! Words and date formats per page language (SPEC §3: sv and en ship).
-//! Pure. Templates get their page strings from per-language data; Rust
-//! renderers (feeds, calendar) use the label functions.
+//! Pure. Templates get their other page strings from
+//! `templates/i18n/*.toml` (see [`super::html`]); every renderer uses the
+//! label and date functions here.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
