@@ -406,9 +406,39 @@ pub fn observe_revisions(config: &Config, corpus: &Corpus, now: DateTime<Utc>) -
 }
 
 /// The built-in templates, with the operator's overrides from
-/// `paths.templates` when set.
-pub fn load_templates(_config: &Config) -> anyhow::Result<Templates> {
-    Ok(Templates::builtin())
+/// `paths.templates` when set: each file there replaces the built-in
+/// template of the same name. A broken override is reported and the
+/// built-in keeps serving.
+pub fn load_templates(config: &Config) -> anyhow::Result<Templates> {
+    let Some(dir) = &config.paths.templates else {
+        return Ok(Templates::builtin());
+    };
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
+    let mut overrides = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read the templates directory {}", dir.display()))?
+            .path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let text = fsio::read_to_string(&path)?;
+        overrides.push((name, path, text));
+    }
+    overrides.sort();
+    let (templates, diagnostics) = Templates::with_overrides(overrides);
+    for diagnostic in &diagnostics {
+        if diagnostic.is_error() {
+            tracing::error!("{diagnostic}; using the built-in template");
+        } else {
+            tracing::warn!("{diagnostic}");
+        }
+    }
+    Ok(templates)
 }
 
 pub struct RunOptions {

@@ -135,12 +135,20 @@ impl Daemon {
     /// publishes what changed.
     pub fn apply(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
         let root = self.config.paths.incidents.clone();
+        // notify reports absolute paths; files are known by the configured
+        // (possibly relative) path, which is also how messages name them.
+        let absolute_root = std::path::absolute(&root).unwrap_or_else(|_| root.clone());
+        let canonical_root = root
+            .canonicalize()
+            .unwrap_or_else(|_| absolute_root.clone());
         let context = cmd::parse_context(&self.config);
         let mut reread: BTreeSet<PathBuf> = BTreeSet::new();
         for path in paths {
-            if !path.starts_with(&root) {
-                continue;
-            }
+            let relative = path
+                .strip_prefix(&canonical_root)
+                .or_else(|_| path.strip_prefix(&absolute_root));
+            let Ok(relative) = relative else { continue };
+            let path = &root.join(relative);
             if path.is_dir() {
                 for found in fsio::find_incident_files(path)? {
                     reread.insert(found);

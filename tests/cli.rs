@@ -410,3 +410,110 @@ fn post_appends_to_a_file_without_final_newline() {
         "no temp file left behind: {leftovers:?}"
     );
 }
+
+#[test]
+fn build_writes_every_output_and_is_byte_identical_when_rerun() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    site.write(
+        "incidents/maint.md",
+        "+++\ntitle = \"Web upgrade\"\ncomponents = [\"web\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n## 2026-11-20 10:00\nPlanned.\n",
+    );
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let files = [
+        "feed.rss",
+        "feed.atom",
+        "components/mail.rss",
+        "components/mail.atom",
+        "components/web.rss",
+        "components/web.atom",
+        "index.html",
+        "style.css",
+        "incidents/mail-slow.html",
+        "incidents/maint.html",
+        "history/2019-04.html",
+        "history/2026-11.html",
+        "status.json",
+        "api/v2/summary.json",
+        "maintenance.ics",
+    ];
+    let first: Vec<String> = files
+        .iter()
+        .map(|f| site.read(&format!("public/{f}")))
+        .collect();
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    for (file, before) in files.iter().zip(&first) {
+        let after = site.read(&format!("public/{file}"));
+        assert_eq!(&after, before, "{file} must be byte-identical");
+    }
+    assert!(site.path("state/herald.db").exists());
+}
+
+#[test]
+fn build_with_a_broken_file_publishes_the_others_and_exits_1() {
+    let site = Site::new();
+    site.write("incidents/good.md", GOOD);
+    site.write(
+        "incidents/bad.md",
+        &GOOD
+            .replace("minor", "tiny")
+            .replace("Mail slow", "Bad one"),
+    );
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("incidents/bad.md:4:12: error: unknown severity `tiny`"),
+        "{}",
+        stderr(&output)
+    );
+    let feed = site.read("public/feed.atom");
+    assert!(feed.contains("Mail slow"));
+    assert!(!feed.contains("Bad one"));
+}
+
+#[test]
+fn unwritable_output_is_a_runtime_failure_naming_the_path() {
+    let site = Site::new();
+    site.write("incidents/good.md", GOOD);
+    // The output directory's place is taken by a file.
+    site.write("public", "not a directory");
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("cannot write outputs to public"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn template_override_is_used_and_a_broken_one_falls_back() {
+    let site = Site::new();
+    // `[paths]` must come before the components array of tables.
+    let config = CONFIG.replacen(
+        "[[components]]",
+        "[paths]\ntemplates = \"templates\"\n\n[[components]]",
+        1,
+    );
+    site.write("herald.toml", &config);
+    site.write("incidents/good.md", GOOD);
+    site.write("templates/style.css", "body { color: rebeccapurple }\n");
+    site.write("templates/month.html", "{% if %}broken\n");
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        site.read("public/style.css"),
+        "body { color: rebeccapurple }\n"
+    );
+    assert!(
+        stderr(&output).contains("templates/month.html:1:"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        site.read("public/history/2019-04.html")
+            .contains("Mail slow")
+    );
+}
