@@ -148,8 +148,11 @@ pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
     };
     let rendered = render::render(&site, &corpus, &Plan::Full)?;
     let mut output = OutputDir::new(config.paths.output.clone());
+    let stale = output
+        .stale(&rendered.outputs)
+        .with_context(|| format!("cannot list outputs in {}", config.paths.output.display()))?;
     let changed = output
-        .write(&rendered.outputs, &[])
+        .write(&rendered.outputs, &stale)
         .with_context(|| format!("cannot write outputs to {}", config.paths.output.display()))?;
     tracing::info!(
         incidents = corpus.len(),

@@ -117,7 +117,12 @@ impl Daemon {
             revisions: &self.revisions,
             now: clock::now(),
         };
-        let rendered = render::render(&site, &self.corpus, plan)?;
+        let mut rendered = render::render(&site, &self.corpus, plan)?;
+        if matches!(plan, Plan::Full) {
+            rendered.removed = self.output.stale(&rendered.outputs).with_context(|| {
+                format!("cannot list outputs in {}", self.output.root().display())
+            })?;
+        }
         let changed = self
             .output
             .write(&rendered.outputs, &rendered.removed)

@@ -230,6 +230,47 @@ impl OutputDir {
     }
 }
 
+impl OutputDir {
+    /// Files in herald's own output subdirectories that `outputs` does not
+    /// contain: pages of incidents deleted while herald was not running,
+    /// feeds of components removed from the configuration. Other files in
+    /// the output directory are the operator's and are left alone.
+    pub fn stale(&self, outputs: &[Output]) -> Result<Vec<String>, Error> {
+        let current: std::collections::HashSet<&str> =
+            outputs.iter().map(|o| o.path.as_str()).collect();
+        let mut stale = Vec::new();
+        for (dir, extensions) in [
+            ("incidents", &["html"][..]),
+            ("history", &["html"]),
+            ("components", &["rss", "atom"]),
+        ] {
+            let path = self.root.join(dir);
+            let entries = match fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::List { path, source }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| Error::List {
+                    path: path.clone(),
+                    source,
+                })?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let ours = extensions.iter().any(|e| name.ends_with(&format!(".{e}")))
+                    && !name.starts_with('.');
+                let relative = format!("{dir}/{name}");
+                if ours && !current.contains(relative.as_str()) {
+                    stale.push(relative);
+                }
+            }
+        }
+        stale.sort();
+        Ok(stale)
+    }
+}
+
 fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);

@@ -517,3 +517,23 @@ fn template_override_is_used_and_a_broken_one_falls_back() {
             .contains("Mail slow")
     );
 }
+
+#[test]
+fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    site.write("incidents/gone.md", &GOOD.replace("Mail slow", "Soon gone"));
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(site.path("public/incidents/gone.html").exists());
+    site.write("public/incidents/README.txt", "the operator's own file");
+    site.write("public/robots.txt", "User-agent: *");
+    fs::remove_file(site.path("incidents/gone.md")).unwrap();
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!site.path("public/incidents/gone.html").exists());
+    assert!(site.path("public/incidents/mail-slow.html").exists());
+    assert!(site.path("public/incidents/README.txt").exists());
+    assert!(site.path("public/robots.txt").exists());
+    assert!(!site.read("public/feed.atom").contains("Soon gone"));
+}
