@@ -138,6 +138,7 @@ impl Daemon {
             changed,
             "published"
         );
+        self.rendered_at = now;
         Ok(())
     }
 

@@ -386,3 +386,20 @@ fn maintenance_window_opening_re_renders_without_a_file_change() {
     });
     assert_eq!(harness.terminate().code(), Some(0));
 }
+
+#[test]
+fn idle_daemon_does_no_work() {
+    let harness = Harness::start(&[("mail.md", &incident("Mail incident", "quiet"))]);
+    // Reading the files at start must not look like a change, and no
+    // timer may fire before the next date boundary: after the first
+    // build, nothing is rebuilt while nothing changes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = harness.log();
+    assert_eq!(log.matches("rebuild{").count(), 1, "{log}");
+    harness.write("mail.md", &incident("Mail incident", "one change"));
+    harness.wait_for_feed("one change");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = harness.log();
+    assert_eq!(log.matches("rebuild{").count(), 2, "{log}");
+    assert_eq!(harness.terminate().code(), Some(0));
+}
