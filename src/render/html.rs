@@ -386,6 +386,41 @@ struct LinkView {
     label: String,
 }
 
+/// The maintenance calendar: a download link, and the same address for
+/// calendar apps to subscribe to.
+#[derive(Serialize)]
+struct CalendarView {
+    /// Relative link to `maintenance.ics`.
+    href: String,
+    /// Absolute `https://` address, for pasting into a calendar app.
+    url: String,
+    /// The same address as `webcal://`, which calendar apps open as a
+    /// subscription rather than a one-off import.
+    webcal: String,
+}
+
+/// One status a component can have, for the colour key.
+#[derive(Serialize)]
+struct StatusKeyView {
+    status: &'static str,
+    label: &'static str,
+}
+
+/// A component's status changes during one incident.
+#[derive(Serialize)]
+struct TimelineView {
+    name: String,
+    /// Oldest first; empty when the incident never changed the component.
+    changes: Vec<ChangeView>,
+}
+
+#[derive(Serialize)]
+struct ChangeView {
+    time: TimeView,
+    status: &'static str,
+    label: &'static str,
+}
+
 #[derive(Serialize)]
 struct SubscribeView {
     id: String,
@@ -409,6 +444,9 @@ struct IndexPage {
     months: Vec<LinkView>,
     /// Components for the subscribe form, when `[http]` is configured.
     subscribe: Vec<SubscribeView>,
+    calendar: CalendarView,
+    /// Every component status, best first, for the colour key.
+    statuses: Vec<StatusKeyView>,
 }
 
 #[derive(Serialize)]
@@ -420,6 +458,8 @@ struct IncidentPage {
     status: &'static str,
     status_label: &'static str,
     components: Vec<String>,
+    /// Per affected component, in the incident's order.
+    timeline: Vec<TimelineView>,
     window: Option<WindowView>,
     began: Option<TimeView>,
     summary_html: String,
@@ -664,6 +704,14 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         recent_more,
         months,
         subscribe,
+        calendar: calendar_view(site, root),
+        statuses: ComponentStatus::ALL
+            .into_iter()
+            .map(|status| StatusKeyView {
+                status: status.as_str(),
+                label: i18n::component_status_label(language, status),
+            })
+            .collect(),
     };
     site.templates
         .render("index.html", Value::from(Serde(&page)))
@@ -682,6 +730,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
         status: status.map_or("", |status| status.as_str()),
         status_label: status.map_or("", |status| i18n::status_label(language, status)),
         components: component_names(site, incident),
+        timeline: timeline_views(site, incident),
         window: incident.window.map(|window| WindowView {
             starts: time_view(site, window.starts),
             ends: time_view(site, window.ends),
@@ -803,6 +852,80 @@ fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) ->
             })
             .collect(),
     }
+}
+
+fn calendar_view(site: &Site, root: &str) -> CalendarView {
+    let url = format!("{}maintenance.ics", site.base_url());
+    // `base_url` is validated to start with one of these.
+    let webcal = match url.split_once("://") {
+        Some((_, rest)) => format!("webcal://{rest}"),
+        None => url.clone(),
+    };
+    CalendarView {
+        href: format!("{root}maintenance.ics"),
+        url,
+        webcal,
+    }
+}
+
+/// Each affected component's status changes during `incident`: when the
+/// incident began to hold it at a status, moved it to another, and let it
+/// go (back to operational).
+fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
+    let language = site.config.site.language;
+    let segments = incident.segments();
+    incident
+        .components
+        .iter()
+        .map(|id| {
+            let changes = segments
+                .get(id.as_str())
+                .map(|held| status_changes(held))
+                .unwrap_or_default();
+            TimelineView {
+                name: component_name(site, id),
+                changes: changes
+                    .into_iter()
+                    .map(|(instant, status)| ChangeView {
+                        time: time_view(site, instant),
+                        status: status.as_str(),
+                        label: i18n::component_status_label(language, status),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The segments of one component as a list of `(instant, new status)`:
+/// a segment's start, and its end where the next one does not start at
+/// once. Segments of one incident and component do not overlap.
+fn status_changes(segments: &[Segment]) -> Vec<(DateTime<Utc>, ComponentStatus)> {
+    let mut ordered: Vec<&Segment> = segments.iter().collect();
+    ordered.sort_by_key(|segment| segment.from);
+    let mut changes: Vec<(DateTime<Utc>, ComponentStatus)> = Vec::new();
+    let mut push = |instant: DateTime<Utc>, status: ComponentStatus| {
+        if let Some(last) = changes.last_mut()
+            && last.0 == instant
+        {
+            last.1 = status;
+        } else {
+            changes.push((instant, status));
+        }
+        // Two changes that leave the status as it was say nothing.
+        let repeated = changes.len() >= 2
+            && changes.get(changes.len() - 2).map(|change| change.1) == Some(status);
+        if repeated {
+            changes.pop();
+        }
+    };
+    for segment in ordered {
+        push(segment.from, segment.status);
+        if let Some(until) = segment.until {
+            push(until, ComponentStatus::Operational);
+        }
+    }
+    changes
 }
 
 /// `latest`: the update whose status is shown as the incident's.
