@@ -167,7 +167,9 @@ fn component_status(html: &str, id: &str) -> String {
     format!("{class}: {text}")
 }
 
-/// One history-bar cell of a component: `class | title | hidden label`.
+/// One history-bar cell of a component: `class | title`, then
+/// ` -> link` when the cell links to an incident. The hidden label, read
+/// by screen readers, must say what the tooltip says.
 fn cell(html: &str, id: &str, date: &str) -> String {
     let block = between(html, &format!("id=\"c-{id}\""), "</ol>");
     let cells: Vec<&str> = block
@@ -179,7 +181,14 @@ fn cell(html: &str, id: &str, date: &str) -> String {
     let class = cells[0].split('"').next().expect("class");
     let title = between(cells[0], "title=\"", "\"");
     let label = between(cells[0], "<span class=\"vh\">", "</span>");
-    format!("{class} | {title} | {label}")
+    assert_eq!(label, title, "hidden label of {date} in {id}");
+    match cells[0].split_once("<a href=\"") {
+        Some((_, rest)) => {
+            let href = rest.split('"').next().expect("href");
+            format!("{class} | {title} -> {href}")
+        }
+        None => format!("{class} | {title}"),
+    }
 }
 
 fn cell_count(html: &str, id: &str) -> usize {
@@ -222,15 +231,15 @@ fn index_during_the_storage_failure() {
     }
     assert_eq!(
         cell(&sv, "mail", "4 april 2019"),
-        "s-major-outage | 4 april 2019: Större avbrott – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal | 4 april 2019: Större avbrott"
+        "s-major-outage | 4 april 2019: Större avbrott – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal -> incidents/storage-failure-2019-04.html"
     );
     assert_eq!(
         cell(&sv, "mail", "12 mars 2019"),
-        "s-degraded | 12 mars 2019: Försämrad prestanda – Fördröjd leverans av inkommande e-post | 12 mars 2019: Försämrad prestanda"
+        "s-degraded | 12 mars 2019: Försämrad prestanda – Fördröjd leverans av inkommande e-post -> incidents/mail-delay-2019-03.html"
     );
     assert_eq!(
         cell(&sv, "mail", "11 mars 2019"),
-        "s-operational | 11 mars 2019: Fungerar | 11 mars 2019: Fungerar"
+        "s-operational | 11 mars 2019: Fungerar"
     );
     // The first cell is 89 days before today.
     let mail = between(&sv, "id=\"c-mail\"", "</ol>");
@@ -269,7 +278,7 @@ fn index_during_the_storage_failure() {
     );
     assert_eq!(
         cell(&en, "customer-portal", "April 4, 2019"),
-        "s-major-outage | April 4, 2019: Major outage – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal | April 4, 2019: Major outage"
+        "s-major-outage | April 4, 2019: Major outage – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal -> incidents/storage-failure-2019-04.html"
     );
     assert!(en.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
     assert!(en.contains("<h2>Current incidents</h2>"));
@@ -287,7 +296,7 @@ fn index_after_the_login_incident() {
     );
     assert_eq!(
         cell(&sv, "customer-portal", "2 november 2026"),
-        "s-partial-outage | 2 november 2026: Delvis avbrott – Det gick inte att logga in i kundportalen | 2 november 2026: Delvis avbrott"
+        "s-partial-outage | 2 november 2026: Delvis avbrott – Det gick inte att logga in i kundportalen -> incidents/portal-login-2026-11.html"
     );
     assert!(section(&sv, "open").is_none());
     // Announced on 20 November: not known yet.
@@ -312,15 +321,15 @@ fn index_after_everything_resolved() {
     // The maintenance night spans two local days.
     assert_eq!(
         cell(&sv, "dns", "10 december 2026"),
-        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen | 10 december 2026: Underhåll"
+        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen -> incidents/dns-upgrade-2026-12.html"
     );
     assert_eq!(
         cell(&sv, "dns", "11 december 2026"),
-        "s-maintenance | 11 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen | 11 december 2026: Underhåll"
+        "s-maintenance | 11 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen -> incidents/dns-upgrade-2026-12.html"
     );
     assert_eq!(
         cell(&sv, "dns", "12 december 2026"),
-        "s-operational | 12 december 2026: Fungerar | 12 december 2026: Fungerar"
+        "s-operational | 12 december 2026: Fungerar"
     );
     // Archive links, newest first; the maintenance was announced (began)
     // in November.
@@ -364,7 +373,7 @@ fn index_around_the_dns_maintenance() {
     );
     assert_eq!(
         cell(&during, "dns", "10 december 2026"),
-        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen | 10 december 2026: Underhåll"
+        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen -> incidents/dns-upgrade-2026-12.html"
     );
     let maintenance = section(&during, "maintenance").expect("maintenance listed");
     assert!(maintenance.contains("<span class=\"label\">Pågår nu</span>"));
@@ -924,4 +933,32 @@ fn narrow_screens_show_the_last_30_days() {
     assert!(narrow.contains(".bar li:nth-child(-n+60) { display: none; }"));
     assert!(narrow.contains(".wide { display: none; }"));
     assert!(narrow.contains(".narrow { display: inline; }"));
+}
+
+#[test]
+fn a_bad_day_links_to_the_incident_that_made_it_worst() {
+    let config = small_config();
+    let incident = |id: &str, severity: &str, from: &str, to: &str| {
+        let text = format!(
+            "+++\ntitle = \"{id}\"\ncomponents = [\"web\"]\nseverity = \"{severity}\"\n+++\n\n\
+             ## 2026-03-02 {from} investigating\nx\n\n## 2026-03-02 {to} resolved\ny\n"
+        );
+        (PathBuf::from(format!("{id}.md")), text)
+    };
+    let files = [
+        incident("early-minor", "minor", "08:00", "09:00"),
+        incident("late-critical", "critical", "10:00", "11:00"),
+        incident("later-critical", "critical", "12:00", "13:00"),
+    ];
+    let corpus = parse_all(&config, &files);
+    let index = Fixture::new(config, corpus).index(utc("2026-03-03T12:00:00Z"));
+    // The earliest of the two equally bad incidents; all three are named.
+    assert_eq!(
+        cell(&index, "web", "March 2, 2026"),
+        "s-major-outage | March 2, 2026: Major outage – early-minor, late-critical, later-critical -> incidents/late-critical.html"
+    );
+    assert_eq!(
+        cell(&index, "mail", "March 2, 2026"),
+        "s-operational | March 2, 2026: Operational"
+    );
 }

@@ -356,6 +356,10 @@ struct DayView {
     incidents: Vec<String>,
     /// How many more incidents than named.
     more: usize,
+    /// The page of the incident that made the day worst (the earliest of
+    /// equals), so that a tap on a cell leads somewhere on a phone, where
+    /// there are no tooltips.
+    href: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -530,7 +534,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
             name: component.name.clone(),
             status: current.as_str(),
             status_label: i18n::component_status_label(language, current),
-            days: day_views(site, &days, &held, &relevant),
+            days: day_views(site, root, &days, &held, &relevant),
         };
         let group_at = component.group.as_ref().and_then(|name| {
             groups
@@ -1064,6 +1068,7 @@ fn local_day_start(timezone: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// `incidents`) of an incident with one of its segments for the component.
 fn day_views(
     site: &Site,
+    root: &str,
     days: &[Day],
     held: &[(usize, &Segment)],
     incidents: &[&Incident],
@@ -1073,6 +1078,7 @@ fn day_views(
     let now = site.now;
     let mut worst = vec![ComponentStatus::Operational; days.len()];
     let mut named: Vec<Vec<usize>> = vec![Vec::new(); days.len()];
+    let mut worst_by: Vec<Option<usize>> = vec![None; days.len()];
     let (Some(first_day), Some(last_at)) = (days.first(), days.len().checked_sub(1)) else {
         return Vec::new();
     };
@@ -1091,7 +1097,10 @@ fn day_views(
             _ => last_at,
         };
         for at in first..=last {
-            worst[at] = worst[at].max(segment.status);
+            if segment.status > worst[at] {
+                worst[at] = segment.status;
+                worst_by[at] = Some(*incident);
+            }
             if !named[at].contains(incident) {
                 named[at].push(*incident);
             }
@@ -1100,7 +1109,8 @@ fn day_views(
     days.iter()
         .zip(worst)
         .zip(named)
-        .map(|((day, status), mut named)| {
+        .zip(worst_by)
+        .map(|(((day, status), mut named), worst_by)| {
             named.sort_unstable();
             let more = named.len().saturating_sub(DAY_TITLES);
             DayView {
@@ -1114,6 +1124,9 @@ fn day_views(
                     .map(|incident| incident.title.clone())
                     .collect(),
                 more,
+                href: worst_by
+                    .and_then(|at| incidents.get(at))
+                    .map(|incident| format!("{root}{}", incident_path(&incident.id))),
             }
         })
         .collect()
