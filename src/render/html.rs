@@ -9,7 +9,14 @@
 //!
 //! Only the index depends on `now` (the 90-day bars, open incidents,
 //! maintenance phases, the last 14 days). Incident and month pages do not,
-//! because the driver re-renders them only when their incidents change.
+//! because the driver re-renders them only when their incidents change;
+//! an incident page's "status over time" table is its components' status
+//! changes from [`Incident::segments`], which depend on the file alone.
+//!
+//! The pages use no JavaScript. What would need it elsewhere is CSS here:
+//! on a narrow screen the stylesheet hides the first 60 of the 90 bar
+//! cells, and a day's incidents are reached through its cell's link
+//! rather than only through a tooltip.
 
 use std::collections::BTreeSet;
 use std::fmt;
