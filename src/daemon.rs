@@ -45,6 +45,9 @@ pub struct Daemon {
     /// `None` when the state directory is unusable (logged at start).
     store: Option<Store>,
     generation: u64,
+    /// The `now` of the last render: date boundaries after it are still
+    /// to be rendered, even if the loop was busy when they passed.
+    rendered_at: DateTime<Utc>,
 }
 
 impl Daemon {
@@ -60,6 +63,7 @@ impl Daemon {
             revisions: Revisions::new(),
             store: None,
             generation: 0,
+            rendered_at: DateTime::<Utc>::MIN_UTC,
         };
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
@@ -111,11 +115,12 @@ impl Daemon {
         self.generation += 1;
         let span = tracing::info_span!("rebuild", generation = self.generation);
         let _entered = span.enter();
+        let now = clock::now();
         let site = Site {
             config: &self.config,
             templates: &self.templates,
             revisions: &self.revisions,
-            now: clock::now(),
+            now,
         };
         let mut rendered = render::render(&site, &self.corpus, plan)?;
         if matches!(plan, Plan::Full) {
@@ -133,6 +138,7 @@ impl Daemon {
             changed,
             "published"
         );
+        self.rendered_at = now;
         Ok(())
     }
 
@@ -229,9 +235,10 @@ impl Daemon {
         self.render(&Plan::Clock)
     }
 
-    /// The next instant a date-dependent output changes by itself.
-    pub fn next_wakeup(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        next_date_change(&self.corpus, self.config.site.timezone, now)
+    /// The next instant a date-dependent output changes by itself, counted
+    /// from the last render (so it may already have passed).
+    pub fn next_wakeup(&self) -> DateTime<Utc> {
+        next_date_change(&self.corpus, self.config.site.timezone, self.rendered_at)
     }
 
     /// Applies a new configuration and templates (SIGHUP) with a full
@@ -272,9 +279,9 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     );
 
     loop {
-        let now = clock::now();
-        let wakeup = daemon.next_wakeup(now);
-        let sleep = (wakeup - now).to_std().unwrap_or(Duration::ZERO);
+        let wakeup = daemon.next_wakeup();
+        let sleep = (wakeup - clock::now()).to_std().unwrap_or(Duration::ZERO);
+        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary");
         tokio::select! {
             change = receiver.recv() => {
                 let Some(change) = change else { break };

@@ -56,7 +56,9 @@ pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Err
     let native_sender = sender.clone();
     let native = notify::RecommendedWatcher::new(
         move |result: notify::Result<notify::Event>| {
-            let _ = native_sender.send(classify(result));
+            if let Some(change) = classify(result) {
+                let _ = native_sender.send(change);
+            }
         },
         notify::Config::default(),
     )
@@ -70,7 +72,9 @@ pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Err
             tracing::warn!(%error, "native file watching failed, polling every 2 s instead");
             let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
             let handler = move |result: notify::Result<notify::Event>| {
-                let _ = sender.send(classify(result));
+                if let Some(change) = classify(result) {
+                    let _ = sender.send(change);
+                }
             };
             let mut watcher =
                 notify::PollWatcher::new(handler, config).map_err(|source| Error::Watch {
@@ -88,13 +92,59 @@ pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Err
     }
 }
 
-fn classify(result: notify::Result<notify::Event>) -> Change {
+/// `None` for events that cannot change a file's content: opening,
+/// reading and closing without writing. herald's own reads produce those,
+/// and reacting to them would make it re-read forever.
+fn classify(result: notify::Result<notify::Event>) -> Option<Change> {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode};
     match result {
-        Ok(event) if event.need_rescan() => Change::Rescan,
-        Ok(event) => Change::Paths(event.paths),
+        Ok(event) if event.need_rescan() => Some(Change::Rescan),
+        Ok(event) => match event.kind {
+            // A file closed after writing is a save finishing.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                Some(Change::Paths(event.paths))
+            }
+            EventKind::Access(_) => None,
+            _ => Some(Change::Paths(event.paths)),
+        },
         Err(error) => {
             tracing::warn!(%error, "file watcher error; re-reading everything");
-            Change::Rescan
+            Some(Change::Rescan)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, CreateKind, Flag};
+
+    fn event(kind: EventKind) -> notify::Result<notify::Event> {
+        Ok(notify::Event::new(kind).add_path(PathBuf::from("incidents/a.md")))
+    }
+
+    #[test]
+    fn reads_are_not_changes() {
+        assert!(classify(event(EventKind::Access(AccessKind::Open(AccessMode::Any)))).is_none());
+        assert!(
+            classify(event(EventKind::Access(AccessKind::Close(
+                AccessMode::Read
+            ))))
+            .is_none()
+        );
+        let Some(Change::Paths(paths)) = classify(event(EventKind::Access(AccessKind::Close(
+            AccessMode::Write,
+        )))) else {
+            panic!("a close after writing is a change");
+        };
+        assert_eq!(paths, vec![PathBuf::from("incidents/a.md")]);
+        assert!(matches!(
+            classify(event(EventKind::Create(CreateKind::File))),
+            Some(Change::Paths(_))
+        ));
+        let overflow = notify::Event::new(EventKind::Other).set_flag(Flag::Rescan);
+        assert!(matches!(classify(Ok(overflow)), Some(Change::Rescan)));
     }
 }

@@ -349,3 +349,57 @@ fn missing_incidents_directory_fails_with_exit_3() {
     assert!(stderr.contains("incidents"), "{stderr}");
     assert!(!Path::new(&dir.path().join("public")).exists());
 }
+
+#[test]
+fn maintenance_window_opening_re_renders_without_a_file_change() {
+    // A window that opens three seconds from now and closes three later,
+    // written in UTC so the test does not depend on the machine's zone.
+    let at = |offset: i64| {
+        let output = Command::new("date")
+            .args([
+                "-u",
+                "-d",
+                &format!("{offset} seconds"),
+                "+%Y-%m-%d %H:%M:%SZ",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let maintenance = format!(
+        "+++\ntitle = \"Soon\"\ncomponents = [\"web\"]\nkind = \"maintenance\"\nstarts = \"{}\"\nends = \"{}\"\n+++\n\n## {} scheduled\nPlanned.\n",
+        at(3),
+        at(6),
+        at(-60)
+    );
+    let harness = Harness::start(&[("soon.md", &maintenance)]);
+    let status = || harness.output("status.json").unwrap_or_default();
+    assert!(
+        !status().contains("under_maintenance"),
+        "not before the window opens"
+    );
+    harness.wait_for("the window to open", || {
+        status().contains("under_maintenance")
+    });
+    harness.wait_for("the window to close", || {
+        !status().contains("under_maintenance")
+    });
+    assert_eq!(harness.terminate().code(), Some(0));
+}
+
+#[test]
+fn idle_daemon_does_no_work() {
+    let harness = Harness::start(&[("mail.md", &incident("Mail incident", "quiet"))]);
+    // Reading the files at start must not look like a change, and no
+    // timer may fire before the next date boundary: after the first
+    // build, nothing is rebuilt while nothing changes.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = harness.log();
+    assert_eq!(log.matches("rebuild{").count(), 1, "{log}");
+    harness.write("mail.md", &incident("Mail incident", "one change"));
+    harness.wait_for_feed("one change");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = harness.log();
+    assert_eq!(log.matches("rebuild{").count(), 2, "{log}");
+    assert_eq!(harness.terminate().code(), Some(0));
+}

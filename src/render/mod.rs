@@ -214,16 +214,6 @@ pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, htm
         });
     }
     if !matches!(plan, Plan::Clock) {
-        let entries = latest_entries(corpus, |_| true, FEED_LIMIT);
-        let meta = feed::FeedMeta::site(site);
-        rendered.outputs.push(Output {
-            path: "feed.rss".into(),
-            bytes: feed::rss(site, &meta, &entries),
-        });
-        rendered.outputs.push(Output {
-            path: "feed.atom".into(),
-            bytes: feed::atom(site, &meta, &entries),
-        });
         for id in components {
             let Some(component) = site.config.component(id) else {
                 continue;
@@ -239,6 +229,18 @@ pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, htm
                 bytes: feed::atom(site, &meta, &entries),
             });
         }
+        // The site feeds after the component feeds: a reader who sees an
+        // entry in the site feed finds it in its component's feed too.
+        let entries = latest_entries(corpus, |_| true, FEED_LIMIT);
+        let meta = feed::FeedMeta::site(site);
+        rendered.outputs.push(Output {
+            path: "feed.rss".into(),
+            bytes: feed::rss(site, &meta, &entries),
+        });
+        rendered.outputs.push(Output {
+            path: "feed.atom".into(),
+            bytes: feed::atom(site, &meta, &entries),
+        });
         rendered.outputs.push(Output {
             path: "maintenance.ics".into(),
             bytes: ics::calendar(site, corpus),
