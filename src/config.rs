@@ -389,7 +389,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         );
     }
     if let Some(email) = &raw.email {
-        if !email.from.get_ref().contains('@') || email.from.get_ref().contains(['\r', '\n']) {
+        if email
+            .from
+            .get_ref()
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
             report(
                 email.from.span(),
                 format!("invalid sender address `{}`", email.from.get_ref()),

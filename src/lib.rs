@@ -4,6 +4,7 @@
 pub mod announce;
 pub mod clock;
 pub mod cmd;
+pub mod compose;
 pub mod config;
 pub mod corpus;
 pub mod daemon;

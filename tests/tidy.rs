@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 const PURE: &[&str] = &[
-    "model", "diag", "config", "parse", "corpus", "render", "announce",
+    "model", "diag", "config", "parse", "corpus", "render", "announce", "compose",
 ];
 const FORBIDDEN: &[&str] = &[
     "std::fs",
