@@ -21,6 +21,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::announce::{self, Announced, Policy};
 
@@ -30,6 +31,7 @@ use crate::config::Config;
 use crate::corpus::{Corpus, Files, next_date_change};
 use crate::diag::Diagnostic;
 use crate::fsio::{self, OutputDir};
+use crate::mailer;
 use crate::model::{Incident, IncidentId};
 use crate::render::{self, Plan, Revisions, Site, Templates};
 use crate::store::Store;
@@ -406,6 +408,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         polling = watcher.is_polling(),
         "ready"
     );
+    let mut mail = Mail::start(&daemon);
 
     loop {
         let now = clock::now();
@@ -444,6 +447,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                             watcher = watch::watch(&reloaded.config.paths.incidents, sender.clone())?;
                         }
                         daemon = reloaded;
+                        // The queue stays in the database; the new mailer
+                        // picks it up with the new settings.
+                        mail.stop().await;
+                        mail = Mail::start(&daemon);
                         tracing::info!("reloaded");
                     }
                     Err(error) => tracing::error!("reload failed, keeping the running configuration: {error:#}"),
@@ -454,8 +461,35 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         }
     }
     drop(watcher);
+    mail.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running mailer task.
+struct Mail {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Mail {
+    fn start(daemon: &Daemon) -> Mail {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(mailer::run(
+            daemon.config.clone(),
+            daemon.mail_wake(),
+            stopped,
+        ));
+        Mail { stop, task }
+    }
+
+    /// Stops leasing, lets sends in flight finish (within a deadline).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!("the mailer stopped abnormally: {error}");
+        }
+    }
 }
 
 /// Collects the rest of a burst: waits until no event came for [`SETTLE`],
