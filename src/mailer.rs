@@ -23,10 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls as LettreTls, TlsParameters};
-use lettre::transport::smtp::{AsyncSmtpTransport, PoolConfig};
-use lettre::{AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -101,10 +102,141 @@ fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     }
 }
 
+/// Connecting gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// One message (MAIL to the reply after DATA) gives up after this long.
+const SEND_TIMEOUT: Duration = Duration::from_secs(120);
+/// A pooled connection idle longer than this is checked with NOOP first.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// SMTP connections, reused across messages: at most [`CONCURRENCY`] are
+/// in use (the mailer's semaphore), and each goes back to the pool as
+/// soon as its message is done.
+///
+/// herald opens the TCP connections itself to set `TCP_NODELAY`: lettre
+/// writes a message and its final `.` line separately, and with Nagle's
+/// algorithm the second write waits for the server's delayed ACK, 40 ms
+/// per message (180 messages a second into Postfix's smtp-sink instead of
+/// thousands). For `smtps://` lettre opens the connection (TLS from the
+/// first byte) and the delay remains.
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    tls: Tls,
+    tls_parameters: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    idle: tokio::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+}
+
+fn connection_error(error: impl std::fmt::Display) -> SendError {
+    SendError::Retry(format!("Connection error: {error}"))
+}
+
+impl SmtpPool {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let mut connection = match (&self.tls, &self.tls_parameters) {
+            (Tls::Wrapper, Some(parameters)) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(CONNECT_TIMEOUT),
+                &self.hello,
+                Some(parameters.clone()),
+                None,
+            )
+            .await
+            .map_err(|error| classify(&error))?,
+            _ => {
+                let stream = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+                )
+                .await
+                .map_err(|_| connection_error("connection timed out"))?
+                .map_err(connection_error)?;
+                stream.set_nodelay(true).map_err(connection_error)?;
+                let mut connection =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                        .await
+                        .map_err(|error| classify(&error))?;
+                if let (Tls::StartTls, Some(parameters)) = (&self.tls, &self.tls_parameters) {
+                    connection
+                        .starttls(parameters.clone(), &self.hello)
+                        .await
+                        .map_err(|error| classify(&error))?;
+                }
+                connection
+            }
+        };
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|error| classify(&error))?;
+        }
+        Ok(connection)
+    }
+
+    /// A pooled connection that still answers, or a new one; `true` when
+    /// reused.
+    async fn checkout(&self) -> Result<(AsyncSmtpConnection, bool), SendError> {
+        loop {
+            let pooled = self.idle.lock().await.pop();
+            let Some((mut connection, since)) = pooled else {
+                return Ok((self.connect().await?, false));
+            };
+            if since.elapsed() < IDLE_CHECK || connection.test_connected().await {
+                return Ok((connection, true));
+            }
+            connection.abort().await;
+        }
+    }
+
+    async fn checkin(&self, mut connection: AsyncSmtpConnection) {
+        if connection.has_broken() {
+            return;
+        }
+        let mut idle = self.idle.lock().await;
+        if idle.len() < CONCURRENCY {
+            idle.push((connection, std::time::Instant::now()));
+        } else {
+            drop(idle);
+            connection.abort().await;
+        }
+    }
+
+    async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
+        // A reused connection the server has closed fails before anything
+        // is sent; then one fresh connection is tried at once.
+        for _ in 0..2 {
+            let (mut connection, reused) = self.checkout().await?;
+            match tokio::time::timeout(SEND_TIMEOUT, connection.send(envelope, bytes)).await {
+                Ok(Ok(_)) => {
+                    self.checkin(connection).await;
+                    return Ok(());
+                }
+                Ok(Err(error)) => {
+                    let response = error.is_permanent() || error.is_transient();
+                    if reused && !response {
+                        continue;
+                    }
+                    return Err(classify(&error));
+                }
+                Err(_) => {
+                    connection.abort().await;
+                    return Err(SendError::Retry("timed out waiting for the server".into()));
+                }
+            }
+        }
+        Err(SendError::Retry(
+            "Connection error: the server closed the connection".into(),
+        ))
+    }
+}
+
 /// Where messages go.
 #[derive(Clone)]
 pub enum Sender {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<SmtpPool>),
     /// `.eml` files in this directory, one per message, named after it,
     /// so writing one again replaces it.
     Files(PathBuf),
@@ -129,22 +261,16 @@ impl Sender {
             }
             Transport::Smtp { host, port, tls } => (host, port, tls),
         };
-        let tls_parameters = || {
-            TlsParameters::new(host.clone()).map_err(|source| Error::Tls {
-                host: host.clone(),
-                source,
-            })
+        let tls_parameters = match tls {
+            Tls::None => None,
+            Tls::StartTls | Tls::Wrapper => Some(TlsParameters::new(host.clone()).map_err(
+                |source| Error::Tls {
+                    host: host.clone(),
+                    source,
+                },
+            )?),
         };
-        let tls = match tls {
-            Tls::None => LettreTls::None,
-            Tls::StartTls => LettreTls::Required(tls_parameters()?),
-            Tls::Wrapper => LettreTls::Wrapper(tls_parameters()?),
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-            .port(port)
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(60)))
-            .pool_config(PoolConfig::new().max_size(CONCURRENCY as u32));
+        let mut credentials = None;
         if let Some(path) = &email.smtp_password_file {
             let password = std::fs::read_to_string(path).map_err(|source| Error::Password {
                 path: path.clone(),
@@ -156,23 +282,27 @@ impl Sender {
                     .parse::<lettre::message::Mailbox>()
                     .map_or_else(|_| email.from.clone(), |mailbox| mailbox.email.to_string())
             });
-            builder = builder.credentials(Credentials::new(
+            credentials = Some(Credentials::new(
                 user,
                 password.trim_end_matches(['\r', '\n']).to_owned(),
             ));
         }
-        Ok(Sender::Smtp(builder.build()))
+        Ok(Sender::Smtp(Arc::new(SmtpPool {
+            host,
+            port,
+            tls,
+            tls_parameters,
+            credentials,
+            hello: ClientId::default(),
+            idle: tokio::sync::Mutex::new(Vec::new()),
+        })))
     }
 
     /// Sends one message; `Ok` only once the server accepted it (or the
     /// file is on disk).
     pub async fn send(&self, message: &Message, file_name: &str) -> Result<(), SendError> {
         match self {
-            Sender::Smtp(transport) => transport
-                .send_raw(message.envelope(), &message.formatted())
-                .await
-                .map(drop)
-                .map_err(|error| classify(&error)),
+            Sender::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
             Sender::Files(dir) => {
                 let path = dir.join(file_name);
                 let bytes = message.formatted();
