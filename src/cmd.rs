@@ -582,6 +582,7 @@ pub fn parse_subscribers_csv(
 ) -> Result<Vec<NewSubscriber>, Vec<Diagnostic>> {
     let index = LineIndex::new(text);
     let mut subscribers: Vec<NewSubscriber> = Vec::new();
+    let mut positions: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut errors = Vec::new();
     let mut offset = 0;
     let mut first = true;
@@ -634,8 +635,13 @@ pub fn parse_subscribers_csv(
             language: config.site.language,
         };
         // A later row for the same address wins.
-        subscribers.retain(|s| s.address != subscriber.address);
-        subscribers.push(subscriber);
+        match positions.get(&subscriber.address) {
+            Some(&position) => subscribers[position] = subscriber,
+            None => {
+                positions.insert(subscriber.address.clone(), subscribers.len());
+                subscribers.push(subscriber);
+            }
+        }
     }
     if errors.is_empty() {
         Ok(subscribers)
