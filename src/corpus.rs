@@ -72,6 +72,22 @@ impl Files {
         self.entries.contains_key(path)
     }
 
+    pub fn get(&self, path: &Path) -> Option<&FileEntry> {
+        self.entries.get(path)
+    }
+
+    /// Known files strictly below `dir`. Paths order component by
+    /// component, so they form one contiguous range after `dir`: this
+    /// costs a lookup, not a scan of every file.
+    pub fn paths_under(&self, dir: &Path) -> Vec<PathBuf> {
+        self.entries
+            .range::<Path, _>((std::ops::Bound::Excluded(dir), std::ops::Bound::Unbounded))
+            .map(|(path, _)| path)
+            .take_while(|path| path.starts_with(dir))
+            .cloned()
+            .collect()
+    }
+
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.entries.keys().map(PathBuf::as_path)
     }
@@ -85,14 +101,21 @@ impl Files {
     /// Builds the corpus. Ids must be unique across the tree: the first
     /// path in sorted order keeps an id, later ones are reported.
     pub fn corpus(&self) -> (Corpus, Vec<Diagnostic>) {
-        let mut incidents: BTreeMap<IncidentId, Arc<Incident>> = BTreeMap::new();
-        let mut owners: BTreeMap<&IncidentId, &Path> = BTreeMap::new();
+        // Sorting by id (stably, so path order breaks ties) puts files
+        // sharing an id side by side, and lets the map be bulk-built.
+        let mut found: Vec<(&Path, &Arc<Incident>)> = self
+            .entries
+            .iter()
+            .filter_map(|(path, entry)| Some((path.as_path(), entry.last_good.as_ref()?)))
+            .collect();
+        found.sort_by(|a, b| a.1.id.cmp(&b.1.id));
         let mut diagnostics = Vec::new();
-        for (path, entry) in &self.entries {
-            let Some(incident) = &entry.last_good else {
-                continue;
-            };
-            if let Some(owner) = owners.get(&incident.id) {
+        let mut incidents: Vec<(IncidentId, Arc<Incident>)> = Vec::with_capacity(found.len());
+        let mut owner: Option<(&Path, &IncidentId)> = None;
+        for (path, incident) in found {
+            if let Some((owner_path, owner_id)) = owner
+                && *owner_id == incident.id
+            {
                 let index = LineIndex::new("");
                 diagnostics.push(Diagnostic::error(
                     path,
@@ -101,15 +124,15 @@ impl Files {
                     format!(
                         "duplicate incident id `{}`, already used by {}",
                         incident.id,
-                        owner.display()
+                        owner_path.display()
                     ),
                 ));
                 continue;
             }
-            owners.insert(&incident.id, path);
-            incidents.insert(incident.id.clone(), Arc::clone(incident));
+            owner = Some((path, &incident.id));
+            incidents.push((incident.id.clone(), Arc::clone(incident)));
         }
-        (Corpus { incidents }, diagnostics)
+        (Corpus::new(incidents.into_iter().collect()), diagnostics)
     }
 
     /// Every diagnostic of every file, in path order.
@@ -123,16 +146,41 @@ impl Files {
 #[derive(Debug, Clone, Default)]
 pub struct Corpus {
     incidents: BTreeMap<IncidentId, Arc<Incident>>,
+    /// Published incidents, newest latest update first (ties by id): feeds
+    /// want the newest updates and stop after the first few incidents.
+    by_latest: Vec<Arc<Incident>>,
 }
 
 impl Corpus {
     pub fn from_incidents(list: impl IntoIterator<Item = Incident>) -> Corpus {
-        Corpus {
-            incidents: list
-                .into_iter()
+        Corpus::new(
+            list.into_iter()
                 .map(|i| (i.id.clone(), Arc::new(i)))
                 .collect(),
+        )
+    }
+
+    fn new(incidents: BTreeMap<IncidentId, Arc<Incident>>) -> Corpus {
+        let mut by_latest: Vec<Arc<Incident>> = incidents
+            .values()
+            .filter(|incident| !incident.draft)
+            .cloned()
+            .collect();
+        by_latest.sort_unstable_by(|a, b| {
+            b.latest_update()
+                .instant
+                .cmp(&a.latest_update().instant)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Corpus {
+            incidents,
+            by_latest,
         }
+    }
+
+    /// Published incidents, the one with the newest update first.
+    pub fn by_latest_update(&self) -> &[Arc<Incident>] {
+        &self.by_latest
     }
 
     pub fn get(&self, id: &IncidentId) -> Option<&Arc<Incident>> {
@@ -263,6 +311,27 @@ mod tests {
             next_date_change(&corpus, Stockholm, utc(2019, 4, 8, 12, 0)),
             utc(2019, 4, 8, 22, 0)
         );
+    }
+
+    #[test]
+    fn paths_under_a_directory() {
+        let files = files(&[
+            ("inc/a.md", MAINTENANCE),
+            ("inc/b/c.md", MAINTENANCE),
+            ("inc/b/d/e.md", MAINTENANCE),
+            ("inc/b-x.md", MAINTENANCE),
+            ("inc/bb/f.md", MAINTENANCE),
+        ]);
+        assert_eq!(
+            files.paths_under(Path::new("inc/b")),
+            vec![PathBuf::from("inc/b/c.md"), PathBuf::from("inc/b/d/e.md")]
+        );
+        assert_eq!(files.paths_under(Path::new("inc")).len(), 5);
+        assert_eq!(
+            files.paths_under(Path::new("inc/a.md")),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(files.paths_under(Path::new("other")), Vec::<PathBuf>::new());
     }
 
     #[test]

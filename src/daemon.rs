@@ -282,13 +282,7 @@ impl Daemon {
                 }
             }
             // A path that is gone may have been a directory: drop what it held.
-            let under: Vec<PathBuf> = self
-                .files
-                .paths()
-                .filter(|known| known.starts_with(path) && known != path)
-                .map(Path::to_owned)
-                .collect();
-            reread.extend(under);
+            reread.extend(self.files.paths_under(path));
             if fsio::is_incident_path(&root, path) {
                 reread.insert(path.clone());
             }
@@ -301,12 +295,7 @@ impl Daemon {
         }
         let diagnostics: Vec<Diagnostic> = reread
             .iter()
-            .filter_map(|path| {
-                self.files
-                    .entries()
-                    .find(|(p, _)| p == path)
-                    .map(|(_, entry)| entry)
-            })
+            .filter_map(|path| self.files.get(path))
             .flat_map(|entry| entry.diagnostics.iter().cloned())
             .collect();
         log_diagnostics(&diagnostics);
@@ -316,10 +305,12 @@ impl Daemon {
     /// Re-reads the whole tree (after lost events).
     pub fn rescan(&mut self) -> anyhow::Result<()> {
         let found = fsio::find_incident_files(&self.config.paths.incidents)?;
+        let present: std::collections::HashSet<&Path> =
+            found.iter().map(PathBuf::as_path).collect();
         let gone: Vec<PathBuf> = self
             .files
             .paths()
-            .filter(|p| !found.contains(&p.to_path_buf()))
+            .filter(|p| !present.contains(p))
             .map(Path::to_owned)
             .collect();
         let mut paths = found;

@@ -163,7 +163,15 @@ impl OutputDir {
             }
             return Err(error);
         }
-        if !staged.is_empty() {
+        // A few files (the daemon's usual rebuild): fsync each, since
+        // syncfs would also wait for every other process's dirty data on
+        // the same file system. Many files (a full build): one syncfs.
+        let few = staged.len() <= FEW_FILES;
+        if few {
+            for (temp, _, _, _) in &staged {
+                sync_file(temp)?;
+            }
+        } else if !staged.is_empty() {
             sync_filesystem(&self.root)?;
         }
         for (temp, target, relative, hash) in &staged {
@@ -183,7 +191,21 @@ impl OutputDir {
             }
             self.known.remove(relative);
         }
-        if changed > 0 {
+        if few {
+            // The renames and removals are durable once their directories are.
+            let removed_paths: Vec<PathBuf> = removed.iter().map(|r| self.root.join(r)).collect();
+            let mut dirs: Vec<&Path> = staged
+                .iter()
+                .map(|(_, target, _, _)| target.as_path())
+                .chain(removed_paths.iter().map(PathBuf::as_path))
+                .filter_map(Path::parent)
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            for dir in dirs {
+                sync_file(dir)?;
+            }
+        } else if changed > 0 {
             sync_filesystem(&self.root)?;
         }
         Ok(changed)
@@ -269,6 +291,19 @@ impl OutputDir {
         stale.sort();
         Ok(stale)
     }
+}
+
+/// Up to this many changed files are made durable one by one.
+const FEW_FILES: usize = 64;
+
+/// fsync one file or directory by path.
+fn sync_file(path: &Path) -> Result<(), Error> {
+    File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn hash_bytes(bytes: &[u8]) -> u64 {

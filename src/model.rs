@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
 /// The file stem of an incident file, checked against `[a-z0-9][a-z0-9._-]{0,99}`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IncidentId(String);
+pub struct IncidentId(Arc<str>);
 
 /// Whether `text` matches `[a-z0-9][a-z0-9._-]{0,99}`, the grammar of
 /// incident and component ids (both become file names in the output).
@@ -31,7 +32,7 @@ pub fn is_slug(text: &str) -> bool {
 impl IncidentId {
     /// Checks `text` against the id grammar; `None` if it does not match.
     pub fn new(text: &str) -> Option<IncidentId> {
-        is_slug(text).then(|| IncidentId(text.to_owned()))
+        is_slug(text).then(|| IncidentId(Arc::from(text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -258,7 +259,28 @@ pub struct Incident {
     pub summary_html: String,
     /// Sorted by instant, oldest first, instants distinct.
     pub updates: Vec<Update>,
+    /// [`Incident::timeline`], computed on first use. An incident is
+    /// immutable and shared between rebuilds, so this is computed once per
+    /// version of a file, not once per render.
+    pub timeline_cache: TimelineCache,
 }
+
+/// Each affected component's segments, by component id.
+pub type Timeline = BTreeMap<String, Vec<Segment>>;
+
+/// A lazily filled [`Timeline`] that takes no part in equality: two
+/// incidents are equal when their data is, whether or not either has
+/// computed its timeline yet.
+#[derive(Debug, Clone, Default)]
+pub struct TimelineCache(OnceLock<Timeline>);
+
+impl PartialEq for TimelineCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TimelineCache {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -334,6 +356,20 @@ impl Incident {
     /// between `starts` and `ends` only, unless a `components:` line says
     /// otherwise.
     pub fn segments(&self) -> BTreeMap<&str, Vec<Segment>> {
+        self.timeline()
+            .iter()
+            .map(|(id, list)| (id.as_str(), list.clone()))
+            .collect()
+    }
+
+    /// [`Incident::segments`], computed once and kept.
+    pub fn timeline(&self) -> &Timeline {
+        self.timeline_cache
+            .0
+            .get_or_init(|| self.compute_timeline())
+    }
+
+    fn compute_timeline(&self) -> Timeline {
         // Change points: (instant, component, status), in time order.
         let mut changes: Vec<(DateTime<Utc>, &str, ComponentStatus)> = Vec::new();
         match self.window {
@@ -398,7 +434,7 @@ impl Incident {
             }
         }
 
-        let mut result: BTreeMap<&str, Vec<Segment>> = BTreeMap::new();
+        let mut result: Timeline = BTreeMap::new();
         for component in &self.components {
             let mut segments: Vec<Segment> = Vec::new();
             let mut current: Option<(DateTime<Utc>, ComponentStatus)> = None;
@@ -426,7 +462,7 @@ impl Incident {
                     status: held,
                 });
             }
-            result.insert(component.as_str(), segments);
+            result.insert(component.clone(), segments);
         }
         result
     }
@@ -434,7 +470,7 @@ impl Incident {
     /// The status this incident holds `component` at, at `instant`;
     /// operational when it is not holding it at all.
     pub fn component_status_at(&self, component: &str, instant: DateTime<Utc>) -> ComponentStatus {
-        self.segments()
+        self.timeline()
             .get(component)
             .into_iter()
             .flatten()

@@ -184,6 +184,7 @@ impl FileParser<'_> {
             summary_html: render_markdown(&summary_markdown),
             summary_markdown,
             updates,
+            timeline_cache: Default::default(),
         })
     }
 

@@ -167,7 +167,9 @@ fn component_status(html: &str, id: &str) -> String {
     format!("{class}: {text}")
 }
 
-/// One history-bar cell of a component: `class | title | hidden label`.
+/// One history-bar cell of a component: `class | title`, then
+/// ` -> link` when the cell links to an incident. The hidden label, read
+/// by screen readers, must say what the tooltip says.
 fn cell(html: &str, id: &str, date: &str) -> String {
     let block = between(html, &format!("id=\"c-{id}\""), "</ol>");
     let cells: Vec<&str> = block
@@ -179,7 +181,14 @@ fn cell(html: &str, id: &str, date: &str) -> String {
     let class = cells[0].split('"').next().expect("class");
     let title = between(cells[0], "title=\"", "\"");
     let label = between(cells[0], "<span class=\"vh\">", "</span>");
-    format!("{class} | {title} | {label}")
+    assert_eq!(label, title, "hidden label of {date} in {id}");
+    match cells[0].split_once("<a href=\"") {
+        Some((_, rest)) => {
+            let href = rest.split('"').next().expect("href");
+            format!("{class} | {title} -> {href}")
+        }
+        None => format!("{class} | {title}"),
+    }
 }
 
 fn cell_count(html: &str, id: &str) -> usize {
@@ -222,15 +231,15 @@ fn index_during_the_storage_failure() {
     }
     assert_eq!(
         cell(&sv, "mail", "4 april 2019"),
-        "s-major-outage | 4 april 2019: Större avbrott – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal | 4 april 2019: Större avbrott"
+        "s-major-outage | 4 april 2019: Större avbrott – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal -> incidents/storage-failure-2019-04.html"
     );
     assert_eq!(
         cell(&sv, "mail", "12 mars 2019"),
-        "s-degraded | 12 mars 2019: Försämrad prestanda – Fördröjd leverans av inkommande e-post | 12 mars 2019: Försämrad prestanda"
+        "s-degraded | 12 mars 2019: Försämrad prestanda – Fördröjd leverans av inkommande e-post -> incidents/mail-delay-2019-03.html"
     );
     assert_eq!(
         cell(&sv, "mail", "11 mars 2019"),
-        "s-operational | 11 mars 2019: Fungerar | 11 mars 2019: Fungerar"
+        "s-operational | 11 mars 2019: Fungerar"
     );
     // The first cell is 89 days before today.
     let mail = between(&sv, "id=\"c-mail\"", "</ol>");
@@ -269,7 +278,7 @@ fn index_during_the_storage_failure() {
     );
     assert_eq!(
         cell(&en, "customer-portal", "April 4, 2019"),
-        "s-major-outage | April 4, 2019: Major outage – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal | April 4, 2019: Major outage"
+        "s-major-outage | April 4, 2019: Major outage – Fel i lagringssystemet påverkar webbhotell, e-post, moln och kundportal -> incidents/storage-failure-2019-04.html"
     );
     assert!(en.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
     assert!(en.contains("<h2>Current incidents</h2>"));
@@ -287,7 +296,7 @@ fn index_after_the_login_incident() {
     );
     assert_eq!(
         cell(&sv, "customer-portal", "2 november 2026"),
-        "s-partial-outage | 2 november 2026: Delvis avbrott – Det gick inte att logga in i kundportalen | 2 november 2026: Delvis avbrott"
+        "s-partial-outage | 2 november 2026: Delvis avbrott – Det gick inte att logga in i kundportalen -> incidents/portal-login-2026-11.html"
     );
     assert!(section(&sv, "open").is_none());
     // Announced on 20 November: not known yet.
@@ -312,15 +321,15 @@ fn index_after_everything_resolved() {
     // The maintenance night spans two local days.
     assert_eq!(
         cell(&sv, "dns", "10 december 2026"),
-        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen | 10 december 2026: Underhåll"
+        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen -> incidents/dns-upgrade-2026-12.html"
     );
     assert_eq!(
         cell(&sv, "dns", "11 december 2026"),
-        "s-maintenance | 11 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen | 11 december 2026: Underhåll"
+        "s-maintenance | 11 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen -> incidents/dns-upgrade-2026-12.html"
     );
     assert_eq!(
         cell(&sv, "dns", "12 december 2026"),
-        "s-operational | 12 december 2026: Fungerar | 12 december 2026: Fungerar"
+        "s-operational | 12 december 2026: Fungerar"
     );
     // Archive links, newest first; the maintenance was announced (began)
     // in November.
@@ -364,7 +373,7 @@ fn index_around_the_dns_maintenance() {
     );
     assert_eq!(
         cell(&during, "dns", "10 december 2026"),
-        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen | 10 december 2026: Underhåll"
+        "s-maintenance | 10 december 2026: Underhåll – Planerat underhåll: uppgradering av DNS-plattformen -> incidents/dns-upgrade-2026-12.html"
     );
     let maintenance = section(&during, "maintenance").expect("maintenance listed");
     assert!(maintenance.contains("<span class=\"label\">Pågår nu</span>"));
@@ -711,4 +720,245 @@ fn output_is_deterministic() {
     let now = utc("2019-04-05T12:00:00Z");
     assert_eq!(fixture.index(now), fixture.index(now));
     assert_eq!(fixture.incident(STORAGE), fixture.incident(STORAGE));
+}
+
+#[test]
+fn index_links_every_feed_and_the_calendar() {
+    let now = utc("2026-12-01T12:00:00Z");
+    let sv = Fixture::sample(Language::Sv).index(now);
+    // Site feeds: discoverable from the head, and listed for people.
+    let head = between(&sv, "<head>", "</head>");
+    assert!(head.contains(
+        "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"Exempelhosting driftstatus (Atom)\" href=\"feed.atom\">"
+    ));
+    assert!(head.contains(
+        "<link rel=\"alternate\" type=\"application/rss+xml\" title=\"Exempelhosting driftstatus (RSS)\" href=\"feed.rss\">"
+    ));
+    let follow = section(&sv, "follow").expect("a follow section");
+    assert!(follow.contains(
+        "<li>Alla tjänster: <a href=\"feed.atom\">Atom</a> · <a href=\"feed.rss\">RSS</a></li>"
+    ));
+    // The calendar: webcal:// opens a calendar app as a subscription, the
+    // plain link downloads, and the https address is there to paste.
+    assert!(follow.contains(
+        "<a href=\"webcal://status.example.se/maintenance.ics\">Prenumerera på underhållskalendern</a> (<a href=\"maintenance.ics\">ladda ner maintenance.ics</a>)"
+    ));
+    assert!(follow.contains("<code>https://status.example.se/maintenance.ics</code>"));
+
+    // Each component row links its own feeds, named for screen readers.
+    for (id, name) in [
+        ("web-hosting", "Webbhotell"),
+        ("mail", "E-post"),
+        ("cloud", "Molnservrar"),
+        ("customer-portal", "Kundportalen"),
+        ("dns", "DNS"),
+    ] {
+        let row = between(&sv, &format!("id=\"c-{id}\""), "</li>\n");
+        let row = row.rsplit("</ol>").next().expect("after the bar");
+        assert!(
+            row.contains(&format!(
+                "<a href=\"components/{id}.atom\" title=\"flöde för {name} (Atom)\">Atom<span class=\"vh\"> flöde för {name}</span></a>"
+            )),
+            "{id}: {row}"
+        );
+        assert!(
+            row.contains(&format!(
+                "<a href=\"components/{id}.rss\" title=\"flöde för {name} (RSS)\">RSS<span class=\"vh\"> flöde för {name}</span></a>"
+            )),
+            "{id}: {row}"
+        );
+    }
+    // The index lists the feeds once, not again in a footer.
+    assert!(!sv.contains("<footer"));
+
+    let en = Fixture::sample(Language::En).index(now);
+    let follow = section(&en, "follow").expect("a follow section");
+    assert!(follow.contains("<h2>Follow updates</h2>"));
+    assert!(follow.contains(
+        "<a href=\"webcal://status.example.se/maintenance.ics\">Subscribe to the maintenance calendar</a> (<a href=\"maintenance.ics\">download maintenance.ics</a>)"
+    ));
+    assert!(en.contains("title=\"feed for Webbhotell (Atom)\""));
+
+    // Other pages keep the feeds and the calendar in their footer.
+    let page = Fixture::sample(Language::Sv).incident(STORAGE);
+    assert!(page.contains(
+        "<footer class=\"site\">\n<p>Prenumerera: <a href=\"../feed.atom\">Atom</a> · <a href=\"../feed.rss\">RSS</a> · <a href=\"../maintenance.ics\">underhållskalender</a></p>\n</footer>"
+    ));
+}
+
+#[test]
+fn upcoming_maintenance_comes_after_the_components_and_ongoing_before() {
+    let fixture = Fixture::sample(Language::Sv);
+    let before = fixture.index(local(2026, 12, 1, 12, 0));
+    let components = before
+        .find("<section class=\"components\">")
+        .expect("components");
+    let upcoming = before
+        .find("<section class=\"maintenance\">")
+        .expect("maintenance");
+    assert!(components < upcoming, "upcoming below the components");
+    let during = fixture.index(local(2026, 12, 10, 22, 30));
+    let components = during
+        .find("<section class=\"components\">")
+        .expect("components");
+    let ongoing = during
+        .find("<section class=\"maintenance\">")
+        .expect("maintenance");
+    assert!(ongoing < components, "ongoing above the components");
+    assert_eq!(during.matches("<section class=\"maintenance\">").count(), 1);
+}
+
+/// A component's rows in the incident page's status-over-time table:
+/// `time | class | text` per change.
+fn timeline(html: &str, name: &str) -> Vec<String> {
+    let table = between(html, "<section class=\"timeline\">", "</table>");
+    let group = between(
+        table,
+        &format!("<tr><th scope=\"rowgroup\" colspan=\"2\">{name}</th></tr>"),
+        "</tbody>",
+    );
+    group
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            if let Some(text) = row.strip_prefix("<td colspan=\"2\">") {
+                return text.split('<').next().expect("text").to_owned();
+            }
+            let time = between(row, "\">", "</time>");
+            let class = between(row, "<span class=\"status ", "\"");
+            let text = between(row, "<span class=\"dot\"></span>", "</span>");
+            format!("{time} | {class} | {text}")
+        })
+        .collect()
+}
+
+#[test]
+fn incident_page_shows_each_component_over_time() {
+    let sv = Fixture::sample(Language::Sv).incident(STORAGE);
+    assert!(sv.contains("<h2 id=\"timeline-heading\">Status över tid</h2>"));
+    assert!(sv.contains(
+        "<thead><tr><th scope=\"col\">Från</th><th scope=\"col\">Status</th></tr></thead>"
+    ));
+    // From the file's `components:` lines: degraded at the first update,
+    // partial outage 20 minutes later, still partial on 7 April (no row),
+    // degraded on 8 April, and all clear when resolved.
+    assert_eq!(
+        timeline(&sv, "Molnservrar"),
+        [
+            "4 april 2019 08:00 CEST | s-degraded | Försämrad prestanda",
+            "4 april 2019 08:20 CEST | s-partial-outage | Delvis avbrott",
+            "8 april 2019 08:30 CEST | s-degraded | Försämrad prestanda",
+            "8 april 2019 19:26 CEST | s-operational | Fungerar",
+        ]
+    );
+    // The portal was untouched until 11.20, and operational again before
+    // the incident was resolved.
+    assert_eq!(
+        timeline(&sv, "Kundportalen"),
+        [
+            "4 april 2019 11:20 CEST | s-degraded | Försämrad prestanda",
+            "4 april 2019 14:05 CEST | s-major-outage | Större avbrott",
+            "7 april 2019 10:00 CEST | s-degraded | Försämrad prestanda",
+            "7 april 2019 14:30 CEST | s-operational | Fungerar",
+        ]
+    );
+    assert_eq!(
+        timeline(&sv, "E-post"),
+        [
+            "4 april 2019 08:00 CEST | s-degraded | Försämrad prestanda",
+            "4 april 2019 08:20 CEST | s-partial-outage | Delvis avbrott",
+            "4 april 2019 10:20 CEST | s-major-outage | Större avbrott",
+            "6 april 2019 19:00 CEST | s-operational | Fungerar",
+        ]
+    );
+    // Rows follow the incident's component order.
+    let order: Vec<usize> = ["Webbhotell", "E-post", "Molnservrar", "Kundportalen"]
+        .iter()
+        .map(|name| {
+            sv.find(&format!("colspan=\"2\">{name}</th>"))
+                .expect("row group")
+        })
+        .collect();
+    assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{order:?}");
+
+    let en = Fixture::sample(Language::En).incident(STORAGE);
+    assert!(en.contains("<h2 id=\"timeline-heading\">Status over time</h2>"));
+    assert_eq!(
+        timeline(&en, "Molnservrar")[3],
+        "April 8, 2019 19:26 CEST | s-operational | Operational"
+    );
+
+    // A maintenance holds its components for its window.
+    let maintenance = Fixture::sample(Language::En).incident("dns-upgrade-2026-12");
+    assert_eq!(
+        timeline(&maintenance, "DNS"),
+        [
+            "December 10, 2026 22:00 CET | s-maintenance | Under maintenance",
+            "December 11, 2026 02:00 CET | s-operational | Operational",
+        ]
+    );
+}
+
+#[test]
+fn a_component_the_incident_never_held_says_so() {
+    let config = small_config();
+    let file = "+++\ntitle = \"Web only\"\ncomponents = [\"web\", \"mail\"]\nseverity = \"minor\"\n+++\n\n\
+                ## 2026-03-01 10:00 investigating\ncomponents: mail=operational\nLooking.\n\n\
+                ## 2026-03-01 11:00 resolved\nFixed.\n";
+    let corpus = parse_all(&config, &[(PathBuf::from("web-only.md"), file.to_owned())]);
+    let page = Fixture::new(config, corpus).incident("web-only");
+    assert_eq!(timeline(&page, "Mail"), ["Not affected"]);
+    assert_eq!(
+        timeline(&page, "Web &amp; &lt;API&gt;"),
+        [
+            "March 1, 2026 10:00 CET | s-degraded | Degraded performance",
+            "March 1, 2026 11:00 CET | s-operational | Operational",
+        ]
+    );
+}
+
+#[test]
+fn narrow_screens_show_the_last_30_days() {
+    let fixture = Fixture::sample(Language::En);
+    let index = fixture.index(utc("2027-01-15T12:00:00Z"));
+    // All 90 cells are in the page; the stylesheet hides the first 60 on a
+    // narrow screen and swaps the legend.
+    assert_eq!(cell_count(&index, "dns"), 90);
+    assert!(index.contains(
+        "<span class=\"wide\">90 days ago</span><span class=\"narrow\">30 days ago</span>"
+    ));
+    let css = String::from_utf8(html::stylesheet(&fixture.site(utc("2027-01-15T12:00:00Z"))))
+        .expect("utf-8");
+    let narrow = between(&css, "@media (max-width: 40rem) {", "\n}");
+    assert!(narrow.contains(".bar li:nth-child(-n+60) { display: none; }"));
+    assert!(narrow.contains(".wide { display: none; }"));
+    assert!(narrow.contains(".narrow { display: inline; }"));
+}
+
+#[test]
+fn a_bad_day_links_to_the_incident_that_made_it_worst() {
+    let config = small_config();
+    let incident = |id: &str, severity: &str, from: &str, to: &str| {
+        let text = format!(
+            "+++\ntitle = \"{id}\"\ncomponents = [\"web\"]\nseverity = \"{severity}\"\n+++\n\n\
+             ## 2026-03-02 {from} investigating\nx\n\n## 2026-03-02 {to} resolved\ny\n"
+        );
+        (PathBuf::from(format!("{id}.md")), text)
+    };
+    let files = [
+        incident("early-minor", "minor", "08:00", "09:00"),
+        incident("late-critical", "critical", "10:00", "11:00"),
+        incident("later-critical", "critical", "12:00", "13:00"),
+    ];
+    let corpus = parse_all(&config, &files);
+    let index = Fixture::new(config, corpus).index(utc("2026-03-03T12:00:00Z"));
+    // The earliest of the two equally bad incidents; all three are named.
+    assert_eq!(
+        cell(&index, "web", "March 2, 2026"),
+        "s-major-outage | March 2, 2026: Major outage – early-minor, late-critical, later-critical -> incidents/late-critical.html"
+    );
+    assert_eq!(
+        cell(&index, "mail", "March 2, 2026"),
+        "s-operational | March 2, 2026: Operational"
+    );
 }

@@ -9,7 +9,14 @@
 //!
 //! Only the index depends on `now` (the 90-day bars, open incidents,
 //! maintenance phases, the last 14 days). Incident and month pages do not,
-//! because the driver re-renders them only when their incidents change.
+//! because the driver re-renders them only when their incidents change;
+//! an incident page's "status over time" table is its components' status
+//! changes from [`Incident::segments`], which depend on the file alone.
+//!
+//! The pages use no JavaScript. What would need it elsewhere is CSS here:
+//! on a narrow screen the stylesheet hides the first 60 of the 90 bar
+//! cells, and a day's incidents are reached through its cell's link
+//! rather than only through a tooltip.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -356,6 +363,10 @@ struct DayView {
     incidents: Vec<String>,
     /// How many more incidents than named.
     more: usize,
+    /// The page of the incident that made the day worst (the earliest of
+    /// equals), so that a tap on a cell leads somewhere on a phone, where
+    /// there are no tooltips.
+    href: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -386,6 +397,41 @@ struct LinkView {
     label: String,
 }
 
+/// The maintenance calendar: a download link, and the same address for
+/// calendar apps to subscribe to.
+#[derive(Serialize)]
+struct CalendarView {
+    /// Relative link to `maintenance.ics`.
+    href: String,
+    /// Absolute `https://` address, for pasting into a calendar app.
+    url: String,
+    /// The same address as `webcal://`, which calendar apps open as a
+    /// subscription rather than a one-off import.
+    webcal: String,
+}
+
+/// One status a component can have, for the colour key.
+#[derive(Serialize)]
+struct StatusKeyView {
+    status: &'static str,
+    label: &'static str,
+}
+
+/// A component's status changes during one incident.
+#[derive(Serialize)]
+struct TimelineView {
+    name: String,
+    /// Oldest first; empty when the incident never changed the component.
+    changes: Vec<ChangeView>,
+}
+
+#[derive(Serialize)]
+struct ChangeView {
+    time: TimeView,
+    status: &'static str,
+    label: &'static str,
+}
+
 #[derive(Serialize)]
 struct SubscribeView {
     id: String,
@@ -409,6 +455,9 @@ struct IndexPage {
     months: Vec<LinkView>,
     /// Components for the subscribe form, when `[http]` is configured.
     subscribe: Vec<SubscribeView>,
+    calendar: CalendarView,
+    /// Every component status, best first, for the colour key.
+    statuses: Vec<StatusKeyView>,
 }
 
 #[derive(Serialize)]
@@ -420,6 +469,8 @@ struct IncidentPage {
     status: &'static str,
     status_label: &'static str,
     components: Vec<String>,
+    /// Per affected component, in the incident's order.
+    timeline: Vec<TimelineView>,
     window: Option<WindowView>,
     began: Option<TimeView>,
     summary_html: String,
@@ -490,7 +541,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
             name: component.name.clone(),
             status: current.as_str(),
             status_label: i18n::component_status_label(language, current),
-            days: day_views(site, &days, &held, &relevant),
+            days: day_views(site, root, &days, &held, &relevant),
         };
         let group_at = component.group.as_ref().and_then(|name| {
             groups
@@ -664,6 +715,14 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         recent_more,
         months,
         subscribe,
+        calendar: calendar_view(site, root),
+        statuses: ComponentStatus::ALL
+            .into_iter()
+            .map(|status| StatusKeyView {
+                status: status.as_str(),
+                label: i18n::component_status_label(language, status),
+            })
+            .collect(),
     };
     site.templates
         .render("index.html", Value::from(Serde(&page)))
@@ -682,6 +741,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
         status: status.map_or("", |status| status.as_str()),
         status_label: status.map_or("", |status| i18n::status_label(language, status)),
         components: component_names(site, incident),
+        timeline: timeline_views(site, incident),
         window: incident.window.map(|window| WindowView {
             starts: time_view(site, window.starts),
             ends: time_view(site, window.ends),
@@ -803,6 +863,80 @@ fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) ->
             })
             .collect(),
     }
+}
+
+fn calendar_view(site: &Site, root: &str) -> CalendarView {
+    let url = format!("{}maintenance.ics", site.base_url());
+    // `base_url` is validated to start with one of these.
+    let webcal = match url.split_once("://") {
+        Some((_, rest)) => format!("webcal://{rest}"),
+        None => url.clone(),
+    };
+    CalendarView {
+        href: format!("{root}maintenance.ics"),
+        url,
+        webcal,
+    }
+}
+
+/// Each affected component's status changes during `incident`: when the
+/// incident began to hold it at a status, moved it to another, and let it
+/// go (back to operational).
+fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
+    let language = site.config.site.language;
+    let segments = incident.segments();
+    incident
+        .components
+        .iter()
+        .map(|id| {
+            let changes = segments
+                .get(id.as_str())
+                .map(|held| status_changes(held))
+                .unwrap_or_default();
+            TimelineView {
+                name: component_name(site, id),
+                changes: changes
+                    .into_iter()
+                    .map(|(instant, status)| ChangeView {
+                        time: time_view(site, instant),
+                        status: status.as_str(),
+                        label: i18n::component_status_label(language, status),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The segments of one component as a list of `(instant, new status)`:
+/// a segment's start, and its end where the next one does not start at
+/// once. Segments of one incident and component do not overlap.
+fn status_changes(segments: &[Segment]) -> Vec<(DateTime<Utc>, ComponentStatus)> {
+    let mut ordered: Vec<&Segment> = segments.iter().collect();
+    ordered.sort_by_key(|segment| segment.from);
+    let mut changes: Vec<(DateTime<Utc>, ComponentStatus)> = Vec::new();
+    let mut push = |instant: DateTime<Utc>, status: ComponentStatus| {
+        if let Some(last) = changes.last_mut()
+            && last.0 == instant
+        {
+            last.1 = status;
+        } else {
+            changes.push((instant, status));
+        }
+        // Two changes that leave the status as it was say nothing.
+        let repeated = changes.len() >= 2
+            && changes.get(changes.len() - 2).map(|change| change.1) == Some(status);
+        if repeated {
+            changes.pop();
+        }
+    };
+    for segment in ordered {
+        push(segment.from, segment.status);
+        if let Some(until) = segment.until {
+            push(until, ComponentStatus::Operational);
+        }
+    }
+    changes
 }
 
 /// `latest`: the update whose status is shown as the incident's.
@@ -941,6 +1075,7 @@ fn local_day_start(timezone: Tz, date: NaiveDate) -> DateTime<Utc> {
 /// `incidents`) of an incident with one of its segments for the component.
 fn day_views(
     site: &Site,
+    root: &str,
     days: &[Day],
     held: &[(usize, &Segment)],
     incidents: &[&Incident],
@@ -950,6 +1085,7 @@ fn day_views(
     let now = site.now;
     let mut worst = vec![ComponentStatus::Operational; days.len()];
     let mut named: Vec<Vec<usize>> = vec![Vec::new(); days.len()];
+    let mut worst_by: Vec<Option<usize>> = vec![None; days.len()];
     let (Some(first_day), Some(last_at)) = (days.first(), days.len().checked_sub(1)) else {
         return Vec::new();
     };
@@ -968,7 +1104,10 @@ fn day_views(
             _ => last_at,
         };
         for at in first..=last {
-            worst[at] = worst[at].max(segment.status);
+            if segment.status > worst[at] {
+                worst[at] = segment.status;
+                worst_by[at] = Some(*incident);
+            }
             if !named[at].contains(incident) {
                 named[at].push(*incident);
             }
@@ -977,7 +1116,8 @@ fn day_views(
     days.iter()
         .zip(worst)
         .zip(named)
-        .map(|((day, status), mut named)| {
+        .zip(worst_by)
+        .map(|(((day, status), mut named), worst_by)| {
             named.sort_unstable();
             let more = named.len().saturating_sub(DAY_TITLES);
             DayView {
@@ -991,6 +1131,9 @@ fn day_views(
                     .map(|incident| incident.title.clone())
                     .collect(),
                 more,
+                href: worst_by
+                    .and_then(|at| incidents.get(at))
+                    .map(|incident| format!("{root}{}", incident_path(&incident.id))),
             }
         })
         .collect()

@@ -48,7 +48,8 @@ use serde::Serialize;
 
 use crate::corpus::Corpus;
 use crate::model::{
-    Component, ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Severity, Status, Update,
+    Component, ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Severity, Status,
+    Timeline, Update,
 };
 
 use super::{Site, incident_url};
@@ -172,8 +173,9 @@ pub fn summary(site: &Site, corpus: &Corpus) -> Vec<u8> {
         for update in visible {
             newest = newest.max(Some(site.edited(incident, update)));
         }
-        let segments = incident.segments();
-        for (component, list) in &segments {
+        let segments = incident.timeline();
+        for (component, list) in segments {
+            let component = component.as_str();
             let status = status_at(list, now);
             let entry = current.entry(component).or_insert(status);
             *entry = (*entry).max(status);
@@ -287,7 +289,7 @@ struct Listed<'a> {
     incident: &'a Incident,
     /// Updates at or before `now`, oldest first; never empty.
     visible: &'a [Update],
-    segments: BTreeMap<&'a str, Vec<Segment>>,
+    segments: &'a Timeline,
     /// Maintenance only.
     phase: Option<MaintenancePhase>,
 }
