@@ -60,9 +60,11 @@ pub struct RawComponent {
 pub struct RawEmail {
     pub from: Spanned<String>,
     pub smtp: Option<Spanned<String>>,
+    pub smtp_user: Option<String>,
     pub smtp_password_file: Option<String>,
     pub grace: Option<Spanned<String>>,
     pub max_age: Option<Spanned<String>>,
+    pub retry_base: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,9 +138,14 @@ pub struct Email {
     pub from: String,
     /// `file`, `smtp://…` or `smtps://…`.
     pub smtp: String,
+    /// The SMTP login; the address part of `from` when not set.
+    pub smtp_user: Option<String>,
     pub smtp_password_file: Option<PathBuf>,
     pub grace: Duration,
     pub max_age: Duration,
+    /// The first retry delay after a transient failure; it doubles up to
+    /// 60 times this (1 minute to 1 hour by default). Tests shorten it.
+    pub retry_base: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +163,106 @@ impl Config {
     pub fn component(&self, id: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.id == id)
     }
+
+    /// The `[email]` settings, or without that section the defaults:
+    /// messages written as files, from `herald@` the site's host.
+    pub fn email_or_default(&self) -> Email {
+        self.email.clone().unwrap_or_else(|| Email {
+            from: format!("herald@{}", self.site.host()),
+            smtp: "file".into(),
+            smtp_user: None,
+            smtp_password_file: None,
+            grace: DEFAULT_GRACE,
+            max_age: DEFAULT_MAX_AGE,
+            retry_base: DEFAULT_RETRY_BASE,
+        })
+    }
 }
+
+impl Site {
+    /// The host name of `base_url` (`status.example.com`).
+    pub fn host(&self) -> &str {
+        let rest = self
+            .base_url
+            .split_once("://")
+            .map_or(self.base_url.as_str(), |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        let host = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, host)| host);
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    }
+}
+
+/// Where mail goes: `[email] smtp`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// `.eml` files under `state/outbox-files/`.
+    File,
+    Smtp {
+        host: String,
+        port: u16,
+        tls: Tls,
+    },
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// `smtp://`: plain, for a relay on the same machine or network.
+    None,
+    /// `smtp://…?tls=starttls`: STARTTLS required.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Wrapper,
+}
+
+impl Transport {
+    pub fn parse(url: &str) -> Result<Transport, &'static str> {
+        if url == "file" {
+            return Ok(Transport::File);
+        }
+        let (rest, mut tls, default_port) = if let Some(rest) = url.strip_prefix("smtp://") {
+            (rest, Tls::None, 25)
+        } else if let Some(rest) = url.strip_prefix("smtps://") {
+            (rest, Tls::Wrapper, 465)
+        } else {
+            return Err("unsupported transport");
+        };
+        let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = authority.strip_suffix('/').unwrap_or(authority);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair {
+                "tls=starttls" if tls == Tls::None => tls = Tls::StartTls,
+                "tls=none" if tls == Tls::None => {}
+                _ => return Err("unknown option"),
+            }
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| "invalid port")?),
+            None => (authority, default_port),
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err("invalid host");
+        }
+        Ok(Transport::Smtp {
+            host: host.to_owned(),
+            port,
+            tls,
+        })
+    }
+}
+
+const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(60);
 
 /// Parses and validates a configuration. `path` names the file in messages
 /// and anchors relative paths.
@@ -264,9 +370,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             .smtp
             .as_ref()
             .map_or_else(|| "file".to_owned(), |s| s.get_ref().clone()),
+        smtp_user: email.smtp_user.clone(),
         smtp_password_file: email.smtp_password_file.as_ref().map(|p| base.join(p)),
-        grace: duration(&email.grace, Duration::from_secs(60)),
-        max_age: duration(&email.max_age, Duration::from_secs(24 * 3600)),
+        grace: duration(&email.grace, DEFAULT_GRACE),
+        max_age: duration(&email.max_age, DEFAULT_MAX_AGE),
+        retry_base: duration(&email.retry_base, DEFAULT_RETRY_BASE),
     });
     let publish = raw.publish.as_ref().map(|publish| Publish {
         command: publish.command.get_ref().clone(),
@@ -281,7 +389,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         );
     }
     if let Some(email) = &raw.email {
-        if !email.from.get_ref().contains('@') || email.from.get_ref().contains(['\r', '\n']) {
+        if email
+            .from
+            .get_ref()
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
             report(
                 email.from.span(),
                 format!("invalid sender address `{}`", email.from.get_ref()),
@@ -289,11 +402,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }
         if let Some(smtp) = &email.smtp {
             let url = smtp.get_ref();
-            if !(url == "file" || url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            if let Err(problem) = Transport::parse(url) {
                 report(
                     smtp.span(),
                     format!(
-                        "unsupported transport `{url}`, expected `file`, `smtp://HOST:PORT` or `smtps://HOST:PORT`"
+                        "{problem} in `{url}`, expected `file`, `smtp://HOST:PORT`, `smtps://HOST:PORT` or `smtp://HOST:PORT?tls=starttls`"
                     ),
                 );
             }
@@ -389,8 +502,48 @@ listen = "127.0.0.1:8081"
         assert_eq!(email.grace, Duration::from_secs(90));
         assert_eq!(email.max_age, Duration::from_secs(86400));
         assert_eq!(email.smtp, "file");
+        assert_eq!(email.retry_base, Duration::from_secs(60));
+        assert_eq!(config.site.host(), "status.example.com");
         assert_eq!(config.publish.unwrap().timeout, Duration::from_secs(60));
         assert_eq!(config.http.unwrap().listen.port(), 8081);
+    }
+
+    #[test]
+    fn transports() {
+        let smtp = |host: &str, port, tls| {
+            Ok(Transport::Smtp {
+                host: host.into(),
+                port,
+                tls,
+            })
+        };
+        assert_eq!(Transport::parse("file"), Ok(Transport::File));
+        assert_eq!(
+            Transport::parse("smtp://127.0.0.1:2525"),
+            smtp("127.0.0.1", 2525, Tls::None)
+        );
+        assert_eq!(
+            Transport::parse("smtp://mail.example.com"),
+            smtp("mail.example.com", 25, Tls::None)
+        );
+        assert_eq!(
+            Transport::parse("smtps://mail.example.com:465"),
+            smtp("mail.example.com", 465, Tls::Wrapper)
+        );
+        assert_eq!(
+            Transport::parse("smtp://mail.example.com:587?tls=starttls"),
+            smtp("mail.example.com", 587, Tls::StartTls)
+        );
+        assert_eq!(
+            Transport::parse("smtp://[::1]:25"),
+            smtp("::1", 25, Tls::None)
+        );
+        assert_eq!(Transport::parse("smtp://h:x"), Err("invalid port"));
+        assert_eq!(
+            Transport::parse("smtps://h?tls=starttls"),
+            Err("unknown option")
+        );
+        assert_eq!(Transport::parse("smtp://:25"), Err("invalid host"));
     }
 
     #[test]
@@ -448,7 +601,7 @@ conf/herald.toml:13:6: error: component `web` is defined twice
 conf/herald.toml:18:9: error: invalid duration `soon`: expected number at 0
 conf/herald.toml:20:11: error: `command` is empty, expected a program and its arguments
 conf/herald.toml:16:8: error: invalid sender address `nobody`
-conf/herald.toml:17:8: error: unsupported transport `http://x`, expected `file`, `smtp://HOST:PORT` or `smtps://HOST:PORT`
+conf/herald.toml:17:8: error: unsupported transport in `http://x`, expected `file`, `smtp://HOST:PORT`, `smtps://HOST:PORT` or `smtp://HOST:PORT?tls=starttls`
 conf/herald.toml:22:10: error: invalid listen address `localhost`, expected IP:PORT such as `127.0.0.1:8081`",
         );
     }

@@ -6,16 +6,24 @@
 //! the outputs their incidents touch. Date-dependent pages are re-rendered
 //! at local midnight and at maintenance boundaries by a timer that sleeps
 //! until then: an idle daemon never wakes up.
+//!
+//! After each rebuild, and when the earliest update in its grace period
+//! falls due, the daemon decides what to announce ([`crate::announce`]),
+//! queues it in the outbox in one transaction, and wakes the mailer.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::announce::{self, Announced, Policy};
 
 use crate::clock;
 use crate::cmd;
@@ -23,6 +31,7 @@ use crate::config::Config;
 use crate::corpus::{Corpus, Files, next_date_change};
 use crate::diag::Diagnostic;
 use crate::fsio::{self, OutputDir};
+use crate::mailer;
 use crate::model::{Incident, IncidentId};
 use crate::render::{self, Plan, Revisions, Site, Templates};
 use crate::store::Store;
@@ -48,6 +57,13 @@ pub struct Daemon {
     /// The `now` of the last render: date boundaries after it are still
     /// to be rendered, even if the loop was busy when they passed.
     rendered_at: DateTime<Utc>,
+    /// What the state database knows about updates, kept in step with it.
+    announced: Announced,
+    policy: Policy,
+    /// When the earliest update still in its grace period falls due.
+    next_announcement: Option<DateTime<Utc>>,
+    /// Wakes the mailer after mail was queued.
+    mail_wake: Arc<Notify>,
 }
 
 impl Daemon {
@@ -64,6 +80,18 @@ impl Daemon {
             store: None,
             generation: 0,
             rendered_at: DateTime::<Utc>::MIN_UTC,
+            announced: Announced::default(),
+            policy: Policy {
+                grace: Duration::ZERO,
+                max_age: Duration::ZERO,
+            },
+            next_announcement: None,
+            mail_wake: Arc::new(Notify::new()),
+        };
+        let email = daemon.config.email_or_default();
+        daemon.policy = Policy {
+            grace: email.grace,
+            max_age: email.max_age,
         };
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
@@ -83,8 +111,80 @@ impl Daemon {
                 Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
             }
         }
+        daemon.load_announced();
         daemon.render(&Plan::Full)?;
+        daemon.announce();
         Ok(daemon)
+    }
+
+    /// Loads what the state database knows about updates. On first start
+    /// (no baseline yet) every published update is first recorded as
+    /// notified, so starting on an old directory emails nobody.
+    fn load_announced(&mut self) {
+        let Some(store) = &mut self.store else { return };
+        let result = (|| {
+            if !store.has_baseline()? {
+                let keys = announce::baseline(&self.corpus);
+                tracing::info!(
+                    updates = keys.len(),
+                    "first start: existing updates will not be emailed"
+                );
+                store.record_baseline(&keys, clock::now())?;
+            }
+            store.announced()
+        })();
+        match result {
+            Ok(announced) => self.announced = announced,
+            Err(error) => {
+                tracing::error!("email disabled: {:#}", anyhow::Error::from(error));
+                self.store = None;
+            }
+        }
+    }
+
+    /// Queues the updates that are due, and wakes the mailer if that
+    /// queued any mail.
+    fn announce(&mut self) {
+        let Some(store) = &mut self.store else { return };
+        let now = clock::now();
+        let decision = announce::decide(&self.corpus, &self.announced, now, self.policy);
+        self.next_announcement = decision.next;
+        if decision.due.is_empty() && decision.too_old.is_empty() {
+            return;
+        }
+        match store.enqueue(&decision, now) {
+            Ok(queued) => {
+                for announcement in &decision.due {
+                    tracing::info!(
+                        incident = %announcement.incident,
+                        instant = %announcement.instant.to_rfc3339(),
+                        "announcing"
+                    );
+                    self.announced.notified.insert(announcement.key());
+                }
+                self.announced
+                    .notified
+                    .extend(decision.too_old.iter().cloned());
+                if queued > 0 {
+                    tracing::info!(messages = queued, "queued");
+                    self.mail_wake.notify_one();
+                }
+            }
+            Err(error) => {
+                // Nothing was recorded; try again at the next event.
+                tracing::error!("cannot queue email: {:#}", anyhow::Error::from(error));
+                self.next_announcement = Some(now + chrono::Duration::seconds(60));
+            }
+        }
+    }
+
+    /// The handle that wakes the mailer; shared across reloads.
+    pub fn mail_wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.mail_wake)
+    }
+
+    fn set_mail_wake(&mut self, wake: Arc<Notify>) {
+        self.mail_wake = wake;
     }
 
     pub fn config(&self) -> &Config {
@@ -102,6 +202,22 @@ impl Daemon {
         match store.observe(incidents, clock::now()) {
             Ok(edits) => self.revisions.extend(edits),
             Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+        }
+    }
+
+    /// Re-reads the first-seen and edit times of the updates of `ids`.
+    fn refresh_seen(&mut self, ids: &BTreeSet<IncidentId>) {
+        let Some(store) = &self.store else { return };
+        for id in ids {
+            match store.seen(Some(id)) {
+                Ok(seen) => {
+                    self.announced
+                        .seen
+                        .retain(|(incident, _), _| incident != id);
+                    self.announced.seen.extend(seen);
+                }
+                Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+            }
         }
     }
 
@@ -215,10 +331,13 @@ impl Daemon {
         let older = std::mem::replace(&mut self.corpus, newer);
         tracing::debug!(changed = ids.len(), "incidents changed");
         self.observe(&ids);
-        self.render(&Plan::Changed {
+        self.refresh_seen(&ids);
+        let rendered = self.render(&Plan::Changed {
             old: &older,
             ids: &ids,
-        })
+        });
+        self.announce();
+        rendered
     }
 
     /// Re-renders what depends on the date alone.
@@ -230,6 +349,18 @@ impl Daemon {
     /// from the last render (so it may already have passed).
     pub fn next_wakeup(&self) -> DateTime<Utc> {
         next_date_change(&self.corpus, self.config.site.timezone, self.rendered_at)
+    }
+
+    /// The timer fired at `now`, having been set for `date` (the next date
+    /// boundary) or an update's grace period ending, whichever came first.
+    fn timer(&mut self, date: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        if self.next_announcement.is_some_and(|next| next <= now) {
+            self.announce();
+        }
+        if date <= now {
+            self.clock_tick()?;
+        }
+        Ok(())
     }
 
     /// Applies a new configuration and templates (SIGHUP) with a full
@@ -268,11 +399,14 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         polling = watcher.is_polling(),
         "ready"
     );
+    let mut mail = Mail::start(&daemon);
 
     loop {
-        let wakeup = daemon.next_wakeup();
-        let sleep = (wakeup - clock::now()).to_std().unwrap_or(Duration::ZERO);
-        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary");
+        let now = clock::now();
+        let date = daemon.next_wakeup();
+        let wakeup = daemon.next_announcement.map_or(date, |next| next.min(date));
+        let sleep = (wakeup - now).to_std().unwrap_or(Duration::ZERO);
+        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary or grace end");
         tokio::select! {
             change = receiver.recv() => {
                 let Some(change) = change else { break };
@@ -286,18 +420,28 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 }
             }
             () = tokio::time::sleep(sleep) => {
-                if let Err(error) = tokio::task::block_in_place(|| daemon.clock_tick()) {
+                // The timer may fire a hair early; act on what was due.
+                let now = clock::now().max(wakeup);
+                if let Err(error) = tokio::task::block_in_place(|| daemon.timer(date, now)) {
                     tracing::error!("{error:#}");
                 }
             }
             _ = hangup.recv() => {
                 tracing::info!(config = %config_path.display(), "reloading");
                 match tokio::task::block_in_place(|| Daemon::reload(&config_path)) {
-                    Ok(reloaded) => {
+                    Ok(mut reloaded) => {
+                        // Mail the reload queued may have woken the new
+                        // handle, which no mailer listens to.
+                        reloaded.set_mail_wake(daemon.mail_wake());
+                        reloaded.mail_wake.notify_one();
                         if reloaded.config.paths.incidents != daemon.config.paths.incidents {
                             watcher = watch::watch(&reloaded.config.paths.incidents, sender.clone())?;
                         }
                         daemon = reloaded;
+                        // The queue stays in the database; the new mailer
+                        // picks it up with the new settings.
+                        mail.stop().await;
+                        mail = Mail::start(&daemon);
                         tracing::info!("reloaded");
                     }
                     Err(error) => tracing::error!("reload failed, keeping the running configuration: {error:#}"),
@@ -308,8 +452,35 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         }
     }
     drop(watcher);
+    mail.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running mailer task.
+struct Mail {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Mail {
+    fn start(daemon: &Daemon) -> Mail {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(mailer::run(
+            daemon.config.clone(),
+            daemon.mail_wake(),
+            stopped,
+        ));
+        Mail { stop, task }
+    }
+
+    /// Stops leasing, lets sends in flight finish (within a deadline).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!("the mailer stopped abnormally: {error}");
+        }
+    }
 }
 
 /// Collects the rest of a burst: waits until no event came for [`SETTLE`],

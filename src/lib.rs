@@ -1,13 +1,16 @@
 //! herald turns a directory of incident files into feeds, status pages and
 //! email. See `ARCHITECTURE.md` for the map.
 
+pub mod announce;
 pub mod clock;
 pub mod cmd;
+pub mod compose;
 pub mod config;
 pub mod corpus;
 pub mod daemon;
 pub mod diag;
 pub mod fsio;
+pub mod mailer;
 pub mod model;
 pub mod parse;
 pub mod render;

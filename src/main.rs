@@ -51,6 +51,36 @@ enum Command {
         status: String,
         text: Option<String>,
     },
+    /// Manage email subscribers
+    #[command(subcommand)]
+    Subscribers(Subscribers),
+    /// Show pending, retrying and failed email
+    Outbox,
+    /// Send one test message through the configured transport
+    SendTest {
+        /// Recipient address
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Subscribers {
+    /// Add a subscriber, or change the components and language of one
+    Add {
+        email: String,
+        /// Comma-separated component ids [default: all components]
+        #[arg(long, value_delimiter = ',')]
+        components: Vec<String>,
+        /// `sv` or `en` [default: the site's language]
+        #[arg(long)]
+        lang: Option<String>,
+    },
+    /// Remove a subscriber and their queued email
+    Remove { email: String },
+    /// List subscribers: address, language, components (`*` for all)
+    List,
+    /// Import `email,components` rows; nothing is imported unless every row is valid
+    Import { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +113,23 @@ fn main() -> ExitCode {
             status,
             text,
         }),
+        Command::Subscribers(Subscribers::Add {
+            email,
+            components,
+            lang,
+        }) => cmd::subscribers_add(cmd::SubscribeOptions {
+            config,
+            address: email,
+            components,
+            language: lang,
+        }),
+        Command::Subscribers(Subscribers::Remove { email }) => {
+            cmd::subscribers_remove(config, email)
+        }
+        Command::Subscribers(Subscribers::List) => cmd::subscribers_list(config),
+        Command::Subscribers(Subscribers::Import { file }) => cmd::subscribers_import(config, file),
+        Command::Outbox => cmd::outbox(config),
+        Command::SendTest { email } => cmd::send_test(config, email),
     };
     match result {
         Ok(code) => code,

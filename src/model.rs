@@ -192,6 +192,36 @@ pub struct Component {
     pub group: Option<String>,
 }
 
+/// Which components a subscriber follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Follows {
+    /// Every component, including ones added to the configuration later.
+    All,
+    /// These component ids, sorted and distinct.
+    Components(Vec<String>),
+}
+
+impl Follows {
+    pub fn follows(&self, component: &str) -> bool {
+        match self {
+            Follows::All => true,
+            Follows::Components(ids) => ids.iter().any(|id| id == component),
+        }
+    }
+}
+
+/// Someone who gets email about the components they follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The state database's row id; part of each email's Message-ID.
+    pub id: i64,
+    pub address: String,
+    pub follows: Follows,
+    pub language: crate::config::Language,
+    /// The unguessable secret in this subscriber's unsubscribe link.
+    pub token: String,
+}
+
 /// One `## DATE TIME [STATUS]` section of an incident file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {

@@ -1,17 +1,26 @@
 //! The state database (`state/herald.db`, SQLite in WAL mode). Does I/O.
 //!
-//! Today it remembers, for every published update (keyed by its identity,
+//! It remembers, for every published update (keyed by its identity,
 //! incident id and instant), when herald first saw it and when its text
 //! last changed. Feeds show the edit as the entry's `updated` time, so
 //! the time comes from recorded data and rebuilds stay byte-identical.
+//!
+//! For email it keeps the subscribers, which updates were notified, each
+//! announcement's content (once), and the outbox: one row per
+//! (announcement, subscriber), leased before sending and marked sent only
+//! after the server accepted it, so a crash loses nothing.
+//!
 //! Schema changes are numbered migrations tracked in `user_version`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::model::{Incident, IncidentId};
+use crate::announce::{Announced, Announcement, Decision, Seen, UpdateKey};
+use crate::config::Language;
+use crate::model::{ComponentStatus, Follows, Incident, IncidentId, Kind, Status, Subscriber};
 use crate::render::Revisions;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +37,12 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("cannot make a random token for {}", path.display())]
+    Random {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("state database {} has schema version {found}, newer than this herald knows ({known}); upgrade herald", path.display())]
     TooNew {
         path: PathBuf,
@@ -37,14 +52,78 @@ pub enum Error {
 }
 
 /// Each entry moves the schema one version up; never edit a released one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE revisions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE revisions (
         incident TEXT NOT NULL,
         instant TEXT NOT NULL,
         content TEXT NOT NULL,
         first_seen TEXT NOT NULL,
         edited TEXT,
         PRIMARY KEY (incident, instant)
-    ) WITHOUT ROWID;"];
+    ) WITHOUT ROWID;",
+    // Email: subscribers, what was announced, and the outbox.
+    //
+    // The unsubscribe token is stored as is: every email carries it in its
+    // List-Unsubscribe link, and emails are composed at send time.
+    //
+    // An announcement's content is stored once; the outbox holds one small
+    // row per (announcement, subscriber), so a fan-out to 100,000
+    // subscribers does not write 100,000 messages. Outbox times are Unix
+    // milliseconds, compared as integers.
+    "CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE subscribers (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        all_components INTEGER NOT NULL,
+        language TEXT NOT NULL,
+        token TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE subscriptions (
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        component TEXT NOT NULL,
+        PRIMARY KEY (subscriber, component)
+    ) WITHOUT ROWID;
+    CREATE INDEX subscriptions_component ON subscriptions (component, subscriber);
+    CREATE TABLE announcements (
+        id INTEGER PRIMARY KEY,
+        incident TEXT NOT NULL,
+        instant TEXT NOT NULL,
+        title TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        body_markdown TEXT NOT NULL,
+        body_html TEXT NOT NULL,
+        components TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (incident, instant)
+    );
+    CREATE TABLE notified (
+        incident TEXT NOT NULL,
+        instant TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('announced', 'baseline', 'too-old')),
+        PRIMARY KEY (incident, instant)
+    ) WITHOUT ROWID;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        announcement INTEGER NOT NULL REFERENCES announcements (id),
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        last_reply TEXT,
+        done_at INTEGER,
+        UNIQUE (announcement, subscriber)
+    );
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX outbox_subscriber ON outbox (subscriber);",
+];
 
 pub struct Store {
     path: PathBuf,
@@ -75,6 +154,10 @@ impl Store {
         }
         connection
             .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(database)?;
+        // Removing a subscriber removes their queued mail.
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
             .map_err(database)?;
         let mut store = Store { path, connection };
         store.migrate()?;
@@ -229,6 +312,679 @@ impl Store {
     }
 }
 
+/// Milliseconds since the Unix epoch: how the outbox stores instants.
+fn millis(instant: DateTime<Utc>) -> i64 {
+    instant.timestamp_millis()
+}
+
+fn from_millis(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A fresh unsubscribe token: 128 random bits from the operating system,
+/// as 32 hex digits.
+pub fn new_token() -> Result<String, std::io::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A subscriber to add or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscriber {
+    pub address: String,
+    pub follows: Follows,
+    pub language: Language,
+}
+
+/// What [`Store::add_subscribers`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Added {
+    pub added: usize,
+    /// Already subscribed: components and language replaced, token kept.
+    pub updated: usize,
+}
+
+/// One outbox row, leased for sending.
+#[derive(Debug, Clone)]
+pub struct Leased {
+    pub id: i64,
+    pub announcement: i64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the row was enqueued: retries stop two days after.
+    pub created: DateTime<Utc>,
+    pub subscriber: Subscriber,
+}
+
+/// An outbox row's state, for `herald outbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Not tried yet.
+    Pending,
+    /// Tried and failed transiently; will be tried again.
+    Retrying,
+    /// Given up: a permanent failure, or transient ones for too long.
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Retrying => "retrying",
+            OutboxState::Failed => "failed",
+        }
+    }
+}
+
+/// A message not (yet) delivered, for `herald outbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub state: OutboxState,
+    pub address: String,
+    pub incident: String,
+    pub instant: String,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    pub last_reply: Option<String>,
+}
+
+/// Counts per outbox status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: usize,
+    pub retrying: usize,
+    pub sent: usize,
+    pub failed: usize,
+}
+
+const SUBSCRIBER_COLUMNS: &str = "s.id, s.address, s.all_components, s.language, s.token,
+    (SELECT group_concat(component, ' ') FROM
+        (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component))";
+
+fn subscriber_from_row(row: &rusqlite::Row, start: usize) -> rusqlite::Result<Subscriber> {
+    let all: bool = row.get(start + 2)?;
+    let language: String = row.get(start + 3)?;
+    let components: Option<String> = row.get(start + 5)?;
+    Ok(Subscriber {
+        id: row.get(start)?,
+        address: row.get(start + 1)?,
+        follows: if all {
+            Follows::All
+        } else {
+            Follows::Components(
+                components
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        },
+        language: Language::parse(&language).unwrap_or(Language::En),
+        token: row.get(start + 4)?,
+    })
+}
+
+fn kind_str(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Incident => "incident",
+        Kind::Maintenance => "maintenance",
+    }
+}
+
+impl Store {
+    /// Whether first start has recorded its baseline.
+    pub fn has_baseline(&self) -> Result<bool, Error> {
+        let found: Option<String> = self
+            .connection
+            .query_row("SELECT value FROM meta WHERE key = 'baseline'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(self.database())?;
+        Ok(found.is_some())
+    }
+
+    /// First start: records `keys` (every published update) as already
+    /// notified, so an old directory emails nobody.
+    pub fn record_baseline(&mut self, keys: &[UpdateKey], now: DateTime<Utc>) -> Result<(), Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notified (incident, instant, at, reason) VALUES (?1, ?2, ?3, 'baseline')",
+                )
+                .map_err(database)?;
+            let at = now.to_rfc3339();
+            for (id, instant) in keys {
+                insert
+                    .execute(params![id.as_str(), instant.to_rfc3339(), at])
+                    .map_err(database)?;
+            }
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('baseline', ?1)",
+                    params![at],
+                )
+                .map_err(database)?;
+        }
+        transaction.commit().map_err(database)
+    }
+
+    /// First-seen and edit times of the updates of `incidents` (all when
+    /// `None`), and every update already notified.
+    pub fn announced(&self) -> Result<Announced, Error> {
+        let mut announced = Announced {
+            seen: self.seen(None)?,
+            ..Announced::default()
+        };
+        let mut statement = self
+            .connection
+            .prepare("SELECT incident, instant FROM notified")
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(self.database())?;
+        for row in rows {
+            let (incident, instant) = row.map_err(self.database())?;
+            if let (Some(id), Some(instant)) = (IncidentId::new(&incident), parse_instant(&instant))
+            {
+                announced.notified.insert((id, instant));
+            }
+        }
+        Ok(announced)
+    }
+
+    /// First-seen and edit times of the updates of one incident, or of all.
+    pub fn seen(&self, incident: Option<&IncidentId>) -> Result<HashMap<UpdateKey, Seen>, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT incident, instant, first_seen, edited FROM revisions WHERE ?1 IS NULL OR incident = ?1",
+            )
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map(params![incident.map(IncidentId::as_str)], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(self.database())?;
+        let mut seen = HashMap::new();
+        for row in rows {
+            let (incident, instant, first_seen, edited) = row.map_err(self.database())?;
+            let (Some(id), Some(instant), Some(first_seen)) = (
+                IncidentId::new(&incident),
+                parse_instant(&instant),
+                parse_instant(&first_seen),
+            ) else {
+                continue;
+            };
+            seen.insert(
+                (id, instant),
+                Seen {
+                    first_seen,
+                    edited: edited.as_deref().and_then(parse_instant),
+                },
+            );
+        }
+        Ok(seen)
+    }
+
+    /// In one transaction: stores each due announcement, records it and
+    /// the too-old updates as notified, and queues one outbox row per
+    /// subscriber following at least one affected component. Returns the
+    /// number of messages queued.
+    pub fn enqueue(&mut self, decision: &Decision, now: DateTime<Utc>) -> Result<usize, Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let mut queued = 0;
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let at = now.to_rfc3339();
+            let mut notify = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notified (incident, instant, at, reason) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(database)?;
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(database)?;
+            let mut fan_out = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outbox (announcement, subscriber, status, created, next_attempt_at)
+                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s
+                     WHERE s.all_components
+                        OR EXISTS (SELECT 1 FROM subscriptions c
+                                   WHERE c.subscriber = s.id
+                                     AND c.component IN (SELECT value FROM json_each(?3)))",
+                )
+                .map_err(database)?;
+            for announcement in &decision.due {
+                let instant = announcement.instant.to_rfc3339();
+                let fresh = notify
+                    .execute(params![
+                        announcement.incident.as_str(),
+                        instant,
+                        at,
+                        "announced"
+                    ])
+                    .map_err(database)?;
+                if fresh == 0 {
+                    continue;
+                }
+                let components: Vec<String> = announcement
+                    .components
+                    .iter()
+                    .map(|(id, status)| format!("{id}={}", status.as_str()))
+                    .collect();
+                insert
+                    .execute(params![
+                        announcement.incident.as_str(),
+                        instant,
+                        announcement.title,
+                        kind_str(announcement.kind),
+                        announcement.status.as_str(),
+                        announcement.body_markdown,
+                        announcement.body_html,
+                        components.join(","),
+                        at,
+                    ])
+                    .map_err(database)?;
+                let id = transaction.last_insert_rowid();
+                let ids: Vec<&str> = announcement.component_ids().collect();
+                let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                queued += fan_out
+                    .execute(params![id, millis(now), ids])
+                    .map_err(database)?;
+            }
+            for (id, instant) in &decision.too_old {
+                notify
+                    .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
+                    .map_err(database)?;
+            }
+        }
+        transaction.commit().map_err(database)?;
+        Ok(queued)
+    }
+
+    /// A stored announcement.
+    pub fn announcement(&self, id: i64) -> Result<Option<Announcement>, Error> {
+        let row = self
+            .connection
+            .query_row(
+                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components
+                 FROM announcements WHERE id = ?1",
+                params![id],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                        row.get::<_, String>(6)?,
+                        row.get::<_, String>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.database())?;
+        let Some((incident, instant, title, kind, status, body_markdown, body_html, components)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let (Some(incident), Some(instant), Some(status)) = (
+            IncidentId::new(&incident),
+            parse_instant(&instant),
+            Status::parse(&status),
+        ) else {
+            tracing::warn!(id, "ignoring an unreadable announcement row");
+            return Ok(None);
+        };
+        Ok(Some(Announcement {
+            incident,
+            instant,
+            title,
+            kind: if kind == "maintenance" {
+                Kind::Maintenance
+            } else {
+                Kind::Incident
+            },
+            status,
+            body_markdown,
+            body_html,
+            components: components
+                .split(',')
+                .filter_map(|pair| {
+                    let (id, status) = pair.split_once('=')?;
+                    Some((id.to_owned(), ComponentStatus::parse(status)?))
+                })
+                .collect(),
+        }))
+    }
+
+    /// Adds subscribers, or updates the components and language of those
+    /// already there (keeping their tokens), all in one transaction.
+    pub fn add_subscribers(
+        &mut self,
+        subscribers: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<Added, Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let mut result = Added::default();
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let mut find = transaction
+                .prepare_cached("SELECT id FROM subscribers WHERE address = ?1")
+                .map_err(database)?;
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO subscribers (address, all_components, language, token, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(database)?;
+            let mut update = transaction
+                .prepare_cached(
+                    "UPDATE subscribers SET all_components = ?2, language = ?3 WHERE id = ?1",
+                )
+                .map_err(database)?;
+            let mut clear = transaction
+                .prepare_cached("DELETE FROM subscriptions WHERE subscriber = ?1")
+                .map_err(database)?;
+            let mut follow = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO subscriptions (subscriber, component) VALUES (?1, ?2)",
+                )
+                .map_err(database)?;
+            let created = now.to_rfc3339();
+            for subscriber in subscribers {
+                let all = subscriber.follows == Follows::All;
+                let language = subscriber.language.code();
+                let existing: Option<i64> = find
+                    .query_row(params![subscriber.address], |row| row.get(0))
+                    .optional()
+                    .map_err(database)?;
+                let id = match existing {
+                    Some(id) => {
+                        update
+                            .execute(params![id, all, language])
+                            .map_err(database)?;
+                        clear.execute(params![id]).map_err(database)?;
+                        result.updated += 1;
+                        id
+                    }
+                    None => {
+                        let token = new_token().map_err(|source| Error::Random {
+                            path: path.clone(),
+                            source,
+                        })?;
+                        insert
+                            .execute(params![subscriber.address, all, language, token, created])
+                            .map_err(database)?;
+                        result.added += 1;
+                        transaction.last_insert_rowid()
+                    }
+                };
+                if let Follows::Components(components) = &subscriber.follows {
+                    for component in components {
+                        follow.execute(params![id, component]).map_err(database)?;
+                    }
+                }
+            }
+        }
+        transaction.commit().map_err(database)?;
+        Ok(result)
+    }
+
+    /// Removes a subscriber and their queued mail; `false` if unknown.
+    pub fn remove_subscriber(&mut self, address: &str) -> Result<bool, Error> {
+        let removed = self
+            .connection
+            .execute(
+                "DELETE FROM subscribers WHERE address = ?1",
+                params![address],
+            )
+            .map_err(self.database())?;
+        Ok(removed > 0)
+    }
+
+    /// Every subscriber, by address.
+    pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
+        let mut statement = self
+            .connection
+            .prepare(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s ORDER BY s.address"
+            ))
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map([], |row| subscriber_from_row(row, 0))
+            .map_err(self.database())?;
+        rows.collect::<Result<_, _>>().map_err(self.database())
+    }
+
+    /// At startup: rows leased by a process that is gone go back to
+    /// pending. herald is the only process that sends, so every lease
+    /// found at startup is stale.
+    pub fn release_leases(&mut self) -> Result<usize, Error> {
+        self.connection
+            .execute(
+                "UPDATE outbox SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
+                [],
+            )
+            .map_err(self.database())
+    }
+
+    /// Leases up to `limit` rows due at `now` until `lease_until`, oldest
+    /// first. A lease that expired (a send that hung) is taken over.
+    pub fn lease(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Leased>, Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(database)?;
+        let leased = {
+            let mut statement = transaction
+                .prepare_cached(
+                    "WITH picked AS (
+                        SELECT id FROM outbox
+                        WHERE status = 'pending' AND next_attempt_at <= ?1
+                          AND (lease_until IS NULL OR lease_until <= ?1)
+                        ORDER BY next_attempt_at, id LIMIT ?3)
+                     UPDATE outbox SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
+                     RETURNING id, announcement, attempts, created, subscriber",
+                )
+                .map_err(database)?;
+            let rows = statement
+                .query_map(
+                    params![millis(now), millis(lease_until), limit as i64],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, u32>(2)?,
+                            row.get::<_, i64>(3)?,
+                            row.get::<_, i64>(4)?,
+                        ))
+                    },
+                )
+                .map_err(database)?;
+            let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(database)?;
+            let mut subscriber = transaction
+                .prepare_cached(&format!(
+                    "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.id = ?1"
+                ))
+                .map_err(database)?;
+            let mut leased = Vec::with_capacity(rows.len());
+            for (id, announcement, attempts, created, subscriber_id) in rows {
+                let found = subscriber
+                    .query_row(params![subscriber_id], |row| subscriber_from_row(row, 0))
+                    .optional()
+                    .map_err(database)?;
+                if let Some(found) = found {
+                    leased.push(Leased {
+                        id,
+                        announcement,
+                        attempts,
+                        created: from_millis(created),
+                        subscriber: found,
+                    });
+                }
+            }
+            leased.sort_by_key(|row| row.id);
+            leased
+        };
+        transaction.commit().map_err(database)?;
+        Ok(leased)
+    }
+
+    /// When the next pending row not leased falls due, if any.
+    pub fn next_attempt(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let next: Option<i64> = self
+            .connection
+            .query_row(
+                "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM outbox WHERE status = 'pending'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(self.database())?;
+        Ok(next.map(from_millis))
+    }
+
+    /// Records a delivery the server accepted.
+    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, lease_until = NULL, done_at = ?2 WHERE id = ?1",
+                params![id, millis(now)],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
+    /// Records a transient failure; the row is tried again at `next`.
+    pub fn mark_retry(&mut self, id: i64, next: DateTime<Utc>, reply: &str) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
+                params![id, millis(next), reply],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
+    /// Records a permanent failure, keeping the server's reply.
+    pub fn mark_failed(&mut self, id: i64, now: DateTime<Utc>, reply: &str) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?3, done_at = ?2 WHERE id = ?1",
+                params![id, millis(now), reply],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, Error> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT status, attempts > 0, count(*) FROM outbox GROUP BY status, attempts > 0",
+            )
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, bool>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(self.database())?;
+        let mut counts = OutboxCounts::default();
+        for row in rows {
+            let (status, tried, count) = row.map_err(self.database())?;
+            let count = usize::try_from(count).unwrap_or(0);
+            match (status.as_str(), tried) {
+                ("pending", false) => counts.pending += count,
+                ("pending", true) => counts.retrying += count,
+                ("sent", _) => counts.sent += count,
+                _ => counts.failed += count,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Undelivered messages: failed ones first, then retrying, then
+    /// pending, at most `limit`.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident, a.instant
+                 FROM outbox o JOIN subscribers s ON s.id = o.subscriber JOIN announcements a ON a.id = o.announcement
+                 WHERE o.status != 'sent'
+                 ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
+                 LIMIT ?1",
+            )
+            .map_err(self.database())?;
+        let rows = statement
+            .query_map(params![limit as i64], |row| {
+                let status: String = row.get(0)?;
+                let attempts: u32 = row.get(1)?;
+                Ok(OutboxEntry {
+                    state: match (status.as_str(), attempts) {
+                        ("pending", 0) => OutboxState::Pending,
+                        ("pending", _) => OutboxState::Retrying,
+                        _ => OutboxState::Failed,
+                    },
+                    attempts,
+                    next_attempt: from_millis(row.get(2)?),
+                    last_reply: row.get(3)?,
+                    address: row.get(4)?,
+                    incident: row.get(5)?,
+                    instant: row.get(6)?,
+                })
+            })
+            .map_err(self.database())?;
+        rows.collect::<Result<_, _>>().map_err(self.database())
+    }
+}
+
 /// What counts as an update's text for edit detection: what a reader
 /// sees of it in a feed entry.
 fn revision_content(incident: &Incident, update: &crate::model::Update) -> String {
@@ -251,6 +1007,7 @@ mod tests {
     use super::*;
     use crate::model::Component;
     use crate::parse::{Context, parse_incident};
+    use std::collections::HashSet;
 
     fn incident(body: &str) -> Incident {
         let components = vec![Component {
@@ -308,6 +1065,257 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    fn subscriber(address: &str, follows: &[&str]) -> NewSubscriber {
+        NewSubscriber {
+            address: address.into(),
+            follows: if follows == ["*"] {
+                Follows::All
+            } else {
+                Follows::Components(follows.iter().map(|c| (*c).to_owned()).collect())
+            },
+            language: Language::Sv,
+        }
+    }
+
+    fn announcement(id: &str, hour: u32, components: &[&str]) -> Announcement {
+        Announcement {
+            incident: IncidentId::new(id).unwrap(),
+            instant: at(hour),
+            title: "Title".into(),
+            kind: Kind::Incident,
+            status: Status::Investigating,
+            body_markdown: "Body *text*".into(),
+            body_html: "<p>Body <em>text</em></p>".into(),
+            components: components
+                .iter()
+                .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
+                .collect(),
+        }
+    }
+
+    fn leased_addresses(store: &mut Store, now: DateTime<Utc>) -> Vec<String> {
+        store
+            .lease(now, now + chrono::Duration::minutes(5), 100)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.subscriber.address)
+            .collect()
+    }
+
+    #[test]
+    fn version_1_database_migrates_and_keeps_its_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join("herald.db")).unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection
+            .execute(
+                "INSERT INTO revisions VALUES ('x', '2019-04-04T08:00:00+00:00', 'c', '2019-04-04T10:00:00+00:00', NULL)",
+                [],
+            )
+            .unwrap();
+        connection.pragma_update(None, "user_version", 1).unwrap();
+        drop(connection);
+        let store = Store::open(dir.path()).unwrap();
+        let version: i64 = store
+            .connection
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let id = IncidentId::new("x").unwrap();
+        assert_eq!(store.first_seen(&id, at(8)).unwrap(), Some(at(10)));
+        assert!(!store.has_baseline().unwrap());
+    }
+
+    #[test]
+    fn subscribers_are_added_updated_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let added = store
+            .add_subscribers(
+                &[
+                    subscriber("a@example.com", &["web", "mail"]),
+                    subscriber("b@example.com", &["*"]),
+                ],
+                at(8),
+            )
+            .unwrap();
+        assert_eq!(
+            added,
+            Added {
+                added: 2,
+                updated: 0
+            }
+        );
+        let before = store.subscribers().unwrap();
+        assert_eq!(
+            before[0].follows,
+            Follows::Components(vec!["mail".into(), "web".into()])
+        );
+        assert_eq!(before[1].follows, Follows::All);
+        assert_eq!(before[0].token.len(), 32);
+        assert_ne!(before[0].token, before[1].token);
+        let again = store
+            .add_subscribers(&[subscriber("a@example.com", &["dns"])], at(9))
+            .unwrap();
+        assert_eq!(
+            again,
+            Added {
+                added: 0,
+                updated: 1
+            }
+        );
+        let after = store.subscribers().unwrap();
+        assert_eq!(after[0].follows, Follows::Components(vec!["dns".into()]));
+        assert_eq!(
+            after[0].token, before[0].token,
+            "the token survives an update"
+        );
+        assert!(store.remove_subscriber("a@example.com").unwrap());
+        assert!(!store.remove_subscriber("a@example.com").unwrap());
+        let left: Vec<String> = store
+            .subscribers()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.address)
+            .collect();
+        assert_eq!(left, ["b@example.com"]);
+    }
+
+    #[test]
+    fn enqueue_fans_out_once_per_follower_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .add_subscribers(
+                &[
+                    subscriber("both@example.com", &["mail", "web"]),
+                    subscriber("all@example.com", &["*"]),
+                    subscriber("web@example.com", &["web"]),
+                    subscriber("dns@example.com", &["dns"]),
+                ],
+                at(8),
+            )
+            .unwrap();
+        let decision = Decision {
+            due: vec![announcement("x", 8, &["mail", "web"])],
+            too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
+            next: None,
+        };
+        assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 3);
+        // A second enqueue of the same update queues nothing.
+        assert_eq!(store.enqueue(&decision, at(10)).unwrap(), 0);
+        let announced = store.announced().unwrap();
+        assert_eq!(
+            announced.notified,
+            HashSet::from([
+                (IncidentId::new("x").unwrap(), at(8)),
+                (IncidentId::new("old").unwrap(), at(1))
+            ])
+        );
+        assert_eq!(
+            store.announcement(1).unwrap(),
+            Some(decision.due[0].clone())
+        );
+        let mut addresses = leased_addresses(&mut store, at(9));
+        addresses.sort();
+        assert_eq!(
+            addresses,
+            ["all@example.com", "both@example.com", "web@example.com"]
+        );
+        // Leased rows are not leased again until the lease expires.
+        assert_eq!(leased_addresses(&mut store, at(9)), Vec::<String>::new());
+        assert_eq!(store.outbox_counts().unwrap().pending, 3);
+    }
+
+    #[test]
+    fn outbox_rows_move_through_retry_sent_and_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .add_subscribers(
+                &[
+                    subscriber("a@example.com", &["*"]),
+                    subscriber("b@example.com", &["*"]),
+                    subscriber("c@example.com", &["*"]),
+                ],
+                at(8),
+            )
+            .unwrap();
+        let decision = Decision {
+            due: vec![announcement("x", 8, &["mail"])],
+            ..Decision::default()
+        };
+        store.enqueue(&decision, at(9)).unwrap();
+        let rows = store.lease(at(9), at(10), 100).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].created, at(9));
+        store.mark_sent(rows[0].id, at(9)).unwrap();
+        store
+            .mark_retry(rows[1].id, at(11), "451 try later")
+            .unwrap();
+        store
+            .mark_failed(rows[2].id, at(9), "550 no such user")
+            .unwrap();
+        assert_eq!(
+            store.outbox_counts().unwrap(),
+            OutboxCounts {
+                pending: 0,
+                retrying: 1,
+                sent: 1,
+                failed: 1
+            }
+        );
+        assert_eq!(store.next_attempt().unwrap(), Some(at(11)));
+        let listed: Vec<(OutboxState, String, Option<String>)> = store
+            .outbox(10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.state, e.address, e.last_reply))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    OutboxState::Failed,
+                    "c@example.com".into(),
+                    Some("550 no such user".into())
+                ),
+                (
+                    OutboxState::Retrying,
+                    "b@example.com".into(),
+                    Some("451 try later".into())
+                ),
+            ]
+        );
+        // Not due before 11:00.
+        assert_eq!(leased_addresses(&mut store, at(10)), Vec::<String>::new());
+        assert_eq!(leased_addresses(&mut store, at(11)), ["b@example.com"]);
+        // A crash while it was leased: startup releases it.
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.release_leases().unwrap(), 1);
+        let again = store.lease(at(11), at(12), 100).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        // Removing the subscriber removes their queued mail.
+        assert!(store.remove_subscriber("b@example.com").unwrap());
+        assert_eq!(store.outbox_counts().unwrap().retrying, 0);
+    }
+
+    #[test]
+    fn baseline_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(!store.has_baseline().unwrap());
+        let keys = vec![(IncidentId::new("x").unwrap(), at(8))];
+        store.record_baseline(&keys, at(9)).unwrap();
+        assert!(store.has_baseline().unwrap());
+        assert_eq!(
+            store.announced().unwrap().notified,
+            keys.into_iter().collect()
+        );
+    }
+
     #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -318,7 +1326,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("has schema version 99, newer than this herald knows (1)"),
+                .contains("has schema version 99, newer than this herald knows (2)"),
             "{error}"
         );
     }

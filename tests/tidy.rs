@@ -3,7 +3,9 @@
 use std::fs;
 use std::path::Path;
 
-const PURE: &[&str] = &["model", "diag", "config", "parse", "corpus", "render"];
+const PURE: &[&str] = &[
+    "model", "diag", "config", "parse", "corpus", "render", "announce", "compose",
+];
 const FORBIDDEN: &[&str] = &[
     "std::fs",
     "fs::",

@@ -1,0 +1,366 @@
+//! Which updates to email, and what an email says. Pure: the caller passes
+//! the corpus, what the state database remembers, and `now`.
+//!
+//! An update is announced once: when it is published (its incident is not
+//! a draft), its text has been unchanged for `grace` (so a typo fixed right
+//! after saving is what goes out), it was not older than `max_age` when
+//! herald first saw it (starting herald on an old directory, or after a
+//! long stop, does not mail old news), and it was not announced before.
+//! Editing an announced update never announces it again: identity is
+//! `(incident id, instant)`, never text.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::corpus::Corpus;
+use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Status, Update};
+
+/// An update's identity.
+pub type UpdateKey = (IncidentId, DateTime<Utc>);
+
+/// When herald first saw an update, and when its text last changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub first_seen: DateTime<Utc>,
+    /// `None` when never edited.
+    pub edited: Option<DateTime<Utc>>,
+}
+
+impl Seen {
+    pub fn last_change(&self) -> DateTime<Utc> {
+        self.edited
+            .map_or(self.first_seen, |edited| edited.max(self.first_seen))
+    }
+}
+
+/// What the state database remembers about updates.
+#[derive(Debug, Clone, Default)]
+pub struct Announced {
+    /// First-seen and edit times, per update.
+    pub seen: HashMap<UpdateKey, Seen>,
+    /// Updates already announced, skipped as too old, or recorded as the
+    /// baseline on first start.
+    pub notified: HashSet<UpdateKey>,
+}
+
+/// The `[email]` timing settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub grace: Duration,
+    pub max_age: Duration,
+}
+
+/// The content of one email-worthy update, stored once however many
+/// subscribers get it; each email is composed from it at send time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub incident: IncidentId,
+    pub instant: DateTime<Utc>,
+    pub title: String,
+    pub kind: Kind,
+    pub status: Status,
+    pub body_markdown: String,
+    /// The body as HTML, raw HTML in the source already escaped by `parse`.
+    pub body_html: String,
+    /// Every component the incident affects, in the incident's order, with
+    /// the status the incident holds it at as of this update.
+    pub components: Vec<(String, ComponentStatus)>,
+}
+
+impl Announcement {
+    pub fn new(incident: &Incident, update: &Update) -> Announcement {
+        Announcement {
+            incident: incident.id.clone(),
+            instant: update.instant,
+            title: incident.title.clone(),
+            kind: incident.kind,
+            status: update.status,
+            body_markdown: update.body_markdown.clone(),
+            body_html: update.body_html.clone(),
+            components: incident
+                .components
+                .iter()
+                .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
+                .collect(),
+        }
+    }
+
+    pub fn key(&self) -> UpdateKey {
+        (self.incident.clone(), self.instant)
+    }
+
+    pub fn component_ids(&self) -> impl Iterator<Item = &str> {
+        self.components.iter().map(|(id, _)| id.as_str())
+    }
+}
+
+/// What to do now.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Updates to email now, oldest first.
+    pub due: Vec<Announcement>,
+    /// Updates that were already older than `max_age` when first seen:
+    /// recorded as notified so they are never considered again.
+    pub too_old: Vec<UpdateKey>,
+    /// The earliest instant an update still in its grace period becomes
+    /// due, if any: the daemon sleeps until then.
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// Decides which updates of the published incidents are due at `now`.
+/// Updates with no recorded first-seen time wait until they have one.
+pub fn decide(
+    corpus: &Corpus,
+    announced: &Announced,
+    now: DateTime<Utc>,
+    policy: Policy,
+) -> Decision {
+    let grace = chrono::Duration::from_std(policy.grace).unwrap_or(chrono::Duration::MAX);
+    let max_age = chrono::Duration::from_std(policy.max_age).unwrap_or(chrono::Duration::MAX);
+    let mut decision = Decision::default();
+    for incident in corpus.published() {
+        for update in &incident.updates {
+            let key = (incident.id.clone(), update.instant);
+            if announced.notified.contains(&key) {
+                continue;
+            }
+            let Some(seen) = announced.seen.get(&key) else {
+                continue;
+            };
+            let age = seen.first_seen.signed_duration_since(update.instant);
+            if age > max_age {
+                decision.too_old.push(key);
+                continue;
+            }
+            let due_at = seen
+                .last_change()
+                .checked_add_signed(grace)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if due_at <= now {
+                decision.due.push(Announcement::new(incident, update));
+            } else {
+                decision.next = Some(decision.next.map_or(due_at, |next| next.min(due_at)));
+            }
+        }
+    }
+    decision
+        .due
+        .sort_by(|a, b| (a.instant, &a.incident).cmp(&(b.instant, &b.incident)));
+    decision.too_old.sort();
+    decision
+}
+
+/// Every update of the published incidents: what first start records as
+/// already notified.
+pub fn baseline(corpus: &Corpus) -> Vec<UpdateKey> {
+    corpus
+        .published()
+        .flat_map(|incident| {
+            incident
+                .updates
+                .iter()
+                .map(|update| (incident.id.clone(), update.instant))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Component;
+    use crate::parse::{Context, parse_incident};
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    fn corpus(files: &[(&str, &str)]) -> Corpus {
+        let components: Vec<Component> = ["mail", "web"]
+            .iter()
+            .map(|id| Component {
+                id: (*id).into(),
+                name: id.to_uppercase(),
+                group: None,
+            })
+            .collect();
+        let context = Context {
+            timezone: chrono_tz::UTC,
+            components: &components,
+        };
+        Corpus::from_incidents(files.iter().map(|(name, text)| {
+            let (incident, diagnostics) =
+                parse_incident(Path::new(&format!("{name}.md")), text, &context);
+            incident.unwrap_or_else(|| panic!("{diagnostics:?}"))
+        }))
+    }
+
+    fn utc(hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, hour, minute, second)
+            .unwrap()
+    }
+
+    const POLICY: Policy = Policy {
+        grace: Duration::from_secs(60),
+        max_age: Duration::from_secs(24 * 3600),
+    };
+
+    const OUTAGE: &str = "+++\ntitle = \"Mail down\"\ncomponents = [\"mail\", \"web\"]\nseverity = \"major\"\n+++\n## 2026-11-24 10:00 investigating\ncomponents: web=degraded\nLooking.\n\n## 2026-11-24 10:30 identified\nFound it.\n";
+
+    fn key(id: &str, hour: u32, minute: u32) -> UpdateKey {
+        (IncidentId::new(id).unwrap(), utc(hour, minute, 0))
+    }
+
+    fn seen(first_seen: DateTime<Utc>, edited: Option<DateTime<Utc>>) -> Seen {
+        Seen { first_seen, edited }
+    }
+
+    /// `(due keys, too-old keys, next)` at `now`.
+    fn check(
+        corpus: &Corpus,
+        announced: &Announced,
+        now: DateTime<Utc>,
+        due: &[UpdateKey],
+        too_old: &[UpdateKey],
+        next: Option<DateTime<Utc>>,
+    ) {
+        let decision = decide(corpus, announced, now, POLICY);
+        let keys: Vec<UpdateKey> = decision.due.iter().map(Announcement::key).collect();
+        assert_eq!(keys, due, "due");
+        assert_eq!(decision.too_old, too_old, "too old");
+        assert_eq!(decision.next, next, "next");
+    }
+
+    #[test]
+    fn an_update_is_due_once_unchanged_for_grace() {
+        let corpus = corpus(&[("outage", OUTAGE)]);
+        let mut announced = Announced::default();
+        announced
+            .seen
+            .insert(key("outage", 10, 0), seen(utc(10, 0, 5), None));
+        // Within grace: not yet, wake up when it ends.
+        check(
+            &corpus,
+            &announced,
+            utc(10, 0, 30),
+            &[],
+            &[],
+            Some(utc(10, 1, 5)),
+        );
+        check(
+            &corpus,
+            &announced,
+            utc(10, 1, 5),
+            &[key("outage", 10, 0)],
+            &[],
+            None,
+        );
+        // An edit restarts the grace period.
+        announced.seen.insert(
+            key("outage", 10, 0),
+            seen(utc(10, 0, 5), Some(utc(10, 0, 50))),
+        );
+        check(
+            &corpus,
+            &announced,
+            utc(10, 1, 5),
+            &[],
+            &[],
+            Some(utc(10, 1, 50)),
+        );
+        // Once notified, never again, edited or not.
+        announced.notified.insert(key("outage", 10, 0));
+        check(&corpus, &announced, utc(12, 0, 0), &[], &[], None);
+    }
+
+    #[test]
+    fn unseen_updates_wait_and_old_ones_are_skipped() {
+        let corpus = corpus(&[("outage", OUTAGE)]);
+        let mut announced = Announced::default();
+        // 10:30 has no first-seen time yet; 10:00 was first seen a day and
+        // a second after it happened.
+        announced.seen.insert(
+            key("outage", 10, 0),
+            seen(utc(10, 0, 1) + chrono::Duration::days(1), None),
+        );
+        check(
+            &corpus,
+            &announced,
+            utc(10, 0, 0) + chrono::Duration::days(2),
+            &[],
+            &[key("outage", 10, 0)],
+            None,
+        );
+        // Exactly max_age old is still announced.
+        announced.seen.insert(
+            key("outage", 10, 0),
+            seen(utc(10, 0, 0) + chrono::Duration::days(1), None),
+        );
+        check(
+            &corpus,
+            &announced,
+            utc(10, 0, 0) + chrono::Duration::days(2),
+            &[key("outage", 10, 0)],
+            &[],
+            None,
+        );
+    }
+
+    #[test]
+    fn drafts_send_nothing() {
+        let draft = OUTAGE.replace("severity", "draft = true\nseverity");
+        let corpus = corpus(&[("outage", &draft)]);
+        let mut announced = Announced::default();
+        announced
+            .seen
+            .insert(key("outage", 10, 0), seen(utc(10, 0, 0), None));
+        check(&corpus, &announced, utc(12, 0, 0), &[], &[], None);
+        assert_eq!(baseline(&corpus), Vec::<UpdateKey>::new());
+    }
+
+    #[test]
+    fn announcement_carries_the_statuses_as_of_its_update() {
+        let corpus = corpus(&[("outage", OUTAGE)]);
+        let mut announced = Announced::default();
+        for minute in [0, 30] {
+            announced
+                .seen
+                .insert(key("outage", 10, minute), seen(utc(10, minute, 0), None));
+        }
+        let decision = decide(&corpus, &announced, utc(11, 0, 0), POLICY);
+        assert_eq!(
+            decision.due,
+            vec![
+                Announcement {
+                    incident: IncidentId::new("outage").unwrap(),
+                    instant: utc(10, 0, 0),
+                    title: "Mail down".into(),
+                    kind: Kind::Incident,
+                    status: Status::Investigating,
+                    body_markdown: "Looking.".into(),
+                    body_html: "<p>Looking.</p>\n".into(),
+                    components: vec![
+                        ("mail".into(), ComponentStatus::PartialOutage),
+                        ("web".into(), ComponentStatus::Degraded),
+                    ],
+                },
+                Announcement {
+                    incident: IncidentId::new("outage").unwrap(),
+                    instant: utc(10, 30, 0),
+                    title: "Mail down".into(),
+                    kind: Kind::Incident,
+                    status: Status::Identified,
+                    body_markdown: "Found it.".into(),
+                    body_html: "<p>Found it.</p>\n".into(),
+                    components: vec![
+                        ("mail".into(), ComponentStatus::PartialOutage),
+                        ("web".into(), ComponentStatus::Degraded),
+                    ],
+                },
+            ]
+        );
+        assert_eq!(
+            baseline(&corpus),
+            vec![key("outage", 10, 0), key("outage", 10, 30)]
+        );
+    }
+}

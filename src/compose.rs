@@ -1,0 +1,589 @@
+//! [`Announcement`] × [`Subscriber`] → one email ([`lettre::Message`]).
+//! Pure: the send time (`Date`) is passed in, and the Message-ID, MIME
+//! boundary and every header derive from the inputs, so the same inputs
+//! give the same bytes.
+//!
+//! Every email of an incident refers (`In-Reply-To`, `References`) to one
+//! root Message-ID, `<incident-ID@HOST>`, so mail clients show the
+//! incident as a thread. Each carries `List-Unsubscribe` with the
+//! subscriber's link and a mailto, and `List-Unsubscribe-Post` for
+//! RFC 8058 one-click unsubscribing.
+//!
+//! The text and HTML parts come from `templates/email/` (compiled in),
+//! with strings per language. Nothing from an incident can add a header:
+//! control characters in the title become spaces, and lettre encodes
+//! header values.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
+
+use crate::announce::Announcement;
+use crate::config::{Config, Language};
+use crate::model::{IncidentId, Subscriber};
+use crate::render::{i18n, update_url};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid recipient address `{address}`")]
+    Recipient {
+        address: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    #[error("invalid sender `{from}`")]
+    Sender {
+        from: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    #[error("rendering email template {name}")]
+    Template {
+        name: &'static str,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error("building the email")]
+    Build(#[source] lettre::error::Error),
+}
+
+const TEXT: &str = include_str!("../templates/email/message.txt");
+const HTML: &str = include_str!("../templates/email/message.html");
+const STRINGS_SV: &str = include_str!("../templates/email/sv.toml");
+const STRINGS_EN: &str = include_str!("../templates/email/en.toml");
+
+/// The compiled email templates.
+pub struct Composer {
+    env: Environment<'static>,
+    strings_sv: toml::Table,
+    strings_en: toml::Table,
+}
+
+impl std::fmt::Debug for Composer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Composer").finish_non_exhaustive()
+    }
+}
+
+impl Default for Composer {
+    fn default() -> Self {
+        Composer::new()
+    }
+}
+
+impl Composer {
+    pub fn new() -> Composer {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // Tested to compile; a failure would surface as a render error.
+        let _ = env.add_template("message.txt", TEXT);
+        let _ = env.add_template("message.html", HTML);
+        Composer {
+            env,
+            strings_sv: toml::from_str(STRINGS_SV).unwrap_or_default(),
+            strings_en: toml::from_str(STRINGS_EN).unwrap_or_default(),
+        }
+    }
+
+    fn strings(&self, language: Language) -> &toml::Table {
+        match language {
+            Language::Sv => &self.strings_sv,
+            Language::En => &self.strings_en,
+        }
+    }
+
+    fn string(&self, language: Language, key: &str, site: &str) -> String {
+        self.strings(language)
+            .get(key)
+            .and_then(toml::Value::as_str)
+            .unwrap_or(key)
+            .replace("{site}", site)
+    }
+
+    fn render(&self, name: &'static str, context: &Value) -> Result<String, Error> {
+        self.env
+            .get_template(name)
+            .and_then(|template| template.render(context))
+            .map_err(|source| Error::Template { name, source })
+    }
+
+    /// The email announcing `announcement` to `subscriber`, dated `now`.
+    pub fn compose(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        subscriber: &Subscriber,
+        now: DateTime<Utc>,
+    ) -> Result<Message, Error> {
+        let language = subscriber.language;
+        let site = &config.site;
+        let host = site.host();
+        let site_title = one_line(&site.title);
+        let title = one_line(&announcement.title);
+        let status = i18n::status_label(language, announcement.status);
+        let subject = format!("[{site_title}] {status}: {title}");
+        let from = sender(config)?;
+        let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
+        let components: Vec<Value> = announcement
+            .components
+            .iter()
+            .map(|(id, component_status)| {
+                let name = config
+                    .component(id)
+                    .map_or(id.as_str(), |component| component.name.as_str());
+                context! {
+                    name => one_line(name),
+                    status => i18n::component_status_label(language, *component_status),
+                    followed => subscriber.follows.follows(id),
+                }
+            })
+            .collect();
+        let context = context! {
+            lang => language.code(),
+            subject => &subject,
+            title => &title,
+            status => status,
+            when => i18n::date_time(language, announcement.instant, site.timezone),
+            body => announcement.body_markdown.trim(),
+            body_html => &announcement.body_html,
+            components => components,
+            url => update_url(&site.base_url, &announcement.incident, announcement.instant),
+            unsubscribe_url => &unsubscribe_url,
+            why => self.string(language, "why", &site_title),
+            s => Value::from(Serde(self.strings(language))),
+        };
+        let text = self.render("message.txt", &context)?;
+        let html = self.render("message.html", &context)?;
+        let message_id = format!(
+            "<{}.{}.{}@{host}>",
+            id_atom(&announcement.incident),
+            announcement.instant.format("%Y%m%dT%H%M%SZ"),
+            subscriber.id
+        );
+        let root = thread_root(&announcement.incident, host);
+        let list_unsubscribe = format!(
+            "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe%20{}>",
+            from.email, subscriber.token
+        );
+        let builder = Message::builder()
+            .from(from)
+            .to(recipient(&subscriber.address)?)
+            .subject(subject)
+            .date(SystemTime::from(now))
+            .message_id(Some(message_id.clone()))
+            .in_reply_to(root.clone())
+            .references(root)
+            .raw_header(header("List-Unsubscribe", list_unsubscribe))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".into(),
+            ))
+            .raw_header(header("Auto-Submitted", "auto-generated".into()));
+        builder
+            .multipart(alternative(&message_id, text, html))
+            .map_err(Error::Build)
+    }
+
+    /// `herald send-test`: one short message to `address`, dated `now`.
+    pub fn test_message(
+        &self,
+        config: &Config,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Message, Error> {
+        let language = config.site.language;
+        let site_title = one_line(&config.site.title);
+        let subject = format!(
+            "[{site_title}] {}",
+            self.string(language, "test_subject", &site_title)
+        );
+        let message_id = format!(
+            "<test.{}@{}>",
+            now.format("%Y%m%dT%H%M%S%.3fZ"),
+            config.site.host()
+        );
+        Message::builder()
+            .from(sender(config)?)
+            .to(recipient(address)?)
+            .subject(subject)
+            .date(SystemTime::from(now))
+            .message_id(Some(message_id))
+            .raw_header(header("Auto-Submitted", "auto-generated".into()))
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .header(ContentTransferEncoding::QuotedPrintable)
+                    .body(format!(
+                        "{}\n",
+                        self.string(language, "test_body", &site_title)
+                    )),
+            )
+            .map_err(Error::Build)
+    }
+}
+
+/// The Message-ID every email of an incident refers to.
+pub fn thread_root(incident: &IncidentId, host: &str) -> String {
+    format!("<incident-{}@{host}>", id_atom(incident))
+}
+
+/// An incident id as a Message-ID part: ids may hold `..` or end in `.`,
+/// which a Message-ID may not, so dots become `=2E` (`=` never occurs in
+/// an id, so this stays one-to-one).
+fn id_atom(id: &IncidentId) -> String {
+    id.as_str().replace('.', "=2E")
+}
+
+/// Text safe for one header line: control characters (CR and LF above
+/// all) become spaces, runs of white space one space.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn sender(config: &Config) -> Result<Mailbox, Error> {
+    let from = config.email_or_default().from;
+    from.parse::<Mailbox>()
+        .map_err(|source| Error::Sender { from, source })
+}
+
+fn recipient(address: &str) -> Result<Mailbox, Error> {
+    address
+        .parse::<lettre::Address>()
+        .map(|address| Mailbox::new(None, address))
+        .map_err(|source| Error::Recipient {
+            address: address.to_owned(),
+            source,
+        })
+}
+
+fn header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
+/// text/plain and text/html, quoted-printable, with a boundary derived
+/// from the Message-ID. Quoted-printable writes `=` as `=3D`, so the
+/// boundary, which starts with `=_`, cannot occur in either part.
+fn alternative(message_id: &str, text: String, html: String) -> MultiPart {
+    let boundary = format!("=_herald_{:016x}", fnv1a(message_id.as_bytes()));
+    MultiPart::alternative()
+        .boundary(boundary)
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .header(ContentTransferEncoding::QuotedPrintable)
+                .body(text),
+        )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .header(ContentTransferEncoding::QuotedPrintable)
+                .body(html),
+        )
+}
+
+/// 64-bit FNV-1a: a stable hash, the same on every machine and release.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::{Announced, Policy, Seen, decide};
+    use crate::corpus::Corpus;
+    use crate::model::Follows;
+    use crate::parse::{Context, parse_incident};
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    const CONFIG: &str = r#"
+[site]
+title = "Example Hosting status"
+base_url = "https://status.example.com/"
+timezone = "Europe/Stockholm"
+language = "sv"
+
+[[components]]
+id = "mail"
+name = "E-post"
+
+[[components]]
+id = "web"
+name = "Webbhotell"
+
+[email]
+from = "Example Hosting <status@example.com>"
+"#;
+
+    fn config() -> Config {
+        crate::config::parse(Path::new("herald.toml"), CONFIG).unwrap()
+    }
+
+    fn announcement(config: &Config, text: &str) -> Announcement {
+        let context = Context {
+            timezone: config.site.timezone,
+            components: &config.components,
+        };
+        let (incident, diagnostics) = parse_incident(Path::new("storage.md"), text, &context);
+        let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}"));
+        let key = (incident.id.clone(), incident.updates[0].instant);
+        let corpus = Corpus::from_incidents([incident]);
+        let mut announced = Announced::default();
+        announced.seen.insert(
+            key.clone(),
+            Seen {
+                first_seen: key.1,
+                edited: None,
+            },
+        );
+        let policy = Policy {
+            grace: std::time::Duration::ZERO,
+            max_age: std::time::Duration::from_secs(3600),
+        };
+        decide(&corpus, &announced, key.1, policy)
+            .due
+            .into_iter()
+            .next()
+            .unwrap()
+    }
+
+    const STORAGE: &str = "+++\ntitle = \"Storage failure\"\ncomponents = [\"mail\", \"web\"]\nseverity = \"major\"\n+++\n## 2019-04-04 08:20 identified\nCause found: a <b>disk</b> & its controller.\n";
+
+    fn subscriber(language: Language) -> Subscriber {
+        Subscriber {
+            id: 42,
+            address: "anna@example.org".into(),
+            follows: Follows::Components(vec!["web".into()]),
+            language,
+            token: "0123456789abcdef0123456789abcdef".into(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2019, 4, 4, 6, 21, 30).unwrap()
+    }
+
+    fn formatted(message: &Message) -> String {
+        String::from_utf8(message.formatted()).unwrap()
+    }
+
+    /// The header block, unfolded, one `Name: value` per line.
+    fn headers(message: &str) -> Vec<String> {
+        let head = message.split("\r\n\r\n").next().unwrap();
+        head.replace("\r\n ", " ")
+            .replace("\r\n\t", " ")
+            .split("\r\n")
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The decoded parts, by content type.
+    fn part(message: &str, content_type: &str) -> String {
+        let start = message.find(content_type).unwrap();
+        let body_start = start + message[start..].find("\r\n\r\n").unwrap() + 4;
+        let end = body_start + message[body_start..].find("\r\n--=_herald").unwrap();
+        decode_quoted_printable(&message[body_start..end])
+    }
+
+    fn decode_quoted_printable(text: &str) -> String {
+        let joined = text.replace("=\r\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'=' && i + 2 < bytes.len() + 1 {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap().replace("\r\n", "\n")
+    }
+
+    #[test]
+    fn announcement_email_has_every_header() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let message = Composer::new()
+            .compose(&config, &announcement, &subscriber(Language::En), now())
+            .unwrap();
+        let text = formatted(&message);
+        let headers = headers(&text);
+        let expected = [
+            "From: \"Example Hosting\" <status@example.com>",
+            "To: anna@example.org",
+            "Subject: [Example Hosting status] Identified: Storage failure",
+            "Date: Thu, 04 Apr 2019 06:21:30 +0000",
+            "Message-ID: <storage.20190404T062000Z.42@status.example.com>",
+            "In-Reply-To: <incident-storage@status.example.com>",
+            "References: <incident-storage@status.example.com>",
+            "List-Unsubscribe: <https://status.example.com/unsubscribe/0123456789abcdef0123456789abcdef>, <mailto:status@example.com?subject=unsubscribe%200123456789abcdef0123456789abcdef>",
+            "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            "Auto-Submitted: auto-generated",
+            "MIME-Version: 1.0",
+        ];
+        for line in expected {
+            assert!(
+                headers.iter().any(|h| h == line),
+                "{line}\nin\n{headers:#?}"
+            );
+        }
+        assert!(
+            headers.iter().any(|h| h.starts_with(
+                "Content-Type: multipart/alternative; boundary=\"=_herald_"
+            )),
+            "{headers:#?}"
+        );
+        assert_eq!(
+            part(&text, "Content-Type: text/plain"),
+            "Storage failure
+Identified - April 4, 2019 08:20 CEST
+
+Cause found: a <b>disk</b> & its controller.
+
+Affected components:
+  - E-post: Partial outage
+  * Webbhotell: Partial outage (you follow this)
+
+Follow the incident: https://status.example.com/incidents/storage.html#u-20190404T062000Z
+
+-- 
+You get this email because you subscribed to updates from Example Hosting status.
+Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789abcdef"
+        );
+        let html = part(&text, "Content-Type: text/html");
+        assert!(
+            html.contains("<p>Cause found: a &lt;b&gt;disk&lt;/b&gt; &amp; its controller.</p>"),
+            "{html}"
+        );
+        assert!(html.contains("<li>E-post: Partial outage</li>"), "{html}");
+        assert!(
+            html.contains("<li><strong>Webbhotell</strong>: Partial outage (you follow this)</li>"),
+            "{html}"
+        );
+        // Same inputs, same bytes.
+        let again = Composer::new()
+            .compose(&config, &announcement, &subscriber(Language::En), now())
+            .unwrap();
+        assert_eq!(formatted(&again), text);
+    }
+
+    #[test]
+    fn swedish_subscriber_gets_swedish_words() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let text = formatted(
+            &Composer::new()
+                .compose(&config, &announcement, &subscriber(Language::Sv), now())
+                .unwrap(),
+        );
+        let plain = part(&text, "Content-Type: text/plain");
+        assert!(
+            plain.starts_with("Storage failure\nOrsak identifierad - 4 april 2019 08:20 CEST\n"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("  * Webbhotell: Delvis avbrott (du följer denna)\n"),
+            "{plain}"
+        );
+        assert!(
+            headers(&text).contains(
+                &"Subject: [Example Hosting status] Orsak identifierad: Storage failure".to_owned()
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn titles_cannot_inject_headers() {
+        let config = config();
+        let mut announcement = announcement(&config, STORAGE);
+        announcement.title = "Down\r\nBcc: victim@example.net\nX-Evil: 1".into();
+        let text = formatted(
+            &Composer::new()
+                .compose(&config, &announcement, &subscriber(Language::En), now())
+                .unwrap(),
+        );
+        let headers = headers(&text);
+        assert!(
+            headers.contains(
+                &"Subject: [Example Hosting status] Identified: Down Bcc: victim@example.net X-Evil: 1"
+                    .to_owned()
+            ),
+            "{headers:#?}"
+        );
+        assert!(
+            !headers
+                .iter()
+                .any(|h| h.starts_with("Bcc:") || h.starts_with("X-Evil:"))
+        );
+        assert_eq!(one_line(" a\r\n\tb\u{7}c  "), "a b c");
+    }
+
+    #[test]
+    fn thread_root_is_one_per_incident_and_dots_are_encoded() {
+        let id = IncidentId::new("db..primary.").unwrap();
+        assert_eq!(
+            thread_root(&id, "status.example.com"),
+            "<incident-db=2E=2Eprimary=2E@status.example.com>"
+        );
+    }
+
+    #[test]
+    fn test_message_is_plain_text_to_the_address() {
+        let config = config();
+        let text = formatted(
+            &Composer::new()
+                .test_message(&config, "ops@example.org", now())
+                .unwrap(),
+        );
+        let headers = headers(&text);
+        assert!(
+            headers.contains(&"To: ops@example.org".to_owned()),
+            "{headers:#?}"
+        );
+        assert!(
+            headers
+                .contains(&"Message-ID: <test.20190404T062130.000Z@status.example.com>".to_owned()),
+            "{headers:#?}"
+        );
+        let error = Composer::new()
+            .test_message(&config, "not an address", now())
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid recipient address `not an address`"
+        );
+    }
+
+    #[test]
+    fn every_language_has_every_string() {
+        let composer = Composer::new();
+        let mut sv: Vec<&String> = composer.strings_sv.keys().collect();
+        let mut en: Vec<&String> = composer.strings_en.keys().collect();
+        sv.sort();
+        en.sort();
+        assert_eq!(sv, en);
+        assert_eq!(en.len(), 7);
+    }
+}

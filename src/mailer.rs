@@ -1,0 +1,581 @@
+//! Drains the outbox. Does I/O (SQLite, SMTP, files).
+//!
+//! The mailer leases a batch of due rows (sets `lease_until`), sends each
+//! through a pool of SMTP connections, at most [`CONCURRENCY`] at once,
+//! and records the outcome of each message as soon as it has one: sent
+//! only after the server's 2xx; a 4xx or a connection failure is retried
+//! with exponential backoff (`retry_base`, doubling, at most 60 times
+//! `retry_base`) for up to [`GIVE_UP_AFTER`]; a 5xx is failed at once
+//! with the server's reply kept.
+//!
+//! A crash or `kill -9` loses nothing: rows are only ever leased, and at
+//! startup every lease goes back to pending (herald is the only sender).
+//! A message the server accepted but that was not yet marked sent is sent
+//! again, so duplicates are at most the messages in flight.
+//!
+//! It sleeps until the daemon queues mail (a [`Notify`]) or the next retry
+//! falls due; it never polls. With `smtp = "file"` (or no `[email]`)
+//! messages are written to `state/outbox-files/` instead.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::announce::Announcement;
+use crate::clock;
+use crate::compose::Composer;
+use crate::config::{Config, Tls, Transport};
+use crate::fsio;
+use crate::store::{self, Leased, Store};
+
+/// Messages sent at the same time, each on its own pooled connection.
+pub const CONCURRENCY: usize = 8;
+/// Rows leased per round trip to the database.
+const BATCH: usize = 64;
+/// How long a lease holds: longer than any one send (lettre times out
+/// each SMTP command after a minute), short enough that a hung send is
+/// retried the same hour.
+const LEASE: Duration = Duration::from_secs(10 * 60);
+/// Transient failures are retried this long after the message was queued.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(2 * 24 * 3600);
+/// On shutdown, sends in flight get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the SMTP password file {}", path.display())]
+    Password {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up TLS for {host}")]
+    Tls {
+        host: String,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("invalid [email] smtp setting `{url}`: {problem}")]
+    Url { url: String, problem: &'static str },
+    #[error("cannot create {}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a send failed, and what to do about it.
+#[derive(Debug)]
+pub enum SendError {
+    /// Try again later: a 4xx reply, or no usable connection.
+    Retry(String),
+    /// Give up: a 5xx reply or a message that cannot be built.
+    Park(String),
+}
+
+impl SendError {
+    pub fn reply(&self) -> &str {
+        match self {
+            SendError::Retry(reply) | SendError::Park(reply) => reply,
+        }
+    }
+}
+
+fn classify(error: &lettre::transport::smtp::Error) -> SendError {
+    let reply = error.to_string();
+    if error.is_permanent() {
+        SendError::Park(reply)
+    } else {
+        SendError::Retry(reply)
+    }
+}
+
+/// Connecting gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// One message (MAIL to the reply after DATA) gives up after this long.
+const SEND_TIMEOUT: Duration = Duration::from_secs(120);
+/// A pooled connection idle longer than this is checked with NOOP first.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// SMTP connections, reused across messages: at most [`CONCURRENCY`] are
+/// in use (the mailer's semaphore), and each goes back to the pool as
+/// soon as its message is done.
+///
+/// herald opens the TCP connections itself to set `TCP_NODELAY`: lettre
+/// writes a message and its final `.` line separately, and with Nagle's
+/// algorithm the second write waits for the server's delayed ACK, 40 ms
+/// per message (180 messages a second into Postfix's smtp-sink instead of
+/// thousands). For `smtps://` lettre opens the connection (TLS from the
+/// first byte) and the delay remains.
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    tls: Tls,
+    tls_parameters: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    idle: tokio::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+}
+
+fn connection_error(error: impl std::fmt::Display) -> SendError {
+    SendError::Retry(format!("Connection error: {error}"))
+}
+
+impl SmtpPool {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let mut connection = match (&self.tls, &self.tls_parameters) {
+            (Tls::Wrapper, Some(parameters)) => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(CONNECT_TIMEOUT),
+                &self.hello,
+                Some(parameters.clone()),
+                None,
+            )
+            .await
+            .map_err(|error| classify(&error))?,
+            _ => {
+                let stream = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+                )
+                .await
+                .map_err(|_| connection_error("connection timed out"))?
+                .map_err(connection_error)?;
+                stream.set_nodelay(true).map_err(connection_error)?;
+                let mut connection =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                        .await
+                        .map_err(|error| classify(&error))?;
+                if let (Tls::StartTls, Some(parameters)) = (&self.tls, &self.tls_parameters) {
+                    connection
+                        .starttls(parameters.clone(), &self.hello)
+                        .await
+                        .map_err(|error| classify(&error))?;
+                }
+                connection
+            }
+        };
+        if let Some(credentials) = &self.credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|error| classify(&error))?;
+        }
+        Ok(connection)
+    }
+
+    /// A pooled connection that still answers, or a new one; `true` when
+    /// reused.
+    async fn checkout(&self) -> Result<(AsyncSmtpConnection, bool), SendError> {
+        loop {
+            let pooled = self.idle.lock().await.pop();
+            let Some((mut connection, since)) = pooled else {
+                return Ok((self.connect().await?, false));
+            };
+            if since.elapsed() < IDLE_CHECK || connection.test_connected().await {
+                return Ok((connection, true));
+            }
+            connection.abort().await;
+        }
+    }
+
+    async fn checkin(&self, mut connection: AsyncSmtpConnection) {
+        if connection.has_broken() {
+            return;
+        }
+        let mut idle = self.idle.lock().await;
+        if idle.len() < CONCURRENCY {
+            idle.push((connection, std::time::Instant::now()));
+        } else {
+            drop(idle);
+            connection.abort().await;
+        }
+    }
+
+    async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
+        // A reused connection the server has closed fails before anything
+        // is sent; then one fresh connection is tried at once.
+        for _ in 0..2 {
+            let (mut connection, reused) = self.checkout().await?;
+            match tokio::time::timeout(SEND_TIMEOUT, connection.send(envelope, bytes)).await {
+                Ok(Ok(_)) => {
+                    self.checkin(connection).await;
+                    return Ok(());
+                }
+                Ok(Err(error)) => {
+                    let response = error.is_permanent() || error.is_transient();
+                    if reused && !response {
+                        continue;
+                    }
+                    return Err(classify(&error));
+                }
+                Err(_) => {
+                    connection.abort().await;
+                    return Err(SendError::Retry("timed out waiting for the server".into()));
+                }
+            }
+        }
+        Err(SendError::Retry(
+            "Connection error: the server closed the connection".into(),
+        ))
+    }
+}
+
+/// Where messages go.
+#[derive(Clone)]
+pub enum Sender {
+    Smtp(Arc<SmtpPool>),
+    /// `.eml` files in this directory, one per message, named after it,
+    /// so writing one again replaces it.
+    Files(PathBuf),
+}
+
+impl Sender {
+    /// The configured transport.
+    pub fn new(config: &Config) -> Result<Sender, Error> {
+        let email = config.email_or_default();
+        let transport = Transport::parse(&email.smtp).map_err(|problem| Error::Url {
+            url: email.smtp.clone(),
+            problem,
+        })?;
+        let (host, port, tls) = match transport {
+            Transport::File => {
+                let dir = config.paths.state.join("outbox-files");
+                std::fs::create_dir_all(&dir).map_err(|source| Error::CreateDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                return Ok(Sender::Files(dir));
+            }
+            Transport::Smtp { host, port, tls } => (host, port, tls),
+        };
+        let tls_parameters = match tls {
+            Tls::None => None,
+            Tls::StartTls | Tls::Wrapper => Some(TlsParameters::new(host.clone()).map_err(
+                |source| Error::Tls {
+                    host: host.clone(),
+                    source,
+                },
+            )?),
+        };
+        let mut credentials = None;
+        if let Some(path) = &email.smtp_password_file {
+            let password = std::fs::read_to_string(path).map_err(|source| Error::Password {
+                path: path.clone(),
+                source,
+            })?;
+            let user = email.smtp_user.clone().unwrap_or_else(|| {
+                email
+                    .from
+                    .parse::<lettre::message::Mailbox>()
+                    .map_or_else(|_| email.from.clone(), |mailbox| mailbox.email.to_string())
+            });
+            credentials = Some(Credentials::new(
+                user,
+                password.trim_end_matches(['\r', '\n']).to_owned(),
+            ));
+        }
+        Ok(Sender::Smtp(Arc::new(SmtpPool {
+            host,
+            port,
+            tls,
+            tls_parameters,
+            credentials,
+            hello: ClientId::default(),
+            idle: tokio::sync::Mutex::new(Vec::new()),
+        })))
+    }
+
+    /// Sends one message; `Ok` only once the server accepted it (or the
+    /// file is on disk).
+    pub async fn send(&self, message: &Message, file_name: &str) -> Result<(), SendError> {
+        match self {
+            Sender::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
+            Sender::Files(dir) => {
+                let path = dir.join(file_name);
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || fsio::replace_file(&path, &bytes))
+                    .await
+                    .map_err(|error| SendError::Retry(error.to_string()))?
+                    .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))
+            }
+        }
+    }
+}
+
+/// The delay before retry number `attempts + 1`: `base`, doubling with
+/// every attempt, at most 60 times `base`.
+pub fn retry_delay(base: Duration, attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.min(6);
+    base.saturating_mul(factor).min(base.saturating_mul(60))
+}
+
+/// What becomes of a row after a transient failure at `now`: tried again
+/// at the returned instant, or `None` to give up (queued too long ago).
+pub fn next_attempt(
+    base: Duration,
+    attempts: u32,
+    created: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let give_up = chrono::Duration::from_std(GIVE_UP_AFTER).unwrap_or(chrono::Duration::MAX);
+    if now.signed_duration_since(created) >= give_up {
+        return None;
+    }
+    let delay =
+        chrono::Duration::from_std(retry_delay(base, attempts)).unwrap_or(chrono::Duration::MAX);
+    Some(
+        now.checked_add_signed(delay)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
+}
+
+/// Everything the send tasks share.
+struct Shared {
+    config: Config,
+    composer: Composer,
+    sender: Sender,
+    store: Mutex<Store>,
+    announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
+    retry_base: Duration,
+    wake: Arc<Notify>,
+}
+
+impl Shared {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock leaves SQLite consistent (each
+        // call is its own statement or transaction), so carry on.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn announcement(&self, id: i64) -> Result<Option<Arc<Announcement>>, store::Error> {
+        let mut cache = self
+            .announcements
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = cache.get(&id) {
+            return Ok(found.clone());
+        }
+        let found = self.store().announcement(id)?.map(Arc::new);
+        cache.insert(id, found.clone());
+        Ok(found)
+    }
+}
+
+/// Runs until `shutdown` turns true, then waits at most
+/// ten seconds for sends in flight.
+pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let prepared = tokio::task::block_in_place(|| -> anyhow::Result<Shared> {
+        let sender = Sender::new(&config)?;
+        let mut store = Store::open(&config.paths.state)?;
+        let released = store.release_leases()?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "messages left in flight by the last run go back to pending"
+            );
+        }
+        Ok(Shared {
+            retry_base: config.email_or_default().retry_base,
+            composer: Composer::new(),
+            sender,
+            store: Mutex::new(store),
+            announcements: Mutex::new(HashMap::new()),
+            wake: Arc::clone(&wake),
+            config,
+        })
+    });
+    let shared = match prepared {
+        Ok(shared) => Arc::new(shared),
+        Err(error) => {
+            tracing::error!("email delivery disabled: {error:#}");
+            return;
+        }
+    };
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    while !*shutdown.borrow() {
+        // Reap finished sends so the set stays small.
+        while tasks.try_join_next().is_some() {}
+        let now = clock::now();
+        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let leased = {
+            let shared = Arc::clone(&shared);
+            tokio::task::spawn_blocking(move || shared.store().lease(now, lease_until, BATCH)).await
+        };
+        let batch = match leased {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(error)) => {
+                tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::error!("cannot read the outbox: {error}");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            let next = tokio::task::block_in_place(|| shared.store().next_attempt())
+                .unwrap_or_else(|error| {
+                    tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
+                    Some(clock::now() + chrono::Duration::seconds(60))
+                });
+            let sleep = next.map(|next| (next - clock::now()).to_std().unwrap_or(Duration::ZERO));
+            tokio::select! {
+                () = wake.notified() => {}
+                () = sleep_or_forever(sleep) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for row in batch {
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+                _ = shutdown.changed() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let shared = Arc::clone(&shared);
+            let span = tracing::debug_span!("send", outbox_id = row.id);
+            tasks.spawn(
+                async move {
+                    deliver(&shared, row).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("leaving sends in flight; they are retried at the next start");
+        tasks.abort_all();
+    }
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Composes, sends and records one row.
+async fn deliver(shared: &Shared, row: Leased) {
+    let now = clock::now();
+    let outcome = match compose(shared, &row, now) {
+        Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
+        Err(error) => Err(error),
+    };
+    let done = clock::now();
+    let recorded = tokio::task::block_in_place(|| {
+        let mut store = shared.store();
+        match &outcome {
+            Ok(()) => store.mark_sent(row.id, done),
+            Err(SendError::Park(reply)) => store.mark_failed(row.id, done, reply),
+            Err(SendError::Retry(reply)) => {
+                match next_attempt(shared.retry_base, row.attempts, row.created, done) {
+                    Some(next) => store.mark_retry(row.id, next, reply),
+                    None => store.mark_failed(row.id, done, reply),
+                }
+            }
+        }
+    });
+    match (&outcome, recorded) {
+        (_, Err(error)) => tracing::error!(
+            outbox_id = row.id,
+            "cannot record a delivery: {:#}",
+            anyhow::Error::from(error)
+        ),
+        (Ok(()), Ok(())) => {
+            tracing::debug!(to = %row.subscriber.address, "sent");
+        }
+        (Err(SendError::Retry(reply)), Ok(())) => {
+            tracing::warn!(outbox_id = row.id, attempts = row.attempts + 1, %reply, "delivery deferred");
+            // The retry may be earlier than what the loop sleeps until.
+            shared.wake.notify_one();
+        }
+        (Err(SendError::Park(reply)), Ok(())) => {
+            tracing::warn!(outbox_id = row.id, %reply, "delivery failed");
+        }
+    }
+}
+
+fn compose(
+    shared: &Shared,
+    row: &Leased,
+    now: DateTime<Utc>,
+) -> Result<(Message, String), SendError> {
+    let announcement = tokio::task::block_in_place(|| shared.announcement(row.announcement))
+        .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
+        .ok_or_else(|| SendError::Park("the announcement is missing from the database".into()))?;
+    let message = shared
+        .composer
+        .compose(&shared.config, &announcement, &row.subscriber, now)
+        .map_err(|error| SendError::Park(format!("{:#}", anyhow::Error::from(error))))?;
+    let file_name = format!(
+        "{}.{}.{}.eml",
+        announcement.incident,
+        announcement.instant.format("%Y%m%dT%H%M%SZ"),
+        row.subscriber.id
+    );
+    Ok((message, file_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_sixty_times_it() {
+        let minute = Duration::from_secs(60);
+        let delays: Vec<u64> = (0..9)
+            .map(|attempts| retry_delay(minute, attempts).as_secs() / 60)
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(
+            retry_delay(Duration::from_millis(200), 0),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            retry_delay(Duration::from_millis(200), 40),
+            Duration::from_secs(12)
+        );
+    }
+
+    #[test]
+    fn transient_failures_give_up_after_two_days() {
+        let created = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            next_attempt(minute, 0, created, created),
+            Some(created + chrono::Duration::minutes(1))
+        );
+        let almost = created + chrono::Duration::days(2) - chrono::Duration::seconds(1);
+        assert_eq!(
+            next_attempt(minute, 30, created, almost),
+            Some(almost + chrono::Duration::hours(1))
+        );
+        assert_eq!(
+            next_attempt(minute, 30, created, created + chrono::Duration::days(2)),
+            None
+        );
+    }
+}

@@ -1,0 +1,770 @@
+//! Email end to end: `herald run` against a real SMTP server on 127.0.0.1
+//! (tests/support/smtp.rs). Subscribers get exactly one email per update;
+//! nothing at first start, on an edit or on a restart; a typo fixed within
+//! grace is what is sent; a server that was down gets the mail later; a
+//! 5xx recipient is parked while the others arrive; and `kill -9` in the
+//! middle of a 2,000-recipient fan-out loses nothing.
+//!
+//! The harness waits for conditions (messages arriving, text in a page or
+//! in `herald outbox`), never for fixed times.
+
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use smtp::{SmtpServer, free_port};
+use tempfile::TempDir;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn config(port: u16, grace: &str) -> String {
+    format!(
+        r#"
+[site]
+title = "Test status"
+base_url = "https://status.example.com/"
+timezone = "Europe/Stockholm"
+language = "en"
+
+[[components]]
+id = "mail"
+name = "Mail"
+
+[[components]]
+id = "web"
+name = "Web hosting"
+
+[[components]]
+id = "dns"
+name = "DNS"
+
+[email]
+from = "Test status <status@example.com>"
+smtp = "smtp://127.0.0.1:{port}"
+grace = "{grace}"
+retry_base = "100ms"
+"#
+    )
+}
+
+fn incident(title: &str, components: &str, updates: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "+++\ntitle = \"{title}\"\ncomponents = [{components}]\nseverity = \"major\"\n+++\n"
+    );
+    for (heading, body) in updates {
+        text.push_str(&format!("\n## {heading}\n{body}\n"));
+    }
+    text
+}
+
+/// A heading time a minute ago, in the site's zone: recent enough to be
+/// emailed.
+fn recent(minutes_ago: i64) -> String {
+    let local = herald::clock::now().with_timezone(&chrono_tz::Europe::Stockholm)
+        - chrono::Duration::minutes(minutes_ago);
+    local.format("%Y-%m-%d %H:%M:%S%:z").to_string()
+}
+
+fn wait_for(what: &str, log: impl Fn() -> String, condition: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        if start.elapsed() > PATIENCE {
+            panic!("timed out waiting for {what}; herald's log:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Site {
+    dir: TempDir,
+    child: Option<Child>,
+    runs: usize,
+}
+
+impl Site {
+    fn new(config: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("herald.toml"), config).unwrap();
+        fs::create_dir_all(dir.path().join("incidents")).unwrap();
+        Site {
+            dir,
+            child: None,
+            runs: 0,
+        }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        fs::write(self.path("incidents").join(name), text).unwrap();
+    }
+
+    fn herald(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("HERALD_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.herald(args);
+        assert!(
+            output.status.success(),
+            "herald {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.path(&format!("herald-{}.log", self.runs))
+    }
+
+    fn log(&self) -> String {
+        (1..=self.runs)
+            .map(|run| {
+                fs::read_to_string(self.path(&format!("herald-{run}.log"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// Starts `herald run` and waits until it is ready.
+    fn start(&mut self) {
+        assert!(self.child.is_none());
+        self.runs += 1;
+        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("run")
+            .current_dir(self.dir.path())
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.log_path()).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let log = self.log_path();
+        wait_for(
+            "the daemon to be ready",
+            || self.log(),
+            || {
+                fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("ready")
+            },
+        );
+    }
+
+    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait().unwrap()
+    }
+
+    fn stop(&mut self) {
+        let status = self.signal("-TERM");
+        assert_eq!(status.code(), Some(0), "log:\n{}", self.log());
+    }
+
+    fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
+        wait_for(what, || self.log(), condition);
+    }
+
+    fn wait_for_page(&self, text: &str) {
+        self.wait_for(&format!("{text:?} in the feed"), || {
+            fs::read_to_string(self.path("public/feed.atom"))
+                .unwrap_or_default()
+                .contains(text)
+        });
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn parsed(message: &smtp::Received) -> mailparse::ParsedMail<'_> {
+    mailparse::parse_mail(&message.data).unwrap()
+}
+
+fn header(message: &smtp::Received, name: &str) -> String {
+    parsed(message)
+        .headers
+        .iter()
+        .find(|h| h.get_key().eq_ignore_ascii_case(name))
+        .map(|h| h.get_value())
+        .unwrap_or_default()
+}
+
+fn text_part(message: &smtp::Received) -> String {
+    let mail = parsed(message);
+    let part = mail
+        .subparts
+        .iter()
+        .find(|p| p.ctype.mimetype == "text/plain")
+        .unwrap();
+    part.get_body().unwrap().replace("\r\n", "\n")
+}
+
+/// Messages received, per recipient, as (subject, text part) lists.
+fn by_recipient(server: &SmtpServer) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for message in server.received() {
+        for to in &message.to {
+            map.entry(to.clone())
+                .or_default()
+                .push(header(&message, "Subject"));
+        }
+    }
+    map
+}
+
+#[test]
+fn one_email_per_follower_and_none_at_first_start_on_edit_or_restart() {
+    let server = SmtpServer::start();
+    let mut site = Site::new(&config(server.port(), "0s"));
+    // An old incident and a recent one exist before the first start.
+    site.write(
+        "old.md",
+        &incident(
+            "Old outage",
+            "\"mail\"",
+            &[("2019-04-04 08:00 investigating", "Old.")],
+        ),
+    );
+    site.write(
+        "before.md",
+        &incident(
+            "Before the first start",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(1)), "Before.")],
+        ),
+    );
+    for (address, components) in [
+        ("mail@example.org", "mail"),
+        ("web@example.org", "web"),
+        ("both@example.org", "mail,web"),
+        ("dns@example.org", "dns"),
+    ] {
+        site.ok(&["subscribers", "add", address, "--components", components]);
+    }
+    site.ok(&["subscribers", "add", "all@example.org"]);
+    site.start();
+
+    let first = recent(1);
+    site.write(
+        "storage.md",
+        &incident(
+            "Storage failure",
+            "\"mail\", \"web\"",
+            &[(&format!("{first} investigating"), "Disks are failing.")],
+        ),
+    );
+    let followers = [
+        "all@example.org",
+        "both@example.org",
+        "mail@example.org",
+        "web@example.org",
+    ];
+    site.wait_for("four emails", || server.count() >= 4);
+    let subject = "[Test status] Investigating: Storage failure".to_owned();
+    let expected: BTreeMap<String, Vec<String>> = followers
+        .iter()
+        .map(|a| ((*a).to_owned(), vec![subject.clone()]))
+        .collect();
+    assert_eq!(by_recipient(&server), expected);
+
+    // Editing the update sends nothing; the next update is the next email.
+    site.write(
+        "storage.md",
+        &incident(
+            "Storage failure",
+            "\"mail\", \"web\"",
+            &[(
+                &format!("{first} investigating"),
+                "Disks are failing (edited).",
+            )],
+        ),
+    );
+    site.wait_for_page("(edited)");
+    let second = recent(0);
+    site.write(
+        "storage.md",
+        &incident(
+            "Storage failure",
+            "\"mail\", \"web\"",
+            &[
+                (
+                    &format!("{first} investigating"),
+                    "Disks are failing (edited).",
+                ),
+                (&format!("{second} identified"), "A controller."),
+            ],
+        ),
+    );
+    site.wait_for("eight emails", || server.count() >= 8);
+
+    // A restart sends nothing again; only the next update.
+    site.stop();
+    site.start();
+    site.write(
+        "dns.md",
+        &incident(
+            "Resolver trouble",
+            "\"dns\"",
+            &[(&format!("{} investigating", recent(0)), "Slow lookups.")],
+        ),
+    );
+    site.wait_for("the DNS emails", || server.count() >= 10);
+    site.stop();
+
+    let identified = "[Test status] Identified: Storage failure".to_owned();
+    let dns = "[Test status] Investigating: Resolver trouble".to_owned();
+    let mut expected: BTreeMap<String, Vec<String>> = followers
+        .iter()
+        .map(|a| ((*a).to_owned(), vec![subject.clone(), identified.clone()]))
+        .collect();
+    expected
+        .get_mut("all@example.org")
+        .unwrap()
+        .push(dns.clone());
+    expected.insert("dns@example.org".into(), vec![dns]);
+    let mut received = by_recipient(&server);
+    for subjects in received.values_mut() {
+        subjects.sort();
+    }
+    for subjects in expected.values_mut() {
+        subjects.sort();
+    }
+    assert_eq!(received, expected, "log:\n{}", site.log());
+    let outbox = site.ok(&["outbox"]);
+    assert_eq!(outbox, "pending 0, retrying 0, failed 0, sent 10\n");
+}
+
+#[test]
+fn headers_parse_back_and_thread_per_incident() {
+    let server = SmtpServer::start();
+    let mut site = Site::new(&config(server.port(), "0s"));
+    site.ok(&[
+        "subscribers",
+        "add",
+        "anna@example.org",
+        "--components",
+        "web",
+    ]);
+    site.start();
+    let first = recent(1);
+    let text = |updates: &[(&str, &str)]| incident("Storage failure", "\"mail\", \"web\"", updates);
+    site.write(
+        "storage.md",
+        &text(&[(&format!("{first} investigating"), "Disks <b>failing</b>.")]),
+    );
+    site.wait_for("the first email", || server.count() == 1);
+    site.write(
+        "storage.md",
+        &text(&[
+            (&format!("{first} investigating"), "Disks <b>failing</b>."),
+            (&format!("{} resolved", recent(0)), "Fixed."),
+        ]),
+    );
+    site.wait_for("the second email", || server.count() == 2);
+    site.stop();
+    let messages = server.received();
+    let mail = parsed(&messages[0]);
+    assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+    let types: Vec<&str> = mail
+        .subparts
+        .iter()
+        .map(|p| p.ctype.mimetype.as_str())
+        .collect();
+    assert_eq!(types, ["text/plain", "text/html"]);
+    let html = mail.subparts[1].get_body().unwrap();
+    assert!(
+        html.contains("Disks &lt;b&gt;failing&lt;/b&gt;."),
+        "raw HTML is escaped: {html}"
+    );
+    assert!(
+        html.contains("<strong>Web hosting</strong>: Partial outage (you follow this)"),
+        "{html}"
+    );
+    let text = text_part(&messages[0]);
+    assert!(text.contains("  - Mail: Partial outage\n"), "{text}");
+    assert!(
+        text.contains("  * Web hosting: Partial outage (you follow this)\n"),
+        "{text}"
+    );
+    assert_eq!(
+        header(&messages[0], "Subject"),
+        "[Test status] Investigating: Storage failure"
+    );
+    assert_eq!(
+        header(&messages[1], "Subject"),
+        "[Test status] Resolved: Storage failure"
+    );
+    for message in &messages {
+        assert_eq!(
+            header(message, "In-Reply-To"),
+            "<incident-storage@status.example.com>"
+        );
+        assert_eq!(
+            header(message, "References"),
+            "<incident-storage@status.example.com>"
+        );
+        assert_eq!(header(message, "Auto-Submitted"), "auto-generated");
+        assert_eq!(
+            header(message, "List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
+        assert_eq!(message.from, "status@example.com");
+        assert_eq!(message.to, ["anna@example.org"]);
+    }
+    assert_ne!(
+        header(&messages[0], "Message-ID"),
+        header(&messages[1], "Message-ID")
+    );
+    let unsubscribe = header(&messages[0], "List-Unsubscribe");
+    let token = unsubscribe
+        .strip_prefix("<https://status.example.com/unsubscribe/")
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(token, _)| token.to_owned())
+        .unwrap_or_else(|| panic!("{unsubscribe}"));
+    assert_eq!(token.len(), 32);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    assert_eq!(
+        unsubscribe,
+        format!(
+            "<https://status.example.com/unsubscribe/{token}>, <mailto:status@example.com?subject=unsubscribe%20{token}>"
+        )
+    );
+}
+
+#[test]
+fn typo_fixed_within_grace_is_what_is_sent() {
+    let server = SmtpServer::start();
+    let mut site = Site::new(&config(server.port(), "3s"));
+    site.ok(&["subscribers", "add", "anna@example.org"]);
+    site.start();
+    let heading = format!("{} investigating", recent(0));
+    site.write(
+        "typo.md",
+        &incident("Mail delays", "\"mail\"", &[(&heading, "Mail is slwo.")]),
+    );
+    site.wait_for_page("Mail is slwo.");
+    site.write(
+        "typo.md",
+        &incident("Mail delays", "\"mail\"", &[(&heading, "Mail is slow.")]),
+    );
+    site.wait_for("the email", || server.count() == 1);
+    // Another update, so that a second email for the first would show.
+    site.write(
+        "typo.md",
+        &incident(
+            "Mail delays",
+            "\"mail\"",
+            &[
+                (&heading, "Mail is slow."),
+                (&format!("{} resolved", recent(0)), "Done."),
+            ],
+        ),
+    );
+    site.wait_for("the second email", || server.count() == 2);
+    site.stop();
+    let messages = server.received();
+    let first = text_part(&messages[0]);
+    assert!(first.contains("\nMail is slow.\n"), "{first}");
+    assert!(!first.contains("slwo"), "{first}");
+    assert_eq!(
+        header(&messages[1], "Subject"),
+        "[Test status] Resolved: Mail delays"
+    );
+}
+
+#[test]
+fn mail_queued_while_the_server_is_down_arrives_when_it_is_back() {
+    let port = free_port();
+    let mut site = Site::new(&config(port, "0s"));
+    site.ok(&["subscribers", "add", "anna@example.org"]);
+    site.ok(&["subscribers", "add", "bob@example.org"]);
+    site.start();
+    site.write(
+        "down.md",
+        &incident(
+            "Relay trouble",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(0)), "Queued.")],
+        ),
+    );
+    site.wait_for("retries in the outbox", || {
+        let outbox = String::from_utf8(site.herald(&["outbox"]).stdout).unwrap();
+        outbox.starts_with("pending 0, retrying 2,") && outbox.contains("Connection error")
+    });
+    let outbox = site.ok(&["outbox"]);
+    assert!(
+        outbox.contains("retrying\tanna@example.org\tdown@"),
+        "{outbox}"
+    );
+    let server = SmtpServer::start_on(port);
+    site.wait_for("both emails", || server.count() == 2);
+    site.wait_for("the outbox to record them", || {
+        site.ok(&["outbox"]) == "pending 0, retrying 0, failed 0, sent 2\n"
+    });
+    site.stop();
+    let mut to: Vec<String> = server.received().into_iter().flat_map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, ["anna@example.org", "bob@example.org"]);
+}
+
+#[test]
+fn permanent_rejection_is_parked_with_its_reply_and_others_arrive() {
+    let server = SmtpServer::start();
+    server.reject(
+        "gone@example.org",
+        "550 5.1.1 <gone@example.org>: no such user",
+    );
+    server.reject("busy@example.org", "451 4.3.0 try again later");
+    let mut site = Site::new(&config(server.port(), "0s"));
+    for address in [
+        "anna@example.org",
+        "gone@example.org",
+        "busy@example.org",
+        "bob@example.org",
+    ] {
+        site.ok(&["subscribers", "add", address]);
+    }
+    site.start();
+    site.write(
+        "x.md",
+        &incident(
+            "Outage",
+            "\"web\"",
+            &[(&format!("{} investigating", recent(0)), "Down.")],
+        ),
+    );
+    site.wait_for("the two good emails", || server.count() == 2);
+    site.wait_for("the 5xx to be parked and the 4xx retried", || {
+        let outbox = site.ok(&["outbox"]);
+        outbox.starts_with("pending 0, retrying 1, failed 1, sent 2\n")
+    });
+    site.stop();
+    let outbox = site.ok(&["outbox"]);
+    let lines: Vec<&str> = outbox.lines().collect();
+    assert!(
+        lines[1].starts_with("failed\tgone@example.org\tx@")
+            && lines[1].ends_with("permanent error (550): 5.1.1 <gone@example.org>: no such user"),
+        "{outbox}"
+    );
+    assert!(
+        lines[2].starts_with("retrying\tbusy@example.org\tx@")
+            && lines[2].ends_with("transient error (451): 4.3.0 try again later"),
+        "{outbox}"
+    );
+    let mut to: Vec<String> = server.received().into_iter().flat_map(|m| m.to).collect();
+    to.sort();
+    assert_eq!(to, ["anna@example.org", "bob@example.org"]);
+}
+
+#[test]
+fn kill_9_in_the_middle_of_a_fan_out_loses_nothing() {
+    const FOLLOWERS: usize = 2000;
+    let server = SmtpServer::start();
+    server.set_data_delay(Duration::from_millis(2));
+    let mut site = Site::new(&config(server.port(), "0s"));
+    let mut csv = String::from("email,components\n");
+    for n in 0..FOLLOWERS {
+        csv.push_str(&format!("user{n}@example.org,mail\n"));
+    }
+    csv.push_str("nobody@example.org,dns\n");
+    fs::write(site.path("subscribers.csv"), csv).unwrap();
+    assert_eq!(
+        site.ok(&["subscribers", "import", "subscribers.csv"]),
+        format!(
+            "imported {} subscriber(s): {} new, 0 updated\n",
+            FOLLOWERS + 1,
+            FOLLOWERS + 1
+        )
+    );
+    site.start();
+    site.write(
+        "big.md",
+        &incident(
+            "Big outage",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(0)), "Everyone hears.")],
+        ),
+    );
+    site.wait_for("a quarter of the fan-out", || {
+        server.count() >= FOLLOWERS / 4
+    });
+    let status = site.signal("-KILL");
+    assert_eq!(status.code(), None, "killed by a signal");
+    let at_kill = server.count();
+    assert!(
+        at_kill < FOLLOWERS,
+        "the kill came too late to test anything"
+    );
+    site.start();
+    site.wait_for("every follower's email", || {
+        let mut to: Vec<String> = server.received().into_iter().flat_map(|m| m.to).collect();
+        to.sort();
+        to.dedup();
+        to.len() >= FOLLOWERS
+    });
+    site.wait_for("the outbox to record them", || {
+        site.ok(&["outbox"]) == format!("pending 0, retrying 0, failed 0, sent {FOLLOWERS}\n")
+    });
+    site.stop();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for message in server.received() {
+        for to in message.to {
+            *counts.entry(to).or_default() += 1;
+        }
+    }
+    assert_eq!(counts.len(), FOLLOWERS, "nobody missing, nobody extra");
+    assert!(!counts.contains_key("nobody@example.org"));
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    assert!(
+        duplicates <= 8,
+        "{duplicates} duplicates; at most the 8 messages in flight may be sent twice"
+    );
+    // At most 8 connections per run, each reused for many messages.
+    assert!(
+        server.connections() <= 2 * 8,
+        "connections are pooled and reused: {} opened",
+        server.connections()
+    );
+    eprintln!(
+        "killed after {at_kill} of {FOLLOWERS}; {duplicates} duplicate(s); {} connection(s)",
+        server.connections()
+    );
+}
+
+#[test]
+fn import_reports_every_bad_row_and_imports_nothing() {
+    let site = Site::new(&config(free_port(), "0s"));
+    fs::write(
+        site.path("list.csv"),
+        "email,components\nanna@example.org,mail;web\nnot-an-address,mail\n\nbob@example.org,mail wbe\ncarl@example.org\n",
+    )
+    .unwrap();
+    let output = site.herald(&["subscribers", "import", "list.csv"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "list.csv:3:1: error: invalid email address `not-an-address`\n\
+         list.csv:5:22: error: unknown component `wbe`\n\
+         herald: list.csv has 2 error(s); nothing was imported\n"
+    );
+    assert_eq!(site.ok(&["subscribers", "list"]), "");
+    fs::write(
+        site.path("list.csv"),
+        "anna@example.org,mail;web\nbob@example.org,\"mail dns\"\ncarl@example.org\n",
+    )
+    .unwrap();
+    assert_eq!(
+        site.ok(&["subscribers", "import", "list.csv"]),
+        "imported 3 subscriber(s): 3 new, 0 updated\n"
+    );
+    assert_eq!(
+        site.ok(&["subscribers", "list"]),
+        "anna@example.org\ten\tmail,web\nbob@example.org\ten\tdns,mail\ncarl@example.org\ten\t*\n"
+    );
+    assert_eq!(
+        site.ok(&["subscribers", "remove", "bob@example.org"]),
+        "removed bob@example.org\n"
+    );
+    let missing = site.herald(&["subscribers", "remove", "bob@example.org"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let bad = site.herald(&["subscribers", "add", "x@example.org", "--lang", "de"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr),
+        "herald: unknown language `de`, expected `sv` or `en`\n"
+    );
+}
+
+#[test]
+fn send_test_delivers_or_exits_3() {
+    let server = SmtpServer::start();
+    let site = Site::new(&config(server.port(), "0s"));
+    let output = site.ok(&["send-test", "ops@example.org"]);
+    assert_eq!(
+        output,
+        format!(
+            "sent to ops@example.org via smtp://127.0.0.1:{}\n",
+            server.port()
+        )
+    );
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, ["ops@example.org"]);
+    assert_eq!(
+        header(&received[0], "Subject"),
+        "[Test status] Test message"
+    );
+
+    let down = Site::new(&config(free_port(), "0s"));
+    let output = down.herald(&["send-test", "ops@example.org"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("herald: cannot send the test message via smtp://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Connection error"), "{stderr}");
+}
+
+#[test]
+fn without_a_mail_server_messages_are_written_as_files() {
+    let mut site = Site::new(
+        "[site]\ntitle = \"Files\"\nbase_url = \"https://status.example.com/\"\n\n[[components]]\nid = \"mail\"\nname = \"Mail\"\n\n[email]\nfrom = \"status@example.com\"\nsmtp = \"file\"\ngrace = \"0s\"\n",
+    );
+    site.ok(&["subscribers", "add", "anna@example.org"]);
+    site.start();
+    site.write(
+        "f.md",
+        &incident(
+            "File mail",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(0)), "On disk.")],
+        ),
+    );
+    let dir = site.path("state/outbox-files");
+    site.wait_for("an .eml file", || {
+        fs::read_dir(&dir)
+            .map(|entries| entries.count() == 1)
+            .unwrap_or(false)
+    });
+    site.stop();
+    let entry = fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+    let name = entry.file_name().into_string().unwrap();
+    assert!(name.starts_with("f.") && name.ends_with(".1.eml"), "{name}");
+    let bytes = fs::read(entry.path()).unwrap();
+    let mail = mailparse::parse_mail(&bytes).unwrap();
+    let subject = mail
+        .headers
+        .iter()
+        .find(|h| h.get_key() == "Subject")
+        .map(|h| h.get_value());
+    assert_eq!(subject.as_deref(), Some("[Files] Investigating: File mail"));
+    assert!(Path::new(&site.path("state/herald.db")).exists());
+}
