@@ -150,20 +150,9 @@ pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
         revisions: &revisions,
         now: clock::now(),
     };
-    let rendered = render::render(&site, &corpus, &Plan::Full)?;
     let mut output = OutputDir::new(config.paths.output.clone());
-    let stale = output
-        .stale(&rendered.outputs)
-        .with_context(|| format!("cannot list outputs in {}", config.paths.output.display()))?;
-    let changed = output
-        .write(&rendered.outputs, &stale)
-        .with_context(|| format!("cannot write outputs to {}", config.paths.output.display()))?;
-    tracing::info!(
-        incidents = corpus.len(),
-        outputs = rendered.outputs.len(),
-        changed,
-        "built"
-    );
+    let (outputs, changed) = publish_everything(&site, &corpus, &mut output)?;
+    tracing::info!(incidents = corpus.len(), outputs, changed, "built");
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(InvalidInput(
             "some incident files have errors; their last good versions were not published".into(),
@@ -171,6 +160,35 @@ pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
         .into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Renders and writes every output, incident pages [`render::PAGE_CHUNK`]
+/// at a time, then removes outputs that no longer belong. Returns how many
+/// outputs there are and how many changed on disk.
+pub fn publish_everything(
+    site: &Site,
+    corpus: &Corpus,
+    output: &mut OutputDir,
+) -> anyhow::Result<(usize, usize)> {
+    let root = output.root().display().to_string();
+    let write_context = || format!("cannot write outputs to {root}");
+    let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
+    let mut current: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut changed = 0;
+    for chunk in published.chunks(render::PAGE_CHUNK) {
+        let pages = render::incident_pages(site, chunk)?;
+        changed += output.write(&pages, &[]).with_context(write_context)?;
+        current.extend(pages.into_iter().map(|page| page.path));
+    }
+    let rendered = render::render(site, corpus, &Plan::Full)?;
+    current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
+    let stale = output
+        .stale(&current)
+        .with_context(|| format!("cannot list outputs in {root}"))?;
+    changed += output
+        .write(&rendered.outputs, &stale)
+        .with_context(write_context)?;
+    Ok((current.len(), changed))
 }
 
 pub struct CheckOptions {

@@ -210,12 +210,10 @@ impl Daemon {
         let Some(store) = &self.store else { return };
         for id in ids {
             match store.seen(Some(id)) {
-                Ok(seen) => {
-                    self.announced
-                        .seen
-                        .retain(|(incident, _), _| incident != id);
-                    self.announced.seen.extend(seen);
-                }
+                // The database never forgets an update, so its rows for this
+                // incident cover every key held for it: overwriting is enough,
+                // and cheaper than a pass over every update of the site.
+                Ok(seen) => self.announced.seen.extend(seen),
                 Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
             }
         }
@@ -238,19 +236,21 @@ impl Daemon {
             revisions: &self.revisions,
             now,
         };
-        let mut rendered = render::render(&site, &self.corpus, plan)?;
-        if matches!(plan, Plan::Full) {
-            rendered.removed = self.output.stale(&rendered.outputs).with_context(|| {
-                format!("cannot list outputs in {}", self.output.root().display())
-            })?;
-        }
-        let changed = self
-            .output
-            .write(&rendered.outputs, &rendered.removed)
-            .with_context(|| format!("cannot write outputs to {}", self.output.root().display()))?;
+        let (outputs, changed) = if matches!(plan, Plan::Full) {
+            cmd::publish_everything(&site, &self.corpus, &mut self.output)?
+        } else {
+            let rendered = render::render(&site, &self.corpus, plan)?;
+            let changed = self
+                .output
+                .write(&rendered.outputs, &rendered.removed)
+                .with_context(|| {
+                    format!("cannot write outputs to {}", self.output.root().display())
+                })?;
+            (rendered.outputs.len(), changed)
+        };
         tracing::info!(
             incidents = self.corpus.len(),
-            rendered = rendered.outputs.len(),
+            rendered = outputs,
             changed,
             "published"
         );

@@ -257,9 +257,7 @@ impl OutputDir {
     /// contain: pages of incidents deleted while herald was not running,
     /// feeds of components removed from the configuration. Other files in
     /// the output directory are the operator's and are left alone.
-    pub fn stale(&self, outputs: &[Output]) -> Result<Vec<String>, Error> {
-        let current: std::collections::HashSet<&str> =
-            outputs.iter().map(|o| o.path.as_str()).collect();
+    pub fn stale(&self, current: &std::collections::HashSet<String>) -> Result<Vec<String>, Error> {
         let mut stale = Vec::new();
         for (dir, extensions) in [
             ("incidents", &["html"][..]),
@@ -283,7 +281,7 @@ impl OutputDir {
                 let ours = extensions.iter().any(|e| name.ends_with(&format!(".{e}")))
                     && !name.starts_with('.');
                 let relative = format!("{dir}/{name}");
-                if ours && !current.contains(relative.as_str()) {
+                if ours && !current.contains(&relative) {
                     stale.push(relative);
                 }
             }

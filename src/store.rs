@@ -512,11 +512,18 @@ impl Store {
 
     /// First-seen and edit times of the updates of one incident, or of all.
     pub fn seen(&self, incident: Option<&IncidentId>) -> Result<HashMap<UpdateKey, Seen>, Error> {
+        // Two statements, so that the one for an incident can use the
+        // primary key: `?1 IS NULL OR incident = ?1` made SQLite scan every
+        // row on each edit (15 % of an edit's CPU at 100,000 updates).
+        let sql = match incident {
+            Some(_) => {
+                "SELECT incident, instant, first_seen, edited FROM revisions WHERE incident = ?1"
+            }
+            None => "SELECT incident, instant, first_seen, edited FROM revisions WHERE ?1 IS NULL",
+        };
         let mut statement = self
             .connection
-            .prepare_cached(
-                "SELECT incident, instant, first_seen, edited FROM revisions WHERE ?1 IS NULL OR incident = ?1",
-            )
+            .prepare_cached(sql)
             .map_err(self.database())?;
         let rows = statement
             .query_map(params![incident.map(IncidentId::as_str)], |row| {

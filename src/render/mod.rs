@@ -167,7 +167,30 @@ fn sort_newest_first(entries: &mut [Entry<'_>]) {
     });
 }
 
-/// Renders what `plan` asks for.
+/// How many incident pages a full build renders before writing them: a
+/// full build of a large site never holds every page in memory.
+pub const PAGE_CHUNK: usize = 256;
+
+/// The pages of `incidents`. With [`Plan::Full`], [`render`] leaves these
+/// out so that the caller can render and write them [`PAGE_CHUNK`] at a
+/// time.
+pub fn incident_pages(
+    site: &Site,
+    incidents: &[&Incident],
+) -> Result<Vec<Output>, html::RenderError> {
+    incidents
+        .iter()
+        .map(|incident| {
+            Ok(Output {
+                path: incident_path(&incident.id),
+                bytes: html::incident(site, incident)?,
+            })
+        })
+        .collect()
+}
+
+/// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
+/// pages: see [`incident_pages`]).
 pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, html::RenderError> {
     let mut rendered = Rendered::default();
     let timezone = site.timezone();
@@ -175,8 +198,9 @@ pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, htm
     // Which incident pages, months and component feeds to render.
     let (pages, months, components): (Vec<&Incident>, BTreeSet<(i32, u32)>, BTreeSet<&str>) =
         match plan {
+            // Incident pages come from `incident_pages`, in chunks.
             Plan::Full => (
-                corpus.published().map(AsRef::as_ref).collect(),
+                Vec::new(),
                 corpus
                     .published()
                     .map(|i| incident_month(i, timezone))
