@@ -482,7 +482,10 @@ fn unwritable_output_is_a_runtime_failure_naming_the_path() {
     let output = site.herald().arg("build").output().unwrap();
     assert_eq!(output.status.code(), Some(3));
     let message = stderr(&output);
-    assert!(message.contains("cannot write outputs to public"), "{message}");
+    assert!(
+        message.contains("cannot write outputs to public"),
+        "{message}"
+    );
     assert!(message.contains("Not a directory"), "{message}");
 }
 

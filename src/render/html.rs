@@ -69,11 +69,22 @@ pub const HISTORY_DAYS: usize = 90;
 pub const RECENT_DAYS: i64 = 14;
 /// At most this many recent incidents on the index; the rest are in the
 /// monthly archive. Keeps the index small on a busy site.
-const RECENT_LIMIT: usize = 20;
+const RECENT_LIMIT: usize = 10;
 /// Updates of an open incident shown on the index; its page has them all.
-const OPEN_UPDATES: usize = 3;
+const OPEN_UPDATES: usize = 2;
 /// Incident titles named in one day's tooltip; more are counted.
-const DAY_TITLES: usize = 3;
+const DAY_TITLES: usize = 1;
+/// A day's label keeps this many characters of an incident title: 450 cells
+/// on a busy site must still fit the index in 100 KB.
+const DAY_TITLE_CHARS: usize = 40;
+
+/// `text` cut to at most `limit` characters, with `…` when cut.
+fn shorten(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", text[..at].trim_end()),
+    }
+}
 
 /// The compiled templates and page strings a site renders with.
 pub struct Templates {
@@ -1119,6 +1130,12 @@ fn day_views(
         .zip(worst_by)
         .map(|(((day, status), mut named), worst_by)| {
             named.sort_unstable();
+            // Name the incident the cell links to (the worst) first.
+            if let Some(worst) = worst_by
+                && let Some(position) = named.iter().position(|at| *at == worst)
+            {
+                named[..=position].rotate_right(1);
+            }
             let more = named.len().saturating_sub(DAY_TITLES);
             DayView {
                 status: status.as_str(),
@@ -1128,7 +1145,7 @@ fn day_views(
                     .iter()
                     .take(DAY_TITLES)
                     .filter_map(|at| incidents.get(*at))
-                    .map(|incident| incident.title.clone())
+                    .map(|incident| shorten(&incident.title, DAY_TITLE_CHARS))
                     .collect(),
                 more,
                 href: worst_by
