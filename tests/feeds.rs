@@ -9,9 +9,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use herald::config::Config;
 use herald::corpus::Corpus;
 use herald::model::IncidentId;
-use herald::parse::{Context, parse_incident};
 use herald::render::feed::{self, FeedMeta};
 use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
+
+#[path = "support/corpus.rs"]
+mod support_corpus;
+use support_corpus::corpus;
 
 const CONFIG_SV: &str = r#"
 [site]
@@ -82,19 +85,6 @@ fn config(text: &str) -> Config {
 }
 
 /// Parses `(path, text)` pairs in the given order; every file must be clean.
-fn corpus(config: &Config, files: &[(&str, &str)]) -> Corpus {
-    let context = Context {
-        timezone: config.site.timezone,
-        components: &config.components,
-    };
-    let incidents = files.iter().map(|(path, text)| {
-        let (incident, diagnostics) = parse_incident(Path::new(path), text, &context);
-        assert!(diagnostics.is_empty(), "{path}: {diagnostics:?}");
-        incident.expect("incident parses")
-    });
-    Corpus::from_incidents(incidents)
-}
-
 fn sample(config: &Config) -> Corpus {
     corpus(
         config,

@@ -8,12 +8,14 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use herald::config::{self, Config};
-use herald::corpus::Corpus;
 use herald::model::IncidentId;
-use herald::parse::{Context, parse_incident};
 use herald::render::summary::summary;
 use herald::render::{Revisions, Site, Templates};
 use serde_json::{Value, json};
+
+#[path = "support/corpus.rs"]
+mod support_corpus;
+use support_corpus::corpus;
 
 const CONFIG: &str = r#"
 [site]
@@ -82,19 +84,6 @@ We upgrade the name servers.
 
 fn config() -> Config {
     config::parse(Path::new("herald.toml"), CONFIG).expect("test configuration is valid")
-}
-
-fn corpus(config: &Config, files: &[(&str, &str)]) -> Corpus {
-    let context = Context {
-        timezone: config.site.timezone,
-        components: &config.components,
-    };
-    let incidents = files.iter().map(|(name, text)| {
-        let (incident, diagnostics) = parse_incident(Path::new(name), text, &context);
-        assert!(diagnostics.is_empty(), "{name}: {diagnostics:?}");
-        incident.expect("test incident parses")
-    });
-    Corpus::from_incidents(incidents)
 }
 
 fn instant(text: &str) -> DateTime<Utc> {
