@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
 use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Status, Update};
+use crate::render::Revisions;
 
 /// An update's identity.
 pub type UpdateKey = (IncidentId, DateTime<Utc>);
@@ -43,6 +44,14 @@ pub struct Announced {
     /// Updates already announced, skipped as too old, or recorded as the
     /// baseline on first start.
     pub notified: HashSet<UpdateKey>,
+}
+
+/// The edit times among `seen`, as the renderers want them: an edited
+/// update's feed entry shows when it was edited.
+pub fn edit_times<'a>(seen: impl IntoIterator<Item = (&'a UpdateKey, &'a Seen)>) -> Revisions {
+    seen.into_iter()
+        .filter_map(|(key, seen)| Some((key.clone(), seen.edited?)))
+        .collect()
 }
 
 /// The `[email]` timing settings.
@@ -362,5 +371,34 @@ mod tests {
             baseline(&corpus),
             vec![key("outage", 10, 0), key("outage", 10, 30)]
         );
+    }
+}
+
+#[cfg(test)]
+mod edit_time_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn only_edited_updates_have_edit_times() {
+        let at = |hour| Utc.with_ymd_and_hms(2019, 4, 4, hour, 0, 0).unwrap();
+        let id = IncidentId::new("x").unwrap();
+        let seen = HashMap::from([
+            (
+                (id.clone(), at(8)),
+                Seen {
+                    first_seen: at(9),
+                    edited: None,
+                },
+            ),
+            (
+                (id.clone(), at(10)),
+                Seen {
+                    first_seen: at(10),
+                    edited: Some(at(12)),
+                },
+            ),
+        ]);
+        assert_eq!(edit_times(&seen), Revisions::from([((id, at(10)), at(12))]));
     }
 }

@@ -421,8 +421,8 @@ fn toml_string(text: &str) -> String {
 /// the edit times, never the build.
 pub fn observe_revisions(config: &Config, corpus: &Corpus, now: DateTime<Utc>) -> Revisions {
     let result = Store::open(&config.paths.state).and_then(|mut store| {
-        store.observe(corpus.published().map(AsRef::as_ref), now)?;
-        store.revisions()
+        let seen = store.observe(corpus.published().map(AsRef::as_ref), now)?;
+        Ok(crate::announce::edit_times(&seen))
     });
     result.unwrap_or_else(|error| {
         tracing::warn!("{:#}", anyhow::Error::from(error));

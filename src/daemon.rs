@@ -105,12 +105,6 @@ impl Daemon {
         }
         let all: Vec<IncidentId> = daemon.corpus.published().map(|i| i.id.clone()).collect();
         daemon.observe(&all);
-        if let Some(store) = &daemon.store {
-            match store.revisions() {
-                Ok(revisions) => daemon.revisions = revisions,
-                Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
-            }
-        }
         daemon.load_announced();
         daemon.render(&Plan::Full)?;
         daemon.announce();
@@ -131,10 +125,10 @@ impl Daemon {
                 );
                 store.record_baseline(&keys, clock::now())?;
             }
-            store.announced()
+            store.notified()
         })();
         match result {
-            Ok(announced) => self.announced = announced,
+            Ok(notified) => self.announced.notified = notified,
             Err(error) => {
                 tracing::error!("email disabled: {:#}", anyhow::Error::from(error));
                 self.store = None;
@@ -200,22 +194,11 @@ impl Daemon {
             .map(AsRef::as_ref)
             .collect();
         match store.observe(incidents, clock::now()) {
-            Ok(edits) => self.revisions.extend(edits),
-            Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
-        }
-    }
-
-    /// Re-reads the first-seen and edit times of the updates of `ids`.
-    fn refresh_seen(&mut self, ids: &BTreeSet<IncidentId>) {
-        let Some(store) = &self.store else { return };
-        for id in ids {
-            match store.seen(Some(id)) {
-                // The database never forgets an update, so its rows for this
-                // incident cover every key held for it: overwriting is enough,
-                // and cheaper than a pass over every update of the site.
-                Ok(seen) => self.announced.seen.extend(seen),
-                Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+            Ok(seen) => {
+                self.revisions.extend(announce::edit_times(&seen));
+                self.announced.seen.extend(seen);
             }
+            Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
         }
     }
 
@@ -331,7 +314,6 @@ impl Daemon {
         let older = std::mem::replace(&mut self.corpus, newer);
         tracing::debug!(changed = ids.len(), "incidents changed");
         self.observe(&ids);
-        self.refresh_seen(&ids);
         let rendered = self.render(&Plan::Changed {
             old: &older,
             ids: &ids,

@@ -12,16 +12,15 @@
 //!
 //! Schema changes are numbered migrations tracked in `user_version`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::announce::{Announced, Announcement, Decision, Seen, UpdateKey};
+use crate::announce::{Announcement, Decision, Seen, UpdateKey};
 use crate::config::Language;
 use crate::model::{ComponentStatus, Follows, Incident, IncidentId, Kind, Status, Subscriber};
-use crate::render::Revisions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -201,23 +200,24 @@ impl Store {
 
     /// Records the updates of `incidents` as seen at `now`: new ones get a
     /// first-seen time, ones whose text changed get an edit time. Returns
-    /// the edits found, to merge into the in-memory [`Revisions`].
+    /// what is then recorded for each of them, so the caller never reads
+    /// back what it just wrote.
     pub fn observe<'a>(
         &mut self,
         incidents: impl IntoIterator<Item = &'a Incident>,
         now: DateTime<Utc>,
-    ) -> Result<Revisions, Error> {
+    ) -> Result<HashMap<UpdateKey, Seen>, Error> {
         let path = self.path.clone();
         let database = |source| Error::Database {
             path: path.clone(),
             source,
         };
-        let mut edits = Revisions::new();
+        let mut observed = HashMap::new();
         let transaction = self.connection.transaction().map_err(database)?;
         {
             let mut select = transaction
                 .prepare_cached(
-                    "SELECT content FROM revisions WHERE incident = ?1 AND instant = ?2",
+                    "SELECT content, first_seen, edited FROM revisions WHERE incident = ?1 AND instant = ?2",
                 )
                 .map_err(database)?;
             let mut insert = transaction
@@ -228,87 +228,50 @@ impl Store {
             let mut edit = transaction
                 .prepare_cached("UPDATE revisions SET content = ?3, edited = ?4 WHERE incident = ?1 AND instant = ?2")
                 .map_err(database)?;
-            let seen = now.to_rfc3339();
+            let now_text = now.to_rfc3339();
             for incident in incidents {
                 for update in &incident.updates {
                     let key = (incident.id.as_str(), update.instant.to_rfc3339());
                     let content = revision_content(incident, update);
-                    let stored: Option<String> = select
-                        .query_row(params![key.0, key.1], |row| row.get(0))
+                    let stored: Option<(String, String, Option<String>)> = select
+                        .query_row(params![key.0, key.1], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
                         .optional()
                         .map_err(database)?;
-                    match stored {
+                    let seen = match stored {
                         None => {
                             insert
-                                .execute(params![key.0, key.1, content, seen])
+                                .execute(params![key.0, key.1, content, now_text])
                                 .map_err(database)?;
+                            Seen {
+                                first_seen: now,
+                                edited: None,
+                            }
                         }
-                        Some(stored) if stored != content => {
-                            edit.execute(params![key.0, key.1, content, seen])
-                                .map_err(database)?;
-                            edits.insert((incident.id.clone(), update.instant), now);
+                        Some((stored, first_seen, edited)) => {
+                            let first_seen = parse_instant(&first_seen).unwrap_or(now);
+                            if stored == content {
+                                Seen {
+                                    first_seen,
+                                    edited: edited.as_deref().and_then(parse_instant),
+                                }
+                            } else {
+                                edit.execute(params![key.0, key.1, content, now_text])
+                                    .map_err(database)?;
+                                Seen {
+                                    first_seen,
+                                    edited: Some(now),
+                                }
+                            }
                         }
-                        Some(_) => {}
-                    }
+                    };
+                    observed.insert((incident.id.clone(), update.instant), seen);
                 }
             }
         }
         transaction.commit().map_err(database)?;
-        Ok(edits)
-    }
-
-    /// Every recorded edit time.
-    pub fn revisions(&self) -> Result<Revisions, Error> {
-        let mut statement = self
-            .connection
-            .prepare("SELECT incident, instant, edited FROM revisions WHERE edited IS NOT NULL")
-            .map_err(self.database())?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(self.database())?;
-        let mut revisions = Revisions::new();
-        for row in rows {
-            let (incident, instant, edited) = row.map_err(self.database())?;
-            let (Some(id), Ok(instant), Ok(edited)) = (
-                IncidentId::new(&incident),
-                DateTime::parse_from_rfc3339(&instant),
-                DateTime::parse_from_rfc3339(&edited),
-            ) else {
-                tracing::warn!(%incident, %instant, "ignoring an unreadable revision row");
-                continue;
-            };
-            revisions.insert(
-                (id, instant.with_timezone(&Utc)),
-                edited.with_timezone(&Utc),
-            );
-        }
-        Ok(revisions)
-    }
-
-    /// When an update was first seen, if ever.
-    pub fn first_seen(
-        &self,
-        id: &IncidentId,
-        instant: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, Error> {
-        let text: Option<String> = self
-            .connection
-            .query_row(
-                "SELECT first_seen FROM revisions WHERE incident = ?1 AND instant = ?2",
-                params![id.as_str(), instant.to_rfc3339()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(self.database())?;
-        Ok(text
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc)))
+        Ok(observed)
     }
 }
 
@@ -484,13 +447,9 @@ impl Store {
         transaction.commit().map_err(database)
     }
 
-    /// First-seen and edit times of the updates of `incidents` (all when
-    /// `None`), and every update already notified.
-    pub fn announced(&self) -> Result<Announced, Error> {
-        let mut announced = Announced {
-            seen: self.seen(None)?,
-            ..Announced::default()
-        };
+    /// Every update already notified, skipped as too old, or recorded as
+    /// the baseline.
+    pub fn notified(&self) -> Result<HashSet<UpdateKey>, Error> {
         let mut statement = self
             .connection
             .prepare("SELECT incident, instant FROM notified")
@@ -500,60 +459,15 @@ impl Store {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(self.database())?;
+        let mut notified = HashSet::new();
         for row in rows {
             let (incident, instant) = row.map_err(self.database())?;
             if let (Some(id), Some(instant)) = (IncidentId::new(&incident), parse_instant(&instant))
             {
-                announced.notified.insert((id, instant));
+                notified.insert((id, instant));
             }
         }
-        Ok(announced)
-    }
-
-    /// First-seen and edit times of the updates of one incident, or of all.
-    pub fn seen(&self, incident: Option<&IncidentId>) -> Result<HashMap<UpdateKey, Seen>, Error> {
-        // Two statements, so that the one for an incident can use the
-        // primary key: `?1 IS NULL OR incident = ?1` made SQLite scan every
-        // row on each edit (15 % of an edit's CPU at 100,000 updates).
-        let sql = match incident {
-            Some(_) => {
-                "SELECT incident, instant, first_seen, edited FROM revisions WHERE incident = ?1"
-            }
-            None => "SELECT incident, instant, first_seen, edited FROM revisions WHERE ?1 IS NULL",
-        };
-        let mut statement = self
-            .connection
-            .prepare_cached(sql)
-            .map_err(self.database())?;
-        let rows = statement
-            .query_map(params![incident.map(IncidentId::as_str)], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                ))
-            })
-            .map_err(self.database())?;
-        let mut seen = HashMap::new();
-        for row in rows {
-            let (incident, instant, first_seen, edited) = row.map_err(self.database())?;
-            let (Some(id), Some(instant), Some(first_seen)) = (
-                IncidentId::new(&incident),
-                parse_instant(&instant),
-                parse_instant(&first_seen),
-            ) else {
-                continue;
-            };
-            seen.insert(
-                (id, instant),
-                Seen {
-                    first_seen,
-                    edited: edited.as_deref().and_then(parse_instant),
-                },
-            );
-        }
-        Ok(seen)
+        Ok(notified)
     }
 
     /// In one transaction: stores each due announcement, records it and
@@ -1043,28 +957,37 @@ mod tests {
     fn edits_are_recorded_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
+        let id = IncidentId::new("x").unwrap();
+        let seen = |first: u32, edited: Option<u32>| Seen {
+            first_seen: at(first),
+            edited: edited.map(at),
+        };
         assert_eq!(
             store.observe([&incident("first")], at(10)).unwrap(),
-            Revisions::new()
+            HashMap::from([
+                ((id.clone(), at(8)), seen(10, None)),
+                ((id.clone(), at(9)), seen(10, None)),
+            ])
         );
-        // Unchanged: no edit.
+        // Unchanged: no edit, first seen stays.
         assert_eq!(
-            store.observe([&incident("first")], at(11)).unwrap(),
-            Revisions::new()
+            store.observe([&incident("first")], at(11)).unwrap()[&(id.clone(), at(8))],
+            seen(10, None)
         );
-        let edits = store
+        store
             .observe([&incident("first, fixed typo")], at(12))
             .unwrap();
-        let id = IncidentId::new("x").unwrap();
-        assert_eq!(edits, Revisions::from([((id.clone(), at(8)), at(12))]));
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(
-            store.revisions().unwrap(),
-            Revisions::from([((id.clone(), at(8)), at(12))])
+            store
+                .observe([&incident("first, fixed typo")], at(13))
+                .unwrap(),
+            HashMap::from([
+                ((id.clone(), at(8)), seen(10, Some(12))),
+                ((id.clone(), at(9)), seen(10, None)),
+            ])
         );
-        assert_eq!(store.first_seen(&id, at(9)).unwrap(), Some(at(10)));
-        assert_eq!(store.first_seen(&id, at(7)).unwrap(), None);
         let mode: String = store
             .connection
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -1128,8 +1051,15 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, 2);
-        let id = IncidentId::new("x").unwrap();
-        assert_eq!(store.first_seen(&id, at(8)).unwrap(), Some(at(10)));
+        let first_seen: String = store
+            .connection
+            .query_row(
+                "SELECT first_seen FROM revisions WHERE incident = 'x'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(parse_instant(&first_seen), Some(at(10)));
         assert!(!store.has_baseline().unwrap());
     }
 
@@ -1211,9 +1141,8 @@ mod tests {
         assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 3);
         // A second enqueue of the same update queues nothing.
         assert_eq!(store.enqueue(&decision, at(10)).unwrap(), 0);
-        let announced = store.announced().unwrap();
         assert_eq!(
-            announced.notified,
+            store.notified().unwrap(),
             HashSet::from([
                 (IncidentId::new("x").unwrap(), at(8)),
                 (IncidentId::new("old").unwrap(), at(1))
@@ -1317,10 +1246,7 @@ mod tests {
         let keys = vec![(IncidentId::new("x").unwrap(), at(8))];
         store.record_baseline(&keys, at(9)).unwrap();
         assert!(store.has_baseline().unwrap());
-        assert_eq!(
-            store.announced().unwrap().notified,
-            keys.into_iter().collect()
-        );
+        assert_eq!(store.notified().unwrap(), keys.into_iter().collect());
     }
 
     #[test]
