@@ -293,7 +293,12 @@ impl FileParser<'_> {
             };
             // Point into the string, past its opening quote.
             let quote = usize::from(matches!(value.get_ref(), toml::Value::String(_)));
-            match self.date_time(&text, offset + quote) {
+            // `DATE TIME`, split at the first run of spaces.
+            let start = offset + quote;
+            let (date_text, rest) = text.split_once(' ').unwrap_or((&text, ""));
+            let time_text = rest.trim_start();
+            let time_offset = start + text.len() - time_text.len();
+            match self.date_time((date_text, start), (time_text, time_offset)) {
                 Some(instant) => Some(instant),
                 None => {
                     ok = false;
@@ -465,10 +470,7 @@ impl FileParser<'_> {
             );
             return None;
         };
-        let instant = self.date_time(&format!("{date_text} {time_text}"), date_offset);
-        // The joined string's time part starts after one space; adjust
-        // offsets the helper computed against it.
-        let _ = time_offset;
+        let instant = self.date_time((date_text, date_offset), (time_text, time_offset));
         let mut declared = None;
         let mut status_offset = after_marker;
         if let Some(&(offset, word)) = tokens.get(2) {
@@ -506,11 +508,14 @@ impl FileParser<'_> {
         })
     }
 
-    /// Parses `DATE TIME[OFFSET]` (one space between) starting at `offset`
-    /// in the file; local times are resolved in the site's zone.
-    fn date_time(&mut self, text: &str, offset: usize) -> Option<DateTime<Utc>> {
-        let (date_text, time_text) = text.split_once(' ').unwrap_or((text, ""));
-        let time_offset = offset + date_text.len() + 1;
+    /// Parses a date and a time (with optional offset), each given with
+    /// its byte offset in the file; local times are resolved in the site's
+    /// zone.
+    fn date_time(
+        &mut self,
+        (date_text, offset): (&str, usize),
+        (time_text, time_offset): (&str, usize),
+    ) -> Option<DateTime<Utc>> {
         let date = match NaiveDate::parse_from_str(date_text, "%Y-%m-%d") {
             Ok(date) if date_text.len() == 10 => date,
             _ => {
@@ -1027,6 +1032,18 @@ incidents/x.md:17:21: error: status `scheduled` is only for kind = &quot;mainten
 incidents/x.md:19:21: error: unknown status `+02:00`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed (write an offset right after the time, with no space: `08:00+02:00`)
 "
             .replace("&quot;", "\""),
+        );
+    }
+
+    #[test]
+    fn columns_count_the_spaces_actually_written() {
+        check_diagnostics(
+            &format!("{HEAD}\n##   2019-04-04    8:00\na\n"),
+            "incidents/x.md:7:20: error: invalid time `8:00`, expected `HH:MM`, `HH.MM` or `HH:MM:SS`, optionally followed by `Z` or an offset such as `+02:00`",
+        );
+        check_diagnostics(
+            "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10  2200\"\nends = \"2026-12-11 02:00\"\n+++\n## 2019-04-04 08:00\n",
+            "incidents/x.md:5:23: error: invalid time `2200`, expected `HH:MM`, `HH.MM` or `HH:MM:SS`, optionally followed by `Z` or an offset such as `+02:00`",
         );
     }
 
