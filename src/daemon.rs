@@ -70,6 +70,11 @@ impl Daemon {
     /// Reads everything and does the first full build.
     pub fn start(config: Config) -> anyhow::Result<Daemon> {
         let files = cmd::load_files(&config)?;
+        let email = config.email_or_default();
+        let policy = Policy {
+            grace: email.grace,
+            max_age: email.max_age,
+        };
         let mut daemon = Daemon {
             output: OutputDir::new(config.paths.output.clone()),
             templates: cmd::load_templates(&config)?,
@@ -81,17 +86,9 @@ impl Daemon {
             generation: 0,
             rendered_at: DateTime::<Utc>::MIN_UTC,
             announced: Announced::default(),
-            policy: Policy {
-                grace: Duration::ZERO,
-                max_age: Duration::ZERO,
-            },
+            policy,
             next_announcement: None,
             mail_wake: Arc::new(Notify::new()),
-        };
-        let email = daemon.config.email_or_default();
-        daemon.policy = Policy {
-            grace: email.grace,
-            max_age: email.max_age,
         };
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
