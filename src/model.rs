@@ -355,14 +355,8 @@ impl Incident {
     /// operational. A maintenance holds its components at `maintenance`
     /// between `starts` and `ends` only, unless a `components:` line says
     /// otherwise.
-    pub fn segments(&self) -> BTreeMap<&str, Vec<Segment>> {
-        self.timeline()
-            .iter()
-            .map(|(id, list)| (id.as_str(), list.clone()))
-            .collect()
-    }
-
-    /// [`Incident::segments`], computed once and kept.
+    ///
+    /// Computed on first use and kept with the incident.
     pub fn timeline(&self) -> &Timeline {
         self.timeline_cache
             .0

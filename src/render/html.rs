@@ -11,7 +11,7 @@
 //! maintenance phases, the last 14 days). Incident and month pages do not,
 //! because the driver re-renders them only when their incidents change;
 //! an incident page's "status over time" table is its components' status
-//! changes from [`Incident::segments`], which depend on the file alone.
+//! changes from [`Incident::timeline`], which depend on the file alone.
 //!
 //! The pages use no JavaScript. What would need it elsewhere is CSS here:
 //! on a narrow screen the stylesheet hides the first 60 of the 90 bar
@@ -515,7 +515,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
 
     // Only incidents that can hold a component at some instant of the bar
     // window matter for the bars and the current statuses; on a long
-    // history that is a small fraction, and `segments()` is the costly part.
+    // history that is a small fraction, and computing a timeline is the costly part.
     let mut relevant: Vec<&Incident> = corpus
         .published()
         .map(AsRef::as_ref)
@@ -524,7 +524,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
     relevant.sort_by(|a, b| a.began().cmp(&b.began()).then_with(|| a.id.cmp(&b.id)));
     let segments: Vec<_> = relevant
         .iter()
-        .map(|incident| incident.segments())
+        .map(|incident| incident.timeline())
         .collect();
 
     let mut groups: Vec<GroupView> = Vec::new();
@@ -895,7 +895,7 @@ fn calendar_view(site: &Site, root: &str) -> CalendarView {
 /// go (back to operational).
 fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
     let language = site.config.site.language;
-    let segments = incident.segments();
+    let segments = incident.timeline();
     incident
         .components
         .iter()
@@ -1231,13 +1231,13 @@ mod tests {
         incident.unwrap_or_else(|| panic!("{diagnostics:?}"))
     }
 
-    /// `settled_before` against the truth from `segments()`, and against
+    /// `settled_before` against the truth from `timeline()`, and against
     /// the expected answer.
     fn check_settled(text: &str, start: &str, expect: bool) {
         let incident = parse(text);
         let start = DateTime::parse_from_rfc3339(start).unwrap().to_utc();
         let held_after = incident
-            .segments()
+            .timeline()
             .values()
             .flatten()
             .any(|segment| segment.until.is_none_or(|until| until > start));
