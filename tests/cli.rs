@@ -538,3 +538,26 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
     assert!(site.path("public/robots.txt").exists());
     assert!(!site.read("public/feed.atom").contains("Soon gone"));
 }
+
+#[test]
+fn missing_templates_directory_is_a_runtime_failure_naming_it() {
+    let site = Site::new();
+    let config = CONFIG.replacen(
+        "[[components]]",
+        "[paths]\ntemplates = \"my-templates\"\n\n[[components]]",
+        1,
+    );
+    site.write("herald.toml", &config);
+    site.write("incidents/good.md", GOOD);
+    let output = site.herald().arg("build").output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot read the templates directory my-templates"),
+        "{message}"
+    );
+    assert!(
+        !site.path("public/index.html").exists(),
+        "nothing is published with the wrong templates"
+    );
+}

@@ -403,3 +403,53 @@ fn idle_daemon_does_no_work() {
     assert_eq!(log.matches("rebuild{").count(), 2, "{log}");
     assert_eq!(harness.terminate().code(), Some(0));
 }
+
+#[test]
+fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_on_errors() {
+    let harness = Harness::start(&[("mail.md", &incident("Mail incident", "first"))]);
+    assert!(harness.feed().contains("<title>Test status</title>"));
+    let hangup = || {
+        let pid = harness.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    // A new site title reaches the feed without a restart.
+    fs::write(
+        harness.path("herald.toml"),
+        CONFIG.replace("Test status", "Renamed status"),
+    )
+    .unwrap();
+    hangup();
+    harness.wait_for_feed("<title>Renamed status</title>");
+    // A broken configuration is reported and the running one stays.
+    fs::write(
+        harness.path("herald.toml"),
+        CONFIG.replace("language = \"en\"", "langauge = \"en\""),
+    )
+    .unwrap();
+    hangup();
+    harness.wait_for("the reload error", || {
+        harness
+            .log()
+            .contains("reload failed, keeping the running configuration")
+    });
+    assert!(
+        harness
+            .log()
+            .contains("herald.toml:6:1: error: unknown field `langauge`"),
+        "{}",
+        harness.log()
+    );
+    harness.write(
+        "mail.md",
+        &incident("Mail incident", "after the failed reload"),
+    );
+    harness.wait_for_feed("after the failed reload");
+    assert!(harness.feed().contains("<title>Renamed status</title>"));
+    assert_eq!(harness.terminate().code(), Some(0));
+}
