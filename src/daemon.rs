@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::announce::{self, Announced, Policy};
@@ -360,6 +360,26 @@ fn log_diagnostics(diagnostics: &[Diagnostic]) {
     }
 }
 
+/// Whether the parts that must keep running still do; asked by the
+/// systemd watchdog and by `/healthz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// notify's thread still delivers events.
+    pub watcher: bool,
+    /// The outbox worker has not stopped.
+    pub mailer: bool,
+}
+
+impl Health {
+    pub fn is_alive(self) -> bool {
+        self.watcher && self.mailer
+    }
+}
+
+/// Asks the event loop for its [`Health`]; no answer means the loop itself
+/// is stuck or gone.
+pub type HealthProbe = mpsc::Sender<oneshot::Sender<Health>>;
+
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = cmd::load_config(&config_path)?;
@@ -379,6 +399,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         "ready"
     );
     let mut mail = Mail::start(&daemon);
+    let (probe, mut probes) = mpsc::channel::<oneshot::Sender<Health>>(16);
+    let _probe: HealthProbe = probe;
 
     loop {
         let now = clock::now();
@@ -426,6 +448,12 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                     Err(error) => tracing::error!("reload failed, keeping the running configuration: {error:#}"),
                 }
             }
+            Some(reply) = probes.recv() => {
+                let _ = reply.send(Health {
+                    watcher: watcher.is_alive(),
+                    mailer: mail.is_alive(),
+                });
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -451,6 +479,10 @@ impl Mail {
             stopped,
         ));
         Mail { stop, task }
+    }
+
+    fn is_alive(&self) -> bool {
+        !self.task.is_finished()
     }
 
     /// Stops leasing, lets sends in flight finish (within a deadline).

@@ -12,6 +12,8 @@
 //! trusted. The reader just looks at the file system again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -38,14 +40,32 @@ pub enum Error {
 }
 
 /// A running watcher; dropping it stops watching.
-pub enum Handle {
-    Native(notify::RecommendedWatcher),
-    Polling(notify::PollWatcher),
+pub struct Handle {
+    /// Held only so that it keeps watching.
+    _watcher: Box<dyn Watcher + Send>,
+    polling: bool,
+    alive: Arc<AtomicBool>,
 }
 
 impl Handle {
     pub fn is_polling(&self) -> bool {
-        matches!(self, Handle::Polling(_))
+        self.polling
+    }
+
+    /// Whether notify's thread still runs the event handler. The handler
+    /// owns a [`Liveness`] guard, so this turns false when that thread ends
+    /// for any reason, including a panic inside notify.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
+    }
+}
+
+/// Owned by the event handler; clears the flag when the handler is dropped.
+struct Liveness(Arc<AtomicBool>);
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 
@@ -53,9 +73,12 @@ impl Handle {
 /// seconds when the native watcher cannot start (inotify limits, some
 /// network file systems).
 pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Error> {
+    let alive = Arc::new(AtomicBool::new(true));
     let native_sender = sender.clone();
+    let guard = Liveness(Arc::clone(&alive));
     let native = notify::RecommendedWatcher::new(
         move |result: notify::Result<notify::Event>| {
+            let _owned = &guard;
             if let Some(change) = classify(result) {
                 let _ = native_sender.send(change);
             }
@@ -67,11 +90,19 @@ pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Err
         Ok(watcher)
     });
     match native {
-        Ok(watcher) => Ok(Handle::Native(watcher)),
+        Ok(watcher) => Ok(Handle {
+            _watcher: Box::new(watcher),
+            polling: false,
+            alive,
+        }),
         Err(error) => {
             tracing::warn!(%error, "native file watching failed, polling every 2 s instead");
             let config = notify::Config::default().with_poll_interval(Duration::from_secs(2));
+            // The failed native watcher dropped its guard; start afresh.
+            alive.store(true, Ordering::Relaxed);
+            let guard = Liveness(Arc::clone(&alive));
             let handler = move |result: notify::Result<notify::Event>| {
+                let _owned = &guard;
                 if let Some(change) = classify(result) {
                     let _ = sender.send(change);
                 }
@@ -87,7 +118,11 @@ pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Err
                     path: root.to_owned(),
                     source,
                 })?;
-            Ok(Handle::Polling(watcher))
+            Ok(Handle {
+                _watcher: Box::new(watcher),
+                polling: true,
+                alive,
+            })
         }
     }
 }
@@ -123,6 +158,24 @@ mod tests {
 
     fn event(kind: EventKind) -> notify::Result<notify::Event> {
         Ok(notify::Event::new(kind).add_path(PathBuf::from("incidents/a.md")))
+    }
+
+    #[test]
+    fn liveness_ends_with_the_handler_that_owns_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        let handle = watch(directory.path(), sender).unwrap();
+        assert!(handle.is_alive());
+
+        let flag = Arc::new(AtomicBool::new(true));
+        let guard = Liveness(Arc::clone(&flag));
+        let handler = move || {
+            let _owned = &guard;
+        };
+        handler();
+        assert!(flag.load(Ordering::Relaxed));
+        drop(handler);
+        assert!(!flag.load(Ordering::Relaxed));
     }
 
     #[test]
