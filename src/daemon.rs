@@ -21,7 +21,6 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::announce::{self, Announced, Policy};
 
@@ -464,32 +463,36 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The running mailer task.
+/// The running mailer thread.
 struct Mail {
     stop: tokio::sync::watch::Sender<bool>,
-    task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Mail {
     fn start(daemon: &Daemon) -> Mail {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(mailer::run(
-            daemon.config.clone(),
-            daemon.mail_wake(),
-            stopped,
-        ));
-        Mail { stop, task }
+        let thread = mailer::spawn(daemon.config.clone(), daemon.mail_wake(), stopped)
+            .inspect_err(|error| {
+                tracing::error!("email delivery disabled: cannot start its thread: {error}");
+            })
+            .ok();
+        Mail { stop, thread }
     }
 
     fn is_alive(&self) -> bool {
-        !self.task.is_finished()
+        self.thread
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished())
     }
 
     /// Stops leasing, lets sends in flight finish (within a deadline).
     async fn stop(self) {
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
-            tracing::error!("the mailer stopped abnormally: {error}");
+        let Some(thread) = self.thread else { return };
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("the mailer stopped abnormally");
         }
     }
 }
