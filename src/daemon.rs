@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::announce::{self, Announced, Policy};
+use crate::announce::{self, Announced, Announcement, Policy};
 
 use crate::clock;
 use crate::cmd;
@@ -124,7 +124,11 @@ impl Daemon {
             store.notified()
         })();
         match result {
-            Ok(notified) => self.announced.notified = notified,
+            Ok(notified) => {
+                let seen = std::mem::take(&mut self.announced.seen);
+                self.announced.notified = notified;
+                self.announced.record_seen(seen);
+            }
             Err(error) => {
                 tracing::error!("email disabled: {:#}", anyhow::Error::from(error));
                 self.store = None;
@@ -150,11 +154,11 @@ impl Daemon {
                         instant = %announcement.instant.to_rfc3339(),
                         "announcing"
                     );
-                    self.announced.notified.insert(announcement.key());
                 }
                 self.announced
-                    .notified
-                    .extend(decision.too_old.iter().cloned());
+                    .record_notified(decision.due.iter().map(Announcement::key));
+                self.announced
+                    .record_notified(decision.too_old.iter().cloned());
                 if queued > 0 {
                     tracing::info!(messages = queued, "queued");
                     self.mail_wake.notify_one();
@@ -192,7 +196,7 @@ impl Daemon {
         match store.observe(incidents, clock::now()) {
             Ok(seen) => {
                 self.revisions.extend(announce::edit_times(&seen));
-                self.announced.seen.extend(seen);
+                self.announced.record_seen(seen);
             }
             Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
         }
