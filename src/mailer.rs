@@ -98,7 +98,10 @@ impl SendError {
 
 fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     let reply = error.to_string();
-    if error.is_permanent() {
+    // 530 "authentication required" answers the session, not this
+    // message: a missing password must not fail every queued message.
+    let session = error.status().is_some_and(|code| code.to_string() == "530");
+    if error.is_permanent() && !session {
         SendError::Park(reply)
     } else {
         SendError::Retry(reply)
@@ -116,7 +119,7 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// in use (the mailer's semaphore), and each goes back to the pool as
 /// soon as its message is done.
 ///
-/// herald opens the TCP connections itself ([`Corked`], `TCP_NODELAY`):
+/// herald opens the TCP connections itself (`Corked`, `TCP_NODELAY`):
 /// lettre writes a message and its final `.` line separately, and with
 /// Nagle's algorithm the second write waits for the server's delayed ACK,
 /// 40 ms per message (180 messages a second into Postfix's smtp-sink

@@ -358,7 +358,7 @@ fn starttls_required_but_not_offered_sends_nothing_in_clear() {
 }
 
 #[test]
-fn without_a_password_file_a_server_that_requires_auth_refuses_the_message() {
+fn without_a_password_file_a_server_that_requires_auth_keeps_the_message() {
     let ca = TestCa::new("herald test CA");
     let encryption = Encryption::Implicit(ca.server_config(&["localhost"]));
     let (server, mut site) = mailing(encryption.clone(), &["PLAIN"], &ca, PASSWORD);
@@ -366,17 +366,18 @@ fn without_a_password_file_a_server_that_requires_auth_refuses_the_message() {
         .replace("smtp_password_file = \"secrets/smtp-password\"\n", "");
     fs::write(site.path("herald.toml"), config).unwrap();
     publish(&mut site);
-    // A 5xx to MAIL is the server's answer to this message: failed, with
-    // the reply kept.
-    site.wait_for("the message to fail", || {
+    // A 530 to MAIL says the session lacks a login, not that this
+    // recipient is refused: retried, with the reply kept, until the
+    // admin adds the password.
+    site.wait_for("the message to be deferred", || {
         site.ok(&["outbox"])
-            .starts_with("pending 0, retrying 0, failed 1, sent 0\n")
+            .starts_with("pending 0, retrying 1, failed 0, sent 0\n")
     });
     site.stop();
     let outbox = site.ok(&["outbox"]);
     let row = outbox.lines().nth(1).unwrap();
     assert!(
-        row.starts_with(&format!("failed\t{FOLLOWER}\toutage@"))
+        row.starts_with(&format!("retrying\t{FOLLOWER}\toutage@"))
             && row.ends_with("\tpermanent error (530): 5.7.0 authentication required"),
         "{outbox}"
     );
