@@ -421,7 +421,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         .with_context(|| {
             format!(
                 "cannot read the incidents directory {}",
-                config.paths.incidents.display()
+                incidents.display()
             )
         })?;
     // Watch before the first build, so no change in between is lost.
@@ -528,10 +528,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         if daemon.take_outputs_changed() {
             publisher.request();
         }
-        let now = daemon.status_line();
-        if now != status {
-            manager.status(&now);
-            status = now;
+        let current = daemon.status_line();
+        if current != status {
+            manager.status(&current);
+            status = current;
         }
     }
     manager.stopping();

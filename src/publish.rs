@@ -242,7 +242,7 @@ impl Publisher {
     }
 
     /// Stops the task; a run in progress gets SIGTERM, and SIGKILL
-    /// [`STOP_GRACE`] later.
+    /// `STOP_GRACE` (3 s) later.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {

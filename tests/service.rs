@@ -205,6 +205,12 @@ impl Service {
         assert!(status.success());
     }
 
+    /// Replaces the configuration and sends SIGHUP.
+    fn reload(&self, config: &str) {
+        fs::write(self.path("herald.toml"), config).unwrap();
+        self.signal("HUP");
+    }
+
     /// SIGTERM, then waits for the exit.
     fn terminate(&mut self) -> ExitStatus {
         self.signal("TERM");
@@ -362,12 +368,7 @@ fn sighup_sends_reloading_then_ready_and_a_broken_config_keeps_the_old_one() {
     service.wait_for_line("READY=1", 1);
     assert!(service.feed().contains("<title>Test status</title>"));
 
-    fs::write(
-        service.path("herald.toml"),
-        CONFIG.replace("Test status", "Renamed status"),
-    )
-    .unwrap();
-    service.signal("HUP");
+    service.reload(&CONFIG.replace("Test status", "Renamed status"));
     service.wait_for_line("READY=1", 2);
     assert!(service.feed().contains("<title>Renamed status</title>"));
     let texts = service.texts();
@@ -393,12 +394,7 @@ fn sighup_sends_reloading_then_ready_and_a_broken_config_keeps_the_old_one() {
 
     // A configuration with errors: reported, READY=1 again with a status
     // that says so, and the old configuration keeps running.
-    fs::write(
-        service.path("herald.toml"),
-        CONFIG.replace("language = \"en\"", "langauge = \"en\""),
-    )
-    .unwrap();
-    service.signal("HUP");
+    service.reload(&CONFIG.replace("language = \"en\"", "langauge = \"en\""));
     service.wait_for_line("READY=1", 3);
     assert_eq!(service.count("RELOADING=1"), 2);
     let texts = service.texts();
