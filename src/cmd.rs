@@ -134,8 +134,9 @@ pub struct BuildOptions {
     pub config: PathBuf,
 }
 
-/// `herald build`: one build of every output; exit 1 if any file has
-/// errors (the good ones are still published).
+/// `herald build`: one build of every output, then the `[publish]`
+/// command if an output changed; exit 1 if any file has errors (the good
+/// ones are still published), 3 if publishing failed.
 pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
     let files = load_files(&config)?;
@@ -153,6 +154,14 @@ pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
     let mut output = OutputDir::new(config.paths.output.clone());
     let (outputs, changed) = publish_everything(&site, &corpus, &mut output)?;
     tracing::info!(incidents = corpus.len(), outputs, changed, "built");
+    // Like `herald run`, a build that changed an output runs `[publish]`.
+    if let Some(job) = crate::publish::Job::from_config(&config)
+        && changed > 0
+    {
+        crate::publish::run_blocking(&job)
+            .with_context(|| format!("publish command `{}` failed", job.display()))?;
+        tracing::info!(command = %job.display(), "publish command finished");
+    }
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(InvalidInput(
             "some incident files have errors; their last good versions were not published".into(),

@@ -32,7 +32,9 @@ use crate::diag::Diagnostic;
 use crate::fsio::{self, OutputDir};
 use crate::mailer;
 use crate::model::{Incident, IncidentId};
+use crate::publish::{self, Publisher};
 use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::service;
 use crate::store::Store;
 use crate::watch::{self, Change};
 
@@ -63,6 +65,8 @@ pub struct Daemon {
     next_announcement: Option<DateTime<Utc>>,
     /// Wakes the mailer after mail was queued.
     mail_wake: Arc<Notify>,
+    /// A render changed an output since the loop last asked (`[publish]`).
+    outputs_changed: bool,
 }
 
 impl Daemon {
@@ -88,6 +92,7 @@ impl Daemon {
             policy,
             next_announcement: None,
             mail_wake: Arc::new(Notify::new()),
+            outputs_changed: false,
         };
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
@@ -238,7 +243,29 @@ impl Daemon {
             "published"
         );
         self.rendered_at = now;
+        self.outputs_changed |= changed > 0;
         Ok(())
+    }
+
+    /// Whether an output changed since the last call.
+    fn take_outputs_changed(&mut self) -> bool {
+        std::mem::take(&mut self.outputs_changed)
+    }
+
+    /// The service manager's status line: `12 incidents, 3 mail pending`.
+    pub fn status_line(&self) -> String {
+        let incidents = self.corpus.len();
+        let mail = match self.store.as_ref().map(Store::pending_mail) {
+            Some(Ok(pending)) => format!("{pending} mail pending"),
+            Some(Err(_)) => "mail queue unreadable".to_owned(),
+            None => "email disabled".to_owned(),
+        };
+        let noun = if incidents == 1 {
+            "incident"
+        } else {
+            "incidents"
+        };
+        format!("{incidents} {noun}, {mail}")
     }
 
     /// Re-reads `paths` (files or directories, existing or not) and
@@ -387,6 +414,19 @@ pub type HealthProbe = mpsc::Sender<oneshot::Sender<Health>>;
 pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let config = cmd::load_config(&config_path)?;
     let (sender, mut receiver) = mpsc::unbounded_channel();
+    // A missing directory is a mistake to report, not a reason to poll.
+    let incidents = &config.paths.incidents;
+    std::fs::read_dir(incidents)
+        .map_err(|source| fsio::Error::List {
+            path: incidents.clone(),
+            source,
+        })
+        .with_context(|| {
+            format!(
+                "cannot read the incidents directory {}",
+                incidents.display()
+            )
+        })?;
     // Watch before the first build, so no change in between is lost.
     let mut watcher = watch::watch(&config.paths.incidents, sender.clone())?;
     let mut daemon = tokio::task::block_in_place(|| Daemon::start(config))?;
@@ -404,6 +444,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let mut mail = Mail::start(&daemon);
     let (probe, mut probes) = mpsc::channel::<oneshot::Sender<Health>>(16);
     let _probe: HealthProbe = probe;
+    let publisher = Publisher::start(publish::Job::from_config(&daemon.config));
+    // The last run's publishing may have failed: publish the first build
+    // even when it changed nothing on disk.
+    daemon.take_outputs_changed();
+    publisher.request();
+    let manager = service::Manager::from_env();
+    let mut watchdog = service::ping_timer(manager.ping_interval());
+    let mut status = daemon.status_line();
+    manager.ready(&status);
 
     loop {
         let now = clock::now();
@@ -432,6 +481,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
             }
             _ = hangup.recv() => {
                 tracing::info!(config = %config_path.display(), "reloading");
+                manager.reloading();
                 match tokio::task::block_in_place(|| Daemon::reload(&config_path)) {
                     Ok(mut reloaded) => {
                         // Mail the reload queued may have woken the new
@@ -446,9 +496,27 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         // picks it up with the new settings.
                         mail.stop().await;
                         mail = Mail::start(&daemon);
+                        publisher.configure(publish::Job::from_config(&daemon.config));
                         tracing::info!("reloaded");
+                        status = daemon.status_line();
+                        manager.ready(&status);
                     }
-                    Err(error) => tracing::error!("reload failed, keeping the running configuration: {error:#}"),
+                    Err(error) => {
+                        tracing::error!("reload failed, keeping the running configuration: {error:#}");
+                        status = daemon.status_line();
+                        manager.ready(&format!("reload failed, running the previous configuration; {status}"));
+                    }
+                }
+            }
+            () = service::next_ping(&mut watchdog) => {
+                let health = Health {
+                    watcher: watcher.is_alive(),
+                    mailer: mail.is_alive(),
+                };
+                if health.is_alive() {
+                    manager.ping();
+                } else {
+                    tracing::error!(?health, "not pinging the watchdog: a part of herald has stopped");
                 }
             }
             Some(reply) = probes.recv() => {
@@ -460,8 +528,18 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
+        if daemon.take_outputs_changed() {
+            publisher.request();
+        }
+        let current = daemon.status_line();
+        if current != status {
+            manager.status(&current);
+            status = current;
+        }
     }
+    manager.stopping();
     drop(watcher);
+    publisher.stop().await;
     mail.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,8 @@ pub mod fsio;
 pub mod mailer;
 pub mod model;
 pub mod parse;
+pub mod publish;
 pub mod render;
+pub mod service;
 pub mod store;
 pub mod watch;

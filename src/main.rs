@@ -24,8 +24,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build, then watch the incidents and rebuild on every change
+    ///
+    /// Also emails subscribers and runs `[publish]` after each build that
+    /// changed an output. SIGHUP reloads the configuration and templates
+    /// (a configuration with errors is reported and the running one kept);
+    /// SIGTERM or SIGINT stops it. Under systemd it reports readiness,
+    /// reloads and a status line, and pings the watchdog (Type=notify).
     Run,
     /// Build every output once; exit 1 if any file has errors
+    ///
+    /// Runs the `[publish]` command afterwards if an output changed; exit 3
+    /// if that fails.
     Build,
     /// Validate the configuration and incident files
     Check {
@@ -34,12 +43,15 @@ enum Command {
     },
     /// Create an incident file with a first `investigating` update now
     New {
+        /// Incident id, also the file name: lowercase letters, digits, `.`, `_`, `-`
         id: String,
+        /// Incident title
         #[arg(long)]
         title: String,
         /// Comma-separated component ids
         #[arg(long, value_delimiter = ',', required = true)]
         components: Vec<String>,
+        /// `minor`, `major` or `critical`
         #[arg(long, default_value = "major")]
         severity: String,
         /// Text of the first update
@@ -47,8 +59,12 @@ enum Command {
     },
     /// Append an update at the current time (TEXT from stdin when omitted)
     Post {
+        /// Id of an existing incident
         id: String,
+        /// investigating, identified, monitoring, update, resolved; for
+        /// maintenance: scheduled, in-progress, completed
         status: String,
+        /// Text of the update (Markdown)
         text: Option<String>,
     },
     /// Manage email subscribers
@@ -67,6 +83,7 @@ enum Command {
 enum Subscribers {
     /// Add a subscriber, or change the components and language of one
     Add {
+        /// Subscriber's email address
         email: String,
         /// Comma-separated component ids [default: all components]
         #[arg(long, value_delimiter = ',')]
@@ -76,16 +93,24 @@ enum Subscribers {
         lang: Option<String>,
     },
     /// Remove a subscriber and their queued email
-    Remove { email: String },
+    Remove {
+        /// Subscriber's email address
+        email: String,
+    },
     /// List subscribers: address, language, components (`*` for all)
     List,
     /// Import `email,components` rows; nothing is imported unless every row is valid
-    Import { file: PathBuf },
+    Import {
+        /// CSV file of `email,components` rows
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    #[allow(clippy::disallowed_methods)]
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    init_logging(journald);
     #[allow(clippy::disallowed_methods)]
     let from_env = std::env::var_os("HERALD_CONFIG").map(PathBuf::from);
     let config = cmd::config_path(cli.config.as_deref(), from_env);
@@ -135,7 +160,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let invalid = error.downcast_ref::<cmd::InvalidInput>().is_some();
-            eprintln!("herald: {}", chain(&error));
+            // Under journald, `<3>` marks the line as an error.
+            let priority = if journald { "<3>" } else { "" };
+            eprintln!("{priority}herald: {}", chain(&error));
             ExitCode::from(if invalid { 1 } else { 3 })
         }
     }
@@ -151,22 +178,54 @@ fn chain(error: &anyhow::Error) -> String {
 }
 
 /// Logs to stderr, filtered by `HERALD_LOG` (default `info`). Under
-/// systemd (`JOURNAL_STREAM` set) journald adds time stamps itself.
-fn init_logging() {
+/// systemd (`JOURNAL_STREAM` set) journald adds time stamps itself, and
+/// reads each line's priority from a `<N>` prefix.
+fn init_logging(journald: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HERALD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    #[allow(clippy::disallowed_methods)]
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
     if journald {
-        builder.without_time().with_ansi(false).init();
+        let format = tracing_subscriber::fmt::format()
+            .without_time()
+            .with_target(false);
+        builder
+            .with_ansi(false)
+            .event_format(Priority(format))
+            .init();
     } else {
         builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
+    }
+}
+
+/// Puts sd-daemon(3)'s syslog priority in front of each event: `<3>`
+/// error, `<4>` warning, `<6>` info, `<7>` debug and trace.
+struct Priority<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Priority<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(context, writer, event)
     }
 }
 
@@ -175,5 +234,30 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    /// `--help` explains every command and every argument.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for argument in command.get_arguments() {
+                let builtin = matches!(argument.get_id().as_str(), "help" | "version");
+                if !builtin && argument.get_help().is_none() {
+                    missing.push(format!("{path} <{}>", argument.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undocumented(sub, &path, missing);
+            }
+        }
+        let mut command = <super::Cli as clap::CommandFactory>::command();
+        command.build();
+        let mut missing = Vec::new();
+        undocumented(&command, "", &mut missing);
+        assert_eq!(missing, Vec::<String>::new());
     }
 }

@@ -868,6 +868,19 @@ impl Store {
         transaction.commit().map_err(database)
     }
 
+    /// Messages not yet delivered and not given up on (pending or
+    /// retrying); counted on the pending index, so cheap on a large outbox.
+    pub fn pending_mail(&self) -> Result<usize, Error> {
+        self.connection
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE status = 'pending'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|count| usize::try_from(count).unwrap_or(0))
+            .map_err(self.database())
+    }
+
     pub fn outbox_counts(&self) -> Result<OutboxCounts, Error> {
         let mut statement = self
             .connection
@@ -1189,6 +1202,7 @@ mod tests {
         // Leased rows are not leased again until the lease expires.
         assert_eq!(leased_addresses(&mut store, at(9)), Vec::<String>::new());
         assert_eq!(store.outbox_counts().unwrap().pending, 3);
+        assert_eq!(store.pending_mail().unwrap(), 3);
     }
 
     #[test]

@@ -561,3 +561,59 @@ fn missing_templates_directory_is_a_runtime_failure_naming_it() {
         "nothing is published with the wrong templates"
     );
 }
+
+/// `herald build` and `herald run` on a site broken by `breakage`: exit 3
+/// and exactly one line on stderr, `expected`, never a panic.
+fn fails_with_one_line(breakage: impl Fn(&Site), expected: &str) {
+    for command in ["build", "run"] {
+        let site = Site::new();
+        site.write("incidents/good.md", GOOD);
+        breakage(&site);
+        let output = site
+            .herald()
+            .arg(command)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{command}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            stderr(&output),
+            format!("herald: {expected}\n"),
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_config_is_one_line_naming_it_and_exit_3() {
+    fails_with_one_line(
+        |site| {
+            fs::remove_file(site.path("herald.toml")).unwrap();
+            fs::create_dir(site.path("herald.toml")).unwrap();
+        },
+        "cannot read configuration herald.toml: Is a directory (os error 21)",
+    );
+}
+
+#[test]
+fn missing_incidents_directory_is_one_line_naming_it_and_exit_3() {
+    fails_with_one_line(
+        |site| fs::remove_dir_all(site.path("incidents")).unwrap(),
+        "cannot read the incidents directory incidents: \
+         cannot list directory incidents: No such file or directory (os error 2)",
+    );
+}
+
+#[test]
+fn unwritable_output_directory_is_one_line_naming_it_and_exit_3() {
+    fails_with_one_line(
+        |site| site.write("public", "not a directory"),
+        "cannot write outputs to public: \
+         cannot write public/incidents: Not a directory (os error 20)",
+    );
+}
