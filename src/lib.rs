@@ -15,4 +15,5 @@ pub mod model;
 pub mod parse;
 pub mod render;
 pub mod store;
+pub mod token;
 pub mod watch;
