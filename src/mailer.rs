@@ -13,6 +13,10 @@
 //! A message the server accepted but that was not yet marked sent is sent
 //! again, so duplicates are at most the messages in flight.
 //!
+//! Confirmation emails for subscriptions asked for over HTTP wait in the
+//! state database's `requests` table and go out the same way, on the same
+//! connections, with the same retries.
+//!
 //! It sleeps until the daemon queues mail (a [`Notify`]) or the next retry
 //! falls due; it never polls. With `smtp = "file"` (or no `[email]`)
 //! messages are written to `state/outbox-files/` instead.
@@ -37,7 +41,7 @@ use crate::clock;
 use crate::compose::Composer;
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
-use crate::store::{self, Leased, Store};
+use crate::store::{self, Leased, LeasedConfirmation, Store};
 
 /// Messages sent at the same time, each on its own pooled connection.
 pub const CONCURRENCY: usize = 8;
@@ -428,7 +432,8 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
                 Vec::new()
             }
         };
-        if batch.is_empty() {
+        let confirmations = lease_confirmations(&shared, now, lease_until).await;
+        if batch.is_empty() && confirmations.is_empty() {
             let next = tokio::task::block_in_place(|| shared.store().next_attempt())
                 .unwrap_or_else(|error| {
                     tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
@@ -441,6 +446,22 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
                 _ = shutdown.changed() => {}
             }
             continue;
+        }
+        for row in confirmations {
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+                _ = shutdown.changed() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let shared = Arc::clone(&shared);
+            let span = tracing::debug_span!("confirm", request_id = row.confirmation.id);
+            tasks.spawn(
+                async move {
+                    deliver_confirmation(&shared, row).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         for row in batch {
             let permit = tokio::select! {
@@ -513,6 +534,83 @@ async fn deliver(shared: &Shared, row: Leased) {
         }
         (Err(SendError::Park(reply)), Ok(())) => {
             tracing::warn!(outbox_id = row.id, %reply, "delivery failed");
+        }
+    }
+}
+
+/// Confirmation emails (double opt-in) due now; they share the outbox's
+/// connections, retries and shutdown.
+async fn lease_confirmations(
+    shared: &Arc<Shared>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Vec<LeasedConfirmation> {
+    let leased = {
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || {
+            shared.store().lease_confirmations(now, lease_until, BATCH)
+        })
+        .await
+    };
+    match leased {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(error)) => {
+            tracing::error!(
+                "cannot read the confirmation queue: {:#}",
+                anyhow::Error::from(error)
+            );
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::error!("cannot read the confirmation queue: {error}");
+            Vec::new()
+        }
+    }
+}
+
+/// Composes, sends and records one confirmation email.
+async fn deliver_confirmation(shared: &Shared, row: LeasedConfirmation) {
+    let id = row.confirmation.id;
+    let outcome =
+        match shared
+            .composer
+            .confirmation(&shared.config, &row.confirmation, clock::now())
+        {
+            Ok(message) => {
+                shared
+                    .sender
+                    .send(&message, &format!("confirm.{id}.eml"))
+                    .await
+            }
+            Err(error) => Err(SendError::Park(format!("{:#}", anyhow::Error::from(error)))),
+        };
+    let done = clock::now();
+    let recorded = tokio::task::block_in_place(|| {
+        let mut store = shared.store();
+        match &outcome {
+            Ok(()) => store.mark_confirmation_sent(id),
+            Err(SendError::Park(reply)) => store.mark_confirmation_failed(id, reply),
+            Err(SendError::Retry(reply)) => {
+                match next_attempt(shared.retry_base, row.attempts, row.queued, done) {
+                    Some(next) => store.mark_confirmation_retry(id, next, reply),
+                    None => store.mark_confirmation_failed(id, reply),
+                }
+            }
+        }
+    });
+    match (&outcome, recorded) {
+        (_, Err(error)) => tracing::error!(
+            request_id = id,
+            "cannot record a confirmation email: {:#}",
+            anyhow::Error::from(error)
+        ),
+        (Ok(()), Ok(())) => tracing::debug!(to = %row.confirmation.address, "confirmation sent"),
+        (Err(SendError::Retry(reply)), Ok(())) => {
+            tracing::warn!(request_id = id, %reply, "confirmation email deferred");
+            shared.wake.notify_one();
+        }
+        (Err(SendError::Park(reply)), Ok(())) => {
+            tracing::warn!(request_id = id, %reply, "confirmation email failed");
         }
     }
 }
