@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::corpus::{Corpus, Files, next_date_change};
 use crate::diag::Diagnostic;
 use crate::fsio::{self, OutputDir};
+use crate::http;
 use crate::mailer;
 use crate::model::{Incident, IncidentId};
 use crate::render::{self, Plan, Revisions, Site, Templates};
@@ -392,6 +393,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let mut interrupt =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let (probe, mut probes) = mpsc::channel::<oneshot::Sender<Health>>(16);
+    let probe: HealthProbe = probe;
+    let mut http = http::Server::start(
+        &daemon.config,
+        &daemon.templates,
+        probe.clone(),
+        daemon.mail_wake(),
+    )
+    .await?;
     tracing::info!(
         incidents = daemon.corpus.len(),
         watching = %daemon.config.paths.incidents.display(),
@@ -399,8 +409,6 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         "ready"
     );
     let mut mail = Mail::start(&daemon);
-    let (probe, mut probes) = mpsc::channel::<oneshot::Sender<Health>>(16);
-    let _probe: HealthProbe = probe;
 
     loop {
         let now = clock::now();
@@ -443,6 +451,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         // picks it up with the new settings.
                         mail.stop().await;
                         mail = Mail::start(&daemon);
+                        http = http::reload(http, &daemon.config, &daemon.templates, &probe, daemon.mail_wake()).await;
                         tracing::info!("reloaded");
                     }
                     Err(error) => tracing::error!("reload failed, keeping the running configuration: {error:#}"),
@@ -459,6 +468,9 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         }
     }
     drop(watcher);
+    if let Some(http) = http {
+        http.stop().await;
+    }
     mail.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

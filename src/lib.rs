@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod daemon;
 pub mod diag;
 pub mod fsio;
+pub mod http;
 pub mod mailer;
 pub mod model;
 pub mod parse;
