@@ -201,7 +201,12 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let connection = Connection::open(&path).map_err(database)?;
+        let mut connection = Connection::open(&path).map_err(database)?;
+        // Every transaction here writes. A deferred one that reads first
+        // fails at once with SQLITE_BUSY, without waiting, if another
+        // connection (the mailer's, the HTTP server's, a CLI command)
+        // wrote in between; an immediate one waits its turn.
+        connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(database)?;
