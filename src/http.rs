@@ -325,16 +325,9 @@ async fn subscribe(
     if let Err(wait) = shared.per_client.check(&client_key(peer, &headers), now) {
         return too_many(&site, wait);
     }
-    if !is_form(&headers) {
-        return page(
-            &site,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Notice::BadRequest("content_type"),
-        );
-    }
-    let body = match read_body(&headers, body).await {
+    let body = match read_body(&site, is_form(&headers), &headers, body).await {
         Ok(body) => body,
-        Err(response) => return response(&site),
+        Err(response) => return response,
     };
     let request = match subscribe_request(&site.config, &body) {
         Ok(request) => request,
@@ -407,20 +400,15 @@ async fn unsubscribe(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    let Some(kind) = one_click_kind(&headers) else {
-        return page(
-            &site,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Notice::BadRequest("content_type"),
-        );
-    };
-    let body = match read_body(&headers, body).await {
+    let kind = one_click_kind(&headers);
+    let body = match read_body(&site, kind.is_some(), &headers, body).await {
         Ok(body) => body,
-        Err(response) => return response(&site),
+        Err(response) => return response,
     };
     let one_click = match &kind {
-        BodyKind::Form => parse_form(&body).is_ok_and(|fields| fields == [one_click_field()]),
-        BodyKind::Multipart(boundary) => is_multipart_one_click(&body, boundary),
+        None => false,
+        Some(BodyKind::Form) => parse_form(&body).is_ok_and(|fields| fields == [one_click_field()]),
+        Some(BodyKind::Multipart(boundary)) => is_multipart_one_click(&body, boundary),
     };
     if !one_click {
         return page(
@@ -564,9 +552,22 @@ fn well_formed(
     token::is_well_formed(&link).then_some(link)
 }
 
-/// The body, at most [`BODY_LIMIT`] bytes, or the 413 page to answer.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, fn(&Site) -> Response> {
-    let too_large = |site: &Site| {
+/// The body of a request whose media type is `accepted`, at most
+/// [`BODY_LIMIT`] bytes, or the 415 or 413 page to answer.
+async fn read_body(
+    site: &Site,
+    accepted: bool,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, Response> {
+    if !accepted {
+        return Err(page(
+            site,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Notice::BadRequest("content_type"),
+        ));
+    }
+    let too_large = || {
         page(
             site,
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -578,12 +579,12 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Vec<u8>, fn(&Site)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|length| length > BODY_LIMIT as u64) {
-        return Err(too_large);
+        return Err(too_large());
     }
     axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map(|bytes| bytes.to_vec())
-        .map_err(|_| too_large as fn(&Site) -> Response)
+        .map_err(|_| too_large())
 }
 
 /// The media type of a `Content-Type` value, lowercase, and its

@@ -29,7 +29,7 @@ use crate::config::Language;
 use crate::model::{ComponentStatus, Follows, Incident, IncidentId, Kind, Status, Subscriber};
 use crate::token::{self, Key, Purpose};
 
-mod requests;
+pub mod requests;
 pub use requests::{Confirmed, LeasedConfirmation, NewRequest, Unsubscribed};
 
 #[derive(Debug, thiserror::Error)]
