@@ -39,11 +39,31 @@ impl Seen {
 /// What the state database remembers about updates.
 #[derive(Debug, Clone, Default)]
 pub struct Announced {
-    /// First-seen and edit times, per update.
+    /// First-seen and edit times of the updates not yet notified: the only
+    /// ones [`decide`] looks at, so a change costs what is pending, not
+    /// what the corpus holds. [`Announced::record_seen`] and
+    /// [`Announced::record_notified`] keep it so.
     pub seen: HashMap<UpdateKey, Seen>,
     /// Updates already announced, skipped as too old, or recorded as the
     /// baseline on first start.
     pub notified: HashSet<UpdateKey>,
+}
+
+impl Announced {
+    /// Adds first-seen and edit times, keeping those still to notify.
+    pub fn record_seen(&mut self, seen: impl IntoIterator<Item = (UpdateKey, Seen)>) {
+        let notified = &self.notified;
+        self.seen
+            .extend(seen.into_iter().filter(|(key, _)| !notified.contains(key)));
+    }
+
+    /// Marks updates notified; they are never considered again.
+    pub fn record_notified(&mut self, keys: impl IntoIterator<Item = UpdateKey>) {
+        for key in keys {
+            self.seen.remove(&key);
+            self.notified.insert(key);
+        }
+    }
 }
 
 /// The edit times among `seen`, as the renderers want them: an edited
@@ -129,29 +149,30 @@ pub fn decide(
     let grace = chrono::Duration::from_std(policy.grace).unwrap_or(chrono::Duration::MAX);
     let max_age = chrono::Duration::from_std(policy.max_age).unwrap_or(chrono::Duration::MAX);
     let mut decision = Decision::default();
-    for incident in corpus.published() {
-        for update in &incident.updates {
-            let key = (incident.id.clone(), update.instant);
-            if announced.notified.contains(&key) {
-                continue;
-            }
-            let Some(seen) = announced.seen.get(&key) else {
-                continue;
-            };
-            let age = seen.first_seen.signed_duration_since(update.instant);
-            if age > max_age {
-                decision.too_old.push(key);
-                continue;
-            }
-            let due_at = seen
-                .last_change()
-                .checked_add_signed(grace)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            if due_at <= now {
-                decision.due.push(Announcement::new(incident, update));
-            } else {
-                decision.next = Some(decision.next.map_or(due_at, |next| next.min(due_at)));
-            }
+    for (key, seen) in &announced.seen {
+        if announced.notified.contains(key) {
+            continue;
+        }
+        // Gone, drafted, or moved to another instant: nothing to send.
+        let Some(incident) = corpus.published_get(&key.0) else {
+            continue;
+        };
+        let Some(update) = incident.updates.iter().find(|u| u.instant == key.1) else {
+            continue;
+        };
+        let age = seen.first_seen.signed_duration_since(update.instant);
+        if age > max_age {
+            decision.too_old.push(key.clone());
+            continue;
+        }
+        let due_at = seen
+            .last_change()
+            .checked_add_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if due_at <= now {
+            decision.due.push(Announcement::new(incident, update));
+        } else {
+            decision.next = Some(decision.next.map_or(due_at, |next| next.min(due_at)));
         }
     }
     decision
@@ -324,6 +345,41 @@ mod tests {
             .insert(key("outage", 10, 0), seen(utc(10, 0, 0), None));
         check(&corpus, &announced, utc(12, 0, 0), &[], &[], None);
         assert_eq!(baseline(&corpus), Vec::<UpdateKey>::new());
+    }
+
+    #[test]
+    fn only_pending_updates_are_kept_and_gone_ones_send_nothing() {
+        let corpus = corpus(&[("outage", OUTAGE)]);
+        let mut announced = Announced::default();
+        announced.record_notified([key("outage", 10, 0)]);
+        announced.record_seen([
+            (key("outage", 10, 0), seen(utc(10, 0, 0), None)),
+            (key("outage", 10, 30), seen(utc(10, 30, 0), None)),
+            // An incident deleted since, and an instant no longer in the file.
+            (key("gone", 10, 0), seen(utc(10, 0, 0), None)),
+            (key("outage", 10, 15), seen(utc(10, 15, 0), None)),
+        ]);
+        let mut pending: Vec<&UpdateKey> = announced.seen.keys().collect();
+        pending.sort();
+        assert_eq!(
+            pending,
+            [
+                &key("gone", 10, 0),
+                &key("outage", 10, 15),
+                &key("outage", 10, 30)
+            ]
+        );
+        check(
+            &corpus,
+            &announced,
+            utc(11, 0, 0),
+            &[key("outage", 10, 30)],
+            &[],
+            None,
+        );
+        announced.record_notified([key("outage", 10, 30)]);
+        assert!(!announced.seen.contains_key(&key("outage", 10, 30)));
+        check(&corpus, &announced, utc(11, 0, 0), &[], &[], None);
     }
 
     #[test]

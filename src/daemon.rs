@@ -21,9 +21,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
-use tokio::task::JoinHandle;
 
-use crate::announce::{self, Announced, Policy};
+use crate::announce::{self, Announced, Announcement, Policy};
 
 use crate::clock;
 use crate::cmd;
@@ -126,7 +125,11 @@ impl Daemon {
             store.notified()
         })();
         match result {
-            Ok(notified) => self.announced.notified = notified,
+            Ok(notified) => {
+                let seen = std::mem::take(&mut self.announced.seen);
+                self.announced.notified = notified;
+                self.announced.record_seen(seen);
+            }
             Err(error) => {
                 tracing::error!("email disabled: {:#}", anyhow::Error::from(error));
                 self.store = None;
@@ -152,11 +155,11 @@ impl Daemon {
                         instant = %announcement.instant.to_rfc3339(),
                         "announcing"
                     );
-                    self.announced.notified.insert(announcement.key());
                 }
                 self.announced
-                    .notified
-                    .extend(decision.too_old.iter().cloned());
+                    .record_notified(decision.due.iter().map(Announcement::key));
+                self.announced
+                    .record_notified(decision.too_old.iter().cloned());
                 if queued > 0 {
                     tracing::info!(messages = queued, "queued");
                     self.mail_wake.notify_one();
@@ -194,7 +197,7 @@ impl Daemon {
         match store.observe(incidents, clock::now()) {
             Ok(seen) => {
                 self.revisions.extend(announce::edit_times(&seen));
-                self.announced.seen.extend(seen);
+                self.announced.record_seen(seen);
             }
             Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
         }
@@ -476,32 +479,36 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The running mailer task.
+/// The running mailer thread.
 struct Mail {
     stop: tokio::sync::watch::Sender<bool>,
-    task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Mail {
     fn start(daemon: &Daemon) -> Mail {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(mailer::run(
-            daemon.config.clone(),
-            daemon.mail_wake(),
-            stopped,
-        ));
-        Mail { stop, task }
+        let thread = mailer::spawn(daemon.config.clone(), daemon.mail_wake(), stopped)
+            .inspect_err(|error| {
+                tracing::error!("email delivery disabled: cannot start its thread: {error}");
+            })
+            .ok();
+        Mail { stop, thread }
     }
 
     fn is_alive(&self) -> bool {
-        !self.task.is_finished()
+        self.thread
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished())
     }
 
     /// Stops leasing, lets sends in flight finish (within a deadline).
     async fn stop(self) {
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
-            tracing::error!("the mailer stopped abnormally: {error}");
+        let Some(thread) = self.thread else { return };
+        let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("the mailer stopped abnormally");
         }
     }
 }

@@ -23,16 +23,19 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -41,7 +44,7 @@ use crate::clock;
 use crate::compose::Composer;
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
-use crate::store::{self, Leased, LeasedConfirmation, Store};
+use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Store};
 
 /// Messages sent at the same time, each on its own pooled connection.
 pub const CONCURRENCY: usize = 8;
@@ -99,7 +102,10 @@ impl SendError {
 
 fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     let reply = error.to_string();
-    if error.is_permanent() {
+    // 530 "authentication required" answers the session, not this
+    // message: a missing password must not fail every queued message.
+    let session = error.status().is_some_and(|code| code.to_string() == "530");
+    if error.is_permanent() && !session {
         SendError::Park(reply)
     } else {
         SendError::Retry(reply)
@@ -117,12 +123,13 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// in use (the mailer's semaphore), and each goes back to the pool as
 /// soon as its message is done.
 ///
-/// herald opens the TCP connections itself to set `TCP_NODELAY`: lettre
-/// writes a message and its final `.` line separately, and with Nagle's
-/// algorithm the second write waits for the server's delayed ACK, 40 ms
-/// per message (180 messages a second into Postfix's smtp-sink instead of
-/// thousands). For `smtps://` lettre opens the connection (TLS from the
-/// first byte) and the delay remains.
+/// herald opens the TCP connections itself (`Corked`, `TCP_NODELAY`):
+/// lettre writes a message and its final `.` line separately, and with
+/// Nagle's algorithm the second write waits for the server's delayed ACK,
+/// 40 ms per message (180 messages a second into Postfix's smtp-sink
+/// instead of thousands). For `smtps://` lettre must open the connection
+/// (TLS from the first byte) and the delay remains: STARTTLS on port 587
+/// is the fast way to a TLS relay.
 pub struct SmtpPool {
     host: String,
     port: u16,
@@ -131,6 +138,14 @@ pub struct SmtpPool {
     credentials: Option<Credentials>,
     hello: ClientId,
     idle: tokio::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+}
+
+/// A failure before any message was offered (greeting, EHLO, STARTTLS,
+/// AUTH) says nothing about the recipient: even a 5xx there, such as a
+/// wrong password (535), is retried, so that mail waits while the admin
+/// fixes the setting instead of failing for good.
+fn session_error(error: lettre::transport::smtp::Error) -> SendError {
+    SendError::Retry(error.to_string())
 }
 
 fn connection_error(error: impl std::fmt::Display) -> SendError {
@@ -148,7 +163,7 @@ impl SmtpPool {
                 None,
             )
             .await
-            .map_err(|error| classify(&error))?,
+            .map_err(session_error)?,
             _ => {
                 let stream = tokio::time::timeout(
                     CONNECT_TIMEOUT,
@@ -158,15 +173,17 @@ impl SmtpPool {
                 .map_err(|_| connection_error("connection timed out"))?
                 .map_err(connection_error)?;
                 stream.set_nodelay(true).map_err(connection_error)?;
-                let mut connection =
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
-                        .await
-                        .map_err(|error| classify(&error))?;
+                let mut connection = AsyncSmtpConnection::connect_with_transport(
+                    Box::new(Corked::new(stream)),
+                    &self.hello,
+                )
+                .await
+                .map_err(session_error)?;
                 if let (Tls::StartTls, Some(parameters)) = (&self.tls, &self.tls_parameters) {
                     connection
                         .starttls(parameters.clone(), &self.hello)
                         .await
-                        .map_err(|error| classify(&error))?;
+                        .map_err(session_error)?;
                 }
                 connection
             }
@@ -175,7 +192,7 @@ impl SmtpPool {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
-                .map_err(|error| classify(&error))?;
+                .map_err(session_error)?;
         }
         Ok(connection)
     }
@@ -234,6 +251,98 @@ impl SmtpPool {
         Err(SendError::Retry(
             "Connection error: the server closed the connection".into(),
         ))
+    }
+}
+
+/// A TCP stream that holds written bytes until the next read.
+///
+/// lettre flushes after every write, and writes a message and its final
+/// `.` line separately: two segments, and two wake-ups of the server, per
+/// message. SMTP without pipelining always reads a reply after it writes,
+/// so holding writes until then sends each command, and each message with
+/// its end marker, in one segment, and cannot leave bytes unsent while
+/// waiting for an answer. Under TLS (STARTTLS), lettre's TLS layer sits on
+/// top of this stream, so the same holds for its records.
+#[derive(Debug)]
+struct Corked {
+    stream: tokio::net::TcpStream,
+    held: Vec<u8>,
+    /// How much of `held` is already written.
+    written: usize,
+}
+
+/// Above this many held bytes, writing goes out at once.
+const CORK_LIMIT: usize = 64 * 1024;
+
+impl Corked {
+    fn new(stream: tokio::net::TcpStream) -> Corked {
+        Corked {
+            stream,
+            held: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// Writes out what is held.
+    fn poll_drain(&mut self, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while self.written < self.held.len() {
+            let remaining = &self.held[self.written..];
+            match Pin::new(&mut self.stream).poll_write(context, remaining) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(count)) => self.written += count,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.held.clear();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Corked {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(context))?;
+        Pin::new(&mut this.stream).poll_read(context, buffer)
+    }
+}
+
+impl AsyncWrite for Corked {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.held.len() + bytes.len() > CORK_LIMIT {
+            std::task::ready!(this.poll_drain(context))?;
+        }
+        this.held.extend_from_slice(bytes);
+        Poll::Ready(Ok(bytes.len()))
+    }
+
+    /// Held until the next read; see [`Corked`].
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(context))?;
+        Pin::new(&mut this.stream).poll_shutdown(context)
+    }
+}
+
+impl AsyncTokioStream for Corked {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.stream.peer_addr()
     }
 }
 
@@ -380,10 +489,37 @@ impl Shared {
     }
 }
 
+/// Starts the mailer on a thread of its own with a single-threaded
+/// runtime: its eight connections are served by one thread, with no
+/// wake-ups across threads per message (a quarter of the CPU of a fan-out
+/// went to those on the daemon's runtime), and its short SQLite reads may
+/// block it without holding up the daemon. Database writes go to tokio's
+/// blocking pool, so sending goes on while they commit.
+pub fn spawn(
+    config: Config,
+    wake: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("herald-mailer".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(run(config, wake, shutdown)),
+                Err(error) => {
+                    tracing::error!("email delivery disabled: cannot start its runtime: {error}");
+                }
+            }
+        })
+}
+
 /// Runs until `shutdown` turns true, then waits at most
-/// ten seconds for sends in flight.
+/// ten seconds for sends in flight. Runs on the mailer's own
+/// single-threaded runtime ([`spawn`]), so it may block briefly.
 pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    let prepared = tokio::task::block_in_place(|| -> anyhow::Result<Shared> {
+    let prepared = (|| -> anyhow::Result<Shared> {
         let sender = Sender::new(&config)?;
         let mut store = Store::open(&config.paths.state)?;
         let released = store.release_leases()?;
@@ -402,7 +538,7 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             wake: Arc::clone(&wake),
             config,
         })
-    });
+    })();
     let shared = match prepared {
         Ok(shared) => Arc::new(shared),
         Err(error) => {
@@ -412,6 +548,8 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
     };
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut tasks = JoinSet::new();
+    let (recorder, finished) = mpsc::unbounded_channel();
+    let recording = tokio::spawn(record(Arc::clone(&shared), finished));
     while !*shutdown.borrow() {
         // Reap finished sends so the set stays small.
         while tasks.try_join_next().is_some() {}
@@ -434,11 +572,10 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
         };
         let confirmations = lease_confirmations(&shared, now, lease_until).await;
         if batch.is_empty() && confirmations.is_empty() {
-            let next = tokio::task::block_in_place(|| shared.store().next_attempt())
-                .unwrap_or_else(|error| {
-                    tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
-                    Some(clock::now() + chrono::Duration::seconds(60))
-                });
+            let next = shared.store().next_attempt().unwrap_or_else(|error| {
+                tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
+                Some(clock::now() + chrono::Duration::seconds(60))
+            });
             let sleep = next.map(|next| (next - clock::now()).to_std().unwrap_or(Duration::ZERO));
             tokio::select! {
                 () = wake.notified() => {}
@@ -470,10 +607,11 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             };
             let Ok(permit) = permit else { break };
             let shared = Arc::clone(&shared);
+            let recorder = recorder.clone();
             let span = tracing::debug_span!("send", outbox_id = row.id);
             tasks.spawn(
                 async move {
-                    deliver(&shared, row).await;
+                    deliver(&shared, row, &recorder).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -487,6 +625,11 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
     if drained.is_err() {
         tracing::warn!("leaving sends in flight; they are retried at the next start");
         tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    drop(recorder);
+    if let Err(error) = recording.await {
+        tracing::error!("the delivery recorder stopped abnormally: {error}");
     }
 }
 
@@ -497,43 +640,96 @@ async fn sleep_or_forever(duration: Option<Duration>) {
     }
 }
 
-/// Composes, sends and records one row.
-async fn deliver(shared: &Shared, row: Leased) {
+/// A delivery whose outcome waits to be recorded; `recorded` fires once
+/// it is in the database.
+struct Finished {
+    outcome: Outcome,
+    recorded: oneshot::Sender<()>,
+}
+
+/// Composes, sends and records one row. Returns only once the outcome is
+/// recorded, so the permit it holds also bounds the messages that a
+/// crash could send twice.
+async fn deliver(shared: &Shared, row: Leased, recorder: &mpsc::UnboundedSender<Finished>) {
     let now = clock::now();
     let outcome = match compose(shared, &row, now) {
         Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
         Err(error) => Err(error),
     };
     let done = clock::now();
-    let recorded = tokio::task::block_in_place(|| {
-        let mut store = shared.store();
-        match &outcome {
-            Ok(()) => store.mark_sent(row.id, done),
-            Err(SendError::Park(reply)) => store.mark_failed(row.id, done, reply),
-            Err(SendError::Retry(reply)) => {
-                match next_attempt(shared.retry_base, row.attempts, row.created, done) {
-                    Some(next) => store.mark_retry(row.id, next, reply),
-                    None => store.mark_failed(row.id, done, reply),
-                }
+    let delivery = match &outcome {
+        Ok(()) => Delivery::Sent,
+        Err(SendError::Park(reply)) => Delivery::Failed {
+            reply: reply.clone(),
+        },
+        Err(SendError::Retry(reply)) => {
+            match next_attempt(shared.retry_base, row.attempts, row.created, done) {
+                Some(next) => Delivery::Retry {
+                    next,
+                    reply: reply.clone(),
+                },
+                None => Delivery::Failed {
+                    reply: reply.clone(),
+                },
             }
         }
-    });
-    match (&outcome, recorded) {
-        (_, Err(error)) => tracing::error!(
-            outbox_id = row.id,
-            "cannot record a delivery: {:#}",
-            anyhow::Error::from(error)
-        ),
-        (Ok(()), Ok(())) => {
+    };
+    let (recorded, was_recorded) = oneshot::channel();
+    let finished = Finished {
+        outcome: Outcome {
+            id: row.id,
+            at: done,
+            delivery,
+        },
+        recorded,
+    };
+    if recorder.send(finished).is_err() || was_recorded.await.is_err() {
+        // The recorder logged why; the lease expires and the row is retried.
+        return;
+    }
+    match &outcome {
+        Ok(()) => {
             tracing::debug!(to = %row.subscriber.address, "sent");
         }
-        (Err(SendError::Retry(reply)), Ok(())) => {
+        Err(SendError::Retry(reply)) => {
             tracing::warn!(outbox_id = row.id, attempts = row.attempts + 1, %reply, "delivery deferred");
             // The retry may be earlier than what the loop sleeps until.
             shared.wake.notify_one();
         }
-        (Err(SendError::Park(reply)), Ok(())) => {
+        Err(SendError::Park(reply)) => {
             tracing::warn!(outbox_id = row.id, %reply, "delivery failed");
+        }
+    }
+}
+
+/// Most outcomes recorded in one transaction.
+const RECORD_BATCH: usize = 256;
+
+/// Records outcomes as they come: each commit takes everything that
+/// finished while the previous one ran. Ends when every sender is gone.
+async fn record(shared: Arc<Shared>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+    let mut buffer = Vec::with_capacity(RECORD_BATCH);
+    while finished.recv_many(&mut buffer, RECORD_BATCH).await > 0 {
+        let (outcomes, waiting): (Vec<Outcome>, Vec<oneshot::Sender<()>>) = buffer
+            .drain(..)
+            .map(|finished| (finished.outcome, finished.recorded))
+            .unzip();
+        let count = outcomes.len();
+        let store = Arc::clone(&shared);
+        match tokio::task::spawn_blocking(move || store.store().record(&outcomes)).await {
+            Ok(Ok(())) => {
+                for waiting in waiting {
+                    let _ = waiting.send(());
+                }
+            }
+            // Dropping `waiting` tells the senders; their rows stay leased
+            // and are sent again when the lease expires.
+            Ok(Err(error)) => tracing::error!(
+                messages = count,
+                "cannot record deliveries: {:#}",
+                anyhow::Error::from(error)
+            ),
+            Err(error) => tracing::error!(messages = count, "cannot record deliveries: {error}"),
         }
     }
 }
@@ -568,8 +764,10 @@ async fn lease_confirmations(
     }
 }
 
-/// Composes, sends and records one confirmation email.
-async fn deliver_confirmation(shared: &Shared, row: LeasedConfirmation) {
+/// Composes, sends and records one confirmation email. These are few
+/// next to announcements, so each outcome is its own statement rather
+/// than part of the recorder's group commits.
+async fn deliver_confirmation(shared: &Arc<Shared>, row: LeasedConfirmation) {
     let id = row.confirmation.id;
     let outcome =
         match shared
@@ -585,31 +783,46 @@ async fn deliver_confirmation(shared: &Shared, row: LeasedConfirmation) {
             Err(error) => Err(SendError::Park(format!("{:#}", anyhow::Error::from(error)))),
         };
     let done = clock::now();
-    let recorded = tokio::task::block_in_place(|| {
-        let mut store = shared.store();
-        match &outcome {
-            Ok(()) => store.mark_confirmation_sent(id),
-            Err(SendError::Park(reply)) => store.mark_confirmation_failed(id, reply),
-            Err(SendError::Retry(reply)) => {
-                match next_attempt(shared.retry_base, row.attempts, row.queued, done) {
-                    Some(next) => store.mark_confirmation_retry(id, next, reply),
-                    None => store.mark_confirmation_failed(id, reply),
-                }
+    let retry_at = match &outcome {
+        Err(SendError::Retry(_)) => next_attempt(shared.retry_base, row.attempts, row.queued, done),
+        _ => None,
+    };
+    let recorded = {
+        let shared = Arc::clone(shared);
+        let outcome = match &outcome {
+            Ok(()) => None,
+            Err(error) => Some(error.reply().to_owned()),
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut store = shared.store();
+            match (outcome, retry_at) {
+                (None, _) => store.mark_confirmation_sent(id),
+                (Some(reply), Some(next)) => store.mark_confirmation_retry(id, next, &reply),
+                (Some(reply), None) => store.mark_confirmation_failed(id, &reply),
             }
-        }
-    });
+        })
+        .await
+    };
     match (&outcome, recorded) {
-        (_, Err(error)) => tracing::error!(
+        (_, Ok(Err(error))) => tracing::error!(
             request_id = id,
             "cannot record a confirmation email: {:#}",
             anyhow::Error::from(error)
         ),
-        (Ok(()), Ok(())) => tracing::debug!(to = %row.confirmation.address, "confirmation sent"),
-        (Err(SendError::Retry(reply)), Ok(())) => {
+        (_, Err(error)) => {
+            tracing::error!(
+                request_id = id,
+                "cannot record a confirmation email: {error}"
+            );
+        }
+        (Ok(()), Ok(Ok(()))) => {
+            tracing::debug!(to = %row.confirmation.address, "confirmation sent");
+        }
+        (Err(SendError::Retry(reply)), Ok(Ok(()))) => {
             tracing::warn!(request_id = id, %reply, "confirmation email deferred");
             shared.wake.notify_one();
         }
-        (Err(SendError::Park(reply)), Ok(())) => {
+        (Err(SendError::Park(reply)), Ok(Ok(()))) => {
             tracing::warn!(request_id = id, %reply, "confirmation email failed");
         }
     }
@@ -620,7 +833,8 @@ fn compose(
     row: &Leased,
     now: DateTime<Utc>,
 ) -> Result<(Message, String), SendError> {
-    let announcement = tokio::task::block_in_place(|| shared.announcement(row.announcement))
+    let announcement = shared
+        .announcement(row.announcement)
         .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
         .ok_or_else(|| SendError::Park("the announcement is missing from the database".into()))?;
     let message = shared

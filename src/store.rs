@@ -464,6 +464,25 @@ pub struct Leased {
     pub subscriber: Subscriber,
 }
 
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The server accepted it (2xx).
+    Sent,
+    /// A transient failure: try again at `next`.
+    Retry { next: DateTime<Utc>, reply: String },
+    /// A permanent failure, or retried for too long; the reply is kept.
+    Failed { reply: String },
+}
+
+/// The outcome of sending outbox row `id`, decided at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub delivery: Delivery,
+}
+
 /// An outbox row's state, for `herald outbox`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxState {
@@ -965,37 +984,46 @@ impl Store {
         Ok(next.map(from_millis))
     }
 
-    /// Records a delivery the server accepted.
-    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, lease_until = NULL, done_at = ?2 WHERE id = ?1",
-                params![id, millis(now)],
-            )
-            .map(drop)
-            .map_err(self.database())
-    }
-
-    /// Records a transient failure; the row is tried again at `next`.
-    pub fn mark_retry(&mut self, id: i64, next: DateTime<Utc>, reply: &str) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "UPDATE outbox SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
-                params![id, millis(next), reply],
-            )
-            .map(drop)
-            .map_err(self.database())
-    }
-
-    /// Records a permanent failure, keeping the server's reply.
-    pub fn mark_failed(&mut self, id: i64, now: DateTime<Utc>, reply: &str) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?3, done_at = ?2 WHERE id = ?1",
-                params![id, millis(now), reply],
-            )
-            .map(drop)
-            .map_err(self.database())
+    /// Records the outcomes of deliveries in one transaction: the mailer
+    /// gathers what finished while the previous commit ran, so a fan-out
+    /// pays for a commit per handful of messages, not per message.
+    pub fn record(&mut self, outcomes: &[Outcome]) -> Result<(), Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let mut sent = transaction
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, lease_until = NULL, done_at = ?2 WHERE id = ?1",
+                )
+                .map_err(database)?;
+            let mut retry = transaction
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
+                )
+                .map_err(database)?;
+            let mut failed = transaction
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?3, done_at = ?2 WHERE id = ?1",
+                )
+                .map_err(database)?;
+            for outcome in outcomes {
+                match &outcome.delivery {
+                    Delivery::Sent => sent.execute(params![outcome.id, millis(outcome.at)]),
+                    Delivery::Retry { next, reply } => {
+                        retry.execute(params![outcome.id, millis(*next), reply])
+                    }
+                    Delivery::Failed { reply } => {
+                        failed.execute(params![outcome.id, millis(outcome.at), reply])
+                    }
+                }
+                .map_err(database)?;
+            }
+        }
+        transaction.commit().map_err(database)
     }
 
     pub fn outbox_counts(&self) -> Result<OutboxCounts, Error> {
@@ -1343,12 +1371,29 @@ mod tests {
         let rows = store.lease(at(9), at(10), 100).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].created, at(9));
-        store.mark_sent(rows[0].id, at(9)).unwrap();
         store
-            .mark_retry(rows[1].id, at(11), "451 try later")
-            .unwrap();
-        store
-            .mark_failed(rows[2].id, at(9), "550 no such user")
+            .record(&[
+                Outcome {
+                    id: rows[0].id,
+                    at: at(9),
+                    delivery: Delivery::Sent,
+                },
+                Outcome {
+                    id: rows[1].id,
+                    at: at(9),
+                    delivery: Delivery::Retry {
+                        next: at(11),
+                        reply: "451 try later".into(),
+                    },
+                },
+                Outcome {
+                    id: rows[2].id,
+                    at: at(9),
+                    delivery: Delivery::Failed {
+                        reply: "550 no such user".into(),
+                    },
+                },
+            ])
             .unwrap();
         assert_eq!(
             store.outbox_counts().unwrap(),

@@ -53,7 +53,7 @@ impl Handle {
     }
 
     /// Whether notify's thread still runs the event handler. The handler
-    /// owns a [`Liveness`] guard, so this turns false when that thread ends
+    /// owns a `Liveness` guard, so this turns false when that thread ends
     /// for any reason, including a panic inside notify.
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)

@@ -5,22 +5,21 @@
 //! 5xx recipient is parked while the others arrive; and `kill -9` in the
 //! middle of a 2,000-recipient fan-out loses nothing.
 //!
-//! The harness waits for conditions (messages arriving, text in a page or
-//! in `herald outbox`), never for fixed times.
+//! The harness (tests/support/site.rs) waits for conditions (messages
+//! arriving, text in a page or in `herald outbox`), never for fixed times.
 
+#[path = "support/site.rs"]
+mod site;
 #[path = "support/smtp.rs"]
 mod smtp;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
+use site::{Site, incident, recent};
 use smtp::{SmtpServer, free_port};
-use tempfile::TempDir;
-
-const PATIENCE: Duration = Duration::from_secs(60);
 
 fn config(port: u16, grace: &str) -> String {
     format!(
@@ -50,157 +49,6 @@ grace = "{grace}"
 retry_base = "100ms"
 "#
     )
-}
-
-fn incident(title: &str, components: &str, updates: &[(&str, &str)]) -> String {
-    let mut text = format!(
-        "+++\ntitle = \"{title}\"\ncomponents = [{components}]\nseverity = \"major\"\n+++\n"
-    );
-    for (heading, body) in updates {
-        text.push_str(&format!("\n## {heading}\n{body}\n"));
-    }
-    text
-}
-
-/// A heading time a minute ago, in the site's zone: recent enough to be
-/// emailed.
-fn recent(minutes_ago: i64) -> String {
-    let local = herald::clock::now().with_timezone(&chrono_tz::Europe::Stockholm)
-        - chrono::Duration::minutes(minutes_ago);
-    local.format("%Y-%m-%d %H:%M:%S%:z").to_string()
-}
-
-fn wait_for(what: &str, log: impl Fn() -> String, condition: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        if start.elapsed() > PATIENCE {
-            panic!("timed out waiting for {what}; herald's log:\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct Site {
-    dir: TempDir,
-    child: Option<Child>,
-    runs: usize,
-}
-
-impl Site {
-    fn new(config: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("herald.toml"), config).unwrap();
-        fs::create_dir_all(dir.path().join("incidents")).unwrap();
-        Site {
-            dir,
-            child: None,
-            runs: 0,
-        }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        fs::write(self.path("incidents").join(name), text).unwrap();
-    }
-
-    fn herald(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_remove("HERALD_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.herald(args);
-        assert!(
-            output.status.success(),
-            "herald {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.path(&format!("herald-{}.log", self.runs))
-    }
-
-    fn log(&self) -> String {
-        (1..=self.runs)
-            .map(|run| {
-                fs::read_to_string(self.path(&format!("herald-{run}.log"))).unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n--- restart ---\n")
-    }
-
-    /// Starts `herald run` and waits until it is ready.
-    fn start(&mut self) {
-        assert!(self.child.is_none());
-        self.runs += 1;
-        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("run")
-            .current_dir(self.dir.path())
-            .env_remove("HERALD_CONFIG")
-            .env("HERALD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(self.log_path()).unwrap())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let log = self.log_path();
-        wait_for(
-            "the daemon to be ready",
-            || self.log(),
-            || {
-                fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .contains("ready")
-            },
-        );
-    }
-
-    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        child.wait().unwrap()
-    }
-
-    fn stop(&mut self) {
-        let status = self.signal("-TERM");
-        assert_eq!(status.code(), Some(0), "log:\n{}", self.log());
-    }
-
-    fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
-        wait_for(what, || self.log(), condition);
-    }
-
-    fn wait_for_page(&self, text: &str) {
-        self.wait_for(&format!("{text:?} in the feed"), || {
-            fs::read_to_string(self.path("public/feed.atom"))
-                .unwrap_or_default()
-                .contains(text)
-        });
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 fn parsed(message: &smtp::Received) -> mailparse::ParsedMail<'_> {

@@ -12,8 +12,6 @@
 
 #[path = "support/http.rs"]
 mod http;
-// Shared with tests/email.rs, which uses the parts this file does not.
-#[allow(dead_code)]
 #[path = "support/smtp.rs"]
 mod smtp;
 

@@ -3,14 +3,26 @@
 //! every message it accepted, can reject chosen recipients with a given
 //! reply, and can be started on a port that was closed before (a server
 //! that was down).
+//!
+//! With a [`Setup`] it also speaks TLS, from the first byte or after
+//! STARTTLS, and AUTH PLAIN and LOGIN, offered over TLS only as real
+//! servers do. It records what every session did: whether it was
+//! encrypted, each command verb, each login attempt and each failed TLS
+//! handshake.
+
+#![allow(dead_code, reason = "each test binary uses a part of the server")]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// One accepted message.
 #[derive(Debug, Clone)]
@@ -19,6 +31,52 @@ pub struct Received {
     pub to: Vec<String>,
     /// The DATA, dot-unstuffed, without the final `.` line.
     pub data: Vec<u8>,
+    /// Whether the session that sent it was encrypted.
+    pub tls: bool,
+    /// The user the session authenticated as, if it did.
+    pub user: Option<String>,
+}
+
+/// One AUTH exchange, as the server decoded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub mechanism: String,
+    pub user: String,
+    pub password: String,
+    pub accepted: bool,
+}
+
+/// One command a client sent, by verb (`EHLO`, `STARTTLS`, `AUTH`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    pub verb: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
+}
+
+/// How the server speaks TLS.
+#[derive(Clone, Default)]
+pub enum Encryption {
+    /// Plain text only.
+    #[default]
+    None,
+    /// Plain text that offers STARTTLS (`250-STARTTLS`).
+    StartTls(Arc<ServerConfig>),
+    /// TLS from the first byte, like port 465.
+    Implicit(Arc<ServerConfig>),
+}
+
+/// What the server offers and demands beyond plain SMTP.
+#[derive(Clone, Default)]
+pub struct Setup {
+    pub encryption: Encryption,
+    /// The one user and password that AUTH accepts; without it (or
+    /// without TLS) AUTH is not offered.
+    pub login: Option<(String, String)>,
+    /// The mechanisms offered, in order, e.g. `["PLAIN", "LOGIN"]`.
+    pub mechanisms: Vec<&'static str>,
+    /// MAIL before a successful AUTH gets `530`.
+    pub require_auth: bool,
 }
 
 #[derive(Default)]
@@ -29,6 +87,10 @@ struct State {
     /// Delay before answering DATA, to keep messages in flight longer.
     data_delay: Duration,
     connections: usize,
+    logins: Vec<Login>,
+    said: Vec<Said>,
+    /// Why TLS handshakes failed, as the server saw it.
+    handshake_failures: Vec<String>,
 }
 
 pub struct SmtpServer {
@@ -53,11 +115,17 @@ impl SmtpServer {
     }
 
     pub fn start_on(port: u16) -> SmtpServer {
+        SmtpServer::start_with(port, Setup::default())
+    }
+
+    /// A server on `port` (0 for any) that offers what `setup` says.
+    pub fn start_with(port: u16, setup: Setup) -> SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let address = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let setup = Arc::new(setup);
         let acceptor = {
             let state = Arc::clone(&state);
             let stop = Arc::clone(&stop);
@@ -67,9 +135,10 @@ impl SmtpServer {
                         Ok((stream, _)) => {
                             let state = Arc::clone(&state);
                             let stop = Arc::clone(&stop);
+                            let setup = Arc::clone(&setup);
                             state.lock().unwrap().connections += 1;
                             thread::spawn(move || {
-                                let _ = serve(stream, &state, &stop);
+                                let _ = serve(stream, &state, &stop, &setup);
                             });
                         }
                         Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
@@ -115,6 +184,21 @@ impl SmtpServer {
     pub fn connections(&self) -> usize {
         self.state.lock().unwrap().connections
     }
+
+    /// Every AUTH exchange, in order.
+    pub fn logins(&self) -> Vec<Login> {
+        self.state.lock().unwrap().logins.clone()
+    }
+
+    /// Every command of every session, in the order they arrived.
+    pub fn said(&self) -> Vec<Said> {
+        self.state.lock().unwrap().said.clone()
+    }
+
+    /// Why TLS handshakes failed, one entry per failed handshake.
+    pub fn handshake_failures(&self) -> Vec<String> {
+        self.state.lock().unwrap().handshake_failures.clone()
+    }
 }
 
 impl Drop for SmtpServer {
@@ -134,113 +218,364 @@ fn address_in(argument: &str) -> String {
     argument[start..end].to_owned()
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
-    writer.write_all(b"220 test.localhost ESMTP ready\r\n")?;
-    let mut from = String::new();
-    let mut to: Vec<String> = Vec::new();
-    let mut line = String::new();
-    loop {
-        // A read that times out keeps what it read in `line`.
-        match reader.read_line(&mut line) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                continue;
-            }
-            Err(error) => return Err(error),
+fn timed_out(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// A connection, plain or encrypted.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.read(buffer),
+            Stream::Tls(stream) => stream.read(buffer),
         }
-        if stop.load(Ordering::SeqCst) {
-            // A server going down drops its connections.
-            return Ok(());
-        }
-        if !line.ends_with('\n') {
-            return Ok(());
-        }
-        let command = line.trim_end().to_owned();
-        line.clear();
-        let verb = command
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        let reply: String = match verb.as_str() {
-            "EHLO" => "250-test.localhost\r\n250-8BITMIME\r\n250 SIZE 10000000".into(),
-            "HELO" | "NOOP" => "250 OK".into(),
-            "MAIL" => {
-                from = address_in(&command);
-                to.clear();
-                "250 OK".into()
-            }
-            "RCPT" => {
-                let recipient = address_in(&command);
-                match state.lock().unwrap().rejects.get(&recipient) {
-                    Some(reply) => reply.clone(),
-                    None => {
-                        to.push(recipient);
-                        "250 OK".into()
-                    }
-                }
-            }
-            "DATA" if to.is_empty() => "554 no valid recipients".into(),
-            "DATA" => {
-                writer.write_all(b"354 end with <CRLF>.<CRLF>\r\n")?;
-                let mut data = Vec::new();
-                let mut data_line = Vec::new();
-                loop {
-                    match reader.read_until(b'\n', &mut data_line) {
-                        Ok(0) => return Ok(()),
-                        Ok(_) => {}
-                        // What was read so far stays in `data_line`.
-                        Err(error)
-                            if matches!(
-                                error.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            continue;
-                        }
-                        Err(error) => return Err(error),
-                    }
-                    if !data_line.ends_with(b"\n") {
-                        return Ok(());
-                    }
-                    if data_line == b".\r\n" {
-                        break;
-                    }
-                    let unstuffed = data_line.strip_prefix(b".").unwrap_or(&data_line);
-                    data.extend_from_slice(unstuffed);
-                    data_line.clear();
-                }
-                let delay = state.lock().unwrap().data_delay;
-                thread::sleep(delay);
-                state.lock().unwrap().received.push(Received {
-                    from: from.clone(),
-                    to: std::mem::take(&mut to),
-                    data,
-                });
-                "250 OK queued".into()
-            }
-            "RSET" => {
-                to.clear();
-                "250 OK".into()
-            }
-            "QUIT" => {
-                writer.write_all(b"221 bye\r\n")?;
-                return Ok(());
-            }
-            _ => "502 command not implemented".into(),
-        };
-        writer.write_all(format!("{reply}\r\n").as_bytes())?;
     }
+}
+
+impl Write for Stream {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(stream) => stream.write(bytes),
+            Stream::Tls(stream) => stream.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(stream) => stream.flush(),
+            Stream::Tls(stream) => stream.flush(),
+        }
+    }
+}
+
+/// How a conversation on one stream ended.
+enum End {
+    Closed,
+    /// The client asked for STARTTLS and was told to go ahead.
+    StartTls,
+}
+
+/// One client connection: its SMTP state and what it shares with the
+/// server.
+struct Session<'a> {
+    state: &'a Mutex<State>,
+    stop: &'a AtomicBool,
+    setup: &'a Setup,
+    tls: bool,
+    user: Option<String>,
+    from: String,
+    to: Vec<String>,
+}
+
+fn serve(
+    stream: TcpStream,
+    state: &Mutex<State>,
+    stop: &AtomicBool,
+    setup: &Setup,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut session = Session {
+        state,
+        stop,
+        setup,
+        tls: false,
+        user: None,
+        from: String::new(),
+        to: Vec::new(),
+    };
+    let mut stream = match &setup.encryption {
+        Encryption::Implicit(config) => match session.handshake(config, stream)? {
+            Some(stream) => stream,
+            None => return Ok(()),
+        },
+        _ => Stream::Plain(stream),
+    };
+    stream.write_all(b"220 test.localhost ESMTP ready\r\n")?;
+    stream.flush()?;
+    loop {
+        let mut reader = BufReader::new(stream);
+        match session.converse(&mut reader)? {
+            End::Closed => return Ok(()),
+            End::StartTls => {
+                // Whatever the client sent after STARTTLS and before the
+                // handshake goes with the buffer (RFC 3207, section 5).
+                let (Stream::Plain(plain), Encryption::StartTls(config)) =
+                    (reader.into_inner(), &setup.encryption)
+                else {
+                    return Ok(());
+                };
+                stream = match session.handshake(config, plain)? {
+                    Some(stream) => stream,
+                    None => return Ok(()),
+                };
+                // A new session: the client says EHLO again.
+                session.from.clear();
+                session.to.clear();
+            }
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Completes a TLS handshake as the server; `None` when the server
+    /// stops first.
+    fn handshake(
+        &mut self,
+        config: &Arc<ServerConfig>,
+        mut stream: TcpStream,
+    ) -> std::io::Result<Option<Stream>> {
+        let mut connection =
+            ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?;
+        while connection.is_handshaking() {
+            match connection.complete_io(&mut stream) {
+                Ok(_) => {}
+                Err(error) if timed_out(&error) => {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return Ok(None);
+                    }
+                }
+                Err(error) => {
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .handshake_failures
+                        .push(error.to_string());
+                    return Err(error);
+                }
+            }
+        }
+        self.tls = true;
+        Ok(Some(Stream::Tls(Box::new(StreamOwned::new(
+            connection, stream,
+        )))))
+    }
+
+    /// Reads one line ending in `\n` into `line`; `false` when the
+    /// client closed the connection or the server stops.
+    fn read_line(
+        &self,
+        reader: &mut BufReader<Stream>,
+        line: &mut Vec<u8>,
+    ) -> std::io::Result<bool> {
+        line.clear();
+        loop {
+            // A read that times out keeps what it read in `line`.
+            match reader.read_until(b'\n', line) {
+                Ok(0) => return Ok(false),
+                Ok(_) => {}
+                Err(error) if timed_out(&error) => {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
+            // A server going down drops its connections.
+            return Ok(line.ends_with(b"\n") && !self.stop.load(Ordering::SeqCst));
+        }
+    }
+
+    fn ehlo(&self) -> String {
+        let mut lines = vec!["test.localhost", "8BITMIME"];
+        if matches!(self.setup.encryption, Encryption::StartTls(_)) && !self.tls {
+            lines.push("STARTTLS");
+        }
+        let auth = format!("AUTH {}", self.setup.mechanisms.join(" "));
+        if self.offers_auth() {
+            lines.push(&auth);
+        }
+        lines.push("SIZE 10000000");
+        let last = lines.len() - 1;
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| format!("250{}{line}", if i == last { ' ' } else { '-' }))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    fn offers_auth(&self) -> bool {
+        self.tls && self.setup.login.is_some() && !self.setup.mechanisms.is_empty()
+    }
+
+    fn converse(&mut self, reader: &mut BufReader<Stream>) -> std::io::Result<End> {
+        let mut line = Vec::new();
+        loop {
+            if !self.read_line(reader, &mut line)? {
+                return Ok(End::Closed);
+            }
+            let command = String::from_utf8_lossy(&line).trim_end().to_owned();
+            let verb = command
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            self.state.lock().unwrap().said.push(Said {
+                verb: verb.clone(),
+                tls: self.tls,
+            });
+            let answer: String = match verb.as_str() {
+                "EHLO" => self.ehlo(),
+                "HELO" | "NOOP" => "250 OK".into(),
+                "STARTTLS"
+                    if matches!(self.setup.encryption, Encryption::StartTls(_)) && !self.tls =>
+                {
+                    reply(reader, "220 2.0.0 go ahead")?;
+                    return Ok(End::StartTls);
+                }
+                "AUTH" => match self.auth(reader, &command)? {
+                    Some(reply) => reply,
+                    None => return Ok(End::Closed),
+                },
+                "MAIL" if self.setup.require_auth && self.user.is_none() => {
+                    "530 5.7.0 authentication required".into()
+                }
+                "MAIL" => {
+                    self.from = address_in(&command);
+                    self.to.clear();
+                    "250 OK".into()
+                }
+                "RCPT" => {
+                    let recipient = address_in(&command);
+                    match self.state.lock().unwrap().rejects.get(&recipient) {
+                        Some(reply) => reply.clone(),
+                        None => {
+                            self.to.push(recipient);
+                            "250 OK".into()
+                        }
+                    }
+                }
+                "DATA" if self.to.is_empty() => "554 no valid recipients".into(),
+                "DATA" => {
+                    reply(reader, "354 end with <CRLF>.<CRLF>")?;
+                    let mut data = Vec::new();
+                    loop {
+                        if !self.read_line(reader, &mut line)? {
+                            return Ok(End::Closed);
+                        }
+                        if line == b".\r\n" {
+                            break;
+                        }
+                        data.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
+                    }
+                    let delay = self.state.lock().unwrap().data_delay;
+                    thread::sleep(delay);
+                    self.state.lock().unwrap().received.push(Received {
+                        from: self.from.clone(),
+                        to: std::mem::take(&mut self.to),
+                        data,
+                        tls: self.tls,
+                        user: self.user.clone(),
+                    });
+                    "250 OK queued".into()
+                }
+                "RSET" => {
+                    self.to.clear();
+                    "250 OK".into()
+                }
+                "QUIT" => {
+                    reply(reader, "221 bye")?;
+                    return Ok(End::Closed);
+                }
+                _ => "502 command not implemented".into(),
+            };
+            reply(reader, &answer)?;
+        }
+    }
+
+    /// One AUTH exchange: the final reply, or `None` when the client
+    /// went away in the middle.
+    fn auth(
+        &mut self,
+        reader: &mut BufReader<Stream>,
+        command: &str,
+    ) -> std::io::Result<Option<String>> {
+        let mut words = command.split_whitespace().skip(1);
+        let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+        let initial = words.next().map(str::to_owned);
+        if !self.offers_auth() || !self.setup.mechanisms.contains(&mechanism.as_str()) {
+            return Ok(Some("504 5.5.4 mechanism not supported".into()));
+        }
+        if self.user.is_some() {
+            return Ok(Some("503 5.5.1 already authenticated".into()));
+        }
+        // Asks for one more base64 line, after a 334 with `challenge`.
+        let mut ask = |challenge: &str| -> std::io::Result<Option<String>> {
+            reply(reader, &format!("334 {}", BASE64.encode(challenge)))?;
+            let mut line = Vec::new();
+            if !self.read_line(reader, &mut line)? {
+                return Ok(None);
+            }
+            Ok(Some(String::from_utf8_lossy(&line).trim_end().to_owned()))
+        };
+        let decode = |text: &str| {
+            BASE64
+                .decode(text)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+        };
+        let (user, password) = if mechanism == "PLAIN" {
+            let response = match initial {
+                Some(response) => response,
+                None => match ask("")? {
+                    Some(response) => response,
+                    None => return Ok(None),
+                },
+            };
+            // authorization identity NUL user NUL password
+            let decoded = decode(&response).unwrap_or_default();
+            let mut parts = decoded.splitn(3, '\0').skip(1);
+            match (parts.next(), parts.next()) {
+                (Some(user), Some(password)) => (user.to_owned(), password.to_owned()),
+                _ => return Ok(Some("501 5.5.2 cannot decode the response".into())),
+            }
+        } else {
+            let user = match initial {
+                Some(user) => user,
+                None => match ask("Username:")? {
+                    Some(user) => user,
+                    None => return Ok(None),
+                },
+            };
+            let Some(password) = ask("Password:")? else {
+                return Ok(None);
+            };
+            match (decode(&user), decode(&password)) {
+                (Some(user), Some(password)) => (user, password),
+                _ => return Ok(Some("501 5.5.2 cannot decode the response".into())),
+            }
+        };
+        let accepted = self
+            .setup
+            .login
+            .as_ref()
+            .is_some_and(|(u, p)| *u == user && *p == password);
+        self.state.lock().unwrap().logins.push(Login {
+            mechanism,
+            user: user.clone(),
+            password,
+            accepted,
+        });
+        Ok(Some(if accepted {
+            self.user = Some(user);
+            "235 2.7.0 authentication successful".into()
+        } else {
+            "535 5.7.8 authentication failed".into()
+        }))
+    }
+}
+
+fn reply(reader: &mut BufReader<Stream>, text: &str) -> std::io::Result<()> {
+    let stream = reader.get_mut();
+    stream.write_all(format!("{text}\r\n").as_bytes())?;
+    stream.flush()
 }
