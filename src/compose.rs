@@ -25,7 +25,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 
 use crate::announce::Announcement;
 use crate::config::{Config, Language};
-use crate::model::{IncidentId, Subscriber};
+use crate::model::{Confirmation, Follows, IncidentId, Subscriber};
 use crate::render::{i18n, update_url};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,8 @@ pub enum Error {
 
 const TEXT: &str = include_str!("../templates/email/message.txt");
 const HTML: &str = include_str!("../templates/email/message.html");
+const CONFIRM_TEXT: &str = include_str!("../templates/email/confirm.txt");
+const CONFIRM_HTML: &str = include_str!("../templates/email/confirm.html");
 const STRINGS_SV: &str = include_str!("../templates/email/sv.toml");
 const STRINGS_EN: &str = include_str!("../templates/email/en.toml");
 
@@ -90,6 +92,8 @@ impl Composer {
         // Tested to compile; a failure would surface as a render error.
         let _ = env.add_template("message.txt", TEXT);
         let _ = env.add_template("message.html", HTML);
+        let _ = env.add_template("confirm.txt", CONFIRM_TEXT);
+        let _ = env.add_template("confirm.html", CONFIRM_HTML);
         Composer {
             env,
             strings_sv: toml::from_str(STRINGS_SV).unwrap_or_default(),
@@ -194,6 +198,78 @@ impl Composer {
         builder
             .multipart(alternative(&message_id, text, html))
             .map_err(Error::Build)
+    }
+
+    /// The email asking `confirmation.address` to confirm a subscription
+    /// (double opt-in), dated `now`. It is not a list message: no
+    /// List-Unsubscribe, since nothing more is sent unless the link is
+    /// followed.
+    pub fn confirmation(
+        &self,
+        config: &Config,
+        confirmation: &Confirmation,
+        now: DateTime<Utc>,
+    ) -> Result<Message, Error> {
+        let language = confirmation.language;
+        let site = &config.site;
+        let site_title = one_line(&site.title);
+        let subject = format!(
+            "[{site_title}] {}",
+            self.string(language, "confirm_subject", &site_title)
+        );
+        let components: Vec<String> = match &confirmation.follows {
+            Follows::All => vec![self.string(language, "confirm_all", &site_title)],
+            Follows::Components(ids) => ids
+                .iter()
+                .map(|id| {
+                    one_line(
+                        config
+                            .component(id)
+                            .map_or(id.as_str(), |component| component.name.as_str()),
+                    )
+                })
+                .collect(),
+        };
+        let expires = i18n::date_time(language, confirmation.expires, site.timezone);
+        let context = context! {
+            lang => language.code(),
+            subject => &subject,
+            components => components,
+            confirm_url => format!("{}confirm/{}", site.base_url, confirmation.token),
+            expires_text => self.string(language, "confirm_expires", &site_title).replace("{date}", &expires),
+            s => Value::from(Serde(&self.strings_with_site(language, &site_title))),
+        };
+        let text = self.render("confirm.txt", &context)?;
+        let html = self.render("confirm.html", &context)?;
+        let message_id = format!(
+            "<confirm.{}.{}@{}>",
+            confirmation.id,
+            now.format("%Y%m%dT%H%M%S%.3fZ"),
+            site.host()
+        );
+        Message::builder()
+            .from(sender(config)?)
+            .to(recipient(&confirmation.address)?)
+            .subject(subject)
+            .date(SystemTime::from(now))
+            .message_id(Some(message_id.clone()))
+            .raw_header(header("Auto-Submitted", "auto-generated".into()))
+            .multipart(alternative(&message_id, text, html))
+            .map_err(Error::Build)
+    }
+
+    /// The strings of `language` with `{site}` filled in.
+    fn strings_with_site(&self, language: Language, site_title: &str) -> toml::Table {
+        self.strings(language)
+            .iter()
+            .map(|(key, value)| match value.as_str() {
+                Some(text) => (
+                    key.clone(),
+                    toml::Value::String(text.replace("{site}", site_title)),
+                ),
+                None => (key.clone(), value.clone()),
+            })
+            .collect()
     }
 
     /// `herald send-test`: one short message to `address`, dated `now`.
@@ -421,6 +497,60 @@ from = "Example Hosting <status@example.com>"
     }
 
     #[test]
+    fn confirmation_asks_once_in_the_subscribers_language() {
+        let config = config();
+        let confirmation = Confirmation {
+            id: 7,
+            address: "anna@example.org".into(),
+            follows: Follows::Components(vec!["web".into(), "mail".into()]),
+            language: Language::Sv,
+            token: "00112233445566778899aabbccddeeff".into(),
+            expires: now() + chrono::TimeDelta::days(7),
+        };
+        let composer = Composer::new();
+        let message = formatted(
+            &composer
+                .confirmation(&config, &confirmation, now())
+                .unwrap(),
+        );
+        let headers = headers(&message);
+        for expected in [
+            "Subject: [Example Hosting status] =?utf-8?b?QmVrcsOkZnRh?= din prenumeration",
+            "Auto-Submitted: auto-generated",
+            "To: anna@example.org",
+            "Message-ID: <confirm.7.20190404T062130.000Z@status.example.com>",
+        ] {
+            assert!(
+                headers.iter().any(|h| h == expected),
+                "{expected} in {headers:#?}"
+            );
+        }
+        assert!(!message.contains("List-Unsubscribe"));
+        assert_eq!(
+            part(&message, "text/plain"),
+            "Någon, troligen du, har bett om att få mejl från Example Hosting status om:\n\n  - Webbhotell\n  - E-post\n\nBekräfta prenumerationen:\nhttps://status.example.com/confirm/00112233445566778899aabbccddeeff\n\nLänken fungerar till 11 april 2019 08:21:30 CEST.\nOm du inte har bett om detta kan du strunta i mejlet: inget mer skickas till dig."
+        );
+        let html = part(&message, "text/html");
+        assert!(
+            html.contains("<a href=\"https:&#x2f;&#x2f;status.example.com&#x2f;confirm&#x2f;00112233445566778899aabbccddeeff\">Bekräfta prenumerationen</a>"),
+            "{html}"
+        );
+        let all = Confirmation {
+            follows: Follows::All,
+            language: Language::En,
+            ..confirmation
+        };
+        let text = part(
+            &formatted(&composer.confirmation(&config, &all, now()).unwrap()),
+            "text/plain",
+        );
+        assert!(
+            text.starts_with("Someone, probably you, asked to get email from Example Hosting status about:\n\n  - All components, including ones added later\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn announcement_email_has_every_header() {
         let config = config();
         let announcement = announcement(&config, STORAGE);
@@ -584,6 +714,6 @@ Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789ab
         sv.sort();
         en.sort();
         assert_eq!(sv, en);
-        assert_eq!(en.len(), 7);
+        assert_eq!(en.len(), 13);
     }
 }

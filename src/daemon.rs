@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::corpus::{Corpus, Files, next_date_change};
 use crate::diag::Diagnostic;
 use crate::fsio::{self, OutputDir};
+use crate::http;
 use crate::mailer;
 use crate::model::{Incident, IncidentId};
 use crate::publish::{self, Publisher};
@@ -435,6 +436,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     let mut interrupt =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let (probe, mut probes) = mpsc::channel::<oneshot::Sender<Health>>(16);
+    let probe: HealthProbe = probe;
+    let mut http = http::Server::start(
+        &daemon.config,
+        &daemon.templates,
+        probe.clone(),
+        daemon.mail_wake(),
+    )
+    .await?;
     tracing::info!(
         incidents = daemon.corpus.len(),
         watching = %daemon.config.paths.incidents.display(),
@@ -442,8 +452,6 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         "ready"
     );
     let mut mail = Mail::start(&daemon);
-    let (probe, mut probes) = mpsc::channel::<oneshot::Sender<Health>>(16);
-    let _probe: HealthProbe = probe;
     let publisher = Publisher::start(publish::Job::from_config(&daemon.config));
     // The last run's publishing may have failed: publish the first build
     // even when it changed nothing on disk.
@@ -497,6 +505,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         mail.stop().await;
                         mail = Mail::start(&daemon);
                         publisher.configure(publish::Job::from_config(&daemon.config));
+                        http = http::reload(http, &daemon.config, &daemon.templates, &probe, daemon.mail_wake()).await;
                         tracing::info!("reloaded");
                         status = daemon.status_line();
                         manager.ready(&status);
@@ -539,6 +548,9 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     }
     manager.stopping();
     drop(watcher);
+    if let Some(http) = http {
+        http.stop().await;
+    }
     publisher.stop().await;
     mail.stop().await;
     tracing::info!("stopped");

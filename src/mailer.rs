@@ -13,6 +13,10 @@
 //! A message the server accepted but that was not yet marked sent is sent
 //! again, so duplicates are at most the messages in flight.
 //!
+//! Confirmation emails for subscriptions asked for over HTTP wait in the
+//! state database's `requests` table and go out the same way, on the same
+//! connections, with the same retries.
+//!
 //! It sleeps until the daemon queues mail (a [`Notify`]) or the next retry
 //! falls due; it never polls. With `smtp = "file"` (or no `[email]`)
 //! messages are written to `state/outbox-files/` instead.
@@ -40,7 +44,7 @@ use crate::clock;
 use crate::compose::Composer;
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
-use crate::store::{self, Delivery, Leased, Outcome, Store};
+use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Store};
 
 /// Messages sent at the same time, each on its own pooled connection.
 pub const CONCURRENCY: usize = 8;
@@ -566,7 +570,8 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
                 Vec::new()
             }
         };
-        if batch.is_empty() {
+        let confirmations = lease_confirmations(&shared, now, lease_until).await;
+        if batch.is_empty() && confirmations.is_empty() {
             let next = shared.store().next_attempt().unwrap_or_else(|error| {
                 tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
                 Some(clock::now() + chrono::Duration::seconds(60))
@@ -578,6 +583,22 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
                 _ = shutdown.changed() => {}
             }
             continue;
+        }
+        for row in confirmations {
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+                _ = shutdown.changed() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let shared = Arc::clone(&shared);
+            let span = tracing::debug_span!("confirm", request_id = row.confirmation.id);
+            tasks.spawn(
+                async move {
+                    deliver_confirmation(&shared, row).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         for row in batch {
             let permit = tokio::select! {
@@ -709,6 +730,100 @@ async fn record(shared: Arc<Shared>, mut finished: mpsc::UnboundedReceiver<Finis
                 anyhow::Error::from(error)
             ),
             Err(error) => tracing::error!(messages = count, "cannot record deliveries: {error}"),
+        }
+    }
+}
+
+/// Confirmation emails (double opt-in) due now; they share the outbox's
+/// connections, retries and shutdown.
+async fn lease_confirmations(
+    shared: &Arc<Shared>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Vec<LeasedConfirmation> {
+    let leased = {
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || {
+            shared.store().lease_confirmations(now, lease_until, BATCH)
+        })
+        .await
+    };
+    match leased {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(error)) => {
+            tracing::error!(
+                "cannot read the confirmation queue: {:#}",
+                anyhow::Error::from(error)
+            );
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::error!("cannot read the confirmation queue: {error}");
+            Vec::new()
+        }
+    }
+}
+
+/// Composes, sends and records one confirmation email. These are few
+/// next to announcements, so each outcome is its own statement rather
+/// than part of the recorder's group commits.
+async fn deliver_confirmation(shared: &Arc<Shared>, row: LeasedConfirmation) {
+    let id = row.confirmation.id;
+    let outcome =
+        match shared
+            .composer
+            .confirmation(&shared.config, &row.confirmation, clock::now())
+        {
+            Ok(message) => {
+                shared
+                    .sender
+                    .send(&message, &format!("confirm.{id}.eml"))
+                    .await
+            }
+            Err(error) => Err(SendError::Park(format!("{:#}", anyhow::Error::from(error)))),
+        };
+    let done = clock::now();
+    let retry_at = match &outcome {
+        Err(SendError::Retry(_)) => next_attempt(shared.retry_base, row.attempts, row.queued, done),
+        _ => None,
+    };
+    let recorded = {
+        let shared = Arc::clone(shared);
+        let outcome = match &outcome {
+            Ok(()) => None,
+            Err(error) => Some(error.reply().to_owned()),
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut store = shared.store();
+            match (outcome, retry_at) {
+                (None, _) => store.mark_confirmation_sent(id),
+                (Some(reply), Some(next)) => store.mark_confirmation_retry(id, next, &reply),
+                (Some(reply), None) => store.mark_confirmation_failed(id, &reply),
+            }
+        })
+        .await
+    };
+    match (&outcome, recorded) {
+        (_, Ok(Err(error))) => tracing::error!(
+            request_id = id,
+            "cannot record a confirmation email: {:#}",
+            anyhow::Error::from(error)
+        ),
+        (_, Err(error)) => {
+            tracing::error!(
+                request_id = id,
+                "cannot record a confirmation email: {error}"
+            );
+        }
+        (Ok(()), Ok(Ok(()))) => {
+            tracing::debug!(to = %row.confirmation.address, "confirmation sent");
+        }
+        (Err(SendError::Retry(reply)), Ok(Ok(()))) => {
+            tracing::warn!(request_id = id, %reply, "confirmation email deferred");
+            shared.wake.notify_one();
+        }
+        (Err(SendError::Park(reply)), Ok(Ok(()))) => {
+            tracing::warn!(request_id = id, %reply, "confirmation email failed");
         }
     }
 }

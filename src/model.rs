@@ -222,6 +222,21 @@ pub struct Subscriber {
     pub token: String,
 }
 
+/// A subscription asked for over HTTP and not yet confirmed: what its
+/// confirmation email needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The state database's row id; part of the email's Message-ID.
+    pub id: i64,
+    pub address: String,
+    pub follows: Follows,
+    pub language: crate::config::Language,
+    /// The unguessable secret in the confirmation link.
+    pub token: String,
+    /// When the link stops working.
+    pub expires: DateTime<Utc>,
+}
+
 /// One `## DATE TIME [STATUS]` section of an incident file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {

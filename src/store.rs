@@ -10,6 +10,12 @@
 //! (announcement, subscriber), leased before sending and marked sent only
 //! after the server accepted it, so a crash loses nothing.
 //!
+//! Subscriptions asked for over HTTP wait in `requests` until confirmed;
+//! each request row is also its confirmation email's queue entry (see
+//! [`requests`]). No link token is stored, only nonces and SHA-256 hashes
+//! of tokens; the tokens come from the key next to the database
+//! ([`crate::token`]).
+//!
 //! Schema changes are numbered migrations tracked in `user_version`.
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +27,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::announce::{Announcement, Decision, Seen, UpdateKey};
 use crate::config::Language;
 use crate::model::{ComponentStatus, Follows, Incident, IncidentId, Kind, Status, Subscriber};
+use crate::token::{self, Key, Purpose};
+
+pub mod requests;
+pub use requests::{Confirmed, LeasedConfirmation, NewRequest, Unsubscribed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,6 +51,12 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("state directory {}", path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: token::Error,
     },
     #[error("state database {} has schema version {found}, newer than this herald knows ({known}); upgrade herald", path.display())]
     TooNew {
@@ -122,11 +138,55 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
     CREATE INDEX outbox_subscriber ON outbox (subscriber);",
+    // Links without stored secrets (see crate::token), and subscriptions
+    // asked for over HTTP.
+    //
+    // `subscribers.token` becomes the nonce; `rekey` (run with this
+    // migration) gives every subscriber a fresh nonce and stores the
+    // hashes of both its new token and the old one, so unsubscribe links
+    // in mail already sent keep working, and the raw token leaves the
+    // file.
+    //
+    // A removed subscriber's token hashes stay, pointing nowhere, so a
+    // repeated unsubscribe still says "unsubscribed".
+    //
+    // A request is also its confirmation email's queue entry: the same
+    // columns as the outbox, times in Unix milliseconds.
+    "ALTER TABLE subscribers RENAME COLUMN token TO nonce;
+    CREATE TABLE unsubscribe_tokens (
+        hash BLOB PRIMARY KEY,
+        subscriber INTEGER REFERENCES subscribers (id) ON DELETE SET NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX unsubscribe_tokens_subscriber ON unsubscribe_tokens (subscriber);
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        all_components INTEGER NOT NULL,
+        components TEXT NOT NULL,
+        language TEXT NOT NULL,
+        nonce TEXT NOT NULL UNIQUE,
+        token_hash BLOB NOT NULL UNIQUE,
+        created INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        confirmed INTEGER,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        queued INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        last_reply TEXT
+    );
+    CREATE INDEX requests_pending ON requests (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX requests_expires ON requests (expires);",
 ];
+
+/// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.
+const REKEY_MIGRATION: usize = 2;
 
 pub struct Store {
     path: PathBuf,
     connection: Connection,
+    key: Key,
 }
 
 impl Store {
@@ -141,7 +201,12 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let connection = Connection::open(&path).map_err(database)?;
+        let mut connection = Connection::open(&path).map_err(database)?;
+        // Every transaction here writes. A deferred one that reads first
+        // fails at once with SQLITE_BUSY, without waiting, if another
+        // connection (the mailer's, the HTTP server's, a CLI command)
+        // wrote in between; an immediate one waits its turn.
+        connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(database)?;
@@ -158,7 +223,15 @@ impl Store {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(database)?;
-        let mut store = Store { path, connection };
+        let key = Key::load_or_create(state_dir).map_err(|source| Error::Key {
+            path: state_dir.to_owned(),
+            source,
+        })?;
+        let mut store = Store {
+            path,
+            connection,
+            key,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -188,14 +261,41 @@ impl Store {
             path: path.clone(),
             source,
         };
+        let rekeying = (version as usize) <= REKEY_MIGRATION && known as usize > REKEY_MIGRATION;
+        if rekeying {
+            // Overwrite the raw tokens' bytes instead of leaving them in
+            // free space.
+            self.connection
+                .pragma_update(None, "secure_delete", true)
+                .map_err(database)?;
+        }
         let transaction = self.connection.transaction().map_err(database)?;
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             transaction.execute_batch(migration).map_err(database)?;
+            if index == REKEY_MIGRATION {
+                rekey(&transaction, &self.key).map_err(|error| match error {
+                    RekeyError::Database(source) => database(source),
+                    RekeyError::Random(source) => Error::Random {
+                        path: path.clone(),
+                        source,
+                    },
+                })?;
+            }
             transaction
                 .pragma_update(None, "user_version", index as i64 + 1)
                 .map_err(database)?;
         }
-        transaction.commit().map_err(database)
+        transaction.commit().map_err(database)?;
+        if rekeying {
+            self.connection
+                .pragma_update(None, "secure_delete", false)
+                .map_err(database)?;
+            // Older write-ahead log frames may still hold raw tokens.
+            self.connection
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(database)?;
+        }
+        Ok(())
     }
 
     /// Records the updates of `incidents` as seen at `now`: new ones get a
@@ -290,12 +390,50 @@ fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// A fresh unsubscribe token: 128 random bits from the operating system,
-/// as 32 hex digits.
-pub fn new_token() -> Result<String, std::io::Error> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+enum RekeyError {
+    Database(rusqlite::Error),
+    Random(std::io::Error),
+}
+
+impl From<rusqlite::Error> for RekeyError {
+    fn from(error: rusqlite::Error) -> Self {
+        RekeyError::Database(error)
+    }
+}
+
+/// Migration 3's data step: each subscriber's raw token (now in `nonce`)
+/// is replaced by a fresh nonce; the hashes of the new token and of the
+/// old one both unsubscribe.
+fn rekey(transaction: &rusqlite::Transaction, key: &Key) -> Result<(), RekeyError> {
+    let legacy: Vec<(i64, String)> = transaction
+        .prepare("SELECT id, nonce FROM subscribers")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = transaction.prepare("UPDATE subscribers SET nonce = ?2 WHERE id = ?1")?;
+    let mut insert = transaction
+        .prepare("INSERT OR IGNORE INTO unsubscribe_tokens (hash, subscriber) VALUES (?1, ?2)")?;
+    for (id, old_token) in legacy {
+        let nonce = token::new_nonce().map_err(RekeyError::Random)?;
+        update.execute(params![id, nonce])?;
+        let current = key.token(Purpose::Unsubscribe, &nonce);
+        insert.execute(params![token::hash(&current).as_slice(), id])?;
+        insert.execute(params![token::hash(&old_token).as_slice(), id])?;
+    }
+    Ok(())
+}
+
+/// Adds the hash of a subscriber's unsubscribe token.
+fn insert_unsubscribe_token(
+    transaction: &rusqlite::Transaction,
+    key: &Key,
+    subscriber: i64,
+    nonce: &str,
+) -> rusqlite::Result<()> {
+    let hash = token::hash(&key.token(Purpose::Unsubscribe, nonce));
+    transaction
+        .prepare_cached("INSERT INTO unsubscribe_tokens (hash, subscriber) VALUES (?1, ?2)")?
+        .execute(params![hash.as_slice(), subscriber])
+        .map(drop)
 }
 
 /// A subscriber to add or update.
@@ -387,11 +525,16 @@ pub struct OutboxCounts {
     pub failed: usize,
 }
 
-const SUBSCRIBER_COLUMNS: &str = "s.id, s.address, s.all_components, s.language, s.token,
+const SUBSCRIBER_COLUMNS: &str = "s.id, s.address, s.all_components, s.language, s.nonce,
     (SELECT group_concat(component, ' ') FROM
         (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component))";
 
-fn subscriber_from_row(row: &rusqlite::Row, start: usize) -> rusqlite::Result<Subscriber> {
+/// A subscriber row, with the unsubscribe token derived from its nonce.
+fn subscriber_from_row(
+    row: &rusqlite::Row,
+    start: usize,
+    key: &Key,
+) -> rusqlite::Result<Subscriber> {
     let all: bool = row.get(start + 2)?;
     let language: String = row.get(start + 3)?;
     let components: Option<String> = row.get(start + 5)?;
@@ -411,7 +554,7 @@ fn subscriber_from_row(row: &rusqlite::Row, start: usize) -> rusqlite::Result<Su
             )
         },
         language: Language::parse(&language).unwrap_or(Language::En),
-        token: row.get(start + 4)?,
+        token: key.token(Purpose::Unsubscribe, &row.get::<_, String>(start + 4)?),
     })
 }
 
@@ -643,6 +786,7 @@ impl Store {
             source,
         };
         let mut result = Added::default();
+        let key = &self.key;
         let transaction = self.connection.transaction().map_err(database)?;
         {
             let mut find = transaction
@@ -650,7 +794,7 @@ impl Store {
                 .map_err(database)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO subscribers (address, all_components, language, token, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO subscribers (address, all_components, language, nonce, created) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(database)?;
             let mut update = transaction
@@ -684,15 +828,18 @@ impl Store {
                         id
                     }
                     None => {
-                        let token = new_token().map_err(|source| Error::Random {
+                        let nonce = token::new_nonce().map_err(|source| Error::Random {
                             path: path.clone(),
                             source,
                         })?;
                         insert
-                            .execute(params![subscriber.address, all, language, token, created])
+                            .execute(params![subscriber.address, all, language, nonce, created])
                             .map_err(database)?;
                         result.added += 1;
-                        transaction.last_insert_rowid()
+                        let id = transaction.last_insert_rowid();
+                        insert_unsubscribe_token(&transaction, key, id, &nonce)
+                            .map_err(database)?;
+                        id
                     }
                 };
                 if let Follows::Components(components) = &subscriber.follows {
@@ -727,7 +874,7 @@ impl Store {
             ))
             .map_err(self.database())?;
         let rows = statement
-            .query_map([], |row| subscriber_from_row(row, 0))
+            .query_map([], |row| subscriber_from_row(row, 0, &self.key))
             .map_err(self.database())?;
         rows.collect::<Result<_, _>>().map_err(self.database())
     }
@@ -736,12 +883,17 @@ impl Store {
     /// pending. herald is the only process that sends, so every lease
     /// found at startup is stale.
     pub fn release_leases(&mut self) -> Result<usize, Error> {
-        self.connection
-            .execute(
-                "UPDATE outbox SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL",
-                [],
-            )
-            .map_err(self.database())
+        let mut released = 0;
+        for table in ["outbox", "requests"] {
+            released += self
+                .connection
+                .execute(
+                    &format!("UPDATE {table} SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL"),
+                    [],
+                )
+                .map_err(self.database())?;
+        }
+        Ok(released)
     }
 
     /// Leases up to `limit` rows due at `now` until `lease_until`, oldest
@@ -793,7 +945,9 @@ impl Store {
             let mut leased = Vec::with_capacity(rows.len());
             for (id, announcement, attempts, created, subscriber_id) in rows {
                 let found = subscriber
-                    .query_row(params![subscriber_id], |row| subscriber_from_row(row, 0))
+                    .query_row(params![subscriber_id], |row| {
+                        subscriber_from_row(row, 0, &self.key)
+                    })
                     .optional()
                     .map_err(database)?;
                 if let Some(found) = found {
@@ -813,12 +967,16 @@ impl Store {
         Ok(leased)
     }
 
-    /// When the next pending row not leased falls due, if any.
+    /// When the next pending row not leased (announcement or
+    /// confirmation) falls due, if any.
     pub fn next_attempt(&self) -> Result<Option<DateTime<Utc>>, Error> {
         let next: Option<i64> = self
             .connection
             .query_row(
-                "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM outbox WHERE status = 'pending'",
+                "SELECT min(due) FROM (
+                    SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) AS due FROM outbox WHERE status = 'pending'
+                    UNION ALL
+                    SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM requests WHERE status = 'pending')",
                 [],
                 |row| row.get(0),
             )
@@ -1091,7 +1249,7 @@ mod tests {
             .connection
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let first_seen: String = store
             .connection
             .query_row(
@@ -1318,7 +1476,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .contains("has schema version 99, newer than this herald knows (2)"),
+                .contains("has schema version 99, newer than this herald knows (3)"),
             "{error}"
         );
     }

@@ -1,0 +1,674 @@
+//! Double opt-in and unsubscribing by link, in the state database.
+//!
+//! A subscription asked for over HTTP is a row in `requests` until its
+//! link is followed; only then does the address become a subscriber. The
+//! row is also its confirmation email's queue entry, drained by the mailer
+//! like the outbox. Asking again for an address with a pending request
+//! replaces the components and language but sends the email again only
+//! once [`RESEND_AFTER`] has passed since it was queued, so repeated
+//! requests do not flood the address. An address that is already
+//! subscribed goes through the same steps (a request, an email), and
+//! nothing changes for it until the link is followed.
+//!
+//! Links name rows by the SHA-256 of their token; the stored hash is then
+//! compared again in constant time ([`crate::token`]).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Error, NewSubscriber, Store, from_millis, millis};
+use crate::config::Language;
+use crate::model::{Confirmation, Follows};
+use crate::token::{self, Purpose};
+
+/// How long a confirmation link works.
+pub const CONFIRM_WITHIN: chrono::TimeDelta = chrono::TimeDelta::days(7);
+/// A repeated request for a pending address sends the email again only
+/// this long after it was last queued.
+pub const RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// A subscription asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRequest {
+    pub address: String,
+    pub follows: Follows,
+    pub language: Language,
+}
+
+/// What following a confirmation link did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The address is now subscribed (or its choices replaced).
+    Now,
+    /// The link was followed before; nothing changed.
+    Already,
+    /// The link is older than [`CONFIRM_WITHIN`].
+    Expired,
+    Unknown,
+}
+
+/// What an unsubscribe link names, or what following it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// A subscriber (for a lookup), or one just removed.
+    Now,
+    /// A subscriber removed before.
+    Already,
+    Unknown,
+}
+
+/// One confirmation email, leased for sending.
+#[derive(Debug, Clone)]
+pub struct LeasedConfirmation {
+    pub confirmation: Confirmation,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the email was queued: retries stop two days after.
+    pub queued: DateTime<Utc>,
+}
+
+fn follows_columns(follows: &Follows) -> (bool, String) {
+    match follows {
+        Follows::All => (true, String::new()),
+        Follows::Components(ids) => (false, ids.join(" ")),
+    }
+}
+
+fn follows_from_columns(all: bool, components: &str) -> Follows {
+    if all {
+        Follows::All
+    } else {
+        Follows::Components(
+            components
+                .split(' ')
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
+impl Store {
+    /// Records subscription requests in one transaction and queues their
+    /// confirmation emails; returns how many emails were queued.
+    pub fn request_subscriptions(
+        &mut self,
+        requests: &[NewRequest],
+        now: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let key = &self.key;
+        let now_ms = millis(now);
+        let expires = millis(now + CONFIRM_WITHIN);
+        let resend_before = millis(now - RESEND_AFTER);
+        let mut queued = 0;
+        let transaction = self.connection.transaction().map_err(database)?;
+        {
+            let mut find = transaction
+                .prepare_cached(
+                    "SELECT id, expires <= ?2 OR confirmed IS NOT NULL, status = 'pending', queued
+                     FROM requests WHERE address = ?1",
+                )
+                .map_err(database)?;
+            let mut remove = transaction
+                .prepare_cached("DELETE FROM requests WHERE id = ?1")
+                .map_err(database)?;
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
+                                           created, expires, status, queued, next_attempt_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7)",
+                )
+                .map_err(database)?;
+            let mut replace = transaction
+                .prepare_cached(
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4 WHERE id = ?1",
+                )
+                .map_err(database)?;
+            let mut resend = transaction
+                .prepare_cached(
+                    "UPDATE requests SET status = 'pending', attempts = 0, queued = ?2, next_attempt_at = ?2,
+                        lease_until = NULL, last_reply = NULL, expires = ?3
+                     WHERE id = ?1",
+                )
+                .map_err(database)?;
+            for request in requests {
+                let (all, components) = follows_columns(&request.follows);
+                let language = request.language.code();
+                let found: Option<(i64, bool, bool, i64)> = find
+                    .query_row(params![request.address, now_ms], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()
+                    .map_err(database)?;
+                match found {
+                    Some((id, false, in_queue, last_queued)) => {
+                        replace
+                            .execute(params![id, all, components, language])
+                            .map_err(database)?;
+                        if !in_queue && last_queued <= resend_before {
+                            resend
+                                .execute(params![id, now_ms, expires])
+                                .map_err(database)?;
+                            queued += 1;
+                        }
+                    }
+                    stale => {
+                        if let Some((id, ..)) = stale {
+                            remove.execute(params![id]).map_err(database)?;
+                        }
+                        let nonce = token::new_nonce().map_err(|source| Error::Random {
+                            path: path.clone(),
+                            source,
+                        })?;
+                        let hash = token::hash(&key.token(Purpose::Confirm, &nonce));
+                        insert
+                            .execute(params![
+                                request.address,
+                                all,
+                                components,
+                                language,
+                                nonce,
+                                hash.as_slice(),
+                                now_ms,
+                                expires
+                            ])
+                            .map_err(database)?;
+                        queued += 1;
+                    }
+                }
+            }
+        }
+        transaction.commit().map_err(database)?;
+        Ok(queued)
+    }
+
+    /// Follows a confirmation link: the request's address becomes a
+    /// subscriber with the request's components and language (an
+    /// existing subscriber keeps their unsubscribe link).
+    pub fn confirm(&mut self, link_token: &str, now: DateTime<Utc>) -> Result<Confirmed, Error> {
+        let hash = token::hash(link_token);
+        type Row = (i64, Vec<u8>, String, bool, String, String, i64, Option<i64>);
+        let row: Option<Row> = self
+            .connection
+            .query_row(
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed
+                 FROM requests WHERE token_hash = ?1",
+                params![hash.as_slice()],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                        row.get(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.database())?;
+        let Some((id, stored, address, all, components, language, expires, confirmed)) = row else {
+            return Ok(Confirmed::Unknown);
+        };
+        if !token::same_hash(&stored, &hash) {
+            return Ok(Confirmed::Unknown);
+        }
+        if confirmed.is_some() {
+            return Ok(Confirmed::Already);
+        }
+        if expires <= millis(now) {
+            return Ok(Confirmed::Expired);
+        }
+        // Adding first and marking second: a failure in between leaves a
+        // link that, followed again, adds the same subscriber again.
+        self.add_subscribers(
+            &[NewSubscriber {
+                address,
+                follows: follows_from_columns(all, &components),
+                language: Language::parse(&language).unwrap_or(Language::En),
+            }],
+            now,
+        )?;
+        self.connection
+            .execute(
+                "UPDATE requests SET confirmed = ?2 WHERE id = ?1",
+                params![id, millis(now)],
+            )
+            .map_err(self.database())?;
+        Ok(Confirmed::Now)
+    }
+
+    /// The subscriber an unsubscribe link names, if it is known, and
+    /// their row id while they are still subscribed.
+    fn unsubscribe_target(&self, link_token: &str) -> Result<Option<Option<i64>>, Error> {
+        let hash = token::hash(link_token);
+        let row: Option<(Vec<u8>, Option<i64>)> = self
+            .connection
+            .query_row(
+                "SELECT hash, subscriber FROM unsubscribe_tokens WHERE hash = ?1",
+                params![hash.as_slice()],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+            .map_err(self.database())?;
+        Ok(row
+            .filter(|(stored, _)| token::same_hash(stored, &hash))
+            .map(|(_, subscriber)| subscriber))
+    }
+
+    /// What an unsubscribe link names; changes nothing.
+    pub fn unsubscribe_lookup(&self, link_token: &str) -> Result<Unsubscribed, Error> {
+        Ok(match self.unsubscribe_target(link_token)? {
+            Some(Some(_)) => Unsubscribed::Now,
+            Some(None) => Unsubscribed::Already,
+            None => Unsubscribed::Unknown,
+        })
+    }
+
+    /// Follows an unsubscribe link: removes the subscriber and their
+    /// queued mail.
+    pub fn unsubscribe(&mut self, link_token: &str) -> Result<Unsubscribed, Error> {
+        Ok(match self.unsubscribe_target(link_token)? {
+            Some(Some(id)) => {
+                self.connection
+                    .execute("DELETE FROM subscribers WHERE id = ?1", params![id])
+                    .map_err(self.database())?;
+                Unsubscribed::Now
+            }
+            Some(None) => Unsubscribed::Already,
+            None => Unsubscribed::Unknown,
+        })
+    }
+
+    /// Forgets requests whose links have expired (and with them the
+    /// addresses that never confirmed). Returns how many.
+    pub fn expire_requests(&mut self, now: DateTime<Utc>) -> Result<usize, Error> {
+        self.connection
+            .execute(
+                "DELETE FROM requests WHERE expires <= ?1",
+                params![millis(now)],
+            )
+            .map_err(self.database())
+    }
+
+    /// Leases up to `limit` confirmation emails due at `now`, like
+    /// [`Store::lease`]. Emails whose link has expired are failed instead.
+    pub fn lease_confirmations(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LeasedConfirmation>, Error> {
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let key = &self.key;
+        let transaction = self.connection.transaction().map_err(database)?;
+        let leased = {
+            transaction
+                .prepare_cached(
+                    "UPDATE requests SET status = 'failed', last_reply = 'the link expired before the email was sent'
+                     WHERE status = 'pending' AND expires <= ?1",
+                )
+                .map_err(database)?
+                .execute(params![millis(now)])
+                .map_err(database)?;
+            let mut statement = transaction
+                .prepare_cached(
+                    "WITH picked AS (
+                        SELECT id FROM requests
+                        WHERE status = 'pending' AND next_attempt_at <= ?1
+                          AND (lease_until IS NULL OR lease_until <= ?1)
+                        ORDER BY next_attempt_at, id LIMIT ?3)
+                     UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
+                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued",
+                )
+                .map_err(database)?;
+            let rows = statement
+                .query_map(
+                    params![millis(now), millis(lease_until), limit as i64],
+                    |row| {
+                        let all: bool = row.get(2)?;
+                        let components: String = row.get(3)?;
+                        let language: String = row.get(4)?;
+                        let nonce: String = row.get(5)?;
+                        Ok(LeasedConfirmation {
+                            confirmation: Confirmation {
+                                id: row.get(0)?,
+                                address: row.get(1)?,
+                                follows: follows_from_columns(all, &components),
+                                language: Language::parse(&language).unwrap_or(Language::En),
+                                token: key.token(Purpose::Confirm, &nonce),
+                                expires: from_millis(row.get(6)?),
+                            },
+                            attempts: row.get(7)?,
+                            queued: from_millis(row.get(8)?),
+                        })
+                    },
+                )
+                .map_err(database)?;
+            let mut leased: Vec<LeasedConfirmation> =
+                rows.collect::<Result<_, _>>().map_err(database)?;
+            leased.sort_by_key(|row| row.confirmation.id);
+            leased
+        };
+        transaction.commit().map_err(database)?;
+        Ok(leased)
+    }
+
+    /// Records a confirmation email the server accepted.
+    pub fn mark_confirmation_sent(&mut self, id: i64) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "UPDATE requests SET status = 'sent', attempts = attempts + 1, lease_until = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
+    /// Records a transient failure; the email is tried again at `next`.
+    pub fn mark_confirmation_retry(
+        &mut self,
+        id: i64,
+        next: DateTime<Utc>,
+        reply: &str,
+    ) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "UPDATE requests SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
+                params![id, millis(next), reply],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
+    /// Records a permanent failure, keeping the server's reply.
+    pub fn mark_confirmation_failed(&mut self, id: i64, reply: &str) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "UPDATE requests SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?2 WHERE id = ?1",
+                params![id, reply],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use rusqlite::Connection;
+
+    fn at(day: u32, hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
+    }
+
+    fn request(address: &str, components: &[&str]) -> NewRequest {
+        NewRequest {
+            address: address.into(),
+            follows: Follows::Components(components.iter().map(|c| (*c).to_owned()).collect()),
+            language: Language::Sv,
+        }
+    }
+
+    fn leased(store: &mut Store, now: DateTime<Utc>) -> Vec<Confirmation> {
+        store
+            .lease_confirmations(now, now + chrono::TimeDelta::minutes(5), 100)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.confirmation)
+            .collect()
+    }
+
+    fn addresses(store: &Store) -> Vec<(String, Follows)> {
+        store
+            .subscribers()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.address, s.follows))
+            .collect()
+    }
+
+    #[test]
+    fn a_request_becomes_a_subscriber_only_through_its_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let queued = store
+            .request_subscriptions(&[request("a@example.org", &["mail", "web"])], at(1, 8))
+            .unwrap();
+        assert_eq!(queued, 1);
+        assert_eq!(addresses(&store), []);
+        let mails = leased(&mut store, at(1, 8));
+        assert_eq!(mails.len(), 1);
+        let mail = &mails[0];
+        assert_eq!(mail.address, "a@example.org");
+        assert_eq!(
+            mail.follows,
+            Follows::Components(vec!["mail".into(), "web".into()])
+        );
+        assert_eq!(mail.expires, at(8, 8));
+        assert!(token::is_well_formed(&mail.token));
+        store.mark_confirmation_sent(mail.id).unwrap();
+        assert_eq!(store.next_attempt().unwrap(), None);
+
+        let wrong = "0123456789abcdef0123456789abcdef";
+        assert_eq!(store.confirm(wrong, at(2, 8)).unwrap(), Confirmed::Unknown);
+        // An unsubscribe token for the same nonce is not a confirm token.
+        assert_eq!(
+            store.unsubscribe(&mail.token).unwrap(),
+            Unsubscribed::Unknown
+        );
+        assert_eq!(
+            store.confirm(&mail.token, at(2, 8)).unwrap(),
+            Confirmed::Now
+        );
+        assert_eq!(
+            addresses(&store),
+            [(
+                "a@example.org".into(),
+                Follows::Components(vec!["mail".into(), "web".into()])
+            )]
+        );
+        assert_eq!(
+            store.confirm(&mail.token, at(2, 9)).unwrap(),
+            Confirmed::Already
+        );
+        assert_eq!(addresses(&store).len(), 1);
+    }
+
+    #[test]
+    fn repeated_requests_resend_at_most_hourly_and_change_nothing_until_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .add_subscribers(
+                &[NewSubscriber {
+                    address: "old@example.org".into(),
+                    follows: Follows::All,
+                    language: Language::En,
+                }],
+                at(1, 7),
+            )
+            .unwrap();
+        let token_before = store.subscribers().unwrap()[0].token.clone();
+        let first = store
+            .request_subscriptions(
+                &[
+                    request("new@example.org", &["mail"]),
+                    request("old@example.org", &["dns"]),
+                ],
+                at(1, 8),
+            )
+            .unwrap();
+        assert_eq!(first, 2);
+        let mails = leased(&mut store, at(1, 8));
+        for mail in &mails {
+            store.mark_confirmation_sent(mail.id).unwrap();
+        }
+        // The existing subscriber is unchanged until the link is followed.
+        assert_eq!(
+            addresses(&store),
+            [("old@example.org".into(), Follows::All)]
+        );
+        // Within the hour: nothing is queued; the choice is replaced.
+        let again = store
+            .request_subscriptions(&[request("new@example.org", &["web"])], at(1, 8))
+            .unwrap();
+        assert_eq!(again, 0);
+        assert_eq!(leased(&mut store, at(1, 8)), []);
+        // After an hour, one more email with the same link.
+        let later = store
+            .request_subscriptions(&[request("new@example.org", &["web"])], at(1, 10))
+            .unwrap();
+        assert_eq!(later, 1);
+        let resent = leased(&mut store, at(1, 10));
+        assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0].token, mails[0].token);
+        assert_eq!(resent[0].follows, Follows::Components(vec!["web".into()]));
+        assert_eq!(resent[0].expires, at(8, 10));
+
+        let old = mails
+            .iter()
+            .find(|m| m.address == "old@example.org")
+            .unwrap();
+        assert_eq!(
+            store.confirm(&old.token, at(1, 11)).unwrap(),
+            Confirmed::Now
+        );
+        let subscribers = store.subscribers().unwrap();
+        assert_eq!(subscribers.len(), 1);
+        assert_eq!(subscribers[0].address, "old@example.org");
+        assert_eq!(
+            subscribers[0].follows,
+            Follows::Components(vec!["dns".into()])
+        );
+        assert_eq!(
+            subscribers[0].token, token_before,
+            "the unsubscribe link stays"
+        );
+    }
+
+    #[test]
+    fn links_expire_after_seven_days_and_expired_requests_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .request_subscriptions(&[request("late@example.org", &["mail"])], at(1, 8))
+            .unwrap();
+        store
+            .request_subscriptions(&[request("unsent@example.org", &["mail"])], at(1, 8))
+            .unwrap();
+        let mails = leased(&mut store, at(1, 8));
+        store.mark_confirmation_sent(mails[0].id).unwrap();
+        store.release_leases().unwrap();
+        assert_eq!(
+            store.confirm(&mails[0].token, at(8, 8)).unwrap(),
+            Confirmed::Expired
+        );
+        assert_eq!(addresses(&store), []);
+        // An email whose link expired before it went out is not sent.
+        assert_eq!(leased(&mut store, at(8, 8)), []);
+        assert_eq!(store.next_attempt().unwrap(), None);
+        assert_eq!(store.expire_requests(at(8, 8)).unwrap(), 2);
+        assert_eq!(
+            store.confirm(&mails[0].token, at(8, 8)).unwrap(),
+            Confirmed::Unknown
+        );
+        // A new request for the address starts afresh.
+        assert_eq!(
+            store
+                .request_subscriptions(&[request("late@example.org", &["mail"])], at(8, 9))
+                .unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn unsubscribing_removes_once_and_is_harmless_when_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .add_subscribers(
+                &[NewSubscriber {
+                    address: "a@example.org".into(),
+                    follows: Follows::All,
+                    language: Language::En,
+                }],
+                at(1, 7),
+            )
+            .unwrap();
+        let token = store.subscribers().unwrap()[0].token.clone();
+        assert_eq!(store.unsubscribe_lookup(&token).unwrap(), Unsubscribed::Now);
+        assert_eq!(addresses(&store).len(), 1, "a lookup changes nothing");
+        assert_eq!(store.unsubscribe(&token).unwrap(), Unsubscribed::Now);
+        assert_eq!(addresses(&store), []);
+        assert_eq!(store.unsubscribe(&token).unwrap(), Unsubscribed::Already);
+        assert_eq!(
+            store.unsubscribe_lookup(&token).unwrap(),
+            Unsubscribed::Already
+        );
+        assert_eq!(
+            store
+                .unsubscribe("0123456789abcdef0123456789abcdef")
+                .unwrap(),
+            Unsubscribed::Unknown
+        );
+    }
+
+    #[test]
+    fn version_2_tokens_keep_working_and_leave_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = "5f0c1e2d3b4a69788796a5b4c3d2e1f0";
+        {
+            let connection = Connection::open(dir.path().join("herald.db")).unwrap();
+            connection
+                .execute_batch(super::super::MIGRATIONS[0])
+                .unwrap();
+            connection
+                .execute_batch(super::super::MIGRATIONS[1])
+                .unwrap();
+            connection
+                .execute(
+                    "INSERT INTO subscribers (address, all_components, language, token, created)
+                     VALUES ('a@example.org', 1, 'sv', ?1, '2026-11-01T00:00:00+00:00')",
+                    params![legacy],
+                )
+                .unwrap();
+            connection.pragma_update(None, "user_version", 2).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let subscriber = store.subscribers().unwrap().remove(0);
+        assert_ne!(subscriber.token, legacy, "new mail carries a new token");
+        drop(store);
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        for secret in [legacy, &subscriber.token] {
+            assert!(
+                !bytes
+                    .windows(secret.len())
+                    .any(|window| window == secret.as_bytes()),
+                "{secret} is in the state directory"
+            );
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.unsubscribe_lookup(&subscriber.token).unwrap(),
+            Unsubscribed::Now
+        );
+        assert_eq!(store.unsubscribe(legacy).unwrap(), Unsubscribed::Now);
+        assert_eq!(addresses(&store), []);
+    }
+}

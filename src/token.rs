@@ -1,0 +1,276 @@
+//! The secrets in confirmation and unsubscribe links. Does I/O (the key
+//! file, the operating system's random numbers); the derivations are pure.
+//!
+//! A link's token must work for as long as the subscription lasts, every
+//! email must carry it, and emails are composed at send time, so herald
+//! must be able to produce it again. But a copy of the state database
+//! (a backup, a leak) must not hand out working links. So no token is
+//! stored:
+//!
+//! - `state/token.key` holds 32 random bytes (mode 0600), made on the
+//!   first open of the state directory;
+//! - each subscriber and each pending request has a random 128-bit
+//!   *nonce* in the database;
+//! - the token is HMAC-SHA256(key, purpose ‖ 0 ‖ nonce), cut to 128 bits,
+//!   as 32 hex digits; the purpose (`unsubscribe`, `confirm`) keeps one
+//!   kind of link from being used as the other;
+//! - the database keeps SHA-256 of each token, indexed, to find the row a
+//!   link names; the stored hash is then compared with the link's in
+//!   constant time.
+//!
+//! The database alone gives nonces and hashes: without the key neither
+//! yields a token. The key alone gives nothing without the nonces.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+/// The key's file name in the state directory.
+pub const KEY_FILE: &str = "token.key";
+const KEY_BYTES: usize = 32;
+/// Hex digits in a token (128 bits).
+pub const TOKEN_DIGITS: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the token key {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the token key {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the token key {} holds {found} bytes, expected {KEY_BYTES}; restore it from a backup (a new key breaks every link in mail already sent)",
+        path.display()
+    )]
+    Length { path: PathBuf, found: usize },
+}
+
+/// What a link does; part of what the token is derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Unsubscribe,
+    Confirm,
+}
+
+impl Purpose {
+    fn as_bytes(self) -> &'static [u8] {
+        match self {
+            Purpose::Unsubscribe => b"unsubscribe",
+            Purpose::Confirm => b"confirm",
+        }
+    }
+}
+
+/// The secret that turns nonces into tokens.
+#[derive(Clone)]
+pub struct Key([u8; KEY_BYTES]);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+impl Key {
+    /// Reads `dir/token.key`, or creates it with fresh random bytes. Two
+    /// processes opening a new state directory at once agree on one key:
+    /// the file is written under a temporary name and hard-linked into
+    /// place, which fails if the other got there first.
+    pub fn load_or_create(dir: &Path) -> Result<Key, Error> {
+        let path = dir.join(KEY_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => return Key::from_file(&path, &bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Read { path, source }),
+        }
+        let create = |source| Error::Create {
+            path: path.clone(),
+            source,
+        };
+        let mut bytes = [0u8; KEY_BYTES];
+        getrandom::fill(&mut bytes).map_err(|error| create(std::io::Error::other(error)))?;
+        let temporary = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+        let written = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            // The mode above is subject to the umask; this is not.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            match std::fs::hard_link(&temporary, &path) {
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                other => other.map(|()| true),
+            }
+        })();
+        let _ = std::fs::remove_file(&temporary);
+        if written.map_err(create)? {
+            tracing::info!(path = %path.display(), "created the token key; back it up with the database");
+            Ok(Key(bytes))
+        } else {
+            let bytes = std::fs::read(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Key::from_file(&path, &bytes)
+        }
+    }
+
+    fn from_file(path: &Path, bytes: &[u8]) -> Result<Key, Error> {
+        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| Error::Length {
+            path: path.to_owned(),
+            found: bytes.len(),
+        })?;
+        Ok(Key(key))
+    }
+
+    /// A key from known bytes, for tests.
+    pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> Key {
+        Key(bytes)
+    }
+
+    /// The token of the link for `purpose` and `nonce`: 32 hex digits.
+    pub fn token(&self, purpose: Purpose, nonce: &str) -> String {
+        // HMAC takes keys of any length, so this cannot fail.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
+            return String::new();
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(nonce.as_bytes());
+        hex(&mac.finalize().into_bytes()[..TOKEN_DIGITS / 2])
+    }
+}
+
+/// A fresh nonce: 128 random bits from the operating system, as 32 hex
+/// digits.
+pub fn new_nonce() -> Result<String, std::io::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(hex(&bytes))
+}
+
+/// What the database stores of a token.
+pub fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether two hashes are equal, in time independent of where they
+/// differ.
+pub fn same_hash(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// Whether `text` has a token's shape (32 lowercase hex digits); anything
+/// else is refused before the database is asked.
+pub fn is_well_formed(text: &str) -> bool {
+    text.len() == TOKEN_DIGITS && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_depend_on_key_purpose_and_nonce() {
+        let key = Key::from_bytes([7; 32]);
+        let nonce = "00112233445566778899aabbccddeeff";
+        let token = key.token(Purpose::Unsubscribe, nonce);
+        assert!(is_well_formed(&token), "{token}");
+        assert_eq!(token, key.token(Purpose::Unsubscribe, nonce));
+        assert_ne!(token, key.token(Purpose::Confirm, nonce));
+        assert_ne!(
+            token,
+            key.token(Purpose::Unsubscribe, "00112233445566778899aabbccddeefe")
+        );
+        assert_ne!(
+            token,
+            Key::from_bytes([8; 32]).token(Purpose::Unsubscribe, nonce)
+        );
+        // HMAC-SHA256 with key 0x07 * 32 over "unsubscribe\0" + nonce,
+        // computed independently with Python's hmac module.
+        assert_eq!(token, "be19efca0fcfcd38b61248b629a7acf0");
+    }
+
+    #[test]
+    fn hashes_compare_equal_only_when_equal() {
+        let a = hash("0123456789abcdef0123456789abcdef");
+        let b = hash("0123456789abcdef0123456789abcdee");
+        assert!(same_hash(&a, &a));
+        assert!(!same_hash(&a, &b));
+        assert!(!same_hash(&a, &a[..31]));
+    }
+
+    #[test]
+    fn only_lowercase_hex_of_the_right_length_is_well_formed() {
+        assert!(is_well_formed("0123456789abcdef0123456789abcdef"));
+        for bad in [
+            "",
+            "0123456789abcdef0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef0123456789abcdeg",
+            "../../../../etc/passwd/abcdefghij",
+        ] {
+            assert!(!is_well_formed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_key_is_created_once_private_and_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Key::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = Key::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.0, again.0);
+        assert_eq!(std::fs::read(&path).unwrap(), first.0);
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [KEY_FILE]);
+    }
+
+    #[test]
+    fn a_key_file_of_the_wrong_length_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
+        let error = Key::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("token.key holds 5 bytes, expected 32"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(KEY_FILE)).unwrap();
+        let error = Key::load_or_create(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.starts_with("cannot read the token key") && error.contains("token.key"),
+            "{error}"
+        );
+    }
+}

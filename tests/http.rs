@@ -1,0 +1,624 @@
+//! The subscription endpoints end to end: real `herald run` processes
+//! with `[http]`, real HTTP requests on 127.0.0.1 (tests/support/http.rs),
+//! a real SMTP server (tests/support/smtp.rs) or the `.eml` file
+//! transport, and the real state database, read back with rusqlite.
+//!
+//! Covered: double opt-in (nothing before the link is followed, alerts
+//! after), RFC 8058 one-click unsubscribe with the token from an alert's
+//! List-Unsubscribe header, unknown and expired links, rate limits, bad
+//! bodies that store nothing, the same answer for new, pending and
+//! subscribed addresses, /healthz, and a state directory that holds no
+//! working token.
+
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/smtp.rs"]
+mod smtp;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use smtp::{SmtpServer, free_port};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A site with `[http]` on a free port; `smtp` is a port, or `None` for
+/// the `.eml` file transport.
+fn config(http_port: u16, smtp: Option<u16>) -> String {
+    let email = match smtp {
+        Some(port) => format!(
+            "[email]\nfrom = \"Test status <status@example.com>\"\nsmtp = \"smtp://127.0.0.1:{port}\"\ngrace = \"0s\"\nretry_base = \"100ms\"\n"
+        ),
+        None => String::new(),
+    };
+    format!(
+        r#"
+[site]
+title = "Test status"
+base_url = "https://status.example.com/"
+timezone = "Europe/Stockholm"
+language = "en"
+
+[[components]]
+id = "mail"
+name = "Mail"
+
+[[components]]
+id = "web"
+name = "Web hosting"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+
+{email}"#
+    )
+}
+
+/// One `herald run` in a temporary directory.
+struct Daemon {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    fn start(smtp: Option<u16>) -> Daemon {
+        Daemon::start_with(smtp, &[])
+    }
+
+    /// Starts after adding `subscribers` (address, `--components` value).
+    fn start_with(smtp: Option<u16>, subscribers: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        fs::write(dir.path().join("herald.toml"), config(port, smtp)).unwrap();
+        fs::create_dir_all(dir.path().join("incidents")).unwrap();
+        let mut daemon = Daemon {
+            dir,
+            port,
+            child: None,
+        };
+        for (address, components) in subscribers {
+            daemon.herald(&["subscribers", "add", address, "--components", components]);
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("run")
+            .current_dir(daemon.dir.path())
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(daemon.path("herald.log")).unwrap())
+            .spawn()
+            .unwrap();
+        daemon.child = Some(child);
+        daemon.wait_for("the daemon to be ready", || daemon.log().contains("ready"));
+        daemon
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("herald.log")).unwrap_or_default()
+    }
+
+    fn herald(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("HERALD_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "herald {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !condition() {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "timed out waiting for {what}; herald's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn write_incident(&self, updates: &[(&str, &str)]) {
+        let mut text = "+++\ntitle = \"Storage failure\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n".to_owned();
+        for (heading, body) in updates {
+            text.push_str(&format!("\n## {heading}\n{body}\n"));
+        }
+        fs::write(self.path("incidents/storage.md"), text).unwrap();
+    }
+
+    fn database(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path("state/herald.db")).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.database()
+            .query_row(sql, [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// The `.eml` files the file transport wrote, by name.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.path("state/outbox-files"))
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn subscribe(&self, client: &str, body: &str) -> http::Response {
+        http::post_form(self.port, "/subscribe", client, body)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A heading time `minutes_ago`, in the site's zone.
+fn recent(minutes_ago: i64) -> String {
+    let local = herald::clock::now().with_timezone(&chrono_tz::Europe::Stockholm)
+        - chrono::Duration::minutes(minutes_ago);
+    local.format("%Y-%m-%d %H:%M:%S%:z").to_string()
+}
+
+fn messages_to(server: &SmtpServer, address: &str) -> Vec<Vec<(String, String)>> {
+    server
+        .received()
+        .iter()
+        .filter(|message| message.to.iter().any(|to| to == address))
+        .map(|message| read(message).1)
+        .collect()
+}
+
+/// A message's text part and headers.
+fn read(message: &smtp::Received) -> (String, Vec<(String, String)>) {
+    let mail = mailparse::parse_mail(&message.data).unwrap();
+    let headers = mail
+        .headers
+        .iter()
+        .map(|h| (h.get_key(), h.get_value()))
+        .collect();
+    let text = mail
+        .subparts
+        .iter()
+        .find(|part| part.ctype.mimetype == "text/plain")
+        .map(|part| part.get_body().unwrap().replace("\r\n", "\n"))
+        .unwrap_or_default();
+    (text, headers)
+}
+
+/// The path of the first `https://status.example.com/PREFIX…` link.
+fn link(text: &str, prefix: &str) -> String {
+    let base = "https://status.example.com";
+    let start = text
+        .find(&format!("{base}{prefix}"))
+        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+    text[start + base.len()..]
+        .split(|c: char| c.is_whitespace() || c == '>' || c == ',')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn subjects_to(server: &SmtpServer, address: &str) -> Vec<String> {
+    let mut subjects: Vec<String> = messages_to(server, address)
+        .into_iter()
+        .map(|headers| {
+            headers
+                .into_iter()
+                .find(|(key, _)| key == "Subject")
+                .map(|(_, value)| value)
+                .unwrap_or_default()
+        })
+        .collect();
+    subjects.sort();
+    subjects
+}
+
+/// Whether `needle` occurs anywhere in the files of `dir`.
+fn occurs_in(dir: &Path, needle: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .filter(|path| {
+            fs::read(path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        })
+        .map(|path| path.display().to_string())
+        .collect()
+}
+
+#[test]
+fn double_opt_in_then_one_click_unsubscribe() {
+    let server = SmtpServer::start();
+    let daemon = Daemon::start_with(Some(server.port()), &[("other@example.org", "mail")]);
+    let answer = daemon.subscribe("192.0.2.1", "email=new%40example.org&components=mail");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        answer.body.contains("<h1>Check your inbox</h1>"),
+        "{}",
+        answer.body
+    );
+
+    daemon.wait_for("the confirmation email", || server.count() == 1);
+    let confirmation = server.received().remove(0);
+    assert_eq!(confirmation.to, ["new@example.org"]);
+    let (text, headers) = read(&confirmation);
+    assert!(
+        headers.contains(&(
+            "Subject".into(),
+            "[Test status] Confirm your subscription".into()
+        )),
+        "{headers:?}"
+    );
+    assert!(text.contains("  - Mail\n"), "{text}");
+    let confirm = link(&text, "/confirm/");
+
+    // Before the link is followed, an alert reaches the others only.
+    let first = recent(2);
+    daemon.write_incident(&[(&format!("{first} investigating"), "Disks.")]);
+    daemon.wait_for("the first alert", || {
+        subjects_to(&server, "other@example.org").len() == 1
+    });
+    assert_eq!(
+        subjects_to(&server, "new@example.org"),
+        ["[Test status] Confirm your subscription"]
+    );
+
+    let confirmed = http::get(daemon.port, &confirm);
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    assert!(confirmed.body.contains("<h1>Subscription confirmed</h1>"));
+    assert_eq!(
+        daemon.herald(&["subscribers", "list"]),
+        "new@example.org\ten\tmail\nother@example.org\ten\tmail\n"
+    );
+
+    let second = recent(1);
+    daemon.write_incident(&[
+        (&format!("{first} investigating"), "Disks."),
+        (&format!("{second} identified"), "A controller."),
+    ]);
+    daemon.wait_for("the alert to the new subscriber", || {
+        subjects_to(&server, "new@example.org").len() == 2
+    });
+    let alert = server
+        .received()
+        .into_iter()
+        .rfind(|message| message.to == ["new@example.org"])
+        .unwrap();
+    let (_, headers) = read(&alert);
+    let list_unsubscribe = headers
+        .iter()
+        .find(|(key, _)| key == "List-Unsubscribe")
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    let unsubscribe = link(&list_unsubscribe, "/unsubscribe/");
+    let confirm_token = confirm.trim_start_matches("/confirm/");
+    let unsubscribe_token = unsubscribe.trim_start_matches("/unsubscribe/");
+
+    // A leaked state directory holds neither token.
+    for token in [confirm_token, unsubscribe_token] {
+        assert_eq!(
+            occurs_in(&daemon.path("state"), token),
+            Vec::<String>::new()
+        );
+    }
+
+    // The page behind the link changes nothing.
+    let page = http::get(daemon.port, &unsubscribe);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"),
+        "{}",
+        page.body
+    );
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert!(
+        daemon
+            .herald(&["subscribers", "list"])
+            .contains("new@example.org")
+    );
+
+    // One click, as the page's button and many mail clients send it;
+    // then again, as multipart/form-data, which RFC 8058 prefers.
+    let done = http::post_form(
+        daemon.port,
+        &unsubscribe,
+        "192.0.2.1",
+        "List-Unsubscribe=One-Click",
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(done.body.contains("<h1>Unsubscribed</h1>"));
+    let again = http::send(
+        daemon.port,
+        &format!("POST {unsubscribe} HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b0undary"),
+        b"--b0undary\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b0undary--\r\n",
+    );
+    assert_eq!(again.status, 200, "{again:?}");
+    assert!(again.body.contains("<h1>Unsubscribed</h1>"));
+    assert_eq!(
+        daemon.herald(&["subscribers", "list"]),
+        "other@example.org\ten\tmail\n"
+    );
+
+    daemon.write_incident(&[
+        (&format!("{first} investigating"), "Disks."),
+        (&format!("{second} identified"), "A controller."),
+        (&format!("{} resolved", recent(0)), "Replaced."),
+    ]);
+    daemon.wait_for("the third alert", || {
+        subjects_to(&server, "other@example.org").len() == 3
+    });
+    assert_eq!(
+        subjects_to(&server, "new@example.org"),
+        [
+            "[Test status] Confirm your subscription",
+            "[Test status] Identified: Storage failure"
+        ]
+    );
+}
+
+/// The confirmation token in the one `.eml` file written so far.
+fn confirm_link_in_files(daemon: &Daemon) -> String {
+    daemon.wait_for("a confirmation email file", || !daemon.files().is_empty());
+    let name = daemon.files().remove(0);
+    let bytes = fs::read(daemon.path("state/outbox-files").join(name)).unwrap();
+    let mail = mailparse::parse_mail(&bytes).unwrap();
+    link(&mail.subparts[0].get_body().unwrap(), "/confirm/")
+}
+
+#[test]
+fn unknown_and_expired_links_are_refused_with_a_page() {
+    let daemon = Daemon::start(None);
+    assert_eq!(
+        daemon
+            .subscribe("192.0.2.1", "email=late%40example.org")
+            .status,
+        200
+    );
+    let confirm = confirm_link_in_files(&daemon);
+    // Eight days pass (the link works for seven).
+    let week = 8 * 24 * 3600 * 1000;
+    daemon
+        .database()
+        .execute(
+            "UPDATE requests SET created = created - ?1, expires = expires - ?1",
+            [week],
+        )
+        .unwrap();
+    let expired = http::get(daemon.port, &confirm);
+    assert_eq!(expired.status, 404);
+    assert!(
+        expired.body.contains("<h1>Link not found</h1>"),
+        "{}",
+        expired.body
+    );
+    assert_eq!(daemon.herald(&["subscribers", "list"]), "");
+
+    let made_up = "0123456789abcdef0123456789abcdef";
+    for answer in [
+        http::get(daemon.port, &format!("/confirm/{made_up}")),
+        http::get(daemon.port, &format!("/unsubscribe/{made_up}")),
+        http::post_form(
+            daemon.port,
+            &format!("/unsubscribe/{made_up}"),
+            "192.0.2.1",
+            "List-Unsubscribe=One-Click",
+        ),
+        http::get(daemon.port, "/confirm/not-a-token"),
+        http::get(daemon.port, "/unsubscribe/%ff%fe"),
+        http::get(daemon.port, "/no/such/page"),
+    ] {
+        assert_eq!(answer.status, 404, "{answer:?}");
+        assert!(
+            answer.body.contains("<h1>Link not found</h1>"),
+            "{answer:?}"
+        );
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+    }
+}
+
+#[test]
+fn rate_limits_answer_429_with_retry_after() {
+    let daemon = Daemon::start(None);
+    // Per address: three, whoever asks.
+    for client in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        let answer = daemon.subscribe(client, "email=a%40example.org");
+        assert_eq!(answer.status, 200, "{answer:?}\n{}", daemon.log());
+    }
+    let limited = daemon.subscribe("192.0.2.4", "email=A%40example.org");
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert!(limited.body.contains("<h1>Too many requests</h1>"));
+    let wait: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20 * 60).contains(&wait), "{wait}");
+
+    // Per client: ten, whatever the address.
+    for n in 0..10 {
+        let answer = daemon.subscribe("198.51.100.7", &format!("email=c{n}%40example.org"));
+        assert_eq!(answer.status, 200, "{n}: {answer:?}");
+    }
+    let limited = daemon.subscribe("198.51.100.7", "email=c10%40example.org");
+    assert_eq!(limited.status, 429);
+    let wait: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another client is not limited.
+    assert_eq!(
+        daemon
+            .subscribe("198.51.100.8", "email=c10%40example.org")
+            .status,
+        200
+    );
+    assert_eq!(daemon.count("SELECT count(*) FROM requests"), 12);
+}
+
+#[test]
+fn bad_bodies_are_refused_and_store_nothing() {
+    let daemon = Daemon::start(None);
+    let form = "application/x-www-form-urlencoded";
+    let big = format!("email=a%40example.org&components={}", "mail".repeat(2000));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (form, big.into_bytes(), 413, "too large"),
+        (
+            "text/plain",
+            b"email=a%40example.org".to_vec(),
+            415,
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "application/x-www-form-urlencoded; charset=iso-8859-1",
+            b"email=a%40example.org".to_vec(),
+            415,
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            form,
+            b"email=\xff\xfe@example.org".to_vec(),
+            400,
+            "not valid form encoding",
+        ),
+        (
+            form,
+            b"email=%ff%fe%40example.org".to_vec(),
+            400,
+            "not valid form encoding",
+        ),
+        (form, b"components=mail".to_vec(), 400, "address is missing"),
+        (
+            form,
+            b"email=a%40example.org&components=dns".to_vec(),
+            400,
+            "does not exist",
+        ),
+        (
+            form,
+            b"email=a%40example.org&admin=1".to_vec(),
+            400,
+            "unexpected",
+        ),
+        (
+            form,
+            b"email=a%40example.org%0D%0ABcc%3A%20b%40example.org".to_vec(),
+            400,
+            "not valid",
+        ),
+        (
+            form,
+            b"email=a@example.org\r\nBcc: b@example.org".to_vec(),
+            400,
+            "not valid",
+        ),
+        (form, b"email=not-an-address".to_vec(), 400, "not valid"),
+    ];
+    for (n, (content_type, body, status, text)) in cases.into_iter().enumerate() {
+        let answer = http::send(
+            daemon.port,
+            &format!(
+                "POST /subscribe HTTP/1.1\r\nContent-Type: {content_type}\r\nX-Forwarded-For: 192.0.2.{n}"
+            ),
+            &body,
+        );
+        assert_eq!(answer.status, status, "case {n}: {answer:?}");
+        assert!(answer.body.contains(text), "case {n}: {}", answer.body);
+    }
+    // A body larger than allowed with no length given (chunked).
+    let chunk = "a".repeat(8000);
+    let chunked = format!("{:x}\r\n{chunk}\r\n0\r\n\r\n", chunk.len());
+    let answer = http::send(
+        daemon.port,
+        "POST /subscribe HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\nX-Forwarded-For: 192.0.2.100",
+        chunked.as_bytes(),
+    );
+    assert!(answer.status == 413 || answer.status == 400, "{answer:?}");
+    // One-click with the wrong body.
+    let answer = http::post_form(
+        daemon.port,
+        "/unsubscribe/0123456789abcdef0123456789abcdef",
+        "192.0.2.101",
+        "List-Unsubscribe=Yes",
+    );
+    assert_eq!(answer.status, 400, "{answer:?}");
+    // GET on a POST-only endpoint.
+    assert_eq!(http::get(daemon.port, "/subscribe").status, 405);
+
+    assert_eq!(daemon.count("SELECT count(*) FROM requests"), 0);
+    assert_eq!(daemon.count("SELECT count(*) FROM subscribers"), 0);
+    // The endpoint still works.
+    assert_eq!(
+        daemon
+            .subscribe("192.0.2.200", "email=a%40example.org")
+            .status,
+        200
+    );
+    assert_eq!(daemon.count("SELECT count(*) FROM requests"), 1);
+}
+
+#[test]
+fn new_pending_and_subscribed_addresses_get_the_same_answer() {
+    let daemon = Daemon::start_with(None, &[("sub@example.org", "web")]);
+    let answers: Vec<http::Response> = [
+        ("192.0.2.1", "email=new%40example.org&components=mail"),
+        ("192.0.2.2", "email=new%40example.org&components=mail"),
+        ("192.0.2.3", "email=sub%40example.org&components=mail"),
+    ]
+    .into_iter()
+    .map(|(client, body)| {
+        let mut answer = daemon.subscribe(client, body);
+        answer.headers.retain(|(name, _)| name != "date");
+        answer
+    })
+    .collect();
+    assert_eq!(answers[0].status, 200);
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
+    // One email each: the pending address is not sent a second one, and
+    // the subscriber's choice is unchanged until the link is followed.
+    daemon.wait_for("two confirmation emails", || daemon.files().len() == 2);
+    daemon.wait_for("both marked sent", || {
+        daemon.count("SELECT count(*) FROM requests WHERE status = 'sent'") == 2
+    });
+    assert_eq!(daemon.files(), ["confirm.1.eml", "confirm.2.eml"]);
+    assert_eq!(
+        daemon.herald(&["subscribers", "list"]),
+        "sub@example.org\ten\tweb\n"
+    );
+}
+
+#[test]
+fn healthz_answers_while_the_daemon_is_alive() {
+    let daemon = Daemon::start(None);
+    let answer = http::get(daemon.port, "/healthz");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, "ok\n");
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+}
