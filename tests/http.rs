@@ -70,9 +70,15 @@ impl Daemon {
 
     /// Starts after adding `subscribers` (address, `--components` value).
     fn start_with(smtp: Option<u16>, subscribers: &[(&str, &str)]) -> Daemon {
+        Daemon::start_configured(smtp, subscribers, "")
+    }
+
+    /// Starts with `extra` appended to the configuration (to its last
+    /// section, `[email]` when `smtp` is set).
+    fn start_configured(smtp: Option<u16>, subscribers: &[(&str, &str)], extra: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        fs::write(dir.path().join("herald.toml"), config(port, smtp)).unwrap();
+        fs::write(dir.path().join("herald.toml"), config(port, smtp) + extra).unwrap();
         fs::create_dir_all(dir.path().join("incidents")).unwrap();
         let mut daemon = Daemon {
             dir,
@@ -620,5 +626,26 @@ fn healthz_answers_while_the_daemon_is_alive() {
     let answer = http::get(daemon.port, "/healthz");
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body, "ok\n");
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn healthz_answers_503_once_the_outbox_worker_has_stopped() {
+    // An unreadable password file stops the outbox worker at start; the
+    // rest of herald runs on.
+    let daemon = Daemon::start_configured(
+        Some(free_port()),
+        &[],
+        "smtp_password_file = \"missing-password\"\n",
+    );
+    daemon.wait_for("the mailer to stop", || {
+        daemon.log().contains("email delivery disabled")
+    });
+    // The thread ends just after it logs.
+    daemon.wait_for("/healthz to notice", || {
+        http::get(daemon.port, "/healthz").status != 200
+    });
+    let answer = http::get(daemon.port, "/healthz");
+    assert_eq!(answer.status, 503, "{}", answer.body);
     assert_eq!(answer.header("cache-control"), Some("no-store"));
 }
