@@ -44,7 +44,7 @@ use crate::clock;
 use crate::compose::Composer;
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
-use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Store};
+use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, Store};
 
 /// Messages sent at the same time, each on its own pooled connection.
 pub const CONCURRENCY: usize = 8;
@@ -555,23 +555,8 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
         while tasks.try_join_next().is_some() {}
         let now = clock::now();
         let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let leased = {
-            let shared = Arc::clone(&shared);
-            tokio::task::spawn_blocking(move || shared.store().lease(now, lease_until, BATCH)).await
-        };
-        let batch = match leased {
-            Ok(Ok(batch)) => batch,
-            Ok(Err(error)) => {
-                tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
-                Vec::new()
-            }
-            Err(error) => {
-                tracing::error!("cannot read the outbox: {error}");
-                Vec::new()
-            }
-        };
-        let confirmations = lease_confirmations(&shared, now, lease_until).await;
-        if batch.is_empty() && confirmations.is_empty() {
+        let jobs = lease(&shared, now, lease_until).await;
+        if jobs.is_empty() {
             let next = shared.store().next_attempt().unwrap_or_else(|error| {
                 tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
                 Some(clock::now() + chrono::Duration::seconds(60))
@@ -584,23 +569,7 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             }
             continue;
         }
-        for row in confirmations {
-            let permit = tokio::select! {
-                permit = Arc::clone(&permits).acquire_owned() => permit,
-                _ = shutdown.changed() => break,
-            };
-            let Ok(permit) = permit else { break };
-            let shared = Arc::clone(&shared);
-            let span = tracing::debug_span!("confirm", request_id = row.confirmation.id);
-            tasks.spawn(
-                async move {
-                    deliver_confirmation(&shared, row).await;
-                    drop(permit);
-                }
-                .instrument(span),
-            );
-        }
-        for row in batch {
+        for job in jobs {
             let permit = tokio::select! {
                 permit = Arc::clone(&permits).acquire_owned() => permit,
                 _ = shutdown.changed() => break,
@@ -608,10 +577,10 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             let Ok(permit) = permit else { break };
             let shared = Arc::clone(&shared);
             let recorder = recorder.clone();
-            let span = tracing::debug_span!("send", outbox_id = row.id);
+            let span = tracing::debug_span!("send", row = ?job.row());
             tasks.spawn(
                 async move {
-                    deliver(&shared, row, &recorder).await;
+                    deliver(&shared, job, &recorder).await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -640,6 +609,68 @@ async fn sleep_or_forever(duration: Option<Duration>) {
     }
 }
 
+/// One email to send: an announcement to a subscriber (the outbox) or a
+/// confirmation to an address that asked to subscribe (`requests`). Both
+/// share the connections, the retries, the recorder and the shutdown.
+enum Job {
+    Alert(Leased),
+    Confirm(LeasedConfirmation),
+}
+
+impl Job {
+    fn row(&self) -> Queued {
+        match self {
+            Job::Alert(row) => Queued::Outbox(row.id),
+            Job::Confirm(row) => Queued::Request(row.confirmation.id),
+        }
+    }
+
+    /// Attempts made before this one, and when the email was queued.
+    fn history(&self) -> (u32, DateTime<Utc>) {
+        match self {
+            Job::Alert(row) => (row.attempts, row.created),
+            Job::Confirm(row) => (row.attempts, row.queued),
+        }
+    }
+
+    fn recipient(&self) -> &str {
+        match self {
+            Job::Alert(row) => &row.subscriber.address,
+            Job::Confirm(row) => &row.confirmation.address,
+        }
+    }
+}
+
+/// Leases what is due from both queues, confirmations first: someone is
+/// waiting for those on the subscribe page.
+async fn lease(shared: &Arc<Shared>, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Vec<Job> {
+    let leased = {
+        let shared = Arc::clone(shared);
+        tokio::task::spawn_blocking(move || -> Result<Vec<Job>, store::Error> {
+            let mut store = shared.store();
+            let confirmations = store.lease_confirmations(now, lease_until, BATCH)?;
+            let alerts = store.lease(now, lease_until, BATCH)?;
+            Ok(confirmations
+                .into_iter()
+                .map(Job::Confirm)
+                .chain(alerts.into_iter().map(Job::Alert))
+                .collect())
+        })
+        .await
+    };
+    match leased {
+        Ok(Ok(jobs)) => jobs,
+        Ok(Err(error)) => {
+            tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::error!("cannot read the outbox: {error}");
+            Vec::new()
+        }
+    }
+}
+
 /// A delivery whose outcome waits to be recorded; `recorded` fires once
 /// it is in the database.
 struct Finished {
@@ -650,9 +681,9 @@ struct Finished {
 /// Composes, sends and records one row. Returns only once the outcome is
 /// recorded, so the permit it holds also bounds the messages that a
 /// crash could send twice.
-async fn deliver(shared: &Shared, row: Leased, recorder: &mpsc::UnboundedSender<Finished>) {
+async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Finished>) {
     let now = clock::now();
-    let outcome = match compose(shared, &row, now) {
+    let outcome = match compose(shared, &job, now) {
         Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
         Err(error) => Err(error),
     };
@@ -663,7 +694,8 @@ async fn deliver(shared: &Shared, row: Leased, recorder: &mpsc::UnboundedSender<
             reply: reply.clone(),
         },
         Err(SendError::Retry(reply)) => {
-            match next_attempt(shared.retry_base, row.attempts, row.created, done) {
+            let (attempts, queued) = job.history();
+            match next_attempt(shared.retry_base, attempts, queued, done) {
                 Some(next) => Delivery::Retry {
                     next,
                     reply: reply.clone(),
@@ -677,7 +709,7 @@ async fn deliver(shared: &Shared, row: Leased, recorder: &mpsc::UnboundedSender<
     let (recorded, was_recorded) = oneshot::channel();
     let finished = Finished {
         outcome: Outcome {
-            id: row.id,
+            row: job.row(),
             at: done,
             delivery,
         },
@@ -687,17 +719,19 @@ async fn deliver(shared: &Shared, row: Leased, recorder: &mpsc::UnboundedSender<
         // The recorder logged why; the lease expires and the row is retried.
         return;
     }
+    let row = job.row();
     match &outcome {
         Ok(()) => {
-            tracing::debug!(to = %row.subscriber.address, "sent");
+            tracing::debug!(to = %job.recipient(), "sent");
         }
         Err(SendError::Retry(reply)) => {
-            tracing::warn!(outbox_id = row.id, attempts = row.attempts + 1, %reply, "delivery deferred");
+            let attempts = job.history().0 + 1;
+            tracing::warn!(?row, attempts, %reply, "delivery deferred");
             // The retry may be earlier than what the loop sleeps until.
             shared.wake.notify_one();
         }
         Err(SendError::Park(reply)) => {
-            tracing::warn!(outbox_id = row.id, %reply, "delivery failed");
+            tracing::warn!(?row, %reply, "delivery failed");
         }
     }
 }
@@ -734,105 +768,18 @@ async fn record(shared: Arc<Shared>, mut finished: mpsc::UnboundedReceiver<Finis
     }
 }
 
-/// Confirmation emails (double opt-in) due now; they share the outbox's
-/// connections, retries and shutdown.
-async fn lease_confirmations(
-    shared: &Arc<Shared>,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-) -> Vec<LeasedConfirmation> {
-    let leased = {
-        let shared = Arc::clone(shared);
-        tokio::task::spawn_blocking(move || {
-            shared.store().lease_confirmations(now, lease_until, BATCH)
-        })
-        .await
+/// The message of `job`, and the file name it gets with `smtp = "file"`.
+fn compose(shared: &Shared, job: &Job, now: DateTime<Utc>) -> Result<(Message, String), SendError> {
+    let row = match job {
+        Job::Alert(row) => row,
+        Job::Confirm(row) => {
+            let message = shared
+                .composer
+                .confirmation(&shared.config, &row.confirmation, now)
+                .map_err(|error| SendError::Park(format!("{:#}", anyhow::Error::from(error))))?;
+            return Ok((message, format!("confirm.{}.eml", row.confirmation.id)));
+        }
     };
-    match leased {
-        Ok(Ok(batch)) => batch,
-        Ok(Err(error)) => {
-            tracing::error!(
-                "cannot read the confirmation queue: {:#}",
-                anyhow::Error::from(error)
-            );
-            Vec::new()
-        }
-        Err(error) => {
-            tracing::error!("cannot read the confirmation queue: {error}");
-            Vec::new()
-        }
-    }
-}
-
-/// Composes, sends and records one confirmation email. These are few
-/// next to announcements, so each outcome is its own statement rather
-/// than part of the recorder's group commits.
-async fn deliver_confirmation(shared: &Arc<Shared>, row: LeasedConfirmation) {
-    let id = row.confirmation.id;
-    let outcome =
-        match shared
-            .composer
-            .confirmation(&shared.config, &row.confirmation, clock::now())
-        {
-            Ok(message) => {
-                shared
-                    .sender
-                    .send(&message, &format!("confirm.{id}.eml"))
-                    .await
-            }
-            Err(error) => Err(SendError::Park(format!("{:#}", anyhow::Error::from(error)))),
-        };
-    let done = clock::now();
-    let retry_at = match &outcome {
-        Err(SendError::Retry(_)) => next_attempt(shared.retry_base, row.attempts, row.queued, done),
-        _ => None,
-    };
-    let recorded = {
-        let shared = Arc::clone(shared);
-        let outcome = match &outcome {
-            Ok(()) => None,
-            Err(error) => Some(error.reply().to_owned()),
-        };
-        tokio::task::spawn_blocking(move || {
-            let mut store = shared.store();
-            match (outcome, retry_at) {
-                (None, _) => store.mark_confirmation_sent(id),
-                (Some(reply), Some(next)) => store.mark_confirmation_retry(id, next, &reply),
-                (Some(reply), None) => store.mark_confirmation_failed(id, &reply),
-            }
-        })
-        .await
-    };
-    match (&outcome, recorded) {
-        (_, Ok(Err(error))) => tracing::error!(
-            request_id = id,
-            "cannot record a confirmation email: {:#}",
-            anyhow::Error::from(error)
-        ),
-        (_, Err(error)) => {
-            tracing::error!(
-                request_id = id,
-                "cannot record a confirmation email: {error}"
-            );
-        }
-        (Ok(()), Ok(Ok(()))) => {
-            tracing::debug!(to = %row.confirmation.address, "confirmation sent");
-        }
-        (Err(SendError::Retry(reply)), Ok(Ok(()))) => {
-            tracing::warn!(request_id = id, %reply, "confirmation email deferred");
-            shared.wake.notify_one();
-        }
-        (Err(SendError::Park(reply)), Ok(Ok(()))) => {
-            tracing::warn!(request_id = id, %reply, "confirmation email failed");
-        }
-    }
-}
-
-fn compose(
-    shared: &Shared,
-    row: &Leased,
-    now: DateTime<Utc>,
-) -> Result<(Message, String), SendError> {
     let announcement = shared
         .announcement(row.announcement)
         .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?

@@ -475,10 +475,18 @@ pub enum Delivery {
     Failed { reply: String },
 }
 
-/// The outcome of sending outbox row `id`, decided at `at`.
+/// A row of one of the two mail queues: the outbox (announcements) or
+/// `requests` (confirmation emails, see [`requests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Outbox(i64),
+    Request(i64),
+}
+
+/// The outcome of sending the email of `row`, decided at `at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub id: i64,
+    pub row: Queued,
     pub at: DateTime<Utc>,
     pub delivery: Delivery,
 }
@@ -984,9 +992,10 @@ impl Store {
         Ok(next.map(from_millis))
     }
 
-    /// Records the outcomes of deliveries in one transaction: the mailer
-    /// gathers what finished while the previous commit ran, so a fan-out
-    /// pays for a commit per handful of messages, not per message.
+    /// Records the outcomes of deliveries, from either queue, in one
+    /// transaction: the mailer gathers what finished while the previous
+    /// commit ran, so a fan-out pays for a commit per handful of messages,
+    /// not per message.
     pub fn record(&mut self, outcomes: &[Outcome]) -> Result<(), Error> {
         let path = self.path.clone();
         let database = |source| Error::Database {
@@ -994,34 +1003,41 @@ impl Store {
             source,
         };
         let transaction = self.connection.transaction().map_err(database)?;
-        {
-            let mut sent = transaction
-                .prepare_cached(
-                    "UPDATE outbox SET status = 'sent', attempts = attempts + 1, lease_until = NULL, done_at = ?2 WHERE id = ?1",
-                )
-                .map_err(database)?;
-            let mut retry = transaction
-                .prepare_cached(
-                    "UPDATE outbox SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
-                )
-                .map_err(database)?;
-            let mut failed = transaction
-                .prepare_cached(
-                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?3, done_at = ?2 WHERE id = ?1",
-                )
-                .map_err(database)?;
-            for outcome in outcomes {
-                match &outcome.delivery {
-                    Delivery::Sent => sent.execute(params![outcome.id, millis(outcome.at)]),
-                    Delivery::Retry { next, reply } => {
-                        retry.execute(params![outcome.id, millis(*next), reply])
-                    }
-                    Delivery::Failed { reply } => {
-                        failed.execute(params![outcome.id, millis(outcome.at), reply])
-                    }
+        for outcome in outcomes {
+            let at = millis(outcome.at);
+            match (outcome.row, &outcome.delivery) {
+                    (Queued::Outbox(id), Delivery::Sent) => transaction
+                        .prepare_cached(
+                            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, lease_until = NULL, done_at = ?2 WHERE id = ?1",
+                        )
+                        .and_then(|mut update| update.execute(params![id, at])),
+                    (Queued::Outbox(id), Delivery::Retry { next, reply }) => transaction
+                        .prepare_cached(
+                            "UPDATE outbox SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
+                        )
+                        .and_then(|mut update| update.execute(params![id, millis(*next), reply])),
+                    (Queued::Outbox(id), Delivery::Failed { reply }) => transaction
+                        .prepare_cached(
+                            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?3, done_at = ?2 WHERE id = ?1",
+                        )
+                        .and_then(|mut update| update.execute(params![id, at, reply])),
+                    (Queued::Request(id), Delivery::Sent) => transaction
+                        .prepare_cached(
+                            "UPDATE requests SET status = 'sent', attempts = attempts + 1, lease_until = NULL WHERE id = ?1",
+                        )
+                        .and_then(|mut update| update.execute(params![id])),
+                    (Queued::Request(id), Delivery::Retry { next, reply }) => transaction
+                        .prepare_cached(
+                            "UPDATE requests SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
+                        )
+                        .and_then(|mut update| update.execute(params![id, millis(*next), reply])),
+                    (Queued::Request(id), Delivery::Failed { reply }) => transaction
+                        .prepare_cached(
+                            "UPDATE requests SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?2 WHERE id = ?1",
+                        )
+                        .and_then(|mut update| update.execute(params![id, reply])),
                 }
                 .map_err(database)?;
-            }
         }
         transaction.commit().map_err(database)
     }
@@ -1388,12 +1404,12 @@ mod tests {
         store
             .record(&[
                 Outcome {
-                    id: rows[0].id,
+                    row: Queued::Outbox(rows[0].id),
                     at: at(9),
                     delivery: Delivery::Sent,
                 },
                 Outcome {
-                    id: rows[1].id,
+                    row: Queued::Outbox(rows[1].id),
                     at: at(9),
                     delivery: Delivery::Retry {
                         next: at(11),
@@ -1401,7 +1417,7 @@ mod tests {
                     },
                 },
                 Outcome {
-                    id: rows[2].id,
+                    row: Queued::Outbox(rows[2].id),
                     at: at(9),
                     delivery: Delivery::Failed {
                         reply: "550 no such user".into(),

@@ -364,51 +364,25 @@ impl Store {
         transaction.commit().map_err(database)?;
         Ok(leased)
     }
-
-    /// Records a confirmation email the server accepted.
-    pub fn mark_confirmation_sent(&mut self, id: i64) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "UPDATE requests SET status = 'sent', attempts = attempts + 1, lease_until = NULL WHERE id = ?1",
-                params![id],
-            )
-            .map(drop)
-            .map_err(self.database())
-    }
-
-    /// Records a transient failure; the email is tried again at `next`.
-    pub fn mark_confirmation_retry(
-        &mut self,
-        id: i64,
-        next: DateTime<Utc>,
-        reply: &str,
-    ) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "UPDATE requests SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
-                params![id, millis(next), reply],
-            )
-            .map(drop)
-            .map_err(self.database())
-    }
-
-    /// Records a permanent failure, keeping the server's reply.
-    pub fn mark_confirmation_failed(&mut self, id: i64, reply: &str) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "UPDATE requests SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?2 WHERE id = ?1",
-                params![id, reply],
-            )
-            .map(drop)
-            .map_err(self.database())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Delivery, Outcome, Queued};
     use chrono::TimeZone;
     use rusqlite::Connection;
+
+    /// Records the confirmation email of request `id` as accepted.
+    fn sent(store: &mut Store, id: i64) {
+        store
+            .record(&[Outcome {
+                row: Queued::Request(id),
+                at: at(1, 0),
+                delivery: Delivery::Sent,
+            }])
+            .unwrap();
+    }
 
     fn at(day: u32, hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
@@ -441,6 +415,54 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_confirmation_waits_and_a_failed_one_is_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store
+            .request_subscriptions(&[request("a@example.org", &["mail"])], at(1, 8))
+            .unwrap();
+        let id = leased(&mut store, at(1, 8))[0].id;
+        store
+            .record(&[Outcome {
+                row: Queued::Request(id),
+                at: at(1, 8),
+                delivery: Delivery::Retry {
+                    next: at(1, 10),
+                    reply: "451 try later".into(),
+                },
+            }])
+            .unwrap();
+        assert_eq!(store.next_attempt().unwrap(), Some(at(1, 10)));
+        assert!(leased(&mut store, at(1, 9)).is_empty());
+        let again = store
+            .lease_confirmations(at(1, 10), at(1, 11), 100)
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        store
+            .record(&[Outcome {
+                row: Queued::Request(id),
+                at: at(1, 10),
+                delivery: Delivery::Failed {
+                    reply: "550 no such user".into(),
+                },
+            }])
+            .unwrap();
+        assert_eq!(store.next_attempt().unwrap(), None);
+        assert!(leased(&mut store, at(2, 10)).is_empty());
+        let (status, attempts, reply): (String, u32, String) = store
+            .connection
+            .query_row(
+                "SELECT status, attempts, last_reply FROM requests WHERE id = ?1",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((status.as_str(), attempts), ("failed", 2));
+        assert_eq!(reply, "550 no such user");
+    }
+
+    #[test]
     fn a_request_becomes_a_subscriber_only_through_its_link() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
@@ -459,7 +481,7 @@ mod tests {
         );
         assert_eq!(mail.expires, at(8, 8));
         assert!(token::is_well_formed(&mail.token));
-        store.mark_confirmation_sent(mail.id).unwrap();
+        sent(&mut store, mail.id);
         assert_eq!(store.next_attempt().unwrap(), None);
 
         let wrong = "0123456789abcdef0123456789abcdef";
@@ -514,7 +536,7 @@ mod tests {
         assert_eq!(first, 2);
         let mails = leased(&mut store, at(1, 8));
         for mail in &mails {
-            store.mark_confirmation_sent(mail.id).unwrap();
+            sent(&mut store, mail.id);
         }
         // The existing subscriber is unchanged until the link is followed.
         assert_eq!(
@@ -570,7 +592,7 @@ mod tests {
             .request_subscriptions(&[request("unsent@example.org", &["mail"])], at(1, 8))
             .unwrap();
         let mails = leased(&mut store, at(1, 8));
-        store.mark_confirmation_sent(mails[0].id).unwrap();
+        sent(&mut store, mails[0].id);
         store.release_leases().unwrap();
         assert_eq!(
             store.confirm(&mails[0].token, at(8, 8)).unwrap(),
