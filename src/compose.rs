@@ -21,11 +21,12 @@ use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
+use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use crate::announce::Announcement;
 use crate::config::{Config, Language};
 use crate::model::{Confirmation, Follows, IncidentId, Subscriber};
+use crate::render::html::escape_by_extension;
 use crate::render::{i18n, update_url};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,13 +82,7 @@ impl Default for Composer {
 impl Composer {
     pub fn new() -> Composer {
         let mut env = Environment::new();
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
-        });
+        env.set_auto_escape_callback(escape_by_extension);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         // Tested to compile; a failure would surface as a render error.
         let _ = env.add_template("message.txt", TEXT);

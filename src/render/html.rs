@@ -105,18 +105,20 @@ impl fmt::Debug for Templates {
     }
 }
 
+/// Escapes in HTML templates only: an operator's extra template with
+/// another extension (a text snippet, a plain-text email) is not HTML.
+pub fn escape_by_extension(name: &str) -> AutoEscape {
+    if name.ends_with(".html") {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    }
+}
+
 impl Templates {
     pub fn builtin() -> Templates {
         let mut env = Environment::new();
-        // Escape in HTML templates; an operator's extra template with
-        // another extension (a text snippet) is not HTML.
-        env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
-        });
+        env.set_auto_escape_callback(escape_by_extension);
         // A misspelt variable in an operator's template is an error that
         // names the template and line, not silently empty text. `if x` on
         // an undefined `x` still works.
