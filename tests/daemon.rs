@@ -5,11 +5,14 @@
 //! The harness waits for conditions (a file appearing, text in the feed),
 //! never for fixed times.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -45,8 +48,6 @@ struct Harness {
     child: Child,
     log: PathBuf,
 }
-
-const PATIENCE: Duration = Duration::from_secs(20);
 
 impl Harness {
     /// Starts `herald run` on a site holding `files`, and waits until it
@@ -100,16 +101,7 @@ impl Harness {
 
     /// Polls `condition` until it holds; fails with the daemon's log.
     fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !condition() {
-            if start.elapsed() > PATIENCE {
-                panic!(
-                    "timed out waiting for {what}; herald's log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait::until(what, condition, || format!("herald's log:\n{}", self.log()));
     }
 
     fn wait_for_feed(&self, text: &str) {
@@ -125,21 +117,8 @@ impl Harness {
     }
 
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "herald did not stop on SIGTERM; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = wait::terminate(&mut self.child);
+        status.unwrap_or_else(|| panic!("herald did not stop on SIGTERM; log:\n{}", self.log()))
     }
 }
 
@@ -408,16 +387,7 @@ fn idle_daemon_does_no_work() {
 fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_on_errors() {
     let harness = Harness::start(&[("mail.md", &incident("Mail incident", "first"))]);
     assert!(harness.feed().contains("<title>Test status</title>"));
-    let hangup = || {
-        let pid = harness.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
+    let hangup = || wait::signal(&harness.child, "HUP");
     // A new site title reaches the feed without a restart.
     fs::write(
         harness.path("herald.toml"),

@@ -12,6 +12,8 @@
 mod site;
 #[path = "support/smtp.rs"]
 mod smtp;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::collections::BTreeMap;
 use std::fs;

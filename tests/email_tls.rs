@@ -18,6 +18,8 @@ mod site;
 mod smtp;
 #[path = "support/tls.rs"]
 mod tls;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::fs;
 

@@ -14,15 +14,14 @@
 mod http;
 #[path = "support/smtp.rs"]
 mod smtp;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use smtp::{SmtpServer, free_port};
-
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A site with `[http]` on a free port; `smtp` is a port, or `None` for
 /// the `.eml` file transport.
@@ -128,15 +127,7 @@ impl Daemon {
     }
 
     fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !condition() {
-            assert!(
-                start.elapsed() < PATIENCE,
-                "timed out waiting for {what}; herald's log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait::until(what, condition, || format!("herald's log:\n{}", self.log()));
     }
 
     fn write_incident(&self, updates: &[(&str, &str)]) {

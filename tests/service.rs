@@ -7,6 +7,9 @@
 //! time; the few short sleeps give something that must not happen a
 //! chance to happen.
 
+#[path = "support/wait.rs"]
+mod wait;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixDatagram;
@@ -15,7 +18,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
@@ -36,8 +39,6 @@ id = "mail"
 name = "Mail"
 "#;
 
-const PATIENCE: Duration = Duration::from_secs(30);
-
 fn incident(title: &str, body: &str) -> String {
     format!(
         "+++\ntitle = \"{title}\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\n{body}\n"
@@ -55,20 +56,6 @@ fn site(config: &str) -> TempDir {
     )
     .unwrap();
     dir
-}
-
-/// Polls `condition` until it holds; fails with `context()` after
-/// [`PATIENCE`].
-fn wait_until(what: &str, condition: impl Fn() -> bool, context: impl Fn() -> String) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < PATIENCE,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// One datagram from herald, and whether the feed existed when it came.
@@ -180,7 +167,7 @@ impl Service {
     }
 
     fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
-        wait_until(what, condition, || self.context());
+        wait::until(what, condition, || self.context());
     }
 
     /// Waits until `line` has come `times` times.
@@ -197,12 +184,7 @@ impl Service {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        wait::signal(&self.child, signal);
     }
 
     /// Replaces the configuration and sends SIGHUP.
@@ -213,21 +195,12 @@ impl Service {
 
     /// SIGTERM, then waits for the exit.
     fn terminate(&mut self) -> ExitStatus {
-        self.signal("TERM");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Datagrams sent just before the exit are already queued.
-                std::thread::sleep(Duration::from_millis(100));
-                return status;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "herald did not stop on SIGTERM\n{}",
-                self.context()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let status = wait::terminate(&mut self.child);
+        let status =
+            status.unwrap_or_else(|| panic!("herald did not stop on SIGTERM\n{}", self.context()));
+        // Datagrams sent just before the exit are already queued.
+        std::thread::sleep(Duration::from_millis(100));
+        status
     }
 }
 

@@ -8,11 +8,8 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-
-const PATIENCE: Duration = Duration::from_secs(60);
 
 pub fn incident(title: &str, components: &str, updates: &[(&str, &str)]) -> String {
     let mut text = format!(
@@ -33,13 +30,7 @@ pub fn recent(minutes_ago: i64) -> String {
 }
 
 pub fn wait_for(what: &str, log: impl Fn() -> String, condition: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        if start.elapsed() > PATIENCE {
-            panic!("timed out waiting for {what}; herald's log:\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    super::wait::until(what, condition, || format!("herald's log:\n{}", log()));
 }
 
 pub struct Site {
