@@ -2,7 +2,8 @@
 //!
 //! The mailer leases a batch of due rows (sets `lease_until`), sends each
 //! through a pool of SMTP connections, at most [`CONCURRENCY`] at once,
-//! and records the outcome of each message as soon as it has one: sent
+//! with MAIL, RCPT and DATA pipelined (RFC 2920) when the server offers
+//! it, and records the outcome of each message as soon as it has one: sent
 //! only after the server's 2xx; a 4xx or a connection failure is retried
 //! with exponential backoff (`retry_base`, doubling, at most 60 times
 //! `retry_base`) for up to [`GIVE_UP_AFTER`]; a 5xx is failed at once
@@ -11,7 +12,7 @@
 //! A crash or `kill -9` loses nothing: rows are only ever leased, and at
 //! startup every lease goes back to pending (herald is the only sender).
 //! A message the server accepted but that was not yet marked sent is sent
-//! again, so duplicates are at most the messages in flight.
+//! again, so duplicates are at most the [`IN_FLIGHT`] messages.
 //!
 //! Confirmation emails for subscriptions asked for over HTTP wait in the
 //! state database's `requests` table and go out the same way, on the same
@@ -33,6 +34,7 @@ use lettre::Message;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
@@ -48,6 +50,11 @@ use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, 
 
 /// Messages sent at the same time, each on its own pooled connection.
 pub const CONCURRENCY: usize = 8;
+/// Messages between leaving the outbox and their outcome being recorded:
+/// those on the wire, and as many again waiting for the next commit, so
+/// that the connections never wait for the database. These are the
+/// messages a crash may send twice.
+pub const IN_FLIGHT: usize = 2 * CONCURRENCY;
 /// Rows leased per round trip to the database.
 const BATCH: usize = 64;
 /// How long a lease holds: longer than any one send (lettre times out
@@ -137,7 +144,16 @@ pub struct SmtpPool {
     tls_parameters: Option<TlsParameters>,
     credentials: Option<Credentials>,
     hello: ClientId,
-    idle: tokio::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+    idle: tokio::sync::Mutex<Vec<(Session, std::time::Instant)>>,
+}
+
+/// One SMTP connection, and whether its server takes pipelined commands.
+struct Session {
+    connection: AsyncSmtpConnection,
+    /// The server announced PIPELINING (RFC 2920): MAIL, RCPT and DATA go
+    /// out together and their replies are read after, one round trip per
+    /// message instead of three before the text.
+    pipelining: bool,
 }
 
 /// A failure before any message was offered (greeting, EHLO, STARTTLS,
@@ -153,7 +169,7 @@ fn connection_error(error: impl std::fmt::Display) -> SendError {
 }
 
 impl SmtpPool {
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Session, SendError> {
         let mut connection = match (&self.tls, &self.tls_parameters) {
             (Tls::Wrapper, Some(parameters)) => AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
@@ -188,40 +204,55 @@ impl SmtpPool {
                 connection
             }
         };
+        // lettre keeps only the extensions it uses itself from the EHLO
+        // reply, and PIPELINING is not one of them: ask once more, before
+        // AUTH (an EHLO resets the session).
+        let hello = connection
+            .command(Ehlo::new(self.hello.clone()))
+            .await
+            .map_err(session_error)?;
+        let pipelining = hello.message().skip(1).any(|line| {
+            line.split_ascii_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        });
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
                 .map_err(session_error)?;
         }
-        Ok(connection)
+        Ok(Session {
+            connection,
+            pipelining,
+        })
     }
 
     /// A pooled connection that still answers, or a new one; `true` when
     /// reused.
-    async fn checkout(&self) -> Result<(AsyncSmtpConnection, bool), SendError> {
+    async fn checkout(&self) -> Result<(Session, bool), SendError> {
         loop {
             let pooled = self.idle.lock().await.pop();
-            let Some((mut connection, since)) = pooled else {
+            let Some((mut session, since)) = pooled else {
                 return Ok((self.connect().await?, false));
             };
-            if since.elapsed() < IDLE_CHECK || connection.test_connected().await {
-                return Ok((connection, true));
+            if since.elapsed() < IDLE_CHECK || session.connection.test_connected().await {
+                return Ok((session, true));
             }
-            connection.abort().await;
+            session.connection.abort().await;
         }
     }
 
-    async fn checkin(&self, mut connection: AsyncSmtpConnection) {
-        if connection.has_broken() {
+    async fn checkin(&self, mut session: Session) {
+        if session.connection.has_broken() {
             return;
         }
         let mut idle = self.idle.lock().await;
         if idle.len() < CONCURRENCY {
-            idle.push((connection, std::time::Instant::now()));
+            idle.push((session, std::time::Instant::now()));
         } else {
             drop(idle);
-            connection.abort().await;
+            session.connection.abort().await;
         }
     }
 
@@ -229,13 +260,19 @@ impl SmtpPool {
         // A reused connection the server has closed fails before anything
         // is sent; then one fresh connection is tried at once.
         for _ in 0..2 {
-            let (mut connection, reused) = self.checkout().await?;
-            match tokio::time::timeout(SEND_TIMEOUT, connection.send(envelope, bytes)).await {
-                Ok(Ok(_)) => {
-                    self.checkin(connection).await;
+            let (mut session, reused) = self.checkout().await?;
+            match tokio::time::timeout(SEND_TIMEOUT, session.transact(envelope, bytes)).await {
+                Ok(Ok(())) => {
+                    self.checkin(session).await;
                     return Ok(());
                 }
                 Ok(Err(error)) => {
+                    // After a refusal the server may still hold part of
+                    // the transaction, or wait for text after a DATA it
+                    // took: closing is simpler than RSET, and refusals
+                    // are rare. Closing in the middle of DATA makes the
+                    // server drop the message.
+                    drop(session);
                     let response = error.is_permanent() || error.is_transient();
                     if reused && !response {
                         continue;
@@ -243,7 +280,9 @@ impl SmtpPool {
                     return Err(classify(&error));
                 }
                 Err(_) => {
-                    connection.abort().await;
+                    // No QUIT: a server that stopped answering would
+                    // hold this send forever.
+                    drop(session);
                     return Err(SendError::Retry("timed out waiting for the server".into()));
                 }
             }
@@ -251,6 +290,47 @@ impl SmtpPool {
         Err(SendError::Retry(
             "Connection error: the server closed the connection".into(),
         ))
+    }
+}
+
+impl Session {
+    /// One message: MAIL, RCPT and DATA pipelined when the server allows
+    /// it and nothing needs SMTPUTF8 or 8BITMIME (lettre's own
+    /// transaction handles those), then the text.
+    async fn transact(
+        &mut self,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        let ascii = envelope
+            .from()
+            .into_iter()
+            .chain(envelope.to())
+            .all(|address| AsRef::<str>::as_ref(address).is_ascii());
+        if !self.pipelining || !ascii || !bytes.is_ascii() {
+            return self.connection.send(envelope, bytes).await.map(drop);
+        }
+        let mut group = Mail::new(envelope.from().cloned(), Vec::new()).to_string();
+        for to in envelope.to() {
+            group.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+        }
+        group.push_str(&Data.to_string());
+        // Every reply is read, even after a refusal, so that none is
+        // left behind for the next command; the first refusal is the
+        // answer. A refused MAIL or RCPT makes the server refuse DATA.
+        let mut outcome = self.connection.command(group).await.map(drop);
+        // One reply per RCPT, then DATA's.
+        for _ in 0..=envelope.to().len() {
+            let reply = self.connection.read_response().await;
+            if let Err(error) = &reply
+                && !(error.is_permanent() || error.is_transient())
+            {
+                return reply.map(drop);
+            }
+            outcome = outcome.and(reply.map(drop));
+        }
+        outcome?;
+        self.connection.message(bytes).await.map(drop)
     }
 }
 
@@ -464,6 +544,8 @@ struct Shared {
     announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
     retry_base: Duration,
     wake: Arc<Notify>,
+    /// One per connection: held while a message is composed and sent.
+    connections: Semaphore,
 }
 
 impl Shared {
@@ -536,6 +618,7 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             store: Mutex::new(store),
             announcements: Mutex::new(HashMap::new()),
             wake: Arc::clone(&wake),
+            connections: Semaphore::new(CONCURRENCY),
             config,
         })
     })();
@@ -546,7 +629,7 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             return;
         }
     };
-    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let (recorder, finished) = mpsc::unbounded_channel();
     let recording = tokio::spawn(record(Arc::clone(&shared), finished));
@@ -682,9 +765,12 @@ struct Finished {
 /// recorded, so the permit it holds also bounds the messages that a
 /// crash could send twice.
 async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Finished>) {
-    let now = clock::now();
-    let outcome = match compose(shared, &job, now) {
-        Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
+    // Composed before a connection is free, so that none waits for it.
+    let outcome = match compose(shared, &job, clock::now()) {
+        Ok((message, file_name)) => match shared.connections.acquire().await {
+            Ok(_connection) => shared.sender.send(&message, &file_name).await,
+            Err(_) => Err(SendError::Retry("the mailer is stopping".into())),
+        },
         Err(error) => Err(error),
     };
     let done = clock::now();

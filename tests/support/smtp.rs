@@ -67,7 +67,7 @@ pub enum Encryption {
 }
 
 /// What the server offers and demands beyond plain SMTP.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Setup {
     pub encryption: Encryption,
     /// The one user and password that AUTH accepts; without it (or
@@ -77,6 +77,20 @@ pub struct Setup {
     pub mechanisms: Vec<&'static str>,
     /// MAIL before a successful AUTH gets `530`.
     pub require_auth: bool,
+    /// Offers PIPELINING (RFC 2920), as Postfix and Exim do.
+    pub pipelining: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            encryption: Encryption::None,
+            login: None,
+            mechanisms: Vec::new(),
+            require_auth: false,
+            pipelining: true,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -89,6 +103,9 @@ struct State {
     connections: usize,
     logins: Vec<Login>,
     said: Vec<Said>,
+    /// MAIL commands that came with the next command already behind them
+    /// (pipelined).
+    grouped_mail: usize,
     /// Why TLS handshakes failed, as the server saw it.
     handshake_failures: Vec<String>,
 }
@@ -196,6 +213,11 @@ impl SmtpServer {
     }
 
     /// Why TLS handshakes failed, one entry per failed handshake.
+    /// How many MAIL commands arrived together with what followed them.
+    pub fn grouped_mail(&self) -> usize {
+        self.state.lock().unwrap().grouped_mail
+    }
+
     pub fn handshake_failures(&self) -> Vec<String> {
         self.state.lock().unwrap().handshake_failures.clone()
     }
@@ -386,6 +408,9 @@ impl Session<'_> {
 
     fn ehlo(&self) -> String {
         let mut lines = vec!["test.localhost", "8BITMIME"];
+        if self.setup.pipelining {
+            lines.push("PIPELINING");
+        }
         if matches!(self.setup.encryption, Encryption::StartTls(_)) && !self.tls {
             lines.push("STARTTLS");
         }
@@ -419,10 +444,15 @@ impl Session<'_> {
                 .next()
                 .unwrap_or("")
                 .to_ascii_uppercase();
-            self.state.lock().unwrap().said.push(Said {
+            let mut state = self.state.lock().unwrap();
+            state.said.push(Said {
                 verb: verb.clone(),
                 tls: self.tls,
             });
+            if verb == "MAIL" && !reader.buffer().is_empty() {
+                state.grouped_mail += 1;
+            }
+            drop(state);
             let answer: String = match verb.as_str() {
                 "EHLO" => self.ehlo(),
                 "HELO" | "NOOP" => "250 OK".into(),
