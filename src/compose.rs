@@ -10,7 +10,10 @@
 //! RFC 8058 one-click unsubscribing.
 //!
 //! The text and HTML parts come from `templates/email/` (compiled in),
-//! with strings per language. Nothing from an incident can add a header:
+//! with strings per language. A fan-out renders them once per
+//! [`Variant`] (language and followed components) with a slot for the
+//! token, which each email fills: the templates were a quarter of the
+//! mailer's CPU when they ran per subscriber. Nothing from an incident can add a header:
 //! control characters in the title become spaces, and lettre encodes
 //! header values.
 
@@ -18,6 +21,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
+use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::value::Serde;
@@ -111,7 +115,7 @@ impl Composer {
             .replace("{site}", site)
     }
 
-    fn render(&self, name: &'static str, context: &Value) -> Result<String, Error> {
+    fn render_template(&self, name: &'static str, context: &Value) -> Result<String, Error> {
         self.env
             .get_template(name)
             .and_then(|template| template.render(context))
@@ -126,6 +130,42 @@ impl Composer {
         subscriber: &Subscriber,
         now: DateTime<Utc>,
     ) -> Result<Message, Error> {
+        let rendered = self.render(config, announcement, &Variant::of(announcement, subscriber))?;
+        self.alert(config, announcement, &rendered, subscriber, now)
+    }
+
+    /// What the emails of `announcement` to every subscriber of `variant`
+    /// share: their text and HTML, with a slot for the token.
+    pub fn render(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        variant: &Variant,
+    ) -> Result<Rendered, Error> {
+        let slot = !mentions_slot(config, announcement);
+        let (text, html) = if slot {
+            self.parts(config, announcement, variant, TOKEN_SLOT)?
+        } else {
+            (String::new(), String::new())
+        };
+        Ok(Rendered {
+            from: sender(config)?,
+            text,
+            html,
+            slot,
+        })
+    }
+
+    /// The email announcing `announcement` to `subscriber`, from what
+    /// [`Composer::render`] made for the subscriber's variant.
+    pub fn alert(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        rendered: &Rendered,
+        subscriber: &Subscriber,
+        now: DateTime<Utc>,
+    ) -> Result<Message, Error> {
         let language = subscriber.language;
         let site = &config.site;
         let host = site.host();
@@ -133,38 +173,19 @@ impl Composer {
         let title = one_line(&announcement.title);
         let status = i18n::status_label(language, announcement.status);
         let subject = format!("[{site_title}] {status}: {title}");
-        let from = sender(config)?;
+        let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
-        let components: Vec<Value> = announcement
-            .components
-            .iter()
-            .map(|(id, component_status)| {
-                let name = config
-                    .component(id)
-                    .map_or(id.as_str(), |component| component.name.as_str());
-                context! {
-                    name => one_line(name),
-                    status => i18n::component_status_label(language, *component_status),
-                    followed => subscriber.follows.follows(id),
-                }
-            })
-            .collect();
-        let context = context! {
-            lang => language.code(),
-            subject => &subject,
-            title => &title,
-            status => status,
-            when => i18n::date_time(language, announcement.instant, site.timezone),
-            body => announcement.body_markdown.trim(),
-            body_html => &announcement.body_html,
-            components => components,
-            url => update_url(&site.base_url, &announcement.incident, announcement.instant),
-            unsubscribe_url => &unsubscribe_url,
-            why => self.string(language, "why", &site_title),
-            s => Value::from(Serde(self.strings(language))),
+        // A token is hex; anything else is rendered, and so escaped, for
+        // this email alone.
+        let (text, html) = if rendered.slot && is_plain_token(&subscriber.token) {
+            (
+                rendered.text.replace(TOKEN_SLOT, &subscriber.token),
+                rendered.html.replace(TOKEN_SLOT, &subscriber.token),
+            )
+        } else {
+            let variant = Variant::of(announcement, subscriber);
+            self.parts(config, announcement, &variant, &subscriber.token)?
         };
-        let text = self.render("message.txt", &context)?;
-        let html = self.render("message.html", &context)?;
         let message_id = format!(
             "<{}.{}.{}@{host}>",
             id_atom(&announcement.incident),
@@ -176,9 +197,14 @@ impl Composer {
             "<{unsubscribe_url}>, <mailto:{}?subject=unsubscribe%20{}>",
             from.email, subscriber.token
         );
+        let to = recipient(&subscriber.address)?;
+        // Given, so that lettre does not parse it back from the headers.
+        let envelope = Envelope::new(Some(from.email.clone()), vec![to.email.clone()])
+            .map_err(Error::Build)?;
         let builder = Message::builder()
+            .envelope(envelope)
             .from(from)
-            .to(recipient(&subscriber.address)?)
+            .to(to)
             .subject(subject)
             .date(SystemTime::from(now))
             .message_id(Some(message_id.clone()))
@@ -193,6 +219,54 @@ impl Composer {
         builder
             .multipart(alternative(&message_id, text, html))
             .map_err(Error::Build)
+    }
+
+    /// The text and HTML parts of an alert with `token` in its links.
+    fn parts(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        variant: &Variant,
+        token: &str,
+    ) -> Result<(String, String), Error> {
+        let language = variant.language;
+        let site = &config.site;
+        let site_title = one_line(&site.title);
+        let title = one_line(&announcement.title);
+        let status = i18n::status_label(language, announcement.status);
+        let components: Vec<Value> = announcement
+            .components
+            .iter()
+            .zip(&variant.followed)
+            .map(|((id, component_status), followed)| {
+                let name = config
+                    .component(id)
+                    .map_or(id.as_str(), |component| component.name.as_str());
+                context! {
+                    name => one_line(name),
+                    status => i18n::component_status_label(language, *component_status),
+                    followed => followed,
+                }
+            })
+            .collect();
+        let context = context! {
+            lang => language.code(),
+            subject => format!("[{site_title}] {status}: {title}"),
+            title => &title,
+            status => status,
+            when => i18n::date_time(language, announcement.instant, site.timezone),
+            body => announcement.body_markdown.trim(),
+            body_html => &announcement.body_html,
+            components => components,
+            url => update_url(&site.base_url, &announcement.incident, announcement.instant),
+            unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
+            why => self.string(language, "why", &site_title),
+            s => Value::from(Serde(self.strings(language))),
+        };
+        Ok((
+            self.render_template("message.txt", &context)?,
+            self.render_template("message.html", &context)?,
+        ))
     }
 
     /// The email asking `confirmation.address` to confirm a subscription
@@ -234,8 +308,8 @@ impl Composer {
             expires_text => self.string(language, "confirm_expires", &site_title).replace("{date}", &expires),
             s => Value::from(Serde(&self.strings_with_site(language, &site_title))),
         };
-        let text = self.render("confirm.txt", &context)?;
-        let html = self.render("confirm.html", &context)?;
+        let text = self.render_template("confirm.txt", &context)?;
+        let html = self.render_template("confirm.html", &context)?;
         let message_id = format!(
             "<confirm.{}.{}@{}>",
             confirmation.id,
@@ -303,6 +377,68 @@ impl Composer {
             )
             .map_err(Error::Build)
     }
+}
+
+/// Which alert text a subscriber gets: the language, and which of the
+/// announcement's components (in its order) they follow. A fan-out has a
+/// handful of these, so the templates run a handful of times, not once
+/// per subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Variant {
+    pub language: Language,
+    pub followed: Vec<bool>,
+}
+
+impl Variant {
+    pub fn of(announcement: &Announcement, subscriber: &Subscriber) -> Variant {
+        Variant {
+            language: subscriber.language,
+            followed: announcement
+                .components
+                .iter()
+                .map(|(id, _)| subscriber.follows.follows(id))
+                .collect(),
+        }
+    }
+}
+
+/// An alert's parts for one [`Variant`], the token left as a slot.
+#[derive(Debug)]
+pub struct Rendered {
+    from: Mailbox,
+    text: String,
+    html: String,
+    /// False when the incident or the configuration contains the slot's
+    /// text: then every email is rendered whole.
+    slot: bool,
+}
+
+/// Stands for the subscriber's token in a [`Rendered`]: 32 characters
+/// like the token, which neither HTML escaping nor anything else in a
+/// template changes.
+const TOKEN_SLOT: &str = "HERALDTOKENSLOTHERALDTOKENSLOT00";
+
+fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
+    [
+        announcement.title.as_str(),
+        &announcement.body_markdown,
+        &announcement.body_html,
+        &config.site.title,
+        &config.site.base_url,
+    ]
+    .into_iter()
+    .chain(
+        config
+            .components
+            .iter()
+            .map(|component| component.name.as_str()),
+    )
+    .any(|text| text.contains(TOKEN_SLOT))
+}
+
+/// Whether `token` can stand in a link as it is.
+fn is_plain_token(token: &str) -> bool {
+    token.bytes().all(|byte| byte.is_ascii_alphanumeric())
 }
 
 /// The Message-ID every email of an incident refers to.
@@ -611,6 +747,111 @@ Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789ab
             .compose(&config, &announcement, &subscriber(Language::En), now())
             .unwrap();
         assert_eq!(formatted(&again), text);
+    }
+
+    /// The text and HTML parts of `message`, decoded.
+    fn bodies(message: &Message) -> (String, String) {
+        let text = formatted(message);
+        (
+            part(&text, "Content-Type: text/plain"),
+            // minijinja escapes `/` in attributes too.
+            part(&text, "Content-Type: text/html").replace("&#x2f;", "/"),
+        )
+    }
+
+    /// The parts of the alert to `subscriber`, through a rendering for
+    /// their variant.
+    fn rendered_for(
+        config: &Config,
+        announcement: &Announcement,
+        subscriber: &Subscriber,
+    ) -> (String, String) {
+        let composer = Composer::new();
+        let variant = Variant::of(announcement, subscriber);
+        let rendered = composer.render(config, announcement, &variant).unwrap();
+        bodies(
+            &composer
+                .alert(config, announcement, &rendered, subscriber, now())
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn one_rendering_serves_every_subscriber_of_a_variant() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let composer = Composer::new();
+        let anna = subscriber(Language::En);
+        let bob = Subscriber {
+            id: 43,
+            address: "bob@example.org".into(),
+            token: "fedcba9876543210fedcba9876543210".into(),
+            ..anna.clone()
+        };
+        let variant = Variant::of(&announcement, &anna);
+        assert_eq!(variant, Variant::of(&announcement, &bob));
+        let rendered = composer.render(&config, &announcement, &variant).unwrap();
+        for subscriber in [&anna, &bob] {
+            let message = composer
+                .alert(&config, &announcement, &rendered, subscriber, now())
+                .unwrap();
+            // The same bytes as rendering for this subscriber alone.
+            let alone = composer
+                .compose(&config, &announcement, subscriber, now())
+                .unwrap();
+            assert_eq!(formatted(&message), formatted(&alone));
+            let (text, html) = bodies(&message);
+            let link = format!(
+                "https://status.example.com/unsubscribe/{}",
+                subscriber.token
+            );
+            assert!(text.contains(&link), "{text}");
+            assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+            for other in [&anna, &bob] {
+                if other.token != subscriber.token {
+                    assert!(!text.contains(&other.token) && !html.contains(&other.token));
+                }
+            }
+            assert!(!text.contains(TOKEN_SLOT) && !html.contains(TOKEN_SLOT));
+        }
+        // Another language or another set of followed components is
+        // another variant.
+        let swedish = subscriber(Language::Sv);
+        assert_ne!(Variant::of(&announcement, &swedish), variant);
+        let everything = Subscriber {
+            follows: Follows::All,
+            ..anna.clone()
+        };
+        assert_ne!(Variant::of(&announcement, &everything), variant);
+    }
+
+    #[test]
+    fn an_incident_quoting_the_slot_is_rendered_per_email() {
+        let config = config();
+        let quoting = STORAGE.replace("its controller", TOKEN_SLOT);
+        let announcement = announcement(&config, &quoting);
+        let anna = subscriber(Language::En);
+        let (text, html) = rendered_for(&config, &announcement, &anna);
+        // The incident's words stay as written; the link has the token.
+        assert!(text.contains(&format!("& {TOKEN_SLOT}.")), "{text}");
+        assert!(html.contains(&format!("&amp; {TOKEN_SLOT}.")), "{html}");
+        assert!(
+            text.contains(&format!("unsubscribe/{}", anna.token)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_token_that_is_not_plain_is_escaped_like_any_text() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let odd = Subscriber {
+            token: "a&b\"c".into(),
+            ..subscriber(Language::En)
+        };
+        let (text, html) = rendered_for(&config, &announcement, &odd);
+        assert!(text.contains("unsubscribe/a&b\"c"), "{text}");
+        assert!(html.contains("unsubscribe/a&amp;b&quot;c\""), "{html}");
     }
 
     #[test]

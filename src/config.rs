@@ -81,7 +81,7 @@ pub struct RawHttp {
 }
 
 /// Page language: picks template strings and date formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {
     Sv,
     En,

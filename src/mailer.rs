@@ -43,7 +43,7 @@ use tracing::Instrument;
 
 use crate::announce::Announcement;
 use crate::clock;
-use crate::compose::Composer;
+use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
 use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, Store};
@@ -542,6 +542,8 @@ struct Shared {
     sender: Sender,
     store: Mutex<Store>,
     announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
+    /// Alert texts by announcement and variant.
+    rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
     retry_base: Duration,
     wake: Arc<Notify>,
     /// One per connection: held while a message is composed and sent.
@@ -569,7 +571,34 @@ impl Shared {
         cache.insert(id, found.clone());
         Ok(found)
     }
+
+    /// The texts of `announcement` for `variant`, rendered once.
+    fn rendered(
+        &self,
+        id: i64,
+        announcement: &Announcement,
+        variant: Variant,
+    ) -> Result<Arc<Rendered>, crate::compose::Error> {
+        let mut cache = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (id, variant);
+        if let Some(found) = cache.get(&key) {
+            return Ok(Arc::clone(found));
+        }
+        let rendered = Arc::new(self.composer.render(&self.config, announcement, &key.1)?);
+        // Variants are few per fan-out; this only bounds a long run.
+        if cache.len() >= RENDERED_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&rendered));
+        Ok(rendered)
+    }
 }
+
+/// Most alert texts kept between fan-outs.
+const RENDERED_CACHE: usize = 256;
 
 /// Starts the mailer on a thread of its own with a single-threaded
 /// runtime: its eight connections are served by one thread, with no
@@ -617,6 +646,7 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             sender,
             store: Mutex::new(store),
             announcements: Mutex::new(HashMap::new()),
+            rendered: Mutex::new(HashMap::new()),
             wake: Arc::clone(&wake),
             connections: Semaphore::new(CONCURRENCY),
             config,
@@ -870,10 +900,22 @@ fn compose(shared: &Shared, job: &Job, now: DateTime<Utc>) -> Result<(Message, S
         .announcement(row.announcement)
         .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
         .ok_or_else(|| SendError::Park("the announcement is missing from the database".into()))?;
+    let park =
+        |error: crate::compose::Error| SendError::Park(format!("{:#}", anyhow::Error::from(error)));
+    let variant = Variant::of(&announcement, &row.subscriber);
+    let rendered = shared
+        .rendered(row.announcement, &announcement, variant)
+        .map_err(park)?;
     let message = shared
         .composer
-        .compose(&shared.config, &announcement, &row.subscriber, now)
-        .map_err(|error| SendError::Park(format!("{:#}", anyhow::Error::from(error))))?;
+        .alert(
+            &shared.config,
+            &announcement,
+            &rendered,
+            &row.subscriber,
+            now,
+        )
+        .map_err(park)?;
     let file_name = format!(
         "{}.{}.{}.eml",
         announcement.incident,
