@@ -107,6 +107,11 @@ impl SendError {
     }
 }
 
+/// Whether `error` is the server's reply, not a failed connection.
+fn is_reply(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_permanent() || error.is_transient()
+}
+
 fn classify(error: &lettre::transport::smtp::Error) -> SendError {
     let reply = error.to_string();
     // 530 "authentication required" answers the session, not this
@@ -273,8 +278,7 @@ impl SmtpPool {
                     // are rare. Closing in the middle of DATA makes the
                     // server drop the message.
                     drop(session);
-                    let response = error.is_permanent() || error.is_transient();
-                    if reused && !response {
+                    if reused && !is_reply(&error) {
                         continue;
                     }
                     return Err(classify(&error));
@@ -318,12 +322,16 @@ impl Session {
         // Every reply is read, even after a refusal, so that none is
         // left behind for the next command; the first refusal is the
         // answer. A refused MAIL or RCPT makes the server refuse DATA.
-        let mut outcome = self.connection.command(group).await.map(drop);
-        // One reply per RCPT, then DATA's.
-        for _ in 0..=envelope.to().len() {
-            let reply = self.connection.read_response().await;
+        let mut outcome = Ok(());
+        // MAIL's reply, one per RCPT, then DATA's.
+        for index in 0..envelope.to().len() + 2 {
+            let reply = if index == 0 {
+                self.connection.command(&group).await
+            } else {
+                self.connection.read_response().await
+            };
             if let Err(error) = &reply
-                && !(error.is_permanent() || error.is_transient())
+                && !is_reply(error)
             {
                 return reply.map(drop);
             }
