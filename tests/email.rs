@@ -20,38 +20,8 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use site::{Site, incident, recent};
+use site::{Site, email_config as config, incident, recent};
 use smtp::{Setup, SmtpServer, free_port};
-
-fn config(port: u16, grace: &str) -> String {
-    format!(
-        r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail"
-
-[[components]]
-id = "web"
-name = "Web hosting"
-
-[[components]]
-id = "dns"
-name = "DNS"
-
-[email]
-from = "Test status <status@example.com>"
-smtp = "smtp://127.0.0.1:{port}"
-grace = "{grace}"
-retry_base = "100ms"
-"#
-    )
-}
 
 fn parsed(message: &smtp::Received) -> mailparse::ParsedMail<'_> {
     mailparse::parse_mail(&message.data).unwrap()

@@ -11,6 +11,38 @@ use std::process::{Child, Command, Output, Stdio};
 
 use tempfile::TempDir;
 
+/// A site with three components (`mail`, `web`, `dns`) whose email goes
+/// to an SMTP server on 127.0.0.1 at `port`, retried after 100 ms.
+pub fn email_config(port: u16, grace: &str) -> String {
+    format!(
+        r#"
+[site]
+title = "Test status"
+base_url = "https://status.example.com/"
+timezone = "Europe/Stockholm"
+language = "en"
+
+[[components]]
+id = "mail"
+name = "Mail"
+
+[[components]]
+id = "web"
+name = "Web hosting"
+
+[[components]]
+id = "dns"
+name = "DNS"
+
+[email]
+from = "Test status <status@example.com>"
+smtp = "smtp://127.0.0.1:{port}"
+grace = "{grace}"
+retry_base = "100ms"
+"#
+    )
+}
+
 pub fn incident(title: &str, components: &str, updates: &[(&str, &str)]) -> String {
     let mut text = format!(
         "+++\ntitle = \"{title}\"\ncomponents = [{components}]\nseverity = \"major\"\n+++\n"
