@@ -1,7 +1,8 @@
 //! Email end to end: `herald run` against a real SMTP server on 127.0.0.1
 //! (tests/support/smtp.rs). Subscribers get exactly one email per update;
 //! nothing at first start, on an edit or on a restart; a typo fixed within
-//! grace is what is sent; a server that was down gets the mail later; a
+//! grace is what is sent; a draft, and an incident deleted within grace,
+//! send nothing; a server that was down gets the mail later; a
 //! 5xx recipient is parked while the others arrive; and `kill -9` in the
 //! middle of a 2,000-recipient fan-out loses nothing.
 //!
@@ -316,6 +317,52 @@ fn typo_fixed_within_grace_is_what_is_sent() {
     assert_eq!(
         header(&messages[1], "Subject"),
         "[Test status] Resolved: Mail delays"
+    );
+}
+
+#[test]
+fn drafts_and_incidents_deleted_within_grace_send_nothing() {
+    let server = SmtpServer::start();
+    let mut site = Site::new(&config(server.port(), "3s"));
+    site.ok(&["subscribers", "add", "anna@example.org"]);
+    site.start();
+    let heading = format!("{} investigating", recent(0));
+    let draft = incident("Planned work", "\"mail\"", &[(&heading, "Not ready.")]).replacen(
+        "+++\n",
+        "+++\ndraft = true\n",
+        1,
+    );
+    site.write("draft.md", &draft);
+    site.write(
+        "doomed.md",
+        &incident(
+            "Short-lived",
+            "\"mail\"",
+            &[(&heading, "Posted by mistake.")],
+        ),
+    );
+    site.wait_for_page("Posted by mistake.");
+    fs::remove_file(site.path("incidents/doomed.md")).unwrap();
+    site.wait_for("the deleted incident to leave the feed", || {
+        !fs::read_to_string(site.path("public/feed.atom"))
+            .unwrap()
+            .contains("Posted by mistake.")
+    });
+    // Written last, due last: had the others been queued, the outbox
+    // would hold them by the time this one is sent.
+    site.write(
+        "kept.md",
+        &incident("Kept", "\"mail\"", &[(&heading, "This one stays.")]),
+    );
+    site.wait_for("only the kept incident's email", || {
+        site.ok(&["outbox"]) == "pending 0, retrying 0, failed 0, sent 1\n"
+    });
+    site.stop();
+    let messages = server.received();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        header(&messages[0], "Subject"),
+        "[Test status] Investigating: Kept"
     );
 }
 
