@@ -98,6 +98,11 @@ struct State {
     received: Vec<Received>,
     /// Recipient → full reply line for RCPT, e.g. `550 5.1.1 no such user`.
     rejects: HashMap<String, String>,
+    /// Recipient → full reply line to the end of the text (after DATA).
+    text_rejects: HashMap<String, String>,
+    /// Texts left until the server hangs up instead of answering one
+    /// (and keeps nothing of it); `None` never.
+    hang_up_in: Option<usize>,
     /// Delay before answering DATA, to keep messages in flight longer.
     data_delay: Duration,
     connections: usize,
@@ -106,6 +111,8 @@ struct State {
     /// MAIL commands that came with the next command already behind them
     /// (pipelined).
     grouped_mail: usize,
+    /// Messages whose end marker came with the next command behind it.
+    chained: usize,
     /// Why TLS handshakes failed, as the server saw it.
     handshake_failures: Vec<String>,
 }
@@ -186,6 +193,22 @@ impl SmtpServer {
             .insert(recipient.to_owned(), reply.to_owned());
     }
 
+    /// Refuses the text of messages to `recipient` with `reply`, after
+    /// taking MAIL, RCPT and DATA.
+    pub fn reject_text(&self, recipient: &str, reply: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .text_rejects
+            .insert(recipient.to_owned(), reply.to_owned());
+    }
+
+    /// Closes the connection, unanswered, at the end of the `n`th text
+    /// from now, keeping nothing of that message.
+    pub fn hang_up_at_text(&self, n: usize) {
+        self.state.lock().unwrap().hang_up_in = Some(n);
+    }
+
     pub fn set_data_delay(&self, delay: Duration) {
         self.state.lock().unwrap().data_delay = delay;
     }
@@ -216,6 +239,12 @@ impl SmtpServer {
     /// How many MAIL commands arrived together with what followed them.
     pub fn grouped_mail(&self) -> usize {
         self.state.lock().unwrap().grouped_mail
+    }
+
+    /// How many messages ended with the next command already behind
+    /// their end marker.
+    pub fn chained(&self) -> usize {
+        self.state.lock().unwrap().chained
     }
 
     pub fn handshake_failures(&self) -> Vec<String> {
@@ -493,19 +522,38 @@ impl Session<'_> {
                             return Ok(End::Closed);
                         }
                         if line == b".\r\n" {
+                            if !reader.buffer().is_empty() {
+                                self.state.lock().unwrap().chained += 1;
+                            }
                             break;
                         }
                         data.extend_from_slice(line.strip_prefix(b".").unwrap_or(&line));
                     }
                     let delay = self.state.lock().unwrap().data_delay;
                     thread::sleep(delay);
-                    self.state.lock().unwrap().received.push(Received {
+                    let mut state = self.state.lock().unwrap();
+                    if let Some(left) = state.hang_up_in.as_mut() {
+                        *left -= 1;
+                        if *left == 0 {
+                            state.hang_up_in = None;
+                            return Ok(End::Closed);
+                        }
+                    }
+                    let refusal = self.to.iter().find_map(|to| state.text_rejects.get(to));
+                    if let Some(refusal) = refusal.cloned() {
+                        self.to.clear();
+                        drop(state);
+                        reply(reader, &refusal)?;
+                        continue;
+                    }
+                    state.received.push(Received {
                         from: self.from.clone(),
                         to: std::mem::take(&mut self.to),
                         data,
                         tls: self.tls,
                         user: self.user.clone(),
                     });
+                    drop(state);
                     "250 OK queued".into()
                 }
                 "RSET" => {
