@@ -32,9 +32,9 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use crate::announce::Announcement;
 use crate::config::{Config, Language};
-use crate::diag::{Diagnostic, Level};
+use crate::diag::Diagnostic;
 use crate::model::{ComponentStatus, Confirmation, Follows, IncidentId, Kind, Status, Subscriber};
-use crate::render::html::{escape_by_extension, template_diagnostic};
+use crate::render::html::{escape_by_extension, template_diagnostic, unknown_template};
 use crate::render::{i18n, update_url};
 
 #[derive(Debug, thiserror::Error)]
@@ -141,16 +141,7 @@ impl Composer {
                     Some(builtin) => compiled.push((*builtin, path, text)),
                     None => {
                         let names: Vec<&str> = BUILTIN.iter().map(|(name, _)| *name).collect();
-                        diagnostics.push(Diagnostic {
-                            path,
-                            line: 1,
-                            column: 1,
-                            level: Level::Warning,
-                            message: format!(
-                                "`{name}` is not a built-in email template (expected one of {}); it is used only where another template includes it",
-                                names.join(", ")
-                            ),
-                        });
+                        diagnostics.push(unknown_template(path, &name, "email template", &names));
                     }
                 },
                 Err(error) => diagnostics.push(template_diagnostic(

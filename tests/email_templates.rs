@@ -89,6 +89,18 @@ fn publish(site: &Site, server: &SmtpServer, updates: &[(&str, &str)], count: us
     redacted(&part(&server.received()[count - 1], "text/plain"))
 }
 
+/// Asserts that `text` is the built-in `message.txt`'s, for the first update.
+fn assert_builtin_text(text: &str) {
+    assert!(
+        text.starts_with("Storage failure\nInvestigating - "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("Unsubscribe: https://status.example.com/unsubscribe/TOKEN"),
+        "{text}"
+    );
+}
+
 #[test]
 fn an_override_is_sent_and_an_edit_takes_effect_on_sighup() {
     let server = SmtpServer::start();
@@ -139,15 +151,7 @@ fn a_broken_override_is_logged_and_the_builtin_is_sent() {
     );
     site.start();
     let heading = format!("{} investigating", recent(1));
-    let text = publish(&site, &server, &[(&heading, "Disks.")], 1);
-    assert!(
-        text.starts_with("Storage failure\nInvestigating - "),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("Unsubscribe: https://status.example.com/unsubscribe/TOKEN"),
-        "{text}"
-    );
+    assert_builtin_text(&publish(&site, &server, &[(&heading, "Disks.")], 1));
     let html = part(&server.received()[0], "text/html");
     assert!(html.contains("<p>Disks.</p>"), "{html}");
     site.stop();
@@ -168,11 +172,7 @@ fn an_unreadable_email_directory_is_logged_and_the_builtins_are_sent() {
     fs::write(site.path("templates/email"), "not a directory").unwrap();
     site.start();
     let heading = format!("{} investigating", recent(1));
-    let text = publish(&site, &server, &[(&heading, "Disks.")], 1);
-    assert!(
-        text.starts_with("Storage failure\nInvestigating - "),
-        "{text}"
-    );
+    assert_builtin_text(&publish(&site, &server, &[(&heading, "Disks.")], 1));
     site.stop();
     let log = site.log();
     let expected = "cannot read the templates directory templates/email: Not a directory (os error 20); using the built-in email templates";

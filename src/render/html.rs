@@ -162,16 +162,7 @@ impl Templates {
                         .map(|(builtin, _)| *builtin)
                         .chain([STYLESHEET_NAME])
                         .collect();
-                    diagnostics.push(Diagnostic {
-                        path,
-                        line: 1,
-                        column: 1,
-                        level: Level::Warning,
-                        message: format!(
-                            "`{name}` is not a built-in template (expected one of {}); it is used only where another template includes it",
-                            names.join(", ")
-                        ),
-                    });
+                    diagnostics.push(unknown_template(path, &name, "template", &names));
                 }
                 Err(error) => diagnostics.push(template_diagnostic(
                     "template syntax error",
@@ -287,6 +278,26 @@ pub(crate) fn template_diagnostic(
         column,
         level: Level::Error,
         message: format!("{what}: {detail}{fallback}"),
+    }
+}
+
+/// The warning for an override `name` that replaces none of the
+/// `expected` built-in templates (of the `kind` given).
+pub(crate) fn unknown_template(
+    path: PathBuf,
+    name: &str,
+    kind: &str,
+    expected: &[&str],
+) -> Diagnostic {
+    Diagnostic {
+        path,
+        line: 1,
+        column: 1,
+        level: Level::Warning,
+        message: format!(
+            "`{name}` is not a built-in {kind} (expected one of {}); it is used only where another template includes it",
+            expected.join(", ")
+        ),
     }
 }
 
