@@ -447,13 +447,45 @@ pub fn load_templates(config: &Config) -> anyhow::Result<Templates> {
     let Some(dir) = &config.paths.templates else {
         return Ok(Templates::builtin());
     };
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the templates directory {}", dir.display()))?;
+    let (templates, diagnostics) = Templates::with_overrides(read_overrides(dir)?);
+    log_template_diagnostics(&diagnostics);
+    Ok(templates)
+}
+
+/// The built-in email templates, with the operator's overrides from the
+/// `email/` directory of `paths.templates` when there is one. A broken
+/// override is reported and the built-in is used; so are all of them when
+/// the directory cannot be read: email is never stopped for a template.
+pub fn load_email_templates(config: &Config) -> Composer {
+    let Some(dir) = config.paths.templates.as_ref().map(|dir| dir.join("email")) else {
+        return Composer::new();
+    };
+    if let Err(error) = std::fs::metadata(&dir)
+        && error.kind() == std::io::ErrorKind::NotFound
+    {
+        return Composer::new();
+    }
+    match read_overrides(&dir) {
+        Ok(overrides) => {
+            let (composer, diagnostics) = Composer::with_overrides(config, overrides);
+            log_template_diagnostics(&diagnostics);
+            composer
+        }
+        Err(error) => {
+            tracing::error!("{error:#}; using the built-in email templates");
+            Composer::new()
+        }
+    }
+}
+
+/// The files directly in `dir` (not those of its subdirectories, nor
+/// hidden ones), as `(name, path, text)` sorted by name.
+fn read_overrides(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, String)>> {
+    let context = || format!("cannot read the templates directory {}", dir.display());
+    let entries = std::fs::read_dir(dir).with_context(context)?;
     let mut overrides = Vec::new();
     for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read the templates directory {}", dir.display()))?
-            .path();
+        let path = entry.with_context(context)?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             continue;
         };
@@ -464,15 +496,17 @@ pub fn load_templates(config: &Config) -> anyhow::Result<Templates> {
         overrides.push((name, path, text));
     }
     overrides.sort();
-    let (templates, diagnostics) = Templates::with_overrides(overrides);
-    for diagnostic in &diagnostics {
+    Ok(overrides)
+}
+
+fn log_template_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
         if diagnostic.is_error() {
             tracing::error!("{diagnostic}; using the built-in template");
         } else {
             tracing::warn!("{diagnostic}");
         }
     }
-    Ok(templates)
 }
 
 pub struct RunOptions {

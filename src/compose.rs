@@ -10,13 +10,16 @@
 //! RFC 8058 one-click unsubscribing.
 //!
 //! The text and HTML parts come from `templates/email/` (compiled in),
-//! with strings per language. A fan-out renders them once per
-//! [`Variant`] (language and followed components) with a slot for the
-//! token, which each email fills: the templates were a quarter of the
-//! mailer's CPU when they ran per subscriber. Nothing from an incident can add a header:
-//! control characters in the title become spaces, and lettre encodes
-//! header values.
+//! or from the operator's overrides ([`Composer::with_overrides`], which
+//! tries each on sample emails first), with strings per language. A
+//! fan-out renders them once per [`Variant`] (language and followed
+//! components) with a slot for the token, which each email fills: the
+//! templates were a quarter of the mailer's CPU when they ran per
+//! subscriber. Nothing from an incident can add a header: control
+//! characters in the title become spaces, and lettre encodes header
+//! values.
 
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -29,8 +32,9 @@ use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use crate::announce::Announcement;
 use crate::config::{Config, Language};
-use crate::model::{Confirmation, Follows, IncidentId, Subscriber};
-use crate::render::html::escape_by_extension;
+use crate::diag::Diagnostic;
+use crate::model::{ComponentStatus, Confirmation, Follows, IncidentId, Kind, Status, Subscriber};
+use crate::render::html::{escape_by_extension, template_diagnostic, unknown_template};
 use crate::render::{i18n, update_url};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +61,25 @@ pub enum Error {
     Build(#[source] lettre::error::Error),
 }
 
-const TEXT: &str = include_str!("../templates/email/message.txt");
-const HTML: &str = include_str!("../templates/email/message.html");
-const CONFIRM_TEXT: &str = include_str!("../templates/email/confirm.txt");
-const CONFIRM_HTML: &str = include_str!("../templates/email/confirm.html");
+/// The built-in templates, by the names overrides use.
+const BUILTIN: [(&str, &str); 4] = [
+    (
+        "message.txt",
+        include_str!("../templates/email/message.txt"),
+    ),
+    (
+        "message.html",
+        include_str!("../templates/email/message.html"),
+    ),
+    (
+        "confirm.txt",
+        include_str!("../templates/email/confirm.txt"),
+    ),
+    (
+        "confirm.html",
+        include_str!("../templates/email/confirm.html"),
+    ),
+];
 const STRINGS_SV: &str = include_str!("../templates/email/sv.toml");
 const STRINGS_EN: &str = include_str!("../templates/email/en.toml");
 
@@ -84,20 +103,106 @@ impl Default for Composer {
 }
 
 impl Composer {
+    /// The built-in templates alone.
     pub fn new() -> Composer {
         let mut env = Environment::new();
         env.set_auto_escape_callback(escape_by_extension);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        // Tested to compile; a failure would surface as a render error.
-        let _ = env.add_template("message.txt", TEXT);
-        let _ = env.add_template("message.html", HTML);
-        let _ = env.add_template("confirm.txt", CONFIRM_TEXT);
-        let _ = env.add_template("confirm.html", CONFIRM_HTML);
+        for (name, source) in BUILTIN {
+            // Tested to compile; a failure would surface as a render error.
+            let _ = env.add_template(name, source);
+        }
         Composer {
             env,
             strings_sv: toml::from_str(STRINGS_SV).unwrap_or_default(),
             strings_en: toml::from_str(STRINGS_EN).unwrap_or_default(),
         }
+    }
+
+    /// The built-ins with the operator's templates on top, each
+    /// `(template name, file path for messages, text)`.
+    ///
+    /// An override that does not compile, or that fails on sample emails
+    /// built from `config` (a misspelt variable fails only when rendered,
+    /// and at send time it would fail every alert for good), is reported
+    /// and the built-in stays. A name that is not a built-in is loaded
+    /// (another template may include it) and warned about.
+    pub fn with_overrides(
+        config: &Config,
+        overrides: Vec<(String, PathBuf, String)>,
+    ) -> (Composer, Vec<Diagnostic>) {
+        let mut composer = Composer::new();
+        let mut diagnostics = Vec::new();
+        let mut compiled = Vec::new();
+        for (name, path, text) in overrides {
+            let builtin = BUILTIN.iter().find(|(builtin, _)| *builtin == name);
+            match composer.env.add_template_owned(name.clone(), text.clone()) {
+                Ok(()) => match builtin {
+                    Some(builtin) => compiled.push((*builtin, path, text)),
+                    None => {
+                        let names: Vec<&str> = BUILTIN.iter().map(|(name, _)| *name).collect();
+                        diagnostics.push(unknown_template(path, &name, "email template", &names));
+                    }
+                },
+                Err(error) => diagnostics.push(template_diagnostic(
+                    "template syntax error",
+                    &name,
+                    path,
+                    &text,
+                    &error,
+                    builtin.is_some(),
+                )),
+            }
+        }
+        // Once all are in, since one may include another.
+        for ((name, builtin), path, text) in compiled {
+            if let Err(error) = composer.try_samples(config, name) {
+                let _ = composer.env.add_template(name, builtin);
+                diagnostics.push(template_diagnostic(
+                    "template fails on a sample email",
+                    name,
+                    path,
+                    &text,
+                    &error,
+                    true,
+                ));
+            }
+        }
+        (composer, diagnostics)
+    }
+
+    /// Renders template `name` as the emails that use it would: every
+    /// language, and both sides of the condition herald sets (followed).
+    fn try_samples(&self, config: &Config, name: &str) -> Result<(), minijinja::Error> {
+        let template = self.env.get_template(name)?;
+        for context in self.sample_contexts(config, name) {
+            template.render(context)?;
+        }
+        Ok(())
+    }
+
+    fn sample_contexts(&self, config: &Config, name: &str) -> Vec<Value> {
+        let languages = [Language::Sv, Language::En];
+        if name.starts_with("confirm.") {
+            return languages
+                .into_iter()
+                .map(|language| {
+                    let confirmation = sample_confirmation(config, language);
+                    self.confirmation_context(config, &confirmation).1
+                })
+                .collect();
+        }
+        let announcement = sample_announcement(config);
+        languages
+            .into_iter()
+            .flat_map(|language| {
+                [true, false].map(|followed| Variant {
+                    language,
+                    followed: vec![followed; announcement.components.len()],
+                })
+            })
+            .map(|variant| self.alert_context(config, &announcement, &variant, SAMPLE_TOKEN))
+            .collect()
     }
 
     fn strings(&self, language: Language) -> &toml::Table {
@@ -229,6 +334,22 @@ impl Composer {
         variant: &Variant,
         token: &str,
     ) -> Result<(String, String), Error> {
+        let context = self.alert_context(config, announcement, variant, token);
+        Ok((
+            self.render_template("message.txt", &context)?,
+            self.render_template("message.html", &context)?,
+        ))
+    }
+
+    /// What `message.txt` and `message.html` see: their interface, which
+    /// operators' overrides rely on.
+    fn alert_context(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        variant: &Variant,
+        token: &str,
+    ) -> Value {
         let language = variant.language;
         let site = &config.site;
         let site_title = one_line(&site.title);
@@ -249,7 +370,7 @@ impl Composer {
                 }
             })
             .collect();
-        let context = context! {
+        context! {
             lang => language.code(),
             subject => format!("[{site_title}] {status}: {title}"),
             title => &title,
@@ -262,11 +383,7 @@ impl Composer {
             unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
             why => self.string(language, "why", &site_title),
             s => Value::from(Serde(self.strings(language))),
-        };
-        Ok((
-            self.render_template("message.txt", &context)?,
-            self.render_template("message.html", &context)?,
-        ))
+        }
     }
 
     /// The email asking `confirmation.address` to confirm a subscription
@@ -279,6 +396,33 @@ impl Composer {
         confirmation: &Confirmation,
         now: DateTime<Utc>,
     ) -> Result<Message, Error> {
+        let (subject, context) = self.confirmation_context(config, confirmation);
+        let text = self.render_template("confirm.txt", &context)?;
+        let html = self.render_template("confirm.html", &context)?;
+        let message_id = format!(
+            "<confirm.{}.{}@{}>",
+            confirmation.id,
+            now.format("%Y%m%dT%H%M%S%.3fZ"),
+            config.site.host()
+        );
+        Message::builder()
+            .from(sender(config)?)
+            .to(recipient(&confirmation.address)?)
+            .subject(subject)
+            .date(SystemTime::from(now))
+            .message_id(Some(message_id.clone()))
+            .raw_header(header("Auto-Submitted", "auto-generated".into()))
+            .multipart(alternative(&message_id, text, html))
+            .map_err(Error::Build)
+    }
+
+    /// The subject of a confirmation email, and what `confirm.txt` and
+    /// `confirm.html` see.
+    fn confirmation_context(
+        &self,
+        config: &Config,
+        confirmation: &Confirmation,
+    ) -> (String, Value) {
         let language = confirmation.language;
         let site = &config.site;
         let site_title = one_line(&site.title);
@@ -308,23 +452,7 @@ impl Composer {
             expires_text => self.string(language, "confirm_expires", &site_title).replace("{date}", &expires),
             s => Value::from(Serde(&self.strings_with_site(language, &site_title))),
         };
-        let text = self.render_template("confirm.txt", &context)?;
-        let html = self.render_template("confirm.html", &context)?;
-        let message_id = format!(
-            "<confirm.{}.{}@{}>",
-            confirmation.id,
-            now.format("%Y%m%dT%H%M%S%.3fZ"),
-            site.host()
-        );
-        Message::builder()
-            .from(sender(config)?)
-            .to(recipient(&confirmation.address)?)
-            .subject(subject)
-            .date(SystemTime::from(now))
-            .message_id(Some(message_id.clone()))
-            .raw_header(header("Auto-Submitted", "auto-generated".into()))
-            .multipart(alternative(&message_id, text, html))
-            .map_err(Error::Build)
+        (subject, context)
     }
 
     /// The strings of `language` with `{site}` filled in.
@@ -434,6 +562,49 @@ fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
             .map(|component| component.name.as_str()),
     )
     .any(|text| text.contains(TOKEN_SLOT))
+}
+
+/// The token in sample emails: shaped like a real one.
+const SAMPLE_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+/// Component ids for sample emails: the configured ones, or a made-up one
+/// so that a template's loop body still runs.
+fn sample_components(config: &Config) -> Vec<String> {
+    let mut ids: Vec<String> = config.components.iter().map(|c| c.id.clone()).collect();
+    if ids.is_empty() {
+        ids.push("example".to_owned());
+    }
+    ids
+}
+
+/// An update to check an operator's `message.*` template against.
+fn sample_announcement(config: &Config) -> Announcement {
+    Announcement {
+        incident: IncidentId::new("example").expect("`example` is a valid id"),
+        instant: DateTime::UNIX_EPOCH,
+        title: "Example incident".to_owned(),
+        kind: Kind::Incident,
+        status: Status::Investigating,
+        body_markdown: "Example *update*.".to_owned(),
+        body_html: "<p>Example <em>update</em>.</p>".to_owned(),
+        components: sample_components(config)
+            .into_iter()
+            .map(|id| (id, ComponentStatus::PartialOutage))
+            .collect(),
+    }
+}
+
+/// A subscription request to check an operator's `confirm.*` template
+/// against.
+fn sample_confirmation(config: &Config, language: Language) -> Confirmation {
+    Confirmation {
+        id: 1,
+        address: "subscriber@example.org".to_owned(),
+        follows: Follows::Components(sample_components(config)),
+        language,
+        token: SAMPLE_TOKEN.to_owned(),
+        expires: DateTime::UNIX_EPOCH,
+    }
 }
 
 /// Whether `token` can stand in a link as it is.
@@ -951,5 +1122,222 @@ Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789ab
         en.sort();
         assert_eq!(sv, en);
         assert_eq!(en.len(), 13);
+    }
+
+    /// A composer with `overrides` (name, text) from `email/`, and its
+    /// diagnostics as `herald` prints them.
+    fn overridden(config: &Config, overrides: &[(&str, &str)]) -> (Composer, Vec<String>) {
+        let overrides = overrides
+            .iter()
+            .map(|(name, text)| {
+                (
+                    (*name).to_owned(),
+                    Path::new("email").join(name),
+                    (*text).to_owned(),
+                )
+            })
+            .collect();
+        let (composer, diagnostics) = Composer::with_overrides(config, overrides);
+        let shown = diagnostics.iter().map(ToString::to_string).collect();
+        (composer, shown)
+    }
+
+    fn alert_bodies(composer: &Composer, config: &Config, title: &str) -> (String, String) {
+        let mut announcement = announcement(config, STORAGE);
+        announcement.title = title.to_owned();
+        bodies(
+            &composer
+                .compose(config, &announcement, &subscriber(Language::En), now())
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_override_replaces_the_builtin_text() {
+        let config = config();
+        let (composer, diagnostics) = overridden(
+            &config,
+            &[(
+                "message.txt",
+                "{{ subject }}\n{% for c in components %}{{ c.name }}{% if c.followed %} (yours){% endif %}\n{% endfor %}{{ s.unsubscribe }}: {{ unsubscribe_url }}\n",
+            )],
+        );
+        assert_eq!(diagnostics, Vec::<String>::new());
+        let (text, html) = alert_bodies(&composer, &config, "Storage failure");
+        assert_eq!(
+            text,
+            "[Example Hosting status] Identified: Storage failure\nE-post\nWebbhotell (yours)\nUnsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789abcdef"
+        );
+        // The HTML part is still the built-in's.
+        assert_eq!(
+            html,
+            alert_bodies(&Composer::new(), &config, "Storage failure").1
+        );
+    }
+
+    #[test]
+    fn an_html_override_still_escapes_incident_text() {
+        let config = config();
+        let (composer, diagnostics) = overridden(
+            &config,
+            &[(
+                "message.html",
+                "<h1>{{ title }}</h1>\n{{ body_html|safe }}\n",
+            )],
+        );
+        assert_eq!(diagnostics, Vec::<String>::new());
+        let (text, html) = alert_bodies(&composer, &config, "Disk <b>gone</b> & \"lost\"");
+        assert_eq!(
+            html,
+            "<h1>Disk &lt;b&gt;gone&lt;/b&gt; &amp; &quot;lost&quot;</h1>\n<p>Cause found: a &lt;b&gt;disk&lt;/b&gt; &amp; its controller.</p>\n"
+        );
+        // Escaping goes by extension: the text part is not HTML.
+        assert!(text.starts_with("Disk <b>gone</b> & \"lost\"\n"), "{text}");
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_and_the_builtin_stays() {
+        let config = config();
+        let (composer, diagnostics) = overridden(
+            &config,
+            &[("message.txt", "{{ title }}\nStatus: {{ status }\n")],
+        );
+        assert_eq!(
+            diagnostics,
+            [
+                "email/message.txt:2:19: error: template syntax error: unexpected `}`, expected end of variable block; the built-in `message.txt` is used instead"
+            ]
+        );
+        assert_eq!(
+            alert_bodies(&composer, &config, "Storage failure"),
+            alert_bodies(&Composer::new(), &config, "Storage failure")
+        );
+    }
+
+    #[test]
+    fn an_override_that_fails_when_rendered_is_reported_and_the_builtin_stays() {
+        let config = config();
+        // The site's language is Swedish; the second fails only for an
+        // English subscriber, the third only outside an alert.
+        let (composer, diagnostics) = overridden(
+            &config,
+            &[
+                ("message.txt", "{{ title }}\n\n{{ titel }}\n"),
+                (
+                    "message.html",
+                    "<p>{{ title }}</p>\n{% if lang == \"en\" %}{{ s.missing }}{% endif %}\n",
+                ),
+                ("confirm.txt", "{{ confirm_url }}\n{{ unsubscribe_url }}"),
+            ],
+        );
+        assert_eq!(
+            diagnostics,
+            [
+                "email/message.txt:3:4: error: template fails on a sample email: `titel` is undefined; the built-in `message.txt` is used instead",
+                "email/message.html:2:25: error: template fails on a sample email: `s.missing` is undefined; the built-in `message.html` is used instead",
+                "email/confirm.txt:2:4: error: template fails on a sample email: `unsubscribe_url` is undefined; the built-in `confirm.txt` is used instead",
+            ]
+        );
+        assert_eq!(
+            alert_bodies(&composer, &config, "Storage failure"),
+            alert_bodies(&Composer::new(), &config, "Storage failure")
+        );
+    }
+
+    #[test]
+    fn an_unknown_name_is_a_warning_and_can_be_included() {
+        let config = config();
+        // Included by an override that comes first: all are loaded before
+        // any is tried.
+        let (composer, diagnostics) = overridden(
+            &config,
+            &[
+                ("message.txt", "{{ title }}\n{% include \"footer.txt\" %}"),
+                (
+                    "footer.txt",
+                    "-- \n{{ s.unsubscribe }}: {{ unsubscribe_url }}\n",
+                ),
+            ],
+        );
+        assert_eq!(
+            diagnostics,
+            [
+                "email/footer.txt:1:1: warning: `footer.txt` is not a built-in email template (expected one of message.txt, message.html, confirm.txt, confirm.html); it is used only where another template includes it"
+            ]
+        );
+        let (text, _) = alert_bodies(&composer, &config, "Storage failure");
+        assert_eq!(
+            text,
+            "Storage failure\n-- \nUnsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn an_included_template_that_fails_names_itself() {
+        let config = config();
+        let (_, diagnostics) = overridden(
+            &config,
+            &[
+                ("message.txt", "{{ title }}\n{% include \"footer.txt\" %}"),
+                ("footer.txt", "\n{{ nothing }}\n"),
+            ],
+        );
+        assert_eq!(
+            diagnostics[1],
+            "email/message.txt:2:4: error: template fails on a sample email: error in \"footer.txt\": `nothing` is undefined (`footer.txt` line 2); the built-in `message.txt` is used instead"
+        );
+    }
+
+    #[test]
+    fn confirmation_templates_can_be_overridden() {
+        let config = config();
+        let (composer, diagnostics) = overridden(
+            &config,
+            &[
+                (
+                    "confirm.txt",
+                    "{{ subject }}\n{{ components|join(\", \") }}\n{{ confirm_url }}\n",
+                ),
+                (
+                    "confirm.html",
+                    "<a href=\"{{ confirm_url }}\">{{ s.confirm_action }}</a>\n",
+                ),
+            ],
+        );
+        assert_eq!(diagnostics, Vec::<String>::new());
+        let confirmation = Confirmation {
+            id: 7,
+            address: "anna@example.org".into(),
+            follows: Follows::Components(vec!["web".into(), "mail".into()]),
+            language: Language::En,
+            token: "00112233445566778899aabbccddeeff".into(),
+            expires: now() + chrono::TimeDelta::days(7),
+        };
+        let (text, html) = bodies(
+            &composer
+                .confirmation(&config, &confirmation, now())
+                .unwrap(),
+        );
+        assert_eq!(
+            text,
+            "[Example Hosting status] Confirm your subscription\nWebbhotell, E-post\nhttps://status.example.com/confirm/00112233445566778899aabbccddeeff"
+        );
+        assert_eq!(
+            html,
+            "<a href=\"https://status.example.com/confirm/00112233445566778899aabbccddeeff\">Confirm the subscription</a>"
+        );
+    }
+
+    #[test]
+    fn builtins_pass_their_own_samples() {
+        let config = config();
+        let composer = Composer::new();
+        for (name, _) in BUILTIN {
+            assert_eq!(
+                composer.sample_contexts(&config, name).len(),
+                if name.starts_with("confirm.") { 2 } else { 4 }
+            );
+            composer.try_samples(&config, name).unwrap();
+        }
     }
 }

@@ -43,6 +43,7 @@ use tracing::Instrument;
 
 use crate::announce::Announcement;
 use crate::clock;
+use crate::cmd;
 use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
@@ -852,7 +853,7 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
         }
         Ok(Shared {
             retry_base: config.email_or_default().retry_base,
-            composer: Composer::new(),
+            composer: cmd::load_email_templates(&config),
             sender,
             store: Mutex::new(store),
             announcements: Mutex::new(HashMap::new()),

@@ -162,20 +162,16 @@ impl Templates {
                         .map(|(builtin, _)| *builtin)
                         .chain([STYLESHEET_NAME])
                         .collect();
-                    diagnostics.push(Diagnostic {
-                        path,
-                        line: 1,
-                        column: 1,
-                        level: Level::Warning,
-                        message: format!(
-                            "`{name}` is not a built-in template (expected one of {}); it is used only where another template includes it",
-                            names.join(", ")
-                        ),
-                    });
+                    diagnostics.push(unknown_template(path, &name, "template", &names));
                 }
-                Err(error) => {
-                    diagnostics.push(syntax_diagnostic(&name, path, &text, &error, known))
-                }
+                Err(error) => diagnostics.push(template_diagnostic(
+                    "template syntax error",
+                    &name,
+                    path,
+                    &text,
+                    &error,
+                    known,
+                )),
             }
         }
         (templates, diagnostics)
@@ -241,29 +237,36 @@ fn strings_value(text: &str) -> Value {
     }
 }
 
-/// `file:line:col` of a template syntax error. minijinja gives the line and
-/// usually the byte range; the column comes from the range when it is on
-/// that line, else it is 1.
-fn syntax_diagnostic(
+/// `file:line:col: error: WHAT: detail` for a template `name` from file
+/// `path` that failed to compile or to render. minijinja gives the line
+/// and usually the byte range; the column comes from the range when it is
+/// on that line, else it is 1. An error inside a template that `name`
+/// includes is placed at the include, and the detail names the other
+/// template, its line and what went wrong there.
+pub(crate) fn template_diagnostic(
+    what: &str,
     name: &str,
     path: PathBuf,
     text: &str,
     error: &minijinja::Error,
     known: bool,
 ) -> Diagnostic {
-    let index = LineIndex::new(text);
-    let from_range = error.range().map(|range| index.position(range.start));
-    let (line, column) = match (error.line(), from_range) {
-        (Some(line), Some((range_line, column))) if range_line as usize == line => {
-            (range_line, column)
-        }
-        (Some(line), _) => (u32::try_from(line).unwrap_or(u32::MAX), 1),
-        (None, Some(position)) => position,
-        (None, None) => (1, 1),
+    let describe = |error: &minijinja::Error| {
+        error
+            .detail()
+            .map_or_else(|| error.kind().to_string(), str::to_owned)
     };
-    let detail = error
-        .detail()
-        .map_or_else(|| error.kind().to_string(), str::to_owned);
+    let mut detail = describe(error);
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause.and_then(|cause| cause.downcast_ref::<minijinja::Error>()) {
+        detail.push_str(": ");
+        detail.push_str(&describe(inner));
+        if let (Some(other), Some(line)) = (inner.name(), inner.line()) {
+            detail.push_str(&format!(" (`{other}` line {line})"));
+        }
+        cause = std::error::Error::source(inner);
+    }
+    let (line, column) = error_position(text, error);
     let fallback = if known {
         format!("; the built-in `{name}` is used instead")
     } else {
@@ -274,7 +277,41 @@ fn syntax_diagnostic(
         line,
         column,
         level: Level::Error,
-        message: format!("template syntax error: {detail}{fallback}"),
+        message: format!("{what}: {detail}{fallback}"),
+    }
+}
+
+/// The warning for an override `name` that replaces none of the
+/// `expected` built-in templates (of the `kind` given).
+pub(crate) fn unknown_template(
+    path: PathBuf,
+    name: &str,
+    kind: &str,
+    expected: &[&str],
+) -> Diagnostic {
+    Diagnostic {
+        path,
+        line: 1,
+        column: 1,
+        level: Level::Warning,
+        message: format!(
+            "`{name}` is not a built-in {kind} (expected one of {}); it is used only where another template includes it",
+            expected.join(", ")
+        ),
+    }
+}
+
+/// Where in `text` `error` happened, as 1-based line and column.
+fn error_position(text: &str, error: &minijinja::Error) -> (u32, u32) {
+    let index = LineIndex::new(text);
+    let from_range = error.range().map(|range| index.position(range.start));
+    match (error.line(), from_range) {
+        (Some(line), Some((range_line, column))) if range_line as usize == line => {
+            (range_line, column)
+        }
+        (Some(line), _) => (u32::try_from(line).unwrap_or(u32::MAX), 1),
+        (None, Some(position)) => position,
+        (None, None) => (1, 1),
     }
 }
 

@@ -171,6 +171,15 @@ impl Site {
         child.wait().unwrap()
     }
 
+    /// Sends SIGHUP and waits until herald has reloaded (a new mailer
+    /// included).
+    pub fn reload(&self) {
+        let reloads = || self.log().matches(" reloaded").count();
+        let before = reloads();
+        super::wait::signal(self.child.as_ref().unwrap(), "HUP");
+        self.wait_for("the reload", || reloads() > before);
+    }
+
     pub fn stop(&mut self) {
         let status = self.signal("-TERM");
         assert_eq!(status.code(), Some(0), "log:\n{}", self.log());
