@@ -1,9 +1,9 @@
 //! Drains the outbox. Does I/O (SQLite, SMTP, files).
 //!
-//! The mailer leases a batch of due rows (sets `lease_until`), sends each
-//! through a pool of SMTP connections, at most [`CONCURRENCY`] at once,
-//! with MAIL, RCPT and DATA pipelined (RFC 2920) when the server offers
-//! it, and records the outcome of each message as soon as it has one: sent
+//! The mailer leases a batch of due rows (sets `lease_until`), hands each
+//! message to [`CONCURRENCY`] SMTP connections that take them from one
+//! queue, with MAIL, RCPT and DATA pipelined (RFC 2920) when the server
+//! offers it ([`SmtpPool`]), and records the outcome of each message as soon as it has one: sent
 //! only after the server's 2xx; a 4xx or a connection failure is retried
 //! with exponential backoff (`retry_base`, doubling, at most 60 times
 //! `retry_base`) for up to [`GIVE_UP_AFTER`]; a 5xx is failed at once
