@@ -158,6 +158,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`herald outbox | head`): nothing to say.
+        Err(error) if broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let invalid = error.downcast_ref::<cmd::InvalidInput>().is_some();
             // Under journald, `<3>` marks the line as an error.
@@ -166,6 +168,14 @@ fn main() -> ExitCode {
             ExitCode::from(if invalid { 1 } else { 3 })
         }
     }
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `outer: inner: innermost`, each cause once.

@@ -617,3 +617,35 @@ fn unwritable_output_directory_is_one_line_naming_it_and_exit_3() {
          cannot write public/incidents: Not a directory (os error 20)",
     );
 }
+
+#[test]
+fn output_cut_short_by_its_reader_is_not_an_error() {
+    let site = Site::new();
+    let mut csv = String::from("email,components\n");
+    for n in 0..20_000 {
+        csv.push_str(&format!("user{n}@example.org,mail\n"));
+    }
+    site.write("subscribers.csv", &csv);
+    site.herald()
+        .args(["subscribers", "import", "subscribers.csv"])
+        .assert()
+        .success();
+    // Like `herald subscribers list | head -1`: far more than a pipe
+    // holds, to a reader that takes one line and leaves.
+    let mut list = std::process::Command::new(assert_cmd::cargo::cargo_bin("herald"))
+        .args(["subscribers", "list"])
+        .current_dir(site.dir.path())
+        .env_remove("HERALD_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(list.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    drop(reader);
+    let output = list.wait_with_output().unwrap();
+    assert!(first.starts_with("user0@example.org"), "{first}");
+    assert_eq!(stderr(&output), "");
+    assert!(output.status.success(), "{:?}", output.status);
+}
