@@ -186,7 +186,7 @@ struct Session {
     /// The server announced PIPELINING.
     pipelining: bool,
     /// When it last finished a message.
-    idle_since: std::time::Instant,
+    idle_since: tokio::time::Instant,
 }
 
 /// A failure before any message was offered (greeting, EHLO, STARTTLS,
@@ -209,12 +209,21 @@ fn timed_out() -> SendError {
 enum Exchange {
     /// Every reply, in order; a refusal as its error.
     Replies(Vec<Result<(), lettre::transport::smtp::Error>>),
-    /// The connection failed or timed out before all replies came.
-    Broken(SendError),
+    /// The connection failed or timed out before all replies came: the
+    /// replies read before, and why.
+    Broken(Vec<Result<(), lettre::transport::smtp::Error>>, SendError),
 }
 
 impl SmtpPool {
+    /// A new session, greeted, upgraded and logged in; a server that
+    /// stops answering at any step gives up after [`CONNECT_TIMEOUT`].
     async fn connect(&self) -> Result<Session, SendError> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.open())
+            .await
+            .unwrap_or_else(|_| Err(connection_error("the server did not answer in time")))
+    }
+
+    async fn open(&self) -> Result<Session, SendError> {
         let mut connection = match (&self.tls, &self.tls_parameters) {
             (Tls::Wrapper, Some(parameters)) => AsyncSmtpConnection::connect_tokio1(
                 (self.host.as_str(), self.port),
@@ -270,7 +279,7 @@ impl SmtpPool {
         Ok(Session {
             connection,
             pipelining,
-            idle_since: std::time::Instant::now(),
+            idle_since: tokio::time::Instant::now(),
         })
     }
 
@@ -305,13 +314,15 @@ impl SmtpPool {
             };
             if let Some(idle) = &mut session
                 && idle.idle_since.elapsed() >= IDLE_CHECK
-                && !idle.connection.test_connected().await
+                && !tokio::time::timeout(IDLE_CHECK, idle.connection.test_connected())
+                    .await
+                    .unwrap_or(false)
             {
                 session = None;
             }
             (session, carried) = self.chain(session, first).await;
             if let Some(session) = &mut session {
-                session.idle_since = std::time::Instant::now();
+                session.idle_since = tokio::time::Instant::now();
             }
         }
     }
@@ -377,8 +388,9 @@ impl SmtpPool {
                         }
                         return self.texts(session, first).await;
                     }
-                    Exchange::Broken(_) if reused => {}
-                    Exchange::Broken(error) => {
+                    // Nothing reached the server in a way it took.
+                    Exchange::Broken(_, _) if reused => {}
+                    Exchange::Broken(_, error) => {
                         first.finish(Err(error));
                         return (None, None);
                     }
@@ -418,10 +430,17 @@ impl SmtpPool {
             }
             let replies = match session.exchange(&text, 1 + chained.unwrap_or(0)).await {
                 Exchange::Replies(replies) => replies,
-                Exchange::Broken(error) => {
-                    // The text may have arrived: sent again later, which
-                    // is the duplicate a lost connection can cause.
-                    current.finish(Err(error));
+                Exchange::Broken(replies, error) => {
+                    // The text's reply, if it came before the connection
+                    // failed (a server that answers, then closes at its
+                    // limit of messages per connection), settles it.
+                    // Without one, the text may have arrived: sent again
+                    // later, the duplicate a lost connection can cause.
+                    let outcome = match replies.into_iter().next() {
+                        Some(reply) => reply.map_err(|refusal| classify(&refusal)),
+                        None => Err(error),
+                    };
+                    current.finish(outcome);
                     return (None, next);
                 }
             };
@@ -455,8 +474,8 @@ impl Session {
     /// Writes `text` and reads `count` replies. Every reply is read, even
     /// after a refusal, so that none is left for the next command.
     async fn exchange(&mut self, text: &str, count: usize) -> Exchange {
-        let replies = async {
-            let mut replies = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(count);
+        let reading = async {
             for index in 0..count {
                 let reply = if index == 0 {
                     self.connection.command(text).await
@@ -466,17 +485,19 @@ impl Session {
                 match reply {
                     Ok(_) => replies.push(Ok(())),
                     Err(error) if is_reply(&error) => replies.push(Err(error)),
-                    Err(error) => return Err(error),
+                    Err(error) => return Err(classify(&error)),
                 }
             }
-            Ok(replies)
+            Ok(())
         };
-        match tokio::time::timeout(SEND_TIMEOUT, replies).await {
-            Ok(Ok(replies)) => Exchange::Replies(replies),
-            Ok(Err(error)) => Exchange::Broken(classify(&error)),
-            // No QUIT: a server that stopped answering would hold the
-            // connection's worker forever.
-            Err(_) => Exchange::Broken(timed_out()),
+        // No QUIT on a timeout: a server that stopped answering would hold
+        // the connection's worker forever.
+        let outcome = tokio::time::timeout(SEND_TIMEOUT, reading)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        match outcome {
+            Ok(()) => Exchange::Replies(replies),
+            Err(error) => Exchange::Broken(replies, error),
         }
     }
 }

@@ -556,6 +556,44 @@ fn a_busy_connection_sends_the_next_message_behind_the_last_text() {
 }
 
 #[test]
+fn a_text_answered_just_before_the_server_hangs_up_is_sent_once() {
+    const FOLLOWERS: usize = 100;
+    let server = SmtpServer::start();
+    server.set_data_delay(Duration::from_millis(5));
+    // 250 to a text, then the connection closes with the next message's
+    // commands unread, as a server with a limit per connection does.
+    server.close_after_text(30);
+    let mut site = Site::new(&config(server.port(), "0s"));
+    let mut csv = String::from("email,components\n");
+    for n in 0..FOLLOWERS {
+        csv.push_str(&format!("user{n}@example.org,mail\n"));
+    }
+    fs::write(site.path("subscribers.csv"), csv).unwrap();
+    site.ok(&["subscribers", "import", "subscribers.csv"]);
+    site.start();
+    site.write(
+        "limit.md",
+        &incident(
+            "Limit",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(0)), "Once.")],
+        ),
+    );
+    site.wait_for("every message to be recorded", || {
+        site.ok(&["outbox"]) == format!("pending 0, retrying 0, failed 0, sent {FOLLOWERS}\n")
+    });
+    site.stop();
+    // The answered text counts as sent: nobody gets it twice.
+    assert_eq!(
+        server.count(),
+        FOLLOWERS,
+        "{:?}",
+        by_recipient(&server).len()
+    );
+    assert!(server.connections() > 8, "a new connection after the close");
+}
+
+#[test]
 fn kill_9_in_the_middle_of_a_fan_out_loses_nothing() {
     const FOLLOWERS: usize = 2000;
     let server = SmtpServer::start();

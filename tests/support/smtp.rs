@@ -103,6 +103,9 @@ struct State {
     /// Texts left until the server hangs up instead of answering one
     /// (and keeps nothing of it); `None` never.
     hang_up_in: Option<usize>,
+    /// Texts left until the server keeps and answers one, then hangs up
+    /// (as servers with a limit of messages per connection do).
+    close_in: Option<usize>,
     /// Delay before answering DATA, to keep messages in flight longer.
     data_delay: Duration,
     connections: usize,
@@ -207,6 +210,12 @@ impl SmtpServer {
     /// from now, keeping nothing of that message.
     pub fn hang_up_at_text(&self, n: usize) {
         self.state.lock().unwrap().hang_up_in = Some(n);
+    }
+
+    /// Keeps and answers the `n`th text from now, then closes the
+    /// connection without reading what followed it.
+    pub fn close_after_text(&self, n: usize) {
+        self.state.lock().unwrap().close_in = Some(n);
     }
 
     pub fn set_data_delay(&self, delay: Duration) {
@@ -553,7 +562,18 @@ impl Session<'_> {
                         tls: self.tls,
                         user: self.user.clone(),
                     });
+                    let close = state.close_in.as_mut().is_some_and(|left| {
+                        *left -= 1;
+                        *left == 0
+                    });
+                    if close {
+                        state.close_in = None;
+                    }
                     drop(state);
+                    if close {
+                        reply(reader, "250 OK queued")?;
+                        return Ok(End::Closed);
+                    }
                     "250 OK queued".into()
                 }
                 "RSET" => {
