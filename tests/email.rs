@@ -480,6 +480,20 @@ fn rejections(server: &SmtpServer) -> usize {
     mails
 }
 
+/// A started site whose `followers` (`userN@example.org`) follow `mail`,
+/// mailing through `server`.
+fn followed_by(server: &SmtpServer, followers: usize) -> Site {
+    let mut site = Site::new(&config(server.port(), "0s"));
+    let mut csv = String::from("email,components\n");
+    for n in 0..followers {
+        csv.push_str(&format!("user{n}@example.org,mail\n"));
+    }
+    fs::write(site.path("subscribers.csv"), csv).unwrap();
+    site.ok(&["subscribers", "import", "subscribers.csv"]);
+    site.start();
+    site
+}
+
 #[test]
 fn a_busy_connection_sends_the_next_message_behind_the_last_text() {
     const FOLLOWERS: usize = 200;
@@ -492,14 +506,7 @@ fn a_busy_connection_sends_the_next_message_behind_the_last_text() {
     server.reject("user7@example.org", "550 5.1.1 no such user");
     server.reject_text("user9@example.org", "554 5.7.1 text refused");
     server.hang_up_at_text(60);
-    let mut site = Site::new(&config(server.port(), "0s"));
-    let mut csv = String::from("email,components\n");
-    for n in 0..FOLLOWERS {
-        csv.push_str(&format!("user{n}@example.org,mail\n"));
-    }
-    fs::write(site.path("subscribers.csv"), csv).unwrap();
-    site.ok(&["subscribers", "import", "subscribers.csv"]);
-    site.start();
+    let mut site = followed_by(&server, FOLLOWERS);
     site.write(
         "busy.md",
         &incident(
@@ -563,14 +570,7 @@ fn a_text_answered_just_before_the_server_hangs_up_is_sent_once() {
     // 250 to a text, then the connection closes with the next message's
     // commands unread, as a server with a limit per connection does.
     server.close_after_text(30);
-    let mut site = Site::new(&config(server.port(), "0s"));
-    let mut csv = String::from("email,components\n");
-    for n in 0..FOLLOWERS {
-        csv.push_str(&format!("user{n}@example.org,mail\n"));
-    }
-    fs::write(site.path("subscribers.csv"), csv).unwrap();
-    site.ok(&["subscribers", "import", "subscribers.csv"]);
-    site.start();
+    let mut site = followed_by(&server, FOLLOWERS);
     site.write(
         "limit.md",
         &incident(
