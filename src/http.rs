@@ -362,18 +362,12 @@ async fn confirm(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    let store = Arc::clone(&shared.store);
-    let confirmed =
-        tokio::task::spawn_blocking(move || lock(&store).confirm(&link, clock::now())).await;
-    match confirmed {
-        Ok(Ok(Confirmed::Now | Confirmed::Already)) => {
-            page(&site, StatusCode::OK, Notice::Confirmed)
-        }
-        Ok(Ok(Confirmed::Expired | Confirmed::Unknown)) => {
+    match with_store(&shared, move |store| store.confirm(&link, clock::now())).await {
+        Ok(Confirmed::Now | Confirmed::Already) => page(&site, StatusCode::OK, Notice::Confirmed),
+        Ok(Confirmed::Expired | Confirmed::Unknown) => {
             page(&site, StatusCode::NOT_FOUND, Notice::NotFound)
         }
-        Ok(Err(error)) => database_error(&site, anyhow::Error::from(error)),
-        Err(error) => database_error(&site, anyhow::Error::from(error)),
+        Err(error) => database_error(&site, error),
     }
 }
 
@@ -385,8 +379,7 @@ async fn unsubscribe_page(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    let store = Arc::clone(&shared.store);
-    let found = tokio::task::spawn_blocking(move || lock(&store).unsubscribe_lookup(&link)).await;
+    let found = with_store(&shared, move |store| store.unsubscribe_lookup(&link)).await;
     unsubscribed_page(&site, found, Notice::Unsubscribe)
 }
 
@@ -417,25 +410,29 @@ async fn unsubscribe(
             Notice::BadRequest("one_click"),
         );
     }
-    let store = Arc::clone(&shared.store);
-    let removed = tokio::task::spawn_blocking(move || lock(&store).unsubscribe(&link)).await;
+    let removed = with_store(&shared, move |store| store.unsubscribe(&link)).await;
     unsubscribed_page(&site, removed, Notice::Unsubscribed)
 }
 
 /// `known` for a subscriber still there, "unsubscribed" for one gone, 404
 /// for a link never issued.
-fn unsubscribed_page(
-    site: &Site,
-    result: Result<Result<Unsubscribed, crate::store::Error>, tokio::task::JoinError>,
-    known: Notice,
-) -> Response {
+fn unsubscribed_page(site: &Site, result: anyhow::Result<Unsubscribed>, known: Notice) -> Response {
     match result {
-        Ok(Ok(Unsubscribed::Now)) => page(site, StatusCode::OK, known),
-        Ok(Ok(Unsubscribed::Already)) => page(site, StatusCode::OK, Notice::Unsubscribed),
-        Ok(Ok(Unsubscribed::Unknown)) => page(site, StatusCode::NOT_FOUND, Notice::NotFound),
-        Ok(Err(error)) => database_error(site, anyhow::Error::from(error)),
-        Err(error) => database_error(site, anyhow::Error::from(error)),
+        Ok(Unsubscribed::Now) => page(site, StatusCode::OK, known),
+        Ok(Unsubscribed::Already) => page(site, StatusCode::OK, Notice::Unsubscribed),
+        Ok(Unsubscribed::Unknown) => page(site, StatusCode::NOT_FOUND, Notice::NotFound),
+        Err(error) => database_error(site, error),
     }
+}
+
+/// Runs `call` on the state database on tokio's blocking pool: SQLite
+/// may wait on the disk or on the mailer's transactions.
+async fn with_store<T: Send + 'static>(
+    shared: &Shared,
+    call: impl FnOnce(&mut Store) -> Result<T, crate::store::Error> + Send + 'static,
+) -> anyhow::Result<T> {
+    let store = Arc::clone(&shared.store);
+    Ok(tokio::task::spawn_blocking(move || call(&mut lock(&store))).await??)
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
