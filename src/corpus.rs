@@ -266,7 +266,9 @@ mod tests {
     use chrono::TimeZone;
     use chrono_tz::Europe::Stockholm;
 
-    fn files(texts: &[(&str, &str)]) -> Files {
+    /// Applies `texts`, each `(path, text)` in turn, to `files` as a site
+    /// with one component, `dns`, in Stockholm would.
+    fn update(files: &mut Files, texts: &[(&str, &str)]) {
         let components = vec![Component {
             id: "dns".into(),
             name: "DNS".into(),
@@ -276,10 +278,14 @@ mod tests {
             timezone: Stockholm,
             components: &components,
         };
-        let mut files = Files::default();
         for (path, text) in texts {
             files.update(Path::new(path), text, &context);
         }
+    }
+
+    fn files(texts: &[(&str, &str)]) -> Files {
+        let mut files = Files::default();
+        update(&mut files, texts);
         files
     }
 
@@ -337,24 +343,12 @@ mod tests {
     #[test]
     fn broken_file_keeps_last_good_and_deleted_file_drops_it() {
         let mut files = files(&[("m.md", MAINTENANCE)]);
-        let components = vec![Component {
-            id: "dns".into(),
-            name: "DNS".into(),
-            group: None,
-        }];
-        let context = Context {
-            timezone: Stockholm,
-            components: &components,
-        };
-        files.update(
-            Path::new("m.md"),
-            &MAINTENANCE.replace("Planned.", "Edited."),
-            &context,
-        );
+        let edited = MAINTENANCE.replace("Planned.", "Edited.");
+        update(&mut files, &[("m.md", &edited)]);
         let (corpus, _) = files.corpus();
         let id = IncidentId::new("m").unwrap();
         assert_eq!(corpus.get(&id).unwrap().updates[0].body_markdown, "Edited.");
-        files.update(Path::new("m.md"), "+++\nbroken", &context);
+        update(&mut files, &[("m.md", "+++\nbroken")]);
         let (corpus_after, _) = files.corpus();
         assert_eq!(
             corpus_after.get(&id).unwrap().updates[0].body_markdown,
