@@ -163,7 +163,7 @@ pub struct SmtpPool {
     queue: mpsc::UnboundedSender<Handoff>,
     /// Shared by the workers; the one holding the lock waits for the next
     /// message, the busy ones peek at it without waiting.
-    waiting: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Handoff>>>,
+    waiting: tokio::sync::Mutex<mpsc::UnboundedReceiver<Handoff>>,
     workers: std::sync::Once,
 }
 
@@ -334,15 +334,16 @@ impl SmtpPool {
 
     /// Sends `first`, then, while messages are waiting, the next ones on
     /// the same connection. Returns the connection if it is still good,
-    /// and a message taken from the queue but not sent.
+    /// and a message taken from the queue but not sent: the next one, or
+    /// `first` itself when the reused connection turned out to be closed
+    /// before the server took anything (the worker then tries it at once
+    /// on a new connection).
     async fn chain(
         &self,
         session: Option<Session>,
         first: Handoff,
     ) -> (Option<Session>, Option<Handoff>) {
-        // A reused connection the server has closed fails before anything
-        // is sent; then one fresh connection is tried at once.
-        let (mut session, mut reused) = match session {
+        let (mut session, reused) = match session {
             Some(session) => (session, true),
             None => match self.connect().await {
                 Ok(session) => (session, false),
@@ -352,59 +353,45 @@ impl SmtpPool {
                 }
             },
         };
-        loop {
-            if !(session.pipelining && first.message.pipelinable()) {
-                let message = &first.message;
-                let sent = tokio::time::timeout(
-                    SEND_TIMEOUT,
-                    session.connection.send(&message.envelope, &message.bytes),
-                )
-                .await;
-                let outcome = match sent {
-                    Ok(Ok(_)) => {
-                        first.finish(Ok(()));
-                        return (Some(session), None);
-                    }
-                    Ok(Err(error)) if reused && !is_reply(&error) => None,
-                    Ok(Err(error)) => Some(classify(&error)),
-                    Err(_) => Some(timed_out()),
-                };
-                // After a refusal lettre marks the connection broken.
-                if let Some(error) = outcome {
-                    first.finish(Err(error));
-                    return (None, None);
+        if !(session.pipelining && first.message.pipelinable()) {
+            let message = &first.message;
+            let sent = tokio::time::timeout(
+                SEND_TIMEOUT,
+                session.connection.send(&message.envelope, &message.bytes),
+            )
+            .await;
+            // After a refusal lettre marks the connection broken.
+            let error = match sent {
+                Ok(Ok(_)) => {
+                    first.finish(Ok(()));
+                    return (Some(session), None);
                 }
-            } else {
-                let group = first.message.commands();
-                match session.exchange(&group, first.message.replies()).await {
-                    Exchange::Replies(replies) => {
-                        if let Some(error) = first_refusal(replies) {
-                            // The server may hold part of the transaction,
-                            // or wait for the text after a DATA it took:
-                            // closing is simpler than RSET, and closing in
-                            // the middle of DATA makes it drop the message.
-                            first.finish(Err(error));
-                            return (None, None);
-                        }
-                        return self.texts(session, first).await;
-                    }
-                    // Nothing reached the server in a way it took.
-                    Exchange::Broken(_, _) if reused => {}
-                    Exchange::Broken(_, error) => {
-                        first.finish(Err(error));
-                        return (None, None);
-                    }
-                }
-            }
-            // The reused connection was gone: once more on a new one.
-            reused = false;
-            session = match self.connect().await {
-                Ok(session) => session,
-                Err(error) => {
-                    first.finish(Err(error));
-                    return (None, None);
-                }
+                Ok(Err(error)) if reused && !is_reply(&error) => return (None, Some(first)),
+                Ok(Err(error)) => classify(&error),
+                Err(_) => timed_out(),
             };
+            first.finish(Err(error));
+            return (None, None);
+        }
+        let commands = first.message.commands();
+        match session.exchange(&commands, first.message.replies()).await {
+            Exchange::Replies(replies) => match first_refusal(replies) {
+                // The server may hold part of the transaction, or wait
+                // for the text after a DATA it took: closing is simpler
+                // than RSET, and closing in the middle of DATA makes it
+                // drop the message.
+                Some(error) => {
+                    first.finish(Err(error));
+                    (None, None)
+                }
+                None => self.texts(session, first).await,
+            },
+            // Nothing reached the server in a way it took.
+            Exchange::Broken(_, _) if reused => (None, Some(first)),
+            Exchange::Broken(_, error) => {
+                first.finish(Err(error));
+                (None, None)
+            }
         }
     }
 
@@ -714,7 +701,7 @@ impl Sender {
             credentials,
             hello: ClientId::default(),
             queue,
-            waiting: Arc::new(tokio::sync::Mutex::new(waiting)),
+            waiting: tokio::sync::Mutex::new(waiting),
             workers: std::sync::Once::new(),
         })))
     }

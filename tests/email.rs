@@ -402,6 +402,45 @@ fn mail_queued_while_the_server_is_down_arrives_when_it_is_back() {
 }
 
 #[test]
+fn a_pooled_connection_the_server_closed_is_replaced_at_once() {
+    let port = free_port();
+    let server = SmtpServer::start_on(port);
+    let mut site = Site::new(&config(port, "0s"));
+    // As many as there are connections, so that each message of the
+    // second update goes to a worker that kept one.
+    for n in 0..8 {
+        site.ok(&["subscribers", "add", &format!("user{n}@example.org")]);
+    }
+    site.start();
+    let first = (format!("{} investigating", recent(1)), "Restarting.");
+    site.write(
+        "relay.md",
+        &incident("Relay restart", "\"mail\"", &[(&first.0, first.1)]),
+    );
+    site.wait_for("the first emails", || server.count() == 8);
+    // A restarted relay: the connections herald keeps for the next
+    // messages are closed under it.
+    drop(server);
+    let server = SmtpServer::start_on(port);
+    site.write(
+        "relay.md",
+        &incident(
+            "Relay restart",
+            "\"mail\"",
+            &[
+                (&first.0, first.1),
+                (&format!("{} resolved", recent(0)), "Back."),
+            ],
+        ),
+    );
+    site.wait_for("the second emails", || server.count() == 8);
+    site.stop();
+    // Sent on new connections at once, not deferred as failures.
+    assert!(!site.log().contains("delivery deferred"), "{}", site.log());
+    assert!(server.connections() <= 8, "{}", server.connections());
+}
+
+#[test]
 fn permanent_rejection_is_parked_with_its_reply_and_others_arrive() {
     let server = SmtpServer::start();
     let mails = rejections(&server);
