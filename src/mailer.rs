@@ -49,7 +49,7 @@ use crate::config::{Config, Tls, Transport};
 use crate::fsio;
 use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, Store};
 
-/// Messages sent at the same time, each on its own pooled connection.
+/// SMTP connections, each a worker that sends one message at a time.
 pub const CONCURRENCY: usize = 8;
 /// Messages between leaving the outbox and their outcome being recorded:
 /// composed and waiting for a connection, on the wire, or waiting for the
@@ -133,7 +133,7 @@ fn classify(error: &lettre::transport::smtp::Error) -> SendError {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// One message (MAIL to the reply after DATA) gives up after this long.
 const SEND_TIMEOUT: Duration = Duration::from_secs(120);
-/// A pooled connection idle longer than this is checked with NOOP first.
+/// A connection idle longer than this is checked with NOOP first.
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// SMTP connections, each driven by a worker task of its own that takes
