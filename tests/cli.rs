@@ -1,27 +1,18 @@
 //! The binary on temporary sites: exit codes, messages and files written
 //! by `check`, `new`, `post` and `build`.
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
+
 use std::fs;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-const CONFIG: &str = r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail"
-
-[[components]]
-id = "web"
-name = "Web"
-"#;
+fn config() -> String {
+    site_toml::site("Test status") + &site_toml::components(&[("mail", "Mail"), ("web", "Web")])
+}
 
 const GOOD: &str = "+++\ntitle = \"Mail slow\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\nLooking.\n";
 
@@ -33,7 +24,7 @@ struct Site {
 impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("herald.toml"), CONFIG).unwrap();
+        fs::write(dir.path().join("herald.toml"), config()).unwrap();
         fs::create_dir_all(dir.path().join("incidents")).unwrap();
         Site { dir }
     }
@@ -173,7 +164,7 @@ fn bad_config_is_reported_with_position_and_exit_1() {
     let site = Site::new();
     site.write(
         "herald.toml",
-        &CONFIG.replace("language = \"en\"", "langauge = \"en\""),
+        &config().replace("language = \"en\"", "langauge = \"en\""),
     );
     let output = site.herald().arg("check").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -493,7 +484,7 @@ fn unwritable_output_is_a_runtime_failure_naming_the_path() {
 fn template_override_is_used_and_a_broken_one_falls_back() {
     let site = Site::new();
     // `[paths]` must come before the components array of tables.
-    let config = CONFIG.replacen(
+    let config = config().replacen(
         "[[components]]",
         "[paths]\ntemplates = \"templates\"\n\n[[components]]",
         1,
@@ -542,7 +533,7 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
 #[test]
 fn missing_templates_directory_is_a_runtime_failure_naming_it() {
     let site = Site::new();
-    let config = CONFIG.replacen(
+    let config = config().replacen(
         "[[components]]",
         "[paths]\ntemplates = \"my-templates\"\n\n[[components]]",
         1,

@@ -12,29 +12,11 @@ use herald::model::IncidentId;
 use herald::render::feed::{self, FeedMeta};
 use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/corpus.rs"]
 mod support_corpus;
 use support_corpus::corpus;
-
-const CONFIG_SV: &str = r#"
-[site]
-title = "Exempelhosting driftstatus"
-base_url = "https://status.example.se/"
-timezone = "Europe/Stockholm"
-language = "sv"
-
-[[components]]
-id = "web-hosting"
-name = "Webbhotell"
-
-[[components]]
-id = "mail"
-name = "E-post"
-
-[[components]]
-id = "dns"
-name = "DNS"
-"#;
 
 // Blank lines after some headings are allowed and must not matter.
 const STORAGE: &str = "+++
@@ -82,6 +64,16 @@ Ska inte synas.
 
 fn config(text: &str) -> Config {
     herald::config::parse(Path::new("herald.toml"), text).expect("test config is valid")
+}
+
+/// The Swedish sample site with web hosting, mail and DNS.
+fn swedish_config() -> Config {
+    let components = [
+        ("web-hosting", "Webbhotell"),
+        ("mail", "E-post"),
+        ("dns", "DNS"),
+    ];
+    config(&(site_toml::swedish_site() + &site_toml::components(&components)))
 }
 
 /// Parses `(path, text)` pairs in the given order; every file must be clean.
@@ -139,7 +131,7 @@ const NEWEST_FIRST: [&str; 4] = [
 
 #[test]
 fn atom_entries_are_the_published_updates_newest_first() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -231,7 +223,7 @@ fn atom_entries_are_the_published_updates_newest_first() {
 
 #[test]
 fn rss_items_are_the_published_updates_newest_first() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -300,7 +292,7 @@ fn rss_items_are_the_published_updates_newest_first() {
 
 #[test]
 fn content_names_components_and_keeps_raw_html_as_text() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -349,7 +341,7 @@ fn content_names_components_and_keeps_raw_html_as_text() {
 
 #[test]
 fn an_edited_update_changes_only_its_updated_and_the_feeds() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let templates = Templates::builtin();
     let before = Revisions::new();
@@ -428,7 +420,7 @@ fn an_edited_update_changes_only_its_updated_and_the_feeds() {
 
 #[test]
 fn rendering_is_byte_identical() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let templates = Templates::builtin();
     let storage = IncidentId::new("storage").unwrap();
     let edits = [
@@ -470,7 +462,7 @@ fn rendering_is_byte_identical() {
 
 #[test]
 fn component_feeds_hold_only_their_incidents() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -507,7 +499,7 @@ fn component_feeds_hold_only_their_incidents() {
 
 #[test]
 fn empty_feeds_are_valid_and_dated_from_the_data() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -538,7 +530,7 @@ fn empty_feeds_are_valid_and_dated_from_the_data() {
 
 #[test]
 fn characters_xml_cannot_carry_are_dropped() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     // TOML's `\u0001` escape and a raw control character in the body.
     let text = "+++
 title = \"Fel\\u0001tecken\"
@@ -570,17 +562,8 @@ Text\u{1}med\u{b}styrtecken.
 #[test]
 fn atom_snapshot() {
     let config = config(
-        r#"
-[site]
-title = "Example <Hosting> & Co"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail & <Webmail>"
-"#,
+        &(site_toml::site("Example <Hosting> & Co")
+            + &site_toml::components(&[("mail", "Mail & <Webmail>")])),
     );
     let corpus = corpus(
         &config,
@@ -633,7 +616,7 @@ Queues drain *slowly* & <b>steadily</b>.
 /// reach the entry (an early parser dropped the line after a heading).
 #[test]
 fn first_line_after_a_heading_is_kept() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = corpus(
         &config,
         &[(

@@ -13,17 +13,14 @@ use herald::render::summary::summary;
 use herald::render::{Revisions, Site, Templates};
 use serde_json::{Value, json};
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/corpus.rs"]
 mod support_corpus;
 use support_corpus::corpus;
 
-const CONFIG: &str = r#"
-[site]
-title = "Example Hosting status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
+/// Web hosting and mail in the group "Hosting", DNS alone.
+const COMPONENTS: &str = r#"
 [[components]]
 id = "web"
 name = "Web hosting"
@@ -83,7 +80,8 @@ We upgrade the name servers.
 "#;
 
 fn config() -> Config {
-    config::parse(Path::new("herald.toml"), CONFIG).expect("test configuration is valid")
+    let text = site_toml::site("Example Hosting status") + COMPONENTS;
+    config::parse(Path::new("herald.toml"), &text).expect("test configuration is valid")
 }
 
 fn instant(text: &str) -> DateTime<Utc> {
