@@ -104,6 +104,19 @@ fn site<'a>(config: &'a Config, templates: &'a Templates, revisions: &'a Revisio
     }
 }
 
+/// The site feed of `corpus` in both formats, from the built-in
+/// templates with no edits.
+fn feeds(config: &Config, corpus: &Corpus) -> (Vec<u8>, Vec<u8>) {
+    let (templates, revisions) = (Templates::builtin(), Revisions::new());
+    site_feeds(&site(config, &templates, &revisions), corpus)
+}
+
+/// [`feeds`] of the Swedish sample.
+fn sample_feeds() -> (Vec<u8>, Vec<u8>) {
+    let config = swedish_config();
+    feeds(&config, &sample(&config))
+}
+
 /// The site feed in both formats.
 fn site_feeds(site: &Site, corpus: &Corpus) -> (Vec<u8>, Vec<u8>) {
     let entries = latest_entries(corpus, |_| true, FEED_LIMIT);
@@ -122,6 +135,21 @@ fn read(bytes: &[u8]) -> feed_rs::model::Feed {
         .expect("feed-rs reads the feed")
 }
 
+/// The feed's own links: `(rel, href)`.
+fn links(feed: &feed_rs::model::Feed) -> Vec<(Option<&str>, &str)> {
+    feed.links
+        .iter()
+        .map(|l| (l.rel.as_deref(), l.href.as_str()))
+        .collect()
+}
+
+fn assert_each_entry_links_to_its_id(feed: &feed_rs::model::Feed) {
+    for entry in &feed.entries {
+        let hrefs: Vec<&str> = entry.links.iter().map(|l| l.href.as_str()).collect();
+        assert_eq!(hrefs, [entry.id.as_str()]);
+    }
+}
+
 const NEWEST_FIRST: [&str; 4] = [
     "https://status.example.se/incidents/storage.html#u-20190408T172600Z",
     "https://status.example.se/incidents/storage.html#u-20190404T082000Z",
@@ -131,11 +159,7 @@ const NEWEST_FIRST: [&str; 4] = [
 
 #[test]
 fn atom_entries_are_the_published_updates_newest_first() {
-    let config = swedish_config();
-    let corpus = sample(&config);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (_, atom) = site_feeds(&site, &corpus);
+    let (_, atom) = sample_feeds();
     let parsed = read(&atom);
 
     assert_eq!(parsed.feed_type, feed_rs::model::FeedType::Atom);
@@ -152,13 +176,8 @@ fn atom_entries_are_the_published_updates_newest_first() {
         .filter_map(|a| a.name.as_deref())
         .collect();
     assert_eq!(authors, ["Exempelhosting driftstatus"]);
-    let links: Vec<(Option<&str>, &str)> = parsed
-        .links
-        .iter()
-        .map(|l| (l.rel.as_deref(), l.href.as_str()))
-        .collect();
     assert_eq!(
-        links,
+        links(&parsed),
         [
             (Some("self"), "https://status.example.se/feed.atom"),
             (Some("alternate"), "https://status.example.se/"),
@@ -167,10 +186,7 @@ fn atom_entries_are_the_published_updates_newest_first() {
 
     let ids: Vec<&str> = parsed.entries.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, NEWEST_FIRST, "the draft's update must not appear");
-    for entry in &parsed.entries {
-        let hrefs: Vec<&str> = entry.links.iter().map(|l| l.href.as_str()).collect();
-        assert_eq!(hrefs, [entry.id.as_str()]);
-    }
+    assert_each_entry_links_to_its_id(&parsed);
     let titles: Vec<&str> = parsed
         .entries
         .iter()
@@ -223,23 +239,14 @@ fn atom_entries_are_the_published_updates_newest_first() {
 
 #[test]
 fn rss_items_are_the_published_updates_newest_first() {
-    let config = swedish_config();
-    let corpus = sample(&config);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (rss, _) = site_feeds(&site, &corpus);
+    let (rss, _) = sample_feeds();
     let parsed = read(&rss);
 
     assert_eq!(parsed.feed_type, feed_rs::model::FeedType::RSS2);
     assert_eq!(parsed.updated, Some(utc("2019-04-08T17:26:00Z")));
     assert_eq!(parsed.language.as_deref(), Some("sv"));
-    let links: Vec<(Option<&str>, &str)> = parsed
-        .links
-        .iter()
-        .map(|l| (l.rel.as_deref(), l.href.as_str()))
-        .collect();
     assert_eq!(
-        links,
+        links(&parsed),
         [
             (None, "https://status.example.se/"),
             (Some("self"), "https://status.example.se/feed.rss"),
@@ -248,10 +255,7 @@ fn rss_items_are_the_published_updates_newest_first() {
 
     let guids: Vec<&str> = parsed.entries.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(guids, NEWEST_FIRST);
-    for entry in &parsed.entries {
-        let hrefs: Vec<&str> = entry.links.iter().map(|l| l.href.as_str()).collect();
-        assert_eq!(hrefs, [entry.id.as_str()]);
-    }
+    assert_each_entry_links_to_its_id(&parsed);
     let published: Vec<Option<DateTime<Utc>>> =
         parsed.entries.iter().map(|e| e.published).collect();
     assert_eq!(
@@ -292,11 +296,7 @@ fn rss_items_are_the_published_updates_newest_first() {
 
 #[test]
 fn content_names_components_and_keeps_raw_html_as_text() {
-    let config = swedish_config();
-    let corpus = sample(&config);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (rss, atom) = site_feeds(&site, &corpus);
+    let (rss, atom) = sample_feeds();
     let atom = read(&atom);
     let rss = read(&rss);
     // feed-rs trims the text of an element, hence no final newline.
@@ -543,9 +543,7 @@ severity = \"minor\"
 Text\u{1}med\u{b}styrtecken.
 ";
     let corpus = corpus(&config, &[("control.md", text)]);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (rss, atom) = site_feeds(&site, &corpus);
+    let (rss, atom) = feeds(&config, &corpus);
     for bytes in [&rss, &atom] {
         assert!(!bytes.iter().any(|&b| b == 0x01 || b == 0x0b));
         let parsed = read(bytes);
@@ -582,9 +580,7 @@ Queues drain *slowly* & <b>steadily</b>.
 ",
         )],
     );
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (_, atom) = site_feeds(&site, &corpus);
+    let (_, atom) = feeds(&config, &corpus);
     assert_eq!(
         String::from_utf8(atom).unwrap(),
         "<?xml version=\"1.0\"?>\n\
@@ -634,9 +630,7 @@ Andra raden.
 ",
         )],
     );
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (_, atom) = site_feeds(&site, &corpus);
+    let (_, atom) = feeds(&config, &corpus);
     let parsed = read(&atom);
     assert_eq!(
         parsed.entries[0]
