@@ -15,25 +15,11 @@ use herald::render::ics::calendar;
 use herald::render::{Revisions, Site, Templates};
 use icalendar::{Calendar, CalendarComponent, Component, Event, EventStatus};
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/corpus.rs"]
 mod support_corpus;
 use support_corpus::corpus;
-
-const CONFIG: &str = r#"
-[site]
-title = "Example Hosting status; night, shift"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "web"
-name = "Web hosting"
-
-[[components]]
-id = "dns"
-name = "DNS"
-"#;
 
 /// 22:00–02:00 local in December (CET) is 21:00–01:00 UTC. The title has a
 /// comma, a semicolon, a backslash and a line break, all of which TEXT
@@ -104,7 +90,9 @@ Not yet.
 "#;
 
 fn config() -> Config {
-    config::parse(Path::new("herald.toml"), CONFIG).expect("test configuration is valid")
+    let text = site_toml::site("Example Hosting status; night, shift")
+        + &site_toml::components(&[("web", "Web hosting"), ("dns", "DNS")]);
+    config::parse(Path::new("herald.toml"), &text).expect("test configuration is valid")
 }
 
 fn instant(text: &str) -> DateTime<Utc> {

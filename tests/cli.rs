@@ -1,27 +1,29 @@
 //! The binary on temporary sites: exit codes, messages and files written
 //! by `check`, `new`, `post` and `build`.
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
+
 use std::fs;
 use std::path::PathBuf;
+use std::process::Output;
 
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-const CONFIG: &str = r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
+const COMPONENTS: [(&str, &str); 2] = [("mail", "Mail"), ("web", "Web")];
 
-[[components]]
-id = "mail"
-name = "Mail"
+fn config() -> String {
+    site_toml::site("Test status") + &site_toml::components(&COMPONENTS)
+}
 
-[[components]]
-id = "web"
-name = "Web"
-"#;
+/// `config()` with the templates directory `templates`.
+fn config_with_templates(templates: &str) -> String {
+    // `[paths]` must come before the components array of tables.
+    site_toml::site("Test status")
+        + &format!("\n[paths]\ntemplates = \"{templates}\"\n")
+        + &site_toml::components(&COMPONENTS)
+}
 
 const GOOD: &str = "+++\ntitle = \"Mail slow\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\nLooking.\n";
 
@@ -33,7 +35,7 @@ struct Site {
 impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("herald.toml"), CONFIG).unwrap();
+        fs::write(dir.path().join("herald.toml"), config()).unwrap();
         fs::create_dir_all(dir.path().join("incidents")).unwrap();
         Site { dir }
     }
@@ -60,13 +62,35 @@ impl Site {
             .env("HERALD_LOG", "warn");
         command
     }
+
+    /// Runs `herald args`, which must exit 0.
+    fn succeeds(&self, args: &[&str]) -> Output {
+        let output = self.herald().args(args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        output
+    }
+
+    /// Runs `herald args`, which must exit with `code` and say `message`
+    /// on stderr; returns the stderr.
+    fn fails(&self, args: &[&str], code: i32, message: &str) -> String {
+        let output = self.herald().args(args).output().unwrap();
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        stderr
+    }
 }
 
-fn stdout(output: &std::process::Output) -> String {
+fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &std::process::Output) -> String {
+fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -74,8 +98,7 @@ fn stderr(output: &std::process::Output) -> String {
 fn check_clean_site_exits_0() {
     let site = Site::new();
     site.write("incidents/a/b/mail-slow.md", GOOD);
-    let output = site.herald().arg("check").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = site.succeeds(&["check"]);
     assert_eq!(stdout(&output), "");
 }
 
@@ -113,16 +136,10 @@ fn check_given_paths_reports_only_those() {
         stdout(&output),
         "incidents/two.md:3:15: error: unknown component `mali`, expected one of `mail`, `web`\n"
     );
-    let output = site
-        .herald()
-        .args(["check", "incidents/missing.md"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("incidents/missing.md: no such file"),
-        "{}",
-        stderr(&output)
+    site.fails(
+        &["check", "incidents/missing.md"],
+        1,
+        "incidents/missing.md: no such file",
     );
 }
 
@@ -173,30 +190,22 @@ fn bad_config_is_reported_with_position_and_exit_1() {
     let site = Site::new();
     site.write(
         "herald.toml",
-        &CONFIG.replace("language = \"en\"", "langauge = \"en\""),
+        &config().replace("language = \"en\"", "langauge = \"en\""),
     );
-    let output = site.herald().arg("check").output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("herald.toml:6:1: error: unknown field `langauge`"),
-        "{}",
-        stderr(&output)
+    site.fails(
+        &["check"],
+        1,
+        "herald.toml:6:1: error: unknown field `langauge`",
     );
 }
 
 #[test]
 fn missing_config_is_exit_1_and_names_the_path() {
     let site = Site::new();
-    let output = site
-        .herald()
-        .args(["--config", "nope.toml", "check"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("configuration file nope.toml not found"),
-        "{}",
-        stderr(&output)
+    site.fails(
+        &["--config", "nope.toml", "check"],
+        1,
+        "configuration file nope.toml not found",
     );
     // $HERALD_CONFIG is honoured when --config is absent.
     let output = site
@@ -225,12 +234,10 @@ fn usage_error_is_exit_2() {
 fn missing_incidents_directory_is_a_runtime_failure() {
     let site = Site::new();
     fs::remove_dir(site.path("incidents")).unwrap();
-    let output = site.herald().arg("check").output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    assert!(
-        stderr(&output).contains("cannot read the incidents directory incidents"),
-        "{}",
-        stderr(&output)
+    site.fails(
+        &["check"],
+        3,
+        "cannot read the incidents directory incidents",
     );
 }
 
@@ -255,22 +262,17 @@ fn assert_heading_now(line: &str, status: &str) {
 #[test]
 fn new_then_post_write_files_that_check_clean() {
     let site = Site::new();
-    let output = site
-        .herald()
-        .args([
-            "new",
-            "mail-down",
-            "--title",
-            "Mail \"down\"",
-            "--components",
-            "mail,web",
-            "--severity",
-            "critical",
-            "Looking into it.",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = site.succeeds(&[
+        "new",
+        "mail-down",
+        "--title",
+        "Mail \"down\"",
+        "--components",
+        "mail,web",
+        "--severity",
+        "critical",
+        "Looking into it.",
+    ]);
     assert_eq!(stdout(&output), "incidents/mail-down.md\n");
     let text = site.read("incidents/mail-down.md");
     assert!(text.starts_with("+++\ntitle = 'Mail \"down\"'\ncomponents = [\"mail\", \"web\"]\nseverity = \"critical\"\n+++\n"), "{text}");
@@ -339,13 +341,7 @@ fn new_refuses_bad_input_and_writes_nothing() {
         ),
     ];
     for (args, message) in cases {
-        let output = site.herald().args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        site.fails(args, 1, message);
     }
     assert!(!site.path("incidents/x.md").exists());
 }
@@ -375,13 +371,7 @@ fn post_refuses_unknown_id_status_or_broken_file_and_changes_nothing() {
         ),
     ];
     for (args, message) in cases {
-        let output = site.herald().args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
-        assert!(
-            stderr(&output).contains(message),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        site.fails(args, 1, message);
     }
     assert_eq!(site.read("incidents/mail-slow.md"), GOOD);
     assert_eq!(site.read("incidents/broken.md"), broken);
@@ -391,12 +381,7 @@ fn post_refuses_unknown_id_status_or_broken_file_and_changes_nothing() {
 fn post_appends_to_a_file_without_final_newline() {
     let site = Site::new();
     site.write("incidents/mail-slow.md", GOOD.trim_end());
-    let output = site
-        .herald()
-        .args(["post", "mail-slow", "resolved", "Fixed."])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    site.succeeds(&["post", "mail-slow", "resolved", "Fixed."]);
     let text = site.read("incidents/mail-slow.md");
     assert!(text.contains("Looking.\n\n## "), "{text}");
     assert!(text.ends_with(" resolved\nFixed.\n"), "{text}");
@@ -419,8 +404,7 @@ fn build_writes_every_output_and_is_byte_identical_when_rerun() {
         "incidents/maint.md",
         "+++\ntitle = \"Web upgrade\"\ncomponents = [\"web\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n## 2026-11-20 10:00\nPlanned.\n",
     );
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    site.succeeds(&["build"]);
     let files = [
         "feed.rss",
         "feed.atom",
@@ -442,8 +426,7 @@ fn build_writes_every_output_and_is_byte_identical_when_rerun() {
         .iter()
         .map(|f| site.read(&format!("public/{f}")))
         .collect();
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    site.succeeds(&["build"]);
     for (file, before) in files.iter().zip(&first) {
         let after = site.read(&format!("public/{file}"));
         assert_eq!(&after, before, "{file} must be byte-identical");
@@ -461,12 +444,10 @@ fn build_with_a_broken_file_publishes_the_others_and_exits_1() {
             .replace("minor", "tiny")
             .replace("Mail slow", "Bad one"),
     );
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("incidents/bad.md:4:12: error: unknown severity `tiny`"),
-        "{}",
-        stderr(&output)
+    site.fails(
+        &["build"],
+        1,
+        "incidents/bad.md:4:12: error: unknown severity `tiny`",
     );
     let feed = site.read("public/feed.atom");
     assert!(feed.contains("Mail slow"));
@@ -479,31 +460,18 @@ fn unwritable_output_is_a_runtime_failure_naming_the_path() {
     site.write("incidents/good.md", GOOD);
     // The output directory's place is taken by a file.
     site.write("public", "not a directory");
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let message = stderr(&output);
-    assert!(
-        message.contains("cannot write outputs to public"),
-        "{message}"
-    );
+    let message = site.fails(&["build"], 3, "cannot write outputs to public");
     assert!(message.contains("Not a directory"), "{message}");
 }
 
 #[test]
 fn template_override_is_used_and_a_broken_one_falls_back() {
     let site = Site::new();
-    // `[paths]` must come before the components array of tables.
-    let config = CONFIG.replacen(
-        "[[components]]",
-        "[paths]\ntemplates = \"templates\"\n\n[[components]]",
-        1,
-    );
-    site.write("herald.toml", &config);
+    site.write("herald.toml", &config_with_templates("templates"));
     site.write("incidents/good.md", GOOD);
     site.write("templates/style.css", "body { color: rebeccapurple }\n");
     site.write("templates/month.html", "{% if %}broken\n");
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = site.succeeds(&["build"]);
     assert_eq!(
         site.read("public/style.css"),
         "body { color: rebeccapurple }\n"
@@ -524,14 +492,12 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
     let site = Site::new();
     site.write("incidents/mail-slow.md", GOOD);
     site.write("incidents/gone.md", &GOOD.replace("Mail slow", "Soon gone"));
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    site.succeeds(&["build"]);
     assert!(site.path("public/incidents/gone.html").exists());
     site.write("public/incidents/README.txt", "the operator's own file");
     site.write("public/robots.txt", "User-agent: *");
     fs::remove_file(site.path("incidents/gone.md")).unwrap();
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    site.succeeds(&["build"]);
     assert!(!site.path("public/incidents/gone.html").exists());
     assert!(site.path("public/incidents/mail-slow.html").exists());
     assert!(site.path("public/incidents/README.txt").exists());
@@ -542,19 +508,12 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
 #[test]
 fn missing_templates_directory_is_a_runtime_failure_naming_it() {
     let site = Site::new();
-    let config = CONFIG.replacen(
-        "[[components]]",
-        "[paths]\ntemplates = \"my-templates\"\n\n[[components]]",
-        1,
-    );
-    site.write("herald.toml", &config);
+    site.write("herald.toml", &config_with_templates("my-templates"));
     site.write("incidents/good.md", GOOD);
-    let output = site.herald().arg("build").output().unwrap();
-    assert_eq!(output.status.code(), Some(3));
-    let message = stderr(&output);
-    assert!(
-        message.contains("cannot read the templates directory my-templates"),
-        "{message}"
+    site.fails(
+        &["build"],
+        3,
+        "cannot read the templates directory my-templates",
     );
     assert!(
         !site.path("public/index.html").exists(),

@@ -5,135 +5,38 @@
 //! The harness waits for conditions (a file appearing, text in the feed),
 //! never for fixed times.
 
+#[path = "support/running.rs"]
+mod running;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/wait.rs"]
 mod wait;
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tempfile::TempDir;
+use running::{Running, incident};
 
-const CONFIG: &str = r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[paths]
-incidents = "incidents"
-output = "public"
-state = "state"
-
-[[components]]
-id = "mail"
-name = "Mail"
-
-[[components]]
-id = "web"
-name = "Web"
-"#;
-
-fn incident(title: &str, body: &str) -> String {
-    format!(
-        "+++\ntitle = \"{title}\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\n{body}\n"
-    )
+fn config() -> String {
+    running::config(&[("mail", "Mail"), ("web", "Web")])
 }
 
-struct Harness {
-    dir: TempDir,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Harness {
-    /// Starts `herald run` on a site holding `files`, and waits until it
-    /// says it is ready.
-    fn start(files: &[(&str, &str)]) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("herald.toml"), CONFIG).unwrap();
-        fs::create_dir_all(dir.path().join("incidents")).unwrap();
-        for (path, text) in files {
-            let path = dir.path().join("incidents").join(path);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            fs::write(path, text).unwrap();
-        }
-        let log = dir.path().join("herald.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("run")
-            .current_dir(dir.path())
-            .env_remove("HERALD_CONFIG")
-            .env("HERALD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let harness = Harness { dir, child, log };
-        harness.wait_for("the daemon to be ready", || harness.log().contains("ready"));
-        harness
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn output(&self, relative: &str) -> Option<String> {
-        fs::read_to_string(self.path("public").join(relative)).ok()
-    }
-
-    fn feed(&self) -> String {
-        self.output("feed.atom").unwrap_or_default()
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.path("incidents").join(relative);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
-
-    /// Polls `condition` until it holds; fails with the daemon's log.
-    fn wait_for(&self, what: &str, condition: impl Fn() -> bool) {
-        wait::until(what, condition, || format!("herald's log:\n{}", self.log()));
-    }
-
-    fn wait_for_feed(&self, text: &str) {
-        self.wait_for(&format!("{text:?} in the feed"), || {
-            self.feed().contains(text)
-        });
-    }
-
-    fn wait_for_feed_without(&self, text: &str) {
-        self.wait_for(&format!("{text:?} gone from the feed"), || {
-            !self.feed().contains(text)
-        });
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = wait::terminate(&mut self.child);
-        status.unwrap_or_else(|| panic!("herald did not stop on SIGTERM; log:\n{}", self.log()))
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `herald run` on a site holding `files`, and waits until it says
+/// it is ready.
+fn start(files: &[(&str, &str)]) -> Running {
+    let harness = Running::run(running::site(&config(), files));
+    harness.wait_for("the daemon to be ready", || harness.log().contains("ready"));
+    harness
 }
 
 #[test]
 fn new_file_in_new_subdirectory_is_published_and_deletion_unpublished() {
-    let harness = Harness::start(&[("first.md", &incident("First incident", "one"))]);
+    let mut harness = start(&[("first.md", &incident("First incident", "one"))]);
     assert!(harness.feed().contains("First incident"));
-    harness.write(
+    harness.write_incident(
         "2026/11/deep/second.md",
         &incident("Second incident", "two"),
     );
@@ -145,7 +48,7 @@ fn new_file_in_new_subdirectory_is_published_and_deletion_unpublished() {
         harness.output("incidents/second.html").is_none()
     });
     // Removing a whole directory unpublishes what it held.
-    harness.write("gone/third.md", &incident("Third incident", "three"));
+    harness.write_incident("gone/third.md", &incident("Third incident", "three"));
     harness.wait_for_feed("Third incident");
     fs::remove_dir_all(harness.path("incidents/gone")).unwrap();
     harness.wait_for_feed_without("Third incident");
@@ -155,10 +58,10 @@ fn new_file_in_new_subdirectory_is_published_and_deletion_unpublished() {
 
 #[test]
 fn editor_saves_are_all_seen() {
-    let harness = Harness::start(&[("mail.md", &incident("Mail incident", "original text"))]);
+    let mut harness = start(&[("mail.md", &incident("Mail incident", "original text"))]);
     // vim: swap file, then write a temp file and rename it over the original.
-    harness.write(".mail.md.swp", "binary swap junk");
-    harness.write("mail.md.new~", &incident("Mail incident", "renamed over"));
+    harness.write_incident(".mail.md.swp", "binary swap junk");
+    harness.write_incident("mail.md.new~", &incident("Mail incident", "renamed over"));
     fs::rename(
         harness.path("incidents/mail.md.new~"),
         harness.path("incidents/mail.md"),
@@ -195,7 +98,7 @@ fn editor_saves_are_all_seen() {
 
 #[test]
 fn file_saved_in_two_writes_ends_up_whole() {
-    let harness = Harness::start(&[]);
+    let mut harness = start(&[]);
     let text = incident("Two writes", "second half arrives later");
     let (first, second) = text.split_at(text.len() / 2);
     let path = harness.path("incidents/split.md");
@@ -211,11 +114,11 @@ fn file_saved_in_two_writes_ends_up_whole() {
 
 #[test]
 fn broken_file_keeps_last_good_version_and_others_still_publish() {
-    let harness = Harness::start(&[
+    let mut harness = start(&[
         ("keep.md", &incident("Kept incident", "good version")),
         ("other.md", &incident("Other incident", "other v1")),
     ]);
-    harness.write(
+    harness.write_incident(
         "keep.md",
         &incident("Kept incident", "bad version").replace("minor", "tiny"),
     );
@@ -224,7 +127,7 @@ fn broken_file_keeps_last_good_version_and_others_still_publish() {
             .log()
             .contains("keep.md:4:12: error: unknown severity `tiny`")
     });
-    harness.write("other.md", &incident("Other incident", "other v2"));
+    harness.write_incident("other.md", &incident("Other incident", "other v2"));
     harness.wait_for_feed("other v2");
     let feed = harness.feed();
     assert!(
@@ -233,17 +136,17 @@ fn broken_file_keeps_last_good_version_and_others_still_publish() {
     );
     assert!(!feed.contains("bad version"));
     // Fixing the file publishes the fix.
-    harness.write("keep.md", &incident("Kept incident", "fixed version"));
+    harness.write_incident("keep.md", &incident("Kept incident", "fixed version"));
     harness.wait_for_feed("fixed version");
     assert_eq!(harness.terminate().code(), Some(0));
 }
 
 #[test]
 fn burst_of_hundreds_of_files_is_published_completely() {
-    let harness = Harness::start(&[]);
+    let mut harness = start(&[]);
     // Like a git checkout: many files written in quick succession.
     for n in 0..300 {
-        harness.write(
+        harness.write_incident(
             &format!("burst/{:03}/inc-{n}.md", n % 7),
             &incident(&format!("Burst {n}"), "burst body"),
         );
@@ -261,11 +164,11 @@ fn burst_of_hundreds_of_files_is_published_completely() {
 
 #[test]
 fn new_and_post_are_picked_up_live() {
-    let harness = Harness::start(&[]);
+    let mut harness = start(&[]);
     let herald = |args: &[&str], stdin: Option<&str>| {
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(args)
-            .current_dir(harness.dir.path())
+            .current_dir(harness.dir())
             .env_remove("HERALD_CONFIG")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -316,7 +219,7 @@ fn new_and_post_are_picked_up_live() {
 #[test]
 fn missing_incidents_directory_fails_with_exit_3() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("herald.toml"), CONFIG).unwrap();
+    fs::write(dir.path().join("herald.toml"), config()).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("run")
         .current_dir(dir.path())
@@ -351,7 +254,7 @@ fn maintenance_window_opening_re_renders_without_a_file_change() {
         at(6),
         at(-60)
     );
-    let harness = Harness::start(&[("soon.md", &maintenance)]);
+    let mut harness = start(&[("soon.md", &maintenance)]);
     let status = || harness.output("status.json").unwrap_or_default();
     assert!(
         !status().contains("under_maintenance"),
@@ -368,14 +271,14 @@ fn maintenance_window_opening_re_renders_without_a_file_change() {
 
 #[test]
 fn idle_daemon_does_no_work() {
-    let harness = Harness::start(&[("mail.md", &incident("Mail incident", "quiet"))]);
+    let mut harness = start(&[("mail.md", &incident("Mail incident", "quiet"))]);
     // Reading the files at start must not look like a change, and no
     // timer may fire before the next date boundary: after the first
     // build, nothing is rebuilt while nothing changes.
     std::thread::sleep(Duration::from_millis(1500));
     let log = harness.log();
     assert_eq!(log.matches("rebuild{").count(), 1, "{log}");
-    harness.write("mail.md", &incident("Mail incident", "one change"));
+    harness.write_incident("mail.md", &incident("Mail incident", "one change"));
     harness.wait_for_feed("one change");
     std::thread::sleep(Duration::from_millis(1500));
     let log = harness.log();
@@ -385,13 +288,13 @@ fn idle_daemon_does_no_work() {
 
 #[test]
 fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_on_errors() {
-    let harness = Harness::start(&[("mail.md", &incident("Mail incident", "first"))]);
+    let mut harness = start(&[("mail.md", &incident("Mail incident", "first"))]);
     assert!(harness.feed().contains("<title>Test status</title>"));
-    let hangup = || wait::signal(&harness.child, "HUP");
+    let hangup = || wait::signal(harness.child(), "HUP");
     // A new site title reaches the feed without a restart.
     fs::write(
         harness.path("herald.toml"),
-        CONFIG.replace("Test status", "Renamed status"),
+        config().replace("Test status", "Renamed status"),
     )
     .unwrap();
     hangup();
@@ -399,7 +302,7 @@ fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_on_errors() {
     // A broken configuration is reported and the running one stays.
     fs::write(
         harness.path("herald.toml"),
-        CONFIG.replace("language = \"en\"", "langauge = \"en\""),
+        config().replace("language = \"en\"", "langauge = \"en\""),
     )
     .unwrap();
     hangup();
@@ -415,7 +318,7 @@ fn sighup_reloads_a_good_configuration_and_keeps_the_old_one_on_errors() {
         "{}",
         harness.log()
     );
-    harness.write(
+    harness.write_incident(
         "mail.md",
         &incident("Mail incident", "after the failed reload"),
     );

@@ -11,6 +11,8 @@
 
 #[path = "support/site.rs"]
 mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/smtp.rs"]
 mod smtp;
 #[path = "support/wait.rs"]

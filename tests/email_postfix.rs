@@ -9,6 +9,8 @@
 
 #[path = "support/site.rs"]
 mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/wait.rs"]
 mod wait;
 

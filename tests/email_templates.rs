@@ -6,6 +6,8 @@
 
 #[path = "support/site.rs"]
 mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/smtp.rs"]
 mod smtp;
 #[path = "support/wait.rs"]
@@ -17,18 +19,9 @@ use site::{Site, incident, recent};
 use smtp::SmtpServer;
 
 fn config(port: u16) -> String {
+    let site = site_toml::site("Test status") + &site_toml::components(&[("mail", "Mail")]);
     format!(
-        r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail"
-
+        r#"{site}
 [paths]
 templates = "templates"
 

@@ -14,6 +14,8 @@
 
 #[path = "support/site.rs"]
 mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/smtp.rs"]
 mod smtp;
 #[path = "support/tls.rs"]
@@ -32,18 +34,9 @@ const PASSWORD: &str = "correct horse: battery staple";
 const FOLLOWER: &str = "anna@example.org";
 
 fn config(smtp: &str) -> String {
+    let site = site_toml::site("Test status") + &site_toml::components(&[("web", "Web hosting")]);
     format!(
-        r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "web"
-name = "Web hosting"
-
+        r#"{site}
 [email]
 from = "Test status <status@example.com>"
 smtp = "{smtp}"

@@ -12,29 +12,11 @@ use herald::model::IncidentId;
 use herald::render::feed::{self, FeedMeta};
 use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/corpus.rs"]
 mod support_corpus;
 use support_corpus::corpus;
-
-const CONFIG_SV: &str = r#"
-[site]
-title = "Exempelhosting driftstatus"
-base_url = "https://status.example.se/"
-timezone = "Europe/Stockholm"
-language = "sv"
-
-[[components]]
-id = "web-hosting"
-name = "Webbhotell"
-
-[[components]]
-id = "mail"
-name = "E-post"
-
-[[components]]
-id = "dns"
-name = "DNS"
-"#;
 
 // Blank lines after some headings are allowed and must not matter.
 const STORAGE: &str = "+++
@@ -84,6 +66,16 @@ fn config(text: &str) -> Config {
     herald::config::parse(Path::new("herald.toml"), text).expect("test config is valid")
 }
 
+/// The Swedish sample site with web hosting, mail and DNS.
+fn swedish_config() -> Config {
+    let components = [
+        ("web-hosting", "Webbhotell"),
+        ("mail", "E-post"),
+        ("dns", "DNS"),
+    ];
+    config(&(site_toml::swedish_site() + &site_toml::components(&components)))
+}
+
 /// Parses `(path, text)` pairs in the given order; every file must be clean.
 fn sample(config: &Config) -> Corpus {
     corpus(
@@ -112,6 +104,19 @@ fn site<'a>(config: &'a Config, templates: &'a Templates, revisions: &'a Revisio
     }
 }
 
+/// The site feed of `corpus` in both formats, from the built-in
+/// templates with no edits.
+fn feeds(config: &Config, corpus: &Corpus) -> (Vec<u8>, Vec<u8>) {
+    let (templates, revisions) = (Templates::builtin(), Revisions::new());
+    site_feeds(&site(config, &templates, &revisions), corpus)
+}
+
+/// [`feeds`] of the Swedish sample.
+fn sample_feeds() -> (Vec<u8>, Vec<u8>) {
+    let config = swedish_config();
+    feeds(&config, &sample(&config))
+}
+
 /// The site feed in both formats.
 fn site_feeds(site: &Site, corpus: &Corpus) -> (Vec<u8>, Vec<u8>) {
     let entries = latest_entries(corpus, |_| true, FEED_LIMIT);
@@ -130,6 +135,21 @@ fn read(bytes: &[u8]) -> feed_rs::model::Feed {
         .expect("feed-rs reads the feed")
 }
 
+/// The feed's own links: `(rel, href)`.
+fn links(feed: &feed_rs::model::Feed) -> Vec<(Option<&str>, &str)> {
+    feed.links
+        .iter()
+        .map(|l| (l.rel.as_deref(), l.href.as_str()))
+        .collect()
+}
+
+fn assert_each_entry_links_to_its_id(feed: &feed_rs::model::Feed) {
+    for entry in &feed.entries {
+        let hrefs: Vec<&str> = entry.links.iter().map(|l| l.href.as_str()).collect();
+        assert_eq!(hrefs, [entry.id.as_str()]);
+    }
+}
+
 const NEWEST_FIRST: [&str; 4] = [
     "https://status.example.se/incidents/storage.html#u-20190408T172600Z",
     "https://status.example.se/incidents/storage.html#u-20190404T082000Z",
@@ -139,11 +159,7 @@ const NEWEST_FIRST: [&str; 4] = [
 
 #[test]
 fn atom_entries_are_the_published_updates_newest_first() {
-    let config = config(CONFIG_SV);
-    let corpus = sample(&config);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (_, atom) = site_feeds(&site, &corpus);
+    let (_, atom) = sample_feeds();
     let parsed = read(&atom);
 
     assert_eq!(parsed.feed_type, feed_rs::model::FeedType::Atom);
@@ -160,13 +176,8 @@ fn atom_entries_are_the_published_updates_newest_first() {
         .filter_map(|a| a.name.as_deref())
         .collect();
     assert_eq!(authors, ["Exempelhosting driftstatus"]);
-    let links: Vec<(Option<&str>, &str)> = parsed
-        .links
-        .iter()
-        .map(|l| (l.rel.as_deref(), l.href.as_str()))
-        .collect();
     assert_eq!(
-        links,
+        links(&parsed),
         [
             (Some("self"), "https://status.example.se/feed.atom"),
             (Some("alternate"), "https://status.example.se/"),
@@ -175,10 +186,7 @@ fn atom_entries_are_the_published_updates_newest_first() {
 
     let ids: Vec<&str> = parsed.entries.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, NEWEST_FIRST, "the draft's update must not appear");
-    for entry in &parsed.entries {
-        let hrefs: Vec<&str> = entry.links.iter().map(|l| l.href.as_str()).collect();
-        assert_eq!(hrefs, [entry.id.as_str()]);
-    }
+    assert_each_entry_links_to_its_id(&parsed);
     let titles: Vec<&str> = parsed
         .entries
         .iter()
@@ -231,23 +239,14 @@ fn atom_entries_are_the_published_updates_newest_first() {
 
 #[test]
 fn rss_items_are_the_published_updates_newest_first() {
-    let config = config(CONFIG_SV);
-    let corpus = sample(&config);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (rss, _) = site_feeds(&site, &corpus);
+    let (rss, _) = sample_feeds();
     let parsed = read(&rss);
 
     assert_eq!(parsed.feed_type, feed_rs::model::FeedType::RSS2);
     assert_eq!(parsed.updated, Some(utc("2019-04-08T17:26:00Z")));
     assert_eq!(parsed.language.as_deref(), Some("sv"));
-    let links: Vec<(Option<&str>, &str)> = parsed
-        .links
-        .iter()
-        .map(|l| (l.rel.as_deref(), l.href.as_str()))
-        .collect();
     assert_eq!(
-        links,
+        links(&parsed),
         [
             (None, "https://status.example.se/"),
             (Some("self"), "https://status.example.se/feed.rss"),
@@ -256,10 +255,7 @@ fn rss_items_are_the_published_updates_newest_first() {
 
     let guids: Vec<&str> = parsed.entries.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(guids, NEWEST_FIRST);
-    for entry in &parsed.entries {
-        let hrefs: Vec<&str> = entry.links.iter().map(|l| l.href.as_str()).collect();
-        assert_eq!(hrefs, [entry.id.as_str()]);
-    }
+    assert_each_entry_links_to_its_id(&parsed);
     let published: Vec<Option<DateTime<Utc>>> =
         parsed.entries.iter().map(|e| e.published).collect();
     assert_eq!(
@@ -300,11 +296,7 @@ fn rss_items_are_the_published_updates_newest_first() {
 
 #[test]
 fn content_names_components_and_keeps_raw_html_as_text() {
-    let config = config(CONFIG_SV);
-    let corpus = sample(&config);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (rss, atom) = site_feeds(&site, &corpus);
+    let (rss, atom) = sample_feeds();
     let atom = read(&atom);
     let rss = read(&rss);
     // feed-rs trims the text of an element, hence no final newline.
@@ -349,7 +341,7 @@ fn content_names_components_and_keeps_raw_html_as_text() {
 
 #[test]
 fn an_edited_update_changes_only_its_updated_and_the_feeds() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let templates = Templates::builtin();
     let before = Revisions::new();
@@ -428,7 +420,7 @@ fn an_edited_update_changes_only_its_updated_and_the_feeds() {
 
 #[test]
 fn rendering_is_byte_identical() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let templates = Templates::builtin();
     let storage = IncidentId::new("storage").unwrap();
     let edits = [
@@ -470,7 +462,7 @@ fn rendering_is_byte_identical() {
 
 #[test]
 fn component_feeds_hold_only_their_incidents() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -507,7 +499,7 @@ fn component_feeds_hold_only_their_incidents() {
 
 #[test]
 fn empty_feeds_are_valid_and_dated_from_the_data() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = sample(&config);
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
@@ -538,7 +530,7 @@ fn empty_feeds_are_valid_and_dated_from_the_data() {
 
 #[test]
 fn characters_xml_cannot_carry_are_dropped() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     // TOML's `\u0001` escape and a raw control character in the body.
     let text = "+++
 title = \"Fel\\u0001tecken\"
@@ -551,9 +543,7 @@ severity = \"minor\"
 Text\u{1}med\u{b}styrtecken.
 ";
     let corpus = corpus(&config, &[("control.md", text)]);
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (rss, atom) = site_feeds(&site, &corpus);
+    let (rss, atom) = feeds(&config, &corpus);
     for bytes in [&rss, &atom] {
         assert!(!bytes.iter().any(|&b| b == 0x01 || b == 0x0b));
         let parsed = read(bytes);
@@ -570,17 +560,8 @@ Text\u{1}med\u{b}styrtecken.
 #[test]
 fn atom_snapshot() {
     let config = config(
-        r#"
-[site]
-title = "Example <Hosting> & Co"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail & <Webmail>"
-"#,
+        &(site_toml::site("Example <Hosting> & Co")
+            + &site_toml::components(&[("mail", "Mail & <Webmail>")])),
     );
     let corpus = corpus(
         &config,
@@ -599,9 +580,7 @@ Queues drain *slowly* & <b>steadily</b>.
 ",
         )],
     );
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (_, atom) = site_feeds(&site, &corpus);
+    let (_, atom) = feeds(&config, &corpus);
     assert_eq!(
         String::from_utf8(atom).unwrap(),
         "<?xml version=\"1.0\"?>\n\
@@ -633,7 +612,7 @@ Queues drain *slowly* & <b>steadily</b>.
 /// reach the entry (an early parser dropped the line after a heading).
 #[test]
 fn first_line_after_a_heading_is_kept() {
-    let config = config(CONFIG_SV);
+    let config = swedish_config();
     let corpus = corpus(
         &config,
         &[(
@@ -651,9 +630,7 @@ Andra raden.
 ",
         )],
     );
-    let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = site(&config, &templates, &revisions);
-    let (_, atom) = site_feeds(&site, &corpus);
+    let (_, atom) = feeds(&config, &corpus);
     let parsed = read(&atom);
     assert_eq!(
         parsed.entries[0]

@@ -12,6 +12,8 @@
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/smtp.rs"]
 mod smtp;
 #[path = "support/wait.rs"]
@@ -32,22 +34,10 @@ fn config(http_port: u16, smtp: Option<u16>) -> String {
         ),
         None => String::new(),
     };
+    let site = site_toml::site("Test status")
+        + &site_toml::components(&[("mail", "Mail"), ("web", "Web hosting")]);
     format!(
-        r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail"
-
-[[components]]
-id = "web"
-name = "Web hosting"
-
+        r#"{site}
 [http]
 listen = "127.0.0.1:{http_port}"
 

@@ -3,6 +3,9 @@
 //! and the feeds. The seed text is not ours, so no converted copy is
 //! kept in the repository; the test fails if the thread is missing.
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
+
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,30 +19,6 @@ const SEED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/seed/incident-thread-2019-04.txt"
 );
-
-const CONFIG: &str = r#"
-[site]
-title = "Exempelhosting driftstatus"
-base_url = "https://status.example.se/"
-timezone = "Europe/Stockholm"
-language = "sv"
-
-[[components]]
-id = "web-hosting"
-name = "Webbhotell"
-
-[[components]]
-id = "mail"
-name = "E-post"
-
-[[components]]
-id = "cloud"
-name = "Molnservrar"
-
-[[components]]
-id = "customer-portal"
-name = "Kundportalen"
-"#;
 
 const COMPONENTS: [&str; 4] = ["web-hosting", "mail", "cloud", "customer-portal"];
 
@@ -143,7 +122,14 @@ fn utc(text: &str) -> DateTime<Utc> {
 }
 
 fn config() -> Config {
-    herald::config::parse(Path::new("herald.toml"), CONFIG).expect("test config is valid")
+    let components = [
+        ("web-hosting", "Webbhotell"),
+        ("mail", "E-post"),
+        ("cloud", "Molnservrar"),
+        ("customer-portal", "Kundportalen"),
+    ];
+    let text = site_toml::swedish_site() + &site_toml::components(&components);
+    herald::config::parse(Path::new("herald.toml"), &text).expect("test config is valid")
 }
 
 fn read(bytes: &[u8]) -> feed_rs::model::Feed {

@@ -7,55 +7,37 @@
 //! time; the few short sleeps give something that must not happen a
 //! chance to happen.
 
+#[path = "support/running.rs"]
+mod running;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/wait.rs"]
 mod wait;
 
 use std::fs;
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use running::{Running, incident};
 use tempfile::TempDir;
 
-const CONFIG: &str = r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[paths]
-incidents = "incidents"
-output = "public"
-state = "state"
-
-[[components]]
-id = "mail"
-name = "Mail"
-"#;
-
-fn incident(title: &str, body: &str) -> String {
-    format!(
-        "+++\ntitle = \"{title}\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\n{body}\n"
-    )
+fn config() -> String {
+    running::config(&[("mail", "Mail")])
 }
 
 /// A site in a temporary directory: `config`, and `incidents/a.md`.
 fn site(config: &str) -> TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("herald.toml"), config).unwrap();
-    fs::create_dir_all(dir.path().join("incidents")).unwrap();
-    fs::write(
-        dir.path().join("incidents/a.md"),
-        incident("First incident", "first words"),
+    running::site(
+        config,
+        &[("a.md", &incident("First incident", "first words"))],
     )
-    .unwrap();
-    dir
 }
 
 /// One datagram from herald, and whether the feed existed when it came.
@@ -65,11 +47,10 @@ struct Message {
     feed_existed: bool,
 }
 
-/// `herald run` on a site, with a notify socket.
+/// `herald run` on a site, with a notify socket: the [`Running`] herald
+/// (which it derefs to) and the datagrams it sent.
 struct Service {
-    dir: TempDir,
-    child: Child,
-    log: PathBuf,
+    herald: Running,
     messages: Arc<Mutex<Vec<Message>>>,
     listening: Arc<AtomicBool>,
     listener: Option<JoinHandle<()>>,
@@ -110,36 +91,18 @@ impl Service {
                 }
             })
         };
-        let log = dir.path().join("herald.log");
         command
-            .current_dir(dir.path())
-            .env_remove("HERALD_CONFIG")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")
             .env_remove("JOURNAL_STREAM")
-            .env("HERALD_LOG", "info")
             .env("NOTIFY_SOCKET", &socket_path)
-            .envs(environment.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap());
-        let child = command.spawn().unwrap();
+            .envs(environment.iter().copied());
         Service {
-            dir,
-            child,
-            log,
+            herald: Running::spawn(dir, command),
             messages,
             listening,
             listener: Some(listener),
         }
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.dir.path().join(relative)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn messages(&self) -> Vec<Message> {
@@ -175,16 +138,8 @@ impl Service {
         self.wait_for(&format!("{line} ×{times}"), || self.count(line) >= times);
     }
 
-    fn feed(&self) -> String {
-        fs::read_to_string(self.path("public/feed.atom")).unwrap_or_default()
-    }
-
-    fn write_incident(&self, name: &str, text: &str) {
-        fs::write(self.path("incidents").join(name), text).unwrap();
-    }
-
     fn signal(&self, signal: &str) {
-        wait::signal(&self.child, signal);
+        wait::signal(self.child(), signal);
     }
 
     /// Replaces the configuration and sends SIGHUP.
@@ -195,7 +150,7 @@ impl Service {
 
     /// SIGTERM, then waits for the exit.
     fn terminate(&mut self) -> ExitStatus {
-        let status = wait::terminate(&mut self.child);
+        let status = self.herald.try_terminate();
         let status =
             status.unwrap_or_else(|| panic!("herald did not stop on SIGTERM\n{}", self.context()));
         // Datagrams sent just before the exit are already queued.
@@ -204,10 +159,17 @@ impl Service {
     }
 }
 
+impl Deref for Service {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.herald
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The process itself is killed when `herald` drops, after this.
         self.listening.store(false, Ordering::Relaxed);
         if let Some(listener) = self.listener.take() {
             let _ = listener.join();
@@ -226,7 +188,7 @@ fn last_value(texts: &[String], key: &str) -> Option<String> {
 
 #[test]
 fn ready_after_the_first_build_then_status_and_stopping_without_a_watchdog() {
-    let mut service = Service::start(site(CONFIG), &[]);
+    let mut service = Service::start(site(&config()), &[]);
     service.wait_for_line("READY=1", 1);
     let messages = service.messages();
     let ready = messages
@@ -256,7 +218,7 @@ fn ready_after_the_first_build_then_status_and_stopping_without_a_watchdog() {
 
 #[test]
 fn watchdog_pings_at_half_the_interval_while_alive() {
-    let mut service = Service::start(site(CONFIG), &[("WATCHDOG_USEC", "400000")]);
+    let mut service = Service::start(site(&config()), &[("WATCHDOG_USEC", "400000")]);
     service.wait_for_line("READY=1", 1);
     service.wait_for_line("WATCHDOG=1", 4);
     assert_eq!(service.terminate().code(), Some(0));
@@ -265,7 +227,7 @@ fn watchdog_pings_at_half_the_interval_while_alive() {
 #[test]
 fn watchdog_for_another_process_is_not_ours() {
     let mut service = Service::start(
-        site(CONFIG),
+        site(&config()),
         &[("WATCHDOG_USEC", "200000"), ("WATCHDOG_PID", "1")],
     );
     service.wait_for_line("READY=1", 1);
@@ -283,14 +245,15 @@ fn watchdog_for_our_own_pid_pings() {
         "WATCHDOG_PID=$$ exec \"$0\" run",
         env!("CARGO_BIN_EXE_herald"),
     ]);
-    let mut service = Service::start_command(site(CONFIG), command, &[("WATCHDOG_USEC", "200000")]);
+    let mut service =
+        Service::start_command(site(&config()), command, &[("WATCHDOG_USEC", "200000")]);
     service.wait_for_line("WATCHDOG=1", 2);
     assert_eq!(service.terminate().code(), Some(0));
 }
 
 #[test]
 fn no_watchdog_ping_when_the_mailer_has_stopped() {
-    let dir = site(CONFIG);
+    let dir = site(&config());
     // The state directory's place is taken by a file: the mailer cannot
     // open its database and stops.
     fs::write(dir.path().join("state"), "not a directory").unwrap();
@@ -310,7 +273,7 @@ fn no_watchdog_ping_when_the_mailer_has_stopped() {
 #[test]
 fn unreachable_notify_socket_is_reported_once_and_herald_runs_on() {
     let mut service = Service::start(
-        site(CONFIG),
+        site(&config()),
         &[
             ("NOTIFY_SOCKET", "missing.sock"),
             ("WATCHDOG_USEC", "200000"),
@@ -337,11 +300,11 @@ fn unreachable_notify_socket_is_reported_once_and_herald_runs_on() {
 
 #[test]
 fn sighup_sends_reloading_then_ready_and_a_broken_config_keeps_the_old_one() {
-    let mut service = Service::start(site(CONFIG), &[]);
+    let mut service = Service::start(site(&config()), &[]);
     service.wait_for_line("READY=1", 1);
     assert!(service.feed().contains("<title>Test status</title>"));
 
-    service.reload(&CONFIG.replace("Test status", "Renamed status"));
+    service.reload(&config().replace("Test status", "Renamed status"));
     service.wait_for_line("READY=1", 2);
     assert!(service.feed().contains("<title>Renamed status</title>"));
     let texts = service.texts();
@@ -367,7 +330,7 @@ fn sighup_sends_reloading_then_ready_and_a_broken_config_keeps_the_old_one() {
 
     // A configuration with errors: reported, READY=1 again with a status
     // that says so, and the old configuration keeps running.
-    service.reload(&CONFIG.replace("language = \"en\"", "langauge = \"en\""));
+    service.reload(&config().replace("language = \"en\"", "langauge = \"en\""));
     service.wait_for_line("READY=1", 3);
     assert_eq!(service.count("RELOADING=1"), 2);
     let texts = service.texts();
@@ -396,7 +359,7 @@ fn sighup_sends_reloading_then_ready_and_a_broken_config_keeps_the_old_one() {
 
 #[test]
 fn journald_lines_start_with_their_syslog_priority() {
-    let dir = site(&CONFIG.replace(
+    let dir = site(&config().replace(
         "state = \"state\"",
         "state = \"state\"\ntemplates = \"templates\"",
     ));
@@ -453,12 +416,13 @@ fn journald_lines_start_with_their_syslog_priority() {
 /// A site whose `[publish]` runs `script` (a shell script written to
 /// `publish.sh`) with the output directory, killed after `timeout`.
 fn publishing_site(script: &str, timeout: &str) -> TempDir {
-    let dir = site(CONFIG);
+    let dir = site(&config());
     let path = dir.path().join("publish.sh");
     fs::write(&path, script).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     let config = format!(
-        "{CONFIG}\n[publish]\ncommand = [{:?}, \"{{output}}\"]\ntimeout = \"{timeout}\"\n",
+        "{}\n[publish]\ncommand = [{:?}, \"{{output}}\"]\ntimeout = \"{timeout}\"\n",
+        config(),
         path.display().to_string()
     );
     fs::write(dir.path().join("herald.toml"), config).unwrap();
@@ -471,11 +435,12 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn publish_copies_the_outputs_after_the_first_build_and_each_change() {
-    let dir = site(CONFIG);
+    let dir = site(&config());
     let copy = dir.path().join("copy");
     fs::create_dir(&copy).unwrap();
     let config = format!(
-        "{CONFIG}\n[publish]\ncommand = [\"cp\", \"-r\", \"{{output}}/.\", {:?}]\n",
+        "{}\n[publish]\ncommand = [\"cp\", \"-r\", \"{{output}}/.\", {:?}]\n",
+        config(),
         copy.display().to_string()
     );
     fs::write(dir.path().join("herald.toml"), config).unwrap();
@@ -618,7 +583,7 @@ fn publish_past_its_timeout_is_killed_with_its_children() {
         dead(&script) && dead(&sleep)
     });
     // herald reaped its child: no zombie of it is left.
-    assert_eq!(children(service.child.id()), Vec::<String>::new());
+    assert_eq!(children(service.child().id()), Vec::<String>::new());
     // The event loop went on meanwhile.
     service.write_incident("b.md", &incident("Second incident", "second words"));
     service.wait_for("the change", || service.feed().contains("Second incident"));
@@ -643,10 +608,11 @@ fn sigterm_during_a_publish_stops_it_and_exits_0() {
 
 #[test]
 fn build_publishes_when_an_output_changed_and_fails_with_the_command() {
-    let dir = site(CONFIG);
+    let dir = site(&config());
     let copy = dir.path().join("copy");
     let config = format!(
-        "{CONFIG}\n[publish]\ncommand = [\"cp\", \"-r\", \"{{output}}\", {:?}]\n",
+        "{}\n[publish]\ncommand = [\"cp\", \"-r\", \"{{output}}\", {:?}]\n",
+        config(),
         copy.display().to_string()
     );
     fs::write(dir.path().join("herald.toml"), &config).unwrap();

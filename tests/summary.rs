@@ -13,17 +13,14 @@ use herald::render::summary::summary;
 use herald::render::{Revisions, Site, Templates};
 use serde_json::{Value, json};
 
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/corpus.rs"]
 mod support_corpus;
 use support_corpus::corpus;
 
-const CONFIG: &str = r#"
-[site]
-title = "Example Hosting status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
+/// Web hosting and mail in the group "Hosting", DNS alone.
+const COMPONENTS: &str = r#"
 [[components]]
 id = "web"
 name = "Web hosting"
@@ -82,8 +79,21 @@ ends = "2026-12-11 02:00"
 We upgrade the name servers.
 "#;
 
+/// An incident file: `title` on `components` at `severity`, then each
+/// `(heading, body)` update, with a blank line after each heading.
+fn incident(title: &str, components: &[&str], severity: &str, updates: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "+++\ntitle = \"{title}\"\ncomponents = {components:?}\nseverity = \"{severity}\"\n+++\n"
+    );
+    for (heading, body) in updates {
+        text.push_str(&format!("\n## {heading}\n\n{body}\n"));
+    }
+    text
+}
+
 fn config() -> Config {
-    config::parse(Path::new("herald.toml"), CONFIG).expect("test configuration is valid")
+    let text = site_toml::site("Example Hosting status") + COMPONENTS;
+    config::parse(Path::new("herald.toml"), &text).expect("test configuration is valid")
 }
 
 fn instant(text: &str) -> DateTime<Utc> {
@@ -276,30 +286,21 @@ fn resolved_incidents_are_not_listed_and_components_recover() {
 
 #[test]
 fn only_unresolved_published_incidents_are_listed_latest_update_first() {
-    let open_early = r#"+++
-title = "Slow web"
-components = ["web"]
-severity = "minor"
-+++
-
-## 2026-03-03 08:00 investigating
-
-Slow.
-
-## 2026-03-03 09:00 monitoring
-
-A fix is out.
-"#;
-    let open_late = r#"+++
-title = "DNS errors"
-components = ["dns"]
-severity = "critical"
-+++
-
-## 2026-03-03 08:30 investigating
-
-Errors.
-"#;
+    let open_early = incident(
+        "Slow web",
+        &["web"],
+        "minor",
+        &[
+            ("2026-03-03 08:00 investigating", "Slow."),
+            ("2026-03-03 09:00 monitoring", "A fix is out."),
+        ],
+    );
+    let open_late = incident(
+        "DNS errors",
+        &["dns"],
+        "critical",
+        &[("2026-03-03 08:30 investigating", "Errors.")],
+    );
     let draft = r#"+++
 title = "Draft"
 components = ["dns"]
@@ -314,8 +315,8 @@ Not yet.
     let document = render(
         &[
             ("mail-delays.md", MAIL_DELAYS),
-            ("slow-web.md", open_early),
-            ("dns-errors.md", open_late),
+            ("slow-web.md", &open_early),
+            ("dns-errors.md", &open_late),
             ("draft.md", draft),
         ],
         "2026-03-03T12:00:00Z",
@@ -343,22 +344,19 @@ Not yet.
 
 #[test]
 fn an_open_incident_counts_even_with_every_component_operational() {
-    let text = r#"+++
-title = "Web errors"
-components = ["web"]
-severity = "minor"
-+++
-
-## 2026-03-03 08:00 investigating
-
-Errors.
-
-## 2026-03-03 09:00 monitoring
-
-components: web=operational
-A fix is out; we are watching.
-"#;
-    let document = render(&[("web-errors.md", text)], "2026-03-03T09:00:00Z");
+    let text = incident(
+        "Web errors",
+        &["web"],
+        "minor",
+        &[
+            ("2026-03-03 08:00 investigating", "Errors."),
+            (
+                "2026-03-03 09:00 monitoring",
+                "components: web=operational\nA fix is out; we are watching.",
+            ),
+        ],
+    );
+    let document = render(&[("web-errors.md", &text)], "2026-03-03T09:00:00Z");
     assert_eq!(
         statuses(&document),
         pairs(&[
@@ -381,32 +379,24 @@ A fix is out; we are watching.
 
 #[test]
 fn a_component_shows_the_worst_status_any_incident_holds_it_at() {
-    let outage = r#"+++
-title = "Web down"
-components = ["web"]
-severity = "critical"
-+++
-
-## 2026-12-10 21:00 investigating
-
-Down.
-"#;
-    let slow = r#"+++
-title = "Web slow"
-components = ["web", "dns"]
-severity = "minor"
-+++
-
-## 2026-12-10 21:30 investigating
-
-Slow.
-"#;
+    let outage = incident(
+        "Web down",
+        &["web"],
+        "critical",
+        &[("2026-12-10 21:00 investigating", "Down.")],
+    );
+    let slow = incident(
+        "Web slow",
+        &["web", "dns"],
+        "minor",
+        &[("2026-12-10 21:30 investigating", "Slow.")],
+    );
     // Ids sort "a-…", "b-…", "dns-upgrade": the worst comes first, the
     // maintenance last.
     let document = render(
         &[
-            ("a-web-down.md", outage),
-            ("b-web-slow.md", slow),
+            ("a-web-down.md", &outage),
+            ("b-web-slow.md", &slow),
             ("dns-upgrade.md", DNS_UPGRADE),
         ],
         "2026-12-10T21:30:00Z",
@@ -550,18 +540,14 @@ fn groups_are_components_with_members() {
 
 #[test]
 fn shape_is_statuspages() {
-    let open = r#"+++
-title = "Web errors"
-components = ["web"]
-severity = "minor"
-+++
-
-## 2026-12-01 08:00
-
-Errors.
-"#;
+    let open = incident(
+        "Web errors",
+        &["web"],
+        "minor",
+        &[("2026-12-01 08:00", "Errors.")],
+    );
     let document = render(
-        &[("web-errors.md", open), ("dns-upgrade.md", DNS_UPGRADE)],
+        &[("web-errors.md", &open), ("dns-upgrade.md", DNS_UPGRADE)],
         "2026-12-01T12:00:00Z",
     );
     // A first update without a status counts as investigating.
@@ -632,17 +618,13 @@ Errors.
 
 #[test]
 fn times_are_rfc3339_with_the_site_offset() {
-    let summer = r#"+++
-title = "Summer outage"
-components = ["web"]
-severity = "minor"
-+++
-
-## 2026-07-01 12:00 investigating
-
-Down.
-"#;
-    let document = render(&[("summer.md", summer)], "2026-07-01T12:00:00Z");
+    let summer = incident(
+        "Summer outage",
+        &["web"],
+        "minor",
+        &[("2026-07-01 12:00 investigating", "Down.")],
+    );
+    let document = render(&[("summer.md", &summer)], "2026-07-01T12:00:00Z");
     let incident = &document["incidents"][0];
     assert_eq!(incident["created_at"], "2026-07-01T12:00:00.000+02:00");
     let parsed = DateTime::parse_from_rfc3339(incident["created_at"].as_str().expect("a string"))

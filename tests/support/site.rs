@@ -14,26 +14,14 @@ use tempfile::TempDir;
 /// A site with three components (`mail`, `web`, `dns`) whose email goes
 /// to an SMTP server on 127.0.0.1 at `port`, retried after 100 ms.
 pub fn email_config(port: u16, grace: &str) -> String {
+    let site = super::site_toml::site("Test status")
+        + &super::site_toml::components(&[
+            ("mail", "Mail"),
+            ("web", "Web hosting"),
+            ("dns", "DNS"),
+        ]);
     format!(
-        r#"
-[site]
-title = "Test status"
-base_url = "https://status.example.com/"
-timezone = "Europe/Stockholm"
-language = "en"
-
-[[components]]
-id = "mail"
-name = "Mail"
-
-[[components]]
-id = "web"
-name = "Web hosting"
-
-[[components]]
-id = "dns"
-name = "DNS"
-
+        r#"{site}
 [email]
 from = "Test status <status@example.com>"
 smtp = "smtp://127.0.0.1:{port}"
