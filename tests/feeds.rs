@@ -3,6 +3,7 @@
 //! The corpus is parsed from incident texts, so these tests also pin how
 //! heading times in the site's zone become entry instants.
 
+use feed_reader::read;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -12,6 +13,8 @@ use herald::model::IncidentId;
 use herald::render::feed::{self, FeedMeta};
 use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
 
+#[path = "support/feed_reader.rs"]
+mod feed_reader;
 #[path = "support/site_toml.rs"]
 mod site_toml;
 #[path = "support/corpus.rs"]
@@ -125,14 +128,6 @@ fn site_feeds(site: &Site, corpus: &Corpus) -> (Vec<u8>, Vec<u8>) {
         feed::rss(site, &meta, &entries),
         feed::atom(site, &meta, &entries),
     )
-}
-
-fn read(bytes: &[u8]) -> feed_rs::model::Feed {
-    feed_rs::parser::Builder::new()
-        .sanitize_content(false)
-        .build()
-        .parse(bytes)
-        .expect("feed-rs reads the feed")
 }
 
 /// The feed's own links: `(rel, href)`.

@@ -3,9 +3,12 @@
 //! and the feeds. The seed text is not ours, so no converted copy is
 //! kept in the repository; the test fails if the thread is missing.
 
+#[path = "support/feed_reader.rs"]
+mod feed_reader;
 #[path = "support/site_toml.rs"]
 mod site_toml;
 
+use feed_reader::read;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -130,14 +133,6 @@ fn config() -> Config {
     ];
     let text = site_toml::swedish_site() + &site_toml::components(&components);
     herald::config::parse(Path::new("herald.toml"), &text).expect("test config is valid")
-}
-
-fn read(bytes: &[u8]) -> feed_rs::model::Feed {
-    feed_rs::parser::Builder::new()
-        .sanitize_content(false)
-        .build()
-        .parse(bytes)
-        .expect("feed-rs reads the feed")
 }
 
 #[test]
