@@ -3,7 +3,6 @@
 //! The corpus is parsed from incident texts, so these tests also pin how
 //! heading times in the site's zone become entry instants.
 
-use feed_reader::read;
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -19,6 +18,8 @@ mod feed_reader;
 mod site_toml;
 #[path = "support/corpus.rs"]
 mod support_corpus;
+
+use feed_reader::read;
 use support_corpus::corpus;
 
 // Blank lines after some headings are allowed and must not matter.

@@ -9,6 +9,7 @@ mod feed_reader;
 mod site_toml;
 
 use feed_reader::read;
+
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
