@@ -46,6 +46,12 @@ impl fmt::Display for IncidentId {
     }
 }
 
+/// The years (in UTC) of every instant an incident may hold. Feeds and
+/// calendars write four-digit years (RFC 2822, RFC 3339, RFC 5545), and a
+/// local time up to a day away from UTC must keep four digits too; before
+/// 1970 there was no service to report on.
+pub const PUBLISHABLE_YEARS: std::ops::RangeInclusive<i32> = 1970..=9998;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Incident,

@@ -10,7 +10,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use chrono::offset::LocalResult;
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike as _, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag};
 use serde::Deserialize;
@@ -18,7 +20,8 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
 use crate::model::{
-    Component, ComponentStatus, Incident, IncidentId, Kind, Severity, Status, Update, Window,
+    Component, ComponentStatus, Incident, IncidentId, Kind, PUBLISHABLE_YEARS, Severity, Status,
+    Update, Window,
 };
 
 /// What a file is checked against.
@@ -545,6 +548,29 @@ impl FileParser<'_> {
             return None;
         };
         let naive = NaiveDateTime::new(date, time);
+        let instant = self.resolve(naive, zone, time_offset)?;
+        if !PUBLISHABLE_YEARS.contains(&instant.year()) {
+            self.error(
+                offset,
+                format!(
+                    "`{date_text} {time_text}` is outside the years herald can publish, {} to {}",
+                    PUBLISHABLE_YEARS.start(),
+                    PUBLISHABLE_YEARS.end()
+                ),
+            );
+            return None;
+        }
+        Some(instant)
+    }
+
+    /// A local date and time as an instant: at `zone`, or in the site's
+    /// zone when the text gave none.
+    fn resolve(
+        &mut self,
+        naive: NaiveDateTime,
+        zone: Option<FixedOffset>,
+        time_offset: usize,
+    ) -> Option<DateTime<Utc>> {
         match zone {
             Some(fixed) => match fixed.from_local_datetime(&naive) {
                 LocalResult::Single(instant) => Some(instant.with_timezone(&Utc)),
@@ -1032,6 +1058,30 @@ incidents/x.md:17:21: error: status `scheduled` is only for kind = &quot;mainten
 incidents/x.md:19:21: error: unknown status `+02:00`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed (write an offset right after the time, with no space: `08:00+02:00`)
 "
             .replace("&quot;", "\""),
+        );
+    }
+
+    #[test]
+    fn instants_outside_the_publishable_years_are_errors() {
+        check_diagnostics(
+            &format!(
+                "{HEAD}\n## 0000-01-01 00:30 investigating\na\n## -019-04-08 19:26\nb\n## 9999-12-31 23:59-14:00\nc\n## 1969-12-31 22:59Z\nd\n"
+            ),
+            r"
+incidents/x.md:7:4: error: `0000-01-01 00:30` is outside the years herald can publish, 1970 to 9998
+incidents/x.md:9:4: error: `-019-04-08 19:26` is outside the years herald can publish, 1970 to 9998
+incidents/x.md:11:4: error: `9999-12-31 23:59-14:00` is outside the years herald can publish, 1970 to 9998
+incidents/x.md:13:4: error: `1969-12-31 22:59Z` is outside the years herald can publish, 1970 to 9998
+",
+        );
+        let (incident, diagnostics) = parse(&format!(
+            "{HEAD}\n## 1970-01-01 00:00Z\na\n## 9998-12-31 23:59+14:00\nb\n"
+        ));
+        assert!(incident.is_some(), "{diagnostics:?}");
+        let maintenance = "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"1900-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n## 2019-04-04 08:00\n";
+        check_diagnostics(
+            maintenance,
+            "incidents/x.md:5:11: error: `1900-12-10 22:00` is outside the years herald can publish, 1970 to 9998\n",
         );
     }
 

@@ -455,6 +455,38 @@ fn build_with_a_broken_file_publishes_the_others_and_exits_1() {
 }
 
 #[test]
+fn build_refuses_years_no_feed_can_carry_and_publishes_the_rest() {
+    let site = Site::new();
+    site.write("incidents/good.md", GOOD);
+    for (name, heading) in [
+        ("zero", "0000-01-01 00:30"),
+        ("negative", "-019-04-08 19:26"),
+        ("late", "9999-12-31 23:59-14:00"),
+    ] {
+        site.write(
+            &format!("incidents/{name}.md"),
+            &GOOD
+                .replace("2019-04-04 08:00", heading)
+                .replace("Mail slow", name),
+        );
+    }
+    let output = site.herald().arg("build").output().unwrap();
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "incidents/zero.md:7:4: error: `0000-01-01 00:30` is outside the years herald can publish, 1970 to 9998",
+        "incidents/negative.md:7:4: error: `-019-04-08 19:26` is outside",
+        "incidents/late.md:7:4: error: `9999-12-31 23:59-14:00` is outside",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let feed = site.read("public/feed.rss");
+    assert!(feed.contains("Mail slow"), "{feed}");
+    site.fails(&["check"], 1, "");
+}
+
+#[test]
 fn unwritable_output_is_a_runtime_failure_naming_the_path() {
     let site = Site::new();
     site.write("incidents/good.md", GOOD);

@@ -142,6 +142,25 @@ fn broken_file_keeps_last_good_version_and_others_still_publish() {
 }
 
 #[test]
+fn a_year_no_feed_can_carry_is_an_error_not_a_crash() {
+    let mut harness = start(&[("other.md", &incident("Other incident", "other v1"))]);
+    harness.write_incident(
+        "ancient.md",
+        "+++\ntitle = \"Ancient\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 0000-01-01 00:30 investigating\nLong ago.\n",
+    );
+    harness.wait_for("the error in the log", || {
+        harness.log().contains(
+            "ancient.md:7:4: error: `0000-01-01 00:30` is outside the years herald can publish, 1970 to 9998",
+        )
+    });
+    // Still running: a later change is published.
+    harness.write_incident("other.md", &incident("Other incident", "other v2"));
+    harness.wait_for_feed("other v2");
+    assert!(!harness.feed().contains("Ancient"), "{}", harness.feed());
+    assert_eq!(harness.terminate().code(), Some(0));
+}
+
+#[test]
 fn burst_of_hundreds_of_files_is_published_completely() {
     let mut harness = start(&[]);
     // Like a git checkout: many files written in quick succession.

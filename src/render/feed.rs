@@ -77,7 +77,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
                 value: entry_link(site, entry),
                 permalink: true,
             }),
-            pub_date: Some(entry.update.instant.to_rfc2822()),
+            pub_date: Some(rfc2822(entry.update.instant)),
             ..rss::Item::default()
         })
         .collect();
@@ -108,7 +108,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
         language: Some(language.code().to_owned()),
         // An empty channel has no build date from the data; leaving it
         // out is valid, while the clock would break reproducibility.
-        last_build_date: feed_updated(site, entries).map(|instant| instant.to_rfc2822()),
+        last_build_date: feed_updated(site, entries).map(rfc2822),
         generator: Some(GENERATOR.to_owned()),
         items,
         extensions,
@@ -196,6 +196,14 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
 }
 
 /// The newest `updated` of the entries, `None` for no entries.
+/// An RSS date (RFC 2822). chrono's own `to_rfc2822` panics on a year
+/// it cannot write; parsing keeps incidents in
+/// [`crate::model::PUBLISHABLE_YEARS`], and an edit time read back from
+/// the state database must not crash a build either.
+fn rfc2822(instant: DateTime<Utc>) -> String {
+    instant.format("%a, %-d %b %Y %H:%M:%S %z").to_string()
+}
+
 fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
     entries
         .iter()
@@ -293,4 +301,22 @@ fn xml_text(text: &str) -> String {
                 || (character >= ' ' && !matches!(character, '\u{FFFE}' | '\u{FFFF}'))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn rss_dates_match_chrono_and_never_panic() {
+        let instant = Utc.with_ymd_and_hms(2019, 4, 4, 6, 5, 9).unwrap();
+        assert_eq!(rfc2822(instant), instant.to_rfc2822());
+        assert_eq!(rfc2822(instant), "Thu, 4 Apr 2019 06:05:09 +0000");
+        // Out of RFC 2822's range: written as is, not a panic.
+        let late = Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(rfc2822(late), "Sat, 1 Jan +10000 00:00:00 +0000");
+        assert!(!rfc2822(DateTime::<Utc>::MIN_UTC).is_empty());
+    }
 }
