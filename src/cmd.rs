@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use chrono::offset::LocalResult;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound as _, TimeZone, Utc};
 
 use std::io::Write as _;
 
@@ -22,7 +22,7 @@ use crate::corpus::{Corpus, Files};
 use crate::diag::{Diagnostic, LineIndex};
 use crate::fsio::{self, OutputDir};
 use crate::mailer;
-use crate::model::{Follows, IncidentId, Kind, Severity, Status};
+use crate::model::{Follows, Incident, IncidentId, Kind, Severity, Status};
 use crate::parse::{self, Context};
 use crate::render::{self, Plan, Revisions, Site, Templates};
 use crate::store::{NewSubscriber, OutboxState, Store};
@@ -289,6 +289,7 @@ pub fn new(options: NewOptions) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    let _lock = fsio::lock_dir(&config.paths.incidents)?;
     if let Some(existing) = find_incident(&config, &id)? {
         return Err(InvalidInput(format!(
             "incident `{id}` already exists: {}",
@@ -307,7 +308,7 @@ pub fn new(options: NewOptions) -> anyhow::Result<ExitCode> {
         text.trim_end(),
     );
     let path = config.paths.incidents.join(format!("{id}.md"));
-    write_checked(&config, &path, &content)?;
+    write_checked(&config, &path, fsio::Expected::Absent, &content)?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -343,6 +344,21 @@ pub fn post(options: PostOptions) -> anyhow::Result<ExitCode> {
         ))
         .into());
     };
+    // The text first: while someone types it, others may post.
+    let text = match options.text {
+        Some(text) => text,
+        None => {
+            let mut text = String::new();
+            if std::io::stdin().is_terminal() {
+                eprintln!("Type the update, then Ctrl-D:");
+            }
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the update text from stdin")?;
+            text
+        }
+    };
+    let _lock = fsio::lock_dir(&config.paths.incidents)?;
     let current = fsio::read_to_string(&path)?;
     let context = parse_context(&config);
     let (incident, diagnostics) = parse::parse_incident(&path, &current, &context);
@@ -362,37 +378,51 @@ pub fn post(options: PostOptions) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let text = match options.text {
-        Some(text) => text,
-        None => {
-            let mut text = String::new();
-            if std::io::stdin().is_terminal() {
-                eprintln!("Type the update, then Ctrl-D:");
-            }
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("cannot read the update text from stdin")?;
-            text
-        }
-    };
-    let mut content = current;
+    let now = free_second(&incident);
+    let mut content = current.clone();
     if !content.ends_with('\n') {
         content.push('\n');
     }
     content.push_str(&format!(
         "\n## {} {}\n{}\n",
-        heading_time(clock::now(), config.site.timezone),
+        heading_time(now, config.site.timezone),
         status.as_str(),
         text.trim_end()
     ));
-    write_checked(&config, &path, &content)?;
+    write_checked(
+        &config,
+        &path,
+        fsio::Expected::Bytes(current.as_bytes()),
+        &content,
+    )?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
 }
 
+/// The current time, once it is in a second that holds no update of
+/// `incident` (headings are written to the second, and two updates at one
+/// instant are an error): at most a second's wait, never a time that is
+/// not now.
+fn free_second(incident: &Incident) -> DateTime<Utc> {
+    loop {
+        let now = clock::now();
+        let second = now.trunc_subsecs(0);
+        if !incident.updates.iter().any(|u| u.instant == second) {
+            return now;
+        }
+        let next = second + chrono::Duration::seconds(1);
+        std::thread::sleep((next - now).to_std().unwrap_or_default());
+    }
+}
+
 /// Parses `content` before writing it, so `new` and `post` never leave a
 /// file that herald would reject.
-fn write_checked(config: &Config, path: &Path, content: &str) -> anyhow::Result<()> {
+fn write_checked(
+    config: &Config,
+    path: &Path,
+    expected: fsio::Expected<'_>,
+    content: &str,
+) -> anyhow::Result<()> {
     let (incident, diagnostics) = parse::parse_incident(path, content, &parse_context(config));
     if incident.is_none() {
         print_diagnostics(&diagnostics, &mut std::io::stderr());
@@ -405,7 +435,7 @@ fn write_checked(config: &Config, path: &Path, content: &str) -> anyhow::Result<
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    fsio::replace_file(path, content.as_bytes())?;
+    fsio::replace_file_if(path, expected, content.as_bytes())?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::render::Output;
 
@@ -37,6 +38,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot lock {}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{} changed while herald was rewriting it; nothing was written, run the command again",
+        path.display()
+    )]
+    Changed { path: PathBuf },
 }
 
 /// Whether a file name is an incident file rather than editor or sync-tool
@@ -236,17 +248,14 @@ impl OutputDir {
                 .file_name()
                 .and_then(OsStr::to_str)
                 .unwrap_or("output");
-            let temp = dir.join(format!(".{name}.herald-tmp"));
-            let write = || -> io::Result<()> {
-                let mut file = File::create(&temp)?;
-                file.write_all(&output.bytes)?;
-                Ok(())
-            };
-            write().map_err(|source| Error::Write {
-                path: temp.clone(),
+            let (temp, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
+                path: target.clone(),
                 source,
             })?;
-            staged.push((temp, target, &output.path, hash));
+            // Staged before writing, so a failed write removes it too.
+            staged.push((temp.clone(), target, &output.path, hash));
+            file.write_all(&output.bytes)
+                .map_err(|source| Error::Write { path: temp, source })?;
         }
         Ok(())
     }
@@ -328,35 +337,218 @@ fn sync_filesystem(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Replaces one file atomically and durably (for `herald new` and `post`,
-/// which rewrite an incident file that `herald run` may be watching).
+/// What a file must hold for [`replace_file_if`] to replace it.
+#[derive(Debug, Clone, Copy)]
+pub enum Expected<'a> {
+    /// Nothing: the file must not exist.
+    Absent,
+    /// Exactly these bytes (what the caller read and changed).
+    Bytes(&'a [u8]),
+}
+
+/// Replaces one file atomically and durably.
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path
+    replace(path, bytes, None)
+}
+
+/// Replaces one file atomically and durably, unless it no longer holds
+/// what `expected` says (someone else wrote it since the caller read it):
+/// then nothing is written and the error is [`Error::Changed`]. For
+/// `herald new` and `post`, which rewrite an incident file that an editor
+/// or another command may be writing; they also hold [`lock_dir`].
+///
+/// A symbolic link is written through (the link stays, its target gets
+/// the new bytes) and the file keeps its permissions.
+pub fn replace_file_if(path: &Path, expected: Expected<'_>, bytes: &[u8]) -> Result<(), Error> {
+    replace(path, bytes, Some(expected))
+}
+
+fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<(), Error> {
+    let target = match fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => path.to_owned(),
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(OsStr::to_str).unwrap_or("file");
-    // A leading dot keeps the watcher from reading the half-written temp.
-    let temp = dir.join(format!(".{name}.herald-tmp"));
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&temp)?;
+    let name = target.file_name().and_then(OsStr::to_str).unwrap_or("file");
+    let mode = match fs::metadata(&target) {
+        Ok(metadata) => Some(metadata.permissions()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let (temp, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut changed = false;
+    let mut write = || -> io::Result<()> {
+        if let Some(mode) = &mode {
+            file.set_permissions(mode.clone())?;
+        }
         file.write_all(bytes)?;
         file.sync_all()?;
-        fs::rename(&temp, path)?;
+        if let Some(expected) = expected {
+            let now = match fs::read(&target) {
+                Ok(now) => Some(now),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+                Err(error) => return Err(error),
+            };
+            changed = match (expected, now) {
+                (Expected::Absent, None) => false,
+                (Expected::Bytes(expected), Some(now)) => expected != now.as_slice(),
+                _ => true,
+            };
+            if changed {
+                return Ok(());
+            }
+        }
+        fs::rename(&temp, &target)?;
         File::open(dir)?.sync_all()
     };
-    write().map_err(|source| {
+    let written = write();
+    if written.is_err() || changed {
         let _ = fs::remove_file(&temp);
-        Error::Write {
+    }
+    written.map_err(|source| Error::Write {
+        path: path.to_owned(),
+        source,
+    })?;
+    if changed {
+        return Err(Error::Changed {
             path: path.to_owned(),
-            source,
+        });
+    }
+    Ok(())
+}
+
+/// A new temporary file beside `name` in `dir`, under a name no other
+/// writer uses (this process's id and a counter), starting with a dot so
+/// that the watcher ignores it.
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.{}-{n}.herald-tmp", std::process::id()));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp, file)),
+            // Left by a process that had our id before: take the next name.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
         }
-    })
+    }
+}
+
+/// An exclusive advisory lock on a directory, held until dropped. `herald
+/// new` and `post` take it on the incidents directory around reading,
+/// changing and writing a file, so two of them never interleave.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Waits for the exclusive lock on `dir` (`flock(2)` on the directory).
+pub fn lock_dir(dir: &Path) -> Result<DirLock, Error> {
+    let lock = |source| Error::Lock {
+        path: dir.to_owned(),
+        source,
+    };
+    let file = File::open(dir).map_err(lock)?;
+    loop {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(DirLock { _file: file });
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(lock(error));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_if_refuses_a_file_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.md");
+        fs::write(&path, "edited by someone else").unwrap();
+        let error = replace_file_if(&path, Expected::Bytes(b"what we read"), b"ours").unwrap_err();
+        assert!(matches!(error, Error::Changed { .. }), "{error:?}");
+        assert!(
+            error.to_string().ends_with("a.md changed while herald was rewriting it; nothing was written, run the command again"),
+            "{error}"
+        );
+        let error = replace_file_if(&path, Expected::Absent, b"ours").unwrap_err();
+        assert!(matches!(error, Error::Changed { .. }), "{error:?}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "edited by someone else");
+        replace_file_if(&path, Expected::Bytes(b"edited by someone else"), b"ours").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "ours");
+        let new = dir.path().join("b.md");
+        replace_file_if(&new, Expected::Absent, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&new).unwrap(), "new");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn temp_names_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _a) = create_temp(dir.path(), "x.md").unwrap();
+        let (second, _b) = create_temp(dir.path(), "x.md").unwrap();
+        assert_ne!(first, second);
+        let name = first.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(".x.md.") && name.ends_with(".herald-tmp"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn a_failed_output_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // `sub` is a file, so `sub/page.html` cannot be written; the
+        // first output's temp file must go too.
+        fs::write(dir.path().join("sub"), "").unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        let outputs = [
+            Output {
+                path: "first.html".into(),
+                bytes: b"1".to_vec(),
+            },
+            Output {
+                path: "sub/page.html".into(),
+                bytes: b"2".to_vec(),
+            },
+        ];
+        assert!(output.write(&outputs, &[]).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["sub"], "only the blocking file is left");
+    }
 
     #[test]
     fn debris_is_ignored() {

@@ -3,8 +3,11 @@
 
 #[path = "support/site_toml.rs"]
 mod site_toml;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::fs;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -394,6 +397,88 @@ fn post_appends_to_a_file_without_final_newline() {
         1,
         "no temp file left behind: {leftovers:?}"
     );
+}
+
+#[test]
+fn concurrent_posts_all_land() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    let posts: Vec<(String, std::process::Child)> = (0..6)
+        .map(|n| {
+            let text = format!("Concurrent update number {n}.");
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+                .current_dir(site.path(""))
+                .env_remove("HERALD_CONFIG")
+                .env("HERALD_LOG", "warn")
+                .args(["post", "mail-slow", "update", &text])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (text, child)
+        })
+        .collect();
+    for (text, child) in posts {
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{text}: {}", stderr(&output));
+    }
+    let file = site.read("incidents/mail-slow.md");
+    for n in 0..6 {
+        let text = format!("Concurrent update number {n}.");
+        assert_eq!(file.matches(&text).count(), 1, "{text} once in:\n{file}");
+    }
+    assert_eq!(heading_lines(&file).len(), 7, "{file}");
+    site.succeeds(&["check"]);
+    let leftovers: Vec<_> = fs::read_dir(site.path("incidents"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temp file left: {leftovers:?}");
+}
+
+#[test]
+fn post_reads_its_text_before_the_file() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    // The first operator is still typing when the second posts.
+    let mut typing = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .current_dir(site.path(""))
+        .env_remove("HERALD_CONFIG")
+        .env("HERALD_LOG", "warn")
+        .args(["post", "mail-slow", "identified"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = typing.stdin.take().unwrap();
+    stdin.write_all(b"Typed slowly").unwrap();
+    site.succeeds(&["post", "mail-slow", "update", "Posted meanwhile."]);
+    stdin.write_all(b", then sent.\n").unwrap();
+    drop(stdin);
+    let output = typing.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let file = site.read("incidents/mail-slow.md");
+    assert!(file.contains("Posted meanwhile."), "{file}");
+    assert!(file.contains("Typed slowly, then sent."), "{file}");
+    site.succeeds(&["check"]);
+}
+
+#[test]
+fn post_writes_through_a_symlink_and_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let site = Site::new();
+    site.write("shared/mail-slow.md", GOOD);
+    let real = site.path("shared/mail-slow.md");
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::symlink(&real, site.path("incidents/mail-slow.md")).unwrap();
+    site.succeeds(&["post", "mail-slow", "resolved", "Fixed."]);
+    let link = fs::symlink_metadata(site.path("incidents/mail-slow.md")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+    let text = site.read("shared/mail-slow.md");
+    assert!(text.ends_with(" resolved\nFixed.\n"), "{text}");
+    let mode = fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
 }
 
 #[test]
