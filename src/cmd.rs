@@ -592,6 +592,25 @@ fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(&config.paths.state)?)
 }
 
+/// `herald rekey`: a new token key, and every subscriber's and pending
+/// request's links made with it.
+pub fn rekey(config: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let mut store = open_store(&config)?;
+    let problem = store.key_problem().cloned();
+    let count = store.rekey(&config.paths.state)?;
+    let path = config.paths.state.join(crate::token::KEY_FILE);
+    match problem {
+        Some(problem) => println!("replaced the token key ({})", problem.summary()),
+        None => println!("replaced a working token key"),
+    }
+    println!(
+        "{}: new key, {count} subscriptions re-keyed; back it up with the database. A running herald resumes email within a minute, or at once on `systemctl reload herald`.",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub struct SubscribeOptions {
     pub config: PathBuf,
     pub address: String,

@@ -393,17 +393,26 @@ fn log_diagnostics(diagnostics: &[Diagnostic]) {
 
 /// Whether the parts that must keep running still do; asked by the
 /// systemd watchdog and by `/healthz`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Health {
     /// notify's thread still delivers events.
     pub watcher: bool,
     /// The outbox worker has not stopped.
     pub mailer: bool,
+    /// Why the mailer, though running, sends nothing (the token key);
+    /// a restart would not mend it.
+    pub problem: Option<String>,
 }
 
 impl Health {
-    pub fn is_alive(self) -> bool {
+    /// Nothing has stopped: what the watchdog asks (a restart helps).
+    pub fn is_alive(&self) -> bool {
         self.watcher && self.mailer
+    }
+
+    /// Alive and doing its work: what `/healthz` asks.
+    pub fn is_healthy(&self) -> bool {
+        self.is_alive() && self.problem.is_none()
     }
 }
 
@@ -518,10 +527,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 }
             }
             () = service::next_ping(&mut watchdog) => {
-                let health = Health {
-                    watcher: watcher.is_alive(),
-                    mailer: mail.is_alive(),
-                };
+                let health = mail.health(&watcher);
                 if health.is_alive() {
                     manager.ping();
                 } else {
@@ -529,18 +535,17 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 }
             }
             Some(reply) = probes.recv() => {
-                let _ = reply.send(Health {
-                    watcher: watcher.is_alive(),
-                    mailer: mail.is_alive(),
-                });
+                let _ = reply.send(mail.health(&watcher));
             }
+            // The mailer found (or mended) a problem: the status line says so.
+            Ok(()) = mail.blocked.changed() => {}
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
         if daemon.take_outputs_changed() {
             publisher.request();
         }
-        let current = daemon.status_line();
+        let current = with_problem(daemon.status_line(), mail.problem());
         if current != status {
             manager.status(&current);
             status = current;
@@ -561,17 +566,36 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
 struct Mail {
     stop: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Why it sends nothing while running, if so.
+    blocked: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl Mail {
     fn start(daemon: &Daemon) -> Mail {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let thread = mailer::spawn(daemon.config.clone(), daemon.mail_wake(), stopped)
+        let (blocking, blocked) = tokio::sync::watch::channel(None);
+        let thread = mailer::spawn(daemon.config.clone(), daemon.mail_wake(), stopped, blocking)
             .inspect_err(|error| {
                 tracing::error!("email delivery disabled: cannot start its thread: {error}");
             })
             .ok();
-        Mail { stop, thread }
+        Mail {
+            stop,
+            thread,
+            blocked,
+        }
+    }
+
+    fn health(&self, watcher: &watch::Handle) -> Health {
+        Health {
+            watcher: watcher.is_alive(),
+            mailer: self.is_alive(),
+            problem: self.problem(),
+        }
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.blocked.borrow().clone()
     }
 
     fn is_alive(&self) -> bool {
@@ -588,6 +612,14 @@ impl Mail {
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!("the mailer stopped abnormally");
         }
+    }
+}
+
+/// The status line, with why email is stopped when it is.
+fn with_problem(status: String, problem: Option<String>) -> String {
+    match problem {
+        Some(problem) => format!("{status}; email stopped: {problem}"),
+        None => status,
     }
 }
 

@@ -59,7 +59,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::HealthProbe;
+use crate::daemon::{Health, HealthProbe};
 use crate::model::Follows;
 use crate::render::Templates;
 use crate::render::html::{Notice, notice};
@@ -443,7 +443,11 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     })
     .await;
     let (status, text) = match asked {
-        Ok(Some(health)) if health.is_alive() => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(Some(health)) if health.is_healthy() => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(Some(Health {
+            problem: Some(problem),
+            ..
+        })) => (StatusCode::SERVICE_UNAVAILABLE, format!("{problem}\n")),
         Ok(Some(health)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(

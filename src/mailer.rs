@@ -47,7 +47,9 @@ use crate::cmd;
 use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Tls, Transport};
 use crate::fsio;
-use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, Store};
+use crate::store::{
+    self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
+};
 
 /// SMTP connections, each a worker that sends one message at a time.
 pub const CONCURRENCY: usize = 8;
@@ -829,6 +831,7 @@ pub fn spawn(
     config: Config,
     wake: Arc<Notify>,
     shutdown: watch::Receiver<bool>,
+    blocked: watch::Sender<Option<String>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("herald-mailer".into())
@@ -837,7 +840,7 @@ pub fn spawn(
                 .enable_all()
                 .build()
             {
-                Ok(runtime) => runtime.block_on(run(config, wake, shutdown)),
+                Ok(runtime) => runtime.block_on(run(config, wake, shutdown, blocked)),
                 Err(error) => {
                     tracing::error!("email delivery disabled: cannot start its runtime: {error}");
                 }
@@ -848,10 +851,64 @@ pub fn spawn(
 /// Runs until `shutdown` turns true, then waits at most
 /// ten seconds for sends in flight. Runs on the mailer's own
 /// single-threaded runtime ([`spawn`]), so it may block briefly.
-pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+///
+/// While the state database's token key cannot be used, no email can carry
+/// a working link: the mailer says why in `blocked` (for `/healthz` and
+/// the service status), logs it once, and looks again every minute.
+pub async fn run(
+    config: Config,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+    blocked: watch::Sender<Option<String>>,
+) {
+    let mut reported = None;
+    let shared = loop {
+        match prepare(&config, &wake) {
+            Ok(shared) => break shared,
+            Err(Prepare::Blocked(problem)) => {
+                if reported.as_ref() != Some(&problem) {
+                    tracing::error!("{problem}");
+                    blocked.send_replace(Some(problem.summary().to_owned()));
+                    reported = Some(problem);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(KEY_RECHECK) => {}
+                    _ = shutdown.changed() => {}
+                }
+                if *shutdown.borrow() {
+                    return;
+                }
+            }
+            Err(Prepare::Failed(error)) => {
+                tracing::error!("email delivery disabled: {error:#}");
+                return;
+            }
+        }
+    };
+    if reported.is_some() {
+        tracing::info!("the token key is usable again; email resumes");
+        blocked.send_replace(None);
+    }
+    deliver_until_shutdown(shared, wake, shutdown).await;
+}
+
+/// How often a mailer blocked on the token key looks at it again.
+const KEY_RECHECK: Duration = Duration::from_secs(60);
+
+enum Prepare {
+    Blocked(KeyProblem),
+    Failed(anyhow::Error),
+}
+
+fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> {
+    let store = Store::open(&config.paths.state).map_err(|error| Prepare::Failed(error.into()))?;
+    if let Some(problem) = store.key_problem() {
+        return Err(Prepare::Blocked(problem.clone()));
+    }
+    let config = config.clone();
     let prepared = (|| -> anyhow::Result<Shared> {
         let sender = Sender::new(&config)?;
-        let mut store = Store::open(&config.paths.state)?;
+        let mut store = store;
         let released = store.release_leases()?;
         if released > 0 {
             tracing::info!(
@@ -866,17 +923,18 @@ pub async fn run(config: Config, wake: Arc<Notify>, mut shutdown: watch::Receive
             store: Mutex::new(store),
             announcements: Mutex::new(HashMap::new()),
             rendered: Mutex::new(HashMap::new()),
-            wake: Arc::clone(&wake),
+            wake: Arc::clone(wake),
             config,
         })
     })();
-    let shared = match prepared {
-        Ok(shared) => Arc::new(shared),
-        Err(error) => {
-            tracing::error!("email delivery disabled: {error:#}");
-            return;
-        }
-    };
+    prepared.map(Arc::new).map_err(Prepare::Failed)
+}
+
+async fn deliver_until_shutdown(
+    shared: Arc<Shared>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let (recorder, finished) = mpsc::unbounded_channel();

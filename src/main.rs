@@ -77,6 +77,10 @@ enum Command {
         /// Recipient address
         email: String,
     },
+    /// Make a new token key (state/token.key) when the old one is lost,
+    /// and re-key every subscriber; unsubscribe links in mail already
+    /// sent keep working, pending confirmation links stop
+    Rekey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Subscribers(Subscribers::Import { file }) => cmd::subscribers_import(config, file),
         Command::Outbox => cmd::outbox(config),
         Command::SendTest { email } => cmd::send_test(config, email),
+        Command::Rekey => cmd::rekey(config),
     };
     match result {
         Ok(code) => code,

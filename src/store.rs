@@ -52,12 +52,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("state directory {}", path.display())]
-    Key {
-        path: PathBuf,
-        #[source]
-        source: token::Error,
-    },
+    #[error(transparent)]
+    Key(KeyProblem),
     #[error("state database {} has schema version {found}, newer than this herald knows ({known}); upgrade herald", path.display())]
     TooNew {
         path: PathBuf,
@@ -65,6 +61,42 @@ pub enum Error {
         known: i64,
     },
 }
+
+/// Why the token key cannot be used. The database still works (updates
+/// are recorded and queued, links already sent still unsubscribe, since
+/// only their hashes are needed), but nothing that makes a link can: no
+/// email goes out and no subscriber is added until it is mended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyProblem {
+    #[error(
+        "the token key {} is missing, and {links} subscriptions have links made with it, so email is stopped; restore the key from a backup and reload herald, or run `herald rekey` to start over with a new key (unsubscribe links in mail already sent keep working; confirmation links waiting to be followed stop)",
+        path.display()
+    )]
+    Missing { path: PathBuf, links: u64 },
+    #[error(
+        "the token key {} is not the key that {links} subscriptions' links were made with, so email is stopped; restore the right key from a backup and reload herald, or run `herald rekey` to start over with this one",
+        path.display()
+    )]
+    Different { path: PathBuf, links: u64 },
+    /// Unreadable, of the wrong length, readable by others, or cannot be
+    /// created; the text says which and what to do.
+    #[error("{message}; email is stopped until it is mended and herald reloaded")]
+    Unusable { message: String },
+}
+
+impl KeyProblem {
+    /// A few words for `systemctl status` and `/healthz`.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            KeyProblem::Missing { .. } => "token key missing",
+            KeyProblem::Different { .. } => "token key does not match the database",
+            KeyProblem::Unusable { .. } => "token key unusable",
+        }
+    }
+}
+
+/// The `meta` row holding the fingerprint of the key that made the links.
+const KEY_FINGERPRINT: &str = "token_key_fingerprint";
 
 /// Each entry moves the schema one version up; never edit a released one.
 const MIGRATIONS: &[&str] = &[
@@ -185,8 +217,9 @@ const REKEY_MIGRATION: usize = 2;
 
 pub struct Store {
     path: PathBuf,
+    state_dir: PathBuf,
     connection: Connection,
-    key: Key,
+    key: Result<Key, KeyProblem>,
 }
 
 impl Store {
@@ -223,17 +256,156 @@ impl Store {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(database)?;
-        let key = Key::load_or_create(state_dir).map_err(|source| Error::Key {
-            path: state_dir.to_owned(),
-            source,
-        })?;
         let mut store = Store {
             path,
+            state_dir: state_dir.to_owned(),
             connection,
-            key,
+            key: Err(KeyProblem::Unusable {
+                message: "the token key was not read yet".to_owned(),
+            }),
         };
-        store.migrate()?;
+        store.migrate(state_dir)?;
+        store.key = store.check_key(state_dir)?;
         Ok(store)
+    }
+
+    /// The key that makes this database's links, or why there is none.
+    pub fn key(&self) -> Result<&Key, Error> {
+        self.key
+            .as_ref()
+            .map_err(|problem| Error::Key(problem.clone()))
+    }
+
+    /// Reads the key again, for long-lived stores that make links which
+    /// must match the key on disk (`herald rekey` may have replaced it).
+    pub fn refresh_key(&mut self) -> Result<Key, Error> {
+        self.key = self.check_key(&self.state_dir)?;
+        self.key().cloned()
+    }
+
+    /// Why no email can be composed, if that is so.
+    pub fn key_problem(&self) -> Option<&KeyProblem> {
+        self.key.as_ref().err()
+    }
+
+    /// Subscribers and pending subscription requests: the links a key
+    /// change would break.
+    fn links(&self) -> Result<u64, Error> {
+        self.connection
+            .query_row(
+                "SELECT (SELECT count(*) FROM subscribers)
+                      + (SELECT count(*) FROM requests WHERE confirmed IS NULL)",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|count| count.unsigned_abs())
+            .map_err(self.database())
+    }
+
+    fn stored_fingerprint(&self) -> Result<Option<String>, Error> {
+        self.connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                params![KEY_FINGERPRINT],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(self.database())
+    }
+
+    fn record_fingerprint(&self, key: &Key) -> Result<(), Error> {
+        self.connection
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![KEY_FINGERPRINT, key.fingerprint()],
+            )
+            .map(drop)
+            .map_err(self.database())
+    }
+
+    /// Reads the key, or makes one when no link depends on it yet. A
+    /// missing key, or another than the one the links were made with, is
+    /// never replaced silently: every later email's links would be dead.
+    fn check_key(&self, state_dir: &Path) -> Result<Result<Key, KeyProblem>, Error> {
+        let path = state_dir.join(token::KEY_FILE);
+        let links = self.links()?;
+        let stored = self.stored_fingerprint()?;
+        let key = match Key::load(state_dir) {
+            Ok(Some(key)) => key,
+            Ok(None) if links > 0 => return Ok(Err(KeyProblem::Missing { path, links })),
+            Ok(None) => match Key::create(state_dir) {
+                Ok(key) => key,
+                Err(error) => return Ok(Err(unusable(&error))),
+            },
+            Err(error) => return Ok(Err(unusable(&error))),
+        };
+        let fingerprint = key.fingerprint();
+        match stored {
+            Some(stored) if stored == fingerprint => {}
+            Some(_) if links > 0 => return Ok(Err(KeyProblem::Different { path, links })),
+            _ => self.record_fingerprint(&key)?,
+        }
+        Ok(Ok(key))
+    }
+
+    /// `herald rekey`: a new key, and the hashes of every subscriber's new
+    /// unsubscribe token beside the old ones (links in mail already sent
+    /// keep working). Pending requests get new confirmation tokens; the
+    /// links already mailed for them stop working. Returns the number of
+    /// subscribers and requests re-keyed.
+    pub fn rekey(&mut self, state_dir: &Path) -> Result<u64, Error> {
+        // The key first: a crash before the commit leaves a key that the
+        // database does not know, reported as such, and rekey can run again.
+        let key = Key::replace(state_dir).map_err(|error| Error::Key(unusable(&error)))?;
+        let path = self.path.clone();
+        let database = |source| Error::Database {
+            path: path.clone(),
+            source,
+        };
+        let random = |source| Error::Random {
+            path: path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(database)?;
+        let mut count = 0;
+        {
+            let subscribers: Vec<(i64, String)> = transaction
+                .prepare("SELECT id, nonce FROM subscribers")
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect()
+                })
+                .map_err(database)?;
+            for (id, nonce) in subscribers {
+                insert_unsubscribe_token(&transaction, &key, id, &nonce).map_err(database)?;
+                count += 1;
+            }
+            let requests: Vec<i64> = transaction
+                .prepare("SELECT id FROM requests WHERE confirmed IS NULL")
+                .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+                .map_err(database)?;
+            let mut update = transaction
+                .prepare("UPDATE requests SET nonce = ?2, token_hash = ?3 WHERE id = ?1")
+                .map_err(database)?;
+            for id in requests {
+                let nonce = token::new_nonce().map_err(random)?;
+                let hash = token::hash(&key.token(Purpose::Confirm, &nonce));
+                update
+                    .execute(params![id, nonce, hash.as_slice()])
+                    .map_err(database)?;
+                count += 1;
+            }
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![KEY_FINGERPRINT, key.fingerprint()],
+                )
+                .map_err(database)?;
+        }
+        transaction.commit().map_err(database)?;
+        self.key = Ok(key);
+        Ok(count)
     }
 
     fn database(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -243,7 +415,7 @@ impl Store {
         }
     }
 
-    fn migrate(&mut self) -> Result<(), Error> {
+    fn migrate(&mut self, state_dir: &Path) -> Result<(), Error> {
         let version: i64 = self
             .connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -273,7 +445,10 @@ impl Store {
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             transaction.execute_batch(migration).map_err(database)?;
             if index == REKEY_MIGRATION {
-                rekey(&transaction, &self.key).map_err(|error| match error {
+                // Links then held raw tokens, so no key made them yet.
+                let key =
+                    Key::load_or_create(state_dir).map_err(|error| Error::Key(unusable(&error)))?;
+                rekey(&transaction, &key).map_err(|error| match error {
                     RekeyError::Database(source) => database(source),
                     RekeyError::Random(source) => Error::Random {
                         path: path.clone(),
@@ -399,6 +574,17 @@ impl From<rusqlite::Error> for RekeyError {
     fn from(error: rusqlite::Error) -> Self {
         RekeyError::Database(error)
     }
+}
+
+/// A key error as a [`KeyProblem`], with its cause.
+fn unusable(error: &token::Error) -> KeyProblem {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    KeyProblem::Unusable { message }
 }
 
 /// Migration 3's data step: each subscriber's raw token (now in `nonce`)
@@ -794,7 +980,7 @@ impl Store {
             source,
         };
         let mut result = Added::default();
-        let key = &self.key;
+        let key = &self.key()?.clone();
         let transaction = self.connection.transaction().map_err(database)?;
         {
             let mut find = transaction
@@ -875,6 +1061,7 @@ impl Store {
 
     /// Every subscriber, by address.
     pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
+        let key = self.key()?;
         let mut statement = self
             .connection
             .prepare(&format!(
@@ -882,7 +1069,7 @@ impl Store {
             ))
             .map_err(self.database())?;
         let rows = statement
-            .query_map([], |row| subscriber_from_row(row, 0, &self.key))
+            .query_map([], |row| subscriber_from_row(row, 0, key))
             .map_err(self.database())?;
         rows.collect::<Result<_, _>>().map_err(self.database())
     }
@@ -912,6 +1099,7 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<Leased>, Error> {
+        let key = &self.key()?.clone();
         let path = self.path.clone();
         let database = |source| Error::Database {
             path: path.clone(),
@@ -954,7 +1142,7 @@ impl Store {
             for (id, announcement, attempts, created, subscriber_id) in rows {
                 let found = subscriber
                     .query_row(params![subscriber_id], |row| {
-                        subscriber_from_row(row, 0, &self.key)
+                        subscriber_from_row(row, 0, key)
                     })
                     .optional()
                     .map_err(database)?;
@@ -1166,6 +1354,83 @@ mod tests {
     fn at(hour: u32) -> DateTime<Utc> {
         use chrono::TimeZone;
         Utc.with_ymd_and_hms(2019, 4, 4, hour, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_key_that_links_depend_on_is_never_replaced_silently() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join(token::KEY_FILE);
+        // No links yet: a missing key is simply made.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.key_problem(), None);
+        let first = store.key().unwrap().fingerprint();
+        std::fs::remove_file(&key_path).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.key_problem(), None);
+        store
+            .add_subscribers(&[subscriber("a@example.org", &[])], at(8))
+            .unwrap();
+
+        // Missing, with a subscriber: a problem, and no key is made.
+        std::fs::remove_file(&key_path).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(
+            matches!(
+                store.key_problem(),
+                Some(KeyProblem::Missing { links: 1, .. })
+            ),
+            "{:?}",
+            store.key_problem()
+        );
+        assert!(!key_path.exists());
+        let error = store
+            .add_subscribers(&[subscriber("b@example.org", &[])], at(9))
+            .unwrap_err();
+        assert!(error.to_string().contains("is missing"), "{error}");
+        assert!(store.subscribers().is_err());
+        assert!(store.lease(at(9), at(10), 10).is_err());
+
+        // Another key than the links were made with.
+        std::fs::write(&key_path, [9u8; 32]).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            matches!(
+                store.key_problem(),
+                Some(KeyProblem::Different { links: 1, .. })
+            ),
+            "{:?}",
+            store.key_problem()
+        );
+        assert_eq!(
+            store.key_problem().unwrap().summary(),
+            "token key does not match the database"
+        );
+
+        // Readable by others.
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let problem = store.key_problem().unwrap().to_string();
+        assert!(
+            problem.contains("can be read by other users (mode 644)")
+                && problem.ends_with("email is stopped until it is mended and herald reloaded"),
+            "{problem}"
+        );
+
+        // Rekey: a new private key the database accepts from now on.
+        let rekeyed = store.rekey(dir.path()).unwrap();
+        assert_eq!(rekeyed, 1);
+        assert_eq!(store.key_problem(), None);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.key_problem(), None);
+        let fingerprint = store.key().unwrap().fingerprint();
+        assert_ne!(fingerprint, first);
+        let subscribers = store.subscribers().unwrap();
+        assert_eq!(subscribers.len(), 1);
+        // The new token unsubscribes.
+        let found = store.unsubscribe_lookup(&subscribers[0].token).unwrap();
+        assert_eq!(found, Unsubscribed::Now);
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub enum Error {
         path.display()
     )]
     Length { path: PathBuf, found: usize },
+    #[error(
+        "the token key {} can be read by other users (mode {mode:03o}); run `chmod 600` on it, and since others may have copied it, consider `herald rekey`",
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
 }
 
 /// What a link does; part of what the token is derived from.
@@ -83,17 +88,88 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// Reads `dir/token.key`, or creates it with fresh random bytes. Two
-    /// processes opening a new state directory at once agree on one key:
-    /// the file is written under a temporary name and hard-linked into
-    /// place, which fails if the other got there first.
+    /// Reads `dir/token.key`, or creates it with fresh random bytes.
     pub fn load_or_create(dir: &Path) -> Result<Key, Error> {
-        let path = dir.join(KEY_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => return Key::from_file(&path, &bytes),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Read { path, source }),
+        match Key::load(dir)? {
+            Some(key) => Ok(key),
+            None => Key::create(dir),
         }
+    }
+
+    /// Reads `dir/token.key`: `None` if there is none. A key that other
+    /// users can read is refused, as ssh refuses such a private key.
+    pub fn load(dir: &Path) -> Result<Option<Key>, Error> {
+        let path = dir.join(KEY_FILE);
+        let read = || -> std::io::Result<(Vec<u8>, u32)> {
+            let mut file = std::fs::File::open(&path)?;
+            let mode = file.metadata()?.permissions().mode();
+            let mut bytes = Vec::with_capacity(KEY_BYTES);
+            std::io::Read::read_to_end(&mut file, &mut bytes)?;
+            Ok((bytes, mode))
+        };
+        match read() {
+            Ok((bytes, mode)) => {
+                let key = Key::from_file(&path, &bytes)?;
+                if mode & 0o077 != 0 {
+                    return Err(Error::Exposed {
+                        path,
+                        mode: mode & 0o777,
+                    });
+                }
+                Ok(Some(key))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Read { path, source }),
+        }
+    }
+
+    /// Creates `dir/token.key` with fresh random bytes. Two processes
+    /// creating it at once agree on one key: the file is written under a
+    /// temporary name and hard-linked into place, which fails if the
+    /// other got there first (and then its key is read).
+    pub fn create(dir: &Path) -> Result<Key, Error> {
+        let path = dir.join(KEY_FILE);
+        let (temporary, bytes) = Key::write_new(dir)?;
+        let linked = match std::fs::hard_link(&temporary, &path) {
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            other => other.map(|()| true),
+        };
+        let _ = std::fs::remove_file(&temporary);
+        let linked = linked.map_err(|source| Error::Create {
+            path: path.clone(),
+            source,
+        })?;
+        if linked {
+            sync_dir(dir, &path)?;
+            tracing::info!(path = %path.display(), "created the token key; back it up with the database");
+            Ok(Key(bytes))
+        } else {
+            Key::load(dir)?.ok_or_else(|| Error::Create {
+                path,
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+        }
+    }
+
+    /// Replaces `dir/token.key` with fresh random bytes (`herald rekey`).
+    pub fn replace(dir: &Path) -> Result<Key, Error> {
+        let path = dir.join(KEY_FILE);
+        let (temporary, bytes) = Key::write_new(dir)?;
+        std::fs::rename(&temporary, &path).map_err(|source| {
+            let _ = std::fs::remove_file(&temporary);
+            Error::Create {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        sync_dir(dir, &path)?;
+        Ok(Key(bytes))
+    }
+
+    /// Fresh random bytes, durably in a temporary file of mode 0600 in
+    /// `dir`.
+    fn write_new(dir: &Path) -> Result<(PathBuf, [u8; KEY_BYTES]), Error> {
+        let path = dir.join(KEY_FILE);
         let create = |source| Error::Create {
             path: path.clone(),
             source,
@@ -111,23 +187,22 @@ impl Key {
             // The mode above is subject to the umask; this is not.
             file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
             file.write_all(&bytes)?;
-            file.sync_all()?;
-            match std::fs::hard_link(&temporary, &path) {
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                other => other.map(|()| true),
-            }
+            file.sync_all()
         })();
-        let _ = std::fs::remove_file(&temporary);
-        if written.map_err(create)? {
-            tracing::info!(path = %path.display(), "created the token key; back it up with the database");
-            Ok(Key(bytes))
-        } else {
-            let bytes = std::fs::read(&path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            Key::from_file(&path, &bytes)
+        if let Err(source) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(create(source));
         }
+        Ok((temporary, bytes))
+    }
+
+    /// Names this key without revealing it: the state database keeps it
+    /// to tell a missing or different key from the one its links need.
+    pub fn fingerprint(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(b"herald token key fingerprint\0");
+        digest.update(self.0);
+        hex(&digest.finalize()[..16])
     }
 
     fn from_file(path: &Path, bytes: &[u8]) -> Result<Key, Error> {
@@ -154,6 +229,16 @@ impl Key {
         mac.update(nonce.as_bytes());
         hex(&mac.finalize().into_bytes()[..TOKEN_DIGITS / 2])
     }
+}
+
+/// Makes a new or renamed entry of `dir` durable.
+fn sync_dir(dir: &Path, path: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| Error::Create {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// A fresh nonce: 128 random bits from the operating system, as 32 hex
@@ -245,6 +330,42 @@ mod tests {
         assert_eq!(first.0, again.0);
         assert_eq!(std::fs::read(&path).unwrap(), first.0);
         // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [KEY_FILE]);
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Key::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let error = Key::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("token.key can be read by other users (mode 640); run `chmod 600`"),
+            "{error}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let again = Key::load(dir.path()).unwrap().unwrap();
+        assert_eq!(key.fingerprint(), again.fingerprint());
+    }
+
+    #[test]
+    fn a_replaced_key_differs_and_stays_private() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Key::load(dir.path()).unwrap().is_none());
+        let first = Key::create(dir.path()).unwrap();
+        let second = Key::replace(dir.path()).unwrap();
+        assert_ne!(first.fingerprint(), second.fingerprint());
+        assert_eq!(first.fingerprint().len(), 32);
+        let path = dir.path().join(KEY_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let loaded = Key::load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.fingerprint(), second.fingerprint());
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

@@ -373,6 +373,127 @@ fn double_opt_in_then_one_click_unsubscribe() {
     );
 }
 
+/// The path of the unsubscribe link in the `List-Unsubscribe` header of
+/// the last message to `address`.
+fn unsubscribe_link(server: &SmtpServer, address: &str) -> String {
+    let message = server
+        .received()
+        .into_iter()
+        .rfind(|message| message.to == [address])
+        .unwrap();
+    let (_, headers) = read(&message);
+    let value = headers
+        .iter()
+        .find(|(key, _)| key == "List-Unsubscribe")
+        .map(|(_, value)| value.clone())
+        .unwrap();
+    link(&value, "/unsubscribe/")
+}
+
+#[test]
+fn a_lost_token_key_stops_email_until_rekeyed_and_no_link_breaks() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = SmtpServer::start();
+    let daemon = Daemon::start_with(
+        Some(server.port()),
+        &[("a@example.org", "mail"), ("b@example.org", "mail")],
+    );
+    let first = recent(3);
+    daemon.write_incident(&[(&format!("{first} investigating"), "Disks.")]);
+    daemon.wait_for("the first alerts", || server.count() == 2);
+    let old_link = unsubscribe_link(&server, "a@example.org");
+
+    // The key is lost; herald notices at the next start or reload.
+    fs::remove_file(daemon.path("state/token.key")).unwrap();
+    wait::signal(daemon.child.as_ref().unwrap(), "HUP");
+    daemon.wait_for("the problem in the log", || {
+        daemon.log().contains(
+            "token.key is missing, and 2 subscriptions have links made with it, so email is stopped; restore the key from a backup and reload herald, or run `herald rekey`",
+        )
+    });
+    daemon.wait_for("/healthz to say so", || {
+        http::get(daemon.port, "/healthz").status == 503
+    });
+    let health = http::get(daemon.port, "/healthz");
+    assert_eq!(health.body, "token key missing\n", "{health:?}");
+    assert!(
+        !daemon.path("state/token.key").exists(),
+        "no key is made behind the operator's back"
+    );
+
+    // An update is queued but not sent; nothing new gets a link.
+    let second = recent(2);
+    daemon.write_incident(&[
+        (&format!("{first} investigating"), "Disks."),
+        (&format!("{second} identified"), "A controller."),
+    ]);
+    daemon.wait_for("the update to be queued", || {
+        daemon.count("SELECT count(*) FROM outbox WHERE status = 'pending'") == 2
+    });
+    let added = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["subscribers", "add", "c@example.org"])
+        .current_dir(daemon.dir.path())
+        .env_remove("HERALD_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&added.stderr);
+    assert_eq!(added.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("token.key is missing"), "{stderr}");
+    let subscribe = daemon.subscribe("192.0.2.9", "email=d%40example.org");
+    assert_eq!(subscribe.status, 503, "{subscribe:?}");
+    assert_eq!(server.count(), 2, "nothing was sent without the key");
+
+    // The operator has no backup and starts over.
+    let rekeyed = daemon.herald(&["rekey"]);
+    assert!(rekeyed.contains("2 subscriptions re-keyed"), "{rekeyed}");
+    let mode = fs::metadata(daemon.path("state/token.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    daemon.wait_for("the held alerts after the reload", || {
+        wait::signal(daemon.child.as_ref().unwrap(), "HUP");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        server.count() == 4
+    });
+    daemon.wait_for("/healthz to recover", || {
+        http::get(daemon.port, "/healthz").status == 200
+    });
+
+    // The new link works, and so does the one in the mail sent before.
+    let new_link = unsubscribe_link(&server, "a@example.org");
+    assert_ne!(new_link, old_link);
+    let done = http::post_form(
+        daemon.port,
+        &new_link,
+        "192.0.2.1",
+        "List-Unsubscribe=One-Click",
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+    let old_b = {
+        let messages: Vec<_> = server
+            .received()
+            .into_iter()
+            .filter(|message| message.to == ["b@example.org"])
+            .collect();
+        let (_, headers) = read(&messages[0]);
+        let value = headers
+            .iter()
+            .find(|(key, _)| key == "List-Unsubscribe")
+            .map(|(_, value)| value.clone())
+            .unwrap();
+        link(&value, "/unsubscribe/")
+    };
+    let done = http::post_form(
+        daemon.port,
+        &old_b,
+        "192.0.2.2",
+        "List-Unsubscribe=One-Click",
+    );
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(daemon.herald(&["subscribers", "list"]), "");
+}
+
 /// The confirmation token in the one `.eml` file written so far.
 fn confirm_link_in_files(daemon: &Daemon) -> String {
     daemon.wait_for("a confirmation email file", || !daemon.files().is_empty());

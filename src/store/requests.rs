@@ -101,7 +101,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let key = &self.key;
+        let key = &self.refresh_key()?;
         let now_ms = millis(now);
         let expires = millis(now + CONFIRM_WITHIN);
         let resend_before = millis(now - RESEND_AFTER);
@@ -311,7 +311,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let key = &self.key;
+        let key = &self.refresh_key()?;
         let transaction = self.connection.transaction().map_err(database)?;
         let leased = {
             transaction
