@@ -31,8 +31,9 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 
 use crate::announce::Announcement;
-use crate::config::{Config, Language};
+use crate::config::Config;
 use crate::diag::Diagnostic;
+use crate::model::Language;
 use crate::model::{ComponentStatus, Confirmation, Follows, IncidentId, Kind, Status, Subscriber};
 use crate::render::html::{escape_by_extension, template_diagnostic, unknown_template};
 use crate::render::{i18n, update_url};

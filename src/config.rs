@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::model::{Component, is_slug};
+use crate::model::{Component, Language, is_slug};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,30 +78,6 @@ pub struct RawPublish {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Spanned<String>,
-}
-
-/// Page language: picks template strings and date formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Language {
-    Sv,
-    En,
-}
-
-impl Language {
-    pub fn parse(text: &str) -> Option<Language> {
-        match text {
-            "sv" => Some(Language::Sv),
-            "en" => Some(Language::En),
-            _ => None,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Sv => "sv",
-            Language::En => "en",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -25,11 +25,12 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::announce::{self, Announced, Announcement, Policy};
 
 use crate::clock;
-use crate::cmd;
 use crate::config::Config;
 use crate::corpus::{Corpus, Files, next_date_change};
 use crate::diag::Diagnostic;
+use crate::driver;
 use crate::fsio::{self, OutputDir};
+use crate::health::{Health, HealthProbe};
 use crate::http;
 use crate::mailer;
 use crate::model::{Incident, IncidentId};
@@ -73,7 +74,7 @@ pub struct Daemon {
 impl Daemon {
     /// Reads everything and does the first full build.
     pub fn start(config: Config) -> anyhow::Result<Daemon> {
-        let files = cmd::load_files(&config)?;
+        let files = driver::load_files(&config)?;
         let email = config.email_or_default();
         let policy = Policy {
             grace: email.grace,
@@ -81,7 +82,7 @@ impl Daemon {
         };
         let mut daemon = Daemon {
             output: OutputDir::new(config.paths.output.clone()),
-            templates: cmd::load_templates(&config)?,
+            templates: driver::load_templates(&config)?,
             config,
             files,
             corpus: Corpus::default(),
@@ -226,7 +227,7 @@ impl Daemon {
             now,
         };
         let (outputs, changed) = if matches!(plan, Plan::Full) {
-            cmd::publish_everything(&site, &self.corpus, &mut self.output)?
+            driver::publish_everything(&site, &self.corpus, &mut self.output)?
         } else {
             let rendered = render::render(&site, &self.corpus, plan)?;
             let changed = self
@@ -279,7 +280,7 @@ impl Daemon {
         let canonical_root = root
             .canonicalize()
             .unwrap_or_else(|_| absolute_root.clone());
-        let context = cmd::parse_context(&self.config);
+        let context = driver::parse_context(&self.config);
         let mut reread: BTreeSet<PathBuf> = BTreeSet::new();
         for path in paths {
             let relative = path
@@ -302,7 +303,7 @@ impl Daemon {
             return Ok(());
         }
         for path in &reread {
-            cmd::read_incident(&mut self.files, path, &context)?;
+            driver::read_incident(&mut self.files, path, &context)?;
         }
         let diagnostics: Vec<Diagnostic> = reread
             .iter()
@@ -326,9 +327,9 @@ impl Daemon {
             .collect();
         let mut paths = found;
         paths.extend(gone);
-        let context = cmd::parse_context(&self.config);
+        let context = driver::parse_context(&self.config);
         for path in &paths {
-            cmd::read_incident(&mut self.files, path, &context)?;
+            driver::read_incident(&mut self.files, path, &context)?;
         }
         self.publish_changes()
     }
@@ -376,7 +377,7 @@ impl Daemon {
     /// Applies a new configuration and templates (SIGHUP) with a full
     /// rebuild. The caller keeps the old daemon if this fails.
     pub fn reload(config_path: &Path) -> anyhow::Result<Daemon> {
-        let config = cmd::load_config(config_path)?;
+        let config = driver::load_config(config_path)?;
         Daemon::start(config)
     }
 }
@@ -391,38 +392,9 @@ fn log_diagnostics(diagnostics: &[Diagnostic]) {
     }
 }
 
-/// Whether the parts that must keep running still do; asked by the
-/// systemd watchdog and by `/healthz`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Health {
-    /// notify's thread still delivers events.
-    pub watcher: bool,
-    /// The outbox worker has not stopped.
-    pub mailer: bool,
-    /// Why the mailer, though running, sends nothing (the token key);
-    /// a restart would not mend it.
-    pub problem: Option<String>,
-}
-
-impl Health {
-    /// Nothing has stopped: what the watchdog asks (a restart helps).
-    pub fn is_alive(&self) -> bool {
-        self.watcher && self.mailer
-    }
-
-    /// Alive and doing its work: what `/healthz` asks.
-    pub fn is_healthy(&self) -> bool {
-        self.is_alive() && self.problem.is_none()
-    }
-}
-
-/// Asks the event loop for its [`Health`]; no answer means the loop itself
-/// is stuck or gone.
-pub type HealthProbe = mpsc::Sender<oneshot::Sender<Health>>;
-
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
-    let config = cmd::load_config(&config_path)?;
+    let config = driver::load_config(&config_path)?;
     let (sender, mut receiver) = mpsc::unbounded_channel();
     // A missing directory is a mistake to report, not a reason to poll.
     let incidents = &config.paths.incidents;

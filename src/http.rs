@@ -59,7 +59,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::config::Config;
-use crate::daemon::{Health, HealthProbe};
+use crate::health::{Health, HealthProbe};
 use crate::model::Follows;
 use crate::render::Templates;
 use crate::render::html::{Notice, notice};

@@ -43,9 +43,9 @@ use tracing::Instrument;
 
 use crate::announce::Announcement;
 use crate::clock;
-use crate::cmd;
 use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Tls, Transport};
+use crate::driver;
 use crate::fsio;
 use crate::store::{
     self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
@@ -918,7 +918,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         }
         Ok(Shared {
             retry_base: config.email_or_default().retry_base,
-            composer: cmd::load_email_templates(&config),
+            composer: driver::load_email_templates(&config),
             sender,
             store: Mutex::new(store),
             announcements: Mutex::new(HashMap::new()),

@@ -46,6 +46,30 @@ impl fmt::Display for IncidentId {
     }
 }
 
+/// Page language: picks template strings and date formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Language {
+    Sv,
+    En,
+}
+
+impl Language {
+    pub fn parse(text: &str) -> Option<Language> {
+        match text {
+            "sv" => Some(Language::Sv),
+            "en" => Some(Language::En),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::Sv => "sv",
+            Language::En => "en",
+        }
+    }
+}
+
 /// The years (in UTC) of every instant an incident may hold. Feeds and
 /// calendars write four-digit years (RFC 2822, RFC 3339, RFC 5545), and a
 /// local time up to a day away from UTC must keep four digits too; before
@@ -56,6 +80,24 @@ pub const PUBLISHABLE_YEARS: std::ops::RangeInclusive<i32> = 1970..=9998;
 pub enum Kind {
     Incident,
     Maintenance,
+}
+
+impl Kind {
+    /// `incident` or `maintenance`, as the front matter writes it.
+    pub fn parse(text: &str) -> Option<Kind> {
+        match text {
+            "incident" => Some(Kind::Incident),
+            "maintenance" => Some(Kind::Maintenance),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Incident => "incident",
+            Kind::Maintenance => "maintenance",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -223,7 +265,7 @@ pub struct Subscriber {
     pub id: i64,
     pub address: String,
     pub follows: Follows,
-    pub language: crate::config::Language,
+    pub language: Language,
     /// The unguessable secret in this subscriber's unsubscribe link.
     pub token: String,
 }
@@ -236,7 +278,7 @@ pub struct Confirmation {
     pub id: i64,
     pub address: String,
     pub follows: Follows,
-    pub language: crate::config::Language,
+    pub language: Language,
     /// The unguessable secret in the confirmation link.
     pub token: String,
     /// When the link stops working.

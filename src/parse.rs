@@ -212,13 +212,15 @@ impl FileParser<'_> {
 
         let kind = match &raw.kind {
             None => Kind::Incident,
-            Some(kind) => match kind.get_ref().as_str() {
-                "incident" => Kind::Incident,
-                "maintenance" => Kind::Maintenance,
-                other => {
+            Some(kind) => match Kind::parse(kind.get_ref()) {
+                Some(kind) => kind,
+                None => {
                     self.error(
                         at(kind.span()),
-                        format!("unknown kind `{other}`, expected `incident` or `maintenance`"),
+                        format!(
+                            "unknown kind `{}`, expected `incident` or `maintenance`",
+                            kind.get_ref()
+                        ),
                     );
                     ok = false;
                     Kind::Incident

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::announce::{Announcement, Decision, Seen, UpdateKey};
-use crate::config::Language;
+use crate::model::Language;
 use crate::model::{ComponentStatus, Follows, Incident, IncidentId, Kind, Status, Subscriber};
 use crate::token::{self, Key, Purpose};
 
@@ -752,13 +752,6 @@ fn subscriber_from_row(
     })
 }
 
-fn kind_str(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Incident => "incident",
-        Kind::Maintenance => "maintenance",
-    }
-}
-
 impl Store {
     /// Whether first start has recorded its baseline.
     pub fn has_baseline(&self) -> Result<bool, Error> {
@@ -884,7 +877,7 @@ impl Store {
                         announcement.incident.as_str(),
                         instant,
                         announcement.title,
-                        kind_str(announcement.kind),
+                        announcement.kind.as_str(),
                         announcement.status.as_str(),
                         announcement.body_markdown,
                         announcement.body_html,
@@ -949,11 +942,7 @@ impl Store {
             incident,
             instant,
             title,
-            kind: if kind == "maintenance" {
-                Kind::Maintenance
-            } else {
-                Kind::Incident
-            },
+            kind: Kind::parse(&kind).unwrap_or(Kind::Incident),
             status,
             body_markdown,
             body_html,

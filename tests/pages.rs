@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Europe::Stockholm;
-use herald::config::{self, Config, Language};
+use herald::config::{self, Config};
 use herald::corpus::Corpus;
 use herald::diag::Level;
 use herald::model::Incident;
+use herald::model::Language;
 use herald::parse::{Context, parse_incident};
 use herald::render::{Revisions, Site, Templates, html};
 

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use atom_syndication::{Content, Generator, Link, Person, Text};
 use chrono::{DateTime, Utc};
 
-use crate::config::Language;
 use crate::model::Component;
+use crate::model::Language;
 
 use super::{Entry, Site, i18n, update_url};
 

@@ -28,9 +28,10 @@ use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::config::{Config, Language};
+use crate::config::Config;
 use crate::corpus::Corpus;
 use crate::diag::{Diagnostic, Level, LineIndex};
+use crate::model::Language;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
@@ -789,7 +790,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let page = IncidentPage {
         common: common(site, root),
         title: incident.title.clone(),
-        kind: kind_name(incident.kind),
+        kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
         status_label: status.map_or("", |status| i18n::status_label(language, status)),
         components: component_names(site, incident),
@@ -934,13 +935,6 @@ fn common(site: &Site, root: &'static str) -> Common {
     }
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Incident => "incident",
-        Kind::Maintenance => "maintenance",
-    }
-}
-
 fn time_view(site: &Site, instant: DateTime<Utc>) -> TimeView {
     TimeView {
         iso: instant.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -1065,7 +1059,7 @@ fn summary_view(site: &Site, root: &str, incident: &Incident, latest: &Update) -
     SummaryView {
         href: format!("{root}{}", incident_path(&incident.id)),
         title: incident.title.clone(),
-        kind: kind_name(incident.kind),
+        kind: incident.kind.as_str(),
         status: status.as_str(),
         status_label: i18n::status_label(language, status),
         began: time_view(site, incident.began()),

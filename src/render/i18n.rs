@@ -6,7 +6,7 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Language;
+use crate::model::Language;
 use crate::model::{ComponentStatus, Status};
 
 pub fn status_label(language: Language, status: Status) -> &'static str {

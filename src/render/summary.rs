@@ -340,7 +340,7 @@ impl Context<'_> {
             resolved_at: entered(visible, Status::is_closing).map(|t| self.time(t)),
             impact: match kind {
                 Kind::Incident => incident.severity.as_str(),
-                Kind::Maintenance => "maintenance",
+                Kind::Maintenance => Kind::Maintenance.as_str(),
             },
             shortlink: incident_url(self.site.base_url(), &incident.id),
             started_at: self.time(incident.began()),

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Error, NewSubscriber, Store, from_millis, millis};
-use crate::config::Language;
+use crate::model::Language;
 use crate::model::{Confirmation, Follows};
 use crate::token::{self, Purpose};
 

@@ -1,0 +1,333 @@
+//! The subscriber and outbox commands: `subscribers add|remove|list|import`,
+//! `outbox`, `send-test` and `rekey`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::clock;
+use crate::compose::Composer;
+use crate::config::Config;
+use crate::diag::{Diagnostic, LineIndex};
+use crate::driver::{InvalidInput, load_config, print_diagnostics};
+use crate::fsio;
+use crate::mailer;
+use crate::model::Follows;
+use crate::model::Language;
+use crate::store::{NewSubscriber, OutboxState, Store};
+
+/// `--components` as given: empty, `*` or `all` mean every component.
+/// Unknown ids are an error naming them.
+fn follows(config: &Config, components: &[String]) -> Result<Follows, String> {
+    let mut ids: Vec<String> = components
+        .iter()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if ids.is_empty() || ids.iter().any(|c| c == "*" || c == "all") {
+        return Ok(Follows::All);
+    }
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| config.component(id).is_none())
+        .map(|id| format!("`{id}`"))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = config.components.iter().map(|c| c.id.as_str()).collect();
+        return Err(format!(
+            "unknown component {}, expected one of {}",
+            unknown.join(", "),
+            known.join(", ")
+        ));
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(Follows::Components(ids))
+}
+
+/// Whether `address` is one email address (`name@domain`, no display
+/// name).
+fn valid_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.paths.state)?)
+}
+
+/// `herald rekey`: a new token key, and every subscriber's and pending
+/// request's links made with it.
+pub fn rekey(config: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let mut store = open_store(&config)?;
+    let problem = store.key_problem().cloned();
+    let count = store.rekey(&config.paths.state)?;
+    let path = config.paths.state.join(crate::token::KEY_FILE);
+    match problem {
+        Some(problem) => println!("replaced the token key ({})", problem.summary()),
+        None => println!("replaced a working token key"),
+    }
+    println!(
+        "{}: new key, {count} subscriptions re-keyed; back it up with the database. A running herald resumes email within a minute, or at once on `systemctl reload herald`.",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub struct SubscribeOptions {
+    pub config: PathBuf,
+    pub address: String,
+    pub components: Vec<String>,
+    pub language: Option<String>,
+}
+
+/// `herald subscribers add`: adds a subscriber, or changes the components
+/// and language of one already there.
+pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
+    let config = load_config(&options.config)?;
+    let address = options.address.trim();
+    if !valid_address(address) {
+        return Err(InvalidInput(format!("invalid email address `{address}`")).into());
+    }
+    let follows = follows(&config, &options.components).map_err(InvalidInput)?;
+    let language = match &options.language {
+        None => config.site.language,
+        Some(code) => Language::parse(code).ok_or_else(|| {
+            InvalidInput(format!("unknown language `{code}`, expected `sv` or `en`"))
+        })?,
+    };
+    let mut store = open_store(&config)?;
+    let added = store.add_subscribers(
+        &[NewSubscriber {
+            address: address.to_owned(),
+            follows,
+            language,
+        }],
+        clock::now(),
+    )?;
+    println!(
+        "{} {address}",
+        if added.added > 0 { "added" } else { "updated" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald subscribers remove`: exit 1 if there is no such subscriber.
+pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let mut store = open_store(&config)?;
+    if !store.remove_subscriber(address.trim())? {
+        return Err(InvalidInput(format!("no subscriber `{}`", address.trim())).into());
+    }
+    println!("removed {}", address.trim());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS`, one per line
+/// (`*` for all components).
+pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let store = open_store(&config)?;
+    let mut out = std::io::stdout().lock();
+    for subscriber in store.subscribers()? {
+        let components = match &subscriber.follows {
+            Follows::All => "*".to_owned(),
+            Follows::Components(ids) => ids.join(","),
+        };
+        writeln!(
+            out,
+            "{}\t{}\t{components}",
+            subscriber.address,
+            subscriber.language.code()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `email,components` rows: components separated by `;`, spaces or
+/// further commas; none, `*` or `all` for every component. Blank lines,
+/// `#` comments and a first line starting with `email` are skipped. Every
+/// problem is reported with its line.
+pub fn parse_subscribers_csv(
+    path: &Path,
+    text: &str,
+    config: &Config,
+) -> Result<Vec<NewSubscriber>, Vec<Diagnostic>> {
+    let index = LineIndex::new(text);
+    let mut subscribers: Vec<NewSubscriber> = Vec::new();
+    let mut positions: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut errors = Vec::new();
+    let mut offset = 0;
+    let mut first = true;
+    for raw_line in text.split_inclusive('\n') {
+        let line_start = offset;
+        offset += raw_line.len();
+        let line = raw_line.trim_end_matches(['\n', '\r']);
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let (address_field, rest) = line.split_once(',').unwrap_or((line, ""));
+        let address = address_field.trim().trim_matches('"').trim();
+        if first && address.eq_ignore_ascii_case("email") {
+            first = false;
+            continue;
+        }
+        first = false;
+        let address_at = line_start + (address_field.len() - address_field.trim_start().len());
+        if !valid_address(address) {
+            errors.push(Diagnostic::error(
+                path,
+                &index,
+                address_at,
+                format!("invalid email address `{address}`"),
+            ));
+        }
+        let rest_start = line_start + address_field.len() + 1;
+        let mut components = Vec::new();
+        let mut position = 0;
+        for piece in rest.split_inclusive([',', ';', ' ', '\t', '"']) {
+            let id = piece.trim_end_matches([',', ';', ' ', '\t', '"']);
+            if !id.is_empty() {
+                if id != "*" && id != "all" && config.component(id).is_none() {
+                    errors.push(Diagnostic::error(
+                        path,
+                        &index,
+                        rest_start + position,
+                        format!("unknown component `{id}`"),
+                    ));
+                }
+                components.push(id.to_owned());
+            }
+            position += piece.len();
+        }
+        let follows = follows(config, &components).unwrap_or(Follows::All);
+        let subscriber = NewSubscriber {
+            address: address.to_owned(),
+            follows,
+            language: config.site.language,
+        };
+        // A later row for the same address wins.
+        match positions.get(&subscriber.address) {
+            Some(&position) => subscribers[position] = subscriber,
+            None => {
+                positions.insert(subscriber.address.clone(), subscribers.len());
+                subscribers.push(subscriber);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(subscribers)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `herald subscribers import FILE.csv`: all rows or none.
+pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let text = fsio::read_to_string(&file)?;
+    let subscribers = parse_subscribers_csv(&file, &text, &config).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, &mut std::io::stderr());
+        InvalidInput(format!(
+            "{} has {} error(s); nothing was imported",
+            file.display(),
+            diagnostics.len()
+        ))
+    })?;
+    let mut store = open_store(&config)?;
+    let added = store.add_subscribers(&subscribers, clock::now())?;
+    println!(
+        "imported {} subscriber(s): {} new, {} updated",
+        subscribers.len(),
+        added.added,
+        added.updated
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// At most this many undelivered messages are listed one by one.
+const OUTBOX_LIST_LIMIT: usize = 100;
+
+/// `herald outbox`: counts, then the failed, retrying and pending messages
+/// with the server's last reply.
+pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let store = open_store(&config)?;
+    let counts = store.outbox_counts()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "pending {}, retrying {}, failed {}, sent {}",
+        counts.pending, counts.retrying, counts.failed, counts.sent
+    )?;
+    let entries = store.outbox(OUTBOX_LIST_LIMIT)?;
+    for entry in &entries {
+        let detail = match entry.state {
+            OutboxState::Failed => String::new(),
+            _ => format!(
+                "\tnext {}",
+                entry
+                    .next_attempt
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        };
+        writeln!(
+            out,
+            "{}\t{}\t{}@{}\tattempts {}{detail}\t{}",
+            entry.state.as_str(),
+            entry.address,
+            entry.incident,
+            entry.instant,
+            entry.attempts,
+            entry.last_reply.as_deref().unwrap_or("-")
+        )?;
+    }
+    let undelivered = counts.pending + counts.retrying + counts.failed;
+    if undelivered > entries.len() {
+        writeln!(out, "… and {} more", undelivered - entries.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald send-test EMAIL`: one message through the configured
+/// transport; exit 3 when it cannot be delivered.
+pub fn send_test(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let address = address.trim().to_owned();
+    if !valid_address(&address) {
+        return Err(InvalidInput(format!("invalid email address `{address}`")).into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let now = clock::now();
+    let message = Composer::new()
+        .test_message(&config, &address, now)
+        .map_err(|error| InvalidInput(format!("{:#}", anyhow::Error::from(error))))?;
+    let email = config.email_or_default();
+    runtime.block_on(async {
+        let sender = mailer::Sender::new(&config)?;
+        let file_name = format!("test.{}.eml", now.format("%Y%m%dT%H%M%S%.3fZ"));
+        match sender.send(&message, &file_name).await {
+            Ok(()) => {
+                match &sender {
+                    mailer::Sender::Files(dir) => {
+                        println!("wrote {}", dir.join(&file_name).display());
+                    }
+                    mailer::Sender::Smtp(_) => println!("sent to {address} via {}", email.smtp),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Err(anyhow::anyhow!(
+                "cannot send the test message via {}: {}",
+                email.smtp,
+                error.reply()
+            )),
+        }
+    })
+}

@@ -1,0 +1,274 @@
+//! Loading and building, shared by every command and the daemon: the
+//! configuration, the incident files, the templates with the operator's
+//! overrides, one full build of the outputs, and the edit times recorded
+//! for it. Does I/O (files, the state database); reads the clock only in
+//! [`build`].
+//!
+//! Invalid input (a bad configuration) is printed as diagnostics and
+//! reported as [`InvalidInput`], which `main` turns into exit code 1.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+
+use crate::clock;
+use crate::compose::Composer;
+use crate::config::{self, Config};
+use crate::corpus::{Corpus, Files};
+use crate::diag::{Diagnostic, LineIndex};
+use crate::fsio::{self, OutputDir};
+use crate::parse::Context;
+use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::store::Store;
+
+/// The input was rejected; the details were already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+/// Where `--config` was not given: `$HERALD_CONFIG`, `./herald.toml`,
+/// `/etc/herald/herald.toml`, in that order.
+pub fn config_path(explicit: Option<&Path>, from_env: Option<PathBuf>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path.to_owned();
+    }
+    if let Some(path) = from_env.filter(|p| !p.as_os_str().is_empty()) {
+        return path;
+    }
+    let local = PathBuf::from("herald.toml");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("/etc/herald/herald.toml")
+}
+
+/// Reads and validates the configuration, printing its diagnostics.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(InvalidInput(format!(
+                "configuration file {} not found (give --config PATH or set HERALD_CONFIG)",
+                path.display()
+            ))
+            .into());
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot read configuration {}", path.display()));
+        }
+    };
+    config::parse(path, &text).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, &mut std::io::stderr());
+        InvalidInput(format!("{} has errors", path.display())).into()
+    })
+}
+
+pub fn parse_context(config: &Config) -> Context<'_> {
+    Context {
+        timezone: config.site.timezone,
+        components: &config.components,
+    }
+}
+
+/// Reads one incident file into `files`, reporting bytes that are not
+/// UTF-8 at their line and column.
+pub fn read_incident(files: &mut Files, path: &Path, context: &Context) -> Result<(), fsio::Error> {
+    match fsio::read_if_exists(path)? {
+        None => {
+            files.remove(path);
+        }
+        Some(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => files.update(path, &text, context),
+            Err(error) => {
+                let valid = error.utf8_error().valid_up_to();
+                let prefix = String::from_utf8_lossy(&error.as_bytes()[..valid]).into_owned();
+                let (line, column) = LineIndex::new(&prefix).position(valid);
+                files.unreadable(
+                    path,
+                    format!("not valid UTF-8 (at {line}:{column}); save the file as UTF-8"),
+                );
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Reads every incident file of the configured directory.
+pub fn load_files(config: &Config) -> anyhow::Result<Files> {
+    let context = parse_context(config);
+    let mut files = Files::default();
+    let paths = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
+        format!(
+            "cannot read the incidents directory {}",
+            config.paths.incidents.display()
+        )
+    })?;
+    for path in paths {
+        read_incident(&mut files, &path, &context)?;
+    }
+    Ok(files)
+}
+
+pub fn print_diagnostics(diagnostics: &[Diagnostic], out: &mut dyn std::io::Write) {
+    for diagnostic in diagnostics {
+        let _ = writeln!(out, "{diagnostic}");
+    }
+}
+
+/// Every diagnostic of the tree: per file, then cross-file.
+pub fn all_diagnostics(files: &Files) -> (Corpus, Vec<Diagnostic>) {
+    let (corpus, cross) = files.corpus();
+    let mut diagnostics: Vec<Diagnostic> = files.diagnostics().cloned().collect();
+    diagnostics.extend(cross);
+    (corpus, diagnostics)
+}
+
+/// What one full build did.
+#[derive(Debug)]
+pub struct Built {
+    /// Every diagnostic of the tree, for the caller to print or log.
+    pub diagnostics: Vec<Diagnostic>,
+    pub incidents: usize,
+    /// Outputs rendered, and how many of them changed on disk.
+    pub outputs: usize,
+    pub changed: usize,
+}
+
+/// One build of every output from what is on disk, at one `now` read
+/// once: the pages' dates and the recorded edit times agree.
+pub fn build(config: &Config) -> anyhow::Result<Built> {
+    let files = load_files(config)?;
+    let (corpus, diagnostics) = all_diagnostics(&files);
+    let templates = load_templates(config)?;
+    let now = clock::now();
+    let revisions = observe_revisions(config, &corpus, now);
+    let site = Site {
+        config,
+        templates: &templates,
+        revisions: &revisions,
+        now,
+    };
+    let mut output = OutputDir::new(config.paths.output.clone());
+    let (outputs, changed) = publish_everything(&site, &corpus, &mut output)?;
+    Ok(Built {
+        diagnostics,
+        incidents: corpus.len(),
+        outputs,
+        changed,
+    })
+}
+
+/// Renders and writes every output, incident pages [`render::PAGE_CHUNK`]
+/// at a time, then removes outputs that no longer belong. Returns how many
+/// outputs there are and how many changed on disk.
+pub fn publish_everything(
+    site: &Site,
+    corpus: &Corpus,
+    output: &mut OutputDir,
+) -> anyhow::Result<(usize, usize)> {
+    let root = output.root().display().to_string();
+    let write_context = || format!("cannot write outputs to {root}");
+    let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
+    let mut current: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut changed = 0;
+    for chunk in published.chunks(render::PAGE_CHUNK) {
+        let pages = render::incident_pages(site, chunk)?;
+        changed += output.write(&pages, &[]).with_context(write_context)?;
+        current.extend(pages.into_iter().map(|page| page.path));
+    }
+    let rendered = render::render(site, corpus, &Plan::Full)?;
+    current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
+    let stale = output
+        .stale(&current)
+        .with_context(|| format!("cannot list outputs in {root}"))?;
+    changed += output
+        .write(&rendered.outputs, &stale)
+        .with_context(write_context)?;
+    Ok((current.len(), changed))
+}
+
+/// Records the published updates in the state database and returns every
+/// edit time it knows. A state directory that cannot be used costs only
+/// the edit times, never the build.
+pub fn observe_revisions(config: &Config, corpus: &Corpus, now: DateTime<Utc>) -> Revisions {
+    let result = Store::open(&config.paths.state).and_then(|mut store| {
+        let seen = store.observe(corpus.published().map(AsRef::as_ref), now)?;
+        Ok(crate::announce::edit_times(&seen))
+    });
+    result.unwrap_or_else(|error| {
+        tracing::warn!("{:#}", anyhow::Error::from(error));
+        Revisions::new()
+    })
+}
+
+/// The built-in templates, with the operator's overrides from
+/// `paths.templates` when set: each file there replaces the built-in
+/// template of the same name. A broken override is reported and the
+/// built-in keeps serving.
+pub fn load_templates(config: &Config) -> anyhow::Result<Templates> {
+    let Some(dir) = &config.paths.templates else {
+        return Ok(Templates::builtin());
+    };
+    let (templates, diagnostics) = Templates::with_overrides(read_overrides(dir)?);
+    log_template_diagnostics(&diagnostics);
+    Ok(templates)
+}
+
+/// The built-in email templates, with the operator's overrides from the
+/// `email/` directory of `paths.templates` when there is one. A broken
+/// override is reported and the built-in is used; so are all of them when
+/// the directory cannot be read: email is never stopped for a template.
+pub fn load_email_templates(config: &Config) -> Composer {
+    let Some(dir) = config.paths.templates.as_ref().map(|dir| dir.join("email")) else {
+        return Composer::new();
+    };
+    if let Err(error) = std::fs::metadata(&dir)
+        && error.kind() == std::io::ErrorKind::NotFound
+    {
+        return Composer::new();
+    }
+    match read_overrides(&dir) {
+        Ok(overrides) => {
+            let (composer, diagnostics) = Composer::with_overrides(config, overrides);
+            log_template_diagnostics(&diagnostics);
+            composer
+        }
+        Err(error) => {
+            tracing::error!("{error:#}; using the built-in email templates");
+            Composer::new()
+        }
+    }
+}
+
+/// The files directly in `dir` (not those of its subdirectories, nor
+/// hidden ones), as `(name, path, text)` sorted by name.
+fn read_overrides(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf, String)>> {
+    let context = || format!("cannot read the templates directory {}", dir.display());
+    let entries = std::fs::read_dir(dir).with_context(context)?;
+    let mut overrides = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(context)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        let text = fsio::read_to_string(&path)?;
+        overrides.push((name, path, text));
+    }
+    overrides.sort();
+    Ok(overrides)
+}
+
+fn log_template_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        if diagnostic.is_error() {
+            tracing::error!("{diagnostic}; using the built-in template");
+        } else {
+            tracing::warn!("{diagnostic}");
+        }
+    }
+}
