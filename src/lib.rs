@@ -1,6 +1,7 @@
 //! herald turns a directory of incident files into feeds, status pages and
 //! email. See `ARCHITECTURE.md` for the map.
 
+pub mod address;
 pub mod announce;
 pub mod clock;
 pub mod cmd;

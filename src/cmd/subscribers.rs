@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use crate::address::Address;
 use crate::clock;
 use crate::compose::Composer;
 use crate::config::Config;
@@ -87,10 +88,12 @@ pub struct SubscribeOptions {
 /// and language of one already there.
 pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
-    let address = options.address.trim();
-    if !valid_address(address) {
-        return Err(InvalidInput(format!("invalid email address `{address}`")).into());
-    }
+    let address = Address::parse(&options.address).map_err(|_| {
+        InvalidInput(format!(
+            "invalid email address `{}`",
+            options.address.trim()
+        ))
+    })?;
     let follows = follows(&config, &options.components).map_err(InvalidInput)?;
     let language = match &options.language {
         None => config.site.language,
@@ -101,7 +104,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&config)?;
     let added = store.add_subscribers(
         &[NewSubscriber {
-            address: address.to_owned(),
+            address: address.to_string(),
             follows,
             language,
         }],
@@ -118,10 +121,13 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
 pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let mut store = open_store(&config)?;
-    if !store.remove_subscriber(address.trim())? {
+    // Stored addresses are normalised; so is the one to remove.
+    let stored =
+        Address::parse(&address).map_or_else(|_| address.trim().to_owned(), |a| a.to_string());
+    if !store.remove_subscriber(&stored)? {
         return Err(InvalidInput(format!("no subscriber `{}`", address.trim())).into());
     }
-    println!("removed {}", address.trim());
+    println!("removed {stored}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -177,7 +183,8 @@ pub fn parse_subscribers_csv(
         }
         first = false;
         let address_at = line_start + (address_field.len() - address_field.trim_start().len());
-        if !valid_address(address) {
+        let parsed = Address::parse(address);
+        if parsed.is_err() {
             errors.push(Diagnostic::error(
                 path,
                 &index,
@@ -205,7 +212,8 @@ pub fn parse_subscribers_csv(
         }
         let follows = follows(config, &components).unwrap_or(Follows::All);
         let subscriber = NewSubscriber {
-            address: address.to_owned(),
+            // Only used when every row is valid.
+            address: parsed.map_or_else(|_| address.to_owned(), |a| a.to_string()),
             follows,
             language: config.site.language,
         };
