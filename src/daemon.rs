@@ -69,12 +69,38 @@ pub struct Daemon {
     mail_wake: Arc<Notify>,
     /// A render changed an output since the loop last asked (`[publish]`).
     outputs_changed: bool,
+    /// What failed and is to be done again at `retry_at` (or at the next
+    /// event, for outputs and reads).
+    retry: Retry,
 }
+
+/// Work that failed for a reason that may pass (a full disk, a full table
+/// of open files, a state database locked by another process), to be done
+/// again rather than lost.
+#[derive(Debug, Default)]
+struct Retry {
+    /// Paths (files or directories) that could not be read.
+    reads: BTreeSet<PathBuf>,
+    /// Outputs failed to be written: the next render is a full one.
+    outputs: bool,
+    /// The state database could not be opened or read at start.
+    state: bool,
+    /// Incidents whose first-seen and edit times were not recorded.
+    observe: BTreeSet<IncidentId>,
+    /// Why the state database cannot be used, for `/healthz`.
+    state_problem: Option<String>,
+    /// When to try again, if anything is waiting.
+    at: Option<DateTime<Utc>>,
+}
+
+/// How long failed reads, writes and state updates wait before the next
+/// attempt when no event comes first.
+const RETRY_AFTER: chrono::Duration = chrono::Duration::seconds(10);
 
 impl Daemon {
     /// Reads everything and does the first full build.
     pub fn start(config: Config) -> anyhow::Result<Daemon> {
-        let files = driver::load_files(&config)?;
+        let (files, unread) = driver::load_files(&config)?;
         let email = config.email_or_default();
         let policy = Policy {
             grace: email.grace,
@@ -95,30 +121,100 @@ impl Daemon {
             next_announcement: None,
             mail_wake: Arc::new(Notify::new()),
             outputs_changed: false,
+            retry: Retry::default(),
         };
+        for path in unread {
+            daemon.retry_read(path);
+        }
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
         daemon.corpus = daemon.snapshot();
-        match Store::open(&daemon.config.paths.state) {
-            Ok(store) => daemon.store = Some(store),
-            Err(error) => tracing::warn!(
-                "feed entries will not show edit times: {:#}",
-                anyhow::Error::from(error)
-            ),
-        }
+        daemon.open_state();
         let all: Vec<IncidentId> = daemon.corpus.published().map(|i| i.id.clone()).collect();
         daemon.observe(&all);
-        daemon.load_announced();
         daemon.render(&Plan::Full)?;
         daemon.announce();
         Ok(daemon)
     }
 
+    /// Opens the state database and loads what it knows; on failure,
+    /// pages still publish and this is tried again.
+    fn open_state(&mut self) {
+        if self.store.is_none() {
+            match Store::open(&self.config.paths.state) {
+                Ok(store) => self.store = Some(store),
+                Err(error) => {
+                    self.state_failed(
+                        "feed entries will not show edit times and no email is queued until it opens",
+                        error,
+                    );
+                    self.retry.state = true;
+                    return;
+                }
+            }
+        }
+        self.retry.state = !self.load_announced();
+    }
+
+    /// Logs a state database failure, says so on `/healthz`, and tries
+    /// again later.
+    fn state_failed(&mut self, consequence: &str, error: crate::store::Error) {
+        let error = anyhow::Error::from(error);
+        tracing::error!("{consequence}: {error:#}");
+        self.retry.state_problem = Some("state database unusable".to_owned());
+        self.schedule_retry();
+    }
+
+    fn state_ok(&mut self) {
+        if self.retry.state_problem.take().is_some() {
+            tracing::info!("the state database works again");
+        }
+    }
+
+    fn schedule_retry(&mut self) {
+        if self.retry.at.is_none() {
+            self.retry.at = Some(clock::now() + RETRY_AFTER);
+        }
+    }
+
+    fn retry_read(&mut self, path: PathBuf) {
+        self.retry.reads.insert(path);
+        self.schedule_retry();
+    }
+
+    /// Why `/healthz` should answer 503 though everything runs.
+    pub fn problem(&self) -> Option<String> {
+        self.retry.state_problem.clone()
+    }
+
+    /// Does again what failed: reads, writes, the state database.
+    fn retry_now(&mut self) -> anyhow::Result<()> {
+        self.retry.at = None;
+        if self.retry.state {
+            self.open_state();
+        }
+        let observe = std::mem::take(&mut self.retry.observe);
+        if !observe.is_empty() {
+            self.observe(&observe);
+        }
+        let reads = std::mem::take(&mut self.retry.reads);
+        if !reads.is_empty() {
+            self.reread(reads.into_iter().collect())?;
+        }
+        if self.retry.outputs {
+            self.render(&Plan::Full)?;
+        }
+        self.announce();
+        Ok(())
+    }
+
     /// Loads what the state database knows about updates. On first start
     /// (no baseline yet) every published update is first recorded as
     /// notified, so starting on an old directory emails nobody.
-    fn load_announced(&mut self) {
-        let Some(store) = &mut self.store else { return };
+    fn load_announced(&mut self) -> bool {
+        let Some(store) = &mut self.store else {
+            return false;
+        };
         let result = (|| {
             if !store.has_baseline()? {
                 let keys = announce::baseline(&self.corpus);
@@ -135,10 +231,15 @@ impl Daemon {
                 let seen = std::mem::take(&mut self.announced.seen);
                 self.announced.notified = notified;
                 self.announced.record_seen(seen);
+                self.state_ok();
+                true
             }
             Err(error) => {
-                tracing::error!("email disabled: {:#}", anyhow::Error::from(error));
-                self.store = None;
+                self.state_failed(
+                    "no email is queued until the state database can be read",
+                    error,
+                );
+                false
             }
         }
     }
@@ -146,6 +247,10 @@ impl Daemon {
     /// Queues the updates that are due, and wakes the mailer if that
     /// queued any mail.
     fn announce(&mut self) {
+        // Until the state database says what was sent, nothing is.
+        if self.retry.state {
+            return;
+        }
         let Some(store) = &mut self.store else { return };
         let now = clock::now();
         let decision = announce::decide(&self.corpus, &self.announced, now, self.policy);
@@ -172,11 +277,12 @@ impl Daemon {
                 }
             }
             Err(error) => {
-                // Nothing was recorded; try again at the next event.
-                tracing::error!("cannot queue email: {:#}", anyhow::Error::from(error));
-                self.next_announcement = Some(now + chrono::Duration::seconds(60));
+                // Nothing was recorded; try again soon.
+                self.state_failed("cannot queue email", error);
+                return;
             }
         }
+        self.state_ok();
     }
 
     /// The handle that wakes the mailer; shared across reloads.
@@ -193,10 +299,18 @@ impl Daemon {
     }
 
     /// Records first-seen and edit times of the published updates of `ids`.
+    /// An update not recorded here is never announced, so a failure is
+    /// tried again until it succeeds.
     fn observe<'a>(&mut self, ids: impl IntoIterator<Item = &'a IncidentId>) {
-        let Some(store) = &mut self.store else { return };
+        let ids: Vec<&IncidentId> = ids.into_iter().collect();
+        let Some(store) = &mut self.store else {
+            if self.retry.state {
+                self.retry.observe.extend(ids.into_iter().cloned());
+            }
+            return;
+        };
         let incidents: Vec<&Incident> = ids
-            .into_iter()
+            .iter()
             .filter_map(|id| self.corpus.published_get(id))
             .map(AsRef::as_ref)
             .collect();
@@ -205,7 +319,13 @@ impl Daemon {
                 self.revisions.extend(announce::edit_times(&seen));
                 self.announced.record_seen(seen);
             }
-            Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+            Err(error) => {
+                self.retry.observe.extend(ids.into_iter().cloned());
+                self.state_failed(
+                    "cannot record new updates; they are queued for email once it can",
+                    error,
+                );
+            }
         }
     }
 
@@ -215,7 +335,33 @@ impl Daemon {
         corpus
     }
 
+    /// Renders and writes `plan`'s outputs, or every output while an
+    /// earlier write failed (it may have left any of them behind). A
+    /// failed write is tried again at the next render or [`RETRY_AFTER`].
     fn render(&mut self, plan: &Plan) -> anyhow::Result<()> {
+        let backlog = self.retry.outputs;
+        let plan = if backlog {
+            self.output.forget();
+            &Plan::Full
+        } else {
+            plan
+        };
+        let result = self.render_plan(plan);
+        match &result {
+            Ok(()) if backlog => {
+                self.retry.outputs = false;
+                tracing::info!("every output is written again after the earlier failure");
+            }
+            Ok(()) => {}
+            Err(_) => {
+                self.retry.outputs = true;
+                self.schedule_retry();
+            }
+        }
+        result
+    }
+
+    fn render_plan(&mut self, plan: &Plan) -> anyhow::Result<()> {
         self.generation += 1;
         let span = tracing::info_span!("rebuild", generation = self.generation);
         let _entered = span.enter();
@@ -270,8 +416,8 @@ impl Daemon {
         format!("{incidents} {noun}, {mail}")
     }
 
-    /// Re-reads `paths` (files or directories, existing or not) and
-    /// publishes what changed.
+    /// Re-reads `paths` (absolute, as notify reports them; files or
+    /// directories, existing or not) and publishes what changed.
     pub fn apply(&mut self, paths: &[PathBuf]) -> anyhow::Result<()> {
         let root = self.config.paths.incidents.clone();
         // notify reports absolute paths; files are known by the configured
@@ -280,31 +426,44 @@ impl Daemon {
         let canonical_root = root
             .canonicalize()
             .unwrap_or_else(|_| absolute_root.clone());
-        let context = driver::parse_context(&self.config);
+        let configured: Vec<PathBuf> = paths
+            .iter()
+            .filter_map(|path| {
+                let relative = path
+                    .strip_prefix(&canonical_root)
+                    .or_else(|_| path.strip_prefix(&absolute_root));
+                relative.ok().map(|relative| root.join(relative))
+            })
+            .collect();
+        self.reread(configured)
+    }
+
+    /// Re-reads `paths` (under the configured incidents directory) and
+    /// publishes what changed. A path that cannot be read is reported and
+    /// tried again later; the others publish.
+    fn reread(&mut self, paths: Vec<PathBuf>) -> anyhow::Result<()> {
+        let root = self.config.paths.incidents.clone();
         let mut reread: BTreeSet<PathBuf> = BTreeSet::new();
         for path in paths {
-            let relative = path
-                .strip_prefix(&canonical_root)
-                .or_else(|_| path.strip_prefix(&absolute_root));
-            let Ok(relative) = relative else { continue };
-            let path = &root.join(relative);
             if path.is_dir() {
-                for found in fsio::find_incident_files(path)? {
-                    reread.insert(found);
+                match fsio::find_incident_files(&path) {
+                    Ok(found) => reread.extend(found),
+                    Err(error) => {
+                        tracing::error!("{:#}", anyhow::Error::from(error));
+                        self.retry_read(path.clone());
+                    }
                 }
             }
             // A path that is gone may have been a directory: drop what it held.
-            reread.extend(self.files.paths_under(path));
-            if fsio::is_incident_path(&root, path) {
-                reread.insert(path.clone());
+            reread.extend(self.files.paths_under(&path));
+            if fsio::is_incident_path(&root, &path) {
+                reread.insert(path);
             }
         }
         if reread.is_empty() {
             return Ok(());
         }
-        for path in &reread {
-            driver::read_incident(&mut self.files, path, &context)?;
-        }
+        self.read_all(&reread);
         let diagnostics: Vec<Diagnostic> = reread
             .iter()
             .filter_map(|path| self.files.get(path))
@@ -312,6 +471,23 @@ impl Daemon {
             .collect();
         log_diagnostics(&diagnostics);
         self.publish_changes()
+    }
+
+    /// Reads each of `paths`; those that failed for a reason that may pass
+    /// are tried again later (their error is among the diagnostics).
+    fn read_all<'a>(&mut self, paths: impl IntoIterator<Item = &'a PathBuf>) {
+        let context = driver::parse_context(&self.config);
+        let mut failed = Vec::new();
+        for path in paths {
+            if let Err(error) = driver::read_incident(&mut self.files, path, &context)
+                && error.is_transient()
+            {
+                failed.push(path.clone());
+            }
+        }
+        for path in failed {
+            self.retry_read(path);
+        }
     }
 
     /// Re-reads the whole tree (after lost events).
@@ -327,10 +503,7 @@ impl Daemon {
             .collect();
         let mut paths = found;
         paths.extend(gone);
-        let context = driver::parse_context(&self.config);
-        for path in &paths {
-            driver::read_incident(&mut self.files, path, &context)?;
-        }
+        self.read_all(&paths);
         self.publish_changes()
     }
 
@@ -365,6 +538,9 @@ impl Daemon {
     /// The timer fired at `now`, having been set for `date` (the next date
     /// boundary) or an update's grace period ending, whichever came first.
     fn timer(&mut self, date: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<()> {
+        if self.retry.at.is_some_and(|at| at <= now) {
+            self.retry_now()?;
+        }
         if self.next_announcement.is_some_and(|next| next <= now) {
             self.announce();
         }
@@ -446,7 +622,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     loop {
         let now = clock::now();
         let date = daemon.next_wakeup();
-        let wakeup = daemon.next_announcement.map_or(date, |next| next.min(date));
+        let wakeup = [daemon.next_announcement, daemon.retry.at]
+            .into_iter()
+            .flatten()
+            .fold(date, DateTime::min);
         let sleep = (wakeup - now).to_std().unwrap_or(Duration::ZERO);
         tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary or grace end");
         tokio::select! {
@@ -499,7 +678,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 }
             }
             () = service::next_ping(&mut watchdog) => {
-                let health = mail.health(&watcher);
+                let health = mail.health(&watcher, daemon.problem());
                 if health.is_alive() {
                     manager.ping();
                 } else {
@@ -507,7 +686,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 }
             }
             Some(reply) = probes.recv() => {
-                let _ = reply.send(mail.health(&watcher));
+                let _ = reply.send(mail.health(&watcher, daemon.problem()));
             }
             // The mailer found (or mended) a problem: the status line says so.
             Ok(()) = mail.blocked.changed() => {}
@@ -517,7 +696,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         if daemon.take_outputs_changed() {
             publisher.request();
         }
-        let current = with_problem(daemon.status_line(), mail.problem());
+        let current = with_problem(daemon.status_line(), mail.problem().or(daemon.problem()));
         if current != status {
             manager.status(&current);
             status = current;
@@ -558,16 +737,21 @@ impl Mail {
         }
     }
 
-    fn health(&self, watcher: &watch::Handle) -> Health {
+    /// The mailer's health beside the watcher's, and `other`, the
+    /// daemon's own problem, when the mailer has none.
+    fn health(&self, watcher: &watch::Handle, other: Option<String>) -> Health {
         Health {
             watcher: watcher.is_alive(),
             mailer: self.is_alive(),
-            problem: self.problem(),
+            problem: self.problem().or(other),
         }
     }
 
     fn problem(&self) -> Option<String> {
-        self.blocked.borrow().clone()
+        let blocked = self.blocked.borrow();
+        blocked
+            .as_ref()
+            .map(|problem| format!("email stopped: {problem}"))
     }
 
     fn is_alive(&self) -> bool {
@@ -587,10 +771,10 @@ impl Mail {
     }
 }
 
-/// The status line, with why email is stopped when it is.
+/// The status line, with what is wrong when something is.
 fn with_problem(status: String, problem: Option<String>) -> String {
     match problem {
-        Some(problem) => format!("{status}; email stopped: {problem}"),
+        Some(problem) => format!("{status}; {problem}"),
         None => status,
     }
 }

@@ -73,30 +73,49 @@ pub fn parse_context(config: &Config) -> Context<'_> {
 }
 
 /// Reads one incident file into `files`, reporting bytes that are not
-/// UTF-8 at their line and column.
+/// UTF-8 at their line and column. A file that cannot be read is recorded
+/// as an error of that path (its last good version stays published) and
+/// the error returned, so a caller can read the others and try this one
+/// again later if [`fsio::Error::is_transient`].
 pub fn read_incident(files: &mut Files, path: &Path, context: &Context) -> Result<(), fsio::Error> {
-    match fsio::read_if_exists(path)? {
-        None => {
+    let bytes = match fsio::read_incident(path) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
             files.remove(path);
+            return Ok(());
         }
-        Some(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => files.update(path, &text, context),
-            Err(error) => {
-                let valid = error.utf8_error().valid_up_to();
-                let prefix = String::from_utf8_lossy(&error.as_bytes()[..valid]).into_owned();
-                let (line, column) = LineIndex::new(&prefix).position(valid);
-                files.unreadable(
-                    path,
-                    format!("not valid UTF-8 (at {line}:{column}); save the file as UTF-8"),
-                );
+        Err(error) => {
+            let mut message = error.to_string();
+            if let Some(cause) = std::error::Error::source(&error) {
+                message.push_str(&format!(": {cause}"));
             }
-        },
+            // The message names the path; the diagnostic names it too.
+            let message = message
+                .strip_prefix(&format!("{} ", path.display()))
+                .map_or_else(|| message.clone(), str::to_owned);
+            files.unreadable(path, message);
+            return Err(error);
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => files.update(path, &text, context),
+        Err(error) => {
+            let valid = error.utf8_error().valid_up_to();
+            let prefix = String::from_utf8_lossy(&error.as_bytes()[..valid]).into_owned();
+            let (line, column) = LineIndex::new(&prefix).position(valid);
+            files.unreadable(
+                path,
+                format!("not valid UTF-8 (at {line}:{column}); save the file as UTF-8"),
+            );
+        }
     }
     Ok(())
 }
 
-/// Reads every incident file of the configured directory.
-pub fn load_files(config: &Config) -> anyhow::Result<Files> {
+/// Reads every incident file of the configured directory. Files that
+/// could not be read are recorded as errors; those worth reading again
+/// later are returned beside the files.
+pub fn load_files(config: &Config) -> anyhow::Result<(Files, Vec<PathBuf>)> {
     let context = parse_context(config);
     let mut files = Files::default();
     let paths = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
@@ -105,10 +124,15 @@ pub fn load_files(config: &Config) -> anyhow::Result<Files> {
             config.paths.incidents.display()
         )
     })?;
+    let mut retry = Vec::new();
     for path in paths {
-        read_incident(&mut files, &path, &context)?;
+        if let Err(error) = read_incident(&mut files, &path, &context)
+            && error.is_transient()
+        {
+            retry.push(path);
+        }
     }
-    Ok(files)
+    Ok((files, retry))
 }
 
 pub fn print_diagnostics(diagnostics: &[Diagnostic], out: &mut dyn std::io::Write) {
@@ -139,7 +163,7 @@ pub struct Built {
 /// One build of every output from what is on disk, at one `now` read
 /// once: the pages' dates and the recorded edit times agree.
 pub fn build(config: &Config) -> anyhow::Result<Built> {
-    let files = load_files(config)?;
+    let (files, _) = load_files(config)?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
     let now = clock::now();

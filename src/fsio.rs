@@ -13,6 +13,7 @@ use std::fs::{self, File};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -49,6 +50,41 @@ pub enum Error {
         path.display()
     )]
     Changed { path: PathBuf },
+    #[error("{} is not a regular file (a directory, FIFO or device); herald reads only regular files", path.display())]
+    NotRegular { path: PathBuf },
+    #[error("{} is larger than {} MiB, more than an incident file can be", path.display(), MAX_INCIDENT_BYTES >> 20)]
+    TooLarge { path: PathBuf },
+}
+
+impl Error {
+    /// Whether reading again later may succeed (a full table of open
+    /// files, a failing disk), unlike a file that is not a regular file
+    /// or is far too large, which stays so until it is changed.
+    pub fn is_transient(&self) -> bool {
+        let source = match self {
+            Error::Read { source, .. }
+            | Error::Write { source, .. }
+            | Error::List { source, .. }
+            | Error::Lock { source, .. } => source,
+            Error::Changed { .. } | Error::NotRegular { .. } | Error::TooLarge { .. } => {
+                return false;
+            }
+        };
+        matches!(
+            source.raw_os_error(),
+            Some(
+                libc::EMFILE
+                    | libc::ENFILE
+                    | libc::ENOMEM
+                    | libc::EIO
+                    | libc::EAGAIN
+                    | libc::EBUSY
+                    | libc::EINTR
+                    | libc::ENOSPC
+                    | libc::ETIMEDOUT
+            )
+        )
+    }
 }
 
 /// Whether a file name is an incident file rather than editor or sync-tool
@@ -122,16 +158,46 @@ pub fn find_incident_files(root: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(found)
 }
 
-/// Reads a file; `Ok(None)` if it vanished in the meantime.
-pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Read {
+/// The most bytes herald reads of one incident file; a real one is a few
+/// kilobytes.
+pub const MAX_INCIDENT_BYTES: u64 = 16 << 20;
+
+/// Reads an incident file; `Ok(None)` if it vanished in the meantime.
+/// Only a regular file is read: the file is opened without blocking (a
+/// FIFO would otherwise wait for a writer) and checked before reading,
+/// and at most [`MAX_INCIDENT_BYTES`] are read (`/dev/zero` never ends).
+pub fn read_incident(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    let read = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(read(source)),
+    };
+    let metadata = file.metadata().map_err(read)?;
+    if !metadata.is_file() {
+        return Err(Error::NotRegular {
             path: path.to_owned(),
-            source,
-        }),
+        });
     }
+    let mut bytes = Vec::with_capacity(metadata.len().min(MAX_INCIDENT_BYTES) as usize);
+    io::Read::read_to_end(
+        &mut io::Read::take(file, MAX_INCIDENT_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(read)?;
+    if bytes.len() as u64 > MAX_INCIDENT_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(Some(bytes))
 }
 
 pub fn read_to_string(path: &Path) -> Result<String, Error> {
@@ -164,6 +230,12 @@ impl OutputDir {
         &self.root
     }
 
+    /// Forgets what was written, so the next write compares every output
+    /// with what is on disk (after a failure may have left anything).
+    pub fn forget(&mut self) {
+        self.known.clear();
+    }
+
     /// Replaces each changed output atomically and deletes `removed`.
     /// Returns how many files changed on disk.
     pub fn write(&mut self, outputs: &[Output], removed: &[String]) -> Result<usize, Error> {
@@ -179,19 +251,31 @@ impl OutputDir {
         // syncfs would also wait for every other process's dirty data on
         // the same file system. Many files (a full build): one syncfs.
         let few = staged.len() <= FEW_FILES;
-        if few {
-            for (temp, _, _, _) in &staged {
-                sync_file(temp)?;
+        let mut renamed = 0;
+        let result = (|| {
+            if few {
+                for (temp, _, _, _) in &staged {
+                    sync_file(temp)?;
+                }
+            } else if !staged.is_empty() {
+                sync_filesystem(&self.root)?;
             }
-        } else if !staged.is_empty() {
-            sync_filesystem(&self.root)?;
-        }
-        for (temp, target, relative, hash) in &staged {
-            fs::rename(temp, target).map_err(|source| Error::Write {
-                path: target.clone(),
-                source,
-            })?;
-            self.known.insert((*relative).to_owned(), *hash);
+            for (temp, target, relative, hash) in &staged {
+                fs::rename(temp, target).map_err(|source| Error::Write {
+                    path: target.clone(),
+                    source,
+                })?;
+                self.known.insert((*relative).to_owned(), *hash);
+                renamed += 1;
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            // No half-written file may stay behind for a publish step to ship.
+            for (temp, _, _, _) in &staged[renamed..] {
+                let _ = fs::remove_file(temp);
+            }
+            return Err(error);
         }
         let mut changed = staged.len();
         for relative in removed {
@@ -510,6 +594,66 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn only_regular_files_of_a_sane_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.md");
+        fs::write(&file, "text").unwrap();
+        assert_eq!(read_incident(&file).unwrap().unwrap(), b"text");
+        assert!(
+            read_incident(&dir.path().join("gone.md"))
+                .unwrap()
+                .is_none()
+        );
+
+        let sub = dir.path().join("x.md");
+        fs::create_dir(&sub).unwrap();
+        let error = read_incident(&sub).unwrap_err();
+        assert!(
+            error.to_string().ends_with("x.md is not a regular file (a directory, FIFO or device); herald reads only regular files"),
+            "{error}"
+        );
+        assert!(!error.is_transient());
+
+        // A FIFO with no writer: opening it must not wait for one.
+        let fifo = dir.path().join("pipe.md");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `name` is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            read_incident(&fifo),
+            Err(Error::NotRegular { .. })
+        ));
+        assert!(matches!(
+            read_incident(Path::new("/dev/zero")),
+            Err(Error::NotRegular { .. })
+        ));
+
+        let big = dir.path().join("big.md");
+        File::create(&big)
+            .unwrap()
+            .set_len(MAX_INCIDENT_BYTES + 1)
+            .unwrap();
+        let error = read_incident(&big).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("big.md is larger than 16 MiB, more than an incident file can be"),
+            "{error}"
+        );
+
+        let looped = dir.path().join("loop.md");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let error = read_incident(&looped).unwrap_err();
+        assert!(matches!(error, Error::Read { .. }), "{error:?}");
+        assert!(!error.is_transient(), "a symlink loop stays one");
+        let full = Error::Read {
+            path: file,
+            source: io::Error::from_raw_os_error(libc::EMFILE),
+        };
+        assert!(full.is_transient());
     }
 
     #[test]

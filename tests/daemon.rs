@@ -160,6 +160,90 @@ fn a_year_no_feed_can_carry_is_an_error_not_a_crash() {
     assert_eq!(harness.terminate().code(), Some(0));
 }
 
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn what_is_not_a_regular_file_is_reported_and_the_rest_published() {
+    let mut harness = start(&[("first.md", &incident("First incident", "one"))]);
+    // One batch: a directory named like an incident, a symlink loop, a
+    // FIFO nobody writes to, and a good new file.
+    fs::create_dir(harness.path("incidents/dir.md")).unwrap();
+    std::os::unix::fs::symlink("loop.md", harness.path("incidents/loop.md")).unwrap();
+    mkfifo(&harness.path("incidents/pipe.md"));
+    harness.write_incident("good.md", &incident("Good incident", "published"));
+    harness.wait_for_feed("Good incident");
+    for expected in [
+        "pipe.md:1:1: error: is not a regular file (a directory, FIFO or device); herald reads only regular files",
+        "loop.md:1:1: error: cannot read incidents/loop.md",
+    ] {
+        harness.wait_for(expected, || harness.log().contains(expected));
+    }
+    // The loop still answers signals: a later change is published.
+    harness.write_incident("first.md", &incident("First incident", "two"));
+    harness.wait_for_feed("two");
+    assert_eq!(harness.terminate().code(), Some(0), "{}", harness.log());
+}
+
+#[test]
+fn check_on_a_fifo_or_a_device_answers_at_once() {
+    let dir = running::site(&config(), &[]);
+    let fifo = dir.path().join("incidents/pipe.md");
+    mkfifo(&fifo);
+    for target in [fifo.as_path(), Path::new("/dev/zero")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("check")
+            .arg(target)
+            .current_dir(dir.path())
+            .env_remove("HERALD_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains("is not a regular file"),
+            "{}: {stdout}",
+            target.display()
+        );
+    }
+}
+
+#[test]
+fn outputs_that_failed_to_write_are_written_once_possible() {
+    let mut harness = start(&[("first.md", &incident("First incident", "one"))]);
+    // The incident pages' directory is taken by a file: writes fail.
+    fs::remove_dir_all(harness.path("public/incidents")).unwrap();
+    fs::write(harness.path("public/incidents"), "in the way").unwrap();
+    harness.write_incident("second.md", &incident("Second incident", "two"));
+    harness.wait_for("the write error", || {
+        harness.log().contains("cannot write outputs to")
+    });
+    // The way is cleared; no other change comes, yet the outputs follow.
+    fs::remove_file(harness.path("public/incidents")).unwrap();
+    harness.wait_for("the backlog to be written", || {
+        harness
+            .log()
+            .contains("every output is written again after the earlier failure")
+    });
+    assert!(harness.output("incidents/second.html").is_some());
+    assert!(harness.output("incidents/first.html").is_some());
+    assert!(harness.feed().contains("Second incident"));
+    let mut leftovers = Vec::new();
+    for dir in ["public", "public/incidents", "public/components"] {
+        for entry in fs::read_dir(harness.path(dir)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".herald-tmp") {
+                leftovers.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    assert_eq!(leftovers, Vec::<String>::new());
+    assert_eq!(harness.terminate().code(), Some(0));
+}
+
 #[test]
 fn burst_of_hundreds_of_files_is_published_completely() {
     let mut harness = start(&[]);

@@ -415,7 +415,10 @@ fn a_lost_token_key_stops_email_until_rekeyed_and_no_link_breaks() {
         http::get(daemon.port, "/healthz").status == 503
     });
     let health = http::get(daemon.port, "/healthz");
-    assert_eq!(health.body, "token key missing\n", "{health:?}");
+    assert_eq!(
+        health.body, "email stopped: token key missing\n",
+        "{health:?}"
+    );
     assert!(
         !daemon.path("state/token.key").exists(),
         "no key is made behind the operator's back"
@@ -492,6 +495,39 @@ fn a_lost_token_key_stops_email_until_rekeyed_and_no_link_breaks() {
     );
     assert_eq!(done.status, 200, "{done:?}");
     assert_eq!(daemon.herald(&["subscribers", "list"]), "");
+}
+
+#[test]
+fn a_state_database_locked_for_long_delays_email_but_loses_none() {
+    let server = SmtpServer::start();
+    let daemon = Daemon::start_with(Some(server.port()), &[("a@example.org", "mail")]);
+    // Another process holds the write lock past herald's 5 s patience.
+    let locker = daemon.database();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    daemon.write_incident(&[(&format!("{} investigating", recent(1)), "Disks.")]);
+    daemon.wait_for("the failure in the log", || {
+        daemon
+            .log()
+            .contains("cannot record new updates; they are queued for email once it can")
+    });
+    let health = http::get(daemon.port, "/healthz");
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.body, "state database unusable\n");
+    assert!(
+        fs::read_to_string(daemon.path("public/feed.atom"))
+            .unwrap()
+            .contains("Disks."),
+        "the update is published meanwhile"
+    );
+    locker.execute_batch("COMMIT").unwrap();
+    drop(locker);
+    daemon.wait_for("the alert once the lock is gone", || {
+        subjects_to(&server, "a@example.org").len() == 1
+    });
+    daemon.wait_for("/healthz to recover", || {
+        http::get(daemon.port, "/healthz").status == 200
+    });
+    assert!(daemon.log().contains("the state database works again"));
 }
 
 /// The confirmation token in the one `.eml` file written so far.

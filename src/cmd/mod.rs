@@ -68,20 +68,21 @@ pub struct CheckOptions {
 pub fn check(options: CheckOptions) -> anyhow::Result<ExitCode> {
     let config = driver::load_config(&options.config)?;
     let context = driver::parse_context(&config);
-    let mut files = driver::load_files(&config)?;
+    let (mut files, _) = driver::load_files(&config)?;
     // Paths outside the incidents directory are checked too.
     for path in &options.paths {
         if path.is_dir() {
             for found in fsio::find_incident_files(path)? {
                 if !files.contains(&found) {
-                    read_incident(&mut files, &found, &context)?;
+                    // A file that cannot be read is one of the diagnostics.
+                    let _ = read_incident(&mut files, &found, &context);
                 }
             }
         } else if !files.contains(path) {
             if !path.exists() {
                 return Err(InvalidInput(format!("{}: no such file", path.display())).into());
             }
-            read_incident(&mut files, path, &context)?;
+            let _ = read_incident(&mut files, path, &context);
         }
     }
     let (_, mut diagnostics) = driver::all_diagnostics(&files);
