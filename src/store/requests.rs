@@ -655,10 +655,10 @@ mod tests {
         {
             let connection = Connection::open(dir.path().join("herald.db")).unwrap();
             connection
-                .execute_batch(super::super::MIGRATIONS[0])
+                .execute_batch(super::super::migrations::MIGRATIONS[0])
                 .unwrap();
             connection
-                .execute_batch(super::super::MIGRATIONS[1])
+                .execute_batch(super::super::migrations::MIGRATIONS[1])
                 .unwrap();
             connection
                 .execute(
