@@ -226,8 +226,8 @@ fn rekey(transaction: &rusqlite::Transaction, key: &Key) -> Result<(), RekeyErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::fixtures::at;
     use crate::store::parse_instant;
-    use chrono::{TimeZone, Utc};
     use rusqlite::Connection;
 
     #[test]
@@ -257,10 +257,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(
-            parse_instant(&first_seen),
-            Some(Utc.with_ymd_and_hms(2019, 4, 4, 10, 0, 0).unwrap())
-        );
+        assert_eq!(parse_instant(&first_seen), Some(at(10)));
         assert!(!store.has_baseline().unwrap());
     }
 
