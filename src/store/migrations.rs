@@ -136,7 +136,7 @@ impl Store {
         let version: i64 = self
             .connection
             .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "read the schema version"))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(Error::TooNew {
@@ -145,47 +145,43 @@ impl Store {
                 known,
             });
         }
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
+        let failed = Error::database(&self.path, "migrate the schema");
         let rekeying = (version as usize) <= REKEY_MIGRATION && known as usize > REKEY_MIGRATION;
         if rekeying {
             // Overwrite the raw tokens' bytes instead of leaving them in
             // free space.
             self.connection
                 .pragma_update(None, "secure_delete", true)
-                .map_err(database)?;
+                .map_err(failed)?;
         }
-        let transaction = self.connection.transaction().map_err(database)?;
+        let transaction = self.connection.transaction().map_err(failed)?;
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            transaction.execute_batch(migration).map_err(database)?;
+            transaction.execute_batch(migration).map_err(failed)?;
             if index == REKEY_MIGRATION {
                 // Links then held raw tokens, so no key made them yet.
                 let key =
                     Key::load_or_create(state_dir).map_err(|error| Error::Key(unusable(&error)))?;
                 rekey(&transaction, &key).map_err(|error| match error {
-                    RekeyError::Database(source) => database(source),
+                    RekeyError::Database(source) => failed(source),
                     RekeyError::Random(source) => Error::Random {
-                        path: path.clone(),
+                        path: self.path.clone(),
                         source,
                     },
                 })?;
             }
             transaction
                 .pragma_update(None, "user_version", index as i64 + 1)
-                .map_err(database)?;
+                .map_err(failed)?;
         }
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         if rekeying {
             self.connection
                 .pragma_update(None, "secure_delete", false)
-                .map_err(database)?;
+                .map_err(failed)?;
             // Older write-ahead log frames may still hold raw tokens.
             self.connection
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                .map_err(database)?;
+                .map_err(failed)?;
         }
         Ok(())
     }

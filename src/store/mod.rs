@@ -52,9 +52,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("state database {}", path.display())]
+    /// A failed SQLite call, and what herald was doing when it failed.
+    #[error("state database {}: cannot {action}", path.display())]
     Database {
         path: PathBuf,
+        /// What herald was doing, worded to follow "cannot": "queue
+        /// announcements".
+        action: &'static str,
         #[source]
         source: rusqlite::Error,
     },
@@ -125,11 +129,9 @@ impl Store {
             source,
         })?;
         let path = state_dir.join("herald.db");
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let mut connection = Connection::open(&path).map_err(database)?;
+        let mut connection =
+            Connection::open(&path).map_err(Error::database(&path, "open the file"))?;
+        let failed = Error::database(&path, "set up the connection");
         // Every transaction here writes. A deferred one that reads first
         // fails at once with SQLITE_BUSY, without waiting, if another
         // connection (the mailer's, the HTTP server's, a CLI command)
@@ -137,20 +139,20 @@ impl Store {
         connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(database)?;
+            .map_err(failed)?;
         let mode: String = connection
             .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-            .map_err(database)?;
+            .map_err(failed)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode");
         }
         connection
             .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(database)?;
+            .map_err(failed)?;
         // Removing a subscriber removes their queued mail.
         connection
             .pragma_update(None, "foreign_keys", "ON")
-            .map_err(database)?;
+            .map_err(failed)?;
         let mut store = Store {
             path,
             state_dir: state_dir.to_owned(),
@@ -194,7 +196,10 @@ impl Store {
                 |row| row.get::<_, i64>(0),
             )
             .map(|count| count.unsigned_abs())
-            .map_err(self.database())
+            .map_err(Error::database(
+                &self.path,
+                "count the links made with the token key",
+            ))
     }
 
     fn stored_fingerprint(&self) -> Result<Option<String>, Error> {
@@ -205,7 +210,10 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()
-            .map_err(self.database())
+            .map_err(Error::database(
+                &self.path,
+                "read the token key's fingerprint",
+            ))
     }
 
     fn record_fingerprint(&self, key: &Key) -> Result<(), Error> {
@@ -215,7 +223,10 @@ impl Store {
                 params![KEY_FINGERPRINT, key.fingerprint()],
             )
             .map(drop)
-            .map_err(self.database())
+            .map_err(Error::database(
+                &self.path,
+                "record the token key's fingerprint",
+            ))
     }
 
     /// Reads the key, or makes one when no link depends on it yet. A
@@ -242,10 +253,19 @@ impl Store {
         }
         Ok(Ok(key))
     }
+}
 
-    fn database(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        |source| Error::Database {
-            path: self.path.clone(),
+impl Error {
+    /// What a failed SQLite call on the database at `path` becomes: an
+    /// error naming the file and what herald was doing, as in
+    /// `.map_err(Error::database(&self.path, "queue announcements"))`.
+    fn database<'a>(
+        path: &'a Path,
+        action: &'static str,
+    ) -> impl Fn(rusqlite::Error) -> Error + Copy + 'a {
+        move |source| Error::Database {
+            path: path.to_owned(),
+            action,
             source,
         }
     }
@@ -371,5 +391,26 @@ mod tests {
                 .starts_with("cannot create the state directory"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_database_error_names_the_file_and_the_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let path = dir.path().join("herald.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE outbox")
+            .unwrap();
+        let error = store.pending_mail().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state database {}: cannot count pending mail",
+                path.display()
+            )
+        );
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(cause.contains("no such table: outbox"), "{cause}");
     }
 }

@@ -103,26 +103,22 @@ impl Store {
     /// subscriber following at least one affected component. Returns the
     /// number of messages queued.
     pub fn enqueue(&mut self, decision: &Decision, now: DateTime<Utc>) -> Result<usize, Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
+        let failed = Error::database(&self.path, "queue announcements");
         let mut queued = 0;
-        let transaction = self.connection.transaction().map_err(database)?;
+        let transaction = self.connection.transaction().map_err(failed)?;
         {
             let at = now.to_rfc3339();
             let mut notify = transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO notified (incident, instant, at, reason) VALUES (?1, ?2, ?3, ?4)",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut fan_out = transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO outbox (announcement, subscriber, status, created, next_attempt_at)
@@ -132,7 +128,7 @@ impl Store {
                                    WHERE c.subscriber = s.id
                                      AND c.component IN (SELECT value FROM json_each(?3)))",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             for announcement in &decision.due {
                 let instant = announcement.instant.to_rfc3339();
                 let fresh = notify
@@ -142,7 +138,7 @@ impl Store {
                         at,
                         "announced"
                     ])
-                    .map_err(database)?;
+                    .map_err(failed)?;
                 if fresh == 0 {
                     continue;
                 }
@@ -163,21 +159,21 @@ impl Store {
                         components.join(","),
                         at,
                     ])
-                    .map_err(database)?;
+                    .map_err(failed)?;
                 let id = transaction.last_insert_rowid();
                 let ids: Vec<&str> = announcement.component_ids().collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 queued += fan_out
                     .execute(params![id, millis(now), ids])
-                    .map_err(database)?;
+                    .map_err(failed)?;
             }
             for (id, instant) in &decision.too_old {
                 notify
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
-                    .map_err(database)?;
+                    .map_err(failed)?;
             }
         }
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         Ok(queued)
     }
 
@@ -203,7 +199,7 @@ impl Store {
                 },
             )
             .optional()
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "read an announcement"))?;
         let Some((incident, instant, title, kind, status, body_markdown, body_html, components)) =
             row
         else {
@@ -247,7 +243,7 @@ impl Store {
                     &format!("UPDATE {table} SET lease_until = NULL WHERE status = 'pending' AND lease_until IS NOT NULL"),
                     [],
                 )
-                .map_err(self.database())?;
+                .map_err(Error::database(&self.path, "release stale leases"))?;
         }
         Ok(released)
     }
@@ -261,12 +257,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Leased>, Error> {
         let key = &self.key()?.clone();
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let transaction = self.connection.transaction().map_err(database)?;
+        let failed = Error::database(&self.path, "lease outbox rows");
+        let transaction = self.connection.transaction().map_err(failed)?;
         let leased = {
             let mut statement = transaction
                 .prepare_cached(
@@ -278,7 +270,7 @@ impl Store {
                      UPDATE outbox SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
                      RETURNING id, announcement, attempts, created, subscriber",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let rows = statement
                 .query_map(
                     params![millis(now), millis(lease_until), limit as i64],
@@ -292,13 +284,13 @@ impl Store {
                         ))
                     },
                 )
-                .map_err(database)?;
-            let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(database)?;
+                .map_err(failed)?;
+            let rows: Vec<_> = rows.collect::<Result<_, _>>().map_err(failed)?;
             let mut subscriber = transaction
                 .prepare_cached(&format!(
                     "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.id = ?1"
                 ))
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut leased = Vec::with_capacity(rows.len());
             for (id, announcement, attempts, created, subscriber_id) in rows {
                 let found = subscriber
@@ -306,7 +298,7 @@ impl Store {
                         subscriber_from_row(row, 0, key)
                     })
                     .optional()
-                    .map_err(database)?;
+                    .map_err(failed)?;
                 if let Some(found) = found {
                     leased.push(Leased {
                         id,
@@ -320,7 +312,7 @@ impl Store {
             leased.sort_by_key(|row| row.id);
             leased
         };
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         Ok(leased)
     }
 
@@ -337,7 +329,7 @@ impl Store {
                 [],
                 |row| row.get(0),
             )
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "find when the next email is due"))?;
         Ok(next.map(from_millis))
     }
 
@@ -346,12 +338,8 @@ impl Store {
     /// commit ran, so a fan-out pays for a commit per handful of messages,
     /// not per message.
     pub fn record(&mut self, outcomes: &[Outcome]) -> Result<(), Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let transaction = self.connection.transaction().map_err(database)?;
+        let failed = Error::database(&self.path, "record delivery outcomes");
+        let transaction = self.connection.transaction().map_err(failed)?;
         for outcome in outcomes {
             let at = millis(outcome.at);
             match (outcome.row, &outcome.delivery) {
@@ -386,9 +374,9 @@ impl Store {
                         )
                         .and_then(|mut update| update.execute(params![id, reply])),
                 }
-                .map_err(database)?;
+                .map_err(failed)?;
         }
-        transaction.commit().map_err(database)
+        transaction.commit().map_err(failed)
     }
 
     /// Messages not yet delivered and not given up on (pending or
@@ -401,16 +389,17 @@ impl Store {
                 |row| row.get::<_, i64>(0),
             )
             .map(|count| usize::try_from(count).unwrap_or(0))
-            .map_err(self.database())
+            .map_err(Error::database(&self.path, "count pending mail"))
     }
 
     pub fn outbox_counts(&self) -> Result<OutboxCounts, Error> {
+        let failed = Error::database(&self.path, "count outbox rows");
         let mut statement = self
             .connection
             .prepare(
                 "SELECT status, attempts > 0, count(*) FROM outbox GROUP BY status, attempts > 0",
             )
-            .map_err(self.database())?;
+            .map_err(failed)?;
         let rows = statement
             .query_map([], |row| {
                 Ok((
@@ -419,10 +408,10 @@ impl Store {
                     row.get::<_, i64>(2)?,
                 ))
             })
-            .map_err(self.database())?;
+            .map_err(failed)?;
         let mut counts = OutboxCounts::default();
         for row in rows {
-            let (status, tried, count) = row.map_err(self.database())?;
+            let (status, tried, count) = row.map_err(failed)?;
             let count = usize::try_from(count).unwrap_or(0);
             match (status.as_str(), tried) {
                 ("pending", false) => counts.pending += count,
@@ -437,6 +426,7 @@ impl Store {
     /// Undelivered messages: failed ones first, then retrying, then
     /// pending, at most `limit`.
     pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
+        let failed = Error::database(&self.path, "list the outbox");
         let mut statement = self
             .connection
             .prepare(
@@ -446,7 +436,7 @@ impl Store {
                  ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
                  LIMIT ?1",
             )
-            .map_err(self.database())?;
+            .map_err(failed)?;
         let rows = statement
             .query_map(params![limit as i64], |row| {
                 let status: String = row.get(0)?;
@@ -465,8 +455,8 @@ impl Store {
                     instant: row.get(6)?,
                 })
             })
-            .map_err(self.database())?;
-        rows.collect::<Result<_, _>>().map_err(self.database())
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
     }
 }
 

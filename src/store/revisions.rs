@@ -25,27 +25,23 @@ impl Store {
         incidents: impl IntoIterator<Item = &'a Incident>,
         now: DateTime<Utc>,
     ) -> Result<HashMap<UpdateKey, Seen>, Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
+        let failed = Error::database(&self.path, "record first-seen and edit times");
         let mut observed = HashMap::new();
-        let transaction = self.connection.transaction().map_err(database)?;
+        let transaction = self.connection.transaction().map_err(failed)?;
         {
             let mut select = transaction
                 .prepare_cached(
                     "SELECT content, first_seen, edited FROM revisions WHERE incident = ?1 AND instant = ?2",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO revisions (incident, instant, content, first_seen) VALUES (?1, ?2, ?3, ?4)",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut edit = transaction
                 .prepare_cached("UPDATE revisions SET content = ?3, edited = ?4 WHERE incident = ?1 AND instant = ?2")
-                .map_err(database)?;
+                .map_err(failed)?;
             let now_text = now.to_rfc3339();
             for incident in incidents {
                 for update in &incident.updates {
@@ -56,12 +52,12 @@ impl Store {
                             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                         })
                         .optional()
-                        .map_err(database)?;
+                        .map_err(failed)?;
                     let seen = match stored {
                         None => {
                             insert
                                 .execute(params![key.0, key.1, content, now_text])
-                                .map_err(database)?;
+                                .map_err(failed)?;
                             Seen {
                                 first_seen: now,
                                 edited: None,
@@ -76,7 +72,7 @@ impl Store {
                                 }
                             } else {
                                 edit.execute(params![key.0, key.1, content, now_text])
-                                    .map_err(database)?;
+                                    .map_err(failed)?;
                                 Seen {
                                     first_seen,
                                     edited: Some(now),
@@ -88,7 +84,7 @@ impl Store {
                 }
             }
         }
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         Ok(observed)
     }
 
@@ -100,56 +96,53 @@ impl Store {
                 row.get(0)
             })
             .optional()
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "read the baseline"))?;
         Ok(found.is_some())
     }
 
     /// First start: records `keys` (every published update) as already
     /// notified, so an old directory emails nobody.
     pub fn record_baseline(&mut self, keys: &[UpdateKey], now: DateTime<Utc>) -> Result<(), Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
-        let transaction = self.connection.transaction().map_err(database)?;
+        let failed = Error::database(&self.path, "record the baseline");
+        let transaction = self.connection.transaction().map_err(failed)?;
         {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO notified (incident, instant, at, reason) VALUES (?1, ?2, ?3, 'baseline')",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let at = now.to_rfc3339();
             for (id, instant) in keys {
                 insert
                     .execute(params![id.as_str(), instant.to_rfc3339(), at])
-                    .map_err(database)?;
+                    .map_err(failed)?;
             }
             transaction
                 .execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('baseline', ?1)",
                     params![at],
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
         }
-        transaction.commit().map_err(database)
+        transaction.commit().map_err(failed)
     }
 
     /// Every update already notified, skipped as too old, or recorded as
     /// the baseline.
     pub fn notified(&self) -> Result<HashSet<UpdateKey>, Error> {
+        let failed = Error::database(&self.path, "read which updates were notified");
         let mut statement = self
             .connection
             .prepare("SELECT incident, instant FROM notified")
-            .map_err(self.database())?;
+            .map_err(failed)?;
         let rows = statement
             .query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
-            .map_err(self.database())?;
+            .map_err(failed)?;
         let mut notified = HashSet::new();
         for row in rows {
-            let (incident, instant) = row.map_err(self.database())?;
+            let (incident, instant) = row.map_err(failed)?;
             if let (Some(id), Some(instant)) = (IncidentId::new(&incident), parse_instant(&instant))
             {
                 notified.insert((id, instant));

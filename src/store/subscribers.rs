@@ -89,36 +89,32 @@ impl Store {
         subscribers: &[NewSubscriber],
         now: DateTime<Utc>,
     ) -> Result<Added, Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
+        let failed = Error::database(&self.path, "add subscribers");
         let mut result = Added::default();
         let key = &self.key()?.clone();
-        let transaction = self.connection.transaction().map_err(database)?;
+        let transaction = self.connection.transaction().map_err(failed)?;
         {
             let mut find = transaction
                 .prepare_cached("SELECT id FROM subscribers WHERE address = ?1")
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO subscribers (address, all_components, language, nonce, created) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut update = transaction
                 .prepare_cached(
                     "UPDATE subscribers SET all_components = ?2, language = ?3 WHERE id = ?1",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut clear = transaction
                 .prepare_cached("DELETE FROM subscriptions WHERE subscriber = ?1")
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut follow = transaction
                 .prepare_cached(
                     "INSERT OR IGNORE INTO subscriptions (subscriber, component) VALUES (?1, ?2)",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let created = now.to_rfc3339();
             for subscriber in subscribers {
                 let all = subscriber.follows == Follows::All;
@@ -126,39 +122,36 @@ impl Store {
                 let existing: Option<i64> = find
                     .query_row(params![subscriber.address], |row| row.get(0))
                     .optional()
-                    .map_err(database)?;
+                    .map_err(failed)?;
                 let id = match existing {
                     Some(id) => {
-                        update
-                            .execute(params![id, all, language])
-                            .map_err(database)?;
-                        clear.execute(params![id]).map_err(database)?;
+                        update.execute(params![id, all, language]).map_err(failed)?;
+                        clear.execute(params![id]).map_err(failed)?;
                         result.updated += 1;
                         id
                     }
                     None => {
                         let nonce = token::new_nonce().map_err(|source| Error::Random {
-                            path: path.clone(),
+                            path: self.path.clone(),
                             source,
                         })?;
                         insert
                             .execute(params![subscriber.address, all, language, nonce, created])
-                            .map_err(database)?;
+                            .map_err(failed)?;
                         result.added += 1;
                         let id = transaction.last_insert_rowid();
-                        insert_unsubscribe_token(&transaction, key, id, &nonce)
-                            .map_err(database)?;
+                        insert_unsubscribe_token(&transaction, key, id, &nonce).map_err(failed)?;
                         id
                     }
                 };
                 if let Follows::Components(components) = &subscriber.follows {
                     for component in components {
-                        follow.execute(params![id, component]).map_err(database)?;
+                        follow.execute(params![id, component]).map_err(failed)?;
                     }
                 }
             }
         }
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         Ok(result)
     }
 
@@ -170,23 +163,24 @@ impl Store {
                 "DELETE FROM subscribers WHERE address = ?1",
                 params![address],
             )
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "remove a subscriber"))?;
         Ok(removed > 0)
     }
 
     /// Every subscriber, by address.
     pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
+        let failed = Error::database(&self.path, "list subscribers");
         let key = self.key()?;
         let mut statement = self
             .connection
             .prepare(&format!(
                 "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s ORDER BY s.address"
             ))
-            .map_err(self.database())?;
+            .map_err(failed)?;
         let rows = statement
             .query_map([], |row| subscriber_from_row(row, 0, key))
-            .map_err(self.database())?;
-        rows.collect::<Result<_, _>>().map_err(self.database())
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
     }
 
     /// `herald rekey`: a new key, and the hashes of every subscriber's new
@@ -198,16 +192,12 @@ impl Store {
         // The key first: a crash before the commit leaves a key that the
         // database does not know, reported as such, and rekey can run again.
         let key = Key::replace(state_dir).map_err(|error| Error::Key(unusable(&error)))?;
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
+        let failed = Error::database(&self.path, "rekey subscribers and requests");
         let random = |source| Error::Random {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
         };
-        let transaction = self.connection.transaction().map_err(database)?;
+        let transaction = self.connection.transaction().map_err(failed)?;
         let mut count = 0;
         {
             let subscribers: Vec<(i64, String)> = transaction
@@ -217,24 +207,24 @@ impl Store {
                         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
                         .collect()
                 })
-                .map_err(database)?;
+                .map_err(failed)?;
             for (id, nonce) in subscribers {
-                insert_unsubscribe_token(&transaction, &key, id, &nonce).map_err(database)?;
+                insert_unsubscribe_token(&transaction, &key, id, &nonce).map_err(failed)?;
                 count += 1;
             }
             let requests: Vec<i64> = transaction
                 .prepare("SELECT id FROM requests WHERE confirmed IS NULL")
                 .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut update = transaction
                 .prepare("UPDATE requests SET nonce = ?2, token_hash = ?3 WHERE id = ?1")
-                .map_err(database)?;
+                .map_err(failed)?;
             for id in requests {
                 let nonce = token::new_nonce().map_err(random)?;
                 let hash = token::hash(&key.token(Purpose::Confirm, &nonce));
                 update
                     .execute(params![id, nonce, hash.as_slice()])
-                    .map_err(database)?;
+                    .map_err(failed)?;
                 count += 1;
             }
             transaction
@@ -242,9 +232,9 @@ impl Store {
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
                     params![KEY_FINGERPRINT, key.fingerprint()],
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
         }
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         self.key = Ok(key);
         Ok(count)
     }
