@@ -1,4 +1,4 @@
-//! Double opt-in and unsubscribing by link, in the state database.
+//! Double opt-in and unsubscribing by link, in the state database. Does I/O.
 //!
 //! A subscription asked for over HTTP is a row in `requests` until its
 //! link is followed; only then does the address become a subscriber. The
