@@ -1,4 +1,4 @@
-//! Double opt-in and unsubscribing by link, in the state database.
+//! Double opt-in and unsubscribing by link, in the state database. Does I/O.
 //!
 //! A subscription asked for over HTTP is a row in `requests` until its
 //! link is followed; only then does the address become a subscriber. The
@@ -96,46 +96,42 @@ impl Store {
         requests: &[NewRequest],
         now: DateTime<Utc>,
     ) -> Result<usize, Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
         let key = &self.refresh_key()?;
+        let failed = Error::database(&self.path, "record subscription requests");
         let now_ms = millis(now);
         let expires = millis(now + CONFIRM_WITHIN);
         let resend_before = millis(now - RESEND_AFTER);
         let mut queued = 0;
-        let transaction = self.connection.transaction().map_err(database)?;
+        let transaction = self.connection.transaction().map_err(failed)?;
         {
             let mut find = transaction
                 .prepare_cached(
                     "SELECT id, expires <= ?2 OR confirmed IS NOT NULL, status = 'pending', queued
                      FROM requests WHERE address = ?1",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut remove = transaction
                 .prepare_cached("DELETE FROM requests WHERE id = ?1")
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
                                            created, expires, status, queued, next_attempt_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7)",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
                     "UPDATE requests SET all_components = ?2, components = ?3, language = ?4 WHERE id = ?1",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut resend = transaction
                 .prepare_cached(
                     "UPDATE requests SET status = 'pending', attempts = 0, queued = ?2, next_attempt_at = ?2,
                         lease_until = NULL, last_reply = NULL, expires = ?3
                      WHERE id = ?1",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             for request in requests {
                 let (all, components) = follows_columns(&request.follows);
                 let language = request.language.code();
@@ -144,25 +140,25 @@ impl Store {
                         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                     })
                     .optional()
-                    .map_err(database)?;
+                    .map_err(failed)?;
                 match found {
                     Some((id, false, in_queue, last_queued)) => {
                         replace
                             .execute(params![id, all, components, language])
-                            .map_err(database)?;
+                            .map_err(failed)?;
                         if !in_queue && last_queued <= resend_before {
                             resend
                                 .execute(params![id, now_ms, expires])
-                                .map_err(database)?;
+                                .map_err(failed)?;
                             queued += 1;
                         }
                     }
                     stale => {
                         if let Some((id, ..)) = stale {
-                            remove.execute(params![id]).map_err(database)?;
+                            remove.execute(params![id]).map_err(failed)?;
                         }
                         let nonce = token::new_nonce().map_err(|source| Error::Random {
-                            path: path.clone(),
+                            path: self.path.clone(),
                             source,
                         })?;
                         let hash = token::hash(&key.token(Purpose::Confirm, &nonce));
@@ -177,13 +173,13 @@ impl Store {
                                 now_ms,
                                 expires
                             ])
-                            .map_err(database)?;
+                            .map_err(failed)?;
                         queued += 1;
                     }
                 }
             }
         }
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         Ok(queued)
     }
 
@@ -213,7 +209,7 @@ impl Store {
                 },
             )
             .optional()
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "look up a confirmation link"))?;
         let Some((id, stored, address, all, components, language, expires, confirmed)) = row else {
             return Ok(Confirmed::Unknown);
         };
@@ -241,7 +237,7 @@ impl Store {
                 "UPDATE requests SET confirmed = ?2 WHERE id = ?1",
                 params![id, millis(now)],
             )
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "mark a request confirmed"))?;
         Ok(Confirmed::Now)
     }
 
@@ -257,7 +253,7 @@ impl Store {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
-            .map_err(self.database())?;
+            .map_err(Error::database(&self.path, "look up an unsubscribe link"))?;
         Ok(row
             .filter(|(stored, _)| token::same_hash(stored, &hash))
             .map(|(_, subscriber)| subscriber))
@@ -279,7 +275,10 @@ impl Store {
             Some(Some(id)) => {
                 self.connection
                     .execute("DELETE FROM subscribers WHERE id = ?1", params![id])
-                    .map_err(self.database())?;
+                    .map_err(Error::database(
+                        &self.path,
+                        "remove an unsubscribed subscriber",
+                    ))?;
                 Unsubscribed::Now
             }
             Some(None) => Unsubscribed::Already,
@@ -295,7 +294,7 @@ impl Store {
                 "DELETE FROM requests WHERE expires <= ?1",
                 params![millis(now)],
             )
-            .map_err(self.database())
+            .map_err(Error::database(&self.path, "forget expired requests"))
     }
 
     /// Leases up to `limit` confirmation emails due at `now`, like
@@ -306,22 +305,18 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<LeasedConfirmation>, Error> {
-        let path = self.path.clone();
-        let database = |source| Error::Database {
-            path: path.clone(),
-            source,
-        };
         let key = &self.refresh_key()?;
-        let transaction = self.connection.transaction().map_err(database)?;
+        let failed = Error::database(&self.path, "lease confirmation emails");
+        let transaction = self.connection.transaction().map_err(failed)?;
         let leased = {
             transaction
                 .prepare_cached(
                     "UPDATE requests SET status = 'failed', last_reply = 'the link expired before the email was sent'
                      WHERE status = 'pending' AND expires <= ?1",
                 )
-                .map_err(database)?
+                .map_err(failed)?
                 .execute(params![millis(now)])
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut statement = transaction
                 .prepare_cached(
                     "WITH picked AS (
@@ -332,7 +327,7 @@ impl Store {
                      UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
                      RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued",
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let rows = statement
                 .query_map(
                     params![millis(now), millis(lease_until), limit as i64],
@@ -355,13 +350,13 @@ impl Store {
                         })
                     },
                 )
-                .map_err(database)?;
+                .map_err(failed)?;
             let mut leased: Vec<LeasedConfirmation> =
-                rows.collect::<Result<_, _>>().map_err(database)?;
+                rows.collect::<Result<_, _>>().map_err(failed)?;
             leased.sort_by_key(|row| row.confirmation.id);
             leased
         };
-        transaction.commit().map_err(database)?;
+        transaction.commit().map_err(failed)?;
         Ok(leased)
     }
 }
@@ -655,10 +650,10 @@ mod tests {
         {
             let connection = Connection::open(dir.path().join("herald.db")).unwrap();
             connection
-                .execute_batch(super::super::MIGRATIONS[0])
+                .execute_batch(super::super::migrations::MIGRATIONS[0])
                 .unwrap();
             connection
-                .execute_batch(super::super::MIGRATIONS[1])
+                .execute_batch(super::super::migrations::MIGRATIONS[1])
                 .unwrap();
             connection
                 .execute(

@@ -1,0 +1,250 @@
+//! What the state database remembers about each published update (keyed
+//! by its identity, incident id and instant): when herald first saw it,
+//! when its text last changed, and whether it was notified (announced,
+//! skipped as too old, or part of the first start's baseline). Does I/O.
+//!
+//! Feeds show the edit as the entry's `updated` time, so the time comes
+//! from recorded data and rebuilds stay byte-identical.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Error, Store, parse_instant};
+use crate::announce::{Seen, UpdateKey};
+use crate::model::{Incident, IncidentId};
+
+impl Store {
+    /// Records the updates of `incidents` as seen at `now`: new ones get a
+    /// first-seen time, ones whose text changed get an edit time. Returns
+    /// what is then recorded for each of them, so the caller never reads
+    /// back what it just wrote.
+    pub fn observe<'a>(
+        &mut self,
+        incidents: impl IntoIterator<Item = &'a Incident>,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<UpdateKey, Seen>, Error> {
+        let failed = Error::database(&self.path, "record first-seen and edit times");
+        let mut observed = HashMap::new();
+        let transaction = self.connection.transaction().map_err(failed)?;
+        {
+            let mut select = transaction
+                .prepare_cached(
+                    "SELECT content, first_seen, edited FROM revisions WHERE incident = ?1 AND instant = ?2",
+                )
+                .map_err(failed)?;
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO revisions (incident, instant, content, first_seen) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(failed)?;
+            let mut edit = transaction
+                .prepare_cached("UPDATE revisions SET content = ?3, edited = ?4 WHERE incident = ?1 AND instant = ?2")
+                .map_err(failed)?;
+            let now_text = now.to_rfc3339();
+            for incident in incidents {
+                for update in &incident.updates {
+                    let key = (incident.id.as_str(), update.instant.to_rfc3339());
+                    let content = revision_content(incident, update);
+                    let stored: Option<(String, String, Option<String>)> = select
+                        .query_row(params![key.0, key.1], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
+                        .optional()
+                        .map_err(failed)?;
+                    let seen = match stored {
+                        None => {
+                            insert
+                                .execute(params![key.0, key.1, content, now_text])
+                                .map_err(failed)?;
+                            Seen {
+                                first_seen: now,
+                                edited: None,
+                            }
+                        }
+                        Some((stored, first_seen, edited)) => {
+                            let first_seen = parse_instant(&first_seen).unwrap_or(now);
+                            if stored == content {
+                                Seen {
+                                    first_seen,
+                                    edited: edited.as_deref().and_then(parse_instant),
+                                }
+                            } else {
+                                edit.execute(params![key.0, key.1, content, now_text])
+                                    .map_err(failed)?;
+                                Seen {
+                                    first_seen,
+                                    edited: Some(now),
+                                }
+                            }
+                        }
+                    };
+                    observed.insert((incident.id.clone(), update.instant), seen);
+                }
+            }
+        }
+        transaction.commit().map_err(failed)?;
+        Ok(observed)
+    }
+
+    /// Whether first start has recorded its baseline.
+    pub fn has_baseline(&self) -> Result<bool, Error> {
+        let found: Option<String> = self
+            .connection
+            .query_row("SELECT value FROM meta WHERE key = 'baseline'", [], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(Error::database(&self.path, "read the baseline"))?;
+        Ok(found.is_some())
+    }
+
+    /// First start: records `keys` (every published update) as already
+    /// notified, so an old directory emails nobody.
+    pub fn record_baseline(&mut self, keys: &[UpdateKey], now: DateTime<Utc>) -> Result<(), Error> {
+        let failed = Error::database(&self.path, "record the baseline");
+        let transaction = self.connection.transaction().map_err(failed)?;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notified (incident, instant, at, reason) VALUES (?1, ?2, ?3, 'baseline')",
+                )
+                .map_err(failed)?;
+            let at = now.to_rfc3339();
+            for (id, instant) in keys {
+                insert
+                    .execute(params![id.as_str(), instant.to_rfc3339(), at])
+                    .map_err(failed)?;
+            }
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('baseline', ?1)",
+                    params![at],
+                )
+                .map_err(failed)?;
+        }
+        transaction.commit().map_err(failed)
+    }
+
+    /// Every update already notified, skipped as too old, or recorded as
+    /// the baseline.
+    pub fn notified(&self) -> Result<HashSet<UpdateKey>, Error> {
+        let failed = Error::database(&self.path, "read which updates were notified");
+        let mut statement = self
+            .connection
+            .prepare("SELECT incident, instant FROM notified")
+            .map_err(failed)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(failed)?;
+        let mut notified = HashSet::new();
+        for row in rows {
+            let (incident, instant) = row.map_err(failed)?;
+            if let (Some(id), Some(instant)) = (IncidentId::new(&incident), parse_instant(&instant))
+            {
+                notified.insert((id, instant));
+            }
+        }
+        Ok(notified)
+    }
+}
+
+/// What counts as an update's text for edit detection: what a reader
+/// sees of it in a feed entry.
+fn revision_content(incident: &Incident, update: &crate::model::Update) -> String {
+    let components: Vec<String> = update
+        .component_statuses
+        .iter()
+        .map(|(id, status)| format!("{id}={}", status.as_str()))
+        .collect();
+    format!(
+        "{}\n{}\n{}\n{}",
+        incident.title,
+        update.status.as_str(),
+        components.join(","),
+        update.body_markdown
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Component;
+    use crate::parse::{Context, parse_incident};
+    use crate::store::fixtures::at;
+    use std::path::Path;
+
+    fn incident(body: &str) -> Incident {
+        let components = vec![Component {
+            id: "mail".into(),
+            name: "Mail".into(),
+            group: None,
+        }];
+        let context = Context {
+            timezone: chrono_tz::UTC,
+            components: &components,
+        };
+        let text = format!(
+            "+++\ntitle = \"T\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:00\n{body}\n## 2019-04-04 09:00\nsecond\n"
+        );
+        parse_incident(Path::new("x.md"), &text, &context)
+            .0
+            .unwrap()
+    }
+
+    #[test]
+    fn edits_are_recorded_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let id = IncidentId::new("x").unwrap();
+        let seen = |first: u32, edited: Option<u32>| Seen {
+            first_seen: at(first),
+            edited: edited.map(at),
+        };
+        assert_eq!(
+            store.observe([&incident("first")], at(10)).unwrap(),
+            HashMap::from([
+                ((id.clone(), at(8)), seen(10, None)),
+                ((id.clone(), at(9)), seen(10, None)),
+            ])
+        );
+        // Unchanged: no edit, first seen stays.
+        assert_eq!(
+            store.observe([&incident("first")], at(11)).unwrap()[&(id.clone(), at(8))],
+            seen(10, None)
+        );
+        store
+            .observe([&incident("first, fixed typo")], at(12))
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store
+                .observe([&incident("first, fixed typo")], at(13))
+                .unwrap(),
+            HashMap::from([
+                ((id.clone(), at(8)), seen(10, Some(12))),
+                ((id.clone(), at(9)), seen(10, None)),
+            ])
+        );
+        let mode: String = store
+            .connection
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn baseline_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(!store.has_baseline().unwrap());
+        let keys = vec![(IncidentId::new("x").unwrap(), at(8))];
+        store.record_baseline(&keys, at(9)).unwrap();
+        assert!(store.has_baseline().unwrap());
+        assert_eq!(store.notified().unwrap(), keys.into_iter().collect());
+    }
+}

@@ -1,0 +1,302 @@
+//! Subscribers in the state database: adding, updating, listing and
+//! removing them, each one's unsubscribe token derived from its nonce,
+//! the hashes of those tokens, and `herald rekey`. Does I/O.
+//!
+//! No link token is stored, only nonces and SHA-256 hashes of tokens; the
+//! tokens come from the key next to the database ([`crate::token`]). A
+//! removed subscriber's token hashes stay, pointing nowhere, so a repeated
+//! unsubscribe still says "unsubscribed" ([`super::requests`]).
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Error, KEY_FINGERPRINT, Store, unusable};
+use crate::model::{Follows, Language, Subscriber};
+use crate::token::{self, Key, Purpose};
+
+/// A subscriber to add or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscriber {
+    pub address: String,
+    pub follows: Follows,
+    pub language: Language,
+}
+
+/// What [`Store::add_subscribers`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Added {
+    pub added: usize,
+    /// Already subscribed: components and language replaced, token kept.
+    pub updated: usize,
+}
+
+/// The columns [`subscriber_from_row`] reads, for a query on `subscribers s`.
+pub(super) const SUBSCRIBER_COLUMNS: &str =
+    "s.id, s.address, s.all_components, s.language, s.nonce,
+    (SELECT group_concat(component, ' ') FROM
+        (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component))";
+
+/// A subscriber row, with the unsubscribe token derived from its nonce.
+pub(super) fn subscriber_from_row(
+    row: &rusqlite::Row,
+    start: usize,
+    key: &Key,
+) -> rusqlite::Result<Subscriber> {
+    let all: bool = row.get(start + 2)?;
+    let language: String = row.get(start + 3)?;
+    let components: Option<String> = row.get(start + 5)?;
+    Ok(Subscriber {
+        id: row.get(start)?,
+        address: row.get(start + 1)?,
+        follows: if all {
+            Follows::All
+        } else {
+            Follows::Components(
+                components
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        },
+        language: Language::parse(&language).unwrap_or(Language::En),
+        token: key.token(Purpose::Unsubscribe, &row.get::<_, String>(start + 4)?),
+    })
+}
+
+/// Adds the hash of a subscriber's unsubscribe token.
+fn insert_unsubscribe_token(
+    transaction: &rusqlite::Transaction,
+    key: &Key,
+    subscriber: i64,
+    nonce: &str,
+) -> rusqlite::Result<()> {
+    let hash = token::hash(&key.token(Purpose::Unsubscribe, nonce));
+    transaction
+        .prepare_cached("INSERT INTO unsubscribe_tokens (hash, subscriber) VALUES (?1, ?2)")?
+        .execute(params![hash.as_slice(), subscriber])
+        .map(drop)
+}
+
+impl Store {
+    /// Adds subscribers, or updates the components and language of those
+    /// already there (keeping their tokens), all in one transaction.
+    pub fn add_subscribers(
+        &mut self,
+        subscribers: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<Added, Error> {
+        let failed = Error::database(&self.path, "add subscribers");
+        let mut result = Added::default();
+        let key = &self.key()?.clone();
+        let transaction = self.connection.transaction().map_err(failed)?;
+        {
+            let mut find = transaction
+                .prepare_cached("SELECT id FROM subscribers WHERE address = ?1")
+                .map_err(failed)?;
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT INTO subscribers (address, all_components, language, nonce, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(failed)?;
+            let mut update = transaction
+                .prepare_cached(
+                    "UPDATE subscribers SET all_components = ?2, language = ?3 WHERE id = ?1",
+                )
+                .map_err(failed)?;
+            let mut clear = transaction
+                .prepare_cached("DELETE FROM subscriptions WHERE subscriber = ?1")
+                .map_err(failed)?;
+            let mut follow = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO subscriptions (subscriber, component) VALUES (?1, ?2)",
+                )
+                .map_err(failed)?;
+            let created = now.to_rfc3339();
+            for subscriber in subscribers {
+                let all = subscriber.follows == Follows::All;
+                let language = subscriber.language.code();
+                let existing: Option<i64> = find
+                    .query_row(params![subscriber.address], |row| row.get(0))
+                    .optional()
+                    .map_err(failed)?;
+                let id = match existing {
+                    Some(id) => {
+                        update.execute(params![id, all, language]).map_err(failed)?;
+                        clear.execute(params![id]).map_err(failed)?;
+                        result.updated += 1;
+                        id
+                    }
+                    None => {
+                        let nonce = token::new_nonce().map_err(|source| Error::Random {
+                            path: self.path.clone(),
+                            source,
+                        })?;
+                        insert
+                            .execute(params![subscriber.address, all, language, nonce, created])
+                            .map_err(failed)?;
+                        result.added += 1;
+                        let id = transaction.last_insert_rowid();
+                        insert_unsubscribe_token(&transaction, key, id, &nonce).map_err(failed)?;
+                        id
+                    }
+                };
+                if let Follows::Components(components) = &subscriber.follows {
+                    for component in components {
+                        follow.execute(params![id, component]).map_err(failed)?;
+                    }
+                }
+            }
+        }
+        transaction.commit().map_err(failed)?;
+        Ok(result)
+    }
+
+    /// Removes a subscriber and their queued mail; `false` if unknown.
+    pub fn remove_subscriber(&mut self, address: &str) -> Result<bool, Error> {
+        let removed = self
+            .connection
+            .execute(
+                "DELETE FROM subscribers WHERE address = ?1",
+                params![address],
+            )
+            .map_err(Error::database(&self.path, "remove a subscriber"))?;
+        Ok(removed > 0)
+    }
+
+    /// Every subscriber, by address.
+    pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
+        let failed = Error::database(&self.path, "list subscribers");
+        let key = self.key()?;
+        let mut statement = self
+            .connection
+            .prepare(&format!(
+                "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s ORDER BY s.address"
+            ))
+            .map_err(failed)?;
+        let rows = statement
+            .query_map([], |row| subscriber_from_row(row, 0, key))
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// `herald rekey`: a new key, and the hashes of every subscriber's new
+    /// unsubscribe token beside the old ones (links in mail already sent
+    /// keep working). Pending requests get new confirmation tokens; the
+    /// links already mailed for them stop working. Returns the number of
+    /// subscribers and requests re-keyed.
+    pub fn rekey(&mut self, state_dir: &Path) -> Result<u64, Error> {
+        // The key first: a crash before the commit leaves a key that the
+        // database does not know, reported as such, and rekey can run again.
+        let key = Key::replace(state_dir).map_err(|error| Error::Key(unusable(&error)))?;
+        let failed = Error::database(&self.path, "rekey subscribers and requests");
+        let random = |source| Error::Random {
+            path: self.path.clone(),
+            source,
+        };
+        let transaction = self.connection.transaction().map_err(failed)?;
+        let mut count = 0;
+        {
+            let subscribers: Vec<(i64, String)> = transaction
+                .prepare("SELECT id, nonce FROM subscribers")
+                .and_then(|mut statement| {
+                    statement
+                        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect()
+                })
+                .map_err(failed)?;
+            for (id, nonce) in subscribers {
+                insert_unsubscribe_token(&transaction, &key, id, &nonce).map_err(failed)?;
+                count += 1;
+            }
+            let requests: Vec<i64> = transaction
+                .prepare("SELECT id FROM requests WHERE confirmed IS NULL")
+                .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+                .map_err(failed)?;
+            let mut update = transaction
+                .prepare("UPDATE requests SET nonce = ?2, token_hash = ?3 WHERE id = ?1")
+                .map_err(failed)?;
+            for id in requests {
+                let nonce = token::new_nonce().map_err(random)?;
+                let hash = token::hash(&key.token(Purpose::Confirm, &nonce));
+                update
+                    .execute(params![id, nonce, hash.as_slice()])
+                    .map_err(failed)?;
+                count += 1;
+            }
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![KEY_FINGERPRINT, key.fingerprint()],
+                )
+                .map_err(failed)?;
+        }
+        transaction.commit().map_err(failed)?;
+        self.key = Ok(key);
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{at, subscriber};
+
+    #[test]
+    fn subscribers_are_added_updated_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let added = store
+            .add_subscribers(
+                &[
+                    subscriber("a@example.com", &["web", "mail"]),
+                    subscriber("b@example.com", &["*"]),
+                ],
+                at(8),
+            )
+            .unwrap();
+        assert_eq!(
+            added,
+            Added {
+                added: 2,
+                updated: 0
+            }
+        );
+        let before = store.subscribers().unwrap();
+        assert_eq!(
+            before[0].follows,
+            Follows::Components(vec!["mail".into(), "web".into()])
+        );
+        assert_eq!(before[1].follows, Follows::All);
+        assert_eq!(before[0].token.len(), 32);
+        assert_ne!(before[0].token, before[1].token);
+        let again = store
+            .add_subscribers(&[subscriber("a@example.com", &["dns"])], at(9))
+            .unwrap();
+        assert_eq!(
+            again,
+            Added {
+                added: 0,
+                updated: 1
+            }
+        );
+        let after = store.subscribers().unwrap();
+        assert_eq!(after[0].follows, Follows::Components(vec!["dns".into()]));
+        assert_eq!(
+            after[0].token, before[0].token,
+            "the token survives an update"
+        );
+        assert!(store.remove_subscriber("a@example.com").unwrap());
+        assert!(!store.remove_subscriber("a@example.com").unwrap());
+        let left: Vec<String> = store
+            .subscribers()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.address)
+            .collect();
+        assert_eq!(left, ["b@example.com"]);
+    }
+}
