@@ -5,11 +5,13 @@
 //! Each entry of [`MIGRATIONS`] moves the schema one version up, all of
 //! them in one transaction at [`Store::open`]; never edit a released one.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::params;
 
 use super::{Error, Store, unusable};
+use crate::address::Address;
 use crate::token::{self, Key, Purpose};
 
 /// Each entry moves the schema one version up; never edit a released one.
@@ -124,10 +126,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX requests_pending ON requests (next_attempt_at) WHERE status = 'pending';
     CREATE INDEX requests_expires ON requests (expires);",
+    // One person, one subscriber: addresses differing only in the case of
+    // their domain become one ([`merge_addresses`], run with this
+    // migration; the rule is `crate::address`).
+    "",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.
 const REKEY_MIGRATION: usize = 2;
+/// The migration after which [`merge_addresses`] runs.
+const MERGE_MIGRATION: usize = 3;
 
 impl Store {
     /// Brings the schema up to date, refusing one newer than this
@@ -168,6 +176,15 @@ impl Store {
                         source,
                     },
                 })?;
+            }
+            if index == MERGE_MIGRATION {
+                let merged = merge_addresses(&transaction).map_err(failed)?;
+                if merged > 0 {
+                    tracing::info!(
+                        merged,
+                        "subscribers whose addresses differed only in the domain's case are one now"
+                    );
+                }
             }
             transaction
                 .pragma_update(None, "user_version", index as i64 + 1)
@@ -219,6 +236,62 @@ fn rekey(transaction: &rusqlite::Transaction, key: &Key) -> Result<(), RekeyErro
     Ok(())
 }
 
+/// Migration 4's data step: subscribers whose addresses are one under
+/// [`Address::parse`] become the oldest of them, under the normalised
+/// address, following the union of what they followed (everything if one
+/// of them did). Their unsubscribe links and their outbox rows move to
+/// it; where two of them had a row for the same announcement, one stays.
+/// An address the rule refuses is left as it is. Returns how many rows
+/// were merged away.
+fn merge_addresses(transaction: &rusqlite::Transaction) -> rusqlite::Result<usize> {
+    let rows: Vec<(i64, String)> = transaction
+        .prepare("SELECT id, address FROM subscribers ORDER BY id")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut groups: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for (id, address) in rows {
+        let Ok(normal) = Address::parse(&address) else {
+            continue;
+        };
+        groups
+            .entry(normal.to_string())
+            .or_default()
+            .push((id, address));
+    }
+    let mut merged = 0;
+    for (normal, members) in groups {
+        let (keeper, address) = &members[0];
+        for (other, _) in &members[1..] {
+            transaction.execute(
+                "UPDATE subscribers SET all_components = 1 WHERE id = ?1
+                 AND (SELECT all_components FROM subscribers WHERE id = ?2)",
+                params![keeper, other],
+            )?;
+            for sql in [
+                "UPDATE OR IGNORE subscriptions SET subscriber = ?1 WHERE subscriber = ?2",
+                "UPDATE unsubscribe_tokens SET subscriber = ?1 WHERE subscriber = ?2",
+                "UPDATE OR IGNORE outbox SET subscriber = ?1 WHERE subscriber = ?2",
+                "DELETE FROM subscribers WHERE id = ?2 AND ?1 IS NOT NULL",
+            ] {
+                transaction.execute(sql, params![keeper, other])?;
+            }
+            merged += 1;
+        }
+        transaction.execute(
+            "DELETE FROM subscriptions WHERE subscriber = ?1
+             AND (SELECT all_components FROM subscribers WHERE id = ?1)",
+            params![keeper],
+        )?;
+        if *address != normal {
+            transaction.execute(
+                "UPDATE subscribers SET address = ?2 WHERE id = ?1",
+                params![keeper, normal],
+            )?;
+        }
+    }
+    Ok(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +317,7 @@ mod tests {
             .connection
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, MIGRATIONS.len() as i64);
         let first_seen: String = store
             .connection
             .query_row(
@@ -258,6 +331,81 @@ mod tests {
     }
 
     #[test]
+    fn addresses_differing_in_the_domain_case_merge_into_one_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.db");
+        let connection = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..MERGE_MIGRATION] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection
+            .pragma_update(None, "user_version", MERGE_MIGRATION as i64)
+            .unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO subscribers VALUES (1, 'anna@Example.COM', 0, 'sv', 'n1', 'c');
+                 INSERT INTO subscribers VALUES (2, 'anna@example.com', 0, 'sv', 'n2', 'c');
+                 INSERT INTO subscribers VALUES (3, 'Bo@EXAMPLE.org', 1, 'en', 'n3', 'c');
+                 INSERT INTO subscribers VALUES (4, 'bo@example.org', 0, 'en', 'n4', 'c');
+                 INSERT INTO subscribers VALUES (5, 'Bo@example.org', 0, 'en', 'n5', 'c');
+                 INSERT INTO subscriptions VALUES (1, 'mail'), (2, 'mail'), (2, 'web'), (4, 'dns'), (5, 'dns');
+                 INSERT INTO unsubscribe_tokens VALUES (x'01', 1), (x'02', 2), (x'05', 5);
+                 INSERT INTO announcements VALUES (7, 'x', 'i', 't', 'incident', 'investigating', 'b', 'b', 'mail', 'c');
+                 INSERT INTO outbox (announcement, subscriber, status, created, next_attempt_at)
+                     VALUES (7, 1, 'sent', 0, 0), (7, 2, 'pending', 0, 0);",
+            )
+            .unwrap();
+        drop(connection);
+        let store = Store::open(dir.path()).unwrap();
+        let rows: Vec<(i64, String, bool, String)> = store
+            .connection
+            .prepare(
+                "SELECT s.id, s.address, s.all_components,
+                        coalesce((SELECT group_concat(component, ' ') FROM
+                                  (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component)), '')
+                 FROM subscribers s ORDER BY s.id",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    1,
+                    "anna@example.com".to_owned(),
+                    false,
+                    "mail web".to_owned()
+                ),
+                (3, "Bo@example.org".to_owned(), true, String::new()),
+                (4, "bo@example.org".to_owned(), false, "dns".to_owned()),
+            ]
+        );
+        // Links of every merged row still name the one that stays.
+        let tokens: Vec<(Vec<u8>, i64)> = store
+            .connection
+            .prepare("SELECT hash, subscriber FROM unsubscribe_tokens ORDER BY hash")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tokens, [(vec![1], 1), (vec![2], 1), (vec![5], 3)]);
+        // One outbox row per person and announcement: one email.
+        let outbox: Vec<(i64, String)> = store
+            .connection
+            .prepare("SELECT subscriber, status FROM outbox WHERE announcement = 7")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(outbox, [(1, "sent".to_owned())]);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let connection = Connection::open(dir.path().join("herald.db")).unwrap();
@@ -265,9 +413,10 @@ mod tests {
         drop(connection);
         let error = Store::open(dir.path()).err().unwrap();
         assert!(
-            error
-                .to_string()
-                .contains("has schema version 99, newer than this herald knows (3)"),
+            error.to_string().contains(&format!(
+                "has schema version 99, newer than this herald knows ({})",
+                MIGRATIONS.len()
+            )),
             "{error}"
         );
     }
