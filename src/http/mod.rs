@@ -24,25 +24,20 @@
 //! one more a minute) for every `POST /subscribe`, counted before the body
 //! is read, and per email address (3 at once, one more every 20 minutes);
 //! over either, 429 with `Retry-After`. IPv6 clients count per /64. Each
-//! table holds at most [`MAX_KEYS`] keys; when full, idle ones are dropped,
-//! and if none are idle new keys are refused, so memory stays bounded
-//! under a flood. Bodies are at most [`BODY_LIMIT`] bytes; forms must be
-//! `application/x-www-form-urlencoded` in UTF-8 with exactly the expected
-//! fields; the address must be one plain `user@domain.tld` with no space
-//! or control character (so nothing can reach a header).
-//!
-//! **Client address.** The peer address, except that a peer on loopback is
-//! taken to be the operator's reverse proxy, and then the last entry of
-//! `X-Forwarded-For` (the one that proxy added) is the client. Without
-//! that, every client behind the proxy would share one bucket. A proxy on
-//! another host is not trusted: listen on loopback behind a local proxy.
+//! table holds at most [`MAX_KEYS`] keys, so memory stays bounded under a
+//! flood; the [`limits`] module says how, and who counts as the client
+//! behind a reverse proxy. Bodies are at most [`BODY_LIMIT`] bytes; forms
+//! must be `application/x-www-form-urlencoded` in UTF-8 with exactly the
+//! expected fields; the address must be one plain `user@domain.tld` with no
+//! space or control character (so nothing can reach a header).
 //!
 //! **Reload.** On SIGHUP the running server takes the new configuration
 //! and templates; it is restarted only when `listen` or the state
 //! directory changed, and removed when `[http]` is.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+pub mod limits;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -65,11 +60,12 @@ use crate::render::Templates;
 use crate::render::html::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
+use limits::{Limiter, client_key};
+
+pub use limits::MAX_KEYS;
 
 /// The largest request body read.
 pub const BODY_LIMIT: usize = 4 * 1024;
-/// Keys per rate-limit table.
-pub const MAX_KEYS: usize = 100_000;
 /// Subscribe requests waiting for the writer; more are answered 503.
 const QUEUE: usize = 4096;
 /// Requests stored per transaction, at most.
@@ -773,105 +769,6 @@ fn valid_address(text: &str) -> Result<String, &'static str> {
     Ok(format!("{}@{}", address.user(), domain.to_lowercase()))
 }
 
-/// Whom the per-client limit counts: see the module doc.
-fn client_key(peer: SocketAddr, headers: &HeaderMap) -> String {
-    let peer = peer.ip().to_canonical();
-    let forwarded = peer
-        .is_loopback()
-        .then(|| {
-            let value = headers.get_all("x-forwarded-for").iter().next_back()?;
-            value
-                .to_str()
-                .ok()?
-                .rsplit(',')
-                .next()?
-                .trim()
-                .parse::<IpAddr>()
-                .ok()
-        })
-        .flatten();
-    match forwarded.unwrap_or(peer).to_canonical() {
-        IpAddr::V4(address) => address.to_string(),
-        IpAddr::V6(address) => {
-            let segments = address.segments();
-            let prefix = Ipv6Addr::new(
-                segments[0],
-                segments[1],
-                segments[2],
-                segments[3],
-                0,
-                0,
-                0,
-                0,
-            );
-            format!("{prefix}/64")
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Rate limits.
-
-/// Token buckets per key: `burst` requests at once, one more every
-/// `every`.
-struct Limiter {
-    burst: f64,
-    every: Duration,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-#[derive(Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Limiter {
-    fn new(burst: f64, every: Duration) -> Limiter {
-        Limiter {
-            burst,
-            every,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
-        let earned =
-            now.saturating_duration_since(bucket.at).as_secs_f64() / self.every.as_secs_f64();
-        (bucket.tokens + earned).min(self.burst)
-    }
-
-    /// Takes one token for `key` at `now`, or says how long until one is
-    /// there.
-    fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !buckets.contains_key(key) && buckets.len() >= MAX_KEYS {
-            buckets.retain(|_, bucket| self.refilled(*bucket, now) < self.burst);
-            if buckets.len() >= MAX_KEYS {
-                return Err(self.every);
-            }
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let tokens = self.refilled(*bucket, now);
-        if tokens >= 1.0 {
-            *bucket = Bucket {
-                tokens: tokens - 1.0,
-                at: now,
-            };
-            Ok(())
-        } else {
-            *bucket = Bucket { tokens, at: now };
-            Err(self.every.mul_f64(1.0 - tokens))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -977,53 +874,5 @@ mod tests {
             parse_form(b"List-Unsubscribe=One-Click"),
             Ok(vec![one_click_field()])
         );
-    }
-
-    #[test]
-    fn clients_are_peers_unless_a_local_proxy_says_otherwise() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
-        let forwarded = headers(&[("x-forwarded-for", "203.0.113.9, 198.51.100.4")]);
-        assert_eq!(client_key(local, &forwarded), "198.51.100.4");
-        assert_eq!(client_key(remote, &forwarded), "192.0.2.7");
-        assert_eq!(client_key(local, &headers(&[])), "127.0.0.1");
-        assert_eq!(
-            client_key(local, &headers(&[("x-forwarded-for", "not an address")])),
-            "127.0.0.1"
-        );
-        let v6: SocketAddr = "[2001:db8:1:2:3:4:5:6]:443".parse().unwrap();
-        assert_eq!(client_key(v6, &headers(&[])), "2001:db8:1:2::/64");
-        let mapped: SocketAddr = "[::ffff:192.0.2.7]:443".parse().unwrap();
-        assert_eq!(client_key(mapped, &headers(&[])), "192.0.2.7");
-    }
-
-    #[test]
-    fn buckets_allow_a_burst_then_one_per_interval() {
-        let limiter = Limiter::new(3.0, Duration::from_secs(60));
-        let start = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(limiter.check("a", start), Ok(()));
-        }
-        assert_eq!(limiter.check("a", start), Err(Duration::from_secs(60)));
-        assert_eq!(limiter.check("b", start), Ok(()), "keys are separate");
-        let later = start + Duration::from_secs(30);
-        assert_eq!(limiter.check("a", later), Err(Duration::from_secs(30)));
-        assert_eq!(limiter.check("a", start + Duration::from_secs(60)), Ok(()));
-    }
-
-    #[test]
-    fn a_full_table_drops_idle_keys_and_refuses_new_ones_while_busy() {
-        let limiter = Limiter::new(1.0, Duration::from_secs(60));
-        let start = Instant::now();
-        for key in 0..MAX_KEYS {
-            assert_eq!(limiter.check(&key.to_string(), start), Ok(()));
-        }
-        assert_eq!(limiter.check("new", start), Err(Duration::from_secs(60)));
-        // A minute on, every key is idle again and is dropped.
-        assert_eq!(
-            limiter.check("new", start + Duration::from_secs(60)),
-            Ok(())
-        );
-        assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
     }
 }
