@@ -26,15 +26,17 @@
 //! over either, 429 with `Retry-After`. IPv6 clients count per /64. Each
 //! table holds at most [`MAX_KEYS`] keys, so memory stays bounded under a
 //! flood; the [`limits`] module says how, and who counts as the client
-//! behind a reverse proxy. Bodies are at most [`BODY_LIMIT`] bytes; forms
-//! must be `application/x-www-form-urlencoded` in UTF-8 with exactly the
-//! expected fields; the address must be one plain `user@domain.tld` with no
-//! space or control character (so nothing can reach a header).
+//! behind a reverse proxy. Bodies are at most [`BODY_LIMIT`] bytes and
+//! are read strictly by [`forms`]: `application/x-www-form-urlencoded` in
+//! UTF-8 with exactly the expected fields, and the address one plain
+//! `user@domain.tld` with no space or control character (so nothing can
+//! reach a header).
 //!
 //! **Reload.** On SIGHUP the running server takes the new configuration
 //! and templates; it is restarted only when `listen` or the state
 //! directory changed, and removed when `[http]` is.
 
+pub mod forms;
 pub mod limits;
 
 use std::net::SocketAddr;
@@ -55,11 +57,11 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::config::Config;
 use crate::health::{Health, HealthProbe};
-use crate::model::Follows;
 use crate::render::Templates;
 use crate::render::html::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
+use forms::BodyKind;
 use limits::{Limiter, client_key};
 
 pub use limits::MAX_KEYS;
@@ -325,8 +327,14 @@ async fn subscribe(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let request = match subscribe_request(&site.config, &body) {
-        Ok(request) => request,
+    let form = forms::parse_form(&body)
+        .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()));
+    let request = match form {
+        Ok(form) => NewRequest {
+            address: form.address,
+            follows: form.follows,
+            language: site.config.site.language,
+        },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
     };
     if let Err(wait) = shared
@@ -389,16 +397,13 @@ async fn unsubscribe(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    let kind = one_click_kind(&headers);
+    // The two encodings RFC 8058 allows for the one-click body.
+    let kind = declared_kind(&headers);
     let body = match read_body(&site, kind.is_some(), &headers, body).await {
         Ok(body) => body,
         Err(response) => return response,
     };
-    let one_click = match &kind {
-        None => false,
-        Some(BodyKind::Form) => parse_form(&body).is_ok_and(|fields| fields == [one_click_field()]),
-        Some(BodyKind::Multipart(boundary)) => is_multipart_one_click(&body, boundary),
-    };
+    let one_click = kind.is_some_and(|kind| forms::is_one_click(&kind, &body));
     if !one_click {
         return page(
             &site,
@@ -584,245 +589,22 @@ async fn read_body(
         .map_err(|_| too_large())
 }
 
-/// The media type of a `Content-Type` value, lowercase, and its
-/// parameters.
-fn media_type(headers: &HeaderMap) -> Option<(String, Vec<(String, String)>)> {
+/// What the `Content-Type` header declares, if it is one of the two
+/// encodings [`forms`] reads.
+fn declared_kind(headers: &HeaderMap) -> Option<BodyKind> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mut pieces = value.split(';');
-    let media = pieces.next()?.trim().to_ascii_lowercase();
-    let parameters = pieces
-        .filter_map(|piece| {
-            let (name, value) = piece.split_once('=')?;
-            Some((
-                name.trim().to_ascii_lowercase(),
-                value.trim().trim_matches('"').to_owned(),
-            ))
-        })
-        .collect();
-    Some((media, parameters))
+    forms::body_kind(value)
 }
 
 /// Whether the body is declared `application/x-www-form-urlencoded`,
-/// UTF-8 if a charset is named.
+/// UTF-8 if a charset is named: the one encoding `/subscribe` reads.
 fn is_form(headers: &HeaderMap) -> bool {
-    let Some((media, parameters)) = media_type(headers) else {
-        return false;
-    };
-    media == "application/x-www-form-urlencoded"
-        && parameters
-            .iter()
-            .all(|(name, value)| name != "charset" || value.eq_ignore_ascii_case("utf-8"))
-}
-
-enum BodyKind {
-    Form,
-    /// multipart/form-data with this boundary.
-    Multipart(String),
-}
-
-/// The two encodings RFC 8058 allows for the one-click body.
-fn one_click_kind(headers: &HeaderMap) -> Option<BodyKind> {
-    if is_form(headers) {
-        return Some(BodyKind::Form);
-    }
-    let (media, parameters) = media_type(headers)?;
-    if media != "multipart/form-data" {
-        return None;
-    }
-    parameters
-        .into_iter()
-        .find(|(name, value)| name == "boundary" && !value.is_empty() && value.len() <= 70)
-        .map(|(_, boundary)| BodyKind::Multipart(boundary))
-}
-
-fn one_click_field() -> (String, String) {
-    ("List-Unsubscribe".to_owned(), "One-Click".to_owned())
-}
-
-/// Whether a multipart/form-data body is exactly one field,
-/// `List-Unsubscribe` = `One-Click`.
-fn is_multipart_one_click(body: &[u8], boundary: &str) -> bool {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return false;
-    };
-    let delimiter = format!("--{boundary}");
-    let mut parts = text.split(delimiter.as_str());
-    // Before the first delimiter: the preamble, ignored.
-    parts.next();
-    let mut fields = Vec::new();
-    let mut closed = false;
-    for part in parts {
-        if part.starts_with("--") {
-            closed = true;
-            break;
-        }
-        let Some(part) = part
-            .strip_prefix("\r\n")
-            .and_then(|part| part.strip_suffix("\r\n"))
-        else {
-            return false;
-        };
-        let Some((head, content)) = part.split_once("\r\n\r\n") else {
-            return false;
-        };
-        let name = head.split("\r\n").find_map(|line| {
-            let (field, value) = line.split_once(':')?;
-            if !field.trim().eq_ignore_ascii_case("content-disposition") {
-                return None;
-            }
-            value.split(';').find_map(|parameter| {
-                let (key, value) = parameter.split_once('=')?;
-                (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
-            })
-        });
-        fields.push((name.unwrap_or_default(), content.to_owned()));
-    }
-    closed && fields == [one_click_field()]
-}
-
-/// An `application/x-www-form-urlencoded` body as (name, value) pairs.
-/// Strict: ASCII only, every pair has `=`, every `%` is followed by two
-/// hex digits, and the decoded bytes are UTF-8.
-fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, &'static str> {
-    if !body.is_ascii() {
-        return Err("encoding");
-    }
-    let mut fields = Vec::new();
-    for pair in body.split(|byte| *byte == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let at = pair.iter().position(|byte| *byte == b'=').ok_or("form")?;
-        fields.push((decode(&pair[..at])?, decode(&pair[at + 1..])?));
-    }
-    Ok(fields)
-}
-
-fn decode(text: &[u8]) -> Result<String, &'static str> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut at = 0;
-    while at < text.len() {
-        match text[at] {
-            b'+' => bytes.push(b' '),
-            b'%' => {
-                let hex = text.get(at + 1..at + 3).ok_or("encoding")?;
-                let hex = std::str::from_utf8(hex).map_err(|_| "encoding")?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err("encoding");
-                }
-                bytes.push(u8::from_str_radix(hex, 16).map_err(|_| "encoding")?);
-                at += 2;
-            }
-            byte => bytes.push(byte),
-        }
-        at += 1;
-    }
-    String::from_utf8(bytes).map_err(|_| "encoding")
-}
-
-/// The subscribe form (`email` once, `components` any number of times,
-/// nothing else) as a request in the site's language. No component ticked
-/// means every component, as the form says.
-fn subscribe_request(config: &Config, body: &[u8]) -> Result<NewRequest, &'static str> {
-    let mut email = None;
-    let mut components = Vec::new();
-    for (name, value) in parse_form(body)? {
-        match name.as_str() {
-            "email" if email.is_none() => email = Some(value),
-            "components" => {
-                if config.component(&value).is_none() {
-                    return Err("component_unknown");
-                }
-                components.push(value);
-            }
-            _ => return Err("form"),
-        }
-    }
-    let address = valid_address(&email.ok_or("email_missing")?)?;
-    components.sort();
-    components.dedup();
-    Ok(NewRequest {
-        address,
-        follows: if components.is_empty() {
-            Follows::All
-        } else {
-            Follows::Components(components)
-        },
-        language: config.site.language,
-    })
-}
-
-/// One plain address, `user@domain.tld`, with the domain lowercased; no
-/// display name, comment, IP literal, space or control character.
-fn valid_address(text: &str) -> Result<String, &'static str> {
-    if text.is_empty() {
-        return Err("email_missing");
-    }
-    if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("email_invalid");
-    }
-    let address: lettre::Address = text.parse().map_err(|_| "email_invalid")?;
-    let domain = address.domain();
-    if domain.starts_with('[') || !domain.contains('.') || domain.ends_with('.') {
-        return Err("email_invalid");
-    }
-    Ok(format!("{}@{}", address.user(), domain.to_lowercase()))
+    matches!(declared_kind(headers), Some(BodyKind::Form))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config() -> Config {
-        crate::config::parse(
-            std::path::Path::new("herald.toml"),
-            "[site]\ntitle = \"T\"\nbase_url = \"https://s.example/\"\ntimezone = \"UTC\"\nlanguage = \"en\"\n\n[[components]]\nid = \"mail\"\nname = \"Mail\"\n\n[[components]]\nid = \"web\"\nname = \"Web\"\n",
-        )
-        .unwrap()
-    }
-
-    fn check(body: &str) -> Result<(String, Follows), &'static str> {
-        subscribe_request(&config(), body.as_bytes())
-            .map(|request| (request.address, request.follows))
-    }
-
-    #[test]
-    fn subscribe_forms_parse_strictly() {
-        let both = Follows::Components(vec!["mail".into(), "web".into()]);
-        assert_eq!(
-            check("email=anna%40Example.ORG&components=web&components=mail&components=web"),
-            Ok(("anna@example.org".into(), both))
-        );
-        assert_eq!(
-            check("email=a%2Bb@example.org"),
-            Ok(("a+b@example.org".into(), Follows::All))
-        );
-        for (body, problem) in [
-            ("", "email_missing"),
-            ("components=web", "email_missing"),
-            ("email=", "email_missing"),
-            ("email=anna@example.org&components=dns", "component_unknown"),
-            ("email=anna@example.org&email=b@example.org", "form"),
-            ("email=anna@example.org&lang=sv", "form"),
-            ("email", "form"),
-            (
-                "email=anna%40example.org%0D%0ABcc:x@example.org",
-                "email_invalid",
-            ),
-            ("email=anna+smith@example.org", "email_invalid"),
-            ("email=Anna <anna@example.org>", "email_invalid"),
-            ("email=anna@localhost", "email_invalid"),
-            ("email=anna@[127.0.0.1]", "email_invalid"),
-            ("email=anna%4", "encoding"),
-            ("email=anna%zz", "encoding"),
-            ("email=%ff@example.org", "encoding"),
-            ("email=ann\u{e4}@example.org", "encoding"),
-        ] {
-            assert_eq!(check(body), Err(problem), "{body:?}");
-        }
-        let long = format!("email={}@example.org", "a".repeat(250));
-        assert_eq!(check(&long), Err("email_invalid"));
-    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -854,25 +636,5 @@ mod tests {
             );
         }
         assert!(!is_form(&headers(&[])));
-    }
-
-    #[test]
-    fn one_click_bodies_in_both_encodings() {
-        let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--XyZ--\r\n";
-        assert!(is_multipart_one_click(multipart.as_bytes(), "XyZ"));
-        assert!(!is_multipart_one_click(multipart.as_bytes(), "other"));
-        let wrong = multipart.replace("One-Click", "Two-Clicks");
-        assert!(!is_multipart_one_click(wrong.as_bytes(), "XyZ"));
-        let unclosed = multipart.replace("--XyZ--\r\n", "");
-        assert!(!is_multipart_one_click(unclosed.as_bytes(), "XyZ"));
-        let kind = one_click_kind(&headers(&[(
-            "content-type",
-            "multipart/form-data; boundary=\"XyZ\"",
-        )]));
-        assert!(matches!(kind, Some(BodyKind::Multipart(boundary)) if boundary == "XyZ"));
-        assert_eq!(
-            parse_form(b"List-Unsubscribe=One-Click"),
-            Ok(vec![one_click_field()])
-        );
     }
 }
