@@ -298,4 +298,209 @@ mod tests {
             Ok(vec![one_click_field()])
         );
     }
+
+    #[test]
+    fn content_types_name_one_of_two_encodings() {
+        let form = Some(BodyKind::Form);
+        let multipart = |boundary: &str| Some(BodyKind::Multipart(boundary.to_owned()));
+        let long = "b".repeat(70);
+        for (value, kind) in [
+            ("application/x-www-form-urlencoded", form.clone()),
+            (
+                " application/x-www-form-urlencoded ; charset=\"utf-8\"",
+                form.clone(),
+            ),
+            ("application/x-www-form-urlencoded; charset=latin1", None),
+            ("multipart/form-data; boundary=XyZ", multipart("XyZ")),
+            ("Multipart/Form-Data; Boundary=\"a b\"", multipart("a b")),
+            (
+                "multipart/form-data; charset=utf-8; boundary=XyZ",
+                multipart("XyZ"),
+            ),
+            (
+                "multipart/form-data; boundary=; boundary=XyZ",
+                multipart("XyZ"),
+            ),
+            (
+                &format!("multipart/form-data; boundary={long}"),
+                multipart(&long),
+            ),
+            (&format!("multipart/form-data; boundary={long}b"), None),
+            ("multipart/form-data; boundary=\"\"", None),
+            ("multipart/form-data", None),
+            ("multipart/mixed; boundary=XyZ", None),
+            ("text/plain", None),
+            ("", None),
+        ] {
+            assert_eq!(body_kind(value), kind, "{value}");
+        }
+    }
+
+    #[test]
+    fn parse_reads_either_encoding_and_refuses_others() {
+        let fields = vec![("a".to_owned(), "1".to_owned())];
+        assert_eq!(
+            parse("application/x-www-form-urlencoded", b"a=1"),
+            Ok(fields.clone())
+        );
+        let multipart = "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--b--";
+        assert_eq!(
+            parse("multipart/form-data; boundary=b", multipart.as_bytes()),
+            Ok(fields)
+        );
+        for content_type in ["text/plain", "application/json", "multipart/form-data", ""] {
+            assert_eq!(
+                parse(content_type, b"a=1"),
+                Err("content_type"),
+                "{content_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn form_bodies_decode_or_say_why_not() {
+        let pairs = |pairs: &[(&str, &str)]| -> Result<Vec<(String, String)>, &'static str> {
+            Ok(pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect())
+        };
+        assert_eq!(parse_form(b""), pairs(&[]));
+        assert_eq!(
+            parse_form(b"&a=1&&b=x+y%2b%C3%A4&c=&"),
+            pairs(&[("a", "1"), ("b", "x y+\u{e4}"), ("c", "")])
+        );
+        assert_eq!(parse_form(b"a=b=c"), pairs(&[("a", "b=c")]));
+        for (body, problem) in [
+            (&b"a=1&b"[..], "form"),
+            (b"=1&b", "form"),
+            (b"a=\xc3\xa4", "encoding"),
+            (b"a=%", "encoding"),
+            (b"a=%4", "encoding"),
+            (b"a=%+4", "encoding"),
+            (b"%zz=1", "encoding"),
+            (b"a=%C3", "encoding"),
+        ] {
+            assert_eq!(
+                parse_form(body),
+                Err(problem),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn multipart_bodies_are_framed_and_closed_or_refused() {
+        let part = |name: &str, value: &str| {
+            format!("--b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+        };
+        let body = format!(
+            "preamble\r\n{}{}--b\r\nContent-Type: text/plain\r\n\r\nno name\r\n--b--\r\nepilogue",
+            part("a", "1"),
+            part("b", "two\r\nlines"),
+        );
+        assert_eq!(
+            parse_multipart(body.as_bytes(), "b"),
+            Ok(vec![
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "two\r\nlines".to_owned()),
+                (String::new(), "no name".to_owned()),
+            ])
+        );
+        assert_eq!(parse_multipart(b"--b--", "b"), Ok(vec![]));
+        let closed = |parts: &str| format!("{parts}--b--\r\n");
+        for body in [
+            String::new(),
+            "no delimiter at all".to_owned(),
+            part("a", "1"),
+            closed(&part("a", "1").replacen("\r\n", "", 1)),
+            closed(&part("a", "1").replace("1\r\n", "1")),
+            closed(&part("a", "1").replace("\r\n\r\n", "\r\n")),
+        ] {
+            assert_eq!(
+                parse_multipart(body.as_bytes(), "b"),
+                Err("form"),
+                "{body:?}"
+            );
+        }
+        let mut latin1 = closed(&part("a", "x")).into_bytes();
+        let x = latin1.iter().position(|byte| *byte == b'x').unwrap();
+        latin1[x] = 0xe4;
+        assert_eq!(parse_multipart(&latin1, "b"), Err("encoding"));
+    }
+
+    #[test]
+    fn one_click_is_exactly_one_field() {
+        let form = BodyKind::Form;
+        assert!(is_one_click(&form, b"List-Unsubscribe=One-Click"));
+        for body in [
+            &b""[..],
+            b"List-Unsubscribe=One-Click&List-Unsubscribe=One-Click",
+            b"List-Unsubscribe=One-Click&x=1",
+            b"list-unsubscribe=one-click",
+            b"List-Unsubscribe=One-Click&x",
+            b"List-Unsubscribe=One-Click%",
+        ] {
+            assert!(
+                !is_one_click(&form, body),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let multipart = BodyKind::Multipart("b".to_owned());
+        let part =
+            "--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n";
+        assert!(is_one_click(&multipart, format!("{part}--b--").as_bytes()));
+        assert!(!is_one_click(
+            &multipart,
+            format!("{part}{part}--b--").as_bytes()
+        ));
+        let unnamed = part.replace("; name=\"List-Unsubscribe\"", "");
+        assert!(!is_one_click(
+            &multipart,
+            format!("{unnamed}--b--").as_bytes()
+        ));
+    }
+
+    #[test]
+    fn subscribe_problems_come_in_field_order() {
+        assert_eq!(check("components=dns"), Err("component_unknown"));
+        assert_eq!(check("email=x&components=dns"), Err("component_unknown"));
+        assert_eq!(check("email=a@b.org&email=x&components=dns"), Err("form"));
+        assert_eq!(check("components=web&email=x"), Err("email_invalid"));
+        assert_eq!(check("a=%zz&email=a@example.org"), Err("encoding"));
+    }
+
+    #[test]
+    fn addresses_are_one_plain_user_at_domain() {
+        assert_eq!(
+            valid_address("Anna.B@Mail.Example.ORG"),
+            Ok("Anna.B@mail.example.org".to_owned())
+        );
+        for (text, problem) in [
+            ("", "email_missing"),
+            ("anna", "email_invalid"),
+            ("@example.org", "email_invalid"),
+            ("anna@", "email_invalid"),
+            ("anna@@example.org", "email_invalid"),
+            ("anna@example.org.", "email_invalid"),
+            ("anna@example", "email_invalid"),
+            ("anna@[192.0.2.1]", "email_invalid"),
+            ("anna\u{0}@example.org", "email_invalid"),
+            ("anna\u{7f}@example.org", "email_invalid"),
+            ("anna@example.org\u{85}", "email_invalid"),
+            ("anna\t@example.org", "email_invalid"),
+        ] {
+            assert_eq!(valid_address(text), Err(problem), "{text:?}");
+        }
+        let long = |label: usize| {
+            let labels = ["b".repeat(63), "c".repeat(63), "d".repeat(label)];
+            format!("{}@{}.org", "a".repeat(64), labels.join("."))
+        };
+        assert_eq!(long(57).len(), 254);
+        assert!(valid_address(&long(57)).is_ok());
+        let too_long = long(58);
+        assert_eq!(valid_address(&too_long), Err("email_invalid"));
+    }
 }
