@@ -4,7 +4,16 @@ use std::fs;
 use std::path::Path;
 
 const PURE: &[&str] = &[
-    "model", "diag", "config", "parse", "corpus", "render", "announce", "compose",
+    "model",
+    "diag",
+    "config",
+    "parse",
+    "corpus",
+    "render",
+    "announce",
+    "compose",
+    "http/forms",
+    "http/limits",
 ];
 const FORBIDDEN: &[&str] = &[
     "std::fs",
@@ -14,6 +23,7 @@ const FORBIDDEN: &[&str] = &[
     "notify::",
     "lettre::transport",
     "SystemTime::now",
+    "Instant::now",
     "Utc::now",
     "Local::now",
     "env::var",

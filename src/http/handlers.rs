@@ -14,9 +14,9 @@
 //!
 //! **Order.** A subscribe request is counted against its client before
 //! its body is read (429 when over); then a body not declared a UTF-8
-//! form is a 415, one over [`BODY_LIMIT`] a 413, a form that
-//! [`forms`] refuses a 400, an address over its own limit a
-//! 429, and a full queue or a failed commit a 503.
+//! form is a 415, one over [`BODY_LIMIT`] a 413, a form that [`forms`]
+//! refuses a 400, an address over its own limit a 429, and a full queue
+//! or a failed commit a 503.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
