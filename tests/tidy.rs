@@ -4,7 +4,17 @@ use std::fs;
 use std::path::Path;
 
 const PURE: &[&str] = &[
-    "model", "diag", "address", "config", "parse", "corpus", "render", "announce", "compose",
+    "model",
+    "diag",
+    "address",
+    "config",
+    "parse",
+    "corpus",
+    "render",
+    "announce",
+    "compose",
+    "http/forms",
+    "http/limits",
 ];
 const FORBIDDEN: &[&str] = &[
     "std::fs",
@@ -14,6 +24,7 @@ const FORBIDDEN: &[&str] = &[
     "notify::",
     "lettre::transport",
     "SystemTime::now",
+    "Instant::now",
     "Utc::now",
     "Local::now",
     "env::var",

@@ -1,0 +1,227 @@
+//! `[http]`: the subscription endpoints of SPEC §7, served by `herald run`
+//! behind the operator's web server. Does I/O (a socket, the state
+//! database).
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /subscribe` (`email`, `components`…) | 200, the same page whatever the address's state; queues one confirmation email (double opt-in) |
+//! | `GET /confirm/TOKEN` | 200 "confirmed" (again on a repeat), 404 if unknown or expired |
+//! | `GET /unsubscribe/TOKEN` | a page with one button; changes nothing, since mail scanners follow links |
+//! | `POST /unsubscribe/TOKEN` | RFC 8058 one-click: body `List-Unsubscribe=One-Click`, form-urlencoded (what the page's button sends, as a hidden field) or multipart/form-data; 200 at once and on every repeat |
+//! | `GET /healthz` | 200 while the watcher and the mailer are alive (asked through the daemon's loop), else 503 |
+//!
+//! Pages come from `notice.html` in the site's language.
+//!
+//! **Layout.** Here: [`Server`] (start, stop), [`reload`], the router and
+//! the state the handlers share. `handlers`: the endpoints, their pages,
+//! and the writer task that stores subscribe requests a batch per
+//! transaction; its doc holds the privacy rules (the same answer whatever
+//! the address's state, given after the commit). [`forms`]: request
+//! bodies, read strictly. [`limits`]: the token buckets and whom they
+//! count. `forms` and `limits` are pure.
+//!
+//! **Abuse.** Token buckets in memory: per client address (10 at once,
+//! one more a minute) for every `POST /subscribe`, counted before the body
+//! is read, and per email address (3 at once, one more every 20 minutes);
+//! over either, 429 with `Retry-After`. IPv6 clients count per /64. Each
+//! table holds at most [`MAX_KEYS`] keys, so memory stays bounded under a
+//! flood; the [`limits`] module says how, and who counts as the client
+//! behind a reverse proxy. Bodies are at most [`BODY_LIMIT`] bytes and
+//! are read strictly by [`forms`]: `application/x-www-form-urlencoded` in
+//! UTF-8 with exactly the expected fields, and the address one plain
+//! `user@domain.tld` with no space or control character (so nothing can
+//! reach a header).
+//!
+//! **Reload.** On SIGHUP the running server takes the new configuration
+//! and templates; it is restarted only when `listen` or the state
+//! directory changed, and removed when `[http]` is.
+
+pub mod forms;
+mod handlers;
+pub mod limits;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::health::HealthProbe;
+use crate::render::Templates;
+use crate::store::Store;
+use handlers::{
+    Pending, confirm, healthz, not_found, subscribe, unsubscribe, unsubscribe_page, write_requests,
+};
+use limits::Limiter;
+
+pub use limits::MAX_KEYS;
+
+/// The largest request body read.
+pub const BODY_LIMIT: usize = 4 * 1024;
+/// Subscribe requests waiting for the writer; more are answered 503.
+const QUEUE: usize = 4096;
+/// In-flight requests get this long when the server stops.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the handlers read from the configuration; replaced on reload.
+struct Site {
+    config: Config,
+    templates: Templates,
+}
+
+/// What every handler reads.
+struct Shared {
+    site: watch::Receiver<Arc<Site>>,
+    store: Arc<Mutex<Store>>,
+    requests: mpsc::Sender<Pending>,
+    per_client: Limiter,
+    per_address: Limiter,
+    probe: HealthProbe,
+}
+
+/// The running server.
+pub struct Server {
+    listen: SocketAddr,
+    state: PathBuf,
+    site: watch::Sender<Arc<Site>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `[http] listen` and serves; `None` without `[http]`.
+    pub async fn start(
+        config: &Config,
+        templates: &Templates,
+        probe: HealthProbe,
+        mail_wake: Arc<Notify>,
+    ) -> anyhow::Result<Option<Server>> {
+        let Some(http) = &config.http else {
+            return Ok(None);
+        };
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} ([http] listen)", http.listen))?;
+        let store = tokio::task::block_in_place(|| Store::open(&config.paths.state))?;
+        let store = Arc::new(Mutex::new(store));
+        let (site, site_receiver) = watch::channel(Arc::new(Site {
+            config: config.clone(),
+            templates: templates.clone(),
+        }));
+        let (requests, receiver) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_requests(Arc::clone(&store), receiver, mail_wake));
+        let shared = Arc::new(Shared {
+            site: site_receiver,
+            store,
+            requests,
+            per_client: Limiter::new(10.0, Duration::from_secs(60)),
+            per_address: Limiter::new(3.0, Duration::from_secs(20 * 60)),
+            probe,
+        });
+        let app = router(shared);
+        let (stop, mut stopped) = watch::channel(false);
+        let listen = listener.local_addr().unwrap_or(http.listen);
+        let task = tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+            if let Err(error) = served {
+                tracing::error!("the HTTP server stopped: {error}");
+            }
+            // The router is gone, so the queue's senders are too: the
+            // writer stores what is left and ends.
+            let _ = writer.await;
+        });
+        tracing::info!(%listen, "serving the subscription endpoints");
+        Ok(Some(Server {
+            listen: http.listen,
+            state: config.paths.state.clone(),
+            site,
+            stop,
+            task,
+        }))
+    }
+
+    /// Stops accepting, lets requests in flight finish (within a
+    /// deadline) and stores the subscribe requests already accepted.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+            tracing::warn!("HTTP requests still in flight at shutdown were dropped");
+            task.abort();
+        }
+    }
+}
+
+/// SIGHUP: applies `config` to `server` (see the module doc). A new
+/// address that cannot be bound is logged and the old server kept.
+pub async fn reload(
+    server: Option<Server>,
+    config: &Config,
+    templates: &Templates,
+    probe: &HealthProbe,
+    mail_wake: Arc<Notify>,
+) -> Option<Server> {
+    let start = |wake| Server::start(config, templates, probe.clone(), wake);
+    match (server, &config.http) {
+        (None, None) => None,
+        (Some(server), None) => {
+            server.stop().await;
+            None
+        }
+        (Some(server), Some(http))
+            if server.listen == http.listen && server.state == config.paths.state =>
+        {
+            server.site.send_replace(Arc::new(Site {
+                config: config.clone(),
+                templates: templates.clone(),
+            }));
+            Some(server)
+        }
+        (Some(server), Some(http)) if server.listen == http.listen => {
+            // The same address: the old one must let go first.
+            server.stop().await;
+            start(mail_wake).await.unwrap_or_else(|error| {
+                tracing::error!("subscription endpoints stopped: {error:#}");
+                None
+            })
+        }
+        (server, Some(_)) => match start(mail_wake).await {
+            Ok(started) => {
+                if let Some(server) = server {
+                    server.stop().await;
+                }
+                started
+            }
+            Err(error) => {
+                tracing::error!("keeping the running subscription endpoints: {error:#}");
+                server
+            }
+        },
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/subscribe", post(subscribe))
+        .route("/confirm/{token}", get(confirm))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe),
+        )
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(shared)
+}
