@@ -28,10 +28,10 @@ pub enum Refused {
 const MAX_LEN: usize = 254;
 
 impl Address {
-    /// Checks `text` (surrounding spaces ignored) and lowercases its
-    /// domain.
+    /// Checks `text` (surrounding ASCII spaces ignored) and lowercases
+    /// its domain.
     pub fn parse(text: &str) -> Result<Address, Refused> {
-        let text = text.trim();
+        let text = text.trim_matches(' ');
         if text.is_empty() {
             return Err(Refused::Missing);
         }

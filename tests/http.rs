@@ -530,6 +530,43 @@ fn a_state_database_locked_for_long_delays_email_but_loses_none() {
     assert!(daemon.log().contains("the state database works again"));
 }
 
+#[test]
+fn one_address_from_the_command_line_and_the_form_is_one_subscriber() {
+    let server = SmtpServer::start();
+    let daemon = Daemon::start_with(Some(server.port()), &[("Anna@Example.COM", "mail")]);
+    let answer = daemon.subscribe("192.0.2.1", "email=Anna%40example.com&components=web");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    daemon.wait_for("the confirmation email", || server.count() == 1);
+    let (text, _) = read(&server.received()[0]);
+    let confirmed = http::get(daemon.port, &link(&text, "/confirm/"));
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    // The form replaced the choice of the one subscriber there was.
+    assert_eq!(
+        daemon.herald(&["subscribers", "list"]),
+        "Anna@example.com\ten\tweb\n"
+    );
+    let incident = "+++\ntitle = \"Web down\"\ncomponents = [\"web\"]\nseverity = \"major\"\n+++\n";
+    fs::write(
+        daemon.path("incidents/web.md"),
+        format!("{incident}\n## {} investigating\nLooking.\n", recent(1)),
+    )
+    .unwrap();
+    daemon.wait_for("the alert", || {
+        subjects_to(&server, "Anna@example.com").len() == 2
+    });
+    daemon.wait_for("the outbox to settle", || {
+        daemon.count("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0
+    });
+    assert_eq!(
+        subjects_to(&server, "Anna@example.com"),
+        [
+            "[Test status] Confirm your subscription",
+            "[Test status] Investigating: Web down"
+        ]
+    );
+    assert_eq!(server.count(), 2, "one email per alert, to one address");
+}
+
 /// The confirmation token in the one `.eml` file written so far.
 fn confirm_link_in_files(daemon: &Daemon) -> String {
     daemon.wait_for("a confirmation email file", || !daemon.files().is_empty());

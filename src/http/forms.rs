@@ -17,6 +17,7 @@
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
+use crate::address::{Address, Refused};
 use crate::model::Follows;
 
 /// How a body is encoded: the two media types the forms are read in.
@@ -217,21 +218,14 @@ pub fn subscription(
     })
 }
 
-/// One plain address, `user@domain.tld`, with the domain lowercased; no
-/// display name, comment, IP literal, space or control character.
+/// The subscriber address of a form, by the one rule of
+/// [`crate::address`] (the command line's too), as a problem key.
 pub fn valid_address(text: &str) -> Result<String, &'static str> {
-    if text.is_empty() {
-        return Err("email_missing");
+    match Address::parse(text) {
+        Ok(address) => Ok(address.to_string()),
+        Err(Refused::Missing) => Err("email_missing"),
+        Err(Refused::Invalid) => Err("email_invalid"),
     }
-    if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("email_invalid");
-    }
-    let address: lettre::Address = text.parse().map_err(|_| "email_invalid")?;
-    let domain = address.domain();
-    if domain.starts_with('[') || !domain.contains('.') || domain.ends_with('.') {
-        return Err("email_invalid");
-    }
-    Ok(format!("{}@{}", address.user(), domain.to_lowercase()))
 }
 
 #[cfg(test)]
