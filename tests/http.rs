@@ -567,6 +567,74 @@ fn one_address_from_the_command_line_and_the_form_is_one_subscriber() {
     assert_eq!(server.count(), 2, "one email per alert, to one address");
 }
 
+#[test]
+fn slow_and_idle_clients_cannot_hold_connections_or_descriptors() {
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpStream;
+    let daemon = Daemon::start(None);
+    let pid = daemon.child.as_ref().unwrap().id();
+    let descriptors = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let before = descriptors();
+
+    // Headers that never end are cut off.
+    let mut slow = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+    slow.write_all(b"POST /subscribe HTTP/1.1\r\nHost: status\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(wait::PATIENCE)).unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = slow.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the server closes the connection: {read:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "closed after {:?}",
+        started.elapsed()
+    );
+
+    // Raise this process's own limit so that it can open more
+    // connections than herald may hold.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write `limit`.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max.min(4096);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let idle: Vec<TcpStream> = (0..600)
+        .map(|_| TcpStream::connect(("127.0.0.1", daemon.port)).unwrap())
+        .collect();
+    daemon.wait_for("herald to accept what it may", || {
+        descriptors() >= before + herald::http::MAX_CONNECTIONS - 8
+    });
+    let held = descriptors();
+    assert!(
+        held <= before + herald::http::MAX_CONNECTIONS + 8,
+        "{held} descriptors with 600 idle clients, {before} before"
+    );
+    // The daemon still opens incident files meanwhile.
+    fs::write(
+        daemon.path("incidents/meanwhile.md"),
+        format!(
+            "+++\ntitle = \"Published meanwhile\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## {} investigating\nx\n",
+            recent(1)
+        ),
+    )
+    .unwrap();
+    daemon.wait_for("the new incident in the feed", || {
+        fs::read_to_string(daemon.path("public/feed.atom"))
+            .unwrap_or_default()
+            .contains("Published meanwhile")
+    });
+    // Once the idle ones time out, the endpoints answer again.
+    daemon.wait_for("/healthz to answer", || {
+        http::get(daemon.port, "/healthz").status == 200
+    });
+    drop(idle);
+}
+
 /// The confirmation token in the one `.eml` file written so far.
 fn confirm_link_in_files(daemon: &Daemon) -> String {
     daemon.wait_for("a confirmation email file", || !daemon.files().is_empty());

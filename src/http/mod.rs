@@ -30,7 +30,9 @@
 //! are read strictly by [`forms`]: `application/x-www-form-urlencoded` in
 //! UTF-8 with exactly the expected fields, and the address one plain
 //! `user@domain.tld` with no space or control character (so nothing can
-//! reach a header).
+//! reach a header). Connections: at most [`MAX_CONNECTIONS`] at once, one
+//! request each, headers within [`HEADER_TIMEOUT`], all within
+//! [`CONNECTION_TIMEOUT`], so slow or idle clients hold nothing for long.
 //!
 //! **Reload.** On SIGHUP the running server takes the new configuration
 //! and templates; it is restarted only when `listen` or the state
@@ -46,10 +48,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
-use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
+use axum::{Extension, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::health::HealthProbe;
@@ -68,6 +74,14 @@ pub const BODY_LIMIT: usize = 4 * 1024;
 const QUEUE: usize = 4096;
 /// In-flight requests get this long when the server stops.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// A client must send a request's headers within this long.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection lasts at most this long, body and answer included.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the kernel's backlog. Well
+/// below the unit's `LimitNOFILE`, so that idle clients cannot take the
+/// descriptors the daemon needs for incident files and the database.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// What the handlers read from the configuration; replaced on reload.
 struct Site {
@@ -105,7 +119,7 @@ impl Server {
         let Some(http) = &config.http else {
             return Ok(None);
         };
-        let listener = tokio::net::TcpListener::bind(http.listen)
+        let listener = TcpListener::bind(http.listen)
             .await
             .with_context(|| format!("cannot listen on {} ([http] listen)", http.listen))?;
         let store = tokio::task::block_in_place(|| Store::open(&config.paths.state))?;
@@ -128,17 +142,10 @@ impl Server {
         let (stop, mut stopped) = watch::channel(false);
         let listen = listener.local_addr().unwrap_or(http.listen);
         let task = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            serve(listener, app, async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             })
             .await;
-            if let Err(error) = served {
-                tracing::error!("the HTTP server stopped: {error}");
-            }
             // The router is gone, so the queue's senders are too: the
             // writer stores what is left and ends.
             let _ = writer.await;
@@ -211,6 +218,54 @@ pub async fn reload(
             }
         },
     }
+}
+
+/// Accepts connections until `stop`, at most [`MAX_CONNECTIONS`] at once,
+/// each one request (no keep-alive) whose headers must arrive within
+/// [`HEADER_TIMEOUT`] and which ends within [`CONNECTION_TIMEOUT`]: a slow
+/// or idle client holds a connection for seconds, not forever. At `stop`,
+/// connections in flight finish (the caller bounds the wait).
+async fn serve(listener: TcpListener, app: Router, stop: impl Future<Output = ()>) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false);
+    tokio::pin!(stop);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit,
+            () = &mut stop => break,
+        };
+        let Ok(permit) = permit else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, most likely: wait, do not spin.
+                    tracing::warn!("cannot accept an HTTP connection: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(peer))));
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        connections.spawn(async move {
+            match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(%peer, "HTTP connection: {error}"),
+                Err(_) => tracing::debug!(%peer, "HTTP connection closed at its time limit"),
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 fn router(shared: Arc<Shared>) -> Router {
