@@ -1,8 +1,8 @@
 //! Loading and building, shared by every command and the daemon: the
 //! configuration, the incident files, the templates with the operator's
 //! overrides, one full build of the outputs, and the edit times recorded
-//! for it. Does I/O (files, the state database); reads the clock only in
-//! [`build`].
+//! for it. Does I/O (files, the state database); never reads the clock:
+//! callers pass `now`.
 //!
 //! Invalid input (a bad configuration) is printed as diagnostics and
 //! reported as [`InvalidInput`], which `main` turns into exit code 1.
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use crate::clock;
 use crate::compose::Composer;
 use crate::config::{self, Config};
 use crate::corpus::{Corpus, Files};
@@ -160,13 +159,13 @@ pub struct Built {
     pub changed: usize,
 }
 
-/// One build of every output from what is on disk, at one `now` read
-/// once: the pages' dates and the recorded edit times agree.
-pub fn build(config: &Config) -> anyhow::Result<Built> {
+/// One build of every output from what is on disk, as of `now` (the
+/// caller reads the clock once): the pages and the recorded first-seen and
+/// edit times agree on the instant.
+pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let (files, _) = load_files(config)?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
-    let now = clock::now();
     let revisions = observe_revisions(config, &corpus, now);
     let site = Site {
         config,
@@ -294,5 +293,58 @@ fn log_template_diagnostics(diagnostics: &[Diagnostic]) {
         } else {
             tracing::warn!("{diagnostic}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn a_build_sees_one_instant_in_its_pages_and_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path();
+        std::fs::write(
+            site.join("herald.toml"),
+            "[site]\ntitle = \"T\"\nbase_url = \"https://status.example.com/\"\ntimezone = \"UTC\"\nlanguage = \"en\"\n\n[[components]]\nid = \"mail\"\nname = \"Mail\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir(site.join("incidents")).unwrap();
+        std::fs::write(
+            site.join("incidents/disk.md"),
+            "+++\ntitle = \"Disk failure\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n\n## 2019-04-04 08:00Z investigating\nA.\n\n## 2019-04-06 10:00Z resolved\nB.\n",
+        )
+        .unwrap();
+        let config = config::parse(
+            &site.join("herald.toml"),
+            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
+        )
+        .unwrap();
+        // Mid-incident, years before the machine's clock.
+        let now = Utc.with_ymd_and_hms(2019, 4, 5, 12, 0, 0).unwrap();
+        let built = build(&config, now).unwrap();
+        assert_eq!(built.incidents, 1);
+        let index = std::fs::read_to_string(site.join("public/index.html")).unwrap();
+        let open = index
+            .split("<section class=\"open\">")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no open incidents in:\n{index}"));
+        assert!(open.contains("Disk failure"), "{index}");
+        let database = rusqlite::Connection::open(site.join("state/herald.db")).unwrap();
+        let seen: Vec<String> = database
+            .prepare("SELECT first_seen FROM revisions ORDER BY instant")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let now_text = now.to_rfc3339();
+        assert_eq!(
+            seen,
+            [now_text.clone(), now_text],
+            "recorded at the build's instant"
+        );
     }
 }

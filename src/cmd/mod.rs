@@ -33,7 +33,7 @@ pub struct BuildOptions {
 /// ones are still published), 3 if publishing failed.
 pub fn build(options: BuildOptions) -> anyhow::Result<ExitCode> {
     let config = driver::load_config(&options.config)?;
-    let built = driver::build(&config)?;
+    let built = driver::build(&config, crate::clock::now())?;
     print_diagnostics(&built.diagnostics, &mut std::io::stderr());
     tracing::info!(
         incidents = built.incidents,
