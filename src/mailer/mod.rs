@@ -21,7 +21,12 @@
 //! It sleeps until the daemon queues mail (a [`Notify`]) or the next retry
 //! falls due; it never polls. With `smtp = "file"` (or no `[email]`)
 //! messages are written to `state/outbox-files/` instead.
+//!
+//! The drain is this module; messages leave through a [`Sender`], one of
+//! the transports beside it: `smtp` (the connections) and `file` (the
+//! `.eml` files).
 
+mod file;
 mod smtp;
 
 use std::collections::HashMap;
@@ -41,7 +46,6 @@ use crate::clock;
 use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
-use crate::fsio;
 use crate::store::{
     self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
 };
@@ -124,35 +128,20 @@ impl Sender {
             url: email.smtp.clone(),
             problem,
         })?;
-        let (host, port, tls) = match transport {
-            Transport::File => {
-                let dir = config.paths.state.join("outbox-files");
-                std::fs::create_dir_all(&dir).map_err(|source| Error::CreateDir {
-                    path: dir.clone(),
-                    source,
-                })?;
-                return Ok(Sender::Files(dir));
+        Ok(match transport {
+            Transport::File => Sender::Files(file::create(&config.paths.state)?),
+            Transport::Smtp { host, port, tls } => {
+                Sender::Smtp(Arc::new(SmtpPool::new(&email, host, port, tls)?))
             }
-            Transport::Smtp { host, port, tls } => (host, port, tls),
-        };
-        Ok(Sender::Smtp(Arc::new(SmtpPool::new(
-            &email, host, port, tls,
-        )?)))
+        })
     }
 
     /// Sends one message; `Ok` only once the server accepted it (or the
-    /// file is on disk).
+    /// file is on disk). `file_name` names its file with `smtp = "file"`.
     pub async fn send(&self, message: &Message, file_name: &str) -> Result<(), SendError> {
         match self {
             Sender::Smtp(pool) => pool.send(message).await,
-            Sender::Files(dir) => {
-                let path = dir.join(file_name);
-                let bytes = message.formatted();
-                tokio::task::spawn_blocking(move || fsio::replace_file(&path, &bytes))
-                    .await
-                    .map_err(|error| SendError::Retry(error.to_string()))?
-                    .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))
-            }
+            Sender::Files(dir) => file::write(dir, message, file_name).await,
         }
     }
 }
