@@ -84,8 +84,6 @@ pub enum Error {
         #[source]
         source: lettre::transport::smtp::Error,
     },
-    #[error("invalid [email] smtp setting `{url}`: {problem}")]
-    Url { url: String, problem: &'static str },
     #[error("cannot create {}", path.display())]
     CreateDir {
         path: PathBuf,
@@ -124,14 +122,10 @@ impl Sender {
     /// The configured transport.
     pub fn new(config: &Config) -> Result<Sender, Error> {
         let email = config.email_or_default();
-        let transport = Transport::parse(&email.smtp).map_err(|problem| Error::Url {
-            url: email.smtp.clone(),
-            problem,
-        })?;
-        Ok(match transport {
+        Ok(match &email.smtp {
             Transport::File => Sender::Files(file::create(&config.paths.state)?),
             Transport::Smtp { host, port, tls } => {
-                Sender::Smtp(Arc::new(SmtpPool::new(&email, host, port, tls)?))
+                Sender::Smtp(Arc::new(SmtpPool::new(&email, host.clone(), *port, *tls)?))
             }
         })
     }
