@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use lettre::Address;
+use lettre::message::Mailbox;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -111,7 +113,8 @@ pub struct Paths {
 
 #[derive(Debug, Clone)]
 pub struct Email {
-    pub from: String,
+    /// The sender of every message (`From:` and the envelope).
+    pub from: Mailbox,
     /// Where mail goes: `smtp`, parsed (`file` when not set).
     pub smtp: Transport,
     /// `smtp` as written (`file`, `smtp://…` or `smtps://…`), to name it
@@ -144,10 +147,11 @@ impl Config {
     }
 
     /// The `[email]` settings, or without that section the defaults:
-    /// messages written as files, from `herald@` the site's host.
+    /// messages written as files, from `herald@` the site's host
+    /// (`default_sender`).
     pub fn email_or_default(&self) -> Email {
         self.email.clone().unwrap_or_else(|| Email {
-            from: format!("herald@{}", self.site.host()),
+            from: default_sender(self.site.host()),
             smtp: Transport::File,
             smtp_url: "file".into(),
             smtp_user: None,
@@ -157,6 +161,17 @@ impl Config {
             retry_base: DEFAULT_RETRY_BASE,
         })
     }
+}
+
+/// `herald@HOST`, the sender without `[email]`, or `herald@localhost`
+/// when `host` cannot form an address (`https:///`, `status..example`,
+/// `[::1]`). Without `[email]` messages only go to files, so a made-up
+/// sender harms nothing, while refusing the configuration would stop the
+/// pages over a setting nobody made.
+fn default_sender(host: &str) -> Mailbox {
+    format!("herald@{host}")
+        .parse()
+        .unwrap_or_else(|_| Mailbox::new(None, Address::new_dangerous("herald", "localhost")))
 }
 
 impl Site {
@@ -367,12 +382,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
     let email = raw.email.as_ref().zip(email_timing).and_then(
         |(email, (grace, max_age, retry_base))| {
-            if email
-                .from
-                .get_ref()
-                .parse::<lettre::message::Mailbox>()
-                .is_err()
-            {
+            let from = email.from.get_ref().parse::<Mailbox>().ok();
+            if from.is_none() {
                 report(
                     email.from.span(),
                     format!("invalid sender address `{}`", email.from.get_ref()),
@@ -395,7 +406,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 }
             };
             Some(Email {
-                from: email.from.get_ref().clone(),
+                from: from?,
                 smtp: smtp?,
                 smtp_url,
                 smtp_user: email.smtp_user.clone(),
@@ -503,12 +514,14 @@ listen = "127.0.0.1:8081"
     }
 
     #[test]
-    fn the_transport_is_parsed_once() {
+    fn the_sender_and_the_transport_are_parsed_once() {
         let text = GOOD.replace("grace = \"90s\"", "smtp = \"smtps://mail.example.com\"");
         let email = parse(Path::new("conf/herald.toml"), &text)
             .unwrap()
             .email
             .unwrap();
+        assert_eq!(email.from.name.as_deref(), Some("Status"));
+        assert_eq!(email.from.email.to_string(), "status@example.com");
         assert_eq!(
             email.smtp,
             Transport::Smtp {
@@ -518,6 +531,29 @@ listen = "127.0.0.1:8081"
             }
         );
         assert_eq!(email.smtp_url, "smtps://mail.example.com");
+    }
+
+    #[test]
+    fn without_email_files_from_herald_at_the_host() {
+        let site = |base_url: &str| {
+            let text = format!("[site]\ntitle = \"x\"\nbase_url = \"{base_url}\"\n");
+            parse(Path::new("herald.toml"), &text).unwrap()
+        };
+        let email = site("https://status.example.com:8443/status/").email_or_default();
+        assert_eq!(email.from.name, None);
+        assert_eq!(email.from.email.to_string(), "herald@status.example.com");
+        assert_eq!(email.smtp, Transport::File);
+        assert_eq!(email.smtp_url, "file");
+        // Hosts that make no address: the configuration stays good.
+        for base_url in [
+            "https:///",
+            "https://status..example/",
+            "http://[::1]:8080/",
+        ] {
+            let from = site(base_url).email_or_default().from;
+            assert_eq!(from.to_string(), "herald@localhost", "{base_url}");
+            assert_eq!(from.email, "herald@localhost".parse().unwrap());
+        }
     }
 
     #[test]

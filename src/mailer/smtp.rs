@@ -149,12 +149,10 @@ impl SmtpPool {
                 path: path.clone(),
                 source,
             })?;
-            let user = email.smtp_user.clone().unwrap_or_else(|| {
-                email
-                    .from
-                    .parse::<lettre::message::Mailbox>()
-                    .map_or_else(|_| email.from.clone(), |mailbox| mailbox.email.to_string())
-            });
+            let user = email
+                .smtp_user
+                .clone()
+                .unwrap_or_else(|| email.from.email.to_string());
             credentials = Some(Credentials::new(
                 user,
                 password.trim_end_matches(['\r', '\n']).to_owned(),
