@@ -112,6 +112,7 @@ impl SendError {
 /// Where messages go.
 #[derive(Clone)]
 pub enum Sender {
+    /// Connections to the configured server, shared by the send tasks.
     Smtp(Arc<SmtpPool>),
     /// `.eml` files in this directory, one per message, named after it,
     /// so writing one again replaces it.
