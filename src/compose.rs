@@ -46,12 +46,6 @@ pub enum Error {
         #[source]
         source: lettre::address::AddressError,
     },
-    #[error("invalid sender `{from}`")]
-    Sender {
-        from: String,
-        #[source]
-        source: lettre::address::AddressError,
-    },
     #[error("rendering email template {name}")]
     Template {
         name: &'static str,
@@ -255,7 +249,7 @@ impl Composer {
             (String::new(), String::new())
         };
         Ok(Rendered {
-            from: sender(config)?,
+            from: sender(config),
             text,
             html,
             slot,
@@ -407,7 +401,7 @@ impl Composer {
             config.site.host()
         );
         Message::builder()
-            .from(sender(config)?)
+            .from(sender(config))
             .to(recipient(&confirmation.address)?)
             .subject(subject)
             .date(SystemTime::from(now))
@@ -489,7 +483,7 @@ impl Composer {
             config.site.host()
         );
         Message::builder()
-            .from(sender(config)?)
+            .from(sender(config))
             .to(recipient(address)?)
             .subject(subject)
             .date(SystemTime::from(now))
@@ -634,10 +628,8 @@ pub fn one_line(text: &str) -> String {
         .join(" ")
 }
 
-fn sender(config: &Config) -> Result<Mailbox, Error> {
-    let from = config.email_or_default().from;
-    from.parse::<Mailbox>()
-        .map_err(|source| Error::Sender { from, source })
+fn sender(config: &Config) -> Mailbox {
+    config.email_or_default().from
 }
 
 fn recipient(address: &str) -> Result<Mailbox, Error> {

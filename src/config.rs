@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use lettre::Address;
+use lettre::message::Mailbox;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -111,9 +113,13 @@ pub struct Paths {
 
 #[derive(Debug, Clone)]
 pub struct Email {
-    pub from: String,
-    /// `file`, `smtp://…` or `smtps://…`.
-    pub smtp: String,
+    /// The sender of every message (`From:` and the envelope).
+    pub from: Mailbox,
+    /// Where mail goes: `smtp`, parsed (`file` when not set).
+    pub smtp: Transport,
+    /// `smtp` as written (`file`, `smtp://…` or `smtps://…`), to name it
+    /// in messages.
+    pub smtp_url: String,
     /// The SMTP login; the address part of `from` when not set.
     pub smtp_user: Option<String>,
     pub smtp_password_file: Option<PathBuf>,
@@ -141,11 +147,13 @@ impl Config {
     }
 
     /// The `[email]` settings, or without that section the defaults:
-    /// messages written as files, from `herald@` the site's host.
+    /// messages written as files, from `herald@` the site's host
+    /// (`default_sender`).
     pub fn email_or_default(&self) -> Email {
         self.email.clone().unwrap_or_else(|| Email {
-            from: format!("herald@{}", self.site.host()),
-            smtp: "file".into(),
+            from: default_sender(self.site.host()),
+            smtp: Transport::File,
+            smtp_url: "file".into(),
             smtp_user: None,
             smtp_password_file: None,
             grace: DEFAULT_GRACE,
@@ -153,6 +161,17 @@ impl Config {
             retry_base: DEFAULT_RETRY_BASE,
         })
     }
+}
+
+/// `herald@HOST`, the sender without `[email]`, or `herald@localhost`
+/// when `host` cannot form an address (`https:///`, `status..example`,
+/// `[::1]`). Without `[email]` messages only go to files, so a made-up
+/// sender harms nothing, while refusing the configuration would stop the
+/// pages over a setting nobody made.
+fn default_sender(host: &str) -> Mailbox {
+    format!("herald@{host}")
+        .parse()
+        .unwrap_or_else(|_| Mailbox::new(None, Address::new_dangerous("herald", "localhost")))
 }
 
 impl Site {
@@ -340,17 +359,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }),
     };
 
-    let email = raw.email.as_ref().map(|email| Email {
-        from: email.from.get_ref().clone(),
-        smtp: email
-            .smtp
-            .as_ref()
-            .map_or_else(|| "file".to_owned(), |s| s.get_ref().clone()),
-        smtp_user: email.smtp_user.clone(),
-        smtp_password_file: email.smtp_password_file.as_ref().map(|p| base.join(p)),
-        grace: duration(&email.grace, DEFAULT_GRACE),
-        max_age: duration(&email.max_age, DEFAULT_MAX_AGE),
-        retry_base: duration(&email.retry_base, DEFAULT_RETRY_BASE),
+    // The durations here, the addresses after `[publish]`: the order in
+    // which their errors are reported.
+    let email_timing = raw.email.as_ref().map(|email| {
+        (
+            duration(&email.grace, DEFAULT_GRACE),
+            duration(&email.max_age, DEFAULT_MAX_AGE),
+            duration(&email.retry_base, DEFAULT_RETRY_BASE),
+        )
     });
     let publish = raw.publish.as_ref().map(|publish| Publish {
         command: publish.command.get_ref().clone(),
@@ -364,30 +380,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             "`command` is empty, expected a program and its arguments".into(),
         );
     }
-    if let Some(email) = &raw.email {
-        if email
-            .from
-            .get_ref()
-            .parse::<lettre::message::Mailbox>()
-            .is_err()
-        {
-            report(
-                email.from.span(),
-                format!("invalid sender address `{}`", email.from.get_ref()),
-            );
-        }
-        if let Some(smtp) = &email.smtp {
-            let url = smtp.get_ref();
-            if let Err(problem) = Transport::parse(url) {
+    let email = raw.email.as_ref().zip(email_timing).and_then(
+        |(email, (grace, max_age, retry_base))| {
+            let from = email.from.get_ref().parse::<Mailbox>().ok();
+            if from.is_none() {
                 report(
-                    smtp.span(),
-                    format!(
-                        "{problem} in `{url}`, expected `file`, `smtp://HOST:PORT`, `smtps://HOST:PORT` or `smtp://HOST:PORT?tls=starttls`"
-                    ),
+                    email.from.span(),
+                    format!("invalid sender address `{}`", email.from.get_ref()),
                 );
             }
-        }
-    }
+            let (smtp, smtp_url) = match &email.smtp {
+                None => (Some(Transport::File), "file".to_owned()),
+                Some(smtp) => {
+                    let url = smtp.get_ref();
+                    let transport = Transport::parse(url);
+                    if let Err(problem) = &transport {
+                        report(
+                            smtp.span(),
+                            format!(
+                                "{problem} in `{url}`, expected `file`, `smtp://HOST:PORT`, `smtps://HOST:PORT` or `smtp://HOST:PORT?tls=starttls`"
+                            ),
+                        );
+                    }
+                    (transport.ok(), url.clone())
+                }
+            };
+            Some(Email {
+                from: from?,
+                smtp: smtp?,
+                smtp_url,
+                smtp_user: email.smtp_user.clone(),
+                smtp_password_file: email.smtp_password_file.as_ref().map(|p| base.join(p)),
+                grace,
+                max_age,
+                retry_base,
+            })
+        },
+    );
     let http = raw.http.as_ref().and_then(|http| {
         match http.listen.get_ref().parse::<SocketAddr>() {
             Ok(listen) => Some(Http { listen }),
@@ -477,11 +506,54 @@ listen = "127.0.0.1:8081"
         let email = config.email.unwrap();
         assert_eq!(email.grace, Duration::from_secs(90));
         assert_eq!(email.max_age, Duration::from_secs(86400));
-        assert_eq!(email.smtp, "file");
+        assert_eq!(email.smtp, Transport::File);
         assert_eq!(email.retry_base, Duration::from_secs(60));
         assert_eq!(config.site.host(), "status.example.com");
         assert_eq!(config.publish.unwrap().timeout, Duration::from_secs(60));
         assert_eq!(config.http.unwrap().listen.port(), 8081);
+    }
+
+    #[test]
+    fn the_sender_and_the_transport_are_parsed_once() {
+        let text = GOOD.replace("grace = \"90s\"", "smtp = \"smtps://mail.example.com\"");
+        let email = parse(Path::new("conf/herald.toml"), &text)
+            .unwrap()
+            .email
+            .unwrap();
+        assert_eq!(email.from.name.as_deref(), Some("Status"));
+        assert_eq!(email.from.email.to_string(), "status@example.com");
+        assert_eq!(
+            email.smtp,
+            Transport::Smtp {
+                host: "mail.example.com".into(),
+                port: 465,
+                tls: Tls::Wrapper,
+            }
+        );
+        assert_eq!(email.smtp_url, "smtps://mail.example.com");
+    }
+
+    #[test]
+    fn without_email_files_from_herald_at_the_host() {
+        let site = |base_url: &str| {
+            let text = format!("[site]\ntitle = \"x\"\nbase_url = \"{base_url}\"\n");
+            parse(Path::new("herald.toml"), &text).unwrap()
+        };
+        let email = site("https://status.example.com:8443/status/").email_or_default();
+        assert_eq!(email.from.name, None);
+        assert_eq!(email.from.email.to_string(), "herald@status.example.com");
+        assert_eq!(email.smtp, Transport::File);
+        assert_eq!(email.smtp_url, "file");
+        // Hosts that make no address: the configuration stays good.
+        for base_url in [
+            "https:///",
+            "https://status..example/",
+            "http://[::1]:8080/",
+        ] {
+            let from = site(base_url).email_or_default().from;
+            assert_eq!(from.to_string(), "herald@localhost", "{base_url}");
+            assert_eq!(from.email, "herald@localhost".parse().unwrap());
+        }
     }
 
     #[test]

@@ -327,13 +327,13 @@ pub fn send_test(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
                     mailer::Sender::Files(dir) => {
                         println!("wrote {}", dir.join(&file_name).display());
                     }
-                    mailer::Sender::Smtp(_) => println!("sent to {address} via {}", email.smtp),
+                    mailer::Sender::Smtp(_) => println!("sent to {address} via {}", email.smtp_url),
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Err(error) => Err(anyhow::anyhow!(
                 "cannot send the test message via {}: {}",
-                email.smtp,
+                email.smtp_url,
                 error.reply()
             )),
         }
