@@ -504,7 +504,8 @@ fn a_state_database_locked_for_long_delays_email_but_loses_none() {
     // Another process holds the write lock past herald's 5 s patience.
     let locker = daemon.database();
     locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    daemon.write_incident(&[(&format!("{} investigating", recent(1)), "Disks.")]);
+    let first = format!("{} investigating", recent(1));
+    daemon.write_incident(&[(&first, "Disks.")]);
     daemon.wait_for("the failure in the log", || {
         daemon
             .log()
@@ -528,6 +529,30 @@ fn a_state_database_locked_for_long_delays_email_but_loses_none() {
         http::get(daemon.port, "/healthz").status == 200
     });
     assert!(daemon.log().contains("the state database works again"));
+
+    // Locked again while the mailer restarts (a reload): it waits for
+    // the database instead of giving up, and sends once it can.
+    let locker = daemon.database();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    wait::signal(daemon.child.as_ref().unwrap(), "HUP");
+    daemon.wait_for("the mailer to say it waits", || {
+        daemon
+            .log()
+            .contains("email waits until the state database can be used")
+    });
+    locker.execute_batch("COMMIT").unwrap();
+    drop(locker);
+    daemon.write_incident(&[
+        (&first, "Disks."),
+        (&format!("{} identified", recent(0)), "A controller."),
+    ]);
+    daemon.wait_for("the second alert", || {
+        subjects_to(&server, "a@example.org").len() == 2
+    });
+    daemon.wait_for("the outbox to settle", || {
+        daemon.count("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0
+    });
+    assert_eq!(server.count(), 2, "one email per update");
 }
 
 #[test]

@@ -46,9 +46,7 @@ use crate::clock;
 use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
-use crate::store::{
-    self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
-};
+use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, Store};
 
 /// Messages between leaving the outbox and their outcome being recorded:
 /// composed and waiting for a connection, on the wire, or waiting for the
@@ -271,18 +269,22 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     blocked: watch::Sender<Option<String>>,
 ) {
-    let mut reported = None;
+    let mut reported: Option<String> = None;
     let shared = loop {
         match prepare(&config, &wake) {
             Ok(shared) => break shared,
-            Err(Prepare::Blocked(problem)) => {
-                if reported.as_ref() != Some(&problem) {
-                    tracing::error!("{problem}");
-                    blocked.send_replace(Some(problem.summary().to_owned()));
-                    reported = Some(problem);
+            Err(Prepare::Blocked {
+                summary,
+                message,
+                recheck,
+            }) => {
+                if reported.as_ref() != Some(&message) {
+                    tracing::error!("{message}");
+                    blocked.send_replace(Some(summary.to_owned()));
+                    reported = Some(message);
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(KEY_RECHECK) => {}
+                    () = tokio::time::sleep(recheck) => {}
                     _ = shutdown.changed() => {}
                 }
                 if *shutdown.borrow() {
@@ -296,55 +298,80 @@ pub async fn run(
         }
     };
     if reported.is_some() {
-        tracing::info!("the token key is usable again; email resumes");
+        tracing::info!("the mailer's problem is gone; email resumes");
         blocked.send_replace(None);
     }
-    deliver_until_shutdown(shared, wake, shutdown).await;
+    deliver_until_shutdown(shared, wake, shutdown, blocked).await;
 }
 
 /// How often a mailer blocked on the token key looks at it again.
 const KEY_RECHECK: Duration = Duration::from_secs(60);
+/// How often a mailer that cannot use the state database (locked by
+/// another process, say) tries again.
+const STATE_RECHECK: Duration = Duration::from_secs(10);
 
+/// Why the mailer cannot start yet. `Blocked` may pass (the key restored,
+/// the database unlocked), so the mailer waits and looks again; `Failed`
+/// needs a new configuration.
 enum Prepare {
-    Blocked(KeyProblem),
+    Blocked {
+        summary: &'static str,
+        message: String,
+        recheck: Duration,
+    },
     Failed(anyhow::Error),
 }
 
-fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> {
-    let store = Store::open(&config.paths.state).map_err(|error| Prepare::Failed(error.into()))?;
-    if let Some(problem) = store.key_problem() {
-        return Err(Prepare::Blocked(problem.clone()));
-    }
-    let config = config.clone();
-    let prepared = (|| -> anyhow::Result<Shared> {
-        let sender = Sender::new(&config)?;
-        let mut store = store;
-        let released = store.release_leases()?;
-        if released > 0 {
-            tracing::info!(
-                released,
-                "messages left in flight by the last run go back to pending"
-            );
+impl Prepare {
+    fn state(error: store::Error) -> Prepare {
+        Prepare::Blocked {
+            summary: "state database unusable",
+            message: format!(
+                "email waits until the state database can be used: {:#}",
+                anyhow::Error::from(error)
+            ),
+            recheck: STATE_RECHECK,
         }
-        Ok(Shared {
-            retry_base: config.email_or_default().retry_base,
-            composer: driver::load_email_templates(&config),
-            sender,
-            store: Mutex::new(store),
-            announcements: Mutex::new(HashMap::new()),
-            rendered: Mutex::new(HashMap::new()),
-            wake: Arc::clone(wake),
-            config,
-        })
-    })();
-    prepared.map(Arc::new).map_err(Prepare::Failed)
+    }
+}
+
+fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> {
+    let mut store = Store::open(&config.paths.state).map_err(Prepare::state)?;
+    if let Some(problem) = store.key_problem() {
+        return Err(Prepare::Blocked {
+            summary: problem.summary(),
+            message: problem.to_string(),
+            recheck: KEY_RECHECK,
+        });
+    }
+    let released = store.release_leases().map_err(Prepare::state)?;
+    if released > 0 {
+        tracing::info!(
+            released,
+            "messages left in flight by the last run go back to pending"
+        );
+    }
+    let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
+    let config = config.clone();
+    Ok(Arc::new(Shared {
+        retry_base: config.email_or_default().retry_base,
+        composer: driver::load_email_templates(&config),
+        sender,
+        store: Mutex::new(store),
+        announcements: Mutex::new(HashMap::new()),
+        rendered: Mutex::new(HashMap::new()),
+        wake: Arc::clone(wake),
+        config,
+    }))
 }
 
 async fn deliver_until_shutdown(
     shared: Arc<Shared>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
+    blocked: watch::Sender<Option<String>>,
 ) {
+    let mut reported: Option<String> = None;
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let (recorder, finished) = mpsc::unbounded_channel();
@@ -354,7 +381,38 @@ async fn deliver_until_shutdown(
         while tasks.try_join_next().is_some() {}
         let now = clock::now();
         let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let jobs = lease(&shared, now, lease_until).await;
+        let jobs = match lease(&shared, now, lease_until).await {
+            Ok(jobs) => {
+                if reported.take().is_some() {
+                    tracing::info!("the outbox can be read again; email resumes");
+                    blocked.send_replace(None);
+                }
+                jobs
+            }
+            Err(Prepare::Blocked {
+                summary,
+                message,
+                recheck,
+            }) => {
+                // Said once, shown on /healthz, tried again later: never
+                // a loop that logs as fast as it fails.
+                if reported.as_ref() != Some(&message) {
+                    tracing::error!("{message}");
+                    blocked.send_replace(Some(summary.to_owned()));
+                    reported = Some(message);
+                }
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = tokio::time::sleep(recheck) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            Err(Prepare::Failed(error)) => {
+                tracing::error!("{error:#}");
+                Vec::new()
+            }
+        };
         if jobs.is_empty() {
             let next = shared.store().next_attempt().unwrap_or_else(|error| {
                 tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
@@ -442,7 +500,13 @@ impl Job {
 
 /// Leases what is due from both queues, confirmations first: someone is
 /// waiting for those on the subscribe page.
-async fn lease(shared: &Arc<Shared>, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Vec<Job> {
+/// Leases what is due; an error says why nothing can be (and is logged
+/// and shown by the caller).
+async fn lease(
+    shared: &Arc<Shared>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Job>, Prepare> {
     let leased = {
         let shared = Arc::clone(shared);
         tokio::task::spawn_blocking(move || -> Result<Vec<Job>, store::Error> {
@@ -458,15 +522,18 @@ async fn lease(shared: &Arc<Shared>, now: DateTime<Utc>, lease_until: DateTime<U
         .await
     };
     match leased {
-        Ok(Ok(jobs)) => jobs,
-        Ok(Err(error)) => {
-            tracing::error!("cannot read the outbox: {:#}", anyhow::Error::from(error));
-            Vec::new()
-        }
-        Err(error) => {
-            tracing::error!("cannot read the outbox: {error}");
-            Vec::new()
-        }
+        Ok(Ok(jobs)) => Ok(jobs),
+        Ok(Err(store::Error::Key(problem))) => Err(Prepare::Blocked {
+            summary: problem.summary(),
+            message: problem.to_string(),
+            recheck: KEY_RECHECK,
+        }),
+        Ok(Err(error)) => Err(Prepare::state(error)),
+        Err(error) => Err(Prepare::Blocked {
+            summary: "state database unusable",
+            message: format!("cannot read the outbox: {error}"),
+            recheck: STATE_RECHECK,
+        }),
     }
 }
 
