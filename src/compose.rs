@@ -19,7 +19,6 @@
 //! characters in the title become spaces, and lettre encodes header
 //! values.
 
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
@@ -28,14 +27,14 @@ use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use minijinja::value::Serde;
-use minijinja::{Environment, UndefinedBehavior, Value, context};
+use minijinja::{Environment, Value, context};
 
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::diag::Diagnostic;
 use crate::model::Language;
 use crate::model::{ComponentStatus, Confirmation, Follows, IncidentId, Kind, Status, Subscriber};
-use crate::render::html::{escape_by_extension, template_diagnostic, unknown_template};
+use crate::render::templates::{EMAILS, Override, Trial};
 use crate::render::{i18n, update_url};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,33 +61,52 @@ pub enum Error {
     Build(#[source] lettre::error::Error),
 }
 
-/// The built-in templates, by the names overrides use.
-const BUILTIN: [(&str, &str); 4] = [
-    (
-        "message.txt",
-        include_str!("../templates/email/message.txt"),
-    ),
-    (
-        "message.html",
-        include_str!("../templates/email/message.html"),
-    ),
-    (
-        "confirm.txt",
-        include_str!("../templates/email/confirm.txt"),
-    ),
-    (
-        "confirm.html",
-        include_str!("../templates/email/confirm.html"),
-    ),
-];
+/// The strings of the emails, per language.
 const STRINGS_SV: &str = include_str!("../templates/email/sv.toml");
 const STRINGS_EN: &str = include_str!("../templates/email/en.toml");
 
 /// The compiled email templates.
 pub struct Composer {
     env: Environment<'static>,
-    strings_sv: toml::Table,
-    strings_en: toml::Table,
+    strings: Strings,
+}
+
+/// The strings of both languages, for the templates (`s`) and for the
+/// subjects.
+struct Strings {
+    sv: toml::Table,
+    en: toml::Table,
+}
+
+impl Strings {
+    fn of(&self, language: Language) -> &toml::Table {
+        match language {
+            Language::Sv => &self.sv,
+            Language::En => &self.en,
+        }
+    }
+
+    fn string(&self, language: Language, key: &str, site: &str) -> String {
+        self.of(language)
+            .get(key)
+            .and_then(toml::Value::as_str)
+            .unwrap_or(key)
+            .replace("{site}", site)
+    }
+
+    /// The strings of `language` with `{site}` filled in.
+    fn with_site(&self, language: Language, site_title: &str) -> toml::Table {
+        self.of(language)
+            .iter()
+            .map(|(key, value)| match value.as_str() {
+                Some(text) => (
+                    key.clone(),
+                    toml::Value::String(text.replace("{site}", site_title)),
+                ),
+                None => (key.clone(), value.clone()),
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Composer {
@@ -106,17 +124,12 @@ impl Default for Composer {
 impl Composer {
     /// The built-in templates alone.
     pub fn new() -> Composer {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(escape_by_extension);
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for (name, source) in BUILTIN {
-            // Tested to compile; a failure would surface as a render error.
-            let _ = env.add_template(name, source);
-        }
         Composer {
-            env,
-            strings_sv: toml::from_str(STRINGS_SV).unwrap_or_default(),
-            strings_en: toml::from_str(STRINGS_EN).unwrap_or_default(),
+            env: EMAILS.environment(),
+            strings: Strings {
+                sv: toml::from_str(STRINGS_SV).unwrap_or_default(),
+                en: toml::from_str(STRINGS_EN).unwrap_or_default(),
+            },
         }
     }
 
@@ -130,95 +143,18 @@ impl Composer {
     /// (another template may include it) and warned about.
     pub fn with_overrides(
         config: &Config,
-        overrides: Vec<(String, PathBuf, String)>,
+        overrides: Vec<Override>,
     ) -> (Composer, Vec<Diagnostic>) {
         let mut composer = Composer::new();
-        let mut diagnostics = Vec::new();
-        let mut compiled = Vec::new();
-        for (name, path, text) in overrides {
-            let builtin = BUILTIN.iter().find(|(builtin, _)| *builtin == name);
-            match composer.env.add_template_owned(name.clone(), text.clone()) {
-                Ok(()) => match builtin {
-                    Some(builtin) => compiled.push((*builtin, path, text)),
-                    None => {
-                        let names: Vec<&str> = BUILTIN.iter().map(|(name, _)| *name).collect();
-                        diagnostics.push(unknown_template(path, &name, "email template", &names));
-                    }
-                },
-                Err(error) => diagnostics.push(template_diagnostic(
-                    "template syntax error",
-                    &name,
-                    path,
-                    &text,
-                    &error,
-                    builtin.is_some(),
-                )),
-            }
-        }
-        // Once all are in, since one may include another.
-        for ((name, builtin), path, text) in compiled {
-            if let Err(error) = composer.try_samples(config, name) {
-                let _ = composer.env.add_template(name, builtin);
-                diagnostics.push(template_diagnostic(
-                    "template fails on a sample email",
-                    name,
-                    path,
-                    &text,
-                    &error,
-                    true,
-                ));
-            }
-        }
-        (composer, diagnostics)
-    }
-
-    /// Renders template `name` as the emails that use it would: every
-    /// language, and both sides of the condition herald sets (followed).
-    fn try_samples(&self, config: &Config, name: &str) -> Result<(), minijinja::Error> {
-        let template = self.env.get_template(name)?;
-        for context in self.sample_contexts(config, name) {
-            template.render(context)?;
-        }
-        Ok(())
-    }
-
-    fn sample_contexts(&self, config: &Config, name: &str) -> Vec<Value> {
-        let languages = [Language::Sv, Language::En];
-        if name.starts_with("confirm.") {
-            return languages
-                .into_iter()
-                .map(|language| {
-                    let confirmation = sample_confirmation(config, language);
-                    self.confirmation_context(config, &confirmation).1
-                })
-                .collect();
-        }
-        let announcement = sample_announcement(config);
-        languages
-            .into_iter()
-            .flat_map(|language| {
-                [true, false].map(|followed| Variant {
-                    language,
-                    followed: vec![followed; announcement.components.len()],
-                })
-            })
-            .map(|variant| self.alert_context(config, &announcement, &variant, SAMPLE_TOKEN))
-            .collect()
-    }
-
-    fn strings(&self, language: Language) -> &toml::Table {
-        match language {
-            Language::Sv => &self.strings_sv,
-            Language::En => &self.strings_en,
-        }
-    }
-
-    fn string(&self, language: Language, key: &str, site: &str) -> String {
-        self.strings(language)
-            .get(key)
-            .and_then(toml::Value::as_str)
-            .unwrap_or(key)
-            .replace("{site}", site)
+        let strings = &composer.strings;
+        let mut check =
+            |env: &Environment<'static>, name: &str| try_samples(env, strings, config, name);
+        let trial = Trial {
+            failure: "template fails on a sample email",
+            check: &mut check,
+        };
+        let applied = EMAILS.apply_overrides(&mut composer.env, overrides, Some(trial));
+        (composer, applied.diagnostics)
     }
 
     fn render_template(&self, name: &'static str, context: &Value) -> Result<String, Error> {
@@ -335,56 +271,11 @@ impl Composer {
         variant: &Variant,
         token: &str,
     ) -> Result<(String, String), Error> {
-        let context = self.alert_context(config, announcement, variant, token);
+        let context = alert_context(&self.strings, config, announcement, variant, token);
         Ok((
             self.render_template("message.txt", &context)?,
             self.render_template("message.html", &context)?,
         ))
-    }
-
-    /// What `message.txt` and `message.html` see: their interface, which
-    /// operators' overrides rely on.
-    fn alert_context(
-        &self,
-        config: &Config,
-        announcement: &Announcement,
-        variant: &Variant,
-        token: &str,
-    ) -> Value {
-        let language = variant.language;
-        let site = &config.site;
-        let site_title = one_line(&site.title);
-        let title = one_line(&announcement.title);
-        let status = i18n::status_label(language, announcement.status);
-        let components: Vec<Value> = announcement
-            .components
-            .iter()
-            .zip(&variant.followed)
-            .map(|((id, component_status), followed)| {
-                let name = config
-                    .component(id)
-                    .map_or(id.as_str(), |component| component.name.as_str());
-                context! {
-                    name => one_line(name),
-                    status => i18n::component_status_label(language, *component_status),
-                    followed => followed,
-                }
-            })
-            .collect();
-        context! {
-            lang => language.code(),
-            subject => format!("[{site_title}] {status}: {title}"),
-            title => &title,
-            status => status,
-            when => i18n::date_time(language, announcement.instant, site.timezone),
-            body => announcement.body_markdown.trim(),
-            body_html => &announcement.body_html,
-            components => components,
-            url => update_url(&site.base_url, &announcement.incident, announcement.instant),
-            unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
-            why => self.string(language, "why", &site_title),
-            s => Value::from(Serde(self.strings(language))),
-        }
     }
 
     /// The email asking `confirmation.address` to confirm a subscription
@@ -397,7 +288,7 @@ impl Composer {
         confirmation: &Confirmation,
         now: DateTime<Utc>,
     ) -> Result<Message, Error> {
-        let (subject, context) = self.confirmation_context(config, confirmation);
+        let (subject, context) = confirmation_context(&self.strings, config, confirmation);
         let text = self.render_template("confirm.txt", &context)?;
         let html = self.render_template("confirm.html", &context)?;
         let message_id = format!(
@@ -417,59 +308,6 @@ impl Composer {
             .map_err(Error::Build)
     }
 
-    /// The subject of a confirmation email, and what `confirm.txt` and
-    /// `confirm.html` see.
-    fn confirmation_context(
-        &self,
-        config: &Config,
-        confirmation: &Confirmation,
-    ) -> (String, Value) {
-        let language = confirmation.language;
-        let site = &config.site;
-        let site_title = one_line(&site.title);
-        let subject = format!(
-            "[{site_title}] {}",
-            self.string(language, "confirm_subject", &site_title)
-        );
-        let components: Vec<String> = match &confirmation.follows {
-            Follows::All => vec![self.string(language, "confirm_all", &site_title)],
-            Follows::Components(ids) => ids
-                .iter()
-                .map(|id| {
-                    one_line(
-                        config
-                            .component(id)
-                            .map_or(id.as_str(), |component| component.name.as_str()),
-                    )
-                })
-                .collect(),
-        };
-        let expires = i18n::date_time(language, confirmation.expires, site.timezone);
-        let context = context! {
-            lang => language.code(),
-            subject => &subject,
-            components => components,
-            confirm_url => format!("{}confirm/{}", site.base_url, confirmation.token),
-            expires_text => self.string(language, "confirm_expires", &site_title).replace("{date}", &expires),
-            s => Value::from(Serde(&self.strings_with_site(language, &site_title))),
-        };
-        (subject, context)
-    }
-
-    /// The strings of `language` with `{site}` filled in.
-    fn strings_with_site(&self, language: Language, site_title: &str) -> toml::Table {
-        self.strings(language)
-            .iter()
-            .map(|(key, value)| match value.as_str() {
-                Some(text) => (
-                    key.clone(),
-                    toml::Value::String(text.replace("{site}", site_title)),
-                ),
-                None => (key.clone(), value.clone()),
-            })
-            .collect()
-    }
-
     /// `herald send-test`: one short message to `address`, dated `now`.
     pub fn test_message(
         &self,
@@ -481,7 +319,7 @@ impl Composer {
         let site_title = one_line(&config.site.title);
         let subject = format!(
             "[{site_title}] {}",
-            self.string(language, "test_subject", &site_title)
+            self.strings.string(language, "test_subject", &site_title)
         );
         let message_id = format!(
             "<test.{}@{}>",
@@ -501,11 +339,134 @@ impl Composer {
                     .header(ContentTransferEncoding::QuotedPrintable)
                     .body(format!(
                         "{}\n",
-                        self.string(language, "test_body", &site_title)
+                        self.strings.string(language, "test_body", &site_title)
                     )),
             )
             .map_err(Error::Build)
     }
+}
+
+/// What `message.txt` and `message.html` see: their interface, which
+/// operators' overrides rely on.
+fn alert_context(
+    strings: &Strings,
+    config: &Config,
+    announcement: &Announcement,
+    variant: &Variant,
+    token: &str,
+) -> Value {
+    let language = variant.language;
+    let site = &config.site;
+    let site_title = one_line(&site.title);
+    let title = one_line(&announcement.title);
+    let status = i18n::status_label(language, announcement.status);
+    let components: Vec<Value> = announcement
+        .components
+        .iter()
+        .zip(&variant.followed)
+        .map(|((id, component_status), followed)| {
+            let name = config
+                .component(id)
+                .map_or(id.as_str(), |component| component.name.as_str());
+            context! {
+                name => one_line(name),
+                status => i18n::component_status_label(language, *component_status),
+                followed => followed,
+            }
+        })
+        .collect();
+    context! {
+        lang => language.code(),
+        subject => format!("[{site_title}] {status}: {title}"),
+        title => &title,
+        status => status,
+        when => i18n::date_time(language, announcement.instant, site.timezone),
+        body => announcement.body_markdown.trim(),
+        body_html => &announcement.body_html,
+        components => components,
+        url => update_url(&site.base_url, &announcement.incident, announcement.instant),
+        unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
+        why => strings.string(language, "why", &site_title),
+        s => Value::from(Serde(strings.of(language))),
+    }
+}
+
+/// The subject of a confirmation email, and what `confirm.txt` and
+/// `confirm.html` see.
+fn confirmation_context(
+    strings: &Strings,
+    config: &Config,
+    confirmation: &Confirmation,
+) -> (String, Value) {
+    let language = confirmation.language;
+    let site = &config.site;
+    let site_title = one_line(&site.title);
+    let subject = format!(
+        "[{site_title}] {}",
+        strings.string(language, "confirm_subject", &site_title)
+    );
+    let components: Vec<String> = match &confirmation.follows {
+        Follows::All => vec![strings.string(language, "confirm_all", &site_title)],
+        Follows::Components(ids) => ids
+            .iter()
+            .map(|id| {
+                one_line(
+                    config
+                        .component(id)
+                        .map_or(id.as_str(), |component| component.name.as_str()),
+                )
+            })
+            .collect(),
+    };
+    let expires = i18n::date_time(language, confirmation.expires, site.timezone);
+    let context = context! {
+        lang => language.code(),
+        subject => &subject,
+        components => components,
+        confirm_url => format!("{}confirm/{}", site.base_url, confirmation.token),
+        expires_text => strings.string(language, "confirm_expires", &site_title).replace("{date}", &expires),
+        s => Value::from(Serde(&strings.with_site(language, &site_title))),
+    };
+    (subject, context)
+}
+
+/// Renders template `name` of `env` as the emails that use it would: every
+/// language, and both sides of the condition herald sets (followed).
+fn try_samples(
+    env: &Environment<'static>,
+    strings: &Strings,
+    config: &Config,
+    name: &str,
+) -> Result<(), minijinja::Error> {
+    let template = env.get_template(name)?;
+    for context in sample_contexts(strings, config, name) {
+        template.render(context)?;
+    }
+    Ok(())
+}
+
+fn sample_contexts(strings: &Strings, config: &Config, name: &str) -> Vec<Value> {
+    let languages = [Language::Sv, Language::En];
+    if name.starts_with("confirm.") {
+        return languages
+            .into_iter()
+            .map(|language| {
+                let confirmation = sample_confirmation(config, language);
+                confirmation_context(strings, config, &confirmation).1
+            })
+            .collect();
+    }
+    let announcement = sample_announcement(config);
+    languages
+        .into_iter()
+        .flat_map(|language| {
+            [true, false].map(|followed| Variant {
+                language,
+                followed: vec![followed; announcement.components.len()],
+            })
+        })
+        .map(|variant| alert_context(strings, config, &announcement, &variant, SAMPLE_TOKEN))
+        .collect()
 }
 
 /// Which alert text a subscriber gets: the language, and which of the
@@ -1117,8 +1078,8 @@ Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789ab
     #[test]
     fn every_language_has_every_string() {
         let composer = Composer::new();
-        let mut sv: Vec<&String> = composer.strings_sv.keys().collect();
-        let mut en: Vec<&String> = composer.strings_en.keys().collect();
+        let mut sv: Vec<&String> = composer.strings.sv.keys().collect();
+        let mut en: Vec<&String> = composer.strings.en.keys().collect();
         sv.sort();
         en.sort();
         assert_eq!(sv, en);
@@ -1333,12 +1294,12 @@ Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789ab
     fn builtins_pass_their_own_samples() {
         let config = config();
         let composer = Composer::new();
-        for (name, _) in BUILTIN {
+        for (name, _) in EMAILS.builtin {
             assert_eq!(
-                composer.sample_contexts(&config, name).len(),
+                sample_contexts(&composer.strings, &config, name).len(),
                 if name.starts_with("confirm.") { 2 } else { 4 }
             );
-            composer.try_samples(&config, name).unwrap();
+            try_samples(&composer.env, &composer.strings, &config, name).unwrap();
         }
     }
 }

@@ -20,20 +20,20 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
+use minijinja::{Environment, Value};
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::diag::{Diagnostic, Level, LineIndex};
+use crate::diag::Diagnostic;
 use crate::model::Language;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
+use super::templates::{Override, PAGES};
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,22 +44,7 @@ pub struct RenderError {
     pub source: minijinja::Error,
 }
 
-/// The built-in templates, by the names overrides use.
-const BUILTIN: [(&str, &str); 6] = [
-    ("base.html", include_str!("../../templates/base.html")),
-    ("macros.html", include_str!("../../templates/macros.html")),
-    ("index.html", include_str!("../../templates/index.html")),
-    (
-        "incident.html",
-        include_str!("../../templates/incident.html"),
-    ),
-    ("month.html", include_str!("../../templates/month.html")),
-    ("notice.html", include_str!("../../templates/notice.html")),
-];
-
-/// The stylesheet is text, not a template: CSS braces and `{#` would
-/// otherwise need escaping. An override replaces it whole.
-const STYLESHEET_NAME: &str = "style.css";
+/// The built-in stylesheet. An override replaces it whole.
 const STYLESHEET: &str = include_str!("../../templates/style.css");
 
 const STRINGS_SV: &str = include_str!("../../templates/i18n/sv.toml");
@@ -106,33 +91,10 @@ impl fmt::Debug for Templates {
     }
 }
 
-/// Escapes in HTML templates only: an operator's extra template with
-/// another extension (a text snippet, a plain-text email) is not HTML.
-pub fn escape_by_extension(name: &str) -> AutoEscape {
-    if name.ends_with(".html") {
-        AutoEscape::Html
-    } else {
-        AutoEscape::None
-    }
-}
-
 impl Templates {
     pub fn builtin() -> Templates {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(escape_by_extension);
-        // A misspelt variable in an operator's template is an error that
-        // names the template and line, not silently empty text. `if x` on
-        // an undefined `x` still works.
-        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        env.set_formatter(html_formatter);
-        for (name, source) in BUILTIN {
-            // The built-ins are tested to compile (see the tests below), so
-            // an error here cannot happen in a released binary; skipping the
-            // template turns it into a render error rather than a panic.
-            let _ = env.add_template(name, source);
-        }
         Templates {
-            env,
+            env: PAGES.environment(),
             stylesheet: STYLESHEET.to_owned(),
             strings_sv: strings_value(STRINGS_SV),
             strings_en: strings_value(STRINGS_EN),
@@ -144,38 +106,15 @@ impl Templates {
     /// does not compile is reported and the built-in keeps serving; a name
     /// that is not a built-in is loaded (another template may include it)
     /// and warned about, since it is most likely a typo.
-    pub fn with_overrides(
-        overrides: Vec<(String, PathBuf, String)>,
-    ) -> (Templates, Vec<Diagnostic>) {
+    pub fn with_overrides(overrides: Vec<Override>) -> (Templates, Vec<Diagnostic>) {
         let mut templates = Templates::builtin();
-        let mut diagnostics = Vec::new();
-        for (name, path, text) in overrides {
-            if name == STYLESHEET_NAME {
-                templates.stylesheet = text;
-                continue;
-            }
-            let known = BUILTIN.iter().any(|(builtin, _)| *builtin == name);
-            match templates.env.add_template_owned(name.clone(), text.clone()) {
-                Ok(()) if known => {}
-                Ok(()) => {
-                    let names: Vec<&str> = BUILTIN
-                        .iter()
-                        .map(|(builtin, _)| *builtin)
-                        .chain([STYLESHEET_NAME])
-                        .collect();
-                    diagnostics.push(unknown_template(path, &name, "template", &names));
-                }
-                Err(error) => diagnostics.push(template_diagnostic(
-                    "template syntax error",
-                    &name,
-                    path,
-                    &text,
-                    &error,
-                    known,
-                )),
-            }
+        // Pages are not tried on sample data: compiling is the only check.
+        let applied = PAGES.apply_overrides(&mut templates.env, overrides, None);
+        // The stylesheet is the one file among them.
+        for (_, _, text) in applied.files {
+            templates.stylesheet = text;
         }
-        (templates, diagnostics)
+        (templates, applied.diagnostics)
     }
 
     fn strings(&self, language: Language) -> Value {
@@ -198,121 +137,12 @@ impl Templates {
     }
 }
 
-/// minijinja's own HTML escaping, minus `/` → `&#x2f;`: a slash is
-/// harmless in text and in quoted attributes, and escaping it makes every
-/// link and date in the pages harder to read (and to grep).
-fn html_formatter(
-    out: &mut Output,
-    state: &mut State,
-    value: &Value,
-) -> Result<(), minijinja::Error> {
-    match value.as_str() {
-        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() => {
-            let mut plain_from = 0;
-            for (at, character) in text.char_indices() {
-                let entity = match character {
-                    '&' => "&amp;",
-                    '<' => "&lt;",
-                    '>' => "&gt;",
-                    '"' => "&quot;",
-                    '\'' => "&#x27;",
-                    _ => continue,
-                };
-                out.write_str(&text[plain_from..at])?;
-                out.write_str(entity)?;
-                // Every escaped character is one byte long.
-                plain_from = at + 1;
-            }
-            Ok(out.write_str(&text[plain_from..])?)
-        }
-        _ => minijinja::escape_formatter(out, state, value),
-    }
-}
-
 fn strings_value(text: &str) -> Value {
     match toml::from_str::<toml::Table>(text) {
         Ok(table) => Value::from(Serde(&table)),
         // Tested never to happen; an empty table makes every string a
         // render error that names it.
         Err(_) => Value::from(Serde(toml::Table::new())),
-    }
-}
-
-/// `file:line:col: error: WHAT: detail` for a template `name` from file
-/// `path` that failed to compile or to render. minijinja gives the line
-/// and usually the byte range; the column comes from the range when it is
-/// on that line, else it is 1. An error inside a template that `name`
-/// includes is placed at the include, and the detail names the other
-/// template, its line and what went wrong there.
-pub(crate) fn template_diagnostic(
-    what: &str,
-    name: &str,
-    path: PathBuf,
-    text: &str,
-    error: &minijinja::Error,
-    known: bool,
-) -> Diagnostic {
-    let describe = |error: &minijinja::Error| {
-        error
-            .detail()
-            .map_or_else(|| error.kind().to_string(), str::to_owned)
-    };
-    let mut detail = describe(error);
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause.and_then(|cause| cause.downcast_ref::<minijinja::Error>()) {
-        detail.push_str(": ");
-        detail.push_str(&describe(inner));
-        if let (Some(other), Some(line)) = (inner.name(), inner.line()) {
-            detail.push_str(&format!(" (`{other}` line {line})"));
-        }
-        cause = std::error::Error::source(inner);
-    }
-    let (line, column) = error_position(text, error);
-    let fallback = if known {
-        format!("; the built-in `{name}` is used instead")
-    } else {
-        String::new()
-    };
-    Diagnostic {
-        path,
-        line,
-        column,
-        level: Level::Error,
-        message: format!("{what}: {detail}{fallback}"),
-    }
-}
-
-/// The warning for an override `name` that replaces none of the
-/// `expected` built-in templates (of the `kind` given).
-pub(crate) fn unknown_template(
-    path: PathBuf,
-    name: &str,
-    kind: &str,
-    expected: &[&str],
-) -> Diagnostic {
-    Diagnostic {
-        path,
-        line: 1,
-        column: 1,
-        level: Level::Warning,
-        message: format!(
-            "`{name}` is not a built-in {kind} (expected one of {}); it is used only where another template includes it",
-            expected.join(", ")
-        ),
-    }
-}
-
-/// Where in `text` `error` happened, as 1-based line and column.
-fn error_position(text: &str, error: &minijinja::Error) -> (u32, u32) {
-    let index = LineIndex::new(text);
-    let from_range = error.range().map(|range| index.position(range.start));
-    match (error.line(), from_range) {
-        (Some(line), Some((range_line, column))) if range_line as usize == line => {
-            (range_line, column)
-        }
-        (Some(line), _) => (u32::try_from(line).unwrap_or(u32::MAX), 1),
-        (None, Some(position)) => position,
-        (None, None) => (1, 1),
     }
 }
 
@@ -1370,16 +1200,6 @@ mod tests {
             page.contains("<p>The email address is not valid.</p>"),
             "{page}"
         );
-    }
-
-    #[test]
-    fn every_builtin_compiles() {
-        let mut env = Environment::new();
-        for (name, source) in BUILTIN {
-            if let Err(error) = env.add_template(name, source) {
-                panic!("{name}: {error:#}");
-            }
-        }
     }
 
     fn parse(text: &str) -> Incident {

@@ -10,6 +10,7 @@ pub mod html;
 pub mod i18n;
 pub mod ics;
 pub mod summary;
+pub mod templates;
 
 use std::collections::{BTreeSet, HashMap};
 
