@@ -19,36 +19,19 @@
 //! rather than only through a tooltip.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use minijinja::value::Serde;
-use minijinja::{Environment, Value};
+use minijinja::Value;
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::diag::Diagnostic;
-use crate::model::Language;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
-use super::templates::{Override, PAGES};
+use super::templates::{RenderError, Templates};
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
-
-#[derive(Debug, thiserror::Error)]
-#[error("rendering template {name}")]
-pub struct RenderError {
-    pub name: String,
-    #[source]
-    pub source: minijinja::Error,
-}
-
-/// The built-in stylesheet. An override replaces it whole.
-const STYLESHEET: &str = include_str!("../../templates/style.css");
-
-const STRINGS_SV: &str = include_str!("../../templates/i18n/sv.toml");
-const STRINGS_EN: &str = include_str!("../../templates/i18n/en.toml");
 
 /// Days in a component's history bar, today included.
 pub const HISTORY_DAYS: usize = 90;
@@ -70,79 +53,6 @@ fn shorten(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         None => text.to_owned(),
         Some((at, _)) => format!("{}…", text[..at].trim_end()),
-    }
-}
-
-/// The compiled templates and page strings a site renders with.
-#[derive(Clone)]
-pub struct Templates {
-    env: Environment<'static>,
-    stylesheet: String,
-    strings_sv: Value,
-    strings_en: Value,
-}
-
-impl fmt::Debug for Templates {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.env.templates().map(|(name, _)| name).collect();
-        f.debug_struct("Templates")
-            .field("templates", &names)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Templates {
-    pub fn builtin() -> Templates {
-        Templates {
-            env: PAGES.environment(),
-            stylesheet: STYLESHEET.to_owned(),
-            strings_sv: strings_value(STRINGS_SV),
-            strings_en: strings_value(STRINGS_EN),
-        }
-    }
-
-    /// The built-ins with the operator's templates on top. Each override is
-    /// `(template name, file path for messages, text)`. An override that
-    /// does not compile is reported and the built-in keeps serving; a name
-    /// that is not a built-in is loaded (another template may include it)
-    /// and warned about, since it is most likely a typo.
-    pub fn with_overrides(overrides: Vec<Override>) -> (Templates, Vec<Diagnostic>) {
-        let mut templates = Templates::builtin();
-        // Pages are not tried on sample data: compiling is the only check.
-        let applied = PAGES.apply_overrides(&mut templates.env, overrides, None);
-        // The stylesheet is the one file among them.
-        for (_, _, text) in applied.files {
-            templates.stylesheet = text;
-        }
-        (templates, applied.diagnostics)
-    }
-
-    fn strings(&self, language: Language) -> Value {
-        match language {
-            Language::Sv => self.strings_sv.clone(),
-            Language::En => self.strings_en.clone(),
-        }
-    }
-
-    fn render(&self, name: &str, context: Value) -> Result<String, RenderError> {
-        let error = |source| RenderError {
-            name: name.to_owned(),
-            source,
-        };
-        self.env
-            .get_template(name)
-            .map_err(error)?
-            .render(context)
-            .map_err(error)
-    }
-}
-
-fn strings_value(text: &str) -> Value {
-    match toml::from_str::<toml::Table>(text) {
-        Ok(table) => Value::from(Serde(&table)),
-        // Tested never to happen; an empty table makes every string a
-        // render error that names it.
-        Err(_) => Value::from(Serde(toml::Table::new())),
     }
 }
 
@@ -749,7 +659,7 @@ pub fn notice(
 
 /// `style.css`: the built-in stylesheet or the operator's.
 pub fn stylesheet(site: &Site) -> Vec<u8> {
-    site.templates.stylesheet.as_bytes().to_vec()
+    site.templates.stylesheet().as_bytes().to_vec()
 }
 
 // ---------------------------------------------------------------------------
@@ -1104,36 +1014,6 @@ fn local_noon(timezone: Tz, day: &Day) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn keys(text: &str) -> Vec<String> {
-        fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
-            for (key, value) in table {
-                let path = format!("{prefix}{key}");
-                match value {
-                    toml::Value::Table(inner) => walk(&format!("{path}."), inner, out),
-                    _ => out.push(path),
-                }
-            }
-        }
-        let table: toml::Table = toml::from_str(text).expect("strings parse");
-        let mut out = Vec::new();
-        walk("", &table, &mut out);
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn both_languages_have_the_same_strings() {
-        let sv = keys(STRINGS_SV);
-        assert_eq!(sv, keys(STRINGS_EN));
-        // The banner has a sentence for every status.
-        for status in ComponentStatus::ALL {
-            assert!(
-                sv.contains(&format!("banner.{}", status.as_str())),
-                "{status:?}"
-            );
-        }
-    }
 
     #[test]
     fn every_notice_renders_in_both_languages() {

@@ -1,6 +1,7 @@
-//! The template environment with the operator's overrides, one for the
-//! pages ([`PAGES`]) and one for the emails ([`EMAILS`]). Pure: the caller
-//! reads the override files and passes their texts in.
+//! The template environment with the operator's overrides, for the pages
+//! ([`PAGES`], compiled into [`Templates`]) and for the emails ([`EMAILS`],
+//! compiled into [`crate::compose::Composer`]). Pure: the caller reads the
+//! override files and passes their texts in.
 //!
 //! A [`Family`] is a set of built-in templates, compiled into the binary,
 //! that the operator's files replace by name. [`Family::environment`]
@@ -9,12 +10,18 @@
 //! keeps the built-in where an override fails, reporting it at
 //! file:line:col. A name that is not a built-in is loaded (another template
 //! may include it) and warned about, since it is most likely a typo.
+//!
+//! The pages' strings come from `templates/i18n/{sv,en}.toml`, also
+//! compiled in; the stylesheet is overridden whole, as text.
 
+use std::fmt;
 use std::path::PathBuf;
 
+use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
 
 use crate::diag::{Diagnostic, Level, LineIndex};
+use crate::model::Language;
 
 /// One of the operator's files: `(name, file path for messages, text)`.
 pub type Override = (String, PathBuf, String);
@@ -129,7 +136,7 @@ impl Family {
         env
     }
 
-    /// The source of the built-in template `name`.
+    /// The built-in template `name`, as `(name, source)`.
     pub fn builtin_named(&self, name: &str) -> Option<(&'static str, &'static str)> {
         self.builtin
             .iter()
@@ -202,9 +209,105 @@ impl Family {
     }
 }
 
+/// A page template that failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("rendering template {name}")]
+pub struct RenderError {
+    pub name: String,
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// The built-in stylesheet. An override replaces it whole.
+const STYLESHEET: &str = include_str!("../../templates/style.css");
+
+const STRINGS_SV: &str = include_str!("../../templates/i18n/sv.toml");
+const STRINGS_EN: &str = include_str!("../../templates/i18n/en.toml");
+
+/// The compiled page templates, the stylesheet and the page strings a site
+/// renders with.
+#[derive(Clone)]
+pub struct Templates {
+    env: Environment<'static>,
+    stylesheet: String,
+    strings_sv: Value,
+    strings_en: Value,
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.env.templates().map(|(name, _)| name).collect();
+        f.debug_struct("Templates")
+            .field("templates", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Templates {
+    pub fn builtin() -> Templates {
+        Templates {
+            env: PAGES.environment(),
+            stylesheet: STYLESHEET.to_owned(),
+            strings_sv: strings_value(STRINGS_SV),
+            strings_en: strings_value(STRINGS_EN),
+        }
+    }
+
+    /// The built-ins with the operator's templates on top. Each override is
+    /// `(template name, file path for messages, text)`. An override that
+    /// does not compile is reported and the built-in keeps serving; a name
+    /// that is not a built-in is loaded (another template may include it)
+    /// and warned about, since it is most likely a typo.
+    pub fn with_overrides(overrides: Vec<Override>) -> (Templates, Vec<Diagnostic>) {
+        let mut templates = Templates::builtin();
+        // Pages are not tried on sample data: compiling is the only check.
+        let applied = PAGES.apply_overrides(&mut templates.env, overrides, None);
+        // The stylesheet is the one file among them.
+        for (_, _, text) in applied.files {
+            templates.stylesheet = text;
+        }
+        (templates, applied.diagnostics)
+    }
+
+    /// `style.css`: the built-in stylesheet or the operator's.
+    pub(super) fn stylesheet(&self) -> &str {
+        &self.stylesheet
+    }
+
+    /// The page strings of `language`, as the templates see them (`t`).
+    pub(super) fn strings(&self, language: Language) -> Value {
+        match language {
+            Language::Sv => self.strings_sv.clone(),
+            Language::En => self.strings_en.clone(),
+        }
+    }
+
+    /// Renders page template `name`.
+    pub(super) fn render(&self, name: &str, context: Value) -> Result<String, RenderError> {
+        let error = |source| RenderError {
+            name: name.to_owned(),
+            source,
+        };
+        self.env
+            .get_template(name)
+            .map_err(error)?
+            .render(context)
+            .map_err(error)
+    }
+}
+
+fn strings_value(text: &str) -> Value {
+    match toml::from_str::<toml::Table>(text) {
+        Ok(table) => Value::from(Serde(&table)),
+        // Tested never to happen; an empty table makes every string a
+        // render error that names it.
+        Err(_) => Value::from(Serde(toml::Table::new())),
+    }
+}
+
 /// Escapes in HTML templates only: an operator's extra template with
 /// another extension (a text snippet, a plain-text email) is not HTML.
-pub fn escape_by_extension(name: &str) -> AutoEscape {
+fn escape_by_extension(name: &str) -> AutoEscape {
     if name.ends_with(".html") {
         AutoEscape::Html
     } else {
@@ -319,6 +422,37 @@ fn error_position(text: &str, error: &minijinja::Error) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ComponentStatus;
+
+    fn keys(text: &str) -> Vec<String> {
+        fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = format!("{prefix}{key}");
+                match value {
+                    toml::Value::Table(inner) => walk(&format!("{path}."), inner, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let table: toml::Table = toml::from_str(text).expect("strings parse");
+        let mut out = Vec::new();
+        walk("", &table, &mut out);
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn both_languages_have_the_same_strings() {
+        let sv = keys(STRINGS_SV);
+        assert_eq!(sv, keys(STRINGS_EN));
+        // The banner has a sentence for every status.
+        for status in ComponentStatus::ALL {
+            assert!(
+                sv.contains(&format!("banner.{}", status.as_str())),
+                "{status:?}"
+            );
+        }
+    }
 
     #[test]
     fn every_builtin_compiles() {
