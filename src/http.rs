@@ -62,7 +62,7 @@ use crate::config::Config;
 use crate::health::{Health, HealthProbe};
 use crate::model::Follows;
 use crate::render::Templates;
-use crate::render::html::{Notice, notice};
+use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
 

@@ -9,6 +9,7 @@ pub mod feed;
 pub mod html;
 pub mod i18n;
 pub mod ics;
+pub mod notice;
 pub mod summary;
 pub mod templates;
 
@@ -192,7 +193,11 @@ pub fn incident_pages(
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
 /// pages: see [`incident_pages`]).
-pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, templates::RenderError> {
+pub fn render(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
     let mut rendered = Rendered::default();
     let timezone = site.timezone();
 
