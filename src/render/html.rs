@@ -1,11 +1,12 @@
-//! HTML pages from minijinja templates: built in, overridable from
-//! `paths.templates`. Pure: override texts are passed in by the caller, and
-//! the date-dependent parts of the index take `site.now`.
+//! HTML pages: the index, the incident pages, the monthly archive and the
+//! stylesheet, from the page templates of [`super::templates`] (built in,
+//! overridable from `paths.templates`). Pure: the templates come from the
+//! caller, and the date-dependent parts of the index take `site.now`.
 //!
-//! The built-in templates and the per-language page strings live in
-//! `templates/` and are compiled into the binary. Every page string comes
-//! from `templates/i18n/{sv,en}.toml` or from [`super::i18n`], so a page is
-//! entirely in the site's language.
+//! Every page string comes from `templates/i18n/{sv,en}.toml` or from
+//! [`super::i18n`], so a page is entirely in the site's language. The
+//! history bars' arithmetic is in `history`; the subscription endpoints'
+//! pages are in [`super::notice`].
 //!
 //! Only the index depends on `now` (the 90-day bars, open incidents,
 //! maintenance phases, the last 14 days). Incident and month pages do not,
@@ -20,8 +21,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use minijinja::Value;
 use minijinja::value::Serde;
 use serde::Serialize;
@@ -29,11 +29,12 @@ use serde::Serialize;
 use crate::corpus::Corpus;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
+use super::history::{self, Day, holds_at, settled_before};
 use super::templates::RenderError;
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
 
-/// Days in a component's history bar, today included.
-pub const HISTORY_DAYS: usize = 90;
+pub use super::history::HISTORY_DAYS;
+
 /// How far back "recent history" on the index reaches.
 pub const RECENT_DAYS: i64 = 14;
 /// At most this many recent incidents on the index; the rest are in the
@@ -291,7 +292,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
     let now = site.now;
     let root = "";
 
-    let days = history_days(timezone, now);
+    let days = history::days(timezone, now);
     let window_start = days.first().map_or(now, |day| day.start);
 
     // Only incidents that can hold a component at some instant of the bar
@@ -772,90 +773,6 @@ fn window_starts(incident: &Incident) -> Option<DateTime<Utc>> {
     incident.window.map(|window| window.starts)
 }
 
-fn holds_at(segment: &Segment, instant: DateTime<Utc>) -> bool {
-    segment.from <= instant && segment.until.is_none_or(|until| instant < until)
-}
-
-/// Whether `incident` holds every component at operational from `start`
-/// on, decided without computing its segments: nothing about it changes
-/// after `start`, and what it ends with is operational. Conservative: when
-/// in doubt, `false`, and the caller computes the segments.
-fn settled_before(incident: &Incident, start: DateTime<Utc>) -> bool {
-    let Some(latest) = incident.updates.last() else {
-        return true;
-    };
-    let last_change = match incident.window {
-        Some(window) => latest.instant.max(window.ends).max(window.starts),
-        None => latest.instant,
-    };
-    if last_change >= start {
-        return false;
-    }
-    let all_operational = |update: &Update| {
-        update
-            .component_statuses
-            .iter()
-            .all(|(_, status)| *status == ComponentStatus::Operational)
-    };
-    match incident.window {
-        // A closing update returns every component to operational; only its
-        // own `components:` line can leave one held.
-        None => latest.status.is_closing() && all_operational(latest),
-        // A maintenance ends at `ends` or at its first closing update; after
-        // that only `components:` lines change anything.
-        Some(window) => {
-            let ended = incident
-                .updates
-                .iter()
-                .find(|update| update.status.is_closing())
-                .map_or(window.ends, |update| update.instant.min(window.ends));
-            incident
-                .updates
-                .iter()
-                .filter(|update| update.instant >= ended)
-                .all(all_operational)
-        }
-    }
-}
-
-/// One local day of the history bar: `[start, next day's start)`.
-struct Day {
-    date: NaiveDate,
-    start: DateTime<Utc>,
-}
-
-/// The [`HISTORY_DAYS`] local days ending with the one containing `now`,
-/// oldest first.
-fn history_days(timezone: Tz, now: DateTime<Utc>) -> Vec<Day> {
-    let today = now.with_timezone(&timezone).date_naive();
-    let back = u64::try_from(HISTORY_DAYS - 1).unwrap_or(0);
-    let first = today.checked_sub_days(Days::new(back)).unwrap_or(today);
-    first
-        .iter_days()
-        .take_while(|date| *date <= today)
-        .map(|date| Day {
-            date,
-            start: local_day_start(timezone, date),
-        })
-        .collect()
-}
-
-/// The first instant of `date` in `timezone`. Where midnight does not
-/// exist (a DST change at 00:00), the day starts at the first local time
-/// that does.
-fn local_day_start(timezone: Tz, date: NaiveDate) -> DateTime<Utc> {
-    let midnight = date.and_time(NaiveTime::MIN);
-    for minutes in (0..=24 * 60).step_by(15) {
-        let Some(local) = midnight.checked_add_signed(TimeDelta::minutes(minutes)) else {
-            break;
-        };
-        if let Some(instant) = timezone.from_local_datetime(&local).earliest() {
-            return instant.with_timezone(&Utc);
-        }
-    }
-    Utc.from_utc_datetime(&midnight)
-}
-
 /// The history-bar cells of one component. `held` pairs the index (into
 /// `incidents`) of an incident with one of its segments for the component.
 fn day_views(
@@ -867,157 +784,27 @@ fn day_views(
 ) -> Vec<DayView> {
     let language = site.config.site.language;
     let timezone = site.timezone();
-    let now = site.now;
-    let mut worst = vec![ComponentStatus::Operational; days.len()];
-    let mut named: Vec<Vec<usize>> = vec![Vec::new(); days.len()];
-    let mut worst_by: Vec<Option<usize>> = vec![None; days.len()];
-    let (Some(first_day), Some(last_at)) = (days.first(), days.len().checked_sub(1)) else {
-        return Vec::new();
-    };
-    for (incident, segment) in held {
-        // The bar shows what happened up to now, not what is scheduled.
-        if segment.from > now || segment.until.is_some_and(|until| until <= first_day.start) {
-            continue;
-        }
-        let first = days
-            .partition_point(|day| day.start <= segment.from)
-            .saturating_sub(1);
-        let last = match segment.until {
-            Some(until) if until <= now => days
-                .partition_point(|day| day.start < until)
-                .saturating_sub(1),
-            _ => last_at,
-        };
-        for at in first..=last {
-            if segment.status > worst[at] {
-                worst[at] = segment.status;
-                worst_by[at] = Some(*incident);
-            }
-            if !named[at].contains(incident) {
-                named[at].push(*incident);
-            }
-        }
-    }
     days.iter()
-        .zip(worst)
-        .zip(named)
-        .zip(worst_by)
-        .map(|(((day, status), mut named), worst_by)| {
-            named.sort_unstable();
-            // Name the incident the cell links to (the worst) first.
-            if let Some(worst) = worst_by
-                && let Some(position) = named.iter().position(|at| *at == worst)
-            {
-                named[..=position].rotate_right(1);
-            }
-            let more = named.len().saturating_sub(DAY_TITLES);
+        .zip(history::cells(days, held, site.now))
+        .map(|(day, cell)| {
+            let more = cell.incidents.len().saturating_sub(DAY_TITLES);
             DayView {
-                status: status.as_str(),
-                label: i18n::component_status_label(language, status),
-                date: i18n::date(language, local_noon(timezone, day), timezone),
-                incidents: named
+                status: cell.status.as_str(),
+                label: i18n::component_status_label(language, cell.status),
+                date: i18n::date(language, history::local_noon(timezone, day), timezone),
+                incidents: cell
+                    .incidents
                     .iter()
                     .take(DAY_TITLES)
                     .filter_map(|at| incidents.get(*at))
                     .map(|incident| shorten(&incident.title, DAY_TITLE_CHARS))
                     .collect(),
                 more,
-                href: worst_by
+                href: cell
+                    .worst_by
                     .and_then(|at| incidents.get(at))
                     .map(|incident| format!("{root}{}", incident_path(&incident.id))),
             }
         })
         .collect()
-}
-
-/// An instant inside `day`, for writing its date: midday is on the right
-/// date whatever DST does at the day's edges.
-fn local_noon(timezone: Tz, day: &Day) -> DateTime<Utc> {
-    let noon = day
-        .date
-        .and_hms_opt(12, 0, 0)
-        .unwrap_or(day.date.and_time(NaiveTime::MIN));
-    timezone
-        .from_local_datetime(&noon)
-        .earliest()
-        .map_or(day.start, |instant| instant.with_timezone(&Utc))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Incident {
-        let components: Vec<crate::model::Component> = ["mail", "dns"]
-            .into_iter()
-            .map(|id| crate::model::Component {
-                id: id.into(),
-                name: id.into(),
-                group: None,
-            })
-            .collect();
-        let context = crate::parse::Context {
-            timezone: chrono_tz::UTC,
-            components: &components,
-        };
-        let (incident, diagnostics) =
-            crate::parse::parse_incident(std::path::Path::new("x.md"), text, &context);
-        incident.unwrap_or_else(|| panic!("{diagnostics:?}"))
-    }
-
-    /// `settled_before` against the truth from `timeline()`, and against
-    /// the expected answer.
-    fn check_settled(text: &str, start: &str, expect: bool) {
-        let incident = parse(text);
-        let start = DateTime::parse_from_rfc3339(start).unwrap().to_utc();
-        let held_after = incident
-            .timeline()
-            .values()
-            .flatten()
-            .any(|segment| segment.until.is_none_or(|until| until > start));
-        // On these cases the cheap check is exact, not just conservative.
-        assert_eq!(held_after, !expect, "segments disagree with the case");
-        assert_eq!(settled_before(&incident, start), expect);
-    }
-
-    const INCIDENT: &str =
-        "+++\ntitle = \"x\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n";
-    const MAINTENANCE: &str = "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\nkind = \"maintenance\"\nstarts = \"2026-01-10 22:00Z\"\nends = \"2026-01-11 02:00Z\"\n+++\n";
-
-    #[test]
-    fn settled_incidents_are_skipped_and_nothing_else() {
-        let resolved = format!(
-            "{INCIDENT}## 2026-01-01 10:00Z investigating\nx\n## 2026-01-01 11:00Z resolved\ny\n"
-        );
-        check_settled(&resolved, "2026-02-01T00:00:00Z", true);
-        // Resolved after the window opened: its bar cells need it.
-        check_settled(&resolved, "2026-01-01T10:30:00Z", false);
-        let open = format!("{INCIDENT}## 2026-01-01 10:00Z investigating\nx\n");
-        check_settled(&open, "2026-02-01T00:00:00Z", false);
-        // A closing update whose components line leaves mail degraded.
-        let held = format!(
-            "{INCIDENT}## 2026-01-01 10:00Z investigating\nx\n## 2026-01-01 11:00Z resolved\ncomponents: mail=degraded\ny\n"
-        );
-        check_settled(&held, "2026-02-01T00:00:00Z", false);
-
-        let maintenance = format!("{MAINTENANCE}## 2026-01-01 10:00Z scheduled\nx\n");
-        check_settled(&maintenance, "2026-02-01T00:00:00Z", true);
-        check_settled(&maintenance, "2026-01-10T23:00:00Z", false);
-        // After it completed, a components line holds dns degraded.
-        let after = format!(
-            "{MAINTENANCE}## 2026-01-01 10:00Z scheduled\nx\n## 2026-01-11 00:00Z completed\ny\n## 2026-01-11 01:00Z\ncomponents: dns=degraded\nz\n"
-        );
-        check_settled(&after, "2026-02-01T00:00:00Z", false);
-    }
-
-    #[test]
-    fn day_starts_where_midnight_is_skipped() {
-        // America/Santiago moved clocks from 00:00 to 01:00 on 2019-09-08.
-        let timezone: Tz = "America/Santiago".parse().unwrap();
-        let date = NaiveDate::from_ymd_opt(2019, 9, 8).unwrap();
-        assert_eq!(
-            local_day_start(timezone, date).to_rfc3339(),
-            "2019-09-08T04:00:00+00:00"
-        );
-    }
 }

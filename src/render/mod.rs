@@ -6,6 +6,7 @@
 //! the feeds of their components, and the site-wide indexes.
 
 pub mod feed;
+mod history;
 pub mod html;
 pub mod i18n;
 pub mod ics;
