@@ -47,7 +47,8 @@ pub struct Family {
 
 /// The pages, from `templates/`. A misspelt variable in an operator's
 /// template is an error that names the template and line, not silently
-/// empty text; `if x` on an undefined `x` still works.
+/// empty text; `if x` on an undefined `x` still works. Overrides are only
+/// compiled, not tried on sample pages (see [`Templates::with_overrides`]).
 pub const PAGES: Family = Family {
     builtin: &[
         ("base.html", include_str!("../../templates/base.html")),
