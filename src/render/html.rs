@@ -1,11 +1,12 @@
-//! HTML pages from minijinja templates: built in, overridable from
-//! `paths.templates`. Pure: override texts are passed in by the caller, and
-//! the date-dependent parts of the index take `site.now`.
+//! HTML pages: the index, the incident pages, the monthly archive and the
+//! stylesheet, from the page templates of [`super::templates`] (built in,
+//! overridable from `paths.templates`). Pure: the templates come from the
+//! caller, and the date-dependent parts of the index take `site.now`.
 //!
-//! The built-in templates and the per-language page strings live in
-//! `templates/` and are compiled into the binary. Every page string comes
-//! from `templates/i18n/{sv,en}.toml` or from [`super::i18n`], so a page is
-//! entirely in the site's language.
+//! Every page string comes from `templates/i18n/{sv,en}.toml` or from
+//! [`super::i18n`], so a page is entirely in the site's language. The
+//! history bars' arithmetic is in `history`; the subscription endpoints'
+//! pages are in [`super::notice`].
 //!
 //! Only the index depends on `now` (the 90-day bars, open incidents,
 //! maintenance phases, the last 14 days). Incident and month pages do not,
@@ -19,54 +20,21 @@
 //! rather than only through a tooltip.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::path::PathBuf;
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, TimeZone, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use minijinja::Value;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::diag::{Diagnostic, Level, LineIndex};
-use crate::model::Language;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
+use super::history::{self, Day, holds_at, settled_before};
+use super::templates::RenderError;
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
 
-#[derive(Debug, thiserror::Error)]
-#[error("rendering template {name}")]
-pub struct RenderError {
-    pub name: String,
-    #[source]
-    pub source: minijinja::Error,
-}
+pub use super::history::HISTORY_DAYS;
 
-/// The built-in templates, by the names overrides use.
-const BUILTIN: [(&str, &str); 6] = [
-    ("base.html", include_str!("../../templates/base.html")),
-    ("macros.html", include_str!("../../templates/macros.html")),
-    ("index.html", include_str!("../../templates/index.html")),
-    (
-        "incident.html",
-        include_str!("../../templates/incident.html"),
-    ),
-    ("month.html", include_str!("../../templates/month.html")),
-    ("notice.html", include_str!("../../templates/notice.html")),
-];
-
-/// The stylesheet is text, not a template: CSS braces and `{#` would
-/// otherwise need escaping. An override replaces it whole.
-const STYLESHEET_NAME: &str = "style.css";
-const STYLESHEET: &str = include_str!("../../templates/style.css");
-
-const STRINGS_SV: &str = include_str!("../../templates/i18n/sv.toml");
-const STRINGS_EN: &str = include_str!("../../templates/i18n/en.toml");
-
-/// Days in a component's history bar, today included.
-pub const HISTORY_DAYS: usize = 90;
 /// How far back "recent history" on the index reaches.
 pub const RECENT_DAYS: i64 = 14;
 /// At most this many recent incidents on the index; the rest are in the
@@ -85,234 +53,6 @@ fn shorten(text: &str, limit: usize) -> String {
     match text.char_indices().nth(limit) {
         None => text.to_owned(),
         Some((at, _)) => format!("{}…", text[..at].trim_end()),
-    }
-}
-
-/// The compiled templates and page strings a site renders with.
-#[derive(Clone)]
-pub struct Templates {
-    env: Environment<'static>,
-    stylesheet: String,
-    strings_sv: Value,
-    strings_en: Value,
-}
-
-impl fmt::Debug for Templates {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.env.templates().map(|(name, _)| name).collect();
-        f.debug_struct("Templates")
-            .field("templates", &names)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Escapes in HTML templates only: an operator's extra template with
-/// another extension (a text snippet, a plain-text email) is not HTML.
-pub fn escape_by_extension(name: &str) -> AutoEscape {
-    if name.ends_with(".html") {
-        AutoEscape::Html
-    } else {
-        AutoEscape::None
-    }
-}
-
-impl Templates {
-    pub fn builtin() -> Templates {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(escape_by_extension);
-        // A misspelt variable in an operator's template is an error that
-        // names the template and line, not silently empty text. `if x` on
-        // an undefined `x` still works.
-        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-        env.set_formatter(html_formatter);
-        for (name, source) in BUILTIN {
-            // The built-ins are tested to compile (see the tests below), so
-            // an error here cannot happen in a released binary; skipping the
-            // template turns it into a render error rather than a panic.
-            let _ = env.add_template(name, source);
-        }
-        Templates {
-            env,
-            stylesheet: STYLESHEET.to_owned(),
-            strings_sv: strings_value(STRINGS_SV),
-            strings_en: strings_value(STRINGS_EN),
-        }
-    }
-
-    /// The built-ins with the operator's templates on top. Each override is
-    /// `(template name, file path for messages, text)`. An override that
-    /// does not compile is reported and the built-in keeps serving; a name
-    /// that is not a built-in is loaded (another template may include it)
-    /// and warned about, since it is most likely a typo.
-    pub fn with_overrides(
-        overrides: Vec<(String, PathBuf, String)>,
-    ) -> (Templates, Vec<Diagnostic>) {
-        let mut templates = Templates::builtin();
-        let mut diagnostics = Vec::new();
-        for (name, path, text) in overrides {
-            if name == STYLESHEET_NAME {
-                templates.stylesheet = text;
-                continue;
-            }
-            let known = BUILTIN.iter().any(|(builtin, _)| *builtin == name);
-            match templates.env.add_template_owned(name.clone(), text.clone()) {
-                Ok(()) if known => {}
-                Ok(()) => {
-                    let names: Vec<&str> = BUILTIN
-                        .iter()
-                        .map(|(builtin, _)| *builtin)
-                        .chain([STYLESHEET_NAME])
-                        .collect();
-                    diagnostics.push(unknown_template(path, &name, "template", &names));
-                }
-                Err(error) => diagnostics.push(template_diagnostic(
-                    "template syntax error",
-                    &name,
-                    path,
-                    &text,
-                    &error,
-                    known,
-                )),
-            }
-        }
-        (templates, diagnostics)
-    }
-
-    fn strings(&self, language: Language) -> Value {
-        match language {
-            Language::Sv => self.strings_sv.clone(),
-            Language::En => self.strings_en.clone(),
-        }
-    }
-
-    fn render(&self, name: &str, context: Value) -> Result<String, RenderError> {
-        let error = |source| RenderError {
-            name: name.to_owned(),
-            source,
-        };
-        self.env
-            .get_template(name)
-            .map_err(error)?
-            .render(context)
-            .map_err(error)
-    }
-}
-
-/// minijinja's own HTML escaping, minus `/` → `&#x2f;`: a slash is
-/// harmless in text and in quoted attributes, and escaping it makes every
-/// link and date in the pages harder to read (and to grep).
-fn html_formatter(
-    out: &mut Output,
-    state: &mut State,
-    value: &Value,
-) -> Result<(), minijinja::Error> {
-    match value.as_str() {
-        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() => {
-            let mut plain_from = 0;
-            for (at, character) in text.char_indices() {
-                let entity = match character {
-                    '&' => "&amp;",
-                    '<' => "&lt;",
-                    '>' => "&gt;",
-                    '"' => "&quot;",
-                    '\'' => "&#x27;",
-                    _ => continue,
-                };
-                out.write_str(&text[plain_from..at])?;
-                out.write_str(entity)?;
-                // Every escaped character is one byte long.
-                plain_from = at + 1;
-            }
-            Ok(out.write_str(&text[plain_from..])?)
-        }
-        _ => minijinja::escape_formatter(out, state, value),
-    }
-}
-
-fn strings_value(text: &str) -> Value {
-    match toml::from_str::<toml::Table>(text) {
-        Ok(table) => Value::from(Serde(&table)),
-        // Tested never to happen; an empty table makes every string a
-        // render error that names it.
-        Err(_) => Value::from(Serde(toml::Table::new())),
-    }
-}
-
-/// `file:line:col: error: WHAT: detail` for a template `name` from file
-/// `path` that failed to compile or to render. minijinja gives the line
-/// and usually the byte range; the column comes from the range when it is
-/// on that line, else it is 1. An error inside a template that `name`
-/// includes is placed at the include, and the detail names the other
-/// template, its line and what went wrong there.
-pub(crate) fn template_diagnostic(
-    what: &str,
-    name: &str,
-    path: PathBuf,
-    text: &str,
-    error: &minijinja::Error,
-    known: bool,
-) -> Diagnostic {
-    let describe = |error: &minijinja::Error| {
-        error
-            .detail()
-            .map_or_else(|| error.kind().to_string(), str::to_owned)
-    };
-    let mut detail = describe(error);
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause.and_then(|cause| cause.downcast_ref::<minijinja::Error>()) {
-        detail.push_str(": ");
-        detail.push_str(&describe(inner));
-        if let (Some(other), Some(line)) = (inner.name(), inner.line()) {
-            detail.push_str(&format!(" (`{other}` line {line})"));
-        }
-        cause = std::error::Error::source(inner);
-    }
-    let (line, column) = error_position(text, error);
-    let fallback = if known {
-        format!("; the built-in `{name}` is used instead")
-    } else {
-        String::new()
-    };
-    Diagnostic {
-        path,
-        line,
-        column,
-        level: Level::Error,
-        message: format!("{what}: {detail}{fallback}"),
-    }
-}
-
-/// The warning for an override `name` that replaces none of the
-/// `expected` built-in templates (of the `kind` given).
-pub(crate) fn unknown_template(
-    path: PathBuf,
-    name: &str,
-    kind: &str,
-    expected: &[&str],
-) -> Diagnostic {
-    Diagnostic {
-        path,
-        line: 1,
-        column: 1,
-        level: Level::Warning,
-        message: format!(
-            "`{name}` is not a built-in {kind} (expected one of {}); it is used only where another template includes it",
-            expected.join(", ")
-        ),
-    }
-}
-
-/// Where in `text` `error` happened, as 1-based line and column.
-fn error_position(text: &str, error: &minijinja::Error) -> (u32, u32) {
-    let index = LineIndex::new(text);
-    let from_range = error.range().map(|range| index.position(range.start));
-    match (error.line(), from_range) {
-        (Some(line), Some((range_line, column))) if range_line as usize == line => {
-            (range_line, column)
-        }
-        (Some(line), _) => (u32::try_from(line).unwrap_or(u32::MAX), 1),
-        (None, Some(position)) => position,
-        (None, None) => (1, 1),
     }
 }
 
@@ -552,7 +292,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
     let now = site.now;
     let root = "";
 
-    let days = history_days(timezone, now);
+    let days = history::days(timezone, now);
     let window_start = days.first().map_or(now, |day| day.start);
 
     // Only incidents that can hold a component at some instant of the bar
@@ -850,76 +590,9 @@ pub fn month(site: &Site, corpus: &Corpus, year: i32, month: u32) -> Result<Vec<
         .map(String::into_bytes)
 }
 
-/// The pages the subscription endpoints answer with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// A subscription was asked for (whatever the address's state).
-    Requested,
-    Confirmed,
-    /// The page behind an unsubscribe link: one button.
-    Unsubscribe,
-    Unsubscribed,
-    NotFound,
-    /// A form that cannot be used, and why (a key of `t.problem`).
-    BadRequest(&'static str),
-    TooMany,
-    Unavailable,
-}
-
-impl Notice {
-    /// The key of `t.notice` the page shows.
-    pub fn page(self) -> &'static str {
-        match self {
-            Notice::Requested => "requested",
-            Notice::Confirmed => "confirmed",
-            Notice::Unsubscribe => "unsubscribe",
-            Notice::Unsubscribed => "unsubscribed",
-            Notice::NotFound => "not_found",
-            Notice::BadRequest(_) => "bad_request",
-            Notice::TooMany => "too_many",
-            Notice::Unavailable => "unavailable",
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct NoticePage {
-    lang: &'static str,
-    /// The site's base URL: these pages are served at several depths, and
-    /// behind whatever prefix the operator's web server maps.
-    root: String,
-    site_title: String,
-    t: Value,
-    page: &'static str,
-    problem: Option<&'static str>,
-}
-
-/// A page of `notice.html`, in the site's language.
-pub fn notice(
-    templates: &Templates,
-    config: &Config,
-    notice: Notice,
-) -> Result<Vec<u8>, RenderError> {
-    let language = config.site.language;
-    let page = NoticePage {
-        lang: language.code(),
-        root: config.site.base_url.clone(),
-        site_title: config.site.title.clone(),
-        t: templates.strings(language),
-        page: notice.page(),
-        problem: match notice {
-            Notice::BadRequest(problem) => Some(problem),
-            _ => None,
-        },
-    };
-    templates
-        .render("notice.html", Value::from(Serde(&page)))
-        .map(String::into_bytes)
-}
-
 /// `style.css`: the built-in stylesheet or the operator's.
 pub fn stylesheet(site: &Site) -> Vec<u8> {
-    site.templates.stylesheet.as_bytes().to_vec()
+    site.templates.stylesheet().as_bytes().to_vec()
 }
 
 // ---------------------------------------------------------------------------
@@ -1100,90 +773,6 @@ fn window_starts(incident: &Incident) -> Option<DateTime<Utc>> {
     incident.window.map(|window| window.starts)
 }
 
-fn holds_at(segment: &Segment, instant: DateTime<Utc>) -> bool {
-    segment.from <= instant && segment.until.is_none_or(|until| instant < until)
-}
-
-/// Whether `incident` holds every component at operational from `start`
-/// on, decided without computing its segments: nothing about it changes
-/// after `start`, and what it ends with is operational. Conservative: when
-/// in doubt, `false`, and the caller computes the segments.
-fn settled_before(incident: &Incident, start: DateTime<Utc>) -> bool {
-    let Some(latest) = incident.updates.last() else {
-        return true;
-    };
-    let last_change = match incident.window {
-        Some(window) => latest.instant.max(window.ends).max(window.starts),
-        None => latest.instant,
-    };
-    if last_change >= start {
-        return false;
-    }
-    let all_operational = |update: &Update| {
-        update
-            .component_statuses
-            .iter()
-            .all(|(_, status)| *status == ComponentStatus::Operational)
-    };
-    match incident.window {
-        // A closing update returns every component to operational; only its
-        // own `components:` line can leave one held.
-        None => latest.status.is_closing() && all_operational(latest),
-        // A maintenance ends at `ends` or at its first closing update; after
-        // that only `components:` lines change anything.
-        Some(window) => {
-            let ended = incident
-                .updates
-                .iter()
-                .find(|update| update.status.is_closing())
-                .map_or(window.ends, |update| update.instant.min(window.ends));
-            incident
-                .updates
-                .iter()
-                .filter(|update| update.instant >= ended)
-                .all(all_operational)
-        }
-    }
-}
-
-/// One local day of the history bar: `[start, next day's start)`.
-struct Day {
-    date: NaiveDate,
-    start: DateTime<Utc>,
-}
-
-/// The [`HISTORY_DAYS`] local days ending with the one containing `now`,
-/// oldest first.
-fn history_days(timezone: Tz, now: DateTime<Utc>) -> Vec<Day> {
-    let today = now.with_timezone(&timezone).date_naive();
-    let back = u64::try_from(HISTORY_DAYS - 1).unwrap_or(0);
-    let first = today.checked_sub_days(Days::new(back)).unwrap_or(today);
-    first
-        .iter_days()
-        .take_while(|date| *date <= today)
-        .map(|date| Day {
-            date,
-            start: local_day_start(timezone, date),
-        })
-        .collect()
-}
-
-/// The first instant of `date` in `timezone`. Where midnight does not
-/// exist (a DST change at 00:00), the day starts at the first local time
-/// that does.
-fn local_day_start(timezone: Tz, date: NaiveDate) -> DateTime<Utc> {
-    let midnight = date.and_time(NaiveTime::MIN);
-    for minutes in (0..=24 * 60).step_by(15) {
-        let Some(local) = midnight.checked_add_signed(TimeDelta::minutes(minutes)) else {
-            break;
-        };
-        if let Some(instant) = timezone.from_local_datetime(&local).earliest() {
-            return instant.with_timezone(&Utc);
-        }
-    }
-    Utc.from_utc_datetime(&midnight)
-}
-
 /// The history-bar cells of one component. `held` pairs the index (into
 /// `incidents`) of an incident with one of its segments for the component.
 fn day_views(
@@ -1195,264 +784,27 @@ fn day_views(
 ) -> Vec<DayView> {
     let language = site.config.site.language;
     let timezone = site.timezone();
-    let now = site.now;
-    let mut worst = vec![ComponentStatus::Operational; days.len()];
-    let mut named: Vec<Vec<usize>> = vec![Vec::new(); days.len()];
-    let mut worst_by: Vec<Option<usize>> = vec![None; days.len()];
-    let (Some(first_day), Some(last_at)) = (days.first(), days.len().checked_sub(1)) else {
-        return Vec::new();
-    };
-    for (incident, segment) in held {
-        // The bar shows what happened up to now, not what is scheduled.
-        if segment.from > now || segment.until.is_some_and(|until| until <= first_day.start) {
-            continue;
-        }
-        let first = days
-            .partition_point(|day| day.start <= segment.from)
-            .saturating_sub(1);
-        let last = match segment.until {
-            Some(until) if until <= now => days
-                .partition_point(|day| day.start < until)
-                .saturating_sub(1),
-            _ => last_at,
-        };
-        for at in first..=last {
-            if segment.status > worst[at] {
-                worst[at] = segment.status;
-                worst_by[at] = Some(*incident);
-            }
-            if !named[at].contains(incident) {
-                named[at].push(*incident);
-            }
-        }
-    }
     days.iter()
-        .zip(worst)
-        .zip(named)
-        .zip(worst_by)
-        .map(|(((day, status), mut named), worst_by)| {
-            named.sort_unstable();
-            // Name the incident the cell links to (the worst) first.
-            if let Some(worst) = worst_by
-                && let Some(position) = named.iter().position(|at| *at == worst)
-            {
-                named[..=position].rotate_right(1);
-            }
-            let more = named.len().saturating_sub(DAY_TITLES);
+        .zip(history::cells(days, held, site.now))
+        .map(|(day, cell)| {
+            let more = cell.incidents.len().saturating_sub(DAY_TITLES);
             DayView {
-                status: status.as_str(),
-                label: i18n::component_status_label(language, status),
-                date: i18n::date(language, local_noon(timezone, day), timezone),
-                incidents: named
+                status: cell.status.as_str(),
+                label: i18n::component_status_label(language, cell.status),
+                date: i18n::date(language, history::local_noon(timezone, day), timezone),
+                incidents: cell
+                    .incidents
                     .iter()
                     .take(DAY_TITLES)
                     .filter_map(|at| incidents.get(*at))
                     .map(|incident| shorten(&incident.title, DAY_TITLE_CHARS))
                     .collect(),
                 more,
-                href: worst_by
+                href: cell
+                    .worst_by
                     .and_then(|at| incidents.get(at))
                     .map(|incident| format!("{root}{}", incident_path(&incident.id))),
             }
         })
         .collect()
-}
-
-/// An instant inside `day`, for writing its date: midday is on the right
-/// date whatever DST does at the day's edges.
-fn local_noon(timezone: Tz, day: &Day) -> DateTime<Utc> {
-    let noon = day
-        .date
-        .and_hms_opt(12, 0, 0)
-        .unwrap_or(day.date.and_time(NaiveTime::MIN));
-    timezone
-        .from_local_datetime(&noon)
-        .earliest()
-        .map_or(day.start, |instant| instant.with_timezone(&Utc))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys(text: &str) -> Vec<String> {
-        fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
-            for (key, value) in table {
-                let path = format!("{prefix}{key}");
-                match value {
-                    toml::Value::Table(inner) => walk(&format!("{path}."), inner, out),
-                    _ => out.push(path),
-                }
-            }
-        }
-        let table: toml::Table = toml::from_str(text).expect("strings parse");
-        let mut out = Vec::new();
-        walk("", &table, &mut out);
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn both_languages_have_the_same_strings() {
-        let sv = keys(STRINGS_SV);
-        assert_eq!(sv, keys(STRINGS_EN));
-        // The banner has a sentence for every status.
-        for status in ComponentStatus::ALL {
-            assert!(
-                sv.contains(&format!("banner.{}", status.as_str())),
-                "{status:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_notice_renders_in_both_languages() {
-        let templates = Templates::builtin();
-        for language in ["sv", "en"] {
-            let text = format!(
-                "[site]\ntitle = \"T & co\"\nbase_url = \"https://s.example/status/\"\ntimezone = \"UTC\"\nlanguage = \"{language}\"\n"
-            );
-            let config = crate::config::parse(std::path::Path::new("herald.toml"), &text).unwrap();
-            let problems = [
-                "too_large",
-                "content_type",
-                "encoding",
-                "form",
-                "email_missing",
-                "email_invalid",
-                "component_unknown",
-                "one_click",
-            ];
-            let notices = [
-                Notice::Requested,
-                Notice::Confirmed,
-                Notice::Unsubscribe,
-                Notice::Unsubscribed,
-                Notice::NotFound,
-                Notice::TooMany,
-                Notice::Unavailable,
-            ]
-            .into_iter()
-            .chain(problems.into_iter().map(Notice::BadRequest));
-            for notice in notices {
-                let page =
-                    String::from_utf8(super::notice(&templates, &config, notice).unwrap()).unwrap();
-                assert!(
-                    page.contains(&format!("<html lang=\"{language}\">")),
-                    "{page}"
-                );
-                assert!(
-                    page.contains("href=\"https://s.example/status/style.css\""),
-                    "{page}"
-                );
-                assert!(page.contains("T &amp; co"), "{page}");
-                assert_eq!(
-                    page.contains("name=\"List-Unsubscribe\" value=\"One-Click\""),
-                    notice == Notice::Unsubscribe,
-                    "{page}"
-                );
-            }
-        }
-        let config = crate::config::parse(
-            std::path::Path::new("herald.toml"),
-            "[site]\ntitle = \"T\"\nbase_url = \"https://s.example/\"\ntimezone = \"UTC\"\nlanguage = \"en\"\n",
-        )
-        .unwrap();
-        let page = String::from_utf8(
-            super::notice(&templates, &config, Notice::BadRequest("email_invalid")).unwrap(),
-        )
-        .unwrap();
-        assert!(
-            page.contains("<h1>The form could not be used</h1>"),
-            "{page}"
-        );
-        assert!(
-            page.contains("<p>The email address is not valid.</p>"),
-            "{page}"
-        );
-    }
-
-    #[test]
-    fn every_builtin_compiles() {
-        let mut env = Environment::new();
-        for (name, source) in BUILTIN {
-            if let Err(error) = env.add_template(name, source) {
-                panic!("{name}: {error:#}");
-            }
-        }
-    }
-
-    fn parse(text: &str) -> Incident {
-        let components: Vec<crate::model::Component> = ["mail", "dns"]
-            .into_iter()
-            .map(|id| crate::model::Component {
-                id: id.into(),
-                name: id.into(),
-                group: None,
-            })
-            .collect();
-        let context = crate::parse::Context {
-            timezone: chrono_tz::UTC,
-            components: &components,
-        };
-        let (incident, diagnostics) =
-            crate::parse::parse_incident(std::path::Path::new("x.md"), text, &context);
-        incident.unwrap_or_else(|| panic!("{diagnostics:?}"))
-    }
-
-    /// `settled_before` against the truth from `timeline()`, and against
-    /// the expected answer.
-    fn check_settled(text: &str, start: &str, expect: bool) {
-        let incident = parse(text);
-        let start = DateTime::parse_from_rfc3339(start).unwrap().to_utc();
-        let held_after = incident
-            .timeline()
-            .values()
-            .flatten()
-            .any(|segment| segment.until.is_none_or(|until| until > start));
-        // On these cases the cheap check is exact, not just conservative.
-        assert_eq!(held_after, !expect, "segments disagree with the case");
-        assert_eq!(settled_before(&incident, start), expect);
-    }
-
-    const INCIDENT: &str =
-        "+++\ntitle = \"x\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n";
-    const MAINTENANCE: &str = "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\nkind = \"maintenance\"\nstarts = \"2026-01-10 22:00Z\"\nends = \"2026-01-11 02:00Z\"\n+++\n";
-
-    #[test]
-    fn settled_incidents_are_skipped_and_nothing_else() {
-        let resolved = format!(
-            "{INCIDENT}## 2026-01-01 10:00Z investigating\nx\n## 2026-01-01 11:00Z resolved\ny\n"
-        );
-        check_settled(&resolved, "2026-02-01T00:00:00Z", true);
-        // Resolved after the window opened: its bar cells need it.
-        check_settled(&resolved, "2026-01-01T10:30:00Z", false);
-        let open = format!("{INCIDENT}## 2026-01-01 10:00Z investigating\nx\n");
-        check_settled(&open, "2026-02-01T00:00:00Z", false);
-        // A closing update whose components line leaves mail degraded.
-        let held = format!(
-            "{INCIDENT}## 2026-01-01 10:00Z investigating\nx\n## 2026-01-01 11:00Z resolved\ncomponents: mail=degraded\ny\n"
-        );
-        check_settled(&held, "2026-02-01T00:00:00Z", false);
-
-        let maintenance = format!("{MAINTENANCE}## 2026-01-01 10:00Z scheduled\nx\n");
-        check_settled(&maintenance, "2026-02-01T00:00:00Z", true);
-        check_settled(&maintenance, "2026-01-10T23:00:00Z", false);
-        // After it completed, a components line holds dns degraded.
-        let after = format!(
-            "{MAINTENANCE}## 2026-01-01 10:00Z scheduled\nx\n## 2026-01-11 00:00Z completed\ny\n## 2026-01-11 01:00Z\ncomponents: dns=degraded\nz\n"
-        );
-        check_settled(&after, "2026-02-01T00:00:00Z", false);
-    }
-
-    #[test]
-    fn day_starts_where_midnight_is_skipped() {
-        // America/Santiago moved clocks from 00:00 to 01:00 on 2019-09-08.
-        let timezone: Tz = "America/Santiago".parse().unwrap();
-        let date = NaiveDate::from_ymd_opt(2019, 9, 8).unwrap();
-        assert_eq!(
-            local_day_start(timezone, date).to_rfc3339(),
-            "2019-09-08T04:00:00+00:00"
-        );
-    }
 }

@@ -6,10 +6,13 @@
 //! the feeds of their components, and the site-wide indexes.
 
 pub mod feed;
+mod history;
 pub mod html;
 pub mod i18n;
 pub mod ics;
+pub mod notice;
 pub mod summary;
+pub mod templates;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -20,7 +23,7 @@ use crate::config::Config;
 use crate::corpus::Corpus;
 use crate::model::{Incident, IncidentId, Update};
 
-pub use html::Templates;
+pub use templates::Templates;
 
 /// Feeds carry at most this many entries.
 pub const FEED_LIMIT: usize = 100;
@@ -177,7 +180,7 @@ pub const PAGE_CHUNK: usize = 256;
 pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
-) -> Result<Vec<Output>, html::RenderError> {
+) -> Result<Vec<Output>, templates::RenderError> {
     incidents
         .iter()
         .map(|incident| {
@@ -191,7 +194,11 @@ pub fn incident_pages(
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
 /// pages: see [`incident_pages`]).
-pub fn render(site: &Site, corpus: &Corpus, plan: &Plan) -> Result<Rendered, html::RenderError> {
+pub fn render(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
     let mut rendered = Rendered::default();
     let timezone = site.timezone();
 

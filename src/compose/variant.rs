@@ -1,0 +1,313 @@
+//! An alert's text and HTML, rendered once per [`Variant`] (language and
+//! followed components) with a slot for the token, which each email fills:
+//! the templates were a quarter of the mailer's CPU when they ran per
+//! subscriber. Pure.
+
+use lettre::message::Mailbox;
+use minijinja::value::Serde;
+use minijinja::{Value, context};
+
+use super::message::{one_line, sender};
+use super::{Composer, Error, Strings};
+use crate::announce::Announcement;
+use crate::config::Config;
+use crate::model::{Language, Subscriber};
+use crate::render::{i18n, update_url};
+
+impl Composer {
+    /// What the emails of `announcement` to every subscriber of `variant`
+    /// share: their text and HTML, with a slot for the token.
+    pub fn render(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        variant: &Variant,
+    ) -> Result<Rendered, Error> {
+        let slot = !mentions_slot(config, announcement);
+        let (text, html) = if slot {
+            self.parts(config, announcement, variant, TOKEN_SLOT)?
+        } else {
+            (String::new(), String::new())
+        };
+        Ok(Rendered {
+            from: sender(config),
+            text,
+            html,
+            slot,
+        })
+    }
+
+    /// The text and HTML of the alert to `subscriber`: `rendered` with the
+    /// subscriber's token in its slot.
+    pub(super) fn parts_for(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        rendered: &Rendered,
+        subscriber: &Subscriber,
+    ) -> Result<(String, String), Error> {
+        // A token is hex; anything else is rendered, and so escaped, for
+        // this email alone.
+        if rendered.slot && is_plain_token(&subscriber.token) {
+            Ok((
+                rendered.text.replace(TOKEN_SLOT, &subscriber.token),
+                rendered.html.replace(TOKEN_SLOT, &subscriber.token),
+            ))
+        } else {
+            let variant = Variant::of(announcement, subscriber);
+            self.parts(config, announcement, &variant, &subscriber.token)
+        }
+    }
+
+    /// The text and HTML parts of an alert with `token` in its links.
+    fn parts(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        variant: &Variant,
+        token: &str,
+    ) -> Result<(String, String), Error> {
+        let context = alert_context(&self.strings, config, announcement, variant, token);
+        Ok((
+            self.render_template("message.txt", &context)?,
+            self.render_template("message.html", &context)?,
+        ))
+    }
+}
+
+/// What `message.txt` and `message.html` see: their interface, which
+/// operators' overrides rely on.
+pub(super) fn alert_context(
+    strings: &Strings,
+    config: &Config,
+    announcement: &Announcement,
+    variant: &Variant,
+    token: &str,
+) -> Value {
+    let language = variant.language;
+    let site = &config.site;
+    let site_title = one_line(&site.title);
+    let title = one_line(&announcement.title);
+    let status = i18n::status_label(language, announcement.status);
+    let components: Vec<Value> = announcement
+        .components
+        .iter()
+        .zip(&variant.followed)
+        .map(|((id, component_status), followed)| {
+            let name = config
+                .component(id)
+                .map_or(id.as_str(), |component| component.name.as_str());
+            context! {
+                name => one_line(name),
+                status => i18n::component_status_label(language, *component_status),
+                followed => followed,
+            }
+        })
+        .collect();
+    context! {
+        lang => language.code(),
+        subject => format!("[{site_title}] {status}: {title}"),
+        title => &title,
+        status => status,
+        when => i18n::date_time(language, announcement.instant, site.timezone),
+        body => announcement.body_markdown.trim(),
+        body_html => &announcement.body_html,
+        components => components,
+        url => update_url(&site.base_url, &announcement.incident, announcement.instant),
+        unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
+        why => strings.string(language, "why", &site_title),
+        s => Value::from(Serde(strings.of(language))),
+    }
+}
+
+/// Which alert text a subscriber gets: the language, and which of the
+/// announcement's components (in its order) they follow. A fan-out has a
+/// handful of these, so the templates run a handful of times, not once
+/// per subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Variant {
+    pub language: Language,
+    pub followed: Vec<bool>,
+}
+
+impl Variant {
+    pub fn of(announcement: &Announcement, subscriber: &Subscriber) -> Variant {
+        Variant {
+            language: subscriber.language,
+            followed: announcement
+                .components
+                .iter()
+                .map(|(id, _)| subscriber.follows.follows(id))
+                .collect(),
+        }
+    }
+}
+
+/// An alert's parts for one [`Variant`], the token left as a slot.
+#[derive(Debug)]
+pub struct Rendered {
+    pub(super) from: Mailbox,
+    text: String,
+    html: String,
+    /// False when the incident or the configuration contains the slot's
+    /// text: then every email is rendered whole.
+    slot: bool,
+}
+
+/// Stands for the subscriber's token in a [`Rendered`]: 32 characters
+/// like the token, which neither HTML escaping nor anything else in a
+/// template changes.
+const TOKEN_SLOT: &str = "HERALDTOKENSLOTHERALDTOKENSLOT00";
+
+fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
+    [
+        announcement.title.as_str(),
+        &announcement.body_markdown,
+        &announcement.body_html,
+        &config.site.title,
+        &config.site.base_url,
+    ]
+    .into_iter()
+    .chain(
+        config
+            .components
+            .iter()
+            .map(|component| component.name.as_str()),
+    )
+    .any(|text| text.contains(TOKEN_SLOT))
+}
+
+/// Whether `token` can stand in a link as it is.
+fn is_plain_token(token: &str) -> bool {
+    token.bytes().all(|byte| byte.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::fixtures::{
+        STORAGE, announcement, bodies, config, formatted, headers, now, part, subscriber,
+    };
+    use crate::model::Follows;
+
+    /// The parts of the alert to `subscriber`, through a rendering for
+    /// their variant.
+    fn rendered_for(
+        config: &Config,
+        announcement: &Announcement,
+        subscriber: &Subscriber,
+    ) -> (String, String) {
+        let composer = Composer::new();
+        let variant = Variant::of(announcement, subscriber);
+        let rendered = composer.render(config, announcement, &variant).unwrap();
+        bodies(
+            &composer
+                .alert(config, announcement, &rendered, subscriber, now())
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn one_rendering_serves_every_subscriber_of_a_variant() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let composer = Composer::new();
+        let anna = subscriber(Language::En);
+        let bob = Subscriber {
+            id: 43,
+            address: "bob@example.org".into(),
+            token: "fedcba9876543210fedcba9876543210".into(),
+            ..anna.clone()
+        };
+        let variant = Variant::of(&announcement, &anna);
+        assert_eq!(variant, Variant::of(&announcement, &bob));
+        let rendered = composer.render(&config, &announcement, &variant).unwrap();
+        for subscriber in [&anna, &bob] {
+            let message = composer
+                .alert(&config, &announcement, &rendered, subscriber, now())
+                .unwrap();
+            // The same bytes as rendering for this subscriber alone.
+            let alone = composer
+                .compose(&config, &announcement, subscriber, now())
+                .unwrap();
+            assert_eq!(formatted(&message), formatted(&alone));
+            let (text, html) = bodies(&message);
+            let link = format!(
+                "https://status.example.com/unsubscribe/{}",
+                subscriber.token
+            );
+            assert!(text.contains(&link), "{text}");
+            assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+            for other in [&anna, &bob] {
+                if other.token != subscriber.token {
+                    assert!(!text.contains(&other.token) && !html.contains(&other.token));
+                }
+            }
+            assert!(!text.contains(TOKEN_SLOT) && !html.contains(TOKEN_SLOT));
+        }
+        // Another language or another set of followed components is
+        // another variant.
+        let swedish = subscriber(Language::Sv);
+        assert_ne!(Variant::of(&announcement, &swedish), variant);
+        let everything = Subscriber {
+            follows: Follows::All,
+            ..anna.clone()
+        };
+        assert_ne!(Variant::of(&announcement, &everything), variant);
+    }
+
+    #[test]
+    fn an_incident_quoting_the_slot_is_rendered_per_email() {
+        let config = config();
+        let quoting = STORAGE.replace("its controller", TOKEN_SLOT);
+        let announcement = announcement(&config, &quoting);
+        let anna = subscriber(Language::En);
+        let (text, html) = rendered_for(&config, &announcement, &anna);
+        // The incident's words stay as written; the link has the token.
+        assert!(text.contains(&format!("& {TOKEN_SLOT}.")), "{text}");
+        assert!(html.contains(&format!("&amp; {TOKEN_SLOT}.")), "{html}");
+        assert!(
+            text.contains(&format!("unsubscribe/{}", anna.token)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_token_that_is_not_plain_is_escaped_like_any_text() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let odd = Subscriber {
+            token: "a&b\"c".into(),
+            ..subscriber(Language::En)
+        };
+        let (text, html) = rendered_for(&config, &announcement, &odd);
+        assert!(text.contains("unsubscribe/a&b\"c"), "{text}");
+        assert!(html.contains("unsubscribe/a&amp;b&quot;c\""), "{html}");
+    }
+
+    #[test]
+    fn swedish_subscriber_gets_swedish_words() {
+        let config = config();
+        let announcement = announcement(&config, STORAGE);
+        let text = formatted(
+            &Composer::new()
+                .compose(&config, &announcement, &subscriber(Language::Sv), now())
+                .unwrap(),
+        );
+        let plain = part(&text, "Content-Type: text/plain");
+        assert!(
+            plain.starts_with("Storage failure\nOrsak identifierad - 4 april 2019 08:20 CEST\n"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("  * Webbhotell: Delvis avbrott (du följer denna)\n"),
+            "{plain}"
+        );
+        assert!(
+            headers(&text).contains(
+                &"Subject: [Example Hosting status] Orsak identifierad: Storage failure".to_owned()
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! The body: the summary before the first level-2 heading, and one update
+//! per heading (its optional `components:` line, then Markdown), ordered by
+//! instant with omitted statuses resolved. Pure.
+
+use std::ops::Range;
+
+use pulldown_cmark::{Event, HeadingLevel, Parser, Tag};
+
+use super::FileParser;
+use super::front::{FrontMatter, Split, line_ranges};
+use super::markdown::{markdown_options, render_markdown};
+use crate::model::{ComponentStatus, Kind, Status, Update};
+
+impl FileParser<'_> {
+    /// Splits the body at its level-2 headings. Returns the summary and the
+    /// updates in file order.
+    pub(super) fn body(
+        &mut self,
+        split: &Split,
+        kind: Option<Kind>,
+    ) -> Option<(String, Vec<(Update, usize)>)> {
+        let body_text = &self.text[split.body.clone()];
+        let headings: Vec<Range<usize>> = Parser::new_ext(body_text, markdown_options())
+            .into_offset_iter()
+            .filter_map(|(event, range)| match event {
+                Event::Start(Tag::Heading {
+                    level: HeadingLevel::H2,
+                    ..
+                }) => Some(split.body.start + range.start..split.body.start + range.end),
+                _ => None,
+            })
+            .collect();
+        let summary_end = headings.first().map_or(split.body.end, |h| h.start);
+        let summary = self.text[split.body.start..summary_end].trim().to_owned();
+
+        let mut ok = true;
+        let mut updates = Vec::new();
+        for (i, heading) in headings.iter().enumerate() {
+            let section_end = headings
+                .get(i + 1)
+                .map_or(split.body.end, |next| next.start);
+            let Some(parsed) = self.heading(heading.clone()) else {
+                ok = false;
+                continue;
+            };
+            if let (Some(Kind::Incident), Some(status)) = (kind, parsed.declared)
+                && status.is_maintenance_only()
+            {
+                self.error(
+                    parsed.status_offset,
+                    format!(
+                        "status `{}` is only for kind = \"maintenance\"",
+                        status.as_str()
+                    ),
+                );
+                ok = false;
+            }
+            let Some((component_statuses, body_markdown)) =
+                self.section_body(heading.start..section_end)
+            else {
+                ok = false;
+                continue;
+            };
+            let line = self.index.position(parsed.line_offset).0;
+            updates.push((
+                Update {
+                    instant: parsed.instant,
+                    declared: parsed.declared,
+                    status: parsed.declared.unwrap_or(Status::Update),
+                    component_statuses,
+                    body_html: render_markdown(&body_markdown),
+                    body_markdown,
+                    line,
+                },
+                parsed.line_offset,
+            ));
+        }
+        ok.then_some((summary, updates))
+    }
+
+    /// An update's body: an optional `components:` first line, then Markdown.
+    fn section_body(
+        &mut self,
+        range: Range<usize>,
+    ) -> Option<(Vec<(String, ComponentStatus)>, String)> {
+        let section = &self.text[range.clone()];
+        // Skip the heading line itself.
+        let content_start = section.find('\n').map_or(section.len(), |i| i + 1);
+        let mut statuses = Vec::new();
+        let mut markdown_start = content_start;
+        let first_line = line_ranges(section, content_start)
+            .find(|line| !section[line.clone()].trim().is_empty());
+        if let Some(line) = first_line {
+            let line_text = &section[line.clone()];
+            let trimmed = line_text.trim_start();
+            if let Some(list) = trimmed.strip_prefix("components:") {
+                let list_offset = range.start
+                    + line.start
+                    + (line_text.len() - trimmed.len())
+                    + "components:".len();
+                statuses = self.components_line(list.trim_end_matches('\r'), list_offset)?;
+                markdown_start = (line.end + 1).min(section.len());
+            }
+        }
+        Some((statuses, section[markdown_start..].trim().to_owned()))
+    }
+
+    fn components_line(
+        &mut self,
+        list: &str,
+        offset: usize,
+    ) -> Option<Vec<(String, ComponentStatus)>> {
+        let mut statuses: Vec<(String, ComponentStatus)> = Vec::new();
+        let mut ok = true;
+        let mut at = 0;
+        for item in list.split(',') {
+            let item_offset = offset + at + (item.len() - item.trim_start().len());
+            at += item.len() + 1;
+            let item = item.trim();
+            let Some((id, status)) = item.split_once('=') else {
+                self.error(
+                    item_offset,
+                    format!("expected `component=status`, found `{item}`"),
+                );
+                ok = false;
+                continue;
+            };
+            let (id, status) = (id.trim(), status.trim());
+            let status_offset = item_offset + item.find('=').unwrap_or(0) + 1;
+            if !self.context.components.iter().any(|c| c.id == id) {
+                let message = format!(
+                    "unknown component `{id}`, expected one of {}",
+                    self.component_list()
+                );
+                self.error(item_offset, message);
+                ok = false;
+            } else if statuses.iter().any(|(seen, _)| seen == id) {
+                self.error(item_offset, format!("component `{id}` is given twice"));
+                ok = false;
+            }
+            match ComponentStatus::parse(status) {
+                Some(parsed) => statuses.push((id.to_owned(), parsed)),
+                None => {
+                    self.error(
+                        status_offset,
+                        format!(
+                            "unknown component status `{status}`, expected one of operational, degraded, partial-outage, major-outage, maintenance"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(statuses)
+    }
+
+    /// Sorts updates by instant, rejects duplicate instants, checks
+    /// `components:` lines against the incident's components and resolves
+    /// omitted statuses.
+    pub(super) fn order_updates(
+        &mut self,
+        mut updates: Vec<(Update, usize)>,
+        front: &FrontMatter,
+    ) -> Option<Vec<Update>> {
+        let mut ok = true;
+        for (update, offset) in &updates {
+            for (component, _) in &update.component_statuses {
+                if !front.components.contains(component) {
+                    self.error(
+                        *offset,
+                        format!(
+                            "component `{component}` is not among this incident's components; add it to `components` in the front matter"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        updates.sort_by_key(|(update, offset)| (update.instant, *offset));
+        for pair in updates.windows(2) {
+            let ((earlier, _), (later, later_offset)) = (&pair[0], &pair[1]);
+            if earlier.instant == later.instant {
+                let (first_line, second_offset) = if earlier.line < later.line {
+                    (earlier.line, *later_offset)
+                } else {
+                    (later.line, pair[0].1)
+                };
+                self.error(
+                    second_offset,
+                    format!(
+                        "two updates at the same instant {} (the other is on line {first_line}); updates need distinct times",
+                        earlier.instant.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let mut previous = match front.kind {
+            Kind::Incident => Status::Investigating,
+            Kind::Maintenance => Status::Scheduled,
+        };
+        let mut result = Vec::with_capacity(updates.len());
+        for (mut update, _) in updates {
+            update.status = match update.declared {
+                None | Some(Status::Update) => previous,
+                Some(status) => status,
+            };
+            previous = update.status;
+            result.push(update);
+        }
+        ok.then_some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::ComponentStatus;
+    use crate::parse::fixtures::{HEAD, check_diagnostics, parse, utc};
+
+    #[test]
+    fn components_line_and_implied_statuses() {
+        let text = format!(
+            "{HEAD}\n## 2019-04-04 08:00 investigating\nDown.\n\n## 2019-04-04 09:00\ncomponents: mail=major-outage , web-hosting=operational\nMail is worse.\n\n## 2019-04-04 10:00 resolved\nAll fine.\n"
+        );
+        let incident = parse(&text).0.unwrap();
+        assert_eq!(
+            incident.updates[1].component_statuses,
+            vec![
+                ("mail".into(), ComponentStatus::MajorOutage),
+                ("web-hosting".into(), ComponentStatus::Operational)
+            ]
+        );
+        assert_eq!(incident.updates[1].body_markdown, "Mail is worse.");
+        let at = |t: &str, c: &str| incident.component_status_at(c, utc(t));
+        assert_eq!(
+            at("2019-04-04T05:59:00Z", "mail"),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            at("2019-04-04T06:30:00Z", "mail"),
+            ComponentStatus::PartialOutage
+        );
+        assert_eq!(
+            at("2019-04-04T06:30:00Z", "web-hosting"),
+            ComponentStatus::PartialOutage
+        );
+        assert_eq!(
+            at("2019-04-04T07:30:00Z", "mail"),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(
+            at("2019-04-04T07:30:00Z", "web-hosting"),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            at("2019-04-04T08:00:00Z", "mail"),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            at("2019-04-04T08:00:00Z", "dns"),
+            ComponentStatus::Operational
+        );
+    }
+
+    #[test]
+    fn components_line_errors() {
+        check_diagnostics(
+            &format!(
+                "{HEAD}\n## 2019-04-04 08:00\ncomponents: mail=down, dnss=operational, cloud\nx\n"
+            ),
+            r"
+incidents/x.md:8:18: error: unknown component status `down`, expected one of operational, degraded, partial-outage, major-outage, maintenance
+incidents/x.md:8:24: error: unknown component `dnss`, expected one of `web-hosting`, `mail`, `cloud`, `customer-portal`, `dns`
+incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
+        );
+        check_diagnostics(
+            &format!("{HEAD}\n## 2019-04-04 08:00\ncomponents: dns=degraded\nx\n"),
+            "incidents/x.md:7:1: error: component `dns` is not among this incident's components; add it to `components` in the front matter",
+        );
+    }
+
+    #[test]
+    fn heading_inside_code_block_is_body() {
+        let text = format!("{HEAD}\n## 2019-04-04 08:00\n```\n## not a heading\n```\n");
+        let incident = parse(&text).0.unwrap();
+        assert_eq!(incident.updates.len(), 1);
+        assert!(incident.updates[0].body_html.contains("## not a heading"));
+    }
+}

@@ -1,0 +1,53 @@
+//! What the parser's unit tests share: a site's components, a parse of a
+//! text as `incidents/x.md`, and the check of its exact diagnostics. Pure,
+//! and compiled for tests only.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Europe::Stockholm;
+
+use super::{Context, parse_incident};
+use crate::diag::Diagnostic;
+use crate::model::{Component, Incident};
+
+pub(super) fn components() -> Vec<Component> {
+    ["web-hosting", "mail", "cloud", "customer-portal", "dns"]
+        .into_iter()
+        .map(|id| Component {
+            id: id.into(),
+            name: id.to_uppercase(),
+            group: None,
+        })
+        .collect()
+}
+
+pub(super) fn parse(text: &str) -> (Option<Incident>, Vec<Diagnostic>) {
+    let components = components();
+    let context = Context {
+        timezone: Stockholm,
+        components: &components,
+    };
+    parse_incident(Path::new("incidents/x.md"), text, &context)
+}
+
+/// Asserts the exact diagnostics of `text` (one per line).
+pub(super) fn check_diagnostics(text: &str, expect: &str) {
+    let (incident, diagnostics) = parse(text);
+    let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.join("\n"), expect.trim());
+    let has_error = diagnostics.iter().any(Diagnostic::is_error);
+    assert_eq!(
+        incident.is_none(),
+        has_error,
+        "an incident is returned exactly when there is no error"
+    );
+}
+
+pub(super) const HEAD: &str = "+++\ntitle = \"Storage\"\ncomponents = [\"web-hosting\", \"mail\"]\nseverity = \"major\"\n+++\n";
+
+pub(super) fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
