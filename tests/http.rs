@@ -513,7 +513,12 @@ fn a_state_database_locked_for_long_delays_email_but_loses_none() {
     });
     let health = http::get(daemon.port, "/healthz");
     assert_eq!(health.status, 503, "{health:?}");
-    assert_eq!(health.body, "state database unusable\n");
+    // Said by the daemon, or by the mailer if its lease met the lock too.
+    assert!(
+        health.body.ends_with("state database unusable\n"),
+        "{}",
+        health.body
+    );
     assert!(
         fs::read_to_string(daemon.path("public/feed.atom"))
             .unwrap()

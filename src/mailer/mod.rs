@@ -323,7 +323,13 @@ enum Prepare {
 }
 
 impl Prepare {
+    /// A state database that is busy is waited for; one that cannot be
+    /// used at all (a file where the directory should be) stops the
+    /// mailer, so that the watchdog has systemd restart herald.
     fn state(error: store::Error) -> Prepare {
+        if !error.is_busy() {
+            return Prepare::Failed(error.into());
+        }
         Prepare::Blocked {
             summary: "state database unusable",
             message: format!(
@@ -528,7 +534,11 @@ async fn lease(
             message: problem.to_string(),
             recheck: KEY_RECHECK,
         }),
-        Ok(Err(error)) => Err(Prepare::state(error)),
+        Ok(Err(error)) => Err(Prepare::Blocked {
+            summary: "state database unusable",
+            message: format!("cannot read the outbox: {:#}", anyhow::Error::from(error)),
+            recheck: STATE_RECHECK,
+        }),
         Err(error) => Err(Prepare::Blocked {
             summary: "state database unusable",
             message: format!("cannot read the outbox: {error}"),

@@ -269,6 +269,22 @@ impl Error {
             source,
         }
     }
+
+    /// Whether another connection held the database past the busy
+    /// timeout: worth trying again, unlike a missing directory or a
+    /// corrupt file.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Error::Database {
+                source: rusqlite::Error::SqliteFailure(failure, _),
+                ..
+            } if matches!(
+                failure.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        )
+    }
 }
 
 /// Milliseconds since the Unix epoch: how the outbox stores instants.
