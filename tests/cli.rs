@@ -572,6 +572,31 @@ fn build_refuses_years_no_feed_can_carry_and_publishes_the_rest() {
 }
 
 #[test]
+fn control_characters_never_reach_the_pages() {
+    let site = Site::new();
+    site.write(
+        "incidents/ctl.md",
+        "+++\ntitle = \"Disk\\u0001 failure\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\nNUL\u{0} BEL\u{7} DEL\u{7f} NEL\u{85} end.\n",
+    );
+    site.succeeds(&["build"]);
+    for page in [
+        "public/index.html",
+        "public/incidents/ctl.html",
+        "public/history/2019-04.html",
+    ] {
+        let html = site.read(page);
+        let found: Vec<char> = html
+            .chars()
+            .filter(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            .collect();
+        assert_eq!(found, Vec::<char>::new(), "{page}:\n{html}");
+        assert!(html.contains("Disk failure"), "{page}:\n{html}");
+    }
+    let page = site.read("public/incidents/ctl.html");
+    assert!(page.contains("NUL BEL DEL NEL end."), "{page}");
+}
+
+#[test]
 fn unwritable_output_is_a_runtime_failure_naming_the_path() {
     let site = Site::new();
     site.write("incidents/good.md", GOOD);

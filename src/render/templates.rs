@@ -318,33 +318,44 @@ fn escape_by_extension(name: &str) -> AutoEscape {
 
 /// minijinja's own HTML escaping, minus `/` → `&#x2f;`: a slash is
 /// harmless in text and in quoted attributes, and escaping it makes every
-/// link and date in the pages harder to read (and to grep).
+/// link and date in the pages harder to read (and to grep). Control
+/// characters that HTML forbids in text (NUL and the rest of C0 but
+/// whitespace, DEL, C1, and the noncharacters U+FFFE, U+FFFF) are
+/// dropped from every value, rendered Markdown included, as the feeds
+/// drop them.
 fn html_formatter(
     out: &mut Output,
     state: &mut State,
     value: &Value,
 ) -> Result<(), minijinja::Error> {
     match value.as_str() {
-        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() => {
+        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) => {
+            let escape = !value.is_safe();
             let mut plain_from = 0;
             for (at, character) in text.char_indices() {
                 let entity = match character {
-                    '&' => "&amp;",
-                    '<' => "&lt;",
-                    '>' => "&gt;",
-                    '"' => "&quot;",
-                    '\'' => "&#x27;",
+                    '&' if escape => "&amp;",
+                    '<' if escape => "&lt;",
+                    '>' if escape => "&gt;",
+                    '"' if escape => "&quot;",
+                    '\'' if escape => "&#x27;",
+                    c if forbidden_in_html(c) => "",
                     _ => continue,
                 };
                 out.write_str(&text[plain_from..at])?;
                 out.write_str(entity)?;
-                // Every escaped character is one byte long.
-                plain_from = at + 1;
+                plain_from = at + character.len_utf8();
             }
             Ok(out.write_str(&text[plain_from..])?)
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
+}
+
+/// A character that may not appear in HTML text.
+fn forbidden_in_html(character: char) -> bool {
+    (character.is_control() && !matches!(character, '\t' | '\n' | '\r' | '\u{c}'))
+        || matches!(character, '\u{FFFE}' | '\u{FFFF}')
 }
 
 /// `file:line:col: error: WHAT: detail` for a template `name` from file
