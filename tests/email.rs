@@ -404,6 +404,49 @@ fn mail_queued_while_the_server_is_down_arrives_when_it_is_back() {
 }
 
 #[test]
+fn an_outage_of_the_server_is_a_few_log_lines_not_one_per_attempt() {
+    let port = free_port();
+    let mut site = Site::new(&config(port, "0s"));
+    let mut csv = String::from("email,components\n");
+    for n in 0..300 {
+        csv.push_str(&format!("user{n}@example.org,mail\n"));
+    }
+    fs::write(site.path("subscribers.csv"), csv).unwrap();
+    site.ok(&["subscribers", "import", "subscribers.csv"]);
+    site.start();
+    site.write(
+        "down.md",
+        &incident(
+            "Relay trouble",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(0)), "Queued.")],
+        ),
+    );
+    // Every message deferred at least twice: 600 deferrals or more.
+    site.wait_for("two rounds of retries", || {
+        let database = rusqlite::Connection::open(site.path("state/herald.db")).unwrap();
+        let attempts: i64 = database
+            .query_row("SELECT coalesce(sum(attempts), 0) FROM outbox", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        attempts >= 600
+    });
+    let server = SmtpServer::start_on(port);
+    site.wait_for("every email", || server.count() == 300);
+    site.wait_for("the report that mail goes through", || {
+        site.log().contains("the server accepts mail again")
+    });
+    site.stop();
+    let log = site.log();
+    let lines = log.matches("delivery deferred").count();
+    assert!(
+        (1..=5).contains(&lines),
+        "{lines} lines about deferrals:\n{log}"
+    );
+}
+
+#[test]
 fn a_pooled_connection_the_server_closed_is_replaced_at_once() {
     let port = free_port();
     let server = SmtpServer::start_on(port);

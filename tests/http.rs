@@ -598,6 +598,31 @@ fn one_address_from_the_command_line_and_the_form_is_one_subscriber() {
 }
 
 #[test]
+fn a_damaged_state_database_shows_on_healthz() {
+    let server = SmtpServer::start();
+    let daemon = Daemon::start_with(Some(server.port()), &[("a@example.org", "mail")]);
+    daemon
+        .database()
+        .execute_batch("PRAGMA foreign_keys = OFF; DROP TABLE outbox;")
+        .unwrap();
+    daemon.write_incident(&[(&format!("{} investigating", recent(1)), "Disks.")]);
+    daemon.wait_for("/healthz to say so", || {
+        http::get(daemon.port, "/healthz").status == 503
+    });
+    let health = http::get(daemon.port, "/healthz");
+    assert!(
+        health.body.ends_with("state database unusable\n"),
+        "{}",
+        health.body
+    );
+    assert!(
+        daemon.log().contains("no such table: outbox"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[test]
 fn slow_and_idle_clients_cannot_hold_connections_or_descriptors() {
     use std::io::{Read as _, Write as _};
     use std::net::TcpStream;

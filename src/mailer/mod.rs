@@ -177,6 +177,7 @@ struct Shared {
     rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
     retry_base: Duration,
     wake: Arc<Notify>,
+    deferrals: Deferrals,
 }
 
 impl Shared {
@@ -367,6 +368,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         announcements: Mutex::new(HashMap::new()),
         rendered: Mutex::new(HashMap::new()),
         wake: Arc::clone(wake),
+        deferrals: Deferrals::default(),
         config,
     }))
 }
@@ -599,15 +601,74 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
     match &outcome {
         Ok(()) => {
             tracing::debug!(to = %job.recipient(), "sent");
+            shared.deferrals.sent();
         }
         Err(SendError::Retry(reply)) => {
             let attempts = job.history().0 + 1;
-            tracing::warn!(?row, attempts, %reply, "delivery deferred");
+            tracing::debug!(?row, attempts, %reply, "delivery deferred");
+            shared.deferrals.deferred(reply);
             // The retry may be earlier than what the loop sleeps until.
             shared.wake.notify_one();
         }
         Err(SendError::Park(reply)) => {
             tracing::warn!(?row, %reply, "delivery failed");
+        }
+    }
+}
+
+/// How often deferrals are summed up in the log while they go on.
+const DEFERRAL_REPORT: Duration = Duration::from_secs(60);
+
+/// Deferred deliveries, logged as a few lines rather than one per message
+/// and attempt: during an outage of the server every queued message is
+/// deferred again and again, and the log must stay readable.
+#[derive(Default)]
+struct Deferrals(Mutex<DeferralCount>);
+
+#[derive(Default)]
+struct DeferralCount {
+    /// Deferrals since the last line.
+    unreported: u64,
+    /// The reply of the last line, and when it was written.
+    reported: Option<(String, std::time::Instant)>,
+}
+
+impl Deferrals {
+    /// A warning for the first deferral with a new reply; then one line
+    /// a minute with the count.
+    fn deferred(&self, reply: &str) {
+        let mut count = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        count.unreported += 1;
+        let due = match &count.reported {
+            None => true,
+            Some((last, at)) => last != reply || at.elapsed() >= DEFERRAL_REPORT,
+        };
+        if due {
+            tracing::warn!(
+                deliveries = count.unreported,
+                %reply,
+                "delivery deferred; each is tried again later (one line a minute while this goes on)"
+            );
+            count.unreported = 0;
+            count.reported = Some((reply.to_owned(), std::time::Instant::now()));
+        }
+    }
+
+    /// A message went through: the deferrals not yet reported are.
+    fn sent(&self) {
+        let mut count = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if count.reported.take().is_some() {
+            tracing::info!(
+                deferred = count.unreported,
+                "the server accepts mail again; deferrals since the last report"
+            );
+            count.unreported = 0;
         }
     }
 }
