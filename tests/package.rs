@@ -119,7 +119,7 @@ fn unit_is_a_hardened_notify_service_as_the_herald_user() {
     for expected in [
         "Type=notify",
         "ExecStart=/usr/bin/herald --config /etc/herald/herald.toml run",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'",
         "Restart=on-failure",
         "WatchdogSec=30s",
         "User=herald",
