@@ -1,6 +1,10 @@
 //! The Debian package (`cargo deb`): what it installs where, which files
 //! are conffiles, that the configuration it installs is one herald
-//! accepts, and that the man page covers every command.
+//! accepts, and that the man page covers every command. How it runs
+//! under systemd is tests/systemd.rs.
+
+#[path = "support/deb.rs"]
+mod deb;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,26 +40,8 @@ fn package_installs_binary_unit_user_config_man_page_and_templates() {
         );
         return;
     }
-    // Package the binary these tests run, not a release build of its own:
-    // `--no-build` takes it from TARGET/release.
     let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("target");
-    fs::create_dir_all(target.join("release")).unwrap();
-    fs::copy(env!("CARGO_BIN_EXE_herald"), target.join("release/herald")).unwrap();
-    let deb = dir.path().join("herald.deb");
-    run(Command::new("cargo")
-        .args([
-            "deb",
-            "--no-build",
-            "--fast",
-            "--quiet",
-            "--locked",
-            "--output",
-        ])
-        .arg(&deb)
-        .arg("--manifest-path")
-        .arg(root().join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target));
+    let deb = deb::build(dir.path());
 
     let listing =
         String::from_utf8(run(Command::new("dpkg-deb").arg("-c").arg(&deb)).stdout).unwrap();
@@ -133,7 +119,7 @@ fn unit_is_a_hardened_notify_service_as_the_herald_user() {
     for expected in [
         "Type=notify",
         "ExecStart=/usr/bin/herald --config /etc/herald/herald.toml run",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/sh -c 'kill -HUP $MAINPID'",
         "Restart=on-failure",
         "WatchdogSec=30s",
         "User=herald",
