@@ -270,7 +270,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     blocked: watch::Sender<Option<String>>,
 ) {
-    let mut reported: Option<String> = None;
+    let mut blocked = Blocked::new(blocked);
     let shared = loop {
         match prepare(&config, &wake) {
             Ok(shared) => break shared,
@@ -279,11 +279,7 @@ pub async fn run(
                 message,
                 recheck,
             }) => {
-                if reported.as_ref() != Some(&message) {
-                    tracing::error!("{message}");
-                    blocked.send_replace(Some(summary.to_owned()));
-                    reported = Some(message);
-                }
+                blocked.report(summary, message);
                 tokio::select! {
                     () = tokio::time::sleep(recheck) => {}
                     _ = shutdown.changed() => {}
@@ -298,11 +294,41 @@ pub async fn run(
             }
         }
     };
-    if reported.is_some() {
-        tracing::info!("the mailer's problem is gone; email resumes");
-        blocked.send_replace(None);
-    }
+    blocked.clear("the mailer's problem is gone; email resumes");
     deliver_until_shutdown(shared, wake, shutdown, blocked).await;
+}
+
+/// Why the mailer sends nothing though it runs: said once in the log,
+/// shown on `/healthz` and the status line until it passes.
+struct Blocked {
+    shown: watch::Sender<Option<String>>,
+    reported: Option<String>,
+}
+
+impl Blocked {
+    fn new(shown: watch::Sender<Option<String>>) -> Blocked {
+        Blocked {
+            shown,
+            reported: None,
+        }
+    }
+
+    /// Logs `message` unless it was the last one, and shows `summary`.
+    fn report(&mut self, summary: &str, message: String) {
+        if self.reported.as_ref() != Some(&message) {
+            tracing::error!("{message}");
+            self.shown.send_replace(Some(summary.to_owned()));
+            self.reported = Some(message);
+        }
+    }
+
+    /// The problem passed: says `resumed` if there was one.
+    fn clear(&mut self, resumed: &str) {
+        if self.reported.take().is_some() {
+            tracing::info!("{resumed}");
+            self.shown.send_replace(None);
+        }
+    }
 }
 
 /// How often a mailer blocked on the token key looks at it again.
@@ -377,9 +403,8 @@ async fn deliver_until_shutdown(
     shared: Arc<Shared>,
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
-    blocked: watch::Sender<Option<String>>,
+    mut blocked: Blocked,
 ) {
-    let mut reported: Option<String> = None;
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut tasks = JoinSet::new();
     let (recorder, finished) = mpsc::unbounded_channel();
@@ -391,10 +416,7 @@ async fn deliver_until_shutdown(
         let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
         let jobs = match lease(&shared, now, lease_until).await {
             Ok(jobs) => {
-                if reported.take().is_some() {
-                    tracing::info!("the outbox can be read again; email resumes");
-                    blocked.send_replace(None);
-                }
+                blocked.clear("the outbox can be read again; email resumes");
                 jobs
             }
             Err(Prepare::Blocked {
@@ -404,11 +426,7 @@ async fn deliver_until_shutdown(
             }) => {
                 // Said once, shown on /healthz, tried again later: never
                 // a loop that logs as fast as it fails.
-                if reported.as_ref() != Some(&message) {
-                    tracing::error!("{message}");
-                    blocked.send_replace(Some(summary.to_owned()));
-                    reported = Some(message);
-                }
+                blocked.report(summary, message);
                 tokio::select! {
                     () = wake.notified() => {}
                     () = tokio::time::sleep(recheck) => {}
