@@ -295,18 +295,7 @@ fn double_opt_in_then_one_click_unsubscribe() {
     daemon.wait_for("the alert to the new subscriber", || {
         subjects_to(&server, "new@example.org").len() == 2
     });
-    let alert = server
-        .received()
-        .into_iter()
-        .rfind(|message| message.to == ["new@example.org"])
-        .unwrap();
-    let (_, headers) = read(&alert);
-    let list_unsubscribe = headers
-        .iter()
-        .find(|(key, _)| key == "List-Unsubscribe")
-        .map(|(_, value)| value.clone())
-        .unwrap();
-    let unsubscribe = link(&list_unsubscribe, "/unsubscribe/");
+    let unsubscribe = unsubscribe_link(&server, "new@example.org");
     let confirm_token = confirm.trim_start_matches("/confirm/");
     let unsubscribe_token = unsubscribe.trim_start_matches("/unsubscribe/");
 
@@ -373,21 +362,25 @@ fn double_opt_in_then_one_click_unsubscribe() {
     );
 }
 
-/// The path of the unsubscribe link in the `List-Unsubscribe` header of
-/// the last message to `address`.
-fn unsubscribe_link(server: &SmtpServer, address: &str) -> String {
-    let message = server
-        .received()
-        .into_iter()
-        .rfind(|message| message.to == [address])
-        .unwrap();
-    let (_, headers) = read(&message);
+/// The path of the unsubscribe link in `message`'s `List-Unsubscribe`.
+fn list_unsubscribe(message: &smtp::Received) -> String {
+    let (_, headers) = read(message);
     let value = headers
         .iter()
         .find(|(key, _)| key == "List-Unsubscribe")
         .map(|(_, value)| value.clone())
         .unwrap();
     link(&value, "/unsubscribe/")
+}
+
+/// [`list_unsubscribe`] of the last message to `address`.
+fn unsubscribe_link(server: &SmtpServer, address: &str) -> String {
+    let message = server
+        .received()
+        .into_iter()
+        .rfind(|message| message.to == [address])
+        .unwrap();
+    list_unsubscribe(&message)
 }
 
 #[test]
@@ -473,20 +466,12 @@ fn a_lost_token_key_stops_email_until_rekeyed_and_no_link_breaks() {
         "List-Unsubscribe=One-Click",
     );
     assert_eq!(done.status, 200, "{done:?}");
-    let old_b = {
-        let messages: Vec<_> = server
-            .received()
-            .into_iter()
-            .filter(|message| message.to == ["b@example.org"])
-            .collect();
-        let (_, headers) = read(&messages[0]);
-        let value = headers
-            .iter()
-            .find(|(key, _)| key == "List-Unsubscribe")
-            .map(|(_, value)| value.clone())
-            .unwrap();
-        link(&value, "/unsubscribe/")
-    };
+    let first_to_b = server
+        .received()
+        .into_iter()
+        .find(|message| message.to == ["b@example.org"])
+        .unwrap();
+    let old_b = list_unsubscribe(&first_to_b);
     let done = http::post_form(
         daemon.port,
         &old_b,
