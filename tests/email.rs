@@ -406,14 +406,7 @@ fn mail_queued_while_the_server_is_down_arrives_when_it_is_back() {
 #[test]
 fn an_outage_of_the_server_is_a_few_log_lines_not_one_per_attempt() {
     let port = free_port();
-    let mut site = Site::new(&config(port, "0s"));
-    let mut csv = String::from("email,components\n");
-    for n in 0..300 {
-        csv.push_str(&format!("user{n}@example.org,mail\n"));
-    }
-    fs::write(site.path("subscribers.csv"), csv).unwrap();
-    site.ok(&["subscribers", "import", "subscribers.csv"]);
-    site.start();
+    let mut site = followed_at(port, 300);
     site.write(
         "down.md",
         &incident(
@@ -567,7 +560,12 @@ fn rejections(server: &SmtpServer) -> usize {
 /// A started site whose `followers` (`userN@example.org`) follow `mail`,
 /// mailing through `server`.
 fn followed_by(server: &SmtpServer, followers: usize) -> Site {
-    let mut site = Site::new(&config(server.port(), "0s"));
+    followed_at(server.port(), followers)
+}
+
+/// [`followed_by`] a server that will be on `port`.
+fn followed_at(port: u16, followers: usize) -> Site {
+    let mut site = Site::new(&config(port, "0s"));
     let mut csv = String::from("email,components\n");
     for n in 0..followers {
         csv.push_str(&format!("user{n}@example.org,mail\n"));
