@@ -21,9 +21,12 @@ use herald::model::{Follows, Incident, IncidentId, Kind, Language, Subscriber};
 use herald::parse::{Context, parse_incident, split};
 use herald::render::{self, Output, Plan, Revisions, Site, Templates};
 
+/// A target's check of one input.
+pub type Check = fn(&[u8]);
+
 /// The targets, by name: the fuzz crate's binaries and the subdirectories
 /// of `fuzz/corpus/`.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("incident", incident),
     ("config", config),
     ("render", render),
