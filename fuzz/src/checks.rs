@@ -4,7 +4,8 @@
 //!
 //! This file is also compiled into herald's own tests (`tests/fuzz.rs`
 //! includes it by path), which replay the seed corpora and every crash
-//! found: keep it to `herald`, `chrono` and `std`.
+//! found: keep it to `herald`, `chrono`, `serde_json` and `std`, which
+//! herald depends on too.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -177,8 +178,8 @@ const RENDER_FILES: usize = 3;
 /// [`RENDER_FILES`]) parsed against the sample configuration: all pages,
 /// feeds, the summary and the calendar at a fixed instant and at instants
 /// the incidents suggest, for each [`Plan`], and the email of each update.
-/// Nothing may panic or fail to render, and every output is UTF-8 at a
-/// relative path.
+/// Nothing may panic or fail to render, and every output is well formed
+/// ([`check_outputs`], and an email's headers are those of any other).
 pub fn render(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -199,6 +200,7 @@ pub fn render(data: &[u8]) {
     }
     let corpus = Corpus::from_incidents(incidents);
     let published: Vec<&Incident> = corpus.published().map(AsRef::as_ref).collect();
+    let maintenances = published.iter().filter(|i| i.window.is_some()).count();
 
     // The newest update of each incident edited 90 minutes after it was
     // published (an edit time as the state store would record it).
@@ -237,12 +239,12 @@ pub fn render(data: &[u8]) {
         };
         let rendered = render::render(&site, &corpus, &plan)
             .unwrap_or_else(|error| panic!("render at {now}: {error}"));
-        check_outputs(&rendered.outputs);
+        check_outputs(&rendered.outputs, maintenances);
         if n == 0 {
             let pages = render::incident_pages(&site, &published)
                 .unwrap_or_else(|error| panic!("incident pages at {now}: {error}"));
             assert_eq!(pages.len(), published.len());
-            check_outputs(&pages);
+            check_outputs(&pages, maintenances);
         }
     }
 
@@ -276,17 +278,156 @@ fn subscriber(language: Language, follows: Follows) -> Subscriber {
     }
 }
 
-fn check_outputs(outputs: &[Output]) {
+/// Outputs at relative paths, in UTF-8, and each well formed for its
+/// kind: pages without script, a calendar of `events` events made of
+/// content lines only, JSON that parses.
+fn check_outputs(outputs: &[Output], events: usize) {
     for output in outputs {
         let path = &output.path;
         assert!(
             !path.starts_with('/') && path.split('/').all(|c| !c.is_empty() && c != ".."),
             "output path {path:?}"
         );
-        if let Err(error) = std::str::from_utf8(&output.bytes) {
-            panic!("{path} is not UTF-8: {error}");
+        let text = match std::str::from_utf8(&output.bytes) {
+            Ok(text) => text,
+            Err(error) => panic!("{path} is not UTF-8: {error}"),
+        };
+        if path.ends_with(".html") {
+            check_page(path, text);
+        } else if path.ends_with(".ics") {
+            check_calendar(path, text, events);
+        } else if path.ends_with(".json")
+            && let Err(error) = serde_json::from_str::<serde_json::Value>(text)
+        {
+            panic!("{path} is not JSON: {error}");
         }
     }
+}
+
+/// No `<script>` (the built-in templates have none, and incidents must not
+/// add one), and no link or image whose target a browser would run.
+fn check_page(path: &str, html: &str) {
+    let lower = html.to_ascii_lowercase();
+    assert!(!lower.contains("<script"), "{path} has a <script>");
+    for attribute in [" href=\"", " src=\""] {
+        for (at, _) in lower.match_indices(attribute) {
+            let rest = &html[at + attribute.len()..];
+            let value = &rest[..rest.find('"').unwrap_or(rest.len())];
+            if let Some(scheme) = url_scheme(&decode_attribute(value)) {
+                assert!(
+                    !["javascript", "vbscript", "data"].contains(&scheme.as_str()),
+                    "{path} links to {value:?}"
+                );
+            }
+        }
+    }
+}
+
+/// An attribute value as a browser reads it: character references decoded.
+fn decode_attribute(value: &str) -> String {
+    let mut decoded = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('&') {
+        decoded.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';') else {
+            break;
+        };
+        let name = &rest[1..end];
+        let character = match name {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "colon" => Some(':'),
+            "tab" => Some('\t'),
+            "newline" => Some('\n'),
+            _ => name
+                .strip_prefix("#x")
+                .or_else(|| name.strip_prefix("#X"))
+                .map(|hex| u32::from_str_radix(hex, 16))
+                .or_else(|| name.strip_prefix('#').map(str::parse::<u32>))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match character {
+            Some(c) => {
+                decoded.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                decoded.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    decoded
+}
+
+/// The scheme of a URL as the WHATWG URL parser finds it: after leading C0
+/// controls and spaces, with tabs and line breaks removed; lowercase.
+fn url_scheme(url: &str) -> Option<String> {
+    let url: String = url
+        .trim_start_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    (starts_with_letter && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+        .then(|| scheme.to_ascii_lowercase())
+}
+
+/// RFC 5545's line rules (CRLF, at most 75 octets, folded lines start
+/// with a space or tab), every unfolded line a property `NAME[;…]:value`,
+/// one VCALENDAR holding `events` VEVENTs and nothing else: text from an
+/// incident cannot add a line, a property or a component.
+fn check_calendar(path: &str, text: &str, events: usize) {
+    let body = text
+        .strip_suffix("\r\n")
+        .unwrap_or_else(|| panic!("{path} does not end with CRLF"));
+    let mut lines: Vec<String> = Vec::new();
+    for line in body.split("\r\n") {
+        assert!(line.len() <= 75, "{path}: a line of {} octets", line.len());
+        assert!(!line.contains(['\r', '\n']), "{path}: a bare CR or LF");
+        match line.strip_prefix([' ', '\t']) {
+            Some(folded) => lines
+                .last_mut()
+                .unwrap_or_else(|| panic!("{path} starts with a folded line"))
+                .push_str(folded),
+            None => lines.push(line.to_owned()),
+        }
+    }
+    let mut open: Vec<&str> = Vec::new();
+    let mut seen = 0;
+    for line in &lines {
+        let name_end = line.find([':', ';']).unwrap_or(line.len());
+        let name = &line[..name_end];
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '-'),
+            "{path}: not a property: {line:?}"
+        );
+        if let Some(component) = line.strip_prefix("BEGIN:") {
+            let expected = if open.is_empty() {
+                "VCALENDAR"
+            } else {
+                "VEVENT"
+            };
+            assert!(component == expected && open.len() < 2, "{path}: {line}");
+            open.push(component);
+            seen += usize::from(component == "VEVENT");
+        } else if let Some(component) = line.strip_prefix("END:") {
+            assert_eq!(open.pop(), Some(component), "{path}: {line}");
+        } else {
+            assert!(!open.is_empty(), "{path}: {line:?} outside the calendar");
+        }
+    }
+    assert!(open.is_empty(), "{path}: {open:?} not closed");
+    assert_eq!(lines.first().map(String::as_str), Some("BEGIN:VCALENDAR"));
+    assert_eq!(seen, events, "{path}: events");
 }
 
 /// The names of an email's top-level headers, in order.
@@ -398,4 +539,61 @@ fn check_address(address: &str) {
         Ok(address),
         "the accepted address {address:?} is not accepted as it is"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_sees_the_scheme_through_references_and_controls() {
+        for value in [
+            "javascript:alert(1)",
+            " \u{1}JavaScript:alert(1)",
+            "java&#x09;script:alert(1)",
+            "jav&#97;script&colon;alert(1)",
+            "java\nscript:alert(1)",
+        ] {
+            assert_eq!(
+                url_scheme(&decode_attribute(value)).as_deref(),
+                Some("javascript"),
+                "{value:?}"
+            );
+        }
+        for value in ["#", "/incidents/x.html", "x.html#u:1", "&#x2F;&#x2F;x:1"] {
+            assert_ne!(
+                url_scheme(&decode_attribute(value)).as_deref(),
+                Some("javascript"),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "links to")]
+    fn a_script_link_fails_the_page_check() {
+        check_page("x.html", "<p><a href=\"jav&#x61;script:x\">x</a></p>");
+    }
+
+    #[test]
+    #[should_panic(expected = "has a <script>")]
+    fn a_script_element_fails_the_page_check() {
+        check_page("x.html", "<p>x</p><SCRIPT>x</SCRIPT>");
+    }
+
+    #[test]
+    fn a_calendar_is_checked_line_by_line() {
+        let good = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nSUMMARY:a\r\n  b\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        check_calendar("c.ics", good, 1);
+        for bad in [
+            good.replace("SUMMARY:a", "SUMMARY:a\rDTEND:1"),
+            good.replace("SUMMARY:a", "SUMMARY:a\r\nEND:VEVENT\r\nBEGIN:VEVENT"),
+            good.replace("SUMMARY:a", "summary:a"),
+            good.replace("SUMMARY:a", &format!("SUMMARY:{}", "a".repeat(70))),
+            good.replace("\r\nEND:VCALENDAR", ""),
+        ] {
+            let caught = std::panic::catch_unwind(|| check_calendar("c.ics", &bad, 1));
+            assert!(caught.is_err(), "{bad:?}");
+        }
+    }
 }
