@@ -275,6 +275,35 @@ fn lines_are_crlf_and_folded_at_75_octets() {
     );
 }
 
+/// Found by the `render` fuzz target (tests/fuzz/render/): the crate
+/// folded the last piece of a long line into 75 octets after the leading
+/// space, 76 in all, when it was exactly 75 long. Every length of the
+/// summary, in ASCII and in two-octet characters, must fold within 75.
+#[test]
+fn no_folded_line_exceeds_75_octets_whatever_the_length() {
+    for filler in ["x", "å"] {
+        for length in 0..200 {
+            let text =
+                DNS_UPGRADE.replace("We upgrade the **name servers**.", &filler.repeat(length));
+            let calendar = render(&[("dns-upgrade.md", &text)]);
+            for line in calendar.split("\r\n") {
+                assert!(
+                    line.len() <= 75,
+                    "{length} × {filler}: {} octets: {line:?}",
+                    line.len()
+                );
+            }
+            let description = value(events(&parse(&calendar))[0], "DESCRIPTION").to_owned();
+            if length > 0 {
+                assert!(
+                    description.starts_with(&filler.repeat(length)),
+                    "{length} × {filler}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn completed_before_the_window_is_cancelled() {
     let calendar = parse(&render(&[("mail-move.md", CANCELLED)]));

@@ -3,9 +3,9 @@
 //!
 //! One `VEVENT` per published maintenance, past ones included, soonest
 //! window first. The `icalendar` crate builds, escapes and folds the lines
-//! (CRLF, at most 75 octets). It would fill in a missing `DTSTAMP` with the
-//! clock and a missing `UID` with a random UUID, so both are always set here
-//! from the data:
+//! (CRLF, at most 75 octets: `refold` mends its folding). It would fill in
+//! a missing `DTSTAMP` with the clock and a missing `UID` with a random
+//! UUID, so both are always set here from the data:
 //!
 //! - `UID` is `{incident id}@{host of base_url}`, stable across rebuilds;
 //! - `DTSTAMP` and `LAST-MODIFIED` are the latest update or edit of the
@@ -75,7 +75,38 @@ pub fn calendar(site: &Site, corpus: &Corpus) -> Vec<u8> {
             calendar.push(event);
         }
     }
-    calendar.to_string().into_bytes()
+    refold(&calendar.to_string()).into_bytes()
+}
+
+/// The calendar's lines folded again, at most 75 octets each and never
+/// inside a character (RFC 5545 §3.1): the crate (0.17.17) lets the last
+/// piece of a folded line reach 76 octets with its leading space. Its
+/// folds (CRLF and a space) are undone first; escaped values hold no
+/// other line break.
+fn refold(text: &str) -> String {
+    const LIMIT: usize = 75;
+    let unfolded = text.replace("\r\n ", "");
+    let mut folded = String::with_capacity(unfolded.len() + unfolded.len() / 24);
+    for line in unfolded.split_inclusive("\r\n") {
+        let (mut rest, end) = line
+            .strip_suffix("\r\n")
+            .map_or((line, ""), |content| (content, "\r\n"));
+        // The first piece of a line, then pieces after a space.
+        let mut room = LIMIT;
+        while rest.len() > room {
+            let mut at = room;
+            while !rest.is_char_boundary(at) {
+                at -= 1;
+            }
+            folded.push_str(&rest[..at]);
+            folded.push_str("\r\n ");
+            rest = &rest[at..];
+            room = LIMIT - 1;
+        }
+        folded.push_str(rest);
+        folded.push_str(end);
+    }
+    folded
 }
 
 fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
