@@ -157,10 +157,15 @@ pub fn config(data: &[u8]) {
         Ok(config) => {
             assert!(config.site.base_url.ends_with('/'));
             config.site.host();
+            // The configuration holds the parsed transport and sender; the
+            // written `smtp` must read back as the same transport.
             let email = config.email_or_default();
-            if let Err(problem) = Transport::parse(&email.smtp) {
-                panic!("accepted smtp `{}`: {problem}", email.smtp);
-            }
+            assert_eq!(
+                Transport::parse(&email.smtp_url).as_ref(),
+                Ok(&email.smtp),
+                "{}",
+                email.smtp_url
+            );
             let mut ids = BTreeSet::new();
             for component in &config.components {
                 assert!(herald::model::is_slug(&component.id), "{}", component.id);
