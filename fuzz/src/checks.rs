@@ -4,8 +4,8 @@
 //!
 //! This file is also compiled into herald's own tests (`tests/fuzz.rs`
 //! includes it by path), which replay the seed corpora and every crash
-//! found: keep it to `herald`, `chrono`, `serde_json` and `std`, which
-//! herald depends on too.
+//! found: keep it to `herald`, `chrono`, `lettre`, `serde_json` and
+//! `std`, which herald depends on too.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -27,11 +27,12 @@ pub type Check = fn(&[u8]);
 
 /// The targets, by name: the fuzz crate's binaries and the subdirectories
 /// of `fuzz/corpus/`.
-pub const TARGETS: [(&str, Check); 4] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("incident", incident),
     ("config", config),
     ("render", render),
     ("forms", forms),
+    ("smtp_reply", smtp_reply),
 ];
 
 /// The repository's sample configuration: Stockholm's zone, Swedish, and
@@ -601,4 +602,24 @@ mod tests {
             assert!(caught.is_err(), "{bad:?}");
         }
     }
+}
+
+/// A server's reply as the mailer reads it: herald reads replies with
+/// lettre's reader (`read_response`, which parses them as
+/// `Response::from_str` does) and decides by the reply's code, so a
+/// hostile or broken relay must not make that panic, and a reply read
+/// must carry the code the text gives, positive exactly for 2xx and 3xx.
+pub fn smtp_reply(data: &[u8]) {
+    use lettre::transport::smtp::response::Response;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(reply) = text.parse::<Response>() else {
+        return;
+    };
+    let code = u16::from(reply.code());
+    assert!((200..600).contains(&code), "{code} from {text:?}");
+    assert!(text.starts_with(&code.to_string()), "{code} from {text:?}");
+    assert_eq!(reply.is_positive(), code < 400, "{code} from {text:?}");
+    let _ = (reply.first_line(), reply.first_word());
 }
