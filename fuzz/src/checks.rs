@@ -547,6 +547,26 @@ fn check_address(address: &str) {
     );
 }
 
+/// A server's reply as the mailer reads it: herald reads replies with
+/// lettre's reader (`read_response`, which parses them as
+/// `Response::from_str` does) and decides by the reply's code, so a
+/// hostile or broken relay must not make that panic, and a reply read
+/// must carry the code the text gives, positive exactly for 2xx and 3xx.
+pub fn smtp_reply(data: &[u8]) {
+    use lettre::transport::smtp::response::Response;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(reply) = text.parse::<Response>() else {
+        return;
+    };
+    let code = u16::from(reply.code());
+    assert!((200..600).contains(&code), "{code} from {text:?}");
+    assert!(text.starts_with(&code.to_string()), "{code} from {text:?}");
+    assert_eq!(reply.is_positive(), code < 400, "{code} from {text:?}");
+    let _ = (reply.first_line(), reply.first_word());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,24 +622,4 @@ mod tests {
             assert!(caught.is_err(), "{bad:?}");
         }
     }
-}
-
-/// A server's reply as the mailer reads it: herald reads replies with
-/// lettre's reader (`read_response`, which parses them as
-/// `Response::from_str` does) and decides by the reply's code, so a
-/// hostile or broken relay must not make that panic, and a reply read
-/// must carry the code the text gives, positive exactly for 2xx and 3xx.
-pub fn smtp_reply(data: &[u8]) {
-    use lettre::transport::smtp::response::Response;
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let Ok(reply) = text.parse::<Response>() else {
-        return;
-    };
-    let code = u16::from(reply.code());
-    assert!((200..600).contains(&code), "{code} from {text:?}");
-    assert!(text.starts_with(&code.to_string()), "{code} from {text:?}");
-    assert_eq!(reply.is_positive(), code < 400, "{code} from {text:?}");
-    let _ = (reply.first_line(), reply.first_word());
 }
