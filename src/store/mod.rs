@@ -217,16 +217,10 @@ impl Store {
     }
 
     fn record_fingerprint(&self, key: &Key) -> Result<(), Error> {
-        self.connection
-            .execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-                params![KEY_FINGERPRINT, key.fingerprint()],
-            )
-            .map(drop)
-            .map_err(Error::database(
-                &self.path,
-                "record the token key's fingerprint",
-            ))
+        write_fingerprint(&self.connection, key).map_err(Error::database(
+            &self.path,
+            "record the token key's fingerprint",
+        ))
     }
 
     /// Reads the key, or makes one when no link depends on it yet. A
@@ -311,6 +305,17 @@ fn unusable(error: &token::Error) -> KeyProblem {
         source = cause.source();
     }
     KeyProblem::Unusable { message }
+}
+
+/// Stores which key the database's links are made with (on a connection
+/// or inside a transaction).
+pub(super) fn write_fingerprint(connection: &Connection, key: &Key) -> rusqlite::Result<()> {
+    connection
+        .execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![KEY_FINGERPRINT, key.fingerprint()],
+        )
+        .map(drop)
 }
 
 #[cfg(test)]

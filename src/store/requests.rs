@@ -74,7 +74,8 @@ fn follows_columns(follows: &Follows) -> (bool, String) {
     }
 }
 
-fn follows_from_columns(all: bool, components: &str) -> Follows {
+/// What a row follows: everything, or its space-separated components.
+pub(super) fn follows_from_columns(all: bool, components: &str) -> Follows {
     if all {
         Follows::All
     } else {

@@ -12,7 +12,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Error, KEY_FINGERPRINT, Store, unusable};
+use super::requests::follows_from_columns;
+use super::{Error, Store, unusable, write_fingerprint};
 use crate::model::{Follows, Language, Subscriber};
 use crate::token::{self, Key, Purpose};
 
@@ -50,18 +51,7 @@ pub(super) fn subscriber_from_row(
     Ok(Subscriber {
         id: row.get(start)?,
         address: row.get(start + 1)?,
-        follows: if all {
-            Follows::All
-        } else {
-            Follows::Components(
-                components
-                    .unwrap_or_default()
-                    .split(' ')
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-            )
-        },
+        follows: follows_from_columns(all, &components.unwrap_or_default()),
         language: Language::parse(&language).unwrap_or(Language::En),
         token: key.token(Purpose::Unsubscribe, &row.get::<_, String>(start + 4)?),
     })
@@ -227,12 +217,7 @@ impl Store {
                     .map_err(failed)?;
                 count += 1;
             }
-            transaction
-                .execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-                    params![KEY_FINGERPRINT, key.fingerprint()],
-                )
-                .map_err(failed)?;
+            write_fingerprint(&transaction, &key).map_err(failed)?;
         }
         transaction.commit().map_err(failed)?;
         self.key = Ok(key);
