@@ -175,7 +175,17 @@ impl Store {
 
     /// Reads the key again, for long-lived stores that make links which
     /// must match the key on disk (`herald rekey` may have replaced it).
+    ///
+    /// Called before every lease of confirmation emails, so the usual
+    /// case (the same key as before) costs one read of a 32-byte file;
+    /// only a different or missing key runs the full check, with its
+    /// queries.
     pub fn refresh_key(&mut self) -> Result<Key, Error> {
+        if let (Ok(current), Ok(Some(on_disk))) = (&self.key, Key::load(&self.state_dir))
+            && current.fingerprint() == on_disk.fingerprint()
+        {
+            return Ok(on_disk);
+        }
         self.key = self.check_key(&self.state_dir)?;
         self.key().cloned()
     }
