@@ -568,7 +568,15 @@ fn build_refuses_years_no_feed_can_carry_and_publishes_the_rest() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let feed = site.read("public/feed.rss");
     assert!(feed.contains("Mail slow"), "{feed}");
-    site.fails(&["check"], 1, "");
+    let check = site.herald().arg("check").output().unwrap();
+    let report = stdout(&check);
+    assert_eq!(check.status.code(), Some(1), "{report}");
+    for name in ["zero", "negative", "late"] {
+        assert!(
+            report.contains(&format!("incidents/{name}.md:7:4: error:")),
+            "{report}"
+        );
+    }
 }
 
 #[test]
