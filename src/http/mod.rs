@@ -38,6 +38,8 @@
 //! and templates; it is restarted only when `listen` or the state
 //! directory changed, and removed when `[http]` is.
 
+#[cfg(test)]
+mod fixtures;
 pub mod forms;
 mod handlers;
 pub mod limits;
