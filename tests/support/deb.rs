@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// Builds `DIR/herald.deb` from the repository's packaging and the binary
 /// these tests run; panics with cargo-deb's output if it fails.
@@ -30,6 +30,12 @@ pub fn build(dir: &Path) -> PathBuf {
         .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target);
+    run(&mut command);
+    deb
+}
+
+/// Runs `command`, which must succeed; fails with what it printed.
+pub fn run(command: &mut Command) -> Output {
     let output = command.output().unwrap();
     assert!(
         output.status.success(),
@@ -37,5 +43,5 @@ pub fn build(dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    deb
+    output
 }
