@@ -84,15 +84,7 @@ pub fn read_incident(files: &mut Files, path: &Path, context: &Context) -> Resul
             return Ok(());
         }
         Err(error) => {
-            let mut message = error.to_string();
-            if let Some(cause) = std::error::Error::source(&error) {
-                message.push_str(&format!(": {cause}"));
-            }
-            // The message names the path; the diagnostic names it too.
-            let message = message
-                .strip_prefix(&format!("{} ", path.display()))
-                .map_or_else(|| message.clone(), str::to_owned);
-            files.unreadable(path, message);
+            files.unreadable(path, error.reason());
             return Err(error);
         }
     };

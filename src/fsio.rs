@@ -50,13 +50,37 @@ pub enum Error {
         path.display()
     )]
     Changed { path: PathBuf },
-    #[error("{} is not a regular file (a directory, FIFO or device); herald reads only regular files", path.display())]
+    #[error("{} {NOT_REGULAR}", path.display())]
     NotRegular { path: PathBuf },
-    #[error("{} is larger than {} MiB, more than an incident file can be", path.display(), MAX_INCIDENT_BYTES >> 20)]
+    #[error("{} {}", path.display(), too_large())]
     TooLarge { path: PathBuf },
 }
 
+const NOT_REGULAR: &str =
+    "is not a regular file (a directory, FIFO or device); herald reads only regular files";
+
+fn too_large() -> String {
+    format!(
+        "is larger than {} MiB, more than an incident file can be",
+        MAX_INCIDENT_BYTES >> 20
+    )
+}
+
 impl Error {
+    /// What went wrong, for a diagnostic that already names the file:
+    /// the message without its leading path where it has one, with its
+    /// cause.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::NotRegular { .. } => NOT_REGULAR.to_owned(),
+            Error::TooLarge { .. } => too_large(),
+            other => match std::error::Error::source(other) {
+                Some(cause) => format!("{other}: {cause}"),
+                None => other.to_string(),
+            },
+        }
+    }
+
     /// Whether reading again later may succeed (a full table of open
     /// files, a failing disk), unlike a file that is not a regular file
     /// or is far too large, which stays so until it is changed.
