@@ -46,7 +46,9 @@ use crate::clock;
 use crate::compose::{Composer, Rendered, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
-use crate::store::{self, Delivery, Leased, LeasedConfirmation, Outcome, Queued, Store};
+use crate::store::{
+    self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
+};
 
 /// Messages between leaving the outbox and their outcome being recorded:
 /// composed and waiting for a connection, on the wire, or waiting for the
@@ -357,12 +359,26 @@ impl Prepare {
         if !error.is_busy() {
             return Prepare::Failed(error.into());
         }
+        Prepare::unusable(format!(
+            "email waits until the state database can be used: {:#}",
+            anyhow::Error::from(error)
+        ))
+    }
+
+    /// The token key cannot be used: looked at again every minute.
+    fn key(problem: &KeyProblem) -> Prepare {
+        Prepare::Blocked {
+            summary: problem.summary(),
+            message: problem.to_string(),
+            recheck: KEY_RECHECK,
+        }
+    }
+
+    /// The state database cannot be used now: tried again soon.
+    fn unusable(message: String) -> Prepare {
         Prepare::Blocked {
             summary: "state database unusable",
-            message: format!(
-                "email waits until the state database can be used: {:#}",
-                anyhow::Error::from(error)
-            ),
+            message,
             recheck: STATE_RECHECK,
         }
     }
@@ -371,11 +387,7 @@ impl Prepare {
 fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> {
     let mut store = Store::open(&config.paths.state).map_err(Prepare::state)?;
     if let Some(problem) = store.key_problem() {
-        return Err(Prepare::Blocked {
-            summary: problem.summary(),
-            message: problem.to_string(),
-            recheck: KEY_RECHECK,
-        });
+        return Err(Prepare::key(problem));
     }
     let released = store.release_leases().map_err(Prepare::state)?;
     if released > 0 {
@@ -549,21 +561,14 @@ async fn lease(
     };
     match leased {
         Ok(Ok(jobs)) => Ok(jobs),
-        Ok(Err(store::Error::Key(problem))) => Err(Prepare::Blocked {
-            summary: problem.summary(),
-            message: problem.to_string(),
-            recheck: KEY_RECHECK,
-        }),
-        Ok(Err(error)) => Err(Prepare::Blocked {
-            summary: "state database unusable",
-            message: format!("cannot read the outbox: {:#}", anyhow::Error::from(error)),
-            recheck: STATE_RECHECK,
-        }),
-        Err(error) => Err(Prepare::Blocked {
-            summary: "state database unusable",
-            message: format!("cannot read the outbox: {error}"),
-            recheck: STATE_RECHECK,
-        }),
+        Ok(Err(store::Error::Key(problem))) => Err(Prepare::key(&problem)),
+        Ok(Err(error)) => Err(Prepare::unusable(format!(
+            "cannot read the outbox: {:#}",
+            anyhow::Error::from(error)
+        ))),
+        Err(error) => Err(Prepare::unusable(format!(
+            "cannot read the outbox: {error}"
+        ))),
     }
 }
 
