@@ -87,8 +87,8 @@ struct Retry {
     state: bool,
     /// Incidents whose first-seen and edit times were not recorded.
     observe: BTreeSet<IncidentId>,
-    /// Why the state database cannot be used, for `/healthz`.
-    state_problem: Option<String>,
+    /// The state database failed and has not worked since (`/healthz`).
+    state_unusable: bool,
     /// When to try again, if anything is waiting.
     at: Option<DateTime<Utc>>,
 }
@@ -161,12 +161,12 @@ impl Daemon {
     fn state_failed(&mut self, consequence: &str, error: crate::store::Error) {
         let error = anyhow::Error::from(error);
         tracing::error!("{consequence}: {error:#}");
-        self.retry.state_problem = Some("state database unusable".to_owned());
+        self.retry.state_unusable = true;
         self.schedule_retry();
     }
 
     fn state_ok(&mut self) {
-        if self.retry.state_problem.take().is_some() {
+        if std::mem::take(&mut self.retry.state_unusable) {
             tracing::info!("the state database works again");
         }
     }
@@ -184,7 +184,9 @@ impl Daemon {
 
     /// Why `/healthz` should answer 503 though everything runs.
     pub fn problem(&self) -> Option<String> {
-        self.retry.state_problem.clone()
+        self.retry
+            .state_unusable
+            .then(|| "state database unusable".to_owned())
     }
 
     /// Does again what failed: reads, writes, the state database.
