@@ -216,6 +216,7 @@ mod tests {
         let context = Context {
             timezone: chrono_tz::UTC,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         Corpus::from_incidents(files.iter().map(|(name, text)| {
             let (incident, diagnostics) =

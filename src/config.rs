@@ -16,7 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::model::{Component, Language, is_slug};
+use crate::model::{Component, Language, Languages, is_slug};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +38,7 @@ pub struct RawSite {
     pub base_url: Spanned<String>,
     pub timezone: Option<Spanned<String>>,
     pub language: Option<Spanned<String>>,
+    pub languages: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,7 +101,9 @@ pub struct Site {
     /// Always ends with `/`.
     pub base_url: String,
     pub timezone: Tz,
-    pub language: Language,
+    /// The site's language first, then those its pages are translated
+    /// into (`language = "sv"` or `languages = ["sv", "en"]`).
+    pub languages: Languages,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +178,11 @@ fn default_sender(host: &str) -> Mailbox {
 }
 
 impl Site {
+    /// The site's language: the first of `languages`.
+    pub fn language(&self) -> Language {
+        self.languages.site()
+    }
+
     /// The host name of `base_url` (`status.example.com`).
     pub fn host(&self) -> &str {
         let rest = self
@@ -311,9 +319,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }),
     };
 
-    let language = match &raw.site.language {
-        None => Language::En,
-        Some(code) => Language::parse(code.get_ref()).unwrap_or_else(|| {
+    let language = |code: &Spanned<String>, report: &mut dyn FnMut(Range<usize>, String)| {
+        Language::parse(code.get_ref()).or_else(|| {
             report(
                 code.span(),
                 format!(
@@ -321,8 +328,47 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
                     code.get_ref()
                 ),
             );
-            Language::En
-        }),
+            None
+        })
+    };
+    let languages = match (&raw.site.language, &raw.site.languages) {
+        (None, None) => Languages::one(Language::En),
+        (Some(code), None) => Languages::one(language(code, &mut report).unwrap_or(Language::En)),
+        (Some(code), Some(_)) => {
+            report(
+                code.span(),
+                "give either `language` or `languages`, not both; `languages = [\"sv\", \"en\"]` lists the site's language first".into(),
+            );
+            Languages::one(Language::En)
+        }
+        (None, Some(list)) => {
+            let mut parsed: Vec<Language> = Vec::new();
+            for code in list.get_ref() {
+                let Some(found) = language(code, &mut report) else {
+                    continue;
+                };
+                if parsed.contains(&found) {
+                    report(
+                        code.span(),
+                        format!("language `{}` is listed twice", code.get_ref()),
+                    );
+                } else {
+                    parsed.push(found);
+                }
+            }
+            match parsed.split_first() {
+                Some((site, others)) => Languages::new(*site, others).unwrap_or_else(|| Languages::one(*site)),
+                None => {
+                    if list.get_ref().is_empty() {
+                        report(
+                            list.span(),
+                            "`languages` is empty, expected the site's language first, such as [\"sv\", \"en\"]".into(),
+                        );
+                    }
+                    Languages::one(Language::En)
+                }
+            }
+        }
     };
 
     let mut components: Vec<Component> = Vec::new();
@@ -442,7 +488,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             title: raw.site.title,
             base_url,
             timezone,
-            language,
+            languages,
         },
         paths: Paths {
             incidents: resolve(&raw.paths.incidents, "incidents"),
@@ -499,7 +545,8 @@ listen = "127.0.0.1:8081"
         let config = parse(Path::new("conf/herald.toml"), GOOD).unwrap();
         assert_eq!(config.site.base_url, "https://status.example.com/");
         assert_eq!(config.site.timezone, chrono_tz::Europe::Stockholm);
-        assert_eq!(config.site.language, Language::Sv);
+        assert_eq!(config.site.language(), Language::Sv);
+        assert_eq!(config.site.languages.others(), []);
         assert_eq!(config.paths.incidents, Path::new("conf/inc"));
         assert_eq!(config.paths.output, Path::new("conf/public"));
         assert_eq!(config.components[0].group.as_deref(), Some("Hosting"));
@@ -598,7 +645,36 @@ listen = "127.0.0.1:8081"
     fn unknown_key_is_an_error_with_position() {
         check_error(
             "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\ntitel = \"y\"\n",
-            "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`",
+            "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`, `languages`",
+        );
+    }
+
+    #[test]
+    fn languages_list_the_sites_first() {
+        let site = |line: &str| {
+            let text = format!("[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\n{line}\n");
+            parse(Path::new("herald.toml"), &text).map(|config| config.site.languages)
+        };
+        let both = site("languages = [\"sv\", \"en\"]").unwrap();
+        assert_eq!(both.site(), Language::Sv);
+        assert_eq!(both.others(), [Language::En]);
+        assert_eq!(both.prefix(Language::Sv), "");
+        assert_eq!(both.prefix(Language::En), "en/");
+        assert_eq!(site("languages = [\"en\"]").unwrap(), Languages::one(Language::En));
+        assert_eq!(site("language = \"sv\"").unwrap(), Languages::one(Language::Sv));
+        assert_eq!(site("").unwrap(), Languages::one(Language::En));
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguages = [\"sv\", \"de\", \"sv\"]\n",
+            "conf/herald.toml:4:20: error: unknown language `de`, expected `sv` or `en`
+conf/herald.toml:4:26: error: language `sv` is listed twice",
+        );
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguages = []\n",
+            "conf/herald.toml:4:13: error: `languages` is empty, expected the site's language first, such as [\"sv\", \"en\"]",
+        );
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguage = \"sv\"\nlanguages = [\"sv\"]\n",
+            "conf/herald.toml:4:12: error: give either `language` or `languages`, not both; `languages = [\"sv\", \"en\"]` lists the site's language first",
         );
     }
 

@@ -277,6 +277,7 @@ mod tests {
         let context = Context {
             timezone: Stockholm,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         for (path, text) in texts {
             files.update(Path::new(path), text, &context);

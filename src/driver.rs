@@ -68,6 +68,7 @@ pub fn parse_context(config: &Config) -> Context<'_> {
     Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     }
 }
 

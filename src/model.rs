@@ -47,7 +47,7 @@ impl fmt::Display for IncidentId {
 }
 
 /// Page language: picks template strings and date formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Language {
     Sv,
     En,
@@ -66,6 +66,68 @@ impl Language {
         match self {
             Language::Sv => "sv",
             Language::En => "en",
+        }
+    }
+
+    /// The language's name in itself, for links to a page in it.
+    pub fn autonym(self) -> &'static str {
+        match self {
+            Language::Sv => "Svenska",
+            Language::En => "English",
+        }
+    }
+}
+
+/// The languages a site publishes in (`[site] languages`): the first is
+/// the site's own, in which incident text is written first; each further
+/// one gets its own pages and feeds under its code. Never empty, never a
+/// language twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Languages(Vec<Language>);
+
+impl Languages {
+    /// A site in one language.
+    pub fn one(language: Language) -> Languages {
+        Languages(vec![language])
+    }
+
+    /// `site` first, then `others` in order; `None` if a language repeats.
+    pub fn new(site: Language, others: &[Language]) -> Option<Languages> {
+        let mut all = vec![site];
+        for language in others {
+            if all.contains(language) {
+                return None;
+            }
+            all.push(*language);
+        }
+        Some(Languages(all))
+    }
+
+    /// The site's language: the first.
+    pub fn site(&self) -> Language {
+        self.0[0]
+    }
+
+    /// The languages after the first.
+    pub fn others(&self) -> &[Language] {
+        &self.0[1..]
+    }
+
+    /// Every language, the site's first.
+    pub fn all(&self) -> &[Language] {
+        &self.0
+    }
+
+    /// The prefix of the outputs in `language`: `""` for the site's
+    /// language, `"en/"` for English when it is a further one.
+    pub fn prefix(&self, language: Language) -> &'static str {
+        if language == self.site() {
+            ""
+        } else {
+            match language {
+                Language::Sv => "sv/",
+                Language::En => "en/",
+            }
         }
     }
 }
@@ -297,12 +359,43 @@ pub struct Update {
     pub status: Status,
     /// The `components:` line, if the update has one, in the order written.
     pub component_statuses: Vec<(String, ComponentStatus)>,
-    /// Markdown source of the body, without the `components:` line.
+    /// Markdown source of the body in the site's language, without the
+    /// `components:` line and without the translations.
     pub body_markdown: String,
     /// The body rendered to HTML with raw HTML escaped.
     pub body_html: String,
+    /// The text of each `### LANG` section, in the order written.
+    pub translations: Vec<Translation>,
     /// 1-based line of the heading, for diagnostics and editors.
     pub line: u32,
+}
+
+/// An update's text in a further language: its `### LANG` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub language: Language,
+    pub body_markdown: String,
+    pub body_html: String,
+}
+
+impl Update {
+    /// The Markdown and HTML of the text in `language`, if the update has
+    /// one: its own text for the site's language, a `### LANG` section for
+    /// another.
+    pub fn text_in(&self, language: Language, site: Language) -> Option<(&str, &str)> {
+        if language == site {
+            return Some((&self.body_markdown, &self.body_html));
+        }
+        self.translations
+            .iter()
+            .find(|translation| translation.language == language)
+            .map(|translation| {
+                (
+                    translation.body_markdown.as_str(),
+                    translation.body_html.as_str(),
+                )
+            })
+    }
 }
 
 /// A validated incident or maintenance, as one file describes it.
@@ -311,7 +404,11 @@ pub struct Incident {
     pub id: IncidentId,
     /// Path relative to the incidents directory, `/`-separated.
     pub path: PathBuf,
+    /// The title in the site's language.
     pub title: String,
+    /// The title in further languages (`title.en = "…"`), in the order
+    /// written.
+    pub titles: Vec<(Language, String)>,
     pub components: Vec<String>,
     pub severity: Severity,
     pub kind: Kind,
@@ -361,6 +458,15 @@ pub struct Segment {
 }
 
 impl Incident {
+    /// The title in `language`, or in the site's language when the front
+    /// matter gives none in it.
+    pub fn title_in(&self, language: Language) -> &str {
+        self.titles
+            .iter()
+            .find(|(translated, _)| *translated == language)
+            .map_or(self.title.as_str(), |(_, title)| title.as_str())
+    }
+
     pub fn first_update(&self) -> &Update {
         &self.updates[0]
     }

@@ -28,6 +28,7 @@ fn parse_all(config: &Config, files: &[(PathBuf, String)]) -> Corpus {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let incidents: Vec<Incident> = files
         .iter()

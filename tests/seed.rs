@@ -162,6 +162,7 @@ fn seed_thread_flows_through_every_feed() {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let (incident, diagnostics) =
         parse_incident(Path::new("2019/lagring-2019-04.md"), &text, &context);

@@ -56,6 +56,7 @@ fn context(config: &Config) -> Context<'_> {
     Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     }
 }
 

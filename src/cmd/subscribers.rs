@@ -96,7 +96,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     })?;
     let follows = follows(&config, &options.components).map_err(InvalidInput)?;
     let language = match &options.language {
-        None => config.site.language,
+        None => config.site.language(),
         Some(code) => Language::parse(code).ok_or_else(|| {
             InvalidInput(format!("unknown language `{code}`, expected `sv` or `en`"))
         })?,
@@ -215,7 +215,7 @@ pub fn parse_subscribers_csv(
             // Only used when every row is valid.
             address: parsed.map_or_else(|_| address.to_owned(), |a| a.to_string()),
             follows,
-            language: config.site.language,
+            language: config.site.language(),
         };
         // A later row for the same address wins.
         match positions.get(&subscriber.address) {

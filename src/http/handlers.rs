@@ -145,7 +145,7 @@ pub(super) async fn subscribe(
         Ok(form) => NewRequest {
             address: form.address,
             follows: form.follows,
-            language: site.config.site.language,
+            language: site.config.site.language(),
         },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
     };

@@ -25,7 +25,7 @@ use std::path::Path;
 use chrono_tz::Tz;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::model::{Component, Incident, IncidentId};
+use crate::model::{Component, Incident, IncidentId, Languages};
 
 pub use front::{Split, split};
 pub use markdown::render_markdown;
@@ -35,6 +35,9 @@ pub use markdown::render_markdown;
 pub struct Context<'a> {
     pub timezone: Tz,
     pub components: &'a [Component],
+    /// The site's language, whose text comes first in an update, and the
+    /// further ones a `### LANG` heading may start.
+    pub languages: &'a Languages,
 }
 
 /// Parses one incident file. `path` names it in diagnostics and becomes
@@ -108,11 +111,13 @@ impl FileParser<'_> {
             );
             return None;
         }
+        self.partial_translations(&updates, &front);
         let updates = self.order_updates(updates, &front)?;
         Some(Incident {
             id: id?,
             path: self.path.to_owned(),
             title: front.title,
+            titles: front.titles,
             components: front.components,
             severity: front.severity,
             kind: front.kind,
@@ -188,6 +193,7 @@ mod tests {
         let context = Context {
             timezone: Stockholm,
             components: &components,
+            languages: &crate::model::Languages::new(crate::model::Language::Sv, &[crate::model::Language::En]).unwrap(),
         };
         let (incident, diagnostics) = parse_incident(
             Path::new("incidents/Bad Name.md"),

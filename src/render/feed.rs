@@ -57,7 +57,7 @@ const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
 /// RSS 2.0: one `<item>` per entry, with an `atom:link rel="self"` as the
 /// RSS Advisory Board recommends.
 pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let items: Vec<rss::Item> = entries
         .iter()
         .map(|entry| rss::Item {
@@ -122,7 +122,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
 
 /// Atom 1.0 (RFC 4287). The feed carries the author, so entries need none.
 pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let atom_entries: Vec<atom_syndication::Entry> = entries
         .iter()
         .map(|entry| atom_syndication::Entry {
@@ -214,7 +214,7 @@ fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
 /// `Löst: Fel i lagringssystemet …`: the status first, as the reader
 /// already knows which incident from the thread of entries.
 fn entry_title(site: &Site, entry: &Entry) -> String {
-    let label = i18n::status_label(site.config.site.language, entry.update.status);
+    let label = i18n::status_label(site.config.site.language(), entry.update.status);
     xml_text(&format!("{label}: {}", entry.incident.title))
 }
 
@@ -227,7 +227,7 @@ fn entry_link(site: &Site, entry: &Entry) -> String {
 /// The entry body: a line naming the affected components (with the
 /// statuses the update sets, if it sets any), then the update's HTML.
 fn entry_html(site: &Site, entry: &Entry) -> String {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let components: Vec<String> = entry
         .incident
         .components

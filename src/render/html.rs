@@ -287,7 +287,7 @@ struct MonthPage {
 // Pages.
 
 pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let timezone = site.timezone();
     let now = site.now;
     let root = "";
@@ -523,7 +523,7 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
 }
 
 pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let root = "../";
     let latest = incident.updates.last();
     let status = latest.map(|update| update.status);
@@ -561,7 +561,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
 }
 
 pub fn month(site: &Site, corpus: &Corpus, year: i32, month: u32) -> Result<Vec<u8>, RenderError> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let timezone = site.timezone();
     let root = "../";
     let mut incidents: Vec<&Incident> = corpus
@@ -599,7 +599,7 @@ pub fn stylesheet(site: &Site) -> Vec<u8> {
 // Pieces.
 
 fn common(site: &Site, root: &'static str) -> Common {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     Common {
         lang: language.code(),
         root,
@@ -611,7 +611,7 @@ fn common(site: &Site, root: &'static str) -> Common {
 fn time_view(site: &Site, instant: DateTime<Utc>) -> TimeView {
     TimeView {
         iso: instant.to_rfc3339_opts(SecondsFormat::Secs, true),
-        text: i18n::date_time(site.config.site.language, instant, site.timezone()),
+        text: i18n::date_time(site.config.site.language(), instant, site.timezone()),
     }
 }
 
@@ -630,7 +630,7 @@ fn component_names(site: &Site, incident: &Incident) -> Vec<String> {
 }
 
 fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) -> UpdateView {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let anchor = update_anchor(update.instant);
     UpdateView {
         href: format!("{root}{}#{anchor}", incident_path(&incident.id)),
@@ -669,7 +669,7 @@ fn calendar_view(site: &Site, root: &str) -> CalendarView {
 /// incident began to hold it at a status, moved it to another, and let it
 /// go (back to operational).
 fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let segments = incident.timeline();
     incident
         .components
@@ -727,7 +727,7 @@ fn status_changes(segments: &[Segment]) -> Vec<(DateTime<Utc>, ComponentStatus)>
 
 /// `latest`: the update whose status is shown as the incident's.
 fn summary_view(site: &Site, root: &str, incident: &Incident, latest: &Update) -> SummaryView {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let status = latest.status;
     SummaryView {
         href: format!("{root}{}", incident_path(&incident.id)),
@@ -782,7 +782,7 @@ fn day_views(
     held: &[(usize, &Segment)],
     incidents: &[&Incident],
 ) -> Vec<DayView> {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let timezone = site.timezone();
     days.iter()
         .zip(history::cells(days, held, site.now))

@@ -154,7 +154,7 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
 /// The summary, then the latest update under its status and time, then
 /// the link, all as plain text.
 fn description(site: &Site, incident: &Incident, url: &str) -> String {
-    let language = site.config.site.language;
+    let language = site.config.site.language();
     let mut parts = Vec::new();
     let summary = plain_text(&incident.summary_markdown);
     if !summary.is_empty() {

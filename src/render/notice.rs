@@ -60,7 +60,7 @@ pub fn notice(
     config: &Config,
     notice: Notice,
 ) -> Result<Vec<u8>, RenderError> {
-    let language = config.site.language;
+    let language = config.site.language();
     let page = NoticePage {
         lang: language.code(),
         root: config.site.base_url.clone(),

@@ -186,6 +186,7 @@ mod tests {
         let context = Context {
             timezone: chrono_tz::UTC,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         let text = format!(
             "+++\ntitle = \"T\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:00\n{body}\n## 2019-04-04 09:00\nsecond\n"
