@@ -368,12 +368,7 @@ impl Daemon {
         let span = tracing::info_span!("rebuild", generation = self.generation);
         let _entered = span.enter();
         let now = clock::now();
-        let site = Site {
-            config: &self.config,
-            templates: &self.templates,
-            revisions: &self.revisions,
-            now,
-        };
+        let site = Site::new(&self.config, &self.templates, &self.revisions, now);
         let (outputs, changed) = if matches!(plan, Plan::Full) {
             driver::publish_everything(&site, &self.corpus, &mut self.output)?
         } else {

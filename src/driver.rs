@@ -160,12 +160,7 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
     let revisions = observe_revisions(config, &corpus, now);
-    let site = Site {
-        config,
-        templates: &templates,
-        revisions: &revisions,
-        now,
-    };
+    let site = Site::new(config, &templates, &revisions, now);
     let mut output = OutputDir::new(config.paths.output.clone());
     let (outputs, changed) = publish_everything(&site, &corpus, &mut output)?;
     Ok(Built {

@@ -103,12 +103,7 @@ fn render_with(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Stri
     let config = config();
     let corpus = corpus(&config, files);
     let templates = Templates::builtin();
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions,
-        now: instant(now),
-    };
+    let site = Site::new(&config, &templates, revisions, instant(now));
     String::from_utf8(calendar(&site, &corpus)).expect("the calendar is UTF-8")
 }
 

@@ -20,7 +20,7 @@ fn sample_config(language: Language) -> Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("herald.toml")).expect("read herald.toml");
     let mut config = config::parse(Path::new("herald.toml"), &text).expect("sample config");
-    config.site.language = language;
+    config.site.languages = herald::model::Languages::one(language);
     config
 }
 
@@ -103,12 +103,7 @@ impl Fixture {
     }
 
     fn site(&self, now: DateTime<Utc>) -> Site<'_> {
-        Site {
-            config: &self.config,
-            templates: &self.templates,
-            revisions: &self.revisions,
-            now,
-        }
+        Site::new(&self.config, &self.templates, &self.revisions, now)
     }
 
     fn index(&self, now: DateTime<Utc>) -> String {

@@ -104,12 +104,7 @@ fn render_bytes(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Vec
     let config = config();
     let corpus = corpus(&config, files);
     let templates = Templates::builtin();
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions,
-        now: instant(now),
-    };
+    let site = Site::new(&config, &templates, revisions, instant(now));
     summary(&site, &corpus)
 }
 

@@ -230,12 +230,7 @@ pub fn render(data: &[u8]) {
     let empty = Corpus::from_incidents([]);
     let ids: BTreeSet<IncidentId> = published.iter().map(|i| i.id.clone()).collect();
     for (n, now) in nows.into_iter().enumerate() {
-        let site = Site {
-            config,
-            templates: &TEMPLATES,
-            revisions: &revisions,
-            now,
-        };
+        let site = Site::new(config, &TEMPLATES, &revisions, now);
         let plan = match n {
             0 => Plan::Full,
             1 => Plan::Changed {

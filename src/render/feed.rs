@@ -57,7 +57,7 @@ const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
 /// RSS 2.0: one `<item>` per entry, with an `atom:link rel="self"` as the
 /// RSS Advisory Board recommends.
 pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let language = site.config.site.language();
+    let language = site.language();
     let items: Vec<rss::Item> = entries
         .iter()
         .map(|entry| rss::Item {
@@ -122,7 +122,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
 
 /// Atom 1.0 (RFC 4287). The feed carries the author, so entries need none.
 pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let language = site.config.site.language();
+    let language = site.language();
     let atom_entries: Vec<atom_syndication::Entry> = entries
         .iter()
         .map(|entry| atom_syndication::Entry {
@@ -214,20 +214,20 @@ fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
 /// `Löst: Fel i lagringssystemet …`: the status first, as the reader
 /// already knows which incident from the thread of entries.
 fn entry_title(site: &Site, entry: &Entry) -> String {
-    let label = i18n::status_label(site.config.site.language(), entry.update.status);
-    xml_text(&format!("{label}: {}", entry.incident.title))
+    let label = i18n::status_label(site.language(), entry.update.status);
+    xml_text(&format!("{label}: {}", site.title(entry.incident)))
 }
 
 /// The entry's link, Atom id and RSS guid: one string, derived from the
 /// base URL, the incident id and the instant only.
 fn entry_link(site: &Site, entry: &Entry) -> String {
-    update_url(site.base_url(), &entry.incident.id, entry.update.instant)
+    update_url(&site.base_url(), &entry.incident.id, entry.update.instant)
 }
 
 /// The entry body: a line naming the affected components (with the
 /// statuses the update sets, if it sets any), then the update's HTML.
 fn entry_html(site: &Site, entry: &Entry) -> String {
-    let language = site.config.site.language();
+    let language = site.language();
     let components: Vec<String> = entry
         .incident
         .components
@@ -256,7 +256,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
     xml_text(&format!(
         "<p>{heading}: {}</p>\n{}",
         components.join(", "),
-        entry.update.body_html
+        site.text(entry.update).html
     ))
 }
 

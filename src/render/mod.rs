@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::model::{Incident, IncidentId, Update};
+use crate::model::{Incident, IncidentId, Language, Update};
 
 pub use templates::Templates;
 
@@ -41,7 +41,9 @@ pub struct Output {
 /// was never edited, and its feed entry's `updated` is its own instant.
 pub type Revisions = HashMap<(IncidentId, DateTime<Utc>), DateTime<Utc>>;
 
-/// Everything a renderer needs besides the corpus.
+/// Everything a renderer needs besides the corpus, in one of the site's
+/// languages.
+#[derive(Clone, Copy)]
 pub struct Site<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
@@ -49,15 +51,83 @@ pub struct Site<'a> {
     /// The instant "now" for date-dependent pages (90-day bars, which
     /// maintenance is ongoing). Feeds never use it.
     pub now: DateTime<Utc>,
+    /// The language of the outputs rendered: the site's own, or a further
+    /// one, whose outputs go under its code ([`Site::prefix`]).
+    language: Language,
 }
 
-impl Site<'_> {
+/// An update's text in one language, and that language: a page in
+/// English shows the Swedish text of an update nobody translated.
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    pub markdown: &'a str,
+    pub html: &'a str,
+    pub language: Language,
+}
+
+impl<'a> Site<'a> {
+    /// The site in its own language.
+    pub fn new(
+        config: &'a Config,
+        templates: &'a Templates,
+        revisions: &'a Revisions,
+        now: DateTime<Utc>,
+    ) -> Site<'a> {
+        Site {
+            config,
+            templates,
+            revisions,
+            now,
+            language: config.site.language(),
+        }
+    }
+
+    /// The same site in `language`.
+    pub fn in_language(&self, language: Language) -> Site<'a> {
+        Site { language, ..*self }
+    }
+
+    /// The language of what is rendered.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// Where this language's outputs go: `""` for the site's language,
+    /// `"en/"` for English as a further one.
+    pub fn prefix(&self) -> &'static str {
+        self.config.site.languages.prefix(self.language)
+    }
+
     pub fn timezone(&self) -> Tz {
         self.config.site.timezone
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.config.site.base_url
+    /// The base URL of this language's outputs: `https://status.example/`
+    /// or `https://status.example/en/`.
+    pub fn base_url(&self) -> String {
+        format!("{}{}", self.config.site.base_url, self.prefix())
+    }
+
+    /// The incident's title in this language, or the site's.
+    pub fn title<'i>(&self, incident: &'i Incident) -> &'i str {
+        incident.title_in(self.language)
+    }
+
+    /// The update's text in this language, or the site's.
+    pub fn text<'u>(&self, update: &'u Update) -> Text<'u> {
+        let site = self.config.site.language();
+        match update.text_in(self.language, site) {
+            Some((markdown, html)) => Text {
+                markdown,
+                html,
+                language: self.language,
+            },
+            None => Text {
+                markdown: &update.body_markdown,
+                html: &update.body_html,
+                language: site,
+            },
+        }
     }
 
     /// The instant shown as an entry's last change.
@@ -174,27 +244,68 @@ fn sort_newest_first(entries: &mut [Entry<'_>]) {
 /// full build of a large site never holds every page in memory.
 pub const PAGE_CHUNK: usize = 256;
 
-/// The pages of `incidents`. With [`Plan::Full`], [`render`] leaves these
-/// out so that the caller can render and write them [`PAGE_CHUNK`] at a
-/// time.
+/// The site in each of its languages, its own first.
+fn editions<'a>(site: &Site<'a>) -> impl Iterator<Item = Site<'a>> {
+    let site = *site;
+    site.config
+        .site
+        .languages
+        .all()
+        .iter()
+        .map(move |language| site.in_language(*language))
+}
+
+/// The pages of `incidents`, in every language of the site. With
+/// [`Plan::Full`], [`render`] leaves these out so that the caller can
+/// render and write them [`PAGE_CHUNK`] at a time.
 pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
-    incidents
-        .iter()
-        .map(|incident| {
-            Ok(Output {
-                path: incident_path(&incident.id),
-                bytes: html::incident(site, incident)?,
-            })
-        })
-        .collect()
+    let mut pages = Vec::new();
+    for edition in editions(site) {
+        for incident in incidents {
+            pages.push(Output {
+                path: format!("{}{}", edition.prefix(), incident_path(&incident.id)),
+                bytes: html::incident(&edition, incident)?,
+            });
+        }
+    }
+    Ok(pages)
 }
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
-/// pages: see [`incident_pages`]).
+/// pages: see [`incident_pages`]), in every language of the site: the
+/// site's own at the root, each further one under its code (`en/`).
 pub fn render(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
+    let mut rendered = Rendered::default();
+    for edition in editions(site) {
+        let prefix = edition.prefix();
+        let one = render_edition(&edition, corpus, plan)?;
+        rendered.outputs.extend(one.outputs.into_iter().map(|output| Output {
+            path: format!("{prefix}{}", output.path),
+            bytes: output.bytes,
+        }));
+        rendered
+            .removed
+            .extend(one.removed.into_iter().map(|path| format!("{prefix}{path}")));
+    }
+    // One stylesheet for every language.
+    if matches!(plan, Plan::Full) {
+        rendered.outputs.push(Output {
+            path: "style.css".into(),
+            bytes: html::stylesheet(site),
+        });
+    }
+    Ok(rendered)
+}
+
+/// [`render`] in one language, paths relative to its prefix.
+fn render_edition(
     site: &Site,
     corpus: &Corpus,
     plan: &Plan,
@@ -286,12 +397,6 @@ pub fn render(
         rendered.outputs.push(Output {
             path: "maintenance.ics".into(),
             bytes: ics::calendar(site, corpus),
-        });
-    }
-    if matches!(plan, Plan::Full) {
-        rendered.outputs.push(Output {
-            path: "style.css".into(),
-            bytes: html::stylesheet(site),
         });
     }
     let summary = summary::summary(site, corpus);

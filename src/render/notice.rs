@@ -48,6 +48,10 @@ struct NoticePage {
     /// The site's base URL: these pages are served at several depths, and
     /// behind whatever prefix the operator's web server maps.
     root: String,
+    /// The same: these pages are in the site's language.
+    home: String,
+    /// Empty: no page of another language corresponds to these.
+    languages: Vec<()>,
     site_title: String,
     t: Value,
     page: &'static str,
@@ -64,6 +68,8 @@ pub fn notice(
     let page = NoticePage {
         lang: language.code(),
         root: config.site.base_url.clone(),
+        home: config.site.base_url.clone(),
+        languages: Vec::new(),
         site_title: config.site.title.clone(),
         t: templates.strings(language),
         page: notice.page(),
