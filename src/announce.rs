@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
-use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Status, Update};
+use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Language, Status, Update};
 use crate::render::Revisions;
 
 /// An update's identity.
@@ -96,6 +96,30 @@ pub struct Announcement {
     /// Every component the incident affects, in the incident's order, with
     /// the status the incident holds it at as of this update.
     pub components: Vec<(String, ComponentStatus)>,
+    /// The title and the text in further languages, where the incident
+    /// gives either (`title.en`, a `### en` section).
+    pub translations: Vec<Translated>,
+}
+
+/// An announcement's title and text in a further language, each when the
+/// incident gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translated {
+    pub language: Language,
+    pub title: Option<String>,
+    /// The update's Markdown and HTML.
+    pub body: Option<(String, String)>,
+}
+
+/// What an email in one language says: the title and text in that
+/// language where the incident has them, the site's otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Said<'a> {
+    pub title: &'a str,
+    pub body_markdown: &'a str,
+    pub body_html: &'a str,
+    /// The text is the site's, for want of a translation.
+    pub untranslated: bool,
 }
 
 impl Announcement {
@@ -113,6 +137,37 @@ impl Announcement {
                 .iter()
                 .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
                 .collect(),
+            translations: translations(incident, update),
+        }
+    }
+
+    /// What an email in `language` says; `site` is the site's language.
+    pub fn said(&self, language: Language, site: Language) -> Said<'_> {
+        let own = Said {
+            title: &self.title,
+            body_markdown: &self.body_markdown,
+            body_html: &self.body_html,
+            untranslated: false,
+        };
+        if language == site {
+            return own;
+        }
+        let translated = self.translations.iter().find(|t| t.language == language);
+        let title = translated
+            .and_then(|t| t.title.as_deref())
+            .unwrap_or(&self.title);
+        match translated.and_then(|t| t.body.as_ref()) {
+            Some((markdown, html)) => Said {
+                title,
+                body_markdown: markdown,
+                body_html: html,
+                untranslated: false,
+            },
+            None => Said {
+                title,
+                untranslated: true,
+                ..own
+            },
         }
     }
 
@@ -123,6 +178,34 @@ impl Announcement {
     pub fn component_ids(&self) -> impl Iterator<Item = &str> {
         self.components.iter().map(|(id, _)| id.as_str())
     }
+}
+
+/// The languages in which `incident` gives a title or `update` a text.
+fn translations(incident: &Incident, update: &Update) -> Vec<Translated> {
+    let mut languages: Vec<Language> = incident
+        .titles
+        .iter()
+        .map(|(language, _)| *language)
+        .chain(update.translations.iter().map(|t| t.language))
+        .collect();
+    languages.sort();
+    languages.dedup();
+    languages
+        .into_iter()
+        .map(|language| Translated {
+            language,
+            title: incident
+                .titles
+                .iter()
+                .find(|(titled, _)| *titled == language)
+                .map(|(_, title)| title.clone()),
+            body: update
+                .translations
+                .iter()
+                .find(|t| t.language == language)
+                .map(|t| (t.body_markdown.clone(), t.body_html.clone())),
+        })
+        .collect()
 }
 
 /// What to do now.
@@ -408,6 +491,7 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
+                    translations: vec![],
                 },
                 Announcement {
                     incident: IncidentId::new("outage").unwrap(),
@@ -421,6 +505,7 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
+                    translations: vec![],
                 },
             ]
         );

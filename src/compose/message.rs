@@ -44,7 +44,7 @@ impl Composer {
         let site = &config.site;
         let host = site.host();
         let site_title = one_line(&site.title);
-        let title = one_line(&announcement.title);
+        let title = one_line(announcement.said(language, site.language()).title);
         let status = i18n::status_label(language, announcement.status);
         let subject = format!("[{site_title}] {status}: {title}");
         let from = rendered.from.clone();

@@ -130,6 +130,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // their domain become one ([`merge_addresses`], run with this
     // migration; the rule is `crate::address`).
     "",
+    // An announcement's title and text in further languages: a JSON array
+    // of {"language", "title", "body_markdown", "body_html"}, the last
+    // three null where the incident gives none.
+    "ALTER TABLE announcements ADD COLUMN translations TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.

@@ -13,8 +13,51 @@ use rusqlite::{OptionalExtension, params};
 
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
-use crate::announce::{Announcement, Decision};
-use crate::model::{ComponentStatus, IncidentId, Kind, Status, Subscriber};
+use crate::announce::{Announcement, Decision, Translated};
+use crate::model::{ComponentStatus, IncidentId, Kind, Language, Status, Subscriber};
+
+/// An announcement's translations as the `translations` column holds them.
+fn translations_json(translations: &[Translated]) -> String {
+    let list: Vec<serde_json::Value> = translations
+        .iter()
+        .map(|translated| {
+            let (markdown, html) = translated
+                .body
+                .as_ref()
+                .map(|(markdown, html)| (markdown.as_str(), html.as_str()))
+                .unzip();
+            serde_json::json!({
+                "language": translated.language.code(),
+                "title": translated.title,
+                "body_markdown": markdown,
+                "body_html": html,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// The `translations` column read back; an entry that cannot be read is
+/// left out (its readers get the site's text).
+fn translations_from_json(text: &str) -> Vec<Translated> {
+    let Ok(serde_json::Value::Array(list)) = serde_json::from_str(text) else {
+        tracing::warn!("ignoring an unreadable list of translations");
+        return Vec::new();
+    };
+    let text = |entry: &serde_json::Value, key: &str| {
+        entry.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    list.iter()
+        .filter_map(|entry| {
+            let language = Language::parse(entry.get("language")?.as_str()?)?;
+            Some(Translated {
+                language,
+                title: text(entry, "title"),
+                body: text(entry, "body_markdown").zip(text(entry, "body_html")),
+            })
+        })
+        .collect()
+}
 
 /// One outbox row, leased for sending.
 #[derive(Debug, Clone)]
@@ -115,8 +158,8 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created, translations)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
@@ -158,6 +201,7 @@ impl Store {
                         announcement.body_html,
                         components.join(","),
                         at,
+                        translations_json(&announcement.translations),
                     ])
                     .map_err(failed)?;
                 let id = transaction.last_insert_rowid();
@@ -182,7 +226,7 @@ impl Store {
         let row = self
             .connection
             .query_row(
-                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components
+                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components, translations
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
@@ -195,13 +239,23 @@ impl Store {
                         row.get::<_, String>(5)?,
                         row.get::<_, String>(6)?,
                         row.get::<_, String>(7)?,
+                        row.get::<_, String>(8)?,
                     ))
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "read an announcement"))?;
-        let Some((incident, instant, title, kind, status, body_markdown, body_html, components)) =
-            row
+        let Some((
+            incident,
+            instant,
+            title,
+            kind,
+            status,
+            body_markdown,
+            body_html,
+            components,
+            translations,
+        )) = row
         else {
             return Ok(None);
         };
@@ -228,6 +282,7 @@ impl Store {
                     Some((id.to_owned(), ComponentStatus::parse(status)?))
                 })
                 .collect(),
+            translations: translations_from_json(&translations),
         }))
     }
 
@@ -479,6 +534,7 @@ mod tests {
                 .iter()
                 .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
                 .collect(),
+            translations: vec![],
         }
     }
 
@@ -506,8 +562,21 @@ mod tests {
                 at(8),
             )
             .unwrap();
+        let mut translated = announcement("x", 8, &["mail", "web"]);
+        translated.translations = vec![
+            Translated {
+                language: Language::En,
+                title: Some("Title in English".into()),
+                body: Some(("Body".into(), "<p>Body</p>".into())),
+            },
+            Translated {
+                language: Language::Sv,
+                title: None,
+                body: Some(("Text".into(), "<p>Text</p>".into())),
+            },
+        ];
         let decision = Decision {
-            due: vec![announcement("x", 8, &["mail", "web"])],
+            due: vec![translated],
             too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
             next: None,
         };
@@ -535,6 +604,19 @@ mod tests {
         assert_eq!(leased_addresses(&mut store, at(9)), Vec::<String>::new());
         assert_eq!(store.outbox_counts().unwrap().pending, 3);
         assert_eq!(store.pending_mail().unwrap(), 3);
+    }
+
+    #[test]
+    fn unreadable_translations_are_left_out() {
+        assert_eq!(translations_from_json("{"), vec![]);
+        assert_eq!(
+            translations_from_json(r#"[{"language": "de"}, {"language": "en", "title": 3}]"#),
+            vec![Translated {
+                language: Language::En,
+                title: None,
+                body: None
+            }]
+        );
     }
 
     #[test]
