@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
 use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Language, Status, Update};
+use crate::parse::render_markdown;
 use crate::render::Revisions;
 
 /// An update's identity.
@@ -131,7 +132,7 @@ impl Announcement {
             kind: incident.kind,
             status: update.status,
             body_markdown: update.body_markdown.clone(),
-            body_html: update.body_html.clone(),
+            body_html: render_markdown(&update.body_markdown),
             components: incident
                 .components
                 .iter()
@@ -203,7 +204,7 @@ fn translations(incident: &Incident, update: &Update) -> Vec<Translated> {
                 .translations
                 .iter()
                 .find(|t| t.language == language)
-                .map(|t| (t.body_markdown.clone(), t.body_html.clone())),
+                .map(|t| (t.body_markdown.clone(), render_markdown(&t.body_markdown))),
         })
         .collect()
 }

@@ -184,7 +184,10 @@ pub fn publish_everything(
     let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
     let mut current: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut changed = 0;
-    for chunk in published.chunks(render::PAGE_CHUNK) {
+    // A chunk's pages are rendered in every language before they are
+    // written: as many pages at a time however many languages.
+    let languages = site.config.site.languages.all().len();
+    for chunk in published.chunks((render::PAGE_CHUNK / languages).max(1)) {
         let pages = render::incident_pages(site, chunk)?;
         changed += output.write(&pages, &[]).with_context(write_context)?;
         current.extend(pages.into_iter().map(|page| page.path));

@@ -360,10 +360,10 @@ pub struct Update {
     /// The `components:` line, if the update has one, in the order written.
     pub component_statuses: Vec<(String, ComponentStatus)>,
     /// Markdown source of the body in the site's language, without the
-    /// `components:` line and without the translations.
+    /// `components:` line and without the translations. Its HTML is made
+    /// where it is shown (`parse::render_markdown`): a corpus of 100,000
+    /// updates holds only their Markdown.
     pub body_markdown: String,
-    /// The body rendered to HTML with raw HTML escaped.
-    pub body_html: String,
     /// The text of each `### LANG` section, in the order written.
     pub translations: Vec<Translation>,
     /// 1-based line of the heading, for diagnostics and editors.
@@ -375,26 +375,19 @@ pub struct Update {
 pub struct Translation {
     pub language: Language,
     pub body_markdown: String,
-    pub body_html: String,
 }
 
 impl Update {
-    /// The Markdown and HTML of the text in `language`, if the update has
-    /// one: its own text for the site's language, a `### LANG` section for
-    /// another.
-    pub fn text_in(&self, language: Language, site: Language) -> Option<(&str, &str)> {
+    /// The Markdown of the text in `language`, if the update has one: its
+    /// own text for the site's language, a `### LANG` section for another.
+    pub fn text_in(&self, language: Language, site: Language) -> Option<&str> {
         if language == site {
-            return Some((&self.body_markdown, &self.body_html));
+            return Some(&self.body_markdown);
         }
         self.translations
             .iter()
             .find(|translation| translation.language == language)
-            .map(|translation| {
-                (
-                    translation.body_markdown.as_str(),
-                    translation.body_html.as_str(),
-                )
-            })
+            .map(|translation| translation.body_markdown.as_str())
     }
 }
 

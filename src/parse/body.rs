@@ -9,7 +9,7 @@ use pulldown_cmark::{Event, HeadingLevel, Parser, Tag};
 
 use super::FileParser;
 use super::front::{FrontMatter, Split, line_ranges};
-use super::markdown::{markdown_options, render_markdown};
+use super::markdown::markdown_options;
 use crate::model::{ComponentStatus, Kind, Language, Status, Translation, Update};
 
 impl FileParser<'_> {
@@ -69,7 +69,6 @@ impl FileParser<'_> {
                     declared: parsed.declared,
                     status: parsed.declared.unwrap_or(Status::Update),
                     component_statuses,
-                    body_html: render_markdown(&body_markdown),
                     body_markdown,
                     translations,
                     line,
@@ -179,7 +178,6 @@ impl FileParser<'_> {
             }
             translations.push(Translation {
                 language: *language,
-                body_html: render_markdown(&markdown),
                 body_markdown: markdown,
             });
         }
@@ -343,6 +341,7 @@ impl FileParser<'_> {
 #[cfg(test)]
 mod tests {
     use crate::model::{ComponentStatus, Language};
+    use crate::parse::render_markdown;
     use crate::parse::fixtures::{HEAD, check_diagnostics, parse, utc};
 
     #[test]
@@ -425,7 +424,7 @@ incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
         assert_eq!(first.translations.len(), 1);
         assert_eq!(first.translations[0].body_markdown, "Found *it*.\n\n### Details\nMore.");
         assert_eq!(
-            first.translations[0].body_html,
+            render_markdown(&first.translations[0].body_markdown),
             "<p>Found <em>it</em>.</p>\n<h3>Details</h3>\n<p>More.</p>\n"
         );
         assert_eq!(first.component_statuses, vec![("mail".into(), ComponentStatus::Degraded)]);
@@ -479,6 +478,8 @@ incidents/x.md:2:9: error: `title.en` must be a string",
         let text = format!("{HEAD}\n## 2019-04-04 08:00\n```\n## not a heading\n```\n");
         let incident = parse(&text).0.unwrap();
         assert_eq!(incident.updates.len(), 1);
-        assert!(incident.updates[0].body_html.contains("## not a heading"));
+        assert!(
+            render_markdown(&incident.updates[0].body_markdown).contains("## not a heading")
+        );
     }
 }

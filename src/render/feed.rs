@@ -256,7 +256,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
     xml_text(&format!(
         "<p>{heading}: {}</p>\n{}",
         components.join(", "),
-        site.text(entry.update).html
+        site.text(entry.update).html()
     ))
 }
 

@@ -690,7 +690,7 @@ fn update_view(site: &Site, home: &str, incident: &Incident, update: &Update) ->
         status: update.status.as_str(),
         status_label: i18n::status_label(language, update.status),
         time: time_view(site, update.instant),
-        body_html: text.html.to_owned(),
+        body_html: text.html(),
         body_lang: (text.language != language).then(|| text.language.code()),
         components: update
             .component_statuses

@@ -61,8 +61,14 @@ pub struct Site<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Text<'a> {
     pub markdown: &'a str,
-    pub html: &'a str,
     pub language: Language,
+}
+
+impl Text<'_> {
+    /// The text as HTML, raw HTML in it escaped.
+    pub fn html(&self) -> String {
+        crate::parse::render_markdown(self.markdown)
+    }
 }
 
 impl<'a> Site<'a> {
@@ -117,14 +123,12 @@ impl<'a> Site<'a> {
     pub fn text<'u>(&self, update: &'u Update) -> Text<'u> {
         let site = self.config.site.language();
         match update.text_in(self.language, site) {
-            Some((markdown, html)) => Text {
+            Some(markdown) => Text {
                 markdown,
-                html,
                 language: self.language,
             },
             None => Text {
                 markdown: &update.body_markdown,
-                html: &update.body_html,
                 language: site,
             },
         }

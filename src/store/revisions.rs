@@ -153,20 +153,33 @@ impl Store {
 }
 
 /// What counts as an update's text for edit detection: what a reader
-/// sees of it in a feed entry.
+/// sees of it in a feed entry, in any language.
 fn revision_content(incident: &Incident, update: &crate::model::Update) -> String {
     let components: Vec<String> = update
         .component_statuses
         .iter()
         .map(|(id, status)| format!("{id}={}", status.as_str()))
         .collect();
-    format!(
+    let mut content = format!(
         "{}\n{}\n{}\n{}",
         incident.title,
         update.status.as_str(),
         components.join(","),
         update.body_markdown
-    )
+    );
+    // Translations after it, so that an update without any reads as it
+    // did before there were translations.
+    for (language, title) in &incident.titles {
+        content.push_str(&format!("\ntitle.{}={title}", language.code()));
+    }
+    for translation in &update.translations {
+        content.push_str(&format!(
+            "\n### {}\n{}",
+            translation.language.code(),
+            translation.body_markdown
+        ));
+    }
+    content
 }
 
 #[cfg(test)]
@@ -194,6 +207,42 @@ mod tests {
         parse_incident(Path::new("x.md"), &text, &context)
             .0
             .unwrap()
+    }
+
+    #[test]
+    fn an_edit_of_a_translation_is_an_edit_and_none_reads_as_before() {
+        let components = vec![Component {
+            id: "mail".into(),
+            name: "Mail".into(),
+            group: None,
+        }];
+        let languages = crate::model::Languages::new(
+            crate::model::Language::En,
+            &[crate::model::Language::Sv],
+        )
+        .unwrap();
+        let context = Context {
+            timezone: chrono_tz::UTC,
+            components: &components,
+            languages: &languages,
+        };
+        let parsed = |translation: &str| {
+            let text = format!(
+                "+++\ntitle = \"T\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:00\nfirst\n{translation}"
+            );
+            parse_incident(Path::new("x.md"), &text, &context).0.unwrap()
+        };
+        let plain = parsed("");
+        assert_eq!(
+            revision_content(&plain, &plain.updates[0]),
+            "T\ninvestigating\n\nfirst"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let key = (IncidentId::new("x").unwrap(), at(8));
+        store.observe([&parsed("### sv\nförst\n")], at(10)).unwrap();
+        let seen = store.observe([&parsed("### sv\nförsta\n")], at(11)).unwrap();
+        assert_eq!(seen[&key].edited, Some(at(11)));
     }
 
     #[test]
