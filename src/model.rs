@@ -408,8 +408,10 @@ pub struct Incident {
     pub draft: bool,
     /// Maintenance window; both set exactly when `kind` is maintenance.
     pub window: Option<Window>,
+    /// The text before the first update, in the site's language.
     pub summary_markdown: String,
-    pub summary_html: String,
+    /// Its `### LANG` sections.
+    pub summary_translations: Vec<Translation>,
     /// Sorted by instant, oldest first, instants distinct.
     pub updates: Vec<Update>,
     /// [`Incident::timeline`], computed on first use. An incident is
@@ -458,6 +460,17 @@ impl Incident {
             .iter()
             .find(|(translated, _)| *translated == language)
             .map_or(self.title.as_str(), |(_, title)| title.as_str())
+    }
+
+    /// The summary's Markdown in `language`, if it has a text in it.
+    pub fn summary_in(&self, language: Language, site: Language) -> Option<&str> {
+        if language == site {
+            return Some(&self.summary_markdown);
+        }
+        self.summary_translations
+            .iter()
+            .find(|translation| translation.language == language)
+            .map(|translation| translation.body_markdown.as_str())
     }
 
     pub fn first_update(&self) -> &Update {

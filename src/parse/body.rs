@@ -19,7 +19,7 @@ impl FileParser<'_> {
         &mut self,
         split: &Split,
         kind: Option<Kind>,
-    ) -> Option<(String, Vec<(Update, usize)>)> {
+    ) -> Option<(String, Vec<Translation>, Vec<(Update, usize)>)> {
         let body_text = &self.text[split.body.clone()];
         let headings: Vec<Range<usize>> = Parser::new_ext(body_text, markdown_options())
             .into_offset_iter()
@@ -32,7 +32,7 @@ impl FileParser<'_> {
             })
             .collect();
         let summary_end = headings.first().map_or(split.body.end, |h| h.start);
-        let summary = self.text[split.body.start..summary_end].trim().to_owned();
+        let summary = self.translations(split.body.start..summary_end);
 
         let mut ok = true;
         let mut updates = Vec::new();
@@ -76,7 +76,8 @@ impl FileParser<'_> {
                 parsed.line_offset,
             ));
         }
-        ok.then_some((summary, updates))
+        let (summary, summary_translations) = summary?;
+        ok.then_some((summary, summary_translations, updates))
     }
 
     /// An update's body: an optional `components:` first line, then

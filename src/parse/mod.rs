@@ -103,7 +103,7 @@ impl FileParser<'_> {
         };
         let front = self.front_matter(&split);
         let body = self.body(&split, front.as_ref().map(|f| f.kind));
-        let (front, (summary_markdown, updates)) = (front?, body?);
+        let (front, (summary_markdown, summary_translations, updates)) = (front?, body?);
         if updates.is_empty() {
             self.error(
                 split.body.start,
@@ -123,8 +123,8 @@ impl FileParser<'_> {
             kind: front.kind,
             draft: front.draft,
             window: front.window,
-            summary_html: render_markdown(&summary_markdown),
             summary_markdown,
+            summary_translations,
             updates,
             timeline_cache: Default::default(),
         })
@@ -178,7 +178,10 @@ mod tests {
         );
         assert_eq!(incident.updates[1].declared, None);
         assert_eq!(incident.updates[4].declared, Some(Status::Update));
-        assert_eq!(incident.summary_html, "<p>Summary <em>here</em>.</p>\n");
+        assert_eq!(
+            render_markdown(&incident.summary_markdown),
+            "<p>Summary <em>here</em>.</p>\n"
+        );
         assert_eq!(incident.updates[0].line, 14);
         assert_eq!(incident.id.as_str(), "x");
     }

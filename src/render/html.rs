@@ -296,6 +296,8 @@ struct IncidentPage {
     window: Option<WindowView>,
     began: Option<TimeView>,
     summary_html: String,
+    /// The summary's language when it is not the page's.
+    summary_lang: Option<&'static str>,
     /// Newest first.
     updates: Vec<UpdateView>,
     month: Option<LinkView>,
@@ -556,6 +558,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let language = site.language();
     let home = "../";
     let page = incident_path(&incident.id);
+    let summary = site.summary(incident);
     let latest = incident.updates.last();
     let status = latest.map(|update| update.status);
     let page = IncidentPage {
@@ -571,7 +574,8 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
             ends: time_view(site, window.ends),
         }),
         began: (!incident.updates.is_empty()).then(|| time_view(site, incident.began())),
-        summary_html: incident.summary_html.clone(),
+        summary_html: summary.html(),
+        summary_lang: (summary.language != language).then(|| summary.language.code()),
         updates: incident
             .updates
             .iter()

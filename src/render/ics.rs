@@ -156,7 +156,7 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
 fn description(site: &Site, incident: &Incident, url: &str) -> String {
     let language = site.language();
     let mut parts = Vec::new();
-    let summary = plain_text(&incident.summary_markdown);
+    let summary = plain_text(site.summary(incident).markdown);
     if !summary.is_empty() {
         parts.push(summary);
     }

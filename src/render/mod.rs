@@ -119,6 +119,21 @@ impl<'a> Site<'a> {
         incident.title_in(self.language)
     }
 
+    /// The incident's summary in this language, or the site's.
+    pub fn summary<'i>(&self, incident: &'i Incident) -> Text<'i> {
+        let site = self.config.site.language();
+        match incident.summary_in(self.language, site) {
+            Some(markdown) => Text {
+                markdown,
+                language: self.language,
+            },
+            None => Text {
+                markdown: &incident.summary_markdown,
+                language: site,
+            },
+        }
+    }
+
     /// The update's text in this language, or the site's.
     pub fn text<'u>(&self, update: &'u Update) -> Text<'u> {
         let site = self.config.site.language();
