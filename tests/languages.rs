@@ -3,10 +3,13 @@
 //! feed parser, pages linking to each other, a Swedish and an English
 //! subscriber each mailed their text over a real SMTP server (or the
 //! Swedish text with a note), `herald post` taking the translation from
-//! its text, and `herald check` warning about partly translated incidents.
+//! its text, `herald check` warning about partly translated incidents, and
+//! the English page's subscribe form making English subscribers.
 
 #[path = "support/feed_reader.rs"]
 mod feed_reader;
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/site.rs"]
 mod site;
 #[path = "support/site_toml.rs"]
@@ -354,4 +357,53 @@ fn a_swedish_and_an_english_subscriber_each_get_their_text() {
         "{file}"
     );
     site.stop();
+}
+
+#[test]
+fn subscribing_on_the_english_page_makes_an_english_subscriber() {
+    let server = SmtpServer::start();
+    let port = smtp::free_port();
+    let config = bilingual(&email_config(server.port(), "0s"))
+        + &format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    let mut site = Site::new(&config);
+    site.start();
+    site.wait_for("the English index", || {
+        site.path("public/en/index.html").is_file()
+    });
+    let index = read(&site, "public/en/index.html");
+    assert!(
+        index.contains("<form method=\"post\" action=\"../subscribe\">\n<input type=\"hidden\" name=\"lang\" value=\"en\">"),
+        "{index}"
+    );
+
+    let answer = http::post_form(port, "/subscribe", "192.0.2.1", "lang=en&email=new%40example.org");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    for needle in [
+        "<html lang=\"en\">",
+        "<h1>Check your inbox</h1>",
+        "href=\"https://status.example.com/en/index.html\"",
+    ] {
+        assert!(answer.body.contains(needle), "{needle} in:\n{}", answer.body);
+    }
+    site.wait_for("the confirmation", || server.count() == 1);
+    let confirmation = &server.received()[0];
+    assert_eq!(subject(confirmation), "[Test status] Confirm your subscription");
+    let text = text_part(confirmation);
+    let start = text.find("/confirm/").expect("a confirmation link");
+    let token: String = text[start + "/confirm/".len()..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    let confirmed = http::get(port, &format!("/confirm/{token}"));
+    assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    assert_eq!(
+        site.ok(&["subscribers", "list"]),
+        "new@example.org\ten\t*\n"
+    );
+
+    // A language the site does not have is a bad form, and nothing is asked.
+    let refused = http::post_form(port, "/subscribe", "192.0.2.2", "lang=de&email=b%40example.org");
+    assert_eq!(refused.status, 400, "{refused:?}");
+    site.stop();
+    assert_eq!(server.count(), 1);
 }

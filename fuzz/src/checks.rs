@@ -504,9 +504,16 @@ pub fn forms(data: &[u8]) {
         }
     }
     let config = &*CONFIG;
-    match forms::subscription(fields, |id| config.component(id).is_some()) {
+    match forms::subscription(
+        fields,
+        |id| config.component(id).is_some(),
+        &config.site.languages,
+    ) {
         Ok(subscription) => {
             check_address(&subscription.address);
+            if let Some(language) = subscription.language {
+                assert!(config.site.languages.all().contains(&language));
+            }
             if let Follows::Components(ids) = &subscription.follows {
                 assert!(!ids.is_empty());
                 assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");

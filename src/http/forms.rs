@@ -13,12 +13,14 @@
 //! followed by two hex digits, and the decoded bytes are UTF-8. A multipart
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
-//! `email` once, `components` any number of times, and nothing else. The
+//! `email` once, `components` any number of times, `lang` at most once
+//! (one of the site's languages: the page's, on a translated site), and
+//! nothing else. The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
 use crate::address::{Address, Refused};
-use crate::model::Follows;
+use crate::model::{Follows, Language, Languages};
 
 /// How a body is encoded: the two media types the forms are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct Subscription {
     pub address: String,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
+    /// The language of the page the form was on, if it said.
+    pub language: Option<Language>,
 }
 
 /// What a `Content-Type` value declares, if it is one of the two
@@ -185,17 +189,26 @@ fn decode(text: &[u8]) -> Result<String, &'static str> {
 }
 
 /// The subscribe form's `fields` (`email` once, `components` any number of
-/// times, each one that `is_component`, nothing else). No component ticked
-/// means every component, as the form says.
+/// times, each one that `is_component`, `lang` at most once and one of
+/// `languages`, nothing else). No component ticked means every
+/// component, as the form says.
 pub fn subscription(
     fields: Vec<(String, String)>,
     is_component: impl Fn(&str) -> bool,
+    languages: &Languages,
 ) -> Result<Subscription, &'static str> {
     let mut email = None;
+    let mut language = None;
     let mut components = Vec::new();
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
+            "lang" if language.is_none() => {
+                let known = Language::parse(&value)
+                    .filter(|parsed| languages.all().contains(parsed))
+                    .ok_or("form")?;
+                language = Some(known);
+            }
             "components" => {
                 if !is_component(&value) {
                     return Err("component_unknown");
@@ -215,6 +228,7 @@ pub fn subscription(
         } else {
             Follows::Components(components)
         },
+        language,
     })
 }
 
@@ -234,8 +248,34 @@ mod tests {
 
     fn check(body: &str) -> Result<(String, Follows), &'static str> {
         parse_form(body.as_bytes())
-            .and_then(|fields| subscription(fields, |id| ["mail", "web"].contains(&id)))
+            .and_then(|fields| {
+                subscription(
+                    fields,
+                    |id| ["mail", "web"].contains(&id),
+                    &Languages::one(Language::En),
+                )
+            })
             .map(|subscription| (subscription.address, subscription.follows))
+    }
+
+    #[test]
+    fn the_form_may_name_one_of_the_sites_languages() {
+        let languages = Languages::new(Language::Sv, &[Language::En]).unwrap();
+        let language = |body: &str| {
+            parse_form(body.as_bytes())
+                .and_then(|fields| subscription(fields, |_| true, &languages))
+                .map(|subscription| subscription.language)
+        };
+        assert_eq!(language("email=a@example.org"), Ok(None));
+        assert_eq!(language("email=a@example.org&lang=en"), Ok(Some(Language::En)));
+        assert_eq!(language("lang=sv&email=a@example.org"), Ok(Some(Language::Sv)));
+        for body in [
+            "email=a@example.org&lang=de",
+            "email=a@example.org&lang=en&lang=sv",
+            "email=a@example.org&lang=",
+        ] {
+            assert_eq!(language(body), Err("form"), "{body}");
+        }
     }
 
     #[test]
@@ -255,6 +295,7 @@ mod tests {
             ("email=", "email_missing"),
             ("email=anna@example.org&components=dns", "component_unknown"),
             ("email=anna@example.org&email=b@example.org", "form"),
+            // Only a language of the site (English here).
             ("email=anna@example.org&lang=sv", "form"),
             ("email", "form"),
             (

@@ -33,6 +33,7 @@ use super::limits::client_key;
 use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
+use crate::model::Language;
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
@@ -140,12 +141,18 @@ pub(super) async fn subscribe(
         Err(response) => return response,
     };
     let form = forms::parse_form(&body)
-        .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()));
+        .and_then(|fields| {
+            forms::subscription(
+                fields,
+                |id| site.config.component(id).is_some(),
+                &site.config.site.languages,
+            )
+        });
     let request = match form {
         Ok(form) => NewRequest {
             address: form.address,
             follows: form.follows,
-            language: site.config.site.language(),
+            language: form.language.unwrap_or(site.config.site.language()),
         },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
     };
@@ -156,6 +163,7 @@ pub(super) async fn subscribe(
         return too_many(&site, wait);
     }
     tracing::debug!(address = %request.address, "subscription asked for");
+    let language = request.language;
     let (stored, done) = oneshot::channel();
     if shared
         .requests
@@ -165,7 +173,7 @@ pub(super) async fn subscribe(
         return unavailable(&site);
     }
     match done.await {
-        Ok(true) => page(&site, StatusCode::OK, Notice::Requested),
+        Ok(true) => page_in(&site, StatusCode::OK, language, Notice::Requested),
         _ => unavailable(&site),
     }
 }
@@ -297,7 +305,12 @@ pub(super) async fn not_found(State(shared): State<Arc<Shared>>) -> Response {
 /// referrers (its URL may hold a token) and allow nothing but the site's
 /// stylesheet.
 fn page(site: &Site, status: StatusCode, shown: Notice) -> Response {
-    let bytes = match notice(&site.templates, &site.config, shown) {
+    page_in(site, status, site.config.site.language(), shown)
+}
+
+/// [`page`] in `language`, one of the site's.
+fn page_in(site: &Site, status: StatusCode, language: Language, shown: Notice) -> Response {
+    let bytes = match notice(&site.templates, &site.config, language, shown) {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));

@@ -7,6 +7,7 @@ use minijinja::value::Serde;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::model::Language;
 
 use super::templates::{RenderError, Templates};
 
@@ -48,7 +49,7 @@ struct NoticePage {
     /// The site's base URL: these pages are served at several depths, and
     /// behind whatever prefix the operator's web server maps.
     root: String,
-    /// The same: these pages are in the site's language.
+    /// The base URL of the status page in this page's language.
     home: String,
     /// Empty: no page of another language corresponds to these.
     languages: Vec<()>,
@@ -58,17 +59,22 @@ struct NoticePage {
     problem: Option<&'static str>,
 }
 
-/// A page of `notice.html`, in the site's language.
+/// A page of `notice.html` in `language`, one of the site's: its link
+/// home leads to the status page in that language.
 pub fn notice(
     templates: &Templates,
     config: &Config,
+    language: Language,
     notice: Notice,
 ) -> Result<Vec<u8>, RenderError> {
-    let language = config.site.language();
     let page = NoticePage {
         lang: language.code(),
         root: config.site.base_url.clone(),
-        home: config.site.base_url.clone(),
+        home: format!(
+            "{}{}",
+            config.site.base_url,
+            config.site.languages.prefix(language)
+        ),
         languages: Vec::new(),
         site_title: config.site.title.clone(),
         t: templates.strings(language),
@@ -118,7 +124,7 @@ mod tests {
             .chain(problems.into_iter().map(Notice::BadRequest));
             for notice in notices {
                 let page =
-                    String::from_utf8(super::notice(&templates, &config, notice).unwrap()).unwrap();
+                    String::from_utf8(super::notice(&templates, &config, config.site.language(), notice).unwrap()).unwrap();
                 assert!(
                     page.contains(&format!("<html lang=\"{language}\">")),
                     "{page}"
@@ -141,7 +147,7 @@ mod tests {
         )
         .unwrap();
         let page = String::from_utf8(
-            super::notice(&templates, &config, Notice::BadRequest("email_invalid")).unwrap(),
+            super::notice(&templates, &config, config.site.language(), Notice::BadRequest("email_invalid")).unwrap(),
         )
         .unwrap();
         assert!(
