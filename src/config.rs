@@ -357,7 +357,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 }
             }
             match parsed.split_first() {
-                Some((site, others)) => Languages::new(*site, others).unwrap_or_else(|| Languages::one(*site)),
+                Some((site, others)) => {
+                    Languages::new(*site, others).unwrap_or_else(|| Languages::one(*site))
+                }
                 None => {
                     if list.get_ref().is_empty() {
                         report(
@@ -660,8 +662,14 @@ listen = "127.0.0.1:8081"
         assert_eq!(both.others(), [Language::En]);
         assert_eq!(both.prefix(Language::Sv), "");
         assert_eq!(both.prefix(Language::En), "en/");
-        assert_eq!(site("languages = [\"en\"]").unwrap(), Languages::one(Language::En));
-        assert_eq!(site("language = \"sv\"").unwrap(), Languages::one(Language::Sv));
+        assert_eq!(
+            site("languages = [\"en\"]").unwrap(),
+            Languages::one(Language::En)
+        );
+        assert_eq!(
+            site("language = \"sv\"").unwrap(),
+            Languages::one(Language::Sv)
+        );
         assert_eq!(site("").unwrap(), Languages::one(Language::En));
         check_error(
             "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguages = [\"sv\", \"de\", \"sv\"]\n",

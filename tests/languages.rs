@@ -115,7 +115,10 @@ fn english_outputs_under_en_read_back_and_link_to_the_swedish() {
         "api/v2/summary.json",
     ] {
         assert!(site.path(&format!("public/{path}")).is_file(), "{path}");
-        assert!(site.path(&format!("public/en/{path}")).is_file(), "en/{path}");
+        assert!(
+            site.path(&format!("public/en/{path}")).is_file(),
+            "en/{path}"
+        );
     }
     assert!(site.path("public/style.css").is_file());
     assert!(!site.path("public/en/style.css").exists());
@@ -192,7 +195,9 @@ fn english_outputs_under_en_read_back_and_link_to_the_swedish() {
     assert!(!page.contains("Vi felsöker"), "{page}");
     let swedish_page = read(&site, "public/incidents/storage.html");
     assert!(
-        swedish_page.contains("<a href=\"../en/incidents/storage.html\" hreflang=\"en\" lang=\"en\">English</a>"),
+        swedish_page.contains(
+            "<a href=\"../en/incidents/storage.html\" hreflang=\"en\" lang=\"en\">English</a>"
+        ),
         "{swedish_page}"
     );
     // An update nobody translated: the Swedish text, marked as such.
@@ -219,8 +224,7 @@ fn english_outputs_under_en_read_back_and_link_to_the_swedish() {
     let summary: serde_json::Value =
         serde_json::from_str(&read(&site, "public/en/api/v2/summary.json")).unwrap();
     assert_eq!(
-        summary["page"]["url"],
-        "https://status.example.com/en",
+        summary["page"]["url"], "https://status.example.com/en",
         "{summary}"
     );
 }
@@ -300,7 +304,11 @@ fn a_swedish_and_an_english_subscriber_each_get_their_text() {
     let swedish = mail_to(&server, "sv@example.org");
     assert_eq!(swedish.len(), 1, "{swedish:?}");
     assert_eq!(swedish[0].0, "[Test status] Felsökning pågår: Lagringsfel");
-    assert!(swedish[0].1.contains("\nVi felsöker.\n"), "{}", swedish[0].1);
+    assert!(
+        swedish[0].1.contains("\nVi felsöker.\n"),
+        "{}",
+        swedish[0].1
+    );
     assert!(!swedish[0].1.contains("investigating"), "{}", swedish[0].1);
     let english = mail_to(&server, "en@example.org");
     assert_eq!(english.len(), 1, "{english:?}");
@@ -329,10 +337,18 @@ fn a_swedish_and_an_english_subscriber_each_get_their_text() {
     site.wait_for("four emails", || server.count() >= 4);
     let english = mail_to(&server, "en@example.org");
     assert_eq!(english[1].0, "[Test status] Identified: Storage failure");
-    assert!(english[1].1.contains("\nCause found.\n"), "{}", english[1].1);
+    assert!(
+        english[1].1.contains("\nCause found.\n"),
+        "{}",
+        english[1].1
+    );
     assert!(!english[1].1.contains("Orsaken"), "{}", english[1].1);
     let swedish = mail_to(&server, "sv@example.org");
-    assert!(swedish[1].1.contains("\nOrsaken hittad.\n"), "{}", swedish[1].1);
+    assert!(
+        swedish[1].1.contains("\nOrsaken hittad.\n"),
+        "{}",
+        swedish[1].1
+    );
     assert!(!swedish[1].1.contains("Cause found"), "{}", swedish[1].1);
 
     // Untranslated: the Swedish text, and one line saying so.
@@ -348,7 +364,11 @@ fn a_swedish_and_an_english_subscriber_each_get_their_text() {
         english[2].1
     );
     let swedish = mail_to(&server, "sv@example.org");
-    assert!(swedish[2].1.contains("\nAllt fungerar igen.\n"), "{}", swedish[2].1);
+    assert!(
+        swedish[2].1.contains("\nAllt fungerar igen.\n"),
+        "{}",
+        swedish[2].1
+    );
     assert!(!swedish[2].1.contains("translated"), "{}", swedish[2].1);
     // The file holds the translation as written.
     let file = fs::read_to_string(site.path("incidents/storage.md")).unwrap();
@@ -376,18 +396,34 @@ fn subscribing_on_the_english_page_makes_an_english_subscriber() {
         "{index}"
     );
 
-    let answer = http::post_form(port, "/subscribe", "192.0.2.1", "lang=en&email=new%40example.org");
+    let answer = http::post_form(
+        port,
+        "/subscribe",
+        "192.0.2.1",
+        "lang=en&email=new%40example.org",
+    );
     assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     for needle in [
         "<html lang=\"en\">",
         "<h1>Check your inbox</h1>",
         "href=\"https://status.example.com/en/index.html\"",
     ] {
-        assert!(answer.body.contains(needle), "{needle} in:\n{}", answer.body);
+        assert!(
+            answer.body.contains(needle),
+            "{needle} in:\n{}",
+            answer.body
+        );
     }
     site.wait_for("the confirmation", || server.count() == 1);
     let confirmation = &server.received()[0];
-    assert_eq!(subject(confirmation), "[Test status] Confirm your subscription");
+    assert_eq!(
+        subject(confirmation),
+        "[Test status] Confirm your subscription"
+    );
     let text = text_part(confirmation);
     let start = text.find("/confirm/").expect("a confirmation link");
     let token: String = text[start + "/confirm/".len()..]
@@ -402,7 +438,12 @@ fn subscribing_on_the_english_page_makes_an_english_subscriber() {
     );
 
     // A language the site does not have is a bad form, and nothing is asked.
-    let refused = http::post_form(port, "/subscribe", "192.0.2.2", "lang=de&email=b%40example.org");
+    let refused = http::post_form(
+        port,
+        "/subscribe",
+        "192.0.2.2",
+        "lang=de&email=b%40example.org",
+    );
     assert_eq!(refused.status, 400, "{refused:?}");
     site.stop();
     assert_eq!(server.count(), 1);

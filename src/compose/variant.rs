@@ -241,12 +241,23 @@ mod tests {
         assert!(text.contains("\nCause found.\n"), "{text}");
         assert!(!text.contains("Orsaken"), "{text}");
         assert!(!text.contains("original text"), "{text}");
-        assert!(text.contains("https://status.example.com/en/incidents/storage.html#u-20190404T062000Z"), "{text}");
+        assert!(
+            text.contains(
+                "https://status.example.com/en/incidents/storage.html#u-20190404T062000Z"
+            ),
+            "{text}"
+        );
         assert!(html.contains("<p>Cause found.</p>"), "{html}");
         let (text, _) = rendered_for(&config, &announcement, &subscriber(Language::Sv));
-        assert!(text.starts_with("Lagringsfel\nOrsak identifierad - "), "{text}");
+        assert!(
+            text.starts_with("Lagringsfel\nOrsak identifierad - "),
+            "{text}"
+        );
         assert!(text.contains("\nOrsaken hittad.\n"), "{text}");
-        assert!(text.contains("https://status.example.com/incidents/storage.html#"), "{text}");
+        assert!(
+            text.contains("https://status.example.com/incidents/storage.html#"),
+            "{text}"
+        );
 
         // No English text: the Swedish one, and a line that says so.
         let untranslated = translated.replace("\n### en\nCause found.\n", "");

@@ -267,8 +267,14 @@ mod tests {
                 .map(|subscription| subscription.language)
         };
         assert_eq!(language("email=a@example.org"), Ok(None));
-        assert_eq!(language("email=a@example.org&lang=en"), Ok(Some(Language::En)));
-        assert_eq!(language("lang=sv&email=a@example.org"), Ok(Some(Language::Sv)));
+        assert_eq!(
+            language("email=a@example.org&lang=en"),
+            Ok(Some(Language::En))
+        );
+        assert_eq!(
+            language("lang=sv&email=a@example.org"),
+            Ok(Some(Language::Sv))
+        );
         for body in [
             "email=a@example.org&lang=de",
             "email=a@example.org&lang=en&lang=sv",

@@ -140,14 +140,13 @@ pub(super) async fn subscribe(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let form = forms::parse_form(&body)
-        .and_then(|fields| {
-            forms::subscription(
-                fields,
-                |id| site.config.component(id).is_some(),
-                &site.config.site.languages,
-            )
-        });
+    let form = forms::parse_form(&body).and_then(|fields| {
+        forms::subscription(
+            fields,
+            |id| site.config.component(id).is_some(),
+            &site.config.site.languages,
+        )
+    });
     let request = match form {
         Ok(form) => NewRequest {
             address: form.address,

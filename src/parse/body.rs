@@ -12,14 +12,26 @@ use super::front::{FrontMatter, Split, line_ranges};
 use super::markdown::markdown_options;
 use crate::model::{ComponentStatus, Kind, Language, Status, Translation, Update};
 
+/// A file's body, parsed.
+pub(super) struct Body {
+    /// The text before the first update, in the site's language.
+    pub(super) summary: String,
+    pub(super) summary_translations: Vec<Translation>,
+    /// In file order, each with the offset of its heading.
+    pub(super) updates: Vec<(Update, usize)>,
+}
+
+/// What follows an update's heading.
+struct Section {
+    component_statuses: Vec<(String, ComponentStatus)>,
+    markdown: String,
+    translations: Vec<Translation>,
+}
+
 impl FileParser<'_> {
     /// Splits the body at its level-2 headings. Returns the summary and the
     /// updates in file order.
-    pub(super) fn body(
-        &mut self,
-        split: &Split,
-        kind: Option<Kind>,
-    ) -> Option<(String, Vec<Translation>, Vec<(Update, usize)>)> {
+    pub(super) fn body(&mut self, split: &Split, kind: Option<Kind>) -> Option<Body> {
         let body_text = &self.text[split.body.clone()];
         let headings: Vec<Range<usize>> = Parser::new_ext(body_text, markdown_options())
             .into_offset_iter()
@@ -56,8 +68,11 @@ impl FileParser<'_> {
                 );
                 ok = false;
             }
-            let Some((component_statuses, body_markdown, translations)) =
-                self.section_body(heading.start..section_end)
+            let Some(Section {
+                component_statuses,
+                markdown: body_markdown,
+                translations,
+            }) = self.section_body(heading.start..section_end)
             else {
                 ok = false;
                 continue;
@@ -77,15 +92,16 @@ impl FileParser<'_> {
             ));
         }
         let (summary, summary_translations) = summary?;
-        ok.then_some((summary, summary_translations, updates))
+        ok.then_some(Body {
+            summary,
+            summary_translations,
+            updates,
+        })
     }
 
     /// An update's body: an optional `components:` first line, then
     /// Markdown, then its translations.
-    fn section_body(
-        &mut self,
-        range: Range<usize>,
-    ) -> Option<(Vec<(String, ComponentStatus)>, String, Vec<Translation>)> {
+    fn section_body(&mut self, range: Range<usize>) -> Option<Section> {
         let section = &self.text[range.clone()];
         // Skip the heading line itself.
         let content_start = section.find('\n').map_or(section.len(), |i| i + 1);
@@ -105,9 +121,13 @@ impl FileParser<'_> {
                 markdown_start = (line.end + 1).min(section.len());
             }
         }
-        let (own, translations) =
+        let (markdown, translations) =
             self.translations(range.start + markdown_start..range.end)?;
-        Some((statuses, own, translations))
+        Some(Section {
+            component_statuses: statuses,
+            markdown,
+            translations,
+        })
     }
 
     /// Splits an update's text at its `### LANG` headings (a level-3
@@ -155,13 +175,18 @@ impl FileParser<'_> {
                     ),
                 );
             } else if splits.iter().any(|(seen, _)| *seen == language) {
-                self.error(offset, format!("`### {code}` is given twice in this update"));
+                self.error(
+                    offset,
+                    format!("`### {code}` is given twice in this update"),
+                );
                 ok = false;
             } else {
                 splits.push((language, heading));
             }
         }
-        let own_end = splits.first().map_or(text.len(), |(_, heading)| heading.start);
+        let own_end = splits
+            .first()
+            .map_or(text.len(), |(_, heading)| heading.start);
         let mut translations = Vec::with_capacity(splits.len());
         for (i, (language, heading)) in splits.iter().enumerate() {
             let end = splits.get(i + 1).map_or(text.len(), |(_, next)| next.start);
@@ -342,8 +367,8 @@ impl FileParser<'_> {
 #[cfg(test)]
 mod tests {
     use crate::model::{ComponentStatus, Language};
-    use crate::parse::render_markdown;
     use crate::parse::fixtures::{HEAD, check_diagnostics, parse, utc};
+    use crate::parse::render_markdown;
 
     #[test]
     fn components_line_and_implied_statuses() {
@@ -416,19 +441,27 @@ incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
         let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
-            ["incidents/x.md:2:9: warning: the title has no `en` version (`title.en = \"…\"`), while 1 of the 2 updates have `### en` text; its pages in `en` show the title in `sv`",
-             "incidents/x.md:20:1: warning: this update has no `### en` text, while 1 of this incident's 2 updates have; readers in `en` get its `sv` text"]
+            [
+                "incidents/x.md:2:9: warning: the title has no `en` version (`title.en = \"…\"`), while 1 of the 2 updates have `### en` text; its pages in `en` show the title in `sv`",
+                "incidents/x.md:20:1: warning: this update has no `### en` text, while 1 of this incident's 2 updates have; readers in `en` get its `sv` text"
+            ]
         );
         let incident = incident.unwrap();
         let first = &incident.updates[0];
         assert_eq!(first.body_markdown, "Felet *hittat*.\n\n### Detaljer\nMer.");
         assert_eq!(first.translations.len(), 1);
-        assert_eq!(first.translations[0].body_markdown, "Found *it*.\n\n### Details\nMore.");
+        assert_eq!(
+            first.translations[0].body_markdown,
+            "Found *it*.\n\n### Details\nMore."
+        );
         assert_eq!(
             render_markdown(&first.translations[0].body_markdown),
             "<p>Found <em>it</em>.</p>\n<h3>Details</h3>\n<p>More.</p>\n"
         );
-        assert_eq!(first.component_statuses, vec![("mail".into(), ComponentStatus::Degraded)]);
+        assert_eq!(
+            first.component_statuses,
+            vec![("mail".into(), ComponentStatus::Degraded)]
+        );
         // A heading in a code block is text.
         assert_eq!(incident.updates[1].translations, vec![]);
         assert!(incident.updates[1].body_markdown.ends_with("### en\n```"));
@@ -452,7 +485,9 @@ incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
     #[test]
     fn language_heading_and_title_errors() {
         check_diagnostics(
-            &format!("{HEAD}\n## 2019-04-04 08:00\nx\n### sv\ny\n### en\nz\n### en\nw\n## 2019-04-04 09:00\nx\n### en\n\n"),
+            &format!(
+                "{HEAD}\n## 2019-04-04 08:00\nx\n### sv\ny\n### en\nz\n### en\nw\n## 2019-04-04 09:00\nx\n### en\n\n"
+            ),
             r"
 incidents/x.md:9:1: error: `### sv` names the site's language; its text is the one before the first `### LANG` heading
 incidents/x.md:13:1: error: `### en` is given twice in this update
@@ -479,8 +514,6 @@ incidents/x.md:2:9: error: `title.en` must be a string",
         let text = format!("{HEAD}\n## 2019-04-04 08:00\n```\n## not a heading\n```\n");
         let incident = parse(&text).0.unwrap();
         assert_eq!(incident.updates.len(), 1);
-        assert!(
-            render_markdown(&incident.updates[0].body_markdown).contains("## not a heading")
-        );
+        assert!(render_markdown(&incident.updates[0].body_markdown).contains("## not a heading"));
     }
 }

@@ -118,7 +118,9 @@ impl FileParser<'_> {
                         (None, _) => {
                             self.error(
                                 offset,
-                                format!("unknown language `{code}` in `title`, expected `sv` or `en`"),
+                                format!(
+                                    "unknown language `{code}` in `title`, expected `sv` or `en`"
+                                ),
                             );
                             ok = false;
                         }

@@ -103,7 +103,8 @@ impl FileParser<'_> {
         };
         let front = self.front_matter(&split);
         let body = self.body(&split, front.as_ref().map(|f| f.kind));
-        let (front, (summary_markdown, summary_translations, updates)) = (front?, body?);
+        let (front, body) = (front?, body?);
+        let updates = body.updates;
         if updates.is_empty() {
             self.error(
                 split.body.start,
@@ -123,8 +124,8 @@ impl FileParser<'_> {
             kind: front.kind,
             draft: front.draft,
             window: front.window,
-            summary_markdown,
-            summary_translations,
+            summary_markdown: body.summary,
+            summary_translations: body.summary_translations,
             updates,
             timeline_cache: Default::default(),
         })
@@ -196,7 +197,11 @@ mod tests {
         let context = Context {
             timezone: Stockholm,
             components: &components,
-            languages: &crate::model::Languages::new(crate::model::Language::Sv, &[crate::model::Language::En]).unwrap(),
+            languages: &crate::model::Languages::new(
+                crate::model::Language::Sv,
+                &[crate::model::Language::En],
+            )
+            .unwrap(),
         };
         let (incident, diagnostics) = parse_incident(
             Path::new("incidents/Bad Name.md"),

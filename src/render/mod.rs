@@ -305,13 +305,17 @@ pub fn render(
     for edition in editions(site) {
         let prefix = edition.prefix();
         let one = render_edition(&edition, corpus, plan)?;
-        rendered.outputs.extend(one.outputs.into_iter().map(|output| Output {
-            path: format!("{prefix}{}", output.path),
-            bytes: output.bytes,
-        }));
         rendered
-            .removed
-            .extend(one.removed.into_iter().map(|path| format!("{prefix}{path}")));
+            .outputs
+            .extend(one.outputs.into_iter().map(|output| Output {
+                path: format!("{prefix}{}", output.path),
+                bytes: output.bytes,
+            }));
+        rendered.removed.extend(
+            one.removed
+                .into_iter()
+                .map(|path| format!("{prefix}{path}")),
+        );
     }
     // One stylesheet for every language.
     if matches!(plan, Plan::Full) {

@@ -123,8 +123,10 @@ mod tests {
             .into_iter()
             .chain(problems.into_iter().map(Notice::BadRequest));
             for notice in notices {
-                let page =
-                    String::from_utf8(super::notice(&templates, &config, config.site.language(), notice).unwrap()).unwrap();
+                let page = String::from_utf8(
+                    super::notice(&templates, &config, config.site.language(), notice).unwrap(),
+                )
+                .unwrap();
                 assert!(
                     page.contains(&format!("<html lang=\"{language}\">")),
                     "{page}"
@@ -147,7 +149,13 @@ mod tests {
         )
         .unwrap();
         let page = String::from_utf8(
-            super::notice(&templates, &config, config.site.language(), Notice::BadRequest("email_invalid")).unwrap(),
+            super::notice(
+                &templates,
+                &config,
+                config.site.language(),
+                Notice::BadRequest("email_invalid"),
+            )
+            .unwrap(),
         )
         .unwrap();
         assert!(

@@ -216,11 +216,9 @@ mod tests {
             name: "Mail".into(),
             group: None,
         }];
-        let languages = crate::model::Languages::new(
-            crate::model::Language::En,
-            &[crate::model::Language::Sv],
-        )
-        .unwrap();
+        let languages =
+            crate::model::Languages::new(crate::model::Language::En, &[crate::model::Language::Sv])
+                .unwrap();
         let context = Context {
             timezone: chrono_tz::UTC,
             components: &components,
@@ -230,7 +228,9 @@ mod tests {
             let text = format!(
                 "+++\ntitle = \"T\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:00\nfirst\n{translation}"
             );
-            parse_incident(Path::new("x.md"), &text, &context).0.unwrap()
+            parse_incident(Path::new("x.md"), &text, &context)
+                .0
+                .unwrap()
         };
         let plain = parsed("");
         assert_eq!(
@@ -241,7 +241,9 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         let key = (IncidentId::new("x").unwrap(), at(8));
         store.observe([&parsed("### sv\nförst\n")], at(10)).unwrap();
-        let seen = store.observe([&parsed("### sv\nförsta\n")], at(11)).unwrap();
+        let seen = store
+            .observe([&parsed("### sv\nförsta\n")], at(11))
+            .unwrap();
         assert_eq!(seen[&key].edited, Some(at(11)));
     }
 
