@@ -245,7 +245,11 @@ pub fn render(data: &[u8]) {
         if n == 0 {
             let pages = render::incident_pages(&site, &published)
                 .unwrap_or_else(|error| panic!("incident pages at {now}: {error}"));
-            assert_eq!(pages.len(), published.len());
+            // One page per incident and language (the sample's: sv, en).
+            assert_eq!(
+                pages.len(),
+                published.len() * config.site.languages.all().len()
+            );
             check_outputs(&pages, maintenances);
         }
     }
