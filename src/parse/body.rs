@@ -510,6 +510,31 @@ incidents/x.md:2:9: error: `title.en` must be a string",
     }
 
     #[test]
+    fn a_language_the_site_lacks_stays_text_with_a_warning() {
+        let components = crate::parse::fixtures::components();
+        let languages = crate::model::Languages::one(Language::Sv);
+        let context = crate::parse::Context {
+            timezone: chrono_tz::Europe::Stockholm,
+            components: &components,
+            languages: &languages,
+        };
+        let text = "+++\ntitle.sv = \"Lagring\"\ntitle.en = \"Storage\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n## 2019-04-04 08:00\nNere.\n### en\nDown.\n";
+        let (incident, diagnostics) =
+            crate::parse::parse_incident(std::path::Path::new("incidents/x.md"), text, &context);
+        let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "incidents/x.md:2:1: warning: `title.en` is not in one of the site's languages (`languages` in [site]) and is not shown",
+                "incidents/x.md:9:1: warning: `### en` is not one of the site's further languages (`languages` in [site]), so it stays a heading of the text",
+            ]
+        );
+        let incident = incident.unwrap();
+        assert_eq!(incident.updates[0].body_markdown, "Nere.\n### en\nDown.");
+        assert_eq!(incident.updates[0].translations, vec![]);
+    }
+
+    #[test]
     fn heading_inside_code_block_is_body() {
         let text = format!("{HEAD}\n## 2019-04-04 08:00\n```\n## not a heading\n```\n");
         let incident = parse(&text).0.unwrap();
