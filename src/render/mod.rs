@@ -5,13 +5,13 @@
 //! change touches: the changed incidents' pages, the months they fall in,
 //! the feeds of their components, and the site-wide indexes.
 
+pub mod api;
 pub mod feed;
 mod history;
 pub mod html;
 pub mod i18n;
 pub mod ics;
 pub mod notice;
-pub mod summary;
 pub mod templates;
 
 use std::collections::{BTreeSet, HashMap};
@@ -294,15 +294,7 @@ pub fn render(
             bytes: html::stylesheet(site),
         });
     }
-    let summary = summary::summary(site, corpus);
-    rendered.outputs.push(Output {
-        path: "status.json".into(),
-        bytes: summary.clone(),
-    });
-    rendered.outputs.push(Output {
-        path: "api/v2/summary.json".into(),
-        bytes: summary,
-    });
+    rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
     rendered.outputs.push(Output {
         path: "index.html".into(),
