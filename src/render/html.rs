@@ -97,6 +97,8 @@ struct UpdateView {
     status_label: &'static str,
     time: TimeView,
     body_html: String,
+    /// The update's Markdown as written, for `index.txt`.
+    body: String,
     /// The update's `components:` line, if any.
     components: Vec<ComponentStatusView>,
 }
@@ -168,6 +170,9 @@ struct ComponentView {
     name: String,
     status: &'static str,
     status_label: &'static str,
+    /// Uptime over 30 and 90 days, as text (`99.95 %`).
+    uptime_30: String,
+    uptime_90: String,
     /// Oldest first, the last one is today.
     days: Vec<DayView>,
 }
@@ -251,6 +256,31 @@ struct IndexPage {
     calendar: CalendarView,
     /// Every component status, best first, for the colour key.
     statuses: Vec<StatusKeyView>,
+    /// `[site] base_url`, for the plain-text page's links.
+    base_url: String,
+    /// The site's badge, then each component's.
+    badges: Vec<BadgeView>,
+}
+
+#[derive(Serialize)]
+struct BadgeView {
+    /// The component's name, or the site's title.
+    name: String,
+    /// Relative to the output root.
+    path: String,
+    /// The badge's text, for the page's `<img alt>`.
+    alt: String,
+    /// Copy-paste snippets linking the badge to the page.
+    markdown: String,
+    html: String,
+}
+
+/// The index page in HTML and as plain text (`index.txt`), and the status
+/// badges, all from one look at the corpus.
+pub struct IndexOutputs {
+    pub html: Vec<u8>,
+    pub text: Vec<u8>,
+    pub badges: Vec<super::Output>,
 }
 
 #[derive(Serialize)]
@@ -287,6 +317,11 @@ struct MonthPage {
 // Pages.
 
 pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
+    index_outputs(site, corpus).map(|outputs| outputs.html)
+}
+
+/// The index page, `index.txt` and the badges.
+pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, RenderError> {
     let language = site.config.site.language;
     let timezone = site.timezone();
     let now = site.now;
@@ -309,6 +344,11 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         .map(|incident| incident.timeline())
         .collect();
 
+    let uptime: std::collections::HashMap<String, super::api::uptime::Uptime> =
+        super::api::uptime::per_component(site, corpus)
+            .into_iter()
+            .collect();
+    let mut badges: Vec<(BadgeView, ComponentStatus)> = Vec::new();
     let mut groups: Vec<GroupView> = Vec::new();
     let mut overall = ComponentStatus::Operational;
     for component in &site.config.components {
@@ -329,11 +369,28 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
             .max()
             .unwrap_or(ComponentStatus::Operational);
         overall = overall.max(current);
+        let percent = |pick: fn(&super::api::uptime::Uptime) -> f64| {
+            uptime
+                .get(&component.id)
+                .map(|uptime| i18n::percent(language, pick(uptime)))
+                .unwrap_or_default()
+        };
+        badges.push((
+            badge_view(
+                site,
+                &component.name,
+                &format!("components/{}.svg", component.id),
+                i18n::component_status_label(language, current),
+            ),
+            current,
+        ));
         let view = ComponentView {
             id: component.id.clone(),
             name: component.name.clone(),
             status: current.as_str(),
             status_label: i18n::component_status_label(language, current),
+            uptime_30: percent(|uptime| uptime.days_30),
+            uptime_90: percent(|uptime| uptime.days_90),
             days: day_views(site, root, &days, &held, &relevant),
         };
         let group_at = component.group.as_ref().and_then(|name| {
@@ -498,6 +555,30 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         Vec::new()
     };
 
+    badges.insert(
+        0,
+        (
+            badge_view(
+                site,
+                &site.config.site.title,
+                "badge.svg",
+                i18n::component_status_label(language, overall),
+            ),
+            overall,
+        ),
+    );
+    let badge_outputs = badges
+        .iter()
+        .enumerate()
+        .map(|(at, (view, status))| super::Output {
+            path: view.path.clone(),
+            bytes: super::badge::badge(
+                if at == 0 { "status" } else { &view.name },
+                i18n::component_status_label(language, *status),
+                *status,
+            ),
+        })
+        .collect();
     let page = IndexPage {
         common: common(site, root),
         overall: overall.as_str(),
@@ -516,10 +597,66 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
                 label: i18n::component_status_label(language, status),
             })
             .collect(),
+        base_url: site.base_url().to_owned(),
+        badges: badges.into_iter().map(|(view, _)| view).collect(),
     };
-    site.templates
-        .render("index.html", Value::from(Serde(&page)))
-        .map(String::into_bytes)
+    let context = Value::from(Serde(&page));
+    Ok(IndexOutputs {
+        html: site
+            .templates
+            .render("index.html", context.clone())?
+            .into_bytes(),
+        text: plain_text(&site.templates.render("index.txt", context)?).into_bytes(),
+        badges: badge_outputs,
+    })
+}
+
+/// A badge's view: its path and snippets linking it to the status page.
+fn badge_view(site: &Site, name: &str, path: &str, status: &str) -> BadgeView {
+    let base = site.base_url();
+    // Plain words: nothing in the name can close the snippet's brackets
+    // or quotes.
+    let alt = name
+        .replace(['[', ']', '(', ')', '"', '<', '>', '&'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    BadgeView {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        alt: format!("{name}: {status}"),
+        markdown: format!("[![{alt}]({base}{path})]({base})"),
+        html: format!("<a href=\"{base}\"><img src=\"{base}{path}\" alt=\"{alt}\"></a>"),
+    }
+}
+
+/// Text for a terminal: no control character but line breaks, so that
+/// nothing written in an incident can move a cursor or change colours;
+/// runs of blank lines cut to one; a final newline.
+fn plain_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        let line: String = line
+            .chars()
+            .filter(|c| !c.is_control() || *c == '\t')
+            .collect();
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank += 1;
+            if blank > 1 || out.is_empty() {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
 }
 
 pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError> {
@@ -639,6 +776,7 @@ fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) ->
         status_label: i18n::status_label(language, update.status),
         time: time_view(site, update.instant),
         body_html: update.body_html.clone(),
+        body: update.body_markdown.trim().to_owned(),
         components: update
             .component_statuses
             .iter()

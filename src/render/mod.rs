@@ -6,6 +6,7 @@
 //! the feeds of their components, and the site-wide indexes.
 
 pub mod api;
+mod badge;
 pub mod feed;
 mod history;
 pub mod html;
@@ -296,9 +297,15 @@ pub fn render(
     }
     rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
+    let index = html::index_outputs(site, corpus)?;
+    rendered.outputs.extend(index.badges);
+    rendered.outputs.push(Output {
+        path: "index.txt".into(),
+        bytes: index.text,
+    });
     rendered.outputs.push(Output {
         path: "index.html".into(),
-        bytes: html::index(site, corpus)?,
+        bytes: index.html,
     });
     Ok(rendered)
 }
