@@ -174,16 +174,41 @@ pub fn parse(body: &[u8]) -> Result<Notification, Malformed> {
 
 /// The incident id of a group: `alert-` and the first 12 hex digits of
 /// the SHA-256 of its key (group keys hold label sets, quotes and braces).
+/// A group that fires again after its incident was resolved gets the next
+/// of `ID-2`, `ID-3`… ([`nth_id`]).
 pub fn incident_id(group_key: &str) -> IncidentId {
     let digest = Sha256::digest(group_key.as_bytes());
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
     IncidentId::new(&format!("alert-{hex}")).expect("`alert-` and hex digits are a slug")
 }
 
+/// The `n`th incident id of a group: [`incident_id`] for 1, then with
+/// `-n` appended.
+pub fn nth_id(group_key: &str, n: u32) -> IncidentId {
+    let first = incident_id(group_key);
+    if n <= 1 {
+        return first;
+    }
+    IncidentId::new(&format!("{first}-{n}")).expect("a slug, `-` and digits are a slug")
+}
+
+/// Which of a group's ids `stem` is (1 for [`incident_id`], `n` for
+/// `ID-n`), if any.
+pub fn id_number(group_key: &str, stem: &str) -> Option<u32> {
+    let first = incident_id(group_key);
+    let rest = stem.strip_prefix(first.as_str())?;
+    if rest.is_empty() {
+        return Some(1);
+    }
+    let n: u32 = rest.strip_prefix('-')?.parse().ok()?;
+    (n >= 2 && nth_id(group_key, n).as_str() == stem).then_some(n)
+}
+
 /// What to do with the group's incident file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Write this text as a new file.
+    /// Write this text as a new file: the group's first, or, if its latest
+    /// incident is resolved, its next.
     Create(String),
     /// Replace the file's text with this.
     Replace(String),
@@ -241,6 +266,19 @@ pub fn apply(
             } else {
                 Change::Replace(with_components(text, &all))
             }
+        }
+        // The group fires again after its incident was published and
+        // resolved: a new outage, a new draft (the caller gives it the
+        // next id).
+        (State::Firing, Some((_, incident))) if incident.latest_update().status.is_closing() => {
+            let components = components(config, settings, notification, &mut warnings);
+            if components.is_empty() {
+                return Ok(Outcome {
+                    change: Change::Nothing,
+                    warnings,
+                });
+            }
+            Change::Create(draft(settings, notification, &components))
         }
         (State::Firing, Some(_)) => Change::Nothing,
         (State::Resolved, None) => Change::Nothing,
@@ -755,7 +793,34 @@ severity = { page = "critical" }
     }
 
     #[test]
+    fn firing_again_after_a_resolved_incident_makes_a_new_draft() {
+        let (config, settings) = config("");
+        let firing = parse(&payload("firing", &[("firing", "web", "critical")])).unwrap();
+        let closed = "+++\ntitle = \"Web is down\"\ncomponents = [\"web\"]\nseverity = \"major\"\n+++\n\n## 2026-11-29 01:00Z investigating\n\nx\n\n## 2026-11-29 02:00Z resolved\n\ny\n";
+        let incident = incident(&config, closed);
+        let outcome = apply(
+            &config,
+            &settings,
+            &firing,
+            Some((closed, &incident)),
+            now(),
+        )
+        .unwrap();
+        assert!(matches!(outcome.change, Change::Create(_)), "{outcome:?}");
+    }
+
+    #[test]
     fn ids_come_from_the_group_key() {
+        let key = "{}:{alertname=\"WebDown\"}";
+        let first = incident_id(key);
+        assert_eq!(nth_id(key, 1), first);
+        assert_eq!(nth_id(key, 3).as_str(), format!("{first}-3"));
+        assert_eq!(id_number(key, first.as_str()), Some(1));
+        assert_eq!(id_number(key, &format!("{first}-3")), Some(3));
+        assert_eq!(id_number(key, &format!("{first}-03")), None);
+        assert_eq!(id_number(key, &format!("{first}-1")), None);
+        assert_eq!(id_number(key, &format!("{first}x")), None);
+        assert_eq!(id_number(key, "alert-000000000000"), None);
         assert_eq!(
             incident_id("{}:{alertname=\"WebDown\"}"),
             incident_id("{}:{alertname=\"WebDown\"}")

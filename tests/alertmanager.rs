@@ -267,7 +267,7 @@ fn the_hook_wants_the_token_and_a_well_formed_body() {
             "status": "firing",
             "labels": {"alertname": "WebDown", "component": "web"},
             "annotations": {"summary": "Web down"},
-            "startsAt": "2026-11-30T01:00:00Z",
+            "startsAt": (herald::clock::now() - chrono::Duration::hours(1)).to_rfc3339(),
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "",
             "fingerprint": "1"
@@ -331,4 +331,28 @@ fn the_hook_wants_the_token_and_a_well_formed_body() {
     let answer = post(&right, &body);
     assert!(answer.body.starts_with("unchanged alert-"), "{answer:?}");
     assert_eq!(server.count(), 0);
+    let id = answer
+        .body
+        .trim()
+        .trim_start_matches("unchanged ")
+        .to_owned();
+
+    // Resolved before anyone published it: the draft goes.
+    let resolved = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("\"firing\"", "\"resolved\"")
+        .into_bytes();
+    let answer = post(&right, &resolved);
+    assert_eq!(answer.body, format!("removed {id}\n"), "{answer:?}");
+    assert!(incident_files(&site).is_empty());
+
+    // Published and resolved, the group fires again: a second draft.
+    assert!(post(&right, &body).body.starts_with("created "));
+    site.ok(&["publish", &id]);
+    site.ok(&["post", &id, "resolved", "Fixed."]);
+    let answer = post(&right, &body);
+    assert_eq!(answer.body, format!("created {id}-2\n"), "{answer:?}");
+    assert_eq!(incident_files(&site).len(), 2);
+    let answer = post(&right, &body);
+    assert_eq!(answer.body, format!("unchanged {id}-2\n"), "{answer:?}");
 }

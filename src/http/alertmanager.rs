@@ -18,7 +18,6 @@
 //! The token is compared in constant time, as SHA-256 digests, so neither
 //! its content nor its length shows in the time taken.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -34,7 +33,6 @@ use crate::clock;
 use crate::config::Config;
 use crate::driver::parse_context;
 use crate::fsio;
-use crate::model::IncidentId;
 use crate::parse;
 
 /// The hook's token, as read when the server started or reloaded.
@@ -57,6 +55,16 @@ impl HookToken {
         };
         match std::fs::read(&settings.token_file) {
             Ok(bytes) if !bytes.trim_ascii().is_empty() => {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(&settings.token_file)
+                    .map_or(0, |metadata| metadata.permissions().mode());
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %settings.token_file.display(),
+                        "[alertmanager] token_file is readable by other users (mode {:o}); make it 0600",
+                        mode & 0o777
+                    );
+                }
                 HookToken::Digest(Sha256::digest(bytes.trim_ascii()).into())
             }
             Ok(_) => {
@@ -174,7 +182,6 @@ fn apply(
     notification: &alerts::Notification,
 ) -> Result<String, Failure> {
     let internal = |error: fsio::Error| Failure::Internal(error.into());
-    let id = alerts::incident_id(&notification.group_key);
     let incidents = &config.paths.incidents;
     std::fs::create_dir_all(incidents).map_err(|error| {
         Failure::Internal(anyhow::Error::new(error).context(format!(
@@ -183,9 +190,19 @@ fn apply(
         )))
     })?;
     let _lock = fsio::lock_dir(incidents).map_err(internal)?;
-    let path = find(incidents, &id)
+    // The group's latest incident: the highest of `ID`, `ID-2`, `ID-3`…
+    let key = &notification.group_key;
+    let latest = fsio::find_incident_files(incidents)
         .map_err(internal)?
-        .unwrap_or_else(|| incidents.join(format!("{id}.md")));
+        .into_iter()
+        .filter_map(|path| {
+            let n = alerts::id_number(key, path.file_stem()?.to_str()?)?;
+            Some((n, path))
+        })
+        .max_by_key(|(n, _)| *n);
+    let number = latest.as_ref().map_or(1, |(n, _)| *n);
+    let id = alerts::nth_id(key, number);
+    let path = latest.map_or_else(|| incidents.join(format!("{id}.md")), |(_, path)| path);
     let current = match fsio::read_incident(&path).map_err(internal)? {
         Some(bytes) => Some(String::from_utf8(bytes).map_err(|_| {
             Failure::Internal(anyhow::anyhow!(
@@ -238,12 +255,21 @@ fn apply(
     };
     let done = match (&outcome.change, &current) {
         (Change::Nothing, _) => "unchanged",
-        (Change::Create(text), _) => {
+        (Change::Create(text), existing) => {
+            // A new outage of a group whose incident is resolved: the next id.
+            let (id, path) = match existing {
+                None => (id.clone(), path.clone()),
+                Some(_) => {
+                    let next = alerts::nth_id(key, number + 1);
+                    let path = incidents.join(format!("{next}.md"));
+                    (next, path)
+                }
+            };
             checked(text)?;
             fsio::replace_file_if(&path, fsio::Expected::Absent, text.as_bytes())
                 .map_err(internal)?;
             tracing::info!(incident = %id, path = %path.display(), "draft incident from Alertmanager");
-            "created"
+            return Ok(format!("created {id}"));
         }
         (Change::Replace(text), Some(before)) => {
             checked(text)?;
@@ -264,13 +290,6 @@ fn apply(
         (Change::Replace(_) | Change::Remove, None) => "unchanged",
     };
     Ok(format!("{done} {id}"))
-}
-
-/// The group's incident file, wherever it is under `incidents`.
-fn find(incidents: &Path, id: &IncidentId) -> Result<Option<PathBuf>, fsio::Error> {
-    Ok(fsio::find_incident_files(incidents)?
-        .into_iter()
-        .find(|path| path.file_stem().is_some_and(|stem| stem == id.as_str())))
 }
 
 /// Whether the request carries `Authorization: Bearer TOKEN` with the
