@@ -171,6 +171,21 @@ fn a_statuspage_client_library_reads_every_document_with_its_declared_types() {
         listed["components.json"].contains(&("dns".to_owned(), "under_maintenance".to_owned())),
         "{shown}"
     );
+    // Updates carry the components they changed (the library's types do
+    // not declare the field, so it is checked here).
+    let incidents: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.path("public/api/v2/incidents.json")).unwrap())
+            .unwrap();
+    let updates = &incidents["incidents"][0]["incident_updates"];
+    assert_eq!(
+        updates[1]["affected_components"],
+        serde_json::json!([
+            {"code": "mail", "name": "Mail", "old_status": "operational", "new_status": "degraded_performance"},
+            {"code": "web", "name": "Web hosting", "old_status": "operational", "new_status": "degraded_performance"}
+        ]),
+        "{updates}"
+    );
+    assert!(updates[0]["affected_components"].is_null(), "{updates}");
 }
 
 #[test]
