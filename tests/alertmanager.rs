@@ -289,6 +289,14 @@ fn the_hook_wants_the_token_and_a_well_formed_body() {
     let wrong = post("\r\nAuthorization: Bearer not-the-token", &body);
     assert_eq!(wrong.status, 401, "{wrong:?}");
     let right = format!("\r\nAuthorization: Bearer {TOKEN}");
+    let text = http::send(
+        http_port,
+        &format!("POST /hooks/alertmanager HTTP/1.1\r\nContent-Type: text/plain{right}"),
+        &body,
+    );
+    assert_eq!(text.status, 415, "{text:?}");
+    let large = post(&right, &vec![b' '; 300 * 1024]);
+    assert_eq!(large.status, 413, "{large:?}");
     for malformed in [
         &b"{\"version\": \"4\", "[..],
         &b"[]"[..],
