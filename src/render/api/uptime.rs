@@ -7,6 +7,8 @@
 //! counts once. Time after `now` is not counted; the window always spans
 //! the whole 30 or 90 days, so a site with a short history reads high.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -14,6 +16,7 @@ use crate::corpus::Corpus;
 use crate::model::{ComponentStatus, Segment};
 
 use super::super::Site;
+use super::super::history::settled_before;
 
 /// A component's uptime in percent, rounded down to hundredths so that a
 /// minute's outage never shows as 100.
@@ -26,21 +29,31 @@ pub struct Uptime {
 }
 
 /// Every configured component's uptime as of `site.now`, by id, in the
-/// configuration's order.
+/// configuration's order. Incidents settled before the 90 days begin are
+/// skipped without computing their timelines.
 pub fn per_component(site: &Site, corpus: &Corpus) -> Vec<(String, Uptime)> {
+    let start = site.now - Duration::days(90);
+    let mut held: HashMap<&str, Vec<&Segment>> = HashMap::new();
+    for incident in corpus
+        .published()
+        .filter(|incident| !settled_before(incident, start))
+    {
+        for (component, segments) in incident.timeline() {
+            held.entry(component.as_str())
+                .or_default()
+                .extend(segments.iter());
+        }
+    }
     site.config
         .components
         .iter()
         .map(|component| {
-            let segments: Vec<&Segment> = corpus
-                .published()
-                .filter(|incident| incident.affects(&component.id))
-                .filter_map(|incident| incident.timeline().get(&component.id))
-                .flatten()
-                .collect();
+            let segments = held
+                .get(component.id.as_str())
+                .map_or(&[][..], Vec::as_slice);
             let uptime = Uptime {
-                days_30: percent(&segments, site.now, 30),
-                days_90: percent(&segments, site.now, 90),
+                days_30: percent(segments, site.now, 30),
+                days_90: percent(segments, site.now, 90),
             };
             (component.id.clone(), uptime)
         })
