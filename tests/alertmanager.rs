@@ -364,3 +364,109 @@ fn the_hook_wants_the_token_and_a_well_formed_body() {
     let answer = post(&right, &body);
     assert_eq!(answer.body, format!("unchanged {id}-2\n"), "{answer:?}");
 }
+
+#[test]
+fn without_its_token_file_the_hook_answers_503_and_a_broken_draft_is_left_alone() {
+    let server = SmtpServer::start();
+    let http_port = free_port();
+    let mut site = {
+        let config = email_config(server.port(), "1s")
+            + &format!(
+                "\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n[alertmanager]\ntoken_file = \"hook-token\"\n"
+            );
+        Site::new(&config)
+    };
+    site.start();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"MailDown\"}",
+        "status": "firing",
+        "receiver": "herald",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"component": "mail"},
+            "annotations": {},
+            "startsAt": (herald::clock::now() - chrono::Duration::hours(1)).to_rfc3339(),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": "2"
+        }]
+    }))
+    .unwrap();
+    let post = || {
+        http::send(
+            http_port,
+            &format!(
+                "POST /hooks/alertmanager HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}"
+            ),
+            &body,
+        )
+    };
+    let answer = post();
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(
+        site.log().contains("cannot read [alertmanager] token_file"),
+        "{}",
+        site.log()
+    );
+    // An empty file holds no token either.
+    fs::write(site.path("hook-token"), "\n").unwrap();
+    site.reload();
+    assert_eq!(post().status, 503);
+    // With the token, after a reload: a draft, titled from the alert name
+    // when there is no summary.
+    fs::write(site.path("hook-token"), TOKEN).unwrap();
+    site.reload();
+    let answer = post();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(
+        site.log().contains("token_file is readable by other users"),
+        "{}",
+        site.log()
+    );
+    let files = incident_files(&site);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let draft = fs::read_to_string(&files[0]).unwrap();
+    assert!(draft.contains("title = \"Alert\"\n"), "{draft}");
+    assert!(
+        draft.contains("Alertmanager reported this alert."),
+        "{draft}"
+    );
+    // An operator broke the draft: the hook changes nothing and answers
+    // 500, so that Alertmanager tries again.
+    let broken = draft.replace("severity = \"major\"", "severity = \"huge\"");
+    fs::write(&files[0], &broken).unwrap();
+    let answer = post();
+    assert_eq!(answer.status, 500, "{answer:?}");
+    assert!(
+        answer.body.contains("has errors; not changed"),
+        "{answer:?}"
+    );
+    assert_eq!(fs::read_to_string(&files[0]).unwrap(), broken);
+    site.stop();
+}
+
+#[test]
+fn without_alertmanager_configured_there_is_no_hook() {
+    let server = SmtpServer::start();
+    let http_port = free_port();
+    let mut site = Site::new(
+        &(email_config(server.port(), "1s")
+            + &format!("\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n")),
+    );
+    site.start();
+    let answer = http::send(
+        http_port,
+        &format!(
+            "POST /hooks/alertmanager HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}"
+        ),
+        b"{}",
+    );
+    assert_eq!(answer.status, 404, "{answer:?}");
+    assert!(incident_files(&site).is_empty());
+    site.stop();
+}
