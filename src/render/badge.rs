@@ -4,11 +4,16 @@
 //!
 //! The status is written out, so the badge reads without colour; the SVG
 //! has `role="img"`, an `aria-label` and a `<title>` for screen readers.
-//! Names are escaped as XML text. Widths come from a table of Verdana's
-//! advance widths at 11 px (the font the style uses), so no font is
-//! needed to lay a badge out.
+//! Names are escaped as XML text. Widths come from rough per-character
+//! widths of Verdana at 11 px (the font the style asks for), so no font
+//! is needed to lay a badge out. [`view`] gives the status page what it
+//! shows of each badge: its path, its text and snippets to copy.
+
+use serde::Serialize;
 
 use crate::model::ComponentStatus;
+
+use super::Site;
 
 /// Horizontal padding on each side of a text, in pixels.
 const PADDING: f64 = 6.0;
@@ -86,6 +91,38 @@ pub fn badge(label: &str, message: &str, status: ComponentStatus) -> Vec<u8> {
 "##
     )
     .into_bytes()
+}
+
+#[derive(Serialize)]
+pub struct BadgeView {
+    /// The component's name, or the site's title.
+    pub name: String,
+    /// Relative to the output root.
+    pub path: String,
+    /// The badge's text, for the page's `<img alt>`.
+    pub alt: String,
+    /// Copy-paste snippets linking the badge to the page.
+    pub markdown: String,
+    pub html: String,
+}
+
+/// A badge's view: its path and snippets linking it to the status page.
+pub fn view(site: &Site, name: &str, path: &str, status: &str) -> BadgeView {
+    let base = site.base_url();
+    // Plain words: nothing in the name can close the snippet's brackets
+    // or quotes.
+    let alt = name
+        .replace(['[', ']', '(', ')', '"', '<', '>', '&'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    BadgeView {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        alt: format!("{name}: {status}"),
+        markdown: format!("[![{alt}]({base}{path})]({base})"),
+        html: format!("<a href=\"{base}\"><img src=\"{base}{path}\" alt=\"{alt}\"></a>"),
+    }
 }
 
 #[cfg(test)]

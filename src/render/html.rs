@@ -259,20 +259,7 @@ struct IndexPage {
     /// `[site] base_url`, for the plain-text page's links.
     base_url: String,
     /// The site's badge, then each component's.
-    badges: Vec<BadgeView>,
-}
-
-#[derive(Serialize)]
-struct BadgeView {
-    /// The component's name, or the site's title.
-    name: String,
-    /// Relative to the output root.
-    path: String,
-    /// The badge's text, for the page's `<img alt>`.
-    alt: String,
-    /// Copy-paste snippets linking the badge to the page.
-    markdown: String,
-    html: String,
+    badges: Vec<super::badge::BadgeView>,
 }
 
 /// The index page in HTML and as plain text (`index.txt`), and the status
@@ -348,7 +335,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         super::api::uptime::per_component(site, corpus)
             .into_iter()
             .collect();
-    let mut badges: Vec<(BadgeView, ComponentStatus)> = Vec::new();
+    let mut badges: Vec<(super::badge::BadgeView, ComponentStatus)> = Vec::new();
     let mut groups: Vec<GroupView> = Vec::new();
     let mut overall = ComponentStatus::Operational;
     for component in &site.config.components {
@@ -376,7 +363,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
                 .unwrap_or_default()
         };
         badges.push((
-            badge_view(
+            super::badge::view(
                 site,
                 &component.name,
                 &format!("components/{}.svg", component.id),
@@ -558,7 +545,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
     badges.insert(
         0,
         (
-            badge_view(
+            super::badge::view(
                 site,
                 &site.config.site.title,
                 "badge.svg",
@@ -606,57 +593,9 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
             .templates
             .render("index.html", context.clone())?
             .into_bytes(),
-        text: plain_text(&site.templates.render("index.txt", context)?).into_bytes(),
+        text: super::text::plain_text(&site.templates.render("index.txt", context)?).into_bytes(),
         badges: badge_outputs,
     })
-}
-
-/// A badge's view: its path and snippets linking it to the status page.
-fn badge_view(site: &Site, name: &str, path: &str, status: &str) -> BadgeView {
-    let base = site.base_url();
-    // Plain words: nothing in the name can close the snippet's brackets
-    // or quotes.
-    let alt = name
-        .replace(['[', ']', '(', ')', '"', '<', '>', '&'], " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    BadgeView {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        alt: format!("{name}: {status}"),
-        markdown: format!("[![{alt}]({base}{path})]({base})"),
-        html: format!("<a href=\"{base}\"><img src=\"{base}{path}\" alt=\"{alt}\"></a>"),
-    }
-}
-
-/// Text for a terminal: no control character but line breaks, so that
-/// nothing written in an incident can move a cursor or change colours;
-/// runs of blank lines cut to one; a final newline.
-fn plain_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut blank = 0;
-    for line in text.lines() {
-        let line: String = line
-            .chars()
-            .filter(|c| !c.is_control() || *c == '\t')
-            .collect();
-        let line = line.trim_end();
-        if line.is_empty() {
-            blank += 1;
-            if blank > 1 || out.is_empty() {
-                continue;
-            }
-        } else {
-            blank = 0;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    while out.ends_with("\n\n") {
-        out.pop();
-    }
-    out
 }
 
 pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError> {

@@ -14,6 +14,7 @@ pub mod i18n;
 pub mod ics;
 pub mod notice;
 pub mod templates;
+mod text;
 
 use std::collections::{BTreeSet, HashMap};
 
