@@ -379,7 +379,7 @@ impl OutputDir {
         for (dir, extensions) in [
             ("incidents", &["html"][..]),
             ("history", &["html"]),
-            ("components", &["rss", "atom"]),
+            ("components", &["rss", "atom", "svg"]),
         ] {
             let path = self.root.join(dir);
             let entries = match fs::read_dir(&path) {

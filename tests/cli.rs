@@ -687,6 +687,25 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
 }
 
 #[test]
+fn build_removes_the_feeds_and_badge_of_a_removed_component() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    site.succeeds(&["build"]);
+    for output in ["web.svg", "web.atom", "web.rss"] {
+        assert!(site.path(&format!("public/components/{output}")).exists());
+    }
+    let config = site.read("herald.toml");
+    let without_web = config.replace("\n[[components]]\nid = \"web\"\nname = \"Web\"\n", "");
+    assert_ne!(config, without_web);
+    site.write("herald.toml", &without_web);
+    site.succeeds(&["build"]);
+    for output in ["web.svg", "web.atom", "web.rss"] {
+        assert!(!site.path(&format!("public/components/{output}")).exists());
+    }
+    assert!(site.path("public/components/mail.svg").exists());
+}
+
+#[test]
 fn missing_templates_directory_is_a_runtime_failure_naming_it() {
     let site = Site::new();
     site.write("herald.toml", &config_with_templates("my-templates"));
