@@ -2,7 +2,9 @@
 //! loopback with a webhook receiver pointing at `herald run`'s `[http]`
 //! listener, an alert posted to Alertmanager's API, mail to the test SMTP
 //! server (tests/support/smtp.rs). One draft file, nothing published or
-//! mailed, repeats change nothing, `herald publish` publishes and mails;
+//! mailed, repeats change nothing, a group resolved before publishing
+//! loses its draft, `herald publish` publishes and mails, and the group
+//! resolving after that changes nothing;
 //! and, straight to the hook, 401 without or with a wrong token, 400 with
 //! nothing written for a malformed body. `scripts/test` installs
 //! Alertmanager when missing.
@@ -57,7 +59,7 @@ fn incident_files(site: &Site) -> Vec<PathBuf> {
 }
 
 fn notifications(site: &Site) -> usize {
-    site.log().matches("Alertmanager notification: ").count()
+    site.log().matches("Alertmanager notification, ").count()
 }
 
 struct Alertmanager {
@@ -145,9 +147,13 @@ impl Drop for Alertmanager {
 }
 
 fn alert(component: &str) -> serde_json::Value {
+    named_alert("WebDown", component)
+}
+
+fn named_alert(name: &str, component: &str) -> serde_json::Value {
     let ends = herald::clock::now() + chrono::Duration::hours(1);
     serde_json::json!({
-        "labels": {"alertname": "WebDown", "component": component, "severity": "critical"},
+        "labels": {"alertname": name, "component": component, "severity": "critical"},
         "annotations": {
             "summary": "Web servers unreachable",
             "description": "Probe *http_2xx* fails on <web-1>."
@@ -204,8 +210,9 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
         log,
     );
     assert!(
-        site.log()
-            .contains(&format!("Alertmanager notification: unchanged {id}")),
+        site.log().contains(&format!(
+            "Alertmanager notification, firing: unchanged {id}"
+        )),
         "{}",
         log()
     );
@@ -232,6 +239,30 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
         log,
     );
 
+    // Another group fires, then resolves before anyone published its
+    // draft: the draft goes.
+    alertmanager.post(&serde_json::json!([named_alert("DnsSlow", "dns")]));
+    wait::until(
+        "the second group's draft",
+        || incident_files(&site).len() == 2,
+        log,
+    );
+    let mut ended = named_alert("DnsSlow", "dns");
+    ended["endsAt"] = herald::clock::now().to_rfc3339().into();
+    alertmanager.post(&serde_json::json!([ended]));
+    wait::until(
+        "the second draft removed",
+        || incident_files(&site).len() == 1,
+        log,
+    );
+    assert_eq!(incident_files(&site), std::slice::from_ref(path));
+    assert!(
+        site.log()
+            .contains("Alertmanager notification, resolved: removed alert-"),
+        "{}",
+        log()
+    );
+
     let published = site.ok(&["publish", &id]);
     assert!(
         published.trim_end().ends_with(&format!("{id}.md")),
@@ -246,6 +277,27 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
     // Publishing again changes nothing.
     let again = site.ok(&["publish", &id]);
     assert!(again.contains("already published"), "{again}");
+
+    // The alerts end: Alertmanager says the group is resolved, and the
+    // published incident stays as it is (`resolve` is off).
+    let published = fs::read_to_string(path).unwrap();
+    let now = herald::clock::now().to_rfc3339();
+    let mut ended = vec![alert("web"), alert("mail")];
+    for alert in &mut ended {
+        alert["endsAt"] = now.clone().into();
+    }
+    alertmanager.post(&serde_json::Value::Array(ended));
+    wait::until(
+        "the resolved notification",
+        || {
+            site.log().contains(&format!(
+                "Alertmanager notification, resolved: unchanged {id}"
+            ))
+        },
+        log,
+    );
+    assert_eq!(fs::read_to_string(path).unwrap(), published);
+    assert_eq!(incident_files(&site).len(), 1);
 }
 
 #[test]
