@@ -522,3 +522,65 @@ fn without_alertmanager_configured_there_is_no_hook() {
     assert!(incident_files(&site).is_empty());
     site.stop();
 }
+
+#[test]
+fn a_draft_published_after_max_age_is_still_emailed() {
+    // An alert's first update is dated when the alert began; the draft
+    // counts as seen when it was written, so publishing it later than
+    // `max_age` (2 s here) still emails it.
+    let server = SmtpServer::start();
+    let http_port = free_port();
+    let config = email_config(server.port(), "1s")
+        .replace("grace = \"1s\"\n", "grace = \"1s\"\nmax_age = \"2s\"\n")
+        + &format!(
+            "\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n[alertmanager]\ntoken_file = \"hook-token\"\n"
+        );
+    assert!(config.contains("max_age = \"2s\""), "{config}");
+    let mut site = Site::new(&config);
+    fs::write(site.path("hook-token"), TOKEN).unwrap();
+    fs::set_permissions(site.path("hook-token"), fs::Permissions::from_mode(0o600)).unwrap();
+    site.ok(&["subscribers", "add", "anna@example.org"]);
+    site.start();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"Late\"}",
+        "status": "firing",
+        "receiver": "herald",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"component": "web"},
+            "annotations": {"summary": "Published late"},
+            "startsAt": herald::clock::now().to_rfc3339(),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": "3"
+        }]
+    }))
+    .unwrap();
+    let answer = http::send(
+        http_port,
+        &format!(
+            "POST /hooks/alertmanager HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}"
+        ),
+        &body,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let id = answer.body.trim().trim_start_matches("created ").to_owned();
+    // Past max_age.
+    let written = std::time::Instant::now();
+    wait::until(
+        "max_age to pass",
+        || written.elapsed() > std::time::Duration::from_secs(3),
+        String::new,
+    );
+    site.ok(&["publish", &id]);
+    site.wait_for_page("Published late");
+    wait::until("the mail", || server.count() >= 1, || site.log());
+    let mail = String::from_utf8_lossy(&server.received()[0].data).into_owned();
+    assert!(mail.contains("Published late"), "{mail}");
+    site.stop();
+}
