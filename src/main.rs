@@ -62,7 +62,7 @@ enum Command {
         /// Id of an existing incident
         id: String,
         /// investigating, identified, monitoring, update, resolved; for
-        /// maintenance: scheduled, in-progress, completed
+        /// maintenance: scheduled, in-progress, completed, cancelled
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,

@@ -146,10 +146,13 @@ pub enum Status {
     Scheduled,
     InProgress,
     Completed,
+    /// A maintenance called off: it closes it, and its window never opens
+    /// (or stops at once).
+    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Investigating,
         Status::Identified,
         Status::Monitoring,
@@ -158,6 +161,7 @@ impl Status {
         Status::Scheduled,
         Status::InProgress,
         Status::Completed,
+        Status::Cancelled,
     ];
 
     /// Case-insensitive parse of a heading's status word.
@@ -177,6 +181,7 @@ impl Status {
             Status::Scheduled => "scheduled",
             Status::InProgress => "in-progress",
             Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -184,14 +189,17 @@ impl Status {
     pub fn is_maintenance_only(self) -> bool {
         matches!(
             self,
-            Status::Scheduled | Status::InProgress | Status::Completed
+            Status::Scheduled | Status::InProgress | Status::Completed | Status::Cancelled
         )
     }
 
-    /// `resolved` and `completed` close an incident and return its components
-    /// to operational.
+    /// `resolved`, `completed` and `cancelled` close an incident and return
+    /// its components to operational.
     pub fn is_closing(self) -> bool {
-        matches!(self, Status::Resolved | Status::Completed)
+        matches!(
+            self,
+            Status::Resolved | Status::Completed | Status::Cancelled
+        )
     }
 }
 
@@ -392,6 +400,12 @@ impl Incident {
     /// is never "open" in this sense; see [`Incident::maintenance_phase`].
     pub fn is_open(&self) -> bool {
         self.kind == Kind::Incident && self.closed_at().is_none()
+    }
+
+    /// Whether the maintenance was called off: its latest status is
+    /// `cancelled`.
+    pub fn is_cancelled(&self) -> bool {
+        self.latest_update().status == Status::Cancelled
     }
 
     pub fn maintenance_phase(&self, now: DateTime<Utc>) -> Option<MaintenancePhase> {
