@@ -717,7 +717,7 @@ conf/herald.toml:22:10: error: invalid listen address `localhost`, expected IP:P
         );
         let text = format!("{GOOD}\n[maintenance]\nreminders = []\n");
         let config = parse(Path::new("conf/herald.toml"), &text).unwrap();
-        assert_eq!(config.maintenance.reminders, []);
+        assert_eq!(config.maintenance.reminders, Vec::<Duration>::new());
     }
 
     #[test]
