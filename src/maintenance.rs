@@ -39,6 +39,7 @@ use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
 use crate::model::{Incident, IncidentId, Notice, NoticeKind, Status, Window};
+use crate::render::{Moved, Moves};
 
 /// A notice's identity: the maintenance, the kind, and its instant (the
 /// edge or reminder time, or when the move was seen).
@@ -102,6 +103,23 @@ pub struct Decision {
     pub due: Vec<Due>,
     /// The earliest instant a notice not yet due becomes due.
     pub next: Option<DateTime<Utc>>,
+}
+
+/// The moved windows among `tracked`, as the calendar counts them.
+pub fn moves<'a>(tracked: impl IntoIterator<Item = (&'a IncidentId, &'a Tracked)>) -> Moves {
+    tracked
+        .into_iter()
+        .filter_map(|(id, record)| {
+            let moved = record.moved?;
+            Some((
+                id.clone(),
+                Moved {
+                    count: record.moves,
+                    last: moved.at,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Decides which notices are due at `now`. A maintenance herald has not

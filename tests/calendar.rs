@@ -107,6 +107,7 @@ fn render_with(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Stri
         config: &config,
         templates: &templates,
         revisions,
+        moves: &herald::render::Moves::new(),
         now: instant(now),
     };
     String::from_utf8(calendar(&site, &corpus)).expect("the calendar is UTF-8")

@@ -98,11 +98,15 @@ fn utc(text: &str) -> DateTime<Utc> {
         .to_utc()
 }
 
+static NO_MOVES: std::sync::LazyLock<herald::render::Moves> =
+    std::sync::LazyLock::new(herald::render::Moves::new);
+
 fn site<'a>(config: &'a Config, templates: &'a Templates, revisions: &'a Revisions) -> Site<'a> {
     Site {
         config,
         templates,
         revisions,
+        moves: &NO_MOVES,
         // Feeds must not depend on it: a date far from every test instant.
         now: Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
     }

@@ -228,11 +228,13 @@ pub fn render(data: &[u8]) {
     }
     let empty = Corpus::from_incidents([]);
     let ids: BTreeSet<IncidentId> = published.iter().map(|i| i.id.clone()).collect();
+    let moves = herald::render::Moves::new();
     for (n, now) in nows.into_iter().enumerate() {
         let site = Site {
             config,
             templates: &TEMPLATES,
             revisions: &revisions,
+            moves: &moves,
             now,
         };
         let plan = match n {

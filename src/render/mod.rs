@@ -41,11 +41,23 @@ pub struct Output {
 /// was never edited, and its feed entry's `updated` is its own instant.
 pub type Revisions = HashMap<(IncidentId, DateTime<Utc>), DateTime<Utc>>;
 
+/// How often a maintenance's window moved (a new `starts` or `ends` after
+/// herald first saw it), and when it last did. Kept by the state store; a
+/// maintenance missing here never moved.
+pub type Moves = HashMap<IncidentId, Moved>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub count: u32,
+    pub last: DateTime<Utc>,
+}
+
 /// Everything a renderer needs besides the corpus.
 pub struct Site<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
     pub revisions: &'a Revisions,
+    pub moves: &'a Moves,
     /// The instant "now" for date-dependent pages (90-day bars, which
     /// maintenance is ongoing). Feeds never use it.
     pub now: DateTime<Utc>,
@@ -269,6 +281,10 @@ pub fn render(
             rendered.outputs.push(Output {
                 path: format!("components/{id}.atom"),
                 bytes: feed::atom(site, &meta, &entries),
+            });
+            rendered.outputs.push(Output {
+                path: format!("components/{id}.ics"),
+                bytes: ics::component_calendar(site, corpus, component),
             });
         }
         // The site feeds after the component feeds: a reader who sees an
