@@ -729,5 +729,4 @@ conf/herald.toml:22:10: error: invalid listen address `localhost`, expected IP:P
              conf/herald.toml:27:28: error: a reminder `0s` before the window is no reminder, expected a duration such as `1h`",
         );
     }
-
 }

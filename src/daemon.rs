@@ -280,12 +280,10 @@ impl Daemon {
             &self.notice_policy,
         );
         self.next_announcement = [decision.next, notices.next].into_iter().flatten().min();
-        decision
-            .due
-            .extend(notices.due.iter().filter_map(|due| {
-                let incident = self.corpus.published_get(&due.incident)?;
-                Some(Announcement::of_notice(incident, due.instant, due.notice))
-            }));
+        decision.due.extend(notices.due.iter().filter_map(|due| {
+            let incident = self.corpus.published_get(&due.incident)?;
+            Some(Announcement::of_notice(incident, due.instant, due.notice))
+        }));
         if decision.due.is_empty() && decision.too_old.is_empty() {
             return;
         }
@@ -354,9 +352,9 @@ impl Daemon {
             .map(AsRef::as_ref)
             .collect();
         let now = clock::now();
-        let observed = store.observe(incidents.iter().copied(), now).and_then(|seen| {
-            Ok((seen, store.observe_windows(incidents.iter().copied(), now)?))
-        });
+        let observed = store
+            .observe(incidents.iter().copied(), now)
+            .and_then(|seen| Ok((seen, store.observe_windows(incidents.iter().copied(), now)?)));
         match observed {
             Ok((seen, windows)) => {
                 self.revisions.extend(announce::edit_times(&seen));

@@ -146,9 +146,16 @@ pub fn decide(
             continue;
         }
         let since = record.moved.map_or(record.first_seen, |moved| moved.at);
-        let armed = since.checked_add_signed(grace).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        for (instant, notice, send_at, until) in candidates(incident, window, record, policy, armed)
-        {
+        let armed = since
+            .checked_add_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        for candidate in candidates(incident, window, record, policy, armed) {
+            let Candidate {
+                instant,
+                notice,
+                send_at,
+                until,
+            } = candidate;
             if sent.contains(&(id.clone(), notice.kind, instant)) {
                 continue;
             }
@@ -177,16 +184,26 @@ pub fn decide(
     decision
 }
 
-/// Each notice `incident` may still send: its instant, the notice, when
-/// it may be sent, and the instant after which it never is (`None`:
-/// `max_age` after its instant).
+/// A notice `incident` may still send.
+struct Candidate {
+    /// The instant it shows (and its identity's).
+    instant: DateTime<Utc>,
+    notice: Notice,
+    /// When it may be sent.
+    send_at: DateTime<Utc>,
+    /// The instant after which it never is (`None`: `max_age` after its
+    /// instant).
+    until: Option<DateTime<Utc>>,
+}
+
+/// Each notice `incident` may still send.
 fn candidates(
     incident: &Incident,
     window: Window,
     record: &Tracked,
     policy: &Policy,
     armed: DateTime<Utc>,
-) -> Vec<(DateTime<Utc>, Notice, DateTime<Utc>, Option<DateTime<Utc>>)> {
+) -> Vec<Candidate> {
     let plain = |kind| Notice {
         kind,
         window,
@@ -201,7 +218,12 @@ fn candidates(
             window,
             previous: Some(moved.from),
         };
-        found.push((moved.at, notice, armed, Some(window.ends)));
+        found.push(Candidate {
+            instant: moved.at,
+            notice,
+            send_at: armed,
+            until: Some(window.ends),
+        });
     }
     let closed_by = |instant: DateTime<Utc>| {
         incident
@@ -224,19 +246,29 @@ fn candidates(
         };
         if at >= armed && !closed_by(window.starts) {
             let kind = NoticeKind::Reminder { lead: *lead };
-            found.push((at, plain(kind), at, Some(window.starts)));
+            found.push(Candidate {
+                instant: at,
+                notice: plain(kind),
+                send_at: at,
+                until: Some(window.starts),
+            });
         }
     }
     if window.starts >= armed && !declared(Status::InProgress) && !closed_by(window.starts) {
-        found.push((
-            window.starts,
-            plain(NoticeKind::Started),
-            window.starts,
-            None,
-        ));
+        found.push(Candidate {
+            instant: window.starts,
+            notice: plain(NoticeKind::Started),
+            send_at: window.starts,
+            until: None,
+        });
     }
     if window.ends >= armed && !declared(Status::Completed) && !closed_by(window.ends) {
-        found.push((window.ends, plain(NoticeKind::Completed), window.ends, None));
+        found.push(Candidate {
+            instant: window.ends,
+            notice: plain(NoticeKind::Completed),
+            send_at: window.ends,
+            until: None,
+        });
     }
     found
 }
@@ -336,10 +368,26 @@ mod tests {
         let policy = policy(&[3 * HOUR, HOUR]);
         let mut sent = HashSet::new();
         // Before anything: sleep until the first reminder.
-        check(&corpus, &tracked, &sent, at(9, 0), &policy, &[], Some(at(19, 0)));
+        check(
+            &corpus,
+            &tracked,
+            &sent,
+            at(9, 0),
+            &policy,
+            &[],
+            Some(at(19, 0)),
+        );
         // Never early: a second before it, still nothing.
         let early = at(19, 0) - chrono::Duration::seconds(1);
-        check(&corpus, &tracked, &sent, early, &policy, &[], Some(at(19, 0)));
+        check(
+            &corpus,
+            &tracked,
+            &sent,
+            early,
+            &policy,
+            &[],
+            Some(at(19, 0)),
+        );
         let decision = check(
             &corpus,
             &tracked,
@@ -482,17 +530,41 @@ mod tests {
         // First seen at 20:30: the 19:00 reminder never goes, the 21:00
         // one does.
         let tracked = tracked(window(at(22, 0), at(23, 30)), at(20, 30));
-        check(&corpus, &tracked, &sent, at(20, 30), &policy, &[], Some(at(21, 0)));
+        check(
+            &corpus,
+            &tracked,
+            &sent,
+            at(20, 30),
+            &policy,
+            &[],
+            Some(at(21, 0)),
+        );
         // A reminder due within the announcement's grace waits for nothing:
         // it is dropped, the announcement says as much.
         let seen = at(21, 0) - chrono::Duration::seconds(30);
         let tracked = super::tests::tracked(window(at(22, 0), at(23, 30)), seen);
-        check(&corpus, &tracked, &sent, at(21, 0), &policy, &[], Some(at(22, 0)));
+        check(
+            &corpus,
+            &tracked,
+            &sent,
+            at(21, 0),
+            &policy,
+            &[],
+            Some(at(22, 0)),
+        );
         // First seen after the window (an old directory): nothing, ever.
         let tracked = super::tests::tracked(window(at(22, 0), at(23, 30)), at(23, 45));
         check(&corpus, &tracked, &sent, at(23, 50), &policy, &[], None);
         // Not recorded yet, or recorded with another window: wait.
-        check(&corpus, &HashMap::new(), &sent, at(22, 0), &policy, &[], None);
+        check(
+            &corpus,
+            &HashMap::new(),
+            &sent,
+            at(22, 0),
+            &policy,
+            &[],
+            None,
+        );
         let other = super::tests::tracked(window(at(21, 0), at(23, 30)), at(8, 0));
         check(&corpus, &other, &sent, at(22, 0), &policy, &[], None);
     }
@@ -521,7 +593,15 @@ mod tests {
         };
         let mut sent = HashSet::new();
         let tracked = moved(true);
-        check(&corpus, &tracked, &sent, at(20, 0), &policy, &[], Some(at(20, 1)));
+        check(
+            &corpus,
+            &tracked,
+            &sent,
+            at(20, 0),
+            &policy,
+            &[],
+            Some(at(20, 1)),
+        );
         let decision = check(
             &corpus,
             &tracked,
@@ -547,7 +627,15 @@ mod tests {
         );
         // Moved before anyone was told: no notice, the reminder still.
         let tracked = moved(false);
-        check(&corpus, &tracked, &HashSet::new(), at(20, 5), &policy, &[], Some(at(22, 0)));
+        check(
+            &corpus,
+            &tracked,
+            &HashSet::new(),
+            at(20, 5),
+            &policy,
+            &[],
+            Some(at(22, 0)),
+        );
         // A move not told by the time the new window ended is dropped.
         let tracked = moved(true);
         check(

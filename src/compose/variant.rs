@@ -417,5 +417,4 @@ mod tests {
             "{text}"
         );
     }
-
 }

@@ -49,9 +49,15 @@ pub fn calendar(site: &Site, corpus: &Corpus) -> Vec<u8> {
 
 /// Renders the calendar of the published maintenance affecting
 /// `component`.
-pub fn component_calendar(site: &Site, corpus: &Corpus, component: &crate::model::Component) -> Vec<u8> {
+pub fn component_calendar(
+    site: &Site,
+    corpus: &Corpus,
+    component: &crate::model::Component,
+) -> Vec<u8> {
     let title = clean_text(&format!("{}: {}", site.config.site.title, component.name));
-    calendar_of(site, corpus, &title, |incident| incident.affects(&component.id))
+    calendar_of(site, corpus, &title, |incident| {
+        incident.affects(&component.id)
+    })
 }
 
 fn calendar_of(

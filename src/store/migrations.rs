@@ -241,8 +241,8 @@ impl Store {
                     .map_err(failed)?;
             }
             let transaction = self.connection.transaction().map_err(failed)?;
-            for index in next..until {
-                transaction.execute_batch(MIGRATIONS[index]).map_err(failed)?;
+            for (index, migration) in MIGRATIONS.iter().enumerate().take(until).skip(next) {
+                transaction.execute_batch(migration).map_err(failed)?;
                 if index == REKEY_MIGRATION {
                     // Links then held raw tokens, so no key made them yet.
                     let key = Key::load_or_create(state_dir)
@@ -545,7 +545,11 @@ mod tests {
         let count = |store: &Store| -> i64 {
             store
                 .connection
-                .query_row("SELECT count(*) FROM outbox WHERE announcement = 7", [], |row| row.get(0))
+                .query_row(
+                    "SELECT count(*) FROM outbox WHERE announcement = 7",
+                    [],
+                    |row| row.get(0),
+                )
                 .unwrap()
         };
         assert_eq!(count(&store), 1);
@@ -555,5 +559,4 @@ mod tests {
             .unwrap();
         assert_eq!(count(&store), 0);
     }
-
 }

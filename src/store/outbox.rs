@@ -197,7 +197,12 @@ impl Store {
                 // An update is recorded as notified, a notice as sent:
                 // either way once.
                 let fresh = if announcement.notice.is_some() {
-                    record_notice.execute(params![announcement.incident.as_str(), code, instant, at])
+                    record_notice.execute(params![
+                        announcement.incident.as_str(),
+                        code,
+                        instant,
+                        at
+                    ])
                 } else {
                     notify.execute(params![
                         announcement.incident.as_str(),

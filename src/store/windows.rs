@@ -209,7 +209,8 @@ mod tests {
         let text = format!(
             "+++\ntitle = \"DNS\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2019-04-04 {starts:02}:00\"\nends = \"2019-04-04 {ends:02}:00\"\n+++\n\n## 2019-04-04 06:00\nPlanned.\n"
         );
-        let (incident, diagnostics) = parse_incident(std::path::Path::new("dns.md"), &text, &context);
+        let (incident, diagnostics) =
+            parse_incident(std::path::Path::new("dns.md"), &text, &context);
         incident.unwrap_or_else(|| panic!("{diagnostics:?}"))
     }
 
@@ -225,7 +226,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         let id = IncidentId::new("dns").unwrap();
-        let first = store.observe_windows([&maintenance(10, 12)], at(7)).unwrap();
+        let first = store
+            .observe_windows([&maintenance(10, 12)], at(7))
+            .unwrap();
         assert_eq!(
             first[&id],
             Tracked {
@@ -236,10 +239,14 @@ mod tests {
             }
         );
         // Seen again unchanged: nothing new.
-        let again = store.observe_windows([&maintenance(10, 12)], at(8)).unwrap();
+        let again = store
+            .observe_windows([&maintenance(10, 12)], at(8))
+            .unwrap();
         assert_eq!(again[&id], first[&id]);
         // Moved before anything was notified.
-        let moved = store.observe_windows([&maintenance(11, 12)], at(8)).unwrap();
+        let moved = store
+            .observe_windows([&maintenance(11, 12)], at(8))
+            .unwrap();
         assert_eq!(
             moved[&id].moved,
             Some(Move {
@@ -252,10 +259,14 @@ mod tests {
         store
             .record_baseline(&[(id.clone(), at(6))], at(8))
             .unwrap();
-        store.observe_windows([&maintenance(11, 13)], at(9)).unwrap();
+        store
+            .observe_windows([&maintenance(11, 13)], at(9))
+            .unwrap();
         drop(store);
         let mut store = Store::open(dir.path()).unwrap();
-        let read = store.observe_windows([&maintenance(11, 13)], at(10)).unwrap();
+        let read = store
+            .observe_windows([&maintenance(11, 13)], at(10))
+            .unwrap();
         assert_eq!(
             read[&id],
             Tracked {
