@@ -257,6 +257,7 @@ struct IndexPage {
 struct IncidentPage {
     #[serde(flatten)]
     common: Common,
+    id: String,
     title: String,
     kind: &'static str,
     status: &'static str,
@@ -529,6 +530,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let status = latest.map(|update| update.status);
     let page = IncidentPage {
         common: common(site, root),
+        id: incident.id.to_string(),
         title: incident.title.clone(),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
