@@ -248,13 +248,17 @@ pub struct Component {
     pub group: Option<String>,
 }
 
-/// Which components a subscriber follows.
+/// What a subscriber follows, or a subscription asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Follows {
     /// Every component, including ones added to the configuration later.
     All,
     /// These component ids, sorted and distinct.
     Components(Vec<String>),
+    /// One incident only, until it is resolved: what a request or
+    /// `herald subscribers add --incident` asks for. It adds to what the
+    /// address follows already; no component counts as followed.
+    Incident(IncidentId),
 }
 
 impl Follows {
@@ -262,6 +266,7 @@ impl Follows {
         match self {
             Follows::All => true,
             Follows::Components(ids) => ids.iter().any(|id| id == component),
+            Follows::Incident(_) => false,
         }
     }
 }

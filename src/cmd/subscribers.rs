@@ -141,6 +141,7 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
         let components = match &subscriber.follows {
             Follows::All => "*".to_owned(),
             Follows::Components(ids) => ids.join(","),
+            Follows::Incident(id) => format!("incident:{id}"),
         };
         writeln!(
             out,

@@ -141,6 +141,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // first seen, and its moves (the calendar's SEQUENCE counts them);
     // `notices` the notices queued, recorded in the transaction that
     // queues them.
+    //
+    // Following one incident: a request may name an incident instead of
+    // components, and a subscriber follows incidents in
+    // `incident_follows` beside their components, each until the
+    // incident's resolution is queued (`ended`).
     "CREATE TABLE announcements_new (
         id INTEGER PRIMARY KEY,
         incident TEXT NOT NULL,
@@ -181,7 +186,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         instant TEXT NOT NULL,
         at TEXT NOT NULL,
         PRIMARY KEY (incident, notice, instant)
-    ) WITHOUT ROWID;",
+    ) WITHOUT ROWID;
+    ALTER TABLE requests ADD COLUMN incident TEXT;
+    CREATE TABLE incident_follows (
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        incident TEXT NOT NULL,
+        ended TEXT,
+        PRIMARY KEY (subscriber, incident)
+    ) WITHOUT ROWID;
+    CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.

@@ -155,8 +155,10 @@ impl StoredAnnouncement {
 impl Store {
     /// In one transaction: stores each due announcement, records it and
     /// the too-old updates as notified, and queues one outbox row per
-    /// subscriber following at least one affected component. Returns the
-    /// number of messages queued.
+    /// subscriber following at least one affected component or the
+    /// incident itself. A resolution ends the incident's follows; a
+    /// subscriber who followed only incidents, all ended, is removed once
+    /// no mail waits for them. Returns the number of messages queued.
     pub fn enqueue(&mut self, decision: &Decision, now: DateTime<Utc>) -> Result<usize, Error> {
         let failed = Error::database(&self.path, "queue announcements");
         let mut queued = 0;
@@ -186,7 +188,16 @@ impl Store {
                      WHERE s.all_components
                         OR EXISTS (SELECT 1 FROM subscriptions c
                                    WHERE c.subscriber = s.id
-                                     AND c.component IN (SELECT value FROM json_each(?3)))",
+                                     AND c.component IN (SELECT value FROM json_each(?3)))
+                        OR EXISTS (SELECT 1 FROM incident_follows f
+                                   WHERE f.subscriber = s.id AND f.incident = ?4 AND f.ended IS NULL)",
+                )
+                .map_err(failed)?;
+            // Following one incident ends with its resolution, once that
+            // email is queued.
+            let mut end_follows = transaction
+                .prepare_cached(
+                    "UPDATE incident_follows SET ended = ?2 WHERE incident = ?1 AND ended IS NULL",
                 )
                 .map_err(failed)?;
             for announcement in &decision.due {
@@ -244,9 +255,34 @@ impl Store {
                 let ids: Vec<&str> = announcement.component_ids().collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 queued += fan_out
-                    .execute(params![id, millis(now), ids])
+                    .execute(params![
+                        id,
+                        millis(now),
+                        ids,
+                        announcement.incident.as_str()
+                    ])
                     .map_err(failed)?;
+                if announcement.notice.is_none() && announcement.status.is_closing() {
+                    end_follows
+                        .execute(params![announcement.incident.as_str(), at])
+                        .map_err(failed)?;
+                }
             }
+            // Who followed only incidents, all ended, and has no mail
+            // waiting: nothing more will reach them.
+            transaction
+                .execute(
+                    "DELETE FROM subscribers
+                     WHERE id IN (SELECT subscriber FROM incident_follows WHERE ended IS NOT NULL)
+                       AND NOT all_components
+                       AND NOT EXISTS (SELECT 1 FROM subscriptions c WHERE c.subscriber = subscribers.id)
+                       AND NOT EXISTS (SELECT 1 FROM incident_follows f
+                                       WHERE f.subscriber = subscribers.id AND f.ended IS NULL)
+                       AND NOT EXISTS (SELECT 1 FROM outbox o
+                                       WHERE o.subscriber = subscribers.id AND o.status = 'pending')",
+                    [],
+                )
+                .map_err(failed)?;
             for (id, instant) in &decision.too_old {
                 notify
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
