@@ -95,6 +95,10 @@ enum Subscribers {
         /// `sv` or `en` [default: the site's language]
         #[arg(long)]
         lang: Option<String>,
+        /// Follow this one published incident until its resolution,
+        /// besides what the address follows already
+        #[arg(long, conflicts_with = "components")]
+        incident: Option<String>,
     },
     /// Remove a subscriber and their queued email
     Remove {
@@ -146,11 +150,13 @@ fn main() -> ExitCode {
             email,
             components,
             lang,
+            incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
             address: email,
             components,
             language: lang,
+            incident,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {
             cmd::subscribers_remove(config, email)

@@ -12,11 +12,11 @@ use crate::clock;
 use crate::compose::Composer;
 use crate::config::Config;
 use crate::diag::{Diagnostic, LineIndex};
-use crate::driver::{InvalidInput, load_config, print_diagnostics};
+use crate::driver::{self, InvalidInput, load_config, print_diagnostics};
 use crate::fsio;
 use crate::mailer;
-use crate::model::Follows;
 use crate::model::Language;
+use crate::model::{Follows, IncidentId};
 use crate::store::{NewSubscriber, OutboxState, Store};
 
 /// `--components` as given: empty, `*` or `all` mean every component.
@@ -82,6 +82,8 @@ pub struct SubscribeOptions {
     pub address: String,
     pub components: Vec<String>,
     pub language: Option<String>,
+    /// `--incident`: follow this incident only.
+    pub incident: Option<String>,
 }
 
 /// `herald subscribers add`: adds a subscriber, or changes the components
@@ -94,7 +96,10 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
             options.address.trim()
         ))
     })?;
-    let follows = follows(&config, &options.components).map_err(InvalidInput)?;
+    let follows = match &options.incident {
+        Some(id) => Follows::Incident(published_incident(&config, id)?),
+        None => follows(&config, &options.components).map_err(InvalidInput)?,
+    };
     let language = match &options.language {
         None => config.site.language,
         Some(code) => Language::parse(code).ok_or_else(|| {
@@ -115,6 +120,18 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
         if added.added > 0 { "added" } else { "updated" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The published incident `id` names, or why it cannot be followed.
+fn published_incident(config: &Config, id: &str) -> anyhow::Result<IncidentId> {
+    let unknown = || InvalidInput(format!("no published incident `{id}`"));
+    let id = IncidentId::new(id).ok_or_else(unknown)?;
+    let (files, _) = driver::load_files(config)?;
+    let (corpus, _) = files.corpus();
+    if corpus.published_get(&id).is_none() {
+        return Err(unknown().into());
+    }
+    Ok(id)
 }
 
 /// `herald subscribers remove`: exit 1 if there is no such subscriber.

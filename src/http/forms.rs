@@ -256,7 +256,21 @@ mod tests {
             check("email=a%2Bb@example.org"),
             Ok(("a+b@example.org".into(), Follows::All))
         );
+        assert_eq!(
+            check("incident=storage-2026&email=anna@example.org"),
+            Ok((
+                "anna@example.org".into(),
+                Follows::Incident(IncidentId::new("storage-2026").unwrap())
+            ))
+        );
         for (body, problem) in [
+            (
+                "email=anna@example.org&incident=Bad%20Id",
+                "incident_unknown",
+            ),
+            ("email=anna@example.org&incident=", "incident_unknown"),
+            ("email=anna@example.org&incident=a&incident=b", "form"),
+            ("email=anna@example.org&incident=a&components=web", "form"),
             ("", "email_missing"),
             ("components=web", "email_missing"),
             ("email=", "email_missing"),

@@ -258,6 +258,8 @@ struct IncidentPage {
     #[serde(flatten)]
     common: Common,
     id: String,
+    /// Whether to offer following just this incident by email (`[http]`).
+    follow: bool,
     title: String,
     kind: &'static str,
     status: &'static str,
@@ -531,6 +533,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let page = IncidentPage {
         common: common(site, root),
         id: incident.id.to_string(),
+        follow: site.config.http.is_some(),
         title: incident.title.clone(),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
