@@ -149,22 +149,33 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
 }
 
 /// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS`, one per line
-/// (`*` for all components).
+/// (`*` for all components), then `incident:ID` for each incident
+/// followed until its resolution.
 pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
+    let mut incidents: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    for (address, incident) in store.followed_incidents()? {
+        incidents
+            .entry(address)
+            .or_default()
+            .push(format!("incident:{incident}"));
+    }
     let mut out = std::io::stdout().lock();
     for subscriber in store.subscribers()? {
-        let components = match &subscriber.follows {
-            Follows::All => "*".to_owned(),
-            Follows::Components(ids) => ids.join(","),
-            Follows::Incident(id) => format!("incident:{id}"),
+        let mut follows = match &subscriber.follows {
+            Follows::All => vec!["*".to_owned()],
+            Follows::Components(ids) => ids.clone(),
+            Follows::Incident(id) => vec![format!("incident:{id}")],
         };
+        follows.extend(incidents.remove(&subscriber.address).unwrap_or_default());
         writeln!(
             out,
-            "{}\t{}\t{components}",
+            "{}\t{}\t{}",
             subscriber.address,
-            subscriber.language.code()
+            subscriber.language.code(),
+            follows.join(",")
         )?;
     }
     Ok(ExitCode::SUCCESS)

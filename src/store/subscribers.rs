@@ -181,6 +181,24 @@ impl Store {
         Ok(removed > 0)
     }
 
+    /// The incidents each address follows until their resolution, by
+    /// address then incident.
+    pub fn followed_incidents(&self) -> Result<Vec<(String, String)>, Error> {
+        let failed = Error::database(&self.path, "list followed incidents");
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT s.address, f.incident FROM incident_follows f
+                 JOIN subscribers s ON s.id = f.subscriber
+                 WHERE f.ended IS NULL ORDER BY s.address, f.incident",
+            )
+            .map_err(failed)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
     /// Every subscriber, by address.
     pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
         let failed = Error::database(&self.path, "list subscribers");
