@@ -262,7 +262,9 @@ impl Store {
                         announcement.incident.as_str()
                     ])
                     .map_err(failed)?;
-                if announcement.notice.is_none() && announcement.status.is_closing() {
+                // A resolution, or a maintenance's completion (written or
+                // noticed at its end) or cancellation.
+                if announcement.status.is_closing() {
                     end_follows
                         .execute(params![announcement.incident.as_str(), at])
                         .map_err(failed)?;
