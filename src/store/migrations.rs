@@ -194,7 +194,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         ended TEXT,
         PRIMARY KEY (subscriber, incident)
     ) WITHOUT ROWID;
-    CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;",
+    CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;
+    CREATE INDEX incident_follows_ended ON incident_follows (subscriber) WHERE ended IS NOT NULL;",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.

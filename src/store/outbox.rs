@@ -99,6 +99,24 @@ pub struct OutboxCounts {
     pub failed: usize,
 }
 
+/// Removes who followed only incidents, all of them ended, once no mail
+/// waits for them: nothing more will reach them. Run when mail is queued
+/// and when it is delivered.
+fn remove_finished_followers(transaction: &rusqlite::Transaction) -> rusqlite::Result<usize> {
+    transaction
+        .prepare_cached(
+            "DELETE FROM subscribers
+             WHERE id IN (SELECT subscriber FROM incident_follows WHERE ended IS NOT NULL)
+               AND NOT all_components
+               AND NOT EXISTS (SELECT 1 FROM subscriptions c WHERE c.subscriber = subscribers.id)
+               AND NOT EXISTS (SELECT 1 FROM incident_follows f
+                               WHERE f.subscriber = subscribers.id AND f.ended IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM outbox o
+                               WHERE o.subscriber = subscribers.id AND o.status = 'pending')",
+        )?
+        .execute([])
+}
+
 /// An `announcements` row as SQLite gives it.
 struct StoredAnnouncement {
     incident: String,
@@ -270,21 +288,7 @@ impl Store {
                         .map_err(failed)?;
                 }
             }
-            // Who followed only incidents, all ended, and has no mail
-            // waiting: nothing more will reach them.
-            transaction
-                .execute(
-                    "DELETE FROM subscribers
-                     WHERE id IN (SELECT subscriber FROM incident_follows WHERE ended IS NOT NULL)
-                       AND NOT all_components
-                       AND NOT EXISTS (SELECT 1 FROM subscriptions c WHERE c.subscriber = subscribers.id)
-                       AND NOT EXISTS (SELECT 1 FROM incident_follows f
-                                       WHERE f.subscriber = subscribers.id AND f.ended IS NULL)
-                       AND NOT EXISTS (SELECT 1 FROM outbox o
-                                       WHERE o.subscriber = subscribers.id AND o.status = 'pending')",
-                    [],
-                )
-                .map_err(failed)?;
+            remove_finished_followers(&transaction).map_err(failed)?;
             for (id, instant) in &decision.too_old {
                 notify
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
@@ -476,6 +480,7 @@ impl Store {
                 }
                 .map_err(failed)?;
         }
+        remove_finished_followers(&transaction).map_err(failed)?;
         transaction.commit().map_err(failed)
     }
 
