@@ -7,9 +7,10 @@
 //! at local midnight and at maintenance boundaries by a timer that sleeps
 //! until then: an idle daemon never wakes up.
 //!
-//! After each rebuild, and when the earliest update in its grace period
-//! falls due, the daemon decides what to announce ([`crate::announce`]),
-//! queues it in the outbox in one transaction, and wakes the mailer.
+//! After each rebuild, and when the earliest update in its grace period or
+//! the next maintenance notice falls due, the daemon decides what to
+//! announce ([`crate::announce`], [`crate::maintenance`]), queues it in
+//! the outbox in one transaction, and wakes the mailer.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -670,7 +671,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
             .flatten()
             .fold(date, DateTime::min);
         let sleep = (wakeup - now).to_std().unwrap_or(Duration::ZERO);
-        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary or grace end");
+        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary, grace end or maintenance notice");
         tokio::select! {
             change = receiver.recv() => {
                 let Some(change) = change else { break };
