@@ -210,8 +210,10 @@ fn candidates(
         previous: None,
     };
     let mut found = Vec::new();
+    // Moved back to the window subscribers were told of: nothing to say.
     if let Some(moved) = record.moved
         && moved.announced
+        && moved.from != window
     {
         let notice = Notice {
             kind: NoticeKind::Rescheduled,
@@ -624,6 +626,24 @@ mod tests {
             &policy,
             &[(reminder(HOUR), at(22, 0))],
             Some(at(23, 0)),
+        );
+        // Moved back to where it was: no notice.
+        let back = HashMap::from([(
+            id(),
+            Tracked {
+                window: from,
+                ..tracked[&id()]
+            },
+        )]);
+        let corpus_back = super::tests::corpus(&maintenance("22:00", "23:30", ""));
+        check(
+            &corpus_back,
+            &back,
+            &HashSet::new(),
+            at(20, 5),
+            &policy,
+            &[],
+            Some(at(21, 0)),
         );
         // Moved before anyone was told: no notice, the reminder still.
         let tracked = moved(false);

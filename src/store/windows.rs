@@ -30,8 +30,10 @@ type Row = (
 impl Store {
     /// Records the windows of the maintenances among `incidents` as seen
     /// at `now`: a new one is remembered, a changed one counts a move
-    /// (and whether any update of it was notified by then). Returns what
-    /// is then recorded for each of them.
+    /// (and whether any update of it was notified by then). The window a
+    /// move is from is the one subscribers were last told of: moving it
+    /// again before the "rescheduled" notice went out keeps it. Returns
+    /// what is then recorded for each of them.
     pub fn observe_windows<'a>(
         &mut self,
         incidents: impl IntoIterator<Item = &'a Incident>,
@@ -55,8 +57,15 @@ impl Store {
             let mut moved = transaction
                 .prepare_cached(
                     "UPDATE windows SET starts = ?2, ends = ?3, moves = moves + 1, moved_at = ?4,
-                            previous_starts = starts, previous_ends = ends,
-                            announced = EXISTS (SELECT 1 FROM notified WHERE incident = ?1 AND reason <> 'too-old')
+                            previous_starts = CASE WHEN told THEN starts ELSE previous_starts END,
+                            previous_ends = CASE WHEN told THEN ends ELSE previous_ends END,
+                            announced = announced OR EXISTS (
+                                SELECT 1 FROM notified WHERE incident = ?1 AND reason <> 'too-old')
+                     FROM (SELECT moved_at IS NULL OR NOT announced OR EXISTS (
+                               SELECT 1 FROM notices n
+                               WHERE n.incident = ?1 AND n.notice = 'rescheduled' AND n.instant = w.moved_at)
+                               AS told
+                           FROM windows w WHERE w.incident = ?1)
                      WHERE incident = ?1",
                 )
                 .map_err(failed)?;
@@ -67,18 +76,7 @@ impl Store {
                 let id = incident.id.as_str();
                 let (starts, ends) = (window.starts.to_rfc3339(), window.ends.to_rfc3339());
                 let stored: Option<Row> = select
-                    .query_row(params![id], |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                            row.get(5)?,
-                            row.get(6)?,
-                            row.get(7)?,
-                        ))
-                    })
+                    .query_row(params![id], read_row)
                     .optional()
                     .map_err(failed)?;
                 let tracked = match stored.as_ref().and_then(|row| tracked(row, now)) {
@@ -103,23 +101,13 @@ impl Store {
                         moved
                             .execute(params![id, starts, ends, now.to_rfc3339()])
                             .map_err(failed)?;
-                        let announced: bool = transaction
-                            .query_row(
-                                "SELECT announced FROM windows WHERE incident = ?1",
-                                params![id],
-                                |row| row.get(0),
-                            )
-                            .map_err(failed)?;
-                        Tracked {
+                        let row: Row = select.query_row(params![id], read_row).map_err(failed)?;
+                        tracked(&row, now).unwrap_or(Tracked {
                             window,
                             first_seen: before.first_seen,
                             moves: before.moves.saturating_add(1),
-                            moved: Some(Move {
-                                at: now,
-                                from: before.window,
-                                announced,
-                            }),
-                        }
+                            moved: None,
+                        })
                     }
                 };
                 observed.insert(incident.id.clone(), tracked);
@@ -158,6 +146,19 @@ impl Store {
         }
         Ok(sent)
     }
+}
+
+fn read_row(row: &rusqlite::Row) -> rusqlite::Result<Row> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ))
 }
 
 /// A stored row as [`Tracked`]; `None` if it cannot be read (then it is
@@ -280,6 +281,43 @@ mod tests {
                 }),
             }
         );
+        // Moved again before the notice of that move went out: it is
+        // still from the window subscribers were told of.
+        let again = store
+            .observe_windows([&maintenance(12, 13)], at(10))
+            .unwrap();
+        assert_eq!(
+            again[&id].moved,
+            Some(Move {
+                at: at(10),
+                from: window(11, 12),
+                announced: true,
+            })
+        );
+        // Once that notice is queued, the next move is from its window.
+        let incident = maintenance(12, 13);
+        let notice = Announcement::of_notice(
+            &incident,
+            at(10),
+            Notice {
+                kind: NoticeKind::Rescheduled,
+                window: window(12, 13),
+                previous: Some(window(11, 12)),
+            },
+        );
+        let decision = Decision {
+            due: vec![notice],
+            ..Decision::default()
+        };
+        store.enqueue(&decision, at(10)).unwrap();
+        let after = store
+            .observe_windows([&maintenance(13, 14)], at(11))
+            .unwrap();
+        assert_eq!(
+            after[&id].moved.map(|moved| moved.from),
+            Some(window(12, 13))
+        );
+        assert_eq!(after[&id].moves, 4);
     }
 
     #[test]
