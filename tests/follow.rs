@@ -164,6 +164,9 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     site.wait_for("the resolution to the follower", || {
         subjects_to(&server, "one@example.org").len() == 3
     });
+    // A closed incident offers no more following.
+    let page = fs::read_to_string(site.path("public/incidents/storage.html")).unwrap();
+    assert!(!page.contains("name=\"incident\""), "{page}");
     // Reopened after the resolution: the follower hears nothing more.
     let reopened = format!("{fourth} investigating");
     site.write(
@@ -241,6 +244,30 @@ fn subscribers_add_incident_follows_a_published_incident_only() {
     assert_eq!(unknown.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&unknown.stderr);
     assert!(stderr.contains("no published incident `nope`"), "{stderr}");
+    site.write(
+        "done.md",
+        &incident(
+            "Done",
+            "\"mail\"",
+            &[
+                ("2019-04-04 08:00 investigating", "Disks."),
+                ("2019-04-04 09:00 resolved", "Fixed."),
+            ],
+        ),
+    );
+    let closed = site.herald(&[
+        "subscribers",
+        "add",
+        "one@example.org",
+        "--incident",
+        "done",
+    ]);
+    assert_eq!(closed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(
+        stderr.contains("incident `done` is closed already"),
+        "{stderr}"
+    );
     let both = site.herald(&[
         "subscribers",
         "add",

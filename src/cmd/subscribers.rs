@@ -128,10 +128,14 @@ fn published_incident(config: &Config, id: &str) -> anyhow::Result<IncidentId> {
     let id = IncidentId::new(id).ok_or_else(unknown)?;
     let (files, _) = driver::load_files(config)?;
     let (corpus, _) = files.corpus();
-    if corpus.published_get(&id).is_none() {
-        return Err(unknown().into());
+    match corpus.published_get(&id) {
+        None => Err(unknown().into()),
+        Some(incident) if incident.closed_at().is_some() => Err(InvalidInput(format!(
+            "incident `{id}` is closed already; there is nothing more to follow"
+        ))
+        .into()),
+        Some(_) => Ok(id),
     }
-    Ok(id)
 }
 
 /// `herald subscribers remove`: exit 1 if there is no such subscriber.

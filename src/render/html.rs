@@ -258,7 +258,8 @@ struct IncidentPage {
     #[serde(flatten)]
     common: Common,
     id: String,
-    /// Whether to offer following just this incident by email (`[http]`).
+    /// Whether to offer following just this incident by email: with
+    /// `[http]`, while it is not closed.
     follow: bool,
     title: String,
     kind: &'static str,
@@ -533,7 +534,7 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let page = IncidentPage {
         common: common(site, root),
         id: incident.id.to_string(),
-        follow: site.config.http.is_some(),
+        follow: site.config.http.is_some() && incident.closed_at().is_none(),
         title: incident.title.clone(),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
