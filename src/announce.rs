@@ -15,7 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
-use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Status, Update};
+use crate::model::{
+    ComponentStatus, Incident, IncidentId, Kind, Notice, NoticeKind, Status, Update,
+};
 use crate::render::Revisions;
 
 /// An update's identity.
@@ -96,6 +98,10 @@ pub struct Announcement {
     /// Every component the incident affects, in the incident's order, with
     /// the status the incident holds it at as of this update.
     pub components: Vec<(String, ComponentStatus)>,
+    /// Set when herald says this by itself about a maintenance window
+    /// ([`crate::maintenance`]); the body is then empty, and each channel
+    /// words the notice in the reader's language.
+    pub notice: Option<Notice>,
 }
 
 impl Announcement {
@@ -113,6 +119,31 @@ impl Announcement {
                 .iter()
                 .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
                 .collect(),
+            notice: None,
+        }
+    }
+
+    /// A maintenance notice about `incident` at `instant`.
+    pub fn of_notice(incident: &Incident, instant: DateTime<Utc>, notice: Notice) -> Announcement {
+        let status = match notice.kind {
+            NoticeKind::Reminder { .. } | NoticeKind::Rescheduled => Status::Scheduled,
+            NoticeKind::Started => Status::InProgress,
+            NoticeKind::Completed => Status::Completed,
+        };
+        Announcement {
+            incident: incident.id.clone(),
+            instant,
+            title: incident.title.clone(),
+            kind: incident.kind,
+            status,
+            body_markdown: String::new(),
+            body_html: String::new(),
+            components: incident
+                .components
+                .iter()
+                .map(|id| (id.clone(), incident.component_status_at(id, instant)))
+                .collect(),
+            notice: Some(notice),
         }
     }
 
@@ -407,6 +438,7 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
+                    notice: None,
                 },
                 Announcement {
                     incident: IncidentId::new("outage").unwrap(),
@@ -420,6 +452,7 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
+                    notice: None,
                 },
             ]
         );

@@ -31,6 +31,7 @@ pub struct RawConfig {
     pub publish: Option<RawPublish>,
     pub http: Option<RawHttp>,
     pub alertmanager: Option<Spanned<RawAlertmanager>>,
+    pub maintenance: Option<RawMaintenance>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +81,12 @@ pub struct RawPublish {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    pub reminders: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Spanned<String>,
 }
@@ -104,6 +111,23 @@ pub struct Config {
     pub publish: Option<Publish>,
     pub http: Option<Http>,
     pub alertmanager: Option<Alertmanager>,
+    pub maintenance: Maintenance,
+}
+
+/// `[maintenance]`: the notices herald sends by itself around a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    /// How long before `starts` each reminder goes out, longest first,
+    /// distinct and never zero; empty for none.
+    pub reminders: Vec<Duration>,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance {
+            reminders: vec![DEFAULT_REMINDER],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -293,6 +317,7 @@ impl Transport {
 const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(60);
+const DEFAULT_REMINDER: Duration = Duration::from_secs(3600);
 
 /// Parses and validates a configuration. `path` names the file in messages
 /// and anchors relative paths.
@@ -452,6 +477,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             })
         },
     );
+    let maintenance = match raw.maintenance.as_ref().and_then(|m| m.reminders.as_ref()) {
+        None => Maintenance::default(),
+        Some(written) => {
+            let mut reminders: Vec<Duration> = Vec::new();
+            for lead in written {
+                match humantime::parse_duration(lead.get_ref()) {
+                    Ok(duration) if duration.is_zero() => report(
+                        lead.span(),
+                        format!(
+                            "a reminder `{}` before the window is no reminder, expected a duration such as `1h`",
+                            lead.get_ref()
+                        ),
+                    ),
+                    Ok(duration) => reminders.push(duration),
+                    Err(error) => report(
+                        lead.span(),
+                        format!("invalid duration `{}`: {error}", lead.get_ref()),
+                    ),
+                }
+            }
+            reminders.sort_unstable_by(|a, b| b.cmp(a));
+            reminders.dedup();
+            Maintenance { reminders }
+        }
+    };
     let http = raw.http.as_ref().and_then(|http| {
         match http.listen.get_ref().parse::<SocketAddr>() {
             Ok(listen) => Some(Http { listen }),
@@ -526,6 +576,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         publish,
         http,
         alertmanager,
+        maintenance,
     })
 }
 
@@ -751,6 +802,31 @@ conf/herald.toml:20:11: error: `command` is empty, expected a program and its ar
 conf/herald.toml:16:8: error: invalid sender address `nobody`
 conf/herald.toml:17:8: error: unsupported transport in `http://x`, expected `file`, `smtp://HOST:PORT`, `smtps://HOST:PORT` or `smtp://HOST:PORT?tls=starttls`
 conf/herald.toml:22:10: error: invalid listen address `localhost`, expected IP:PORT such as `127.0.0.1:8081`",
+        );
+    }
+
+    #[test]
+    fn maintenance_reminders_default_to_one_hour_and_parse_longest_first() {
+        let config = parse(Path::new("conf/herald.toml"), GOOD).unwrap();
+        assert_eq!(config.maintenance.reminders, [Duration::from_secs(3600)]);
+        let text = format!("{GOOD}\n[maintenance]\nreminders = [\"1h\", \"24h\", \"1h\"]\n");
+        let config = parse(Path::new("conf/herald.toml"), &text).unwrap();
+        assert_eq!(
+            config.maintenance.reminders,
+            [Duration::from_secs(86400), Duration::from_secs(3600)]
+        );
+        let text = format!("{GOOD}\n[maintenance]\nreminders = []\n");
+        let config = parse(Path::new("conf/herald.toml"), &text).unwrap();
+        assert_eq!(config.maintenance.reminders, Vec::<Duration>::new());
+    }
+
+    #[test]
+    fn a_bad_or_zero_reminder_is_an_error_at_its_place() {
+        let text = format!("{GOOD}\n[maintenance]\nreminders = [\"1h\", \"soon\", \"0s\"]\n");
+        check_error(
+            &text,
+            "conf/herald.toml:27:20: error: invalid duration `soon`: expected number at 0\n\
+             conf/herald.toml:27:28: error: a reminder `0s` before the window is no reminder, expected a duration such as `1h`",
         );
     }
 }

@@ -16,6 +16,7 @@ pub mod fsio;
 pub mod health;
 pub mod http;
 pub mod mailer;
+pub mod maintenance;
 pub mod model;
 pub mod parse;
 pub mod publish;

@@ -62,7 +62,7 @@ enum Command {
         /// Id of an existing incident
         id: String,
         /// investigating, identified, monitoring, update, resolved; for
-        /// maintenance: scheduled, in-progress, completed
+        /// maintenance: scheduled, in-progress, completed, cancelled
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,
@@ -100,6 +100,10 @@ enum Subscribers {
         /// `sv` or `en` [default: the site's language]
         #[arg(long)]
         lang: Option<String>,
+        /// Follow this one published incident until its resolution,
+        /// besides what the address follows already
+        #[arg(long, conflicts_with = "components")]
+        incident: Option<String>,
     },
     /// Remove a subscriber and their queued email
     Remove {
@@ -152,11 +156,13 @@ fn main() -> ExitCode {
             email,
             components,
             lang,
+            incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
             address: email,
             components,
             language: lang,
+            incident,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {
             cmd::subscribers_remove(config, email)

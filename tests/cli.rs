@@ -117,7 +117,7 @@ fn check_reports_file_line_col_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stdout(&output),
-        "incidents/deep/er/bad.md:7:21: error: unknown status `investigatin`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed\n"
+        "incidents/deep/er/bad.md:7:21: error: unknown status `investigatin`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled\n"
     );
 }
 

@@ -83,6 +83,7 @@ struct Fixture {
     corpus: Corpus,
     templates: Templates,
     revisions: Revisions,
+    moves: herald::render::Moves,
 }
 
 impl Fixture {
@@ -98,6 +99,7 @@ impl Fixture {
             corpus,
             templates: Templates::builtin(),
             revisions: Revisions::new(),
+            moves: herald::render::Moves::new(),
         }
     }
 
@@ -106,6 +108,7 @@ impl Fixture {
             config: &self.config,
             templates: &self.templates,
             revisions: &self.revisions,
+            moves: &self.moves,
             now,
         }
     }

@@ -108,6 +108,7 @@ fn render_bytes(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Vec
         config: &config,
         templates: &templates,
         revisions,
+        moves: &herald::render::Moves::new(),
         now: instant(now),
     };
     herald_status(&site, &corpus)

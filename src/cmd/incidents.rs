@@ -92,7 +92,7 @@ pub fn post(options: PostOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
     let Some(status) = Status::parse(&options.status) else {
         return Err(InvalidInput(format!(
-            "unknown status `{}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed",
+            "unknown status `{}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled",
             options.status
         ))
         .into());

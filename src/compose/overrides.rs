@@ -106,6 +106,7 @@ fn sample_announcement(config: &Config) -> Announcement {
             .into_iter()
             .map(|id| (id, ComponentStatus::PartialOutage))
             .collect(),
+        notice: None,
     }
 }
 

@@ -274,6 +274,10 @@ pub struct IndexOutputs {
 struct IncidentPage {
     #[serde(flatten)]
     common: Common,
+    id: String,
+    /// Whether to offer following just this incident by email: with
+    /// `[http]`, while it is not closed.
+    follow: bool,
     title: String,
     kind: &'static str,
     status: &'static str,
@@ -605,6 +609,8 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let status = latest.map(|update| update.status);
     let page = IncidentPage {
         common: common(site, root),
+        id: incident.id.to_string(),
+        follow: site.config.http.is_some() && incident.closed_at().is_none(),
         title: incident.title.clone(),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),

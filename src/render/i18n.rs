@@ -19,6 +19,7 @@ pub fn status_label(language: Language, status: Status) -> &'static str {
         (Language::Sv, Status::Scheduled) => "Planerat",
         (Language::Sv, Status::InProgress) => "Pågår",
         (Language::Sv, Status::Completed) => "Slutfört",
+        (Language::Sv, Status::Cancelled) => "Inställt",
         (Language::En, Status::Investigating) => "Investigating",
         (Language::En, Status::Identified) => "Identified",
         (Language::En, Status::Monitoring) => "Monitoring",
@@ -27,6 +28,7 @@ pub fn status_label(language: Language, status: Status) -> &'static str {
         (Language::En, Status::Scheduled) => "Scheduled",
         (Language::En, Status::InProgress) => "In progress",
         (Language::En, Status::Completed) => "Completed",
+        (Language::En, Status::Cancelled) => "Cancelled",
     }
 }
 

@@ -43,11 +43,23 @@ pub struct Output {
 /// was never edited, and its feed entry's `updated` is its own instant.
 pub type Revisions = HashMap<(IncidentId, DateTime<Utc>), DateTime<Utc>>;
 
+/// How often a maintenance's window moved (a new `starts` or `ends` after
+/// herald first saw it), and when it last did. Kept by the state store; a
+/// maintenance missing here never moved.
+pub type Moves = HashMap<IncidentId, Moved>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub count: u32,
+    pub last: DateTime<Utc>,
+}
+
 /// Everything a renderer needs besides the corpus.
 pub struct Site<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
     pub revisions: &'a Revisions,
+    pub moves: &'a Moves,
     /// The instant "now" for date-dependent pages (90-day bars, which
     /// maintenance is ongoing). Feeds never use it.
     pub now: DateTime<Utc>,
@@ -107,6 +119,11 @@ pub fn update_anchor(instant: DateTime<Utc>) -> String {
 
 pub fn incident_path(id: &IncidentId) -> String {
     format!("incidents/{id}.html")
+}
+
+/// One incident's Atom feed, beside its page.
+pub fn incident_feed_path(id: &IncidentId) -> String {
+    format!("incidents/{id}.atom")
 }
 
 pub fn incident_url(base_url: &str, id: &IncidentId) -> String {
@@ -176,22 +193,38 @@ fn sort_newest_first(entries: &mut [Entry<'_>]) {
 /// full build of a large site never holds every page in memory.
 pub const PAGE_CHUNK: usize = 256;
 
-/// The pages of `incidents`. With [`Plan::Full`], [`render`] leaves these
-/// out so that the caller can render and write them [`PAGE_CHUNK`] at a
-/// time.
+/// The pages of `incidents`, each followed by its Atom feed. With
+/// [`Plan::Full`], [`render`] leaves these out so that the caller can
+/// render and write them [`PAGE_CHUNK`] at a time.
 pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
-    incidents
+    let mut outputs = Vec::with_capacity(incidents.len() * 2);
+    for incident in incidents {
+        outputs.push(Output {
+            path: incident_path(&incident.id),
+            bytes: html::incident(site, incident)?,
+        });
+        outputs.push(incident_feed(site, incident));
+    }
+    Ok(outputs)
+}
+
+/// `incidents/ID.atom`: every update of one incident, newest first.
+fn incident_feed(site: &Site, incident: &Incident) -> Output {
+    let mut entries: Vec<Entry> = incident
+        .updates
         .iter()
-        .map(|incident| {
-            Ok(Output {
-                path: incident_path(&incident.id),
-                bytes: html::incident(site, incident)?,
-            })
-        })
-        .collect()
+        .map(|update| Entry { incident, update })
+        .collect();
+    entries.reverse();
+    entries.truncate(FEED_LIMIT);
+    let meta = feed::FeedMeta::incident(site, incident);
+    Output {
+        path: incident_feed_path(&incident.id),
+        bytes: feed::atom(site, &meta, &entries),
+    }
 }
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
@@ -236,7 +269,10 @@ pub fn render(
                             components.extend(after.components.iter().map(String::as_str));
                             pages.push(after.as_ref());
                         }
-                        None => rendered.removed.push(incident_path(id)),
+                        None => {
+                            rendered.removed.push(incident_path(id));
+                            rendered.removed.push(incident_feed_path(id));
+                        }
                     }
                 }
                 // Components may have been removed from the configuration.
@@ -245,12 +281,7 @@ pub fn render(
             }
         };
 
-    for incident in pages {
-        rendered.outputs.push(Output {
-            path: incident_path(&incident.id),
-            bytes: html::incident(site, incident)?,
-        });
-    }
+    rendered.outputs.extend(incident_pages(site, &pages)?);
     for (year, month) in months {
         rendered.outputs.push(Output {
             path: month_path(year, month),
@@ -271,6 +302,10 @@ pub fn render(
             rendered.outputs.push(Output {
                 path: format!("components/{id}.atom"),
                 bytes: feed::atom(site, &meta, &entries),
+            });
+            rendered.outputs.push(Output {
+                path: format!("components/{id}.ics"),
+                bytes: ics::component_calendar(site, corpus, component),
             });
         }
         // The site feeds after the component feeds: a reader who sees an

@@ -2,6 +2,8 @@
 //! given (so a test can send what no well-behaved client would), asks the
 //! server to close the connection, and reads the whole answer.
 
+#![allow(dead_code, reason = "each test binary uses a part of it")]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

@@ -447,13 +447,16 @@ pub(super) fn statuspage_status(kind: Kind, status: Status) -> &'static str {
         }
         (Kind::Incident, Status::Identified | Status::InProgress) => "identified",
         (Kind::Incident, Status::Monitoring) => "monitoring",
-        (Kind::Incident, Status::Resolved | Status::Completed) => "resolved",
+        (Kind::Incident, Status::Resolved | Status::Completed | Status::Cancelled) => "resolved",
         (Kind::Maintenance, Status::Scheduled | Status::Update) => "scheduled",
         (Kind::Maintenance, Status::InProgress | Status::Investigating | Status::Identified) => {
             "in_progress"
         }
         (Kind::Maintenance, Status::Monitoring) => "verifying",
-        (Kind::Maintenance, Status::Completed | Status::Resolved) => "completed",
+        // Statuspage has no word for a called-off maintenance.
+        (Kind::Maintenance, Status::Completed | Status::Resolved | Status::Cancelled) => {
+            "completed"
+        }
     }
 }
 
