@@ -12,6 +12,8 @@
 //! draft. A resolved group removes its draft; once published (the
 //! operator ran `herald publish`), nothing changes unless
 //! `[alertmanager] resolve = true`, which appends one `resolved` update.
+//! A group that fires again once its published incident is resolved gets
+//! a new draft under the next id (`ID-2`, `ID-3`…).
 //!
 //! Text from Alertmanager is a stranger's: [`escape`] backslash-escapes
 //! what could make it a heading, a `components:` line, a link or markup,
