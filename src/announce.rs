@@ -15,7 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
-use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Language, Status, Update};
+use crate::model::{
+    ComponentStatus, Incident, IncidentId, Kind, Language, Notice, NoticeKind, Status, Update,
+};
 use crate::parse::render_markdown;
 use crate::render::Revisions;
 
@@ -100,6 +102,10 @@ pub struct Announcement {
     /// The title and the text in further languages, where the incident
     /// gives either (`title.en`, a `### en` section).
     pub translations: Vec<Translated>,
+    /// Set when herald says this by itself about a maintenance window
+    /// ([`crate::maintenance`]); the body is then empty, and each channel
+    /// words the notice in the reader's language.
+    pub notice: Option<Notice>,
 }
 
 /// An announcement's title and text in a further language, each when the
@@ -139,6 +145,32 @@ impl Announcement {
                 .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
                 .collect(),
             translations: translations(incident, update),
+            notice: None,
+        }
+    }
+
+    /// A maintenance notice about `incident` at `instant`.
+    pub fn of_notice(incident: &Incident, instant: DateTime<Utc>, notice: Notice) -> Announcement {
+        let status = match notice.kind {
+            NoticeKind::Reminder { .. } | NoticeKind::Rescheduled => Status::Scheduled,
+            NoticeKind::Started => Status::InProgress,
+            NoticeKind::Completed => Status::Completed,
+        };
+        Announcement {
+            incident: incident.id.clone(),
+            instant,
+            title: incident.title.clone(),
+            kind: incident.kind,
+            status,
+            body_markdown: String::new(),
+            body_html: String::new(),
+            components: incident
+                .components
+                .iter()
+                .map(|id| (id.clone(), incident.component_status_at(id, instant)))
+                .collect(),
+            translations: titles(incident),
+            notice: Some(notice),
         }
     }
 
@@ -179,6 +211,20 @@ impl Announcement {
     pub fn component_ids(&self) -> impl Iterator<Item = &str> {
         self.components.iter().map(|(id, _)| id.as_str())
     }
+}
+
+/// The title of `incident` in each further language it gives one in, for
+/// a notice, whose text herald words in each reader's language.
+fn titles(incident: &Incident) -> Vec<Translated> {
+    incident
+        .titles
+        .iter()
+        .map(|(language, title)| Translated {
+            language: *language,
+            title: Some(title.clone()),
+            body: None,
+        })
+        .collect()
 }
 
 /// The languages in which `incident` gives a title or `update` a text.
@@ -493,6 +539,7 @@ mod tests {
                         ("web".into(), ComponentStatus::Degraded),
                     ],
                     translations: vec![],
+                    notice: None,
                 },
                 Announcement {
                     incident: IncidentId::new("outage").unwrap(),
@@ -507,6 +554,7 @@ mod tests {
                         ("web".into(), ComponentStatus::Degraded),
                     ],
                     translations: vec![],
+                    notice: None,
                 },
             ]
         );

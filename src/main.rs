@@ -62,10 +62,15 @@ enum Command {
         /// Id of an existing incident
         id: String,
         /// investigating, identified, monitoring, update, resolved; for
-        /// maintenance: scheduled, in-progress, completed
+        /// maintenance: scheduled, in-progress, completed, cancelled
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,
+    },
+    /// Publish a draft incident (one made from an alert, or `draft = true`)
+    Publish {
+        /// Id of an existing incident
+        id: String,
     },
     /// Manage email subscribers
     #[command(subcommand)]
@@ -95,6 +100,10 @@ enum Subscribers {
         /// `sv` or `en` [default: the site's language]
         #[arg(long)]
         lang: Option<String>,
+        /// Follow this one published incident until its resolution,
+        /// besides what the address follows already
+        #[arg(long, conflicts_with = "components")]
+        incident: Option<String>,
     },
     /// Remove a subscriber and their queued email
     Remove {
@@ -142,15 +151,18 @@ fn main() -> ExitCode {
             status,
             text,
         }),
+        Command::Publish { id } => cmd::publish(&config, &id),
         Command::Subscribers(Subscribers::Add {
             email,
             components,
             lang,
+            incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
             address: email,
             components,
             language: lang,
+            incident,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {
             cmd::subscribers_remove(config, email)

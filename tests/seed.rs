@@ -173,10 +173,12 @@ fn seed_thread_flows_through_every_feed() {
     let corpus = Corpus::from_incidents([incident]);
 
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
+    let moves = herald::render::Moves::new();
     let site = Site::new(
         &config,
         &templates,
         &revisions,
+        &moves,
         Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
     );
     let mut feeds: Vec<(String, Vec<u8>)> = Vec::new();

@@ -12,11 +12,11 @@ use crate::clock;
 use crate::compose::Composer;
 use crate::config::Config;
 use crate::diag::{Diagnostic, LineIndex};
-use crate::driver::{InvalidInput, load_config, print_diagnostics};
+use crate::driver::{self, InvalidInput, load_config, print_diagnostics};
 use crate::fsio;
 use crate::mailer;
-use crate::model::Follows;
 use crate::model::Language;
+use crate::model::{Follows, IncidentId};
 use crate::store::{NewSubscriber, OutboxState, Store};
 
 /// `--components` as given: empty, `*` or `all` mean every component.
@@ -82,6 +82,8 @@ pub struct SubscribeOptions {
     pub address: String,
     pub components: Vec<String>,
     pub language: Option<String>,
+    /// `--incident`: follow this incident only.
+    pub incident: Option<String>,
 }
 
 /// `herald subscribers add`: adds a subscriber, or changes the components
@@ -94,7 +96,10 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
             options.address.trim()
         ))
     })?;
-    let follows = follows(&config, &options.components).map_err(InvalidInput)?;
+    let follows = match &options.incident {
+        Some(id) => Follows::Incident(published_incident(&config, id)?),
+        None => follows(&config, &options.components).map_err(InvalidInput)?,
+    };
     let language = match &options.language {
         None => config.site.language(),
         Some(code) => Language::parse(code).ok_or_else(|| {
@@ -117,6 +122,22 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The published incident `id` names, or why it cannot be followed.
+fn published_incident(config: &Config, id: &str) -> anyhow::Result<IncidentId> {
+    let unknown = || InvalidInput(format!("no published incident `{id}`"));
+    let id = IncidentId::new(id).ok_or_else(unknown)?;
+    let (files, _) = driver::load_files(config)?;
+    let (corpus, _) = files.corpus();
+    match corpus.published_get(&id) {
+        None => Err(unknown().into()),
+        Some(incident) if incident.closed_at().is_some() => Err(InvalidInput(format!(
+            "incident `{id}` is closed already; there is nothing more to follow"
+        ))
+        .into()),
+        Some(_) => Ok(id),
+    }
+}
+
 /// `herald subscribers remove`: exit 1 if there is no such subscriber.
 pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
@@ -132,21 +153,33 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
 }
 
 /// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS`, one per line
-/// (`*` for all components).
+/// (`*` for all components), then `incident:ID` for each incident
+/// followed until its resolution.
 pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
+    let mut incidents: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    for (address, incident) in store.followed_incidents()? {
+        incidents
+            .entry(address)
+            .or_default()
+            .push(format!("incident:{incident}"));
+    }
     let mut out = std::io::stdout().lock();
     for subscriber in store.subscribers()? {
-        let components = match &subscriber.follows {
-            Follows::All => "*".to_owned(),
-            Follows::Components(ids) => ids.join(","),
+        let mut follows = match &subscriber.follows {
+            Follows::All => vec!["*".to_owned()],
+            Follows::Components(ids) => ids.clone(),
+            Follows::Incident(id) => vec![format!("incident:{id}")],
         };
+        follows.extend(incidents.remove(&subscriber.address).unwrap_or_default());
         writeln!(
             out,
-            "{}\t{}\t{components}",
+            "{}\t{}\t{}",
             subscriber.address,
-            subscriber.language.code()
+            subscriber.language.code(),
+            follows.join(",")
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,6 @@ use super::{Composer, Error, Rendered, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::model::{IncidentId, Subscriber};
-use crate::render::i18n;
 
 impl Composer {
     /// The email announcing `announcement` to `subscriber`, dated `now`.
@@ -45,13 +44,18 @@ impl Composer {
         let host = site.host();
         let site_title = one_line(&site.title);
         let title = one_line(announcement.said(language, site.language()).title);
-        let status = i18n::status_label(language, announcement.status);
+        let status = super::variant::status_word(&self.strings, language, announcement);
         let subject = format!("[{site_title}] {status}: {title}");
         let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
         let (text, html) = self.parts_for(config, announcement, rendered, subscriber)?;
+        // A notice may share its instant with an update: its kind keeps
+        // the two apart.
+        let notice = announcement
+            .notice
+            .map_or_else(String::new, |notice| format!("{}.", notice.kind.code()));
         let message_id = format!(
-            "<{}.{}.{}@{host}>",
+            "<{}.{}.{notice}{}@{host}>",
             id_atom(&announcement.incident),
             announcement.instant.format("%Y%m%dT%H%M%SZ"),
             subscriber.id

@@ -107,6 +107,7 @@ fn sample_announcement(config: &Config) -> Announcement {
             .map(|id| (id, ComponentStatus::PartialOutage))
             .collect(),
         translations: vec![],
+        notice: None,
     }
 }
 

@@ -7,20 +7,23 @@
 //! i18n files, shown on the 400 or 415 page: `content_type` (a media type
 //! not read), `form` (a malformed body, or fields other than the expected
 //! ones), `encoding` (bytes or escapes that are not UTF-8 text),
-//! `email_missing`, `email_invalid` and `component_unknown`.
+//! `email_missing`, `email_invalid`, `component_unknown` and
+//! `incident_unknown`.
 //!
 //! **Strict.** A form body is ASCII, every pair has `=`, every `%` is
 //! followed by two hex digits, and the decoded bytes are UTF-8. A multipart
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
-//! `email` once, `components` any number of times, `lang` at most once
-//! (one of the site's languages: the page's, on a translated site), and
+//! `email` once, then `components` any number of times or `incident`
+//! once (an incident page's form: follow that incident only), `lang` at
+//! most once (one of the site's languages: the page's, on a translated
+//! site), and
 //! nothing else. The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
 use crate::address::{Address, Refused};
-use crate::model::{Follows, Language, Languages};
+use crate::model::{Follows, IncidentId, Language, Languages};
 
 /// How a body is encoded: the two media types the forms are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +203,7 @@ pub fn subscription(
     let mut email = None;
     let mut language = None;
     let mut components = Vec::new();
+    let mut incident = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
@@ -208,6 +212,9 @@ pub fn subscription(
                     .filter(|parsed| languages.all().contains(parsed))
                     .ok_or("form")?;
                 language = Some(known);
+            }
+            "incident" if incident.is_none() => {
+                incident = Some(IncidentId::new(&value).ok_or("incident_unknown")?);
             }
             "components" => {
                 if !is_component(&value) {
@@ -221,13 +228,16 @@ pub fn subscription(
     let address = valid_address(&email.ok_or("email_missing")?)?;
     components.sort();
     components.dedup();
+    let follows = match incident {
+        // One incident, or components: not both.
+        Some(_) if !components.is_empty() => return Err("form"),
+        Some(id) => Follows::Incident(id),
+        None if components.is_empty() => Follows::All,
+        None => Follows::Components(components),
+    };
     Ok(Subscription {
         address,
-        follows: if components.is_empty() {
-            Follows::All
-        } else {
-            Follows::Components(components)
-        },
+        follows,
         language,
     })
 }
@@ -295,7 +305,21 @@ mod tests {
             check("email=a%2Bb@example.org"),
             Ok(("a+b@example.org".into(), Follows::All))
         );
+        assert_eq!(
+            check("incident=storage-2026&email=anna@example.org"),
+            Ok((
+                "anna@example.org".into(),
+                Follows::Incident(IncidentId::new("storage-2026").unwrap())
+            ))
+        );
         for (body, problem) in [
+            (
+                "email=anna@example.org&incident=Bad%20Id",
+                "incident_unknown",
+            ),
+            ("email=anna@example.org&incident=", "incident_unknown"),
+            ("email=anna@example.org&incident=a&incident=b", "form"),
+            ("email=anna@example.org&incident=a&components=web", "form"),
             ("", "email_missing"),
             ("components=web", "email_missing"),
             ("email=", "email_missing"),

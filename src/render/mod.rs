@@ -5,14 +5,16 @@
 //! change touches: the changed incidents' pages, the months they fall in,
 //! the feeds of their components, and the site-wide indexes.
 
+pub mod api;
+mod badge;
 pub mod feed;
 mod history;
 pub mod html;
 pub mod i18n;
 pub mod ics;
 pub mod notice;
-pub mod summary;
 pub mod templates;
+mod text;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -41,6 +43,17 @@ pub struct Output {
 /// was never edited, and its feed entry's `updated` is its own instant.
 pub type Revisions = HashMap<(IncidentId, DateTime<Utc>), DateTime<Utc>>;
 
+/// How often a maintenance's window moved (a new `starts` or `ends` after
+/// herald first saw it), and when it last did. Kept by the state store; a
+/// maintenance missing here never moved.
+pub type Moves = HashMap<IncidentId, Moved>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub count: u32,
+    pub last: DateTime<Utc>,
+}
+
 /// Everything a renderer needs besides the corpus, in one of the site's
 /// languages.
 #[derive(Clone, Copy)]
@@ -48,6 +61,7 @@ pub struct Site<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
     pub revisions: &'a Revisions,
+    pub moves: &'a Moves,
     /// The instant "now" for date-dependent pages (90-day bars, which
     /// maintenance is ongoing). Feeds never use it.
     pub now: DateTime<Utc>,
@@ -77,12 +91,14 @@ impl<'a> Site<'a> {
         config: &'a Config,
         templates: &'a Templates,
         revisions: &'a Revisions,
+        moves: &'a Moves,
         now: DateTime<Utc>,
     ) -> Site<'a> {
         Site {
             config,
             templates,
             revisions,
+            moves,
             now,
             language: config.site.language(),
         }
@@ -196,6 +212,11 @@ pub fn incident_path(id: &IncidentId) -> String {
     format!("incidents/{id}.html")
 }
 
+/// One incident's Atom feed, beside its page.
+pub fn incident_feed_path(id: &IncidentId) -> String {
+    format!("incidents/{id}.atom")
+}
+
 pub fn incident_url(base_url: &str, id: &IncidentId) -> String {
     format!("{base_url}{}", incident_path(id))
 }
@@ -274,23 +295,59 @@ fn editions<'a>(site: &Site<'a>) -> impl Iterator<Item = Site<'a>> {
         .map(move |language| site.in_language(*language))
 }
 
-/// The pages of `incidents`, in every language of the site. With
+/// The pages of `incidents`, each followed by its Atom feed, in every
+/// language of the site (further ones under their code). With
 /// [`Plan::Full`], [`render`] leaves these out so that the caller can
 /// render and write them [`PAGE_CHUNK`] at a time.
 pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
-    let mut pages = Vec::new();
+    let mut outputs = Vec::new();
     for edition in editions(site) {
-        for incident in incidents {
-            pages.push(Output {
-                path: format!("{}{}", edition.prefix(), incident_path(&incident.id)),
-                bytes: html::incident(&edition, incident)?,
-            });
-        }
+        let prefix = edition.prefix();
+        outputs.extend(
+            edition_pages(&edition, incidents)?
+                .into_iter()
+                .map(|output| Output {
+                    path: format!("{prefix}{}", output.path),
+                    bytes: output.bytes,
+                }),
+        );
     }
-    Ok(pages)
+    Ok(outputs)
+}
+
+/// [`incident_pages`] in `site`'s language, paths relative to its prefix.
+fn edition_pages(
+    site: &Site,
+    incidents: &[&Incident],
+) -> Result<Vec<Output>, templates::RenderError> {
+    let mut outputs = Vec::with_capacity(incidents.len() * 2);
+    for incident in incidents {
+        outputs.push(Output {
+            path: incident_path(&incident.id),
+            bytes: html::incident(site, incident)?,
+        });
+        outputs.push(incident_feed(site, incident));
+    }
+    Ok(outputs)
+}
+
+/// `incidents/ID.atom`: every update of one incident, newest first.
+fn incident_feed(site: &Site, incident: &Incident) -> Output {
+    let mut entries: Vec<Entry> = incident
+        .updates
+        .iter()
+        .map(|update| Entry { incident, update })
+        .collect();
+    entries.reverse();
+    entries.truncate(FEED_LIMIT);
+    let meta = feed::FeedMeta::incident(site, incident);
+    Output {
+        path: incident_feed_path(&incident.id),
+        bytes: feed::atom(site, &meta, &entries),
+    }
 }
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
@@ -368,7 +425,10 @@ fn render_edition(
                             components.extend(after.components.iter().map(String::as_str));
                             pages.push(after.as_ref());
                         }
-                        None => rendered.removed.push(incident_path(id)),
+                        None => {
+                            rendered.removed.push(incident_path(id));
+                            rendered.removed.push(incident_feed_path(id));
+                        }
                     }
                 }
                 // Components may have been removed from the configuration.
@@ -377,12 +437,7 @@ fn render_edition(
             }
         };
 
-    for incident in pages {
-        rendered.outputs.push(Output {
-            path: incident_path(&incident.id),
-            bytes: html::incident(site, incident)?,
-        });
-    }
+    rendered.outputs.extend(edition_pages(site, &pages)?);
     for (year, month) in months {
         rendered.outputs.push(Output {
             path: month_path(year, month),
@@ -404,6 +459,10 @@ fn render_edition(
                 path: format!("components/{id}.atom"),
                 bytes: feed::atom(site, &meta, &entries),
             });
+            rendered.outputs.push(Output {
+                path: format!("components/{id}.ics"),
+                bytes: ics::component_calendar(site, corpus, component),
+            });
         }
         // The site feeds after the component feeds: a reader who sees an
         // entry in the site feed finds it in its component's feed too.
@@ -422,19 +481,17 @@ fn render_edition(
             bytes: ics::calendar(site, corpus),
         });
     }
-    let summary = summary::summary(site, corpus);
-    rendered.outputs.push(Output {
-        path: "status.json".into(),
-        bytes: summary.clone(),
-    });
-    rendered.outputs.push(Output {
-        path: "api/v2/summary.json".into(),
-        bytes: summary,
-    });
+    rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
+    let index = html::index_outputs(site, corpus)?;
+    rendered.outputs.extend(index.badges);
+    rendered.outputs.push(Output {
+        path: "index.txt".into(),
+        bytes: index.text,
+    });
     rendered.outputs.push(Output {
         path: "index.html".into(),
-        bytes: html::index(site, corpus)?,
+        bytes: index.html,
     });
     Ok(rendered)
 }
