@@ -113,6 +113,11 @@ fn english_outputs_under_en_read_back_and_link_to_the_swedish() {
         "maintenance.ics",
         "status.json",
         "api/v2/summary.json",
+        "api/v2/incidents.json",
+        "incidents/storage.atom",
+        "components/mail.ics",
+        "index.txt",
+        "badge.svg",
     ] {
         assert!(site.path(&format!("public/{path}")).is_file(), "{path}");
         assert!(
@@ -219,6 +224,15 @@ fn english_outputs_under_en_read_back_and_link_to_the_swedish() {
         month.contains("<a href=\"../incidents/storage.html\">Storage failure</a>"),
         "{month}"
     );
+
+    // One incident's feed and the plain-text page in English too.
+    let storage = feed_reader::read(read(&site, "public/en/incidents/storage.atom").as_bytes());
+    assert_eq!(
+        storage.entries[0].title.as_ref().unwrap().content,
+        "Identified: Storage failure"
+    );
+    let text = read(&site, "public/en/index.txt");
+    assert!(text.contains("https://status.example.com/en/"), "{text}");
 
     // The JSON summary and the calendar in English too.
     let summary: serde_json::Value =
