@@ -422,12 +422,17 @@ impl Daemon {
             driver::publish_everything(&site, &self.corpus, &mut self.output)?
         } else {
             let rendered = render::render(&site, &self.corpus, plan)?;
-            let changed = self
-                .output
-                .write(&rendered.outputs, &rendered.removed)
-                .with_context(|| {
-                    format!("cannot write outputs to {}", self.output.root().display())
-                })?;
+            // Pages and feeds first, then what sums them up (the API, the
+            // index), and only then are deleted pages removed: a reader of
+            // the index never follows a link to a page that is gone.
+            let (direct, summaries) = rendered.outputs.split_at(rendered.direct);
+            let root = self.output.root().display().to_string();
+            let context = || format!("cannot write outputs to {root}");
+            let changed = self.output.write(direct, &[]).with_context(context)?
+                + self
+                    .output
+                    .write(summaries, &rendered.removed)
+                    .with_context(context)?;
             (rendered.outputs.len(), changed)
         };
         tracing::info!(
@@ -634,6 +639,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     // Watch before the first build, so no change in between is lost.
     let mut watcher = watch::watch(&config.paths.incidents, sender.clone())?;
     let mut daemon = tokio::task::block_in_place(|| Daemon::start(config))?;
+    // The first build's pages and parse buffers are freed by now.
+    release_free_memory();
     let mut terminate =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut interrupt =
@@ -685,6 +692,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 if let Err(error) = result {
                     tracing::error!("{error:#}");
                 }
+                release_free_memory();
             }
             () = tokio::time::sleep(sleep) => {
                 // The timer may fire a hair early; act on what was due.
@@ -692,6 +700,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 if let Err(error) = tokio::task::block_in_place(|| daemon.timer(date, now)) {
                     tracing::error!("{error:#}");
                 }
+                release_free_memory();
             }
             _ = hangup.recv() => {
                 tracing::info!(config = %config_path.display(), "reloading");
@@ -712,6 +721,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         mail = Mail::start(&daemon);
                         publisher.configure(publish::Job::from_config(&daemon.config));
                         http = http::reload(http, &daemon.config, &daemon.templates, &probe, daemon.mail_wake()).await;
+                        release_free_memory();
                         tracing::info!("reloaded");
                         status = daemon.status_line();
                         manager.ready(&status);
@@ -814,6 +824,20 @@ impl Mail {
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!("the mailer stopped abnormally");
         }
+    }
+}
+
+/// Hands the heap's free memory back to the system. glibc keeps what a
+/// rebuild freed (rendered pages, read buffers) for reuse; an idle daemon
+/// would otherwise hold its busiest moment's size for good (124 MB at
+/// 10,000 incidents, against about 60 MB for what it keeps). Takes a
+/// millisecond or two, after the outputs are written.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and shrinks glibc's own heap; it
+    // takes and returns plain integers.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -167,6 +167,10 @@ impl<'a> Site<'a> {
 
     /// The instant shown as an entry's last change.
     pub fn edited(&self, incident: &Incident, update: &Update) -> DateTime<Utc> {
+        // Nothing edited (the usual case): no key to build and hash.
+        if self.revisions.is_empty() {
+            return update.instant;
+        }
         self.revisions
             .get(&(incident.id.clone(), update.instant))
             .copied()
@@ -192,6 +196,12 @@ pub enum Plan<'a> {
 #[derive(Debug, Default)]
 pub struct Rendered {
     pub outputs: Vec<Output>,
+    /// How many of `outputs`, from the start, are what a change shows in
+    /// directly (incident pages, month pages, feeds, calendars); the rest
+    /// (the API documents and the index, which sum up the whole site and
+    /// link to the others) can be written after them, so that a feed shows
+    /// an edit without waiting for those.
+    pub direct: usize,
     /// Outputs that no longer exist (a deleted or drafted incident's page).
     pub removed: Vec<String>,
 }
@@ -359,15 +369,19 @@ pub fn render(
     plan: &Plan,
 ) -> Result<Rendered, templates::RenderError> {
     let mut rendered = Rendered::default();
+    // Every language's direct outputs, then every language's summaries.
+    let mut summaries = Vec::new();
     for edition in editions(site) {
         let prefix = edition.prefix();
-        let one = render_edition(&edition, corpus, plan)?;
+        let mut one = render_edition(&edition, corpus, plan)?;
+        let prefixed = |output: Output| Output {
+            path: format!("{prefix}{}", output.path),
+            bytes: output.bytes,
+        };
+        summaries.extend(one.outputs.split_off(one.direct).into_iter().map(prefixed));
         rendered
             .outputs
-            .extend(one.outputs.into_iter().map(|output| Output {
-                path: format!("{prefix}{}", output.path),
-                bytes: output.bytes,
-            }));
+            .extend(one.outputs.into_iter().map(prefixed));
         rendered.removed.extend(
             one.removed
                 .into_iter()
@@ -381,6 +395,8 @@ pub fn render(
             bytes: html::stylesheet(site),
         });
     }
+    rendered.direct = rendered.outputs.len();
+    rendered.outputs.extend(summaries);
     Ok(rendered)
 }
 
@@ -481,6 +497,7 @@ fn render_edition(
             bytes: ics::calendar(site, corpus),
         });
     }
+    rendered.direct = rendered.outputs.len();
     rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
     let index = html::index_outputs(site, corpus)?;
