@@ -137,7 +137,7 @@ impl Announcement {
             title: incident.title.clone(),
             kind: incident.kind,
             status: update.status,
-            body_markdown: update.body_markdown.clone(),
+            body_markdown: update.body_markdown.to_string(),
             body_html: render_markdown(&update.body_markdown),
             components: incident
                 .components

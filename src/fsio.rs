@@ -239,7 +239,11 @@ pub fn read_to_string(path: &Path) -> Result<String, Error> {
 pub struct OutputDir {
     root: PathBuf,
     /// Hash of the bytes last written (or found) at each relative path.
-    known: HashMap<String, u64>,
+    /// Keyed by the 64-bit hash of the path, not the path: 40,000 outputs'
+    /// paths would cost the daemon 4 MB for good. Two paths sharing a hash
+    /// (about one chance in 2^64 per pair) make each other's writes happen
+    /// again, and could skip one only if their bytes were identical too.
+    known: HashMap<u64, u64>,
 }
 
 impl OutputDir {
@@ -289,7 +293,7 @@ impl OutputDir {
                     path: target.clone(),
                     source,
                 })?;
-                self.known.insert((*relative).to_owned(), *hash);
+                self.known.insert(hash_bytes(relative.as_bytes()), *hash);
                 renamed += 1;
             }
             Ok(())
@@ -309,7 +313,7 @@ impl OutputDir {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(Error::Write { path, source }),
             }
-            self.known.remove(relative);
+            self.known.remove(&hash_bytes(relative.as_bytes()));
         }
         if few {
             // The renames and removals are durable once their directories are.
@@ -339,12 +343,13 @@ impl OutputDir {
         for output in outputs {
             let hash = hash_bytes(&output.bytes);
             let target = self.root.join(&output.path);
-            let unchanged = match self.known.get(&output.path) {
+            let key = hash_bytes(output.path.as_bytes());
+            let unchanged = match self.known.get(&key) {
                 Some(known) => *known == hash,
                 None => fs::read(&target).is_ok_and(|on_disk| on_disk == output.bytes),
             };
             if unchanged {
-                self.known.insert(output.path.clone(), hash);
+                self.known.insert(key, hash);
                 continue;
             }
             let dir = target.parent().unwrap_or(&self.root);

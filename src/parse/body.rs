@@ -83,9 +83,9 @@ impl FileParser<'_> {
                     instant: parsed.instant,
                     declared: parsed.declared,
                     status: parsed.declared.unwrap_or(Status::Update),
-                    component_statuses,
-                    body_markdown,
-                    translations,
+                    component_statuses: component_statuses.into(),
+                    body_markdown: body_markdown.into(),
+                    translations: translations.into(),
                     line,
                 },
                 parsed.line_offset,
@@ -377,13 +377,13 @@ mod tests {
         );
         let incident = parse(&text).0.unwrap();
         assert_eq!(
-            incident.updates[1].component_statuses,
-            vec![
+            *incident.updates[1].component_statuses,
+            [
                 ("mail".into(), ComponentStatus::MajorOutage),
                 ("web-hosting".into(), ComponentStatus::Operational)
             ]
         );
-        assert_eq!(incident.updates[1].body_markdown, "Mail is worse.");
+        assert_eq!(&*incident.updates[1].body_markdown, "Mail is worse.");
         let at = |t: &str, c: &str| incident.component_status_at(c, utc(t));
         assert_eq!(
             at("2019-04-04T05:59:00Z", "mail"),
@@ -448,7 +448,10 @@ incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
         );
         let incident = incident.unwrap();
         let first = &incident.updates[0];
-        assert_eq!(first.body_markdown, "Felet *hittat*.\n\n### Detaljer\nMer.");
+        assert_eq!(
+            &*first.body_markdown,
+            "Felet *hittat*.\n\n### Detaljer\nMer."
+        );
         assert_eq!(first.translations.len(), 1);
         assert_eq!(
             first.translations[0].body_markdown,
@@ -459,11 +462,11 @@ incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
             "<p>Found <em>it</em>.</p>\n<h3>Details</h3>\n<p>More.</p>\n"
         );
         assert_eq!(
-            first.component_statuses,
-            vec![("mail".into(), ComponentStatus::Degraded)]
+            *first.component_statuses,
+            [("mail".into(), ComponentStatus::Degraded)]
         );
         // A heading in a code block is text.
-        assert_eq!(incident.updates[1].translations, vec![]);
+        assert!(incident.updates[1].translations.is_empty());
         assert!(incident.updates[1].body_markdown.ends_with("### en\n```"));
     }
 
@@ -530,8 +533,8 @@ incidents/x.md:2:9: error: `title.en` must be a string",
             ]
         );
         let incident = incident.unwrap();
-        assert_eq!(incident.updates[0].body_markdown, "Nere.\n### en\nDown.");
-        assert_eq!(incident.updates[0].translations, vec![]);
+        assert_eq!(&*incident.updates[0].body_markdown, "Nere.\n### en\nDown.");
+        assert!(incident.updates[0].translations.is_empty());
     }
 
     #[test]

@@ -226,8 +226,8 @@ mod tests {
         let incident = incident.unwrap();
         assert_eq!(incident.updates[0].status, Status::Identified);
         assert_eq!(
-            incident.updates[0].component_statuses,
-            vec![("mail".into(), ComponentStatus::Degraded)]
+            *incident.updates[0].component_statuses,
+            [("mail".into(), ComponentStatus::Degraded)]
         );
     }
 

@@ -26,7 +26,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<HashMap<UpdateKey, Seen>, Error> {
         let failed = Error::database(&self.path, "record first-seen and edit times");
-        let mut observed = HashMap::new();
+        // Sized once: growing a map of 100,000 updates by doubling held the
+        // old and the new table at once, the peak of a whole build.
+        let incidents: Vec<&Incident> = incidents.into_iter().collect();
+        let updates = incidents
+            .iter()
+            .map(|incident| incident.updates.len())
+            .sum();
+        let mut observed = HashMap::with_capacity(updates);
         let transaction = self.connection.transaction().map_err(failed)?;
         {
             let mut select = transaction
