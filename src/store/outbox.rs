@@ -617,7 +617,6 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::fixtures::{at, subscriber};
-    use std::collections::HashSet;
 
     fn announcement(id: &str, hour: u32, components: &[&str]) -> Announcement {
         Announcement {
@@ -684,10 +683,12 @@ mod tests {
         assert_eq!(store.enqueue(&decision, at(10)).unwrap(), 0);
         assert_eq!(
             store.notified().unwrap(),
-            HashSet::from([
+            [
                 (IncidentId::new("x").unwrap(), at(8)),
                 (IncidentId::new("old").unwrap(), at(1))
-            ])
+            ]
+            .into_iter()
+            .collect()
         );
         assert_eq!(
             store.announcement(1).unwrap(),

@@ -6,13 +6,13 @@
 //! Feeds show the edit as the entry's `updated` time, so the time comes
 //! from recorded data and rebuilds stay byte-identical.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Error, Store, parse_instant};
-use crate::announce::{Seen, UpdateKey};
+use crate::announce::{Notified, Seen, UpdateKey};
 use crate::model::{Incident, IncidentId};
 
 impl Store {
@@ -136,7 +136,7 @@ impl Store {
 
     /// Every update already notified, skipped as too old, or recorded as
     /// the baseline.
-    pub fn notified(&self) -> Result<HashSet<UpdateKey>, Error> {
+    pub fn notified(&self) -> Result<Notified, Error> {
         let failed = Error::database(&self.path, "read which updates were notified");
         let mut statement = self
             .connection
@@ -147,15 +147,15 @@ impl Store {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(failed)?;
-        let mut notified = HashSet::new();
+        let mut keys = Vec::new();
         for row in rows {
             let (incident, instant) = row.map_err(failed)?;
             if let (Some(id), Some(instant)) = (IncidentId::new(&incident), parse_instant(&instant))
             {
-                notified.insert((id, instant));
+                keys.push((id, instant));
             }
         }
-        Ok(notified)
+        Ok(keys.into_iter().collect())
     }
 }
 
