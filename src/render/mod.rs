@@ -197,10 +197,11 @@ pub enum Plan<'a> {
 pub struct Rendered {
     pub outputs: Vec<Output>,
     /// How many of `outputs`, from the start, are what a change shows in
-    /// directly (incident pages, month pages, feeds, calendars); the rest
-    /// (the API documents and the index, which sum up the whole site and
-    /// link to the others) can be written after them, so that a feed shows
-    /// an edit without waiting for those.
+    /// directly and cheaply (its incident's page and feed, the component
+    /// and site feeds); the rest (month pages, calendars, the API
+    /// documents, the index: each a pass over the whole corpus, and the
+    /// index links to everything) can be written after them, so that a
+    /// feed shows an edit without waiting for those.
     pub direct: usize,
     /// Outputs that no longer exist (a deleted or drafted incident's page).
     pub removed: Vec<String>,
@@ -454,14 +455,8 @@ fn render_edition(
         };
 
     rendered.outputs.extend(edition_pages(site, &pages)?);
-    for (year, month) in months {
-        rendered.outputs.push(Output {
-            path: month_path(year, month),
-            bytes: html::month(site, corpus, year, month)?,
-        });
-    }
     if !matches!(plan, Plan::Clock) {
-        for id in components {
+        for &id in &components {
             let Some(component) = site.config.component(id) else {
                 continue;
             };
@@ -474,10 +469,6 @@ fn render_edition(
             rendered.outputs.push(Output {
                 path: format!("components/{id}.atom"),
                 bytes: feed::atom(site, &meta, &entries),
-            });
-            rendered.outputs.push(Output {
-                path: format!("components/{id}.ics"),
-                bytes: ics::component_calendar(site, corpus, component),
             });
         }
         // The site feeds after the component feeds: a reader who sees an
@@ -492,12 +483,29 @@ fn render_edition(
             path: "feed.atom".into(),
             bytes: feed::atom(site, &meta, &entries),
         });
+    }
+    // What looks through the whole corpus comes after the feeds.
+    rendered.direct = rendered.outputs.len();
+    for (year, month) in months {
+        rendered.outputs.push(Output {
+            path: month_path(year, month),
+            bytes: html::month(site, corpus, year, month)?,
+        });
+    }
+    if !matches!(plan, Plan::Clock) {
+        for id in &components {
+            if let Some(component) = site.config.component(id) {
+                rendered.outputs.push(Output {
+                    path: format!("components/{id}.ics"),
+                    bytes: ics::component_calendar(site, corpus, component),
+                });
+            }
+        }
         rendered.outputs.push(Output {
             path: "maintenance.ics".into(),
             bytes: ics::calendar(site, corpus),
         });
     }
-    rendered.direct = rendered.outputs.len();
     rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
     let index = html::index_outputs(site, corpus)?;
