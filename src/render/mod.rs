@@ -360,28 +360,49 @@ pub fn render(
 ) -> Result<Rendered, templates::RenderError> {
     let mut rendered = Rendered::default();
     for edition in editions(site) {
-        let prefix = edition.prefix();
-        let one = render_edition(&edition, corpus, plan)?;
-        rendered
-            .outputs
-            .extend(one.outputs.into_iter().map(|output| Output {
-                path: format!("{prefix}{}", output.path),
-                bytes: output.bytes,
-            }));
-        rendered.removed.extend(
-            one.removed
-                .into_iter()
-                .map(|path| format!("{prefix}{path}")),
-        );
+        let one = render_language(&edition, corpus, plan)?;
+        rendered.outputs.extend(one.outputs);
+        rendered.removed.extend(one.removed);
     }
     // One stylesheet for every language.
     if matches!(plan, Plan::Full) {
-        rendered.outputs.push(Output {
-            path: "style.css".into(),
-            bytes: html::stylesheet(site),
-        });
+        rendered.outputs.push(stylesheet(site));
     }
     Ok(rendered)
+}
+
+/// `style.css`, which every language's pages share.
+pub fn stylesheet(site: &Site) -> Output {
+    Output {
+        path: "style.css".into(),
+        bytes: html::stylesheet(site),
+    }
+}
+
+/// [`render`] in `site`'s language alone, without the stylesheet: a full
+/// build writes one language's outputs before rendering the next.
+pub fn render_language(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
+    let prefix = site.prefix();
+    let one = render_edition(site, corpus, plan)?;
+    Ok(Rendered {
+        outputs: one
+            .outputs
+            .into_iter()
+            .map(|output| Output {
+                path: format!("{prefix}{}", output.path),
+                bytes: output.bytes,
+            })
+            .collect(),
+        removed: one
+            .removed
+            .into_iter()
+            .map(|path| format!("{prefix}{path}"))
+            .collect(),
+    })
 }
 
 /// [`render`] in one language, paths relative to its prefix.
