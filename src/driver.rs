@@ -185,20 +185,30 @@ pub fn publish_everything(
     let mut current: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut changed = 0;
     // A chunk's pages are rendered in every language before they are
-    // written: as many pages at a time however many languages.
+    // written: fewer incidents a chunk on a translated site, whose pages
+    // also hold more text.
     let languages = site.config.site.languages.all().len();
-    for chunk in published.chunks((render::PAGE_CHUNK / languages).max(1)) {
+    for chunk in published.chunks((render::PAGE_CHUNK / (languages * languages)).max(1)) {
         let pages = render::incident_pages(site, chunk)?;
         changed += output.write(&pages, &[]).with_context(write_context)?;
         current.extend(pages.into_iter().map(|page| page.path));
     }
-    let rendered = render::render(site, corpus, &Plan::Full)?;
-    current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
+    // One language's other outputs at a time, so that only one
+    // language's month pages and documents are in memory at once.
+    for language in site.config.site.languages.all() {
+        let rendered = render::render_language(&site.in_language(*language), corpus, &Plan::Full)?;
+        current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
+        changed += output
+            .write(&rendered.outputs, &[])
+            .with_context(write_context)?;
+    }
+    let stylesheet = render::stylesheet(site);
+    current.insert(stylesheet.path.clone());
     let stale = output
         .stale(&current)
         .with_context(|| format!("cannot list outputs in {root}"))?;
     changed += output
-        .write(&rendered.outputs, &stale)
+        .write(&[stylesheet], &stale)
         .with_context(write_context)?;
     Ok((current.len(), changed))
 }

@@ -373,32 +373,53 @@ pub fn render(
     // Every language's direct outputs, then every language's summaries.
     let mut summaries = Vec::new();
     for edition in editions(site) {
-        let prefix = edition.prefix();
-        let mut one = render_edition(&edition, corpus, plan)?;
-        let prefixed = |output: Output| Output {
-            path: format!("{prefix}{}", output.path),
-            bytes: output.bytes,
-        };
-        summaries.extend(one.outputs.split_off(one.direct).into_iter().map(prefixed));
-        rendered
-            .outputs
-            .extend(one.outputs.into_iter().map(prefixed));
-        rendered.removed.extend(
-            one.removed
-                .into_iter()
-                .map(|path| format!("{prefix}{path}")),
-        );
+        let mut one = render_language(&edition, corpus, plan)?;
+        summaries.extend(one.outputs.split_off(one.direct));
+        rendered.outputs.extend(one.outputs);
+        rendered.removed.extend(one.removed);
     }
     // One stylesheet for every language.
     if matches!(plan, Plan::Full) {
-        rendered.outputs.push(Output {
-            path: "style.css".into(),
-            bytes: html::stylesheet(site),
-        });
+        rendered.outputs.push(stylesheet(site));
     }
     rendered.direct = rendered.outputs.len();
     rendered.outputs.extend(summaries);
     Ok(rendered)
+}
+
+/// `style.css`, which every language's pages share.
+pub fn stylesheet(site: &Site) -> Output {
+    Output {
+        path: "style.css".into(),
+        bytes: html::stylesheet(site),
+    }
+}
+
+/// [`render`] in `site`'s language alone, without the stylesheet: a full
+/// build writes one language's outputs before rendering the next.
+pub fn render_language(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
+    let prefix = site.prefix();
+    let one = render_edition(site, corpus, plan)?;
+    Ok(Rendered {
+        outputs: one
+            .outputs
+            .into_iter()
+            .map(|output| Output {
+                path: format!("{prefix}{}", output.path),
+                bytes: output.bytes,
+            })
+            .collect(),
+        direct: one.direct,
+        removed: one
+            .removed
+            .into_iter()
+            .map(|path| format!("{prefix}{path}"))
+            .collect(),
+    })
 }
 
 /// [`render`] in one language, paths relative to its prefix.
