@@ -306,10 +306,16 @@ impl OutputDir {
             return Err(error);
         }
         let mut changed = staged.len();
+        // Only what was there: the directory of a page never written (a
+        // draft's) may not exist, and syncing it would fail.
+        let mut removed_paths: Vec<PathBuf> = Vec::new();
         for relative in removed {
             let path = self.root.join(relative);
             match fs::remove_file(&path) {
-                Ok(()) => changed += 1,
+                Ok(()) => {
+                    changed += 1;
+                    removed_paths.push(path);
+                }
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(Error::Write { path, source }),
             }
@@ -317,7 +323,6 @@ impl OutputDir {
         }
         if few {
             // The renames and removals are durable once their directories are.
-            let removed_paths: Vec<PathBuf> = removed.iter().map(|r| self.root.join(r)).collect();
             let mut dirs: Vec<&Path> = staged
                 .iter()
                 .map(|(_, target, _, _)| target.as_path())
@@ -766,6 +771,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["sub"], "only the blocking file is left");
+    }
+
+    /// A draft's page was never written, nor its directory: removing it is
+    /// no failure, and what was there is removed.
+    #[test]
+    fn removing_pages_never_written_is_no_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        let page = [Output {
+            path: "feeds/a.atom".into(),
+            bytes: b"a".to_vec(),
+        }];
+        assert_eq!(output.write(&page, &[]).unwrap(), 1);
+        let removed = ["incidents/draft.html".to_owned(), "feeds/a.atom".to_owned()];
+        assert_eq!(output.write(&[], &removed).unwrap(), 1);
+        assert!(!dir.path().join("feeds/a.atom").exists());
+        assert!(!dir.path().join("incidents").exists());
     }
 
     #[test]
