@@ -19,6 +19,10 @@ use toml::Spanned;
 use crate::diag::{Diagnostic, LineIndex};
 use crate::model::{Component, Language, Severity, is_slug};
 
+mod matrix;
+
+pub use matrix::{Homeserver, Matrix, RawMatrix};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -32,6 +36,7 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     pub alertmanager: Option<Spanned<RawAlertmanager>>,
     pub maintenance: Option<RawMaintenance>,
+    pub matrix: Option<RawMatrix>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +117,8 @@ pub struct Config {
     pub http: Option<Http>,
     pub alertmanager: Option<Alertmanager>,
     pub maintenance: Maintenance,
+    /// `[matrix]`: herald's account for posting to subscribed rooms.
+    pub matrix: Option<Matrix>,
 }
 
 /// `[maintenance]`: the notices herald sends by itself around a window.
@@ -553,6 +560,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             resolve: table.resolve.unwrap_or(false),
         }
     });
+    let matrix = raw
+        .matrix
+        .as_ref()
+        .and_then(|raw| matrix::validate(raw, &base, &mut report));
 
     if !errors.is_empty() {
         return Err(errors);
@@ -577,6 +588,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         http,
         alertmanager,
         maintenance,
+        matrix,
     })
 }
 
@@ -751,6 +763,36 @@ listen = "127.0.0.1:8081"
         assert_eq!(settings.severity["warning"], Severity::Major);
         assert_eq!(settings.severity["critical"], Severity::Critical);
         assert!(!settings.resolve);
+    }
+
+    #[test]
+    fn matrix_account_is_parsed_and_its_errors_placed() {
+        let config = parse(
+            Path::new("conf/herald.toml"),
+            &format!(
+                "{GOOD}\n[matrix]\nhomeserver = \"https://matrix.example.org\"\naccess_token_file = \"matrix-token\"\n"
+            ),
+        )
+        .unwrap();
+        let matrix = config.matrix.unwrap();
+        assert_eq!(matrix.homeserver.host, "matrix.example.org");
+        assert_eq!(matrix.access_token_file, Path::new("conf/matrix-token"));
+        assert!(
+            parse(Path::new("conf/herald.toml"), GOOD)
+                .unwrap()
+                .matrix
+                .is_none()
+        );
+        check_error(
+            &format!(
+                "{GOOD}\n[matrix]\nhomeserver = \"http://matrix.example.org\"\naccess_token_file = \"t\"\n"
+            ),
+            "conf/herald.toml:27:14: error: `http://matrix.example.org` would send the access token unencrypted; use https:// (plain http:// only to a loopback host)",
+        );
+        check_error(
+            &format!("{GOOD}\n[matrix]\nhomeserver = \"https://m.example.org\"\n"),
+            "conf/herald.toml:26:1: error: missing field `access_token_file`",
+        );
     }
 
     #[test]
