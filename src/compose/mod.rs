@@ -27,6 +27,7 @@
 //! [`crate::render::templates`]).
 
 mod confirm;
+mod matrix;
 mod message;
 mod overrides;
 mod variant;
@@ -39,6 +40,7 @@ use minijinja::{Environment, Value};
 use crate::model::Language;
 use crate::render::templates::EMAILS;
 
+pub use matrix::{MatrixMessage, defuse_mentions, txn_id};
 pub use message::{one_line, thread_root};
 pub use variant::{Rendered, Variant};
 
