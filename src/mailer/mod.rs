@@ -27,6 +27,7 @@
 //! `.eml` files).
 
 mod file;
+pub mod matrix;
 mod smtp;
 
 use std::collections::HashMap;
