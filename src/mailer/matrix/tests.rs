@@ -109,9 +109,12 @@ async fn joining_an_alias_gives_the_room_id() {
     );
 }
 
+/// A reply (status, headers, body) and what it means.
+type Case = (u16, Vec<(&'static str, &'static str)>, &'static str, Failure);
+
 #[tokio::test]
 async fn replies_are_classified() {
-    let cases: Vec<(u16, Vec<(&'static str, &'static str)>, &str, Failure)> = vec![
+    let cases: Vec<Case> = vec![
         (
             429,
             vec![],
