@@ -100,30 +100,26 @@ pub enum RoomRef {
 }
 
 impl RoomRef {
-    /// Parses `!opaque:server` or `#alias:server`.
+    /// Parses `!opaque:server` (or `!opaque`, as room version 12 makes
+    /// them) or `#alias:server`.
     pub fn parse(text: &str) -> Result<RoomRef, String> {
         let text = text.trim();
-        let valid = |rest: &str| {
-            rest.split_once(':').is_some_and(|(local, server)| {
-                !local.is_empty()
-                    && !server.is_empty()
-                    && !rest.chars().any(|c| c.is_whitespace() || c.is_control())
-                    && text.len() <= 255
-            })
+        let clean = !text.is_empty()
+            && text.len() <= 255
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+        let alias = |rest: &str| {
+            rest.split_once(':')
+                .is_some_and(|(local, server)| !local.is_empty() && !server.is_empty())
         };
-        if let Some(rest) = text.strip_prefix('!')
-            && valid(rest)
-        {
-            return Ok(RoomRef::Id(text.to_owned()));
+        match text.split_at(text.chars().next().map_or(0, char::len_utf8)) {
+            ("!", rest) if clean && !rest.is_empty() && !rest.starts_with(':') => {
+                Ok(RoomRef::Id(text.to_owned()))
+            }
+            ("#", rest) if clean && alias(rest) => Ok(RoomRef::Alias(text.to_owned())),
+            _ => Err(format!(
+                "`{text}` is no Matrix room: expected a room id such as `!abcdef:example.org` or an alias such as `#status:example.org`"
+            )),
         }
-        if let Some(rest) = text.strip_prefix('#')
-            && valid(rest)
-        {
-            return Ok(RoomRef::Alias(text.to_owned()));
-        }
-        Err(format!(
-            "`{text}` is no Matrix room: expected a room id such as `!abcdef:example.org` or an alias such as `#status:example.org`"
-        ))
     }
 
     pub fn as_str(&self) -> &str {

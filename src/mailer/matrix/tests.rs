@@ -239,14 +239,20 @@ fn rooms_are_ids_or_aliases() {
         Ok(RoomRef::Id("!abc:example.org".into()))
     );
     assert_eq!(
+        RoomRef::parse("!_4x_ke5Mlzf6IvN2CThJmFqNhtl"),
+        Ok(RoomRef::Id("!_4x_ke5Mlzf6IvN2CThJmFqNhtl".into()))
+    );
+    assert_eq!(
         RoomRef::parse("#status:matrix.example.org:8448"),
         Ok(RoomRef::Alias("#status:matrix.example.org:8448".into()))
     );
     for bad in [
         "abc:example.org",
-        "!abc",
+        "!",
+        "!:example.org",
+        "#status",
         "#:example.org",
-        "!a:",
+        "#a:",
         "!a b:x",
         "@user:x",
         "",
