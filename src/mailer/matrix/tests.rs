@@ -110,7 +110,12 @@ async fn joining_an_alias_gives_the_room_id() {
 }
 
 /// A reply (status, headers, body) and what it means.
-type Case = (u16, Vec<(&'static str, &'static str)>, &'static str, Failure);
+type Case = (
+    u16,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    Failure,
+);
 
 #[tokio::test]
 async fn replies_are_classified() {

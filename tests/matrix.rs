@@ -1,0 +1,278 @@
+//! The Matrix channel against a real homeserver: Synapse started on
+//! loopback with SQLite (tests/support/synapse.rs, once for this binary),
+//! a bot user for herald and a reader, rooms made through its API.
+//! herald's account joins a room it was invited to by its alias, posts
+//! an update, and the reader reads it back (`/messages`): the body and
+//! the HTML as composed, `@room` in the incident's text mentioning nobody
+//! (where a moderator's plain `@room` does), the same transaction sent
+//! twice making one event, and a bot kicked out of the room, or posting
+//! to a room that does not exist, told that the room is gone.
+//! `scripts/test` installs Synapse (PyPI `matrix-synapse`) when missing.
+
+#[path = "support/synapse.rs"]
+mod synapse;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use herald::announce::Announcement;
+use herald::compose::{Composer, MatrixMessage};
+use herald::config::{self, Config};
+use herald::mailer::matrix::{Client, Failure, RoomRef};
+use herald::model::Language;
+use herald::parse::{Context, parse_incident};
+use serde_json::json;
+
+use synapse::User;
+
+const INCIDENT: &str = "+++
+title = \"Storage failure @room\"
+components = [\"mail\", \"web\"]
+severity = \"major\"
++++
+## 2026-11-20 08:20 identified
+components: mail=major-outage
+Cause found: a <b>disk</b> & its *controller*. Hello @room, @Room!
+";
+
+/// A site whose `[matrix]` account is `bot`'s on the shared Synapse,
+/// the token in a 0600 file under `dir`.
+fn config(dir: &Path, bot: &User) -> Config {
+    let token = dir.join("matrix-token");
+    std::fs::write(&token, format!("{}\n", bot.token)).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!(
+        "[site]
+title = \"Example status\"
+base_url = \"https://status.example.com/\"
+
+[[components]]
+id = \"mail\"
+name = \"Mail\"
+
+[[components]]
+id = \"web\"
+name = \"Web hosting\"
+
+[matrix]
+homeserver = \"{}\"
+access_token_file = \"matrix-token\"
+",
+        synapse::shared().url()
+    );
+    config::parse(&dir.join("herald.toml"), &text).unwrap()
+}
+
+fn announcement(config: &Config) -> Announcement {
+    let context = Context {
+        timezone: config.site.timezone,
+        components: &config.components,
+    };
+    let (incident, diagnostics) = parse_incident(Path::new("storage.md"), INCIDENT, &context);
+    let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    Announcement::new(&incident, &incident.updates[0])
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// herald's client for `bot`, a reader, and a room the reader made with
+/// the alias `alias`, inviting the bot as a moderator; the bot has joined
+/// it by its alias.
+struct Room {
+    client: Client,
+    config: Config,
+    bot: User,
+    reader: User,
+    id: String,
+    _dir: tempfile::TempDir,
+}
+
+fn joined_room(alias: &str) -> Room {
+    let synapse = synapse::shared();
+    let bot = synapse.register("herald");
+    let reader = synapse.register("reader");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &bot);
+    let client = Client::new(config.matrix.as_ref().unwrap()).unwrap();
+    let id = reader.create_room(alias, &bot, 50);
+    let runtime = runtime();
+    let alias = RoomRef::parse(&format!("#{alias}:{}", synapse::SERVER_NAME)).unwrap();
+    let joined = runtime.block_on(client.join(&alias));
+    assert_eq!(joined, Ok(id.clone()), "{}", synapse.log());
+    assert_eq!(runtime.block_on(client.whoami()), Ok(bot.id.clone()));
+    Room {
+        client,
+        config,
+        bot,
+        reader,
+        id,
+        _dir: dir,
+    }
+}
+
+fn message(room: &Room) -> MatrixMessage {
+    Composer::new().matrix(
+        &room.config,
+        &announcement(&room.config),
+        &room.id,
+        Language::En,
+        "0123456789abcdef0123456789abcdef",
+    )
+}
+
+#[test]
+fn an_update_reaches_the_room_as_composed_and_mentions_nobody() {
+    let room = joined_room("status");
+    // By default nobody is notified of a notice (`m.notice`) at all; a
+    // reader who wants to hear from bots turns that rule off, and then
+    // only `m.mentions` and the body decide.
+    room.reader.notify_of_notices();
+    let message = message(&room);
+    let runtime = runtime();
+    let event = runtime
+        .block_on(room.client.send(&room.id, &message))
+        .unwrap();
+    // A moderator's plain `@room`, for comparison: this one does ping.
+    let control = room.bot.say(
+        &room.id,
+        "control",
+        &json!({"msgtype": "m.notice", "body": "Everyone look: @room"}),
+    );
+
+    let messages = room.reader.messages(&room.id);
+    let ours: Vec<_> = messages
+        .iter()
+        .filter(|event| event["sender"] == room.bot.id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 2, "{messages:#?}");
+    assert_eq!(ours[0]["event_id"], event.as_str());
+    let content = &ours[0]["content"];
+    assert_eq!(content, &message.content);
+    let body = content["body"].as_str().unwrap();
+    assert_eq!(
+        body,
+        "Identified: Storage failure @\u{2060}room\n\
+         https://status.example.com/incidents/storage.html#u-20261120T082000Z\n\
+         Affected components: Mail (Major outage), Web hosting (Partial outage)\n\
+         \n\
+         Cause found: a <b>disk</b> & its *controller*. Hello @\u{2060}room, @\u{2060}Room!\n\
+         \n\
+         Unsubscribe: https://status.example.com/unsubscribe/0123456789abcdef0123456789abcdef"
+    );
+    let html = content["formatted_body"].as_str().unwrap();
+    assert_eq!(content["format"], "org.matrix.custom.html");
+    assert!(
+        html.starts_with("<p><strong>Identified</strong>: <a href=\"https:&#x2f;&#x2f;status.example.com&#x2f;incidents&#x2f;storage.html#u-20261120T082000Z\">Storage failure @\u{2060}room</a></p>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<p>Cause found: a &lt;b&gt;disk&lt;/b&gt; &amp; its <em>controller</em>. Hello @\u{2060}room, @\u{2060}Room!</p>"),
+        "{html}"
+    );
+    assert!(html.ends_with("\">Unsubscribe</a></p>"), "{html}");
+    assert_eq!(content["msgtype"], "m.notice");
+    assert_eq!(content["m.mentions"], json!({}));
+
+    // The homeserver's push rules: the control highlights the reader,
+    // herald's message, sent before it, does not.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let highlights = loop {
+        let highlights = room.reader.highlights();
+        if highlights.contains(&control) {
+            break highlights;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the control never highlighted: {highlights:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!highlights.contains(&event), "{highlights:?}");
+}
+
+#[test]
+fn a_transaction_sent_again_is_one_event() {
+    let room = joined_room("retries");
+    let message = message(&room);
+    let runtime = runtime();
+    let first = runtime
+        .block_on(room.client.send(&room.id, &message))
+        .unwrap();
+    // As after a crash between the homeserver's 200 and herald's record:
+    // a new connection, the same transaction.
+    let client = Client::new(room.config.matrix.as_ref().unwrap()).unwrap();
+    let again = runtime.block_on(client.send(&room.id, &message)).unwrap();
+    assert_eq!(first, again);
+    let messages = room.reader.messages(&room.id);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    // Another update is another transaction.
+    let mut later = message.clone();
+    later.txn_id.push('2');
+    let other = runtime.block_on(client.send(&room.id, &later)).unwrap();
+    assert_ne!(first, other);
+    assert_eq!(room.reader.messages(&room.id).len(), 2);
+}
+
+#[test]
+fn a_kicked_bot_finds_the_room_gone() {
+    let room = joined_room("kicks");
+    let message = message(&room);
+    let runtime = runtime();
+    runtime
+        .block_on(room.client.send(&room.id, &message))
+        .unwrap();
+    room.reader.kick(&room.id, &room.bot);
+    let mut later = message.clone();
+    later.txn_id.push('2');
+    let failure = runtime
+        .block_on(room.client.send(&room.id, &later))
+        .unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Gone(reply) if reply.starts_with("403 ") && reply.contains("M_FORBIDDEN")),
+        "{failure:?}"
+    );
+    // So does one posting to a room that never existed.
+    let nowhere = format!("!nosuchroom:{}", synapse::SERVER_NAME);
+    let failure = runtime
+        .block_on(room.client.send(&nowhere, &later))
+        .unwrap_err();
+    assert!(matches!(&failure, Failure::Gone(_)), "{failure:?}");
+}
+
+#[test]
+fn joining_a_private_room_needs_an_invitation() {
+    let synapse = synapse::shared();
+    let room = joined_room("invites");
+    let stranger = synapse.register("stranger");
+    let private = room.reader.create_room("private", &stranger, 0);
+    let runtime = runtime();
+    let failure = runtime
+        .block_on(room.client.join(&RoomRef::Id(private.clone())))
+        .unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Gone(reply) if reply.contains("M_FORBIDDEN")),
+        "{failure:?}"
+    );
+    room.reader.invite(&private, &room.bot);
+    assert_eq!(
+        runtime.block_on(room.client.join(&RoomRef::Id(private.clone()))),
+        Ok(private.clone())
+    );
+    // An alias nobody made.
+    let failure = runtime
+        .block_on(room.client.join(&RoomRef::Alias(format!(
+            "#nothing:{}",
+            synapse::SERVER_NAME
+        ))))
+        .unwrap_err();
+    assert!(
+        matches!(&failure, Failure::Gone(reply) if reply.starts_with("404 ")),
+        "{failure:?}"
+    );
+    assert!(synapse.startup.as_secs() < 120);
+}
