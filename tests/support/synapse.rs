@@ -46,13 +46,18 @@ pub fn shared() -> &'static Synapse {
     SYNAPSE.get_or_init(Synapse::start)
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "where Synapse is installed is the tester's environment"
+)]
 fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("HERALD_SYNAPSE_PYTHON") {
+    let nonempty = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(python) = nonempty("HERALD_SYNAPSE_PYTHON") {
         return python.into();
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
+    let cache = nonempty("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .or_else(|| nonempty("HOME").map(|home| Path::new(&home).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
     let venv = cache.join("herald-test/synapse-venv/bin/python");
     if venv.exists() {
