@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
+use crate::endpoint::{Policy, Range as AddressRange};
 use crate::model::{Component, Language, Severity, is_slug};
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +33,13 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     pub alertmanager: Option<Spanned<RawAlertmanager>>,
     pub maintenance: Option<RawMaintenance>,
+    pub webhooks: Option<RawWebhooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhooks {
+    pub allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +120,8 @@ pub struct Config {
     pub http: Option<Http>,
     pub alertmanager: Option<Alertmanager>,
     pub maintenance: Maintenance,
+    /// `[webhooks]`: which addresses webhooks may reach beyond public ones.
+    pub webhooks: Policy,
 }
 
 /// `[maintenance]`: the notices herald sends by itself around a window.
@@ -554,6 +564,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }
     });
 
+    let mut webhooks = Policy::default();
+    for range in raw.webhooks.iter().flat_map(|w| w.allow.iter().flatten()) {
+        match range.get_ref().parse::<AddressRange>() {
+            Ok(parsed) => webhooks.allow.push(parsed),
+            Err(problem) => report(range.span(), problem),
+        }
+    }
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -577,6 +595,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         http,
         alertmanager,
         maintenance,
+        webhooks,
     })
 }
 
