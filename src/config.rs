@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
+use crate::endpoint::{Policy, Range as AddressRange};
 use crate::model::{Component, Language, Severity, is_slug};
 
 mod matrix;
@@ -37,6 +38,13 @@ pub struct RawConfig {
     pub alertmanager: Option<Spanned<RawAlertmanager>>,
     pub maintenance: Option<RawMaintenance>,
     pub matrix: Option<RawMatrix>,
+    pub webhooks: Option<RawWebhooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhooks {
+    pub allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +127,8 @@ pub struct Config {
     pub maintenance: Maintenance,
     /// `[matrix]`: herald's account for posting to subscribed rooms.
     pub matrix: Option<Matrix>,
+    /// `[webhooks]`: which addresses webhooks may reach beyond public ones.
+    pub webhooks: Policy,
 }
 
 /// `[maintenance]`: the notices herald sends by itself around a window.
@@ -565,6 +575,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         .as_ref()
         .and_then(|raw| matrix::validate(raw, &base, &mut report));
 
+    let mut webhooks = Policy::default();
+    for range in raw.webhooks.iter().flat_map(|w| w.allow.iter().flatten()) {
+        match range.get_ref().parse::<AddressRange>() {
+            Ok(parsed) => webhooks.allow.push(parsed),
+            Err(problem) => report(range.span(), problem),
+        }
+    }
+
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -589,6 +607,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         alertmanager,
         maintenance,
         matrix,
+        webhooks,
     })
 }
 

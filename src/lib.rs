@@ -12,6 +12,7 @@ pub mod corpus;
 pub mod daemon;
 pub mod diag;
 pub mod driver;
+pub mod endpoint;
 pub mod fsio;
 pub mod health;
 pub mod http;

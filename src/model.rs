@@ -271,16 +271,93 @@ impl Follows {
     }
 }
 
-/// Someone who gets email about the components they follow.
+/// How a subscriber is reached: what their address is, and which
+/// transport delivers to it. Stored as [`Channel::code`] beside the
+/// address; a new transport is one more variant here and one more arm in
+/// the drain (`crate::mailer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// An email address, over SMTP (or `.eml` files).
+    Email,
+    /// An `https://` URL that herald POSTs to, in this format.
+    Webhook(Format),
+}
+
+/// What a webhook's body is: Statuspage-shaped JSON, or a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Json,
+    Slack,
+    Discord,
+    Teams,
+    Mattermost,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Slack,
+        Format::Discord,
+        Format::Teams,
+        Format::Mattermost,
+    ];
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|format| format.code() == text)
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Slack => "slack",
+            Format::Discord => "discord",
+            Format::Teams => "teams",
+            Format::Mattermost => "mattermost",
+        }
+    }
+
+    /// A chat's incoming webhook: a 404 or 410 means it was revoked.
+    pub fn is_chat(self) -> bool {
+        self != Format::Json
+    }
+}
+
+impl Channel {
+    /// As stored: `email`, `webhook` (JSON), or the chat format's name.
+    pub fn code(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook(Format::Json) => "webhook",
+            Channel::Webhook(format) => format.code(),
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Channel> {
+        match code {
+            "email" => Some(Channel::Email),
+            "webhook" => Some(Channel::Webhook(Format::Json)),
+            other => Format::parse(other)
+                .filter(|format| format.is_chat())
+                .map(Channel::Webhook),
+        }
+    }
+}
+
+/// Someone who gets email, or a webhook that gets posts, about what
+/// they follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
     /// The state database's row id; part of each email's Message-ID.
     pub id: i64,
+    /// An email address, or a webhook's URL ([`Subscriber::channel`]).
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
     /// The unguessable secret in this subscriber's unsubscribe link.
     pub token: String,
+    /// A webhook's signing secret (derived like the token, never stored).
+    pub signing: Option<String>,
 }
 
 /// A subscription asked for over HTTP and not yet confirmed: what its
@@ -290,6 +367,7 @@ pub struct Confirmation {
     /// The state database's row id; part of the email's Message-ID.
     pub id: i64,
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
     /// The unguessable secret in the confirmation link.

@@ -110,6 +110,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let added = store.add_subscribers(
         &[NewSubscriber {
             address: address.to_string(),
+            channel: crate::model::Channel::Email,
             follows,
             language,
         }],
@@ -245,6 +246,7 @@ pub fn parse_subscribers_csv(
         }
         let follows = follows(config, &components).unwrap_or(Follows::All);
         let subscriber = NewSubscriber {
+            channel: crate::model::Channel::Email,
             // Only used when every row is valid.
             address: parsed.map_or_else(|_| address.to_owned(), |a| a.to_string()),
             follows,

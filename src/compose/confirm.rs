@@ -100,6 +100,7 @@ mod tests {
     fn confirmation_asks_once_in_the_subscribers_language() {
         let config = config();
         let confirmation = Confirmation {
+            channel: crate::model::Channel::Email,
             id: 7,
             address: "anna@example.org".into(),
             follows: Follows::Components(vec!["web".into(), "mail".into()]),
@@ -136,6 +137,7 @@ mod tests {
             "{html}"
         );
         let all = Confirmation {
+            channel: crate::model::Channel::Email,
             follows: Follows::All,
             language: Language::En,
             ..confirmation

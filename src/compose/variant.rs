@@ -269,6 +269,8 @@ mod tests {
         let anna = subscriber(Language::En);
         let bob = Subscriber {
             id: 43,
+            channel: crate::model::Channel::Email,
+            signing: None,
             address: "bob@example.org".into(),
             token: "fedcba9876543210fedcba9876543210".into(),
             ..anna.clone()

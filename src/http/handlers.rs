@@ -154,6 +154,7 @@ pub(super) async fn subscribe(
         });
     let request = match form {
         Ok(form) => NewRequest {
+            channel: crate::model::Channel::Email,
             address: form.address,
             follows: form.follows,
             language: site.config.site.language,

@@ -15,6 +15,7 @@ pub(super) fn at(hour: u32) -> DateTime<Utc> {
 pub(super) fn subscriber(address: &str, follows: &[&str]) -> NewSubscriber {
     NewSubscriber {
         address: address.into(),
+        channel: crate::model::Channel::Email,
         follows: if follows == ["*"] {
             Follows::All
         } else {

@@ -196,6 +196,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;
     CREATE INDEX incident_follows_ended ON incident_follows (subscriber) WHERE ended IS NOT NULL;",
+    // Channels: a subscriber (and a request) is an address on a channel,
+    // `email` or a webhook (`crate::model::Channel::code`); for a webhook
+    // the address is its URL. Its signing secret derives from the nonce
+    // and the token key like its unsubscribe token, so it is not stored.
+    "ALTER TABLE subscribers ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';
+    ALTER TABLE requests ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.

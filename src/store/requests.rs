@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Error, NewSubscriber, Store, from_millis, millis};
-use crate::model::Language;
+use crate::model::{Channel, Language};
 use crate::model::{Confirmation, Follows, IncidentId};
 use crate::token::{self, Purpose};
 
@@ -31,6 +31,7 @@ pub const RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRequest {
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
 }
@@ -129,13 +130,13 @@ impl Store {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
-                                           created, expires, status, queued, next_attempt_at, incident)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9)",
+                                           created, expires, status, queued, next_attempt_at, incident, channel)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9, ?10)",
                 )
                 .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
-                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5 WHERE id = ?1",
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5, channel = ?6 WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut resend = transaction
@@ -157,7 +158,14 @@ impl Store {
                 match found {
                     Some((id, false, in_queue, last_queued)) => {
                         replace
-                            .execute(params![id, all, components, language, incident])
+                            .execute(params![
+                                id,
+                                all,
+                                components,
+                                language,
+                                incident,
+                                request.channel.code()
+                            ])
                             .map_err(failed)?;
                         if !in_queue && last_queued <= resend_before {
                             resend
@@ -185,7 +193,8 @@ impl Store {
                                 hash.as_slice(),
                                 now_ms,
                                 expires,
-                                incident
+                                incident,
+                                request.channel.code()
                             ])
                             .map_err(failed)?;
                         queued += 1;
@@ -212,11 +221,12 @@ impl Store {
             i64,
             Option<i64>,
             Option<String>,
+            String,
         );
         let row: Option<Row> = self
             .connection
             .query_row(
-                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident, channel
                  FROM requests WHERE token_hash = ?1",
                 params![hash.as_slice()],
                 |row| {
@@ -230,13 +240,24 @@ impl Store {
                         row.get(6)?,
                         row.get(7)?,
                         row.get(8)?,
+                        row.get(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "look up a confirmation link"))?;
-        let Some((id, stored, address, all, components, language, expires, confirmed, incident)) =
-            row
+        let Some((
+            id,
+            stored,
+            address,
+            all,
+            components,
+            language,
+            expires,
+            confirmed,
+            incident,
+            channel,
+        )) = row
         else {
             return Ok(Confirmed::Unknown);
         };
@@ -254,6 +275,7 @@ impl Store {
         self.add_subscribers(
             &[NewSubscriber {
                 address,
+                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
                 follows: request_follows(all, &components, incident.as_deref()),
                 language: Language::parse(&language).unwrap_or(Language::En),
             }],
@@ -352,7 +374,7 @@ impl Store {
                           AND (lease_until IS NULL OR lease_until <= ?1)
                         ORDER BY next_attempt_at, id LIMIT ?3)
                      UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident",
+                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident, channel",
                 )
                 .map_err(failed)?;
             let rows = statement
@@ -364,10 +386,12 @@ impl Store {
                         let language: String = row.get(4)?;
                         let nonce: String = row.get(5)?;
                         let incident: Option<String> = row.get(9)?;
+                        let channel: String = row.get(10)?;
                         Ok(LeasedConfirmation {
                             confirmation: Confirmation {
                                 id: row.get(0)?,
                                 address: row.get(1)?,
+                                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
                                 follows: request_follows(all, &components, incident.as_deref()),
                                 language: Language::parse(&language).unwrap_or(Language::En),
                                 token: key.token(Purpose::Confirm, &nonce),
@@ -414,6 +438,7 @@ mod tests {
     fn request(address: &str, components: &[&str]) -> NewRequest {
         NewRequest {
             address: address.into(),
+            channel: Channel::Email,
             follows: Follows::Components(components.iter().map(|c| (*c).to_owned()).collect()),
             language: Language::Sv,
         }
@@ -540,6 +565,7 @@ mod tests {
             .add_subscribers(
                 &[NewSubscriber {
                     address: "old@example.org".into(),
+                    channel: crate::model::Channel::Email,
                     follows: Follows::All,
                     language: Language::En,
                 }],
@@ -647,6 +673,7 @@ mod tests {
             .add_subscribers(
                 &[NewSubscriber {
                     address: "a@example.org".into(),
+                    channel: crate::model::Channel::Email,
                     follows: Follows::All,
                     language: Language::En,
                 }],

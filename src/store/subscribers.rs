@@ -14,13 +14,14 @@ use rusqlite::{OptionalExtension, params};
 
 use super::requests::follows_from_columns;
 use super::{Error, Store, unusable, write_fingerprint};
-use crate::model::{Follows, Language, Subscriber};
+use crate::model::{Channel, Follows, Language, Subscriber};
 use crate::token::{self, Key, Purpose};
 
 /// A subscriber to add or update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSubscriber {
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
 }
@@ -37,7 +38,8 @@ pub struct Added {
 pub(super) const SUBSCRIBER_COLUMNS: &str =
     "s.id, s.address, s.all_components, s.language, s.nonce,
     (SELECT group_concat(component, ' ') FROM
-        (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component))";
+        (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component)),
+    s.channel";
 
 /// A subscriber row, with the unsubscribe token derived from its nonce.
 pub(super) fn subscriber_from_row(
@@ -48,13 +50,26 @@ pub(super) fn subscriber_from_row(
     let all: bool = row.get(start + 2)?;
     let language: String = row.get(start + 3)?;
     let components: Option<String> = row.get(start + 5)?;
+    let channel: String = row.get(start + 6)?;
+    let nonce: String = row.get(start + 4)?;
+    // An unknown channel (from a newer herald) is delivered as nothing:
+    // the email transport refuses a URL, and the row is parked.
+    let channel = Channel::parse(&channel).unwrap_or(Channel::Email);
     Ok(Subscriber {
         id: row.get(start)?,
         address: row.get(start + 1)?,
+        channel,
         follows: follows_from_columns(all, &components.unwrap_or_default()),
         language: Language::parse(&language).unwrap_or(Language::En),
-        token: key.token(Purpose::Unsubscribe, &row.get::<_, String>(start + 4)?),
+        token: key.token(Purpose::Unsubscribe, &nonce),
+        signing: (channel != Channel::Email).then(|| signing_secret(key, &nonce)),
     })
+}
+
+/// A webhook's signing secret: `whsec_` and 32 hex digits, derived from
+/// its nonce and the token key.
+pub fn signing_secret(key: &Key, nonce: &str) -> String {
+    format!("whsec_{}", key.token(Purpose::Signing, nonce))
 }
 
 /// Adds the hash of a subscriber's unsubscribe token.
@@ -91,12 +106,12 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO subscribers (address, all_components, language, nonce, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO subscribers (address, all_components, language, nonce, created, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(failed)?;
             let mut update = transaction
                 .prepare_cached(
-                    "UPDATE subscribers SET all_components = ?2, language = ?3 WHERE id = ?1",
+                    "UPDATE subscribers SET all_components = ?2, language = ?3, channel = ?4 WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut clear = transaction
@@ -134,7 +149,9 @@ impl Store {
                         id
                     }
                     Some(id) => {
-                        update.execute(params![id, all, language]).map_err(failed)?;
+                        update
+                            .execute(params![id, all, language, subscriber.channel.code()])
+                            .map_err(failed)?;
                         clear.execute(params![id]).map_err(failed)?;
                         result.updated += 1;
                         id
@@ -145,7 +162,14 @@ impl Store {
                             source,
                         })?;
                         insert
-                            .execute(params![subscriber.address, all, language, nonce, created])
+                            .execute(params![
+                                subscriber.address,
+                                all,
+                                language,
+                                nonce,
+                                created,
+                                subscriber.channel.code()
+                            ])
                             .map_err(failed)?;
                         result.added += 1;
                         let id = transaction.last_insert_rowid();
@@ -336,6 +360,7 @@ mod tests {
         let incident = |id: &str| IncidentId::new(id).unwrap();
         let follow = |address: &str, id: &str| NewSubscriber {
             address: address.into(),
+            channel: crate::model::Channel::Email,
             follows: Follows::Incident(incident(id)),
             language: Language::En,
         };
