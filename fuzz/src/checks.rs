@@ -291,9 +291,11 @@ fn subscriber(language: Language, follows: Follows) -> Subscriber {
     Subscriber {
         id: 7,
         address: "anna@example.se".to_owned(),
+        channel: herald::model::Channel::Email,
         follows,
         language,
         token: "0123456789abcdef0123456789abcdef".to_owned(),
+        signing: None,
     }
 }
 

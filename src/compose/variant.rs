@@ -151,7 +151,12 @@ pub(super) fn status_word(
 }
 
 /// A maintenance notice in `language`, its times in the site's zone.
-fn notice_text(strings: &Strings, config: &Config, language: Language, notice: &Notice) -> String {
+pub(super) fn notice_text(
+    strings: &Strings,
+    config: &Config,
+    language: Language,
+    notice: &Notice,
+) -> String {
     let key = match notice.kind {
         NoticeKind::Reminder { .. } => "notice_reminder_text",
         NoticeKind::Started => "notice_started_text",
