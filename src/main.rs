@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use herald::cmd;
+use herald::model::{Channel, Format};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,15 +73,23 @@ enum Command {
         /// Id of an existing incident
         id: String,
     },
-    /// Manage email subscribers
+    /// Manage subscribers: email addresses and webhooks
     #[command(subcommand)]
     Subscribers(Subscribers),
-    /// Show pending, retrying and failed email
+    /// Show pending, retrying and failed deliveries, every channel
     Outbox,
-    /// Send one test message through the configured transport
+    /// Send one test message through the configured transport, or post
+    /// one to a webhook
     SendTest {
         /// Recipient address
-        email: String,
+        #[arg(required_unless_present = "webhook")]
+        email: Option<String>,
+        /// Post to this webhook instead
+        #[arg(long, conflicts_with = "email")]
+        webhook: Option<String>,
+        /// The webhook's format: json, slack, discord, teams or mattermost
+        #[arg(long, requires = "webhook", default_value = "json", value_parser = parse_format)]
+        format: Format,
     },
     /// Make a new token key (state/token.key) when the old one is lost,
     /// and re-key every subscriber; unsubscribe links in mail already
@@ -93,7 +102,15 @@ enum Subscribers {
     /// Add a subscriber, or change the components and language of one
     Add {
         /// Subscriber's email address
-        email: String,
+        #[arg(required_unless_present = "webhook")]
+        email: Option<String>,
+        /// Post to this https URL instead of emailing
+        #[arg(long, conflicts_with = "email")]
+        webhook: Option<String>,
+        /// The webhook's format: json (Statuspage's webhook), slack,
+        /// discord, teams or mattermost
+        #[arg(long, requires = "webhook", default_value = "json", value_parser = parse_format)]
+        format: Format,
         /// Comma-separated component ids [default: all components]
         #[arg(long, value_delimiter = ',')]
         components: Vec<String>,
@@ -105,18 +122,25 @@ enum Subscribers {
         #[arg(long, conflicts_with = "components")]
         incident: Option<String>,
     },
-    /// Remove a subscriber and their queued email
+    /// Remove a subscriber and their queued deliveries
     Remove {
-        /// Subscriber's email address
+        /// Subscriber's email address or webhook URL
         email: String,
     },
-    /// List subscribers: address, language, components (`*` for all)
+    /// List subscribers: address, language, components (`*` for all), channel
     List,
     /// Import `email,components` rows; nothing is imported unless every row is valid
     Import {
         /// CSV file of `email,components` rows
         file: PathBuf,
     },
+}
+
+/// `--format`: one of the webhook formats.
+fn parse_format(text: &str) -> Result<Format, String> {
+    Format::parse(text).ok_or_else(|| {
+        format!("unknown format `{text}`, expected json, slack, discord, teams or mattermost")
+    })
 }
 
 fn main() -> ExitCode {
@@ -154,12 +178,19 @@ fn main() -> ExitCode {
         Command::Publish { id } => cmd::publish(&config, &id),
         Command::Subscribers(Subscribers::Add {
             email,
+            webhook,
+            format,
             components,
             lang,
             incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
-            address: email,
+            channel: if webhook.is_some() {
+                Channel::Webhook(format)
+            } else {
+                Channel::Email
+            },
+            address: webhook.or(email).unwrap_or_default(),
             components,
             language: lang,
             incident,
@@ -170,7 +201,12 @@ fn main() -> ExitCode {
         Command::Subscribers(Subscribers::List) => cmd::subscribers_list(config),
         Command::Subscribers(Subscribers::Import { file }) => cmd::subscribers_import(config, file),
         Command::Outbox => cmd::outbox(config),
-        Command::SendTest { email } => cmd::send_test(config, email),
+        Command::SendTest {
+            webhook: Some(url),
+            format,
+            ..
+        } => cmd::send_test_webhook(config, url, format),
+        Command::SendTest { email, .. } => cmd::send_test(config, email.unwrap_or_default()),
         Command::Rekey => cmd::rekey(config),
     };
     match result {

@@ -284,7 +284,7 @@ fn double_opt_in_then_one_click_unsubscribe() {
     assert!(confirmed.body.contains("<h1>Subscription confirmed</h1>"));
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "new@example.org\ten\tmail\nother@example.org\ten\tmail\n"
+        "new@example.org\ten\tmail\temail\nother@example.org\ten\tmail\temail\n"
     );
 
     let second = recent(1);
@@ -342,7 +342,7 @@ fn double_opt_in_then_one_click_unsubscribe() {
     assert!(again.body.contains("<h1>Unsubscribed</h1>"));
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "other@example.org\ten\tmail\n"
+        "other@example.org\ten\tmail\temail\n"
     );
 
     daemon.write_incident(&[
@@ -558,7 +558,7 @@ fn one_address_from_the_command_line_and_the_form_is_one_subscriber() {
     // The form replaced the choice of the one subscriber there was.
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "Anna@example.com\ten\tweb\n"
+        "Anna@example.com\ten\tweb\temail\n"
     );
     let incident = "+++\ntitle = \"Web down\"\ncomponents = [\"web\"]\nseverity = \"major\"\n+++\n";
     fs::write(
@@ -899,7 +899,7 @@ fn new_pending_and_subscribed_addresses_get_the_same_answer() {
     assert_eq!(daemon.files(), ["confirm.1.eml", "confirm.2.eml"]);
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "sub@example.org\ten\tweb\n"
+        "sub@example.org\ten\tweb\temail\n"
     );
 }
 

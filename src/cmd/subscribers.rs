@@ -13,9 +13,10 @@ use crate::compose::Composer;
 use crate::config::Config;
 use crate::diag::{Diagnostic, LineIndex};
 use crate::driver::{self, InvalidInput, load_config, print_diagnostics};
+use crate::endpoint::Endpoint;
 use crate::fsio;
 use crate::mailer;
-use crate::model::Language;
+use crate::model::{Channel, Format, Language};
 use crate::model::{Follows, IncidentId};
 use crate::store::{NewSubscriber, OutboxState, Store};
 
@@ -79,7 +80,9 @@ pub fn rekey(config: PathBuf) -> anyhow::Result<ExitCode> {
 
 pub struct SubscribeOptions {
     pub config: PathBuf,
+    /// An email address, or a webhook's URL ([`SubscribeOptions::channel`]).
     pub address: String,
+    pub channel: Channel,
     pub components: Vec<String>,
     pub language: Option<String>,
     /// `--incident`: follow this incident only.
@@ -90,12 +93,17 @@ pub struct SubscribeOptions {
 /// and language of one already there.
 pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
-    let address = Address::parse(&options.address).map_err(|_| {
-        InvalidInput(format!(
-            "invalid email address `{}`",
-            options.address.trim()
-        ))
-    })?;
+    let address = match options.channel {
+        Channel::Email => Address::parse(&options.address)
+            .map_err(|_| {
+                InvalidInput(format!(
+                    "invalid email address `{}`",
+                    options.address.trim()
+                ))
+            })?
+            .to_string(),
+        Channel::Webhook(_) => admit_webhook(&config, &options.address)?,
+    };
     let follows = match &options.incident {
         Some(id) => Follows::Incident(published_incident(&config, id)?),
         None => follows(&config, &options.components).map_err(InvalidInput)?,
@@ -109,18 +117,40 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&config)?;
     let added = store.add_subscribers(
         &[NewSubscriber {
-            address: address.to_string(),
-            channel: crate::model::Channel::Email,
+            address: address.clone(),
+            channel: options.channel,
             follows,
             language,
         }],
         clock::now(),
     )?;
-    println!(
-        "{} {address}",
-        if added.added > 0 { "added" } else { "updated" }
-    );
+    let verb = if added.added > 0 { "added" } else { "updated" };
+    match options.channel {
+        Channel::Email => println!("{verb} {address}"),
+        Channel::Webhook(_) => {
+            println!("{verb} {address} ({})", options.channel.code());
+            if let Some(secret) = store.subscriber(&address)?.and_then(|s| s.signing) {
+                println!(
+                    "signing secret: {secret}\n(give it to the receiver; every request carries Herald-Signature: t=TIMESTAMP,v1=HMAC-SHA256 of TIMESTAMP.BODY under it)"
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `url` as herald stores it, once it is an https URL (or one the
+/// operator allows) whose host resolves to addresses webhooks may reach;
+/// a refusal is invalid input (exit 1).
+fn admit_webhook(config: &Config, url: &str) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime
+        .block_on(mailer::webhook::admit(&config.webhooks, url))
+        .map(|endpoint| endpoint.to_string())
+        .map_err(|failure| InvalidInput(format!("refused webhook: {failure}")).into())
 }
 
 /// The published incident `id` names, or why it cannot be followed.
@@ -144,8 +174,12 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
     let config = load_config(&config)?;
     let mut store = open_store(&config)?;
     // Stored addresses are normalised; so is the one to remove.
-    let stored =
-        Address::parse(&address).map_or_else(|_| address.trim().to_owned(), |a| a.to_string());
+    let stored = match Endpoint::parse(&address) {
+        Ok(endpoint) => endpoint.to_string(),
+        Err(_) => {
+            Address::parse(&address).map_or_else(|_| address.trim().to_owned(), |a| a.to_string())
+        }
+    };
     if !store.remove_subscriber(&stored)? {
         return Err(InvalidInput(format!("no subscriber `{}`", address.trim())).into());
     }
@@ -177,10 +211,11 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
         follows.extend(incidents.remove(&subscriber.address).unwrap_or_default());
         writeln!(
             out,
-            "{}\t{}\t{}",
+            "{}\t{}\t{}\t{}",
             subscriber.address,
             subscriber.language.code(),
-            follows.join(",")
+            follows.join(","),
+            subscriber.channel.code()
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -217,14 +252,21 @@ pub fn parse_subscribers_csv(
         }
         first = false;
         let address_at = line_start + (address_field.len() - address_field.trim_start().len());
-        let parsed = Address::parse(address);
-        if parsed.is_err() {
-            errors.push(Diagnostic::error(
-                path,
-                &index,
-                address_at,
-                format!("invalid email address `{address}`"),
-            ));
+        // A URL is a webhook taking Statuspage's JSON.
+        let is_url = address
+            .get(..4)
+            .is_some_and(|head| head.eq_ignore_ascii_case("http"));
+        let parsed = if is_url {
+            Endpoint::parse(address)
+                .map(|endpoint| endpoint.to_string())
+                .map_err(|refusal| refusal.to_string())
+        } else {
+            Address::parse(address)
+                .map(|address| address.to_string())
+                .map_err(|_| format!("invalid email address `{address}`"))
+        };
+        if let Err(problem) = &parsed {
+            errors.push(Diagnostic::error(path, &index, address_at, problem.clone()));
         }
         let rest_start = line_start + address_field.len() + 1;
         let mut components = Vec::new();
@@ -246,9 +288,13 @@ pub fn parse_subscribers_csv(
         }
         let follows = follows(config, &components).unwrap_or(Follows::All);
         let subscriber = NewSubscriber {
-            channel: crate::model::Channel::Email,
+            channel: if is_url {
+                Channel::Webhook(Format::Json)
+            } else {
+                Channel::Email
+            },
             // Only used when every row is valid.
-            address: parsed.map_or_else(|_| address.to_owned(), |a| a.to_string()),
+            address: parsed.unwrap_or_else(|_| address.to_owned()),
             follows,
             language: config.site.language,
         };
@@ -280,6 +326,14 @@ pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<Exit
             diagnostics.len()
         ))
     })?;
+    // Webhooks must reach allowed addresses, all of them, or none is
+    // imported.
+    for subscriber in &subscribers {
+        if subscriber.channel != Channel::Email {
+            admit_webhook(&config, &subscriber.address)
+                .map_err(|error| InvalidInput(format!("{error:#}; nothing was imported")))?;
+        }
+    }
     let mut store = open_store(&config)?;
     let added = store.add_subscribers(&subscribers, clock::now())?;
     println!(
@@ -333,6 +387,32 @@ pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
         writeln!(out, "… and {} more", undelivered - entries.len())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `herald send-test --webhook URL`: one signed-less test post; exit 3
+/// when the receiver does not answer 2xx.
+pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let url = admit_webhook(&config, &url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let post = Composer::new().post_test(&config, format, clock::now());
+    runtime.block_on(async {
+        let client = mailer::webhook::Client::new(config.webhooks.clone())
+            .context("cannot set up TLS for webhooks")?;
+        match mailer::post(&client, &url, format, post, None).await {
+            Ok(()) => {
+                println!("posted to {url}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Err(anyhow::anyhow!(
+                "cannot post the test message to {url}: {}",
+                error.reply()
+            )),
+        }
+    })
 }
 
 /// `herald send-test EMAIL`: one message through the configured

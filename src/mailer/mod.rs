@@ -29,6 +29,7 @@
 mod file;
 pub mod matrix;
 mod smtp;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,9 +45,11 @@ use tracing::Instrument;
 pub use self::smtp::{CONCURRENCY, SmtpPool};
 use crate::announce::Announcement;
 use crate::clock;
-use crate::compose::{Composer, Rendered, Variant};
+use crate::compose::{Composer, Post, Rendered, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
+use crate::endpoint::Endpoint;
+use crate::model::{Channel, Format};
 use crate::store::{
     self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
 };
@@ -98,15 +101,69 @@ pub enum Error {
 pub enum SendError {
     /// Try again later: a 4xx reply, or no usable connection.
     Retry(String),
+    /// Try again, not before this long (a webhook's `Retry-After`).
+    RetryAfter(String, Duration),
     /// Give up: a 5xx reply or a message that cannot be built.
     Park(String),
+    /// The address is gone for good (a chat webhook answered 404 or 410):
+    /// the subscription is removed.
+    Revoked(String),
 }
 
 impl SendError {
     pub fn reply(&self) -> &str {
         match self {
-            SendError::Retry(reply) | SendError::Park(reply) => reply,
+            SendError::Retry(reply)
+            | SendError::RetryAfter(reply, _)
+            | SendError::Park(reply)
+            | SendError::Revoked(reply) => reply,
         }
+    }
+}
+
+/// What a webhook's reply means: 2xx sent; 408, 429 and 5xx tried again
+/// (after `Retry-After` if it says); 404 and 410 from a chat webhook
+/// revoked; any other status (redirects too) parked with the reply kept.
+pub fn classify(reply: &webhook::Reply, format: Format) -> Result<(), SendError> {
+    let summary = reply.summary();
+    match reply.status {
+        200..=299 => Ok(()),
+        408 | 429 | 500..=599 => Err(match reply.retry_after {
+            Some(after) => SendError::RetryAfter(summary, after),
+            None => SendError::Retry(summary),
+        }),
+        404 | 410 if format.is_chat() => Err(SendError::Revoked(summary)),
+        _ => Err(SendError::Park(summary)),
+    }
+}
+
+/// POSTs `post` to `url`, signed with `signing` if given; `Ok` only on a
+/// 2xx reply.
+pub async fn post(
+    client: &webhook::Client,
+    url: &str,
+    format: Format,
+    post: Post,
+    signing: Option<&str>,
+) -> Result<(), SendError> {
+    let endpoint = Endpoint::parse(url).map_err(|refusal| SendError::Park(refusal.to_string()))?;
+    let mut headers = vec![("idempotency-key", post.key)];
+    if let Some(secret) = signing {
+        let timestamp = clock::now().timestamp();
+        headers.push((
+            "herald-signature",
+            crate::token::signature(secret, timestamp, &post.body),
+        ));
+    }
+    let request = webhook::Request {
+        endpoint: &endpoint,
+        body: post.body.into(),
+        headers,
+    };
+    match client.post(&request).await {
+        Ok(reply) => classify(&reply, format),
+        Err(webhook::Failure::Refused(refusal)) => Err(SendError::Park(refusal.to_string())),
+        Err(webhook::Failure::Network(reason)) => Err(SendError::Retry(reason)),
     }
 }
 
@@ -174,6 +231,7 @@ struct Shared {
     config: Config,
     composer: Composer,
     sender: Sender,
+    hooks: webhook::Client,
     store: Mutex<Store>,
     announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
     /// Alert texts by announcement and variant.
@@ -398,11 +456,15 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         );
     }
     let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
+    let hooks = webhook::Client::new(config.webhooks.clone()).map_err(|error| {
+        Prepare::Failed(anyhow::Error::from(error).context("cannot set up TLS for webhooks"))
+    })?;
     let config = config.clone();
     Ok(Arc::new(Shared {
         retry_base: config.email_or_default().retry_base,
         composer: driver::load_email_templates(&config),
         sender,
+        hooks,
         store: Mutex::new(store),
         announcements: Mutex::new(HashMap::new()),
         rendered: Mutex::new(HashMap::new()),
@@ -535,6 +597,13 @@ impl Job {
             Job::Confirm(row) => &row.confirmation.address,
         }
     }
+
+    fn channel(&self) -> Channel {
+        match self {
+            Job::Alert(row) => row.subscriber.channel,
+            Job::Confirm(row) => row.confirmation.channel,
+        }
+    }
 }
 
 /// Leases what is due from both queues, confirmations first: someone is
@@ -585,9 +654,24 @@ struct Finished {
 /// crash could send twice.
 async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Finished>) {
     // Composed before a connection is free, so that none waits for it.
-    let outcome = match compose(shared, &job, clock::now()) {
-        Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
-        Err(error) => Err(error),
+    let outcome = match job.channel() {
+        Channel::Email => match compose(shared, &job, clock::now()) {
+            Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
+            Err(error) => Err(error),
+        },
+        Channel::Webhook(format) => match compose_post(shared, &job, format) {
+            Ok((post_body, signing)) => {
+                post(
+                    &shared.hooks,
+                    job.recipient(),
+                    format,
+                    post_body,
+                    signing.as_deref(),
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        },
     };
     let done = clock::now();
     let delivery = match &outcome {
@@ -595,6 +679,23 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
         Err(SendError::Park(reply)) => Delivery::Failed {
             reply: reply.clone(),
         },
+        Err(SendError::Revoked(reply)) => Delivery::Revoked {
+            reply: reply.clone(),
+        },
+        Err(SendError::RetryAfter(reply, after)) => {
+            let (attempts, queued) = job.history();
+            match next_attempt(shared.retry_base, attempts, queued, done) {
+                Some(next) => Delivery::Retry {
+                    // Not before the receiver asked, nor sooner than the
+                    // backoff would.
+                    next: next.max(done + chrono::Duration::from_std(*after).unwrap_or_default()),
+                    reply: reply.clone(),
+                },
+                None => Delivery::Failed {
+                    reply: reply.clone(),
+                },
+            }
+        }
         Err(SendError::Retry(reply)) => {
             let (attempts, queued) = job.history();
             match next_attempt(shared.retry_base, attempts, queued, done) {
@@ -627,7 +728,7 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
             tracing::debug!(to = %job.recipient(), "sent");
             shared.deferrals.sent();
         }
-        Err(SendError::Retry(reply)) => {
+        Err(SendError::Retry(reply) | SendError::RetryAfter(reply, _)) => {
             let attempts = job.history().0 + 1;
             tracing::debug!(?row, attempts, %reply, "delivery deferred");
             shared.deferrals.deferred(reply);
@@ -636,6 +737,13 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
         }
         Err(SendError::Park(reply)) => {
             tracing::warn!(?row, %reply, "delivery failed");
+        }
+        Err(SendError::Revoked(reply)) => {
+            tracing::warn!(
+                url = %job.recipient(),
+                %reply,
+                "the chat webhook is gone; its subscription is removed"
+            );
         }
     }
 }
@@ -725,6 +833,37 @@ async fn record(shared: Arc<Shared>, mut finished: mpsc::UnboundedReceiver<Finis
                 anyhow::Error::from(error)
             ),
             Err(error) => tracing::error!(messages = count, "cannot record deliveries: {error}"),
+        }
+    }
+}
+
+/// The post of `job` to a webhook, and the secret to sign it with (none
+/// for a confirmation: the receiver has no secret yet).
+fn compose_post(
+    shared: &Shared,
+    job: &Job,
+    format: Format,
+) -> Result<(Post, Option<String>), SendError> {
+    match job {
+        Job::Confirm(row) => Ok((
+            shared
+                .composer
+                .post_confirmation(&shared.config, &row.confirmation, format),
+            None,
+        )),
+        Job::Alert(row) => {
+            let announcement = shared
+                .announcement(row.announcement)
+                .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
+                .ok_or_else(|| {
+                    SendError::Park("the announcement is missing from the database".into())
+                })?;
+            Ok((
+                shared
+                    .composer
+                    .post(&shared.config, &announcement, &row.subscriber, format),
+                row.subscriber.signing.clone(),
+            ))
         }
     }
 }

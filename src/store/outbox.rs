@@ -39,6 +39,9 @@ pub enum Delivery {
     Retry { next: DateTime<Utc>, reply: String },
     /// A permanent failure, or retried for too long; the reply is kept.
     Failed { reply: String },
+    /// The address is gone for good: the subscriber is removed, with
+    /// their queued deliveries.
+    Revoked { reply: String },
 }
 
 /// A row of one of the two mail queues: the outbox (announcements) or
@@ -472,7 +475,12 @@ impl Store {
                             "UPDATE requests SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
                         )
                         .and_then(|mut update| update.execute(params![id, millis(*next), reply])),
-                    (Queued::Request(id), Delivery::Failed { reply }) => transaction
+                    (Queued::Outbox(id), Delivery::Revoked { .. }) => transaction
+                        .prepare_cached(
+                            "DELETE FROM subscribers WHERE id = (SELECT subscriber FROM outbox WHERE id = ?1)",
+                        )
+                        .and_then(|mut delete| delete.execute(params![id])),
+                    (Queued::Request(id), Delivery::Failed { reply } | Delivery::Revoked { reply }) => transaction
                         .prepare_cached(
                             "UPDATE requests SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?2 WHERE id = ?1",
                         )

@@ -223,6 +223,20 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
+    /// The subscriber at `address`, if any.
+    pub fn subscriber(&self, address: &str) -> Result<Option<Subscriber>, Error> {
+        let failed = Error::database(&self.path, "find a subscriber");
+        let key = self.key()?;
+        self.connection
+            .query_row(
+                &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.address = ?1"),
+                params![address],
+                |row| subscriber_from_row(row, 0, key),
+            )
+            .optional()
+            .map_err(failed)
+    }
+
     /// Every subscriber, by address.
     pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
         let failed = Error::database(&self.path, "list subscribers");
