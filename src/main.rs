@@ -102,11 +102,15 @@ enum Subscribers {
     /// Add a subscriber, or change the components and language of one
     Add {
         /// Subscriber's email address
-        #[arg(required_unless_present = "webhook")]
+        #[arg(required_unless_present_any = ["webhook", "matrix"])]
         email: Option<String>,
         /// Post to this https URL instead of emailing
         #[arg(long, conflicts_with = "email")]
         webhook: Option<String>,
+        /// Post to this Matrix room (`!id:server` or `#alias:server`)
+        /// with the `[matrix]` account, which joins it (invite it first)
+        #[arg(long, conflicts_with_all = ["email", "webhook"])]
+        matrix: Option<String>,
         /// The webhook's format: json (Statuspage's webhook), slack,
         /// discord, teams or mattermost
         #[arg(long, requires = "webhook", default_value = "json", value_parser = parse_format)]
@@ -124,7 +128,7 @@ enum Subscribers {
     },
     /// Remove a subscriber and their queued deliveries
     Remove {
-        /// Subscriber's email address or webhook URL
+        /// Subscriber's email address, webhook URL or Matrix room
         email: String,
     },
     /// List subscribers: address, language, components (`*` for all), channel
@@ -179,6 +183,7 @@ fn main() -> ExitCode {
         Command::Subscribers(Subscribers::Add {
             email,
             webhook,
+            matrix,
             format,
             components,
             lang,
@@ -187,10 +192,12 @@ fn main() -> ExitCode {
             config,
             channel: if webhook.is_some() {
                 Channel::Webhook(format)
+            } else if matrix.is_some() {
+                Channel::Matrix
             } else {
                 Channel::Email
             },
-            address: webhook.or(email).unwrap_or_default(),
+            address: webhook.or(matrix).or(email).unwrap_or_default(),
             components,
             language: lang,
             incident,

@@ -281,6 +281,9 @@ pub enum Channel {
     Email,
     /// An `https://` URL that herald POSTs to, in this format.
     Webhook(Format),
+    /// A Matrix room, by its id, that herald's account (`[matrix]`)
+    /// posts to.
+    Matrix,
 }
 
 /// What a webhook's body is: Statuspage-shaped JSON, or a chat message.
@@ -323,10 +326,12 @@ impl Format {
 }
 
 impl Channel {
-    /// As stored: `email`, `webhook` (JSON), or the chat format's name.
+    /// As stored: `email`, `webhook` (JSON), the chat format's name, or
+    /// `matrix`.
     pub fn code(self) -> &'static str {
         match self {
             Channel::Email => "email",
+            Channel::Matrix => "matrix",
             Channel::Webhook(Format::Json) => "webhook",
             Channel::Webhook(format) => format.code(),
         }
@@ -335,6 +340,7 @@ impl Channel {
     pub fn parse(code: &str) -> Option<Channel> {
         match code {
             "email" => Some(Channel::Email),
+            "matrix" => Some(Channel::Matrix),
             "webhook" => Some(Channel::Webhook(Format::Json)),
             other => Format::parse(other)
                 .filter(|format| format.is_chat())

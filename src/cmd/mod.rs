@@ -15,6 +15,7 @@ use crate::driver::{self, print_diagnostics, read_incident};
 use crate::fsio;
 
 mod incidents;
+mod matrix;
 mod subscribers;
 
 pub use crate::driver::{InvalidInput, config_path};

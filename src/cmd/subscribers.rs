@@ -103,6 +103,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
             })?
             .to_string(),
         Channel::Webhook(_) => admit_webhook(&config, &options.address)?,
+        Channel::Matrix => super::matrix::join(&config, &options.address)?,
     };
     let follows = match &options.incident {
         Some(id) => Follows::Incident(published_incident(&config, id)?),
@@ -127,6 +128,10 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let verb = if added.added > 0 { "added" } else { "updated" };
     match options.channel {
         Channel::Email => println!("{verb} {address}"),
+        Channel::Matrix if address != options.address.trim() => {
+            println!("{verb} {address} (matrix, {})", options.address.trim());
+        }
+        Channel::Matrix => println!("{verb} {address} (matrix)"),
         Channel::Webhook(_) => {
             println!("{verb} {address} ({})", options.channel.code());
             if let Some(secret) = store.subscriber(&address)?.and_then(|s| s.signing) {
@@ -172,6 +177,12 @@ fn published_incident(config: &Config, id: &str) -> anyhow::Result<IncidentId> {
 /// `herald subscribers remove`: exit 1 if there is no such subscriber.
 pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
+    // A room's alias names the room stored by its id.
+    let address = if address.trim_start().starts_with('#') {
+        super::matrix::stored_room(&config, &address)?
+    } else {
+        address
+    };
     let mut store = open_store(&config)?;
     // Stored addresses are normalised; so is the one to remove.
     let stored = match Endpoint::parse(&address) {

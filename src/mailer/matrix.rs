@@ -198,6 +198,14 @@ impl Client {
         field(&reply, "room_id")
     }
 
+    /// The id of the room `alias` (`#name:server`) names, from the room
+    /// directory.
+    pub async fn resolve(&self, alias: &str) -> Result<String, Failure> {
+        let path = format!("/_matrix/client/v3/directory/room/{}", encode(alias));
+        let reply = self.request(Method::GET, &path, Vec::new()).await?;
+        field(&reply, "room_id")
+    }
+
     /// Who herald is on the homeserver (`@user:server`).
     pub async fn whoami(&self) -> Result<String, Failure> {
         let reply = self

@@ -62,7 +62,7 @@ pub(super) fn subscriber_from_row(
         follows: follows_from_columns(all, &components.unwrap_or_default()),
         language: Language::parse(&language).unwrap_or(Language::En),
         token: key.token(Purpose::Unsubscribe, &nonce),
-        signing: (channel != Channel::Email).then(|| signing_secret(key, &nonce)),
+        signing: matches!(channel, Channel::Webhook(_)).then(|| signing_secret(key, &nonce)),
     })
 }
 
