@@ -148,7 +148,7 @@ fn admit_webhook(config: &Config, url: &str) -> anyhow::Result<String> {
         .build()
         .context("cannot start the async runtime")?;
     runtime
-        .block_on(mailer::webhook::admit(&config.webhooks, url))
+        .block_on(crate::webhook::admit(&config.webhooks, url))
         .map(|endpoint| endpoint.to_string())
         .map_err(|failure| InvalidInput(format!("refused webhook: {failure}")).into())
 }
@@ -400,7 +400,7 @@ pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow
         .context("cannot start the async runtime")?;
     let post = Composer::new().post_test(&config, format, clock::now());
     runtime.block_on(async {
-        let client = mailer::webhook::Client::new(config.webhooks.clone())
+        let client = crate::webhook::Client::new(config.webhooks.clone())
             .context("cannot set up TLS for webhooks")?;
         match mailer::post(&client, &url, format, post, None).await {
             Ok(()) => {
