@@ -554,3 +554,27 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
     assert_eq!(update.json()["incident"]["status"], "identified");
     site.stop();
 }
+
+#[test]
+fn rekey_gives_webhooks_new_secrets_and_says_so() {
+    let receiver = Receiver::start();
+    let site = Site::new(&config());
+    let before = add_hook(&site, &receiver.url("/k"), "json", "*");
+    assert_eq!(before.len(), "whsec_".len() + 32, "{before}");
+    let again = site.ok(&["subscribers", "add", "--webhook", &receiver.url("/k")]);
+    assert!(
+        again.contains(&before),
+        "the same URL keeps its secret: {again}"
+    );
+    let rekeyed = site.ok(&["rekey"]);
+    assert!(
+        rekeyed.contains("1 webhook(s) now sign with new secrets"),
+        "{rekeyed}"
+    );
+    let after = site.ok(&["subscribers", "add", "--webhook", &receiver.url("/k")]);
+    assert!(
+        after.starts_with(&format!("updated {} (webhook)", receiver.url("/k"))),
+        "{after}"
+    );
+    assert!(!after.contains(&before), "{after}");
+}

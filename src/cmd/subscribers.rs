@@ -75,6 +75,16 @@ pub fn rekey(config: PathBuf) -> anyhow::Result<ExitCode> {
         "{}: new key, {count} subscriptions re-keyed; back it up with the database. A running herald resumes email within a minute, or at once on `systemctl reload herald`.",
         path.display()
     );
+    let webhooks = store
+        .subscribers()?
+        .into_iter()
+        .filter(|subscriber| subscriber.channel != crate::model::Channel::Email)
+        .count();
+    if webhooks > 0 {
+        println!(
+            "{webhooks} webhook(s) now sign with new secrets: `herald subscribers add --webhook URL` (with its options) shows each one; give them to their receivers"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
