@@ -26,3 +26,4 @@ pub mod service;
 pub mod store;
 pub mod token;
 pub mod watch;
+pub mod webhook;

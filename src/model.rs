@@ -378,6 +378,8 @@ pub struct Confirmation {
     pub language: Language,
     /// The unguessable secret in the confirmation link.
     pub token: String,
+    /// A webhook's signing secret, told to it in the confirmation post.
+    pub signing: Option<String>,
     /// When the link stops working.
     pub expires: DateTime<Utc>,
 }

@@ -80,7 +80,7 @@ const FLOORS: &[&[&str]] = &[
     &["render"],
     &["announce", "fsio", "maintenance"],
     &["compose", "store"],
-    &["driver"],
+    &["driver", "webhook"],
     &["mailer", "http", "publish"],
     &["daemon"],
     &["cmd"],

@@ -6,6 +6,8 @@
 //! `Retry-After`, parking on 400, removal on 410, `kill -9` in a fan-out
 //! to 2,000 webhooks; and the refusals of `subscribers add --webhook`.
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/receiver.rs"]
 mod receiver;
 #[path = "support/site.rs"]
@@ -40,6 +42,16 @@ retry_base = "100ms"
 allow = ["127.0.0.0/8"]
 "#
     )
+}
+
+/// Percent-encodes `text` for a form body.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Adds a webhook and returns its signing secret from the output.
@@ -437,4 +449,132 @@ fn kill_9_in_a_fan_out_to_2000_webhooks_loses_nothing() {
     // Only those in flight at the kill (herald's IN_FLIGHT, 32) may come twice.
     assert!(duplicates <= 32, "{duplicates} duplicates");
     site.stop();
+}
+
+#[test]
+fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_confirmed() {
+    let receiver = Receiver::start();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut site = Site::new(&format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+        config()
+    ));
+    add_hook(&site, &receiver.url("/witness"), "json", "mail");
+    site.start();
+
+    // Refused: an address outside the allowed ranges, a malformed URL,
+    // an unknown format.
+    for (body, problem) in [
+        (
+            "webhook=https%3A%2F%2F10.0.0.1%2Fx".to_owned(),
+            "The webhook URL is not a valid https URL",
+        ),
+        (
+            "webhook=nonsense".to_owned(),
+            "The webhook URL is not a valid https URL",
+        ),
+        (
+            format!("webhook={}&format=irc", encoded(&receiver.url("/x"))),
+            "The webhook format is not one of",
+        ),
+    ] {
+        let refused = http::post_form(port, "/subscribe", "192.0.2.1", &body);
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        assert!(refused.body.contains(problem), "{body}: {}", refused.body);
+    }
+
+    let body = format!(
+        "webhook={}&format=json&components=mail",
+        encoded(&receiver.url("/self"))
+    );
+    let asked = http::post_form(port, "/subscribe", "192.0.2.2", &body);
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    site.wait_for("the confirmation post", || !receiver.to("/self").is_empty());
+    let confirmation = receiver.to("/self")[0].json();
+    let confirm_url = confirmation["confirmation"]["confirm_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = confirmation["confirmation"]["signing_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        confirm_url.starts_with("https://status.example.com/confirm/"),
+        "{confirmation}"
+    );
+    assert!(secret.starts_with("whsec_"), "{confirmation}");
+    assert_eq!(
+        confirmation["confirmation"]["follows"],
+        serde_json::json!(["Mail"])
+    );
+
+    // An update before the confirmation reaches the witness, not /self.
+    let first = format!("{} investigating", recent(2));
+    site.write(
+        "storage.md",
+        &incident("Storage failure", "\"mail\"", &[(&first, "One.")]),
+    );
+    site.wait_for("the witness's post", || receiver.to("/witness").len() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        receiver.to("/self").len(),
+        1,
+        "posted before the confirmation"
+    );
+
+    let path = confirm_url.trim_start_matches("https://status.example.com");
+    let confirmed = http::get(port, path);
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    let listed = site.ok(&["subscribers", "list"]);
+    assert!(
+        listed.contains(&format!("{}\ten\tmail\twebhook", receiver.url("/self"))),
+        "{listed}"
+    );
+
+    site.write(
+        "storage.md",
+        &incident(
+            "Storage failure",
+            "\"mail\"",
+            &[
+                (&first, "One."),
+                (&format!("{} identified", recent(1)), "Two."),
+            ],
+        ),
+    );
+    site.wait_for("the update after the confirmation", || {
+        receiver.to("/self").len() == 2
+    });
+    let update = &receiver.to("/self")[1];
+    verify_with_python(&secret, update.header("herald-signature"), &update.body);
+    assert_eq!(update.json()["incident"]["status"], "identified");
+    site.stop();
+}
+
+#[test]
+fn rekey_gives_webhooks_new_secrets_and_says_so() {
+    let receiver = Receiver::start();
+    let site = Site::new(&config());
+    let before = add_hook(&site, &receiver.url("/k"), "json", "*");
+    assert_eq!(before.len(), "whsec_".len() + 32, "{before}");
+    let again = site.ok(&["subscribers", "add", "--webhook", &receiver.url("/k")]);
+    assert!(
+        again.contains(&before),
+        "the same URL keeps its secret: {again}"
+    );
+    let rekeyed = site.ok(&["rekey"]);
+    assert!(
+        rekeyed.contains("1 webhook(s) now sign with new secrets"),
+        "{rekeyed}"
+    );
+    let after = site.ok(&["subscribers", "add", "--webhook", &receiver.url("/k")]);
+    assert!(
+        after.starts_with(&format!("updated {} (webhook)", receiver.url("/k"))),
+        "{after}"
+    );
+    assert!(!after.contains(&before), "{after}");
 }

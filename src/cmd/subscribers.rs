@@ -75,6 +75,16 @@ pub fn rekey(config: PathBuf) -> anyhow::Result<ExitCode> {
         "{}: new key, {count} subscriptions re-keyed; back it up with the database. A running herald resumes email within a minute, or at once on `systemctl reload herald`.",
         path.display()
     );
+    let webhooks = store
+        .subscribers()?
+        .into_iter()
+        .filter(|subscriber| subscriber.channel != crate::model::Channel::Email)
+        .count();
+    if webhooks > 0 {
+        println!(
+            "{webhooks} webhook(s) now sign with new secrets: `herald subscribers add --webhook URL` (with its options) shows each one; give them to their receivers"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,7 +163,7 @@ fn admit_webhook(config: &Config, url: &str) -> anyhow::Result<String> {
         .build()
         .context("cannot start the async runtime")?;
     runtime
-        .block_on(mailer::webhook::admit(&config.webhooks, url))
+        .block_on(crate::webhook::admit(&config.webhooks, url))
         .map(|endpoint| endpoint.to_string())
         .map_err(|failure| InvalidInput(format!("refused webhook: {failure}")).into())
 }
@@ -411,7 +421,7 @@ pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow
         .context("cannot start the async runtime")?;
     let post = Composer::new().post_test(&config, format, clock::now());
     runtime.block_on(async {
-        let client = mailer::webhook::Client::new(config.webhooks.clone())
+        let client = crate::webhook::Client::new(config.webhooks.clone())
             .context("cannot set up TLS for webhooks")?;
         match mailer::post(&client, &url, format, post, None).await {
             Ok(()) => {

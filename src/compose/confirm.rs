@@ -101,6 +101,7 @@ mod tests {
         let config = config();
         let confirmation = Confirmation {
             channel: crate::model::Channel::Email,
+            signing: None,
             id: 7,
             address: "anna@example.org".into(),
             follows: Follows::Components(vec!["web".into(), "mail".into()]),
@@ -138,6 +139,7 @@ mod tests {
         );
         let all = Confirmation {
             channel: crate::model::Channel::Email,
+            signing: None,
             follows: Follows::All,
             language: Language::En,
             ..confirmation

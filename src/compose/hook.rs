@@ -150,6 +150,9 @@ impl Composer {
                 "page": { "id": page_id(&site.base_url), "name": site_title, "url": site.base_url },
                 "confirmation": {
                     "confirm_url": confirm_url,
+                    // Told once, to the URL's owner only (chat messages
+                    // are read by a channel, and chats do not verify).
+                    "signing_secret": confirmation.signing,
                     "expires_at": time(config, confirmation.expires),
                     "follows": follows,
                     "text": format!("{} {}", string("hook_confirm_intro"), follows.join(", ")),

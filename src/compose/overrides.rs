@@ -115,6 +115,7 @@ fn sample_announcement(config: &Config) -> Announcement {
 fn sample_confirmation(config: &Config, language: Language) -> Confirmation {
     Confirmation {
         channel: crate::model::Channel::Email,
+        signing: None,
         id: 1,
         address: "subscriber@example.org".to_owned(),
         follows: Follows::Components(sample_components(config)),
@@ -313,6 +314,7 @@ mod tests {
         assert_eq!(diagnostics, Vec::<String>::new());
         let confirmation = Confirmation {
             channel: crate::model::Channel::Email,
+            signing: None,
             id: 7,
             address: "anna@example.org".into(),
             follows: Follows::Components(vec!["web".into(), "mail".into()]),

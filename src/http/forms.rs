@@ -21,7 +21,8 @@
 //! character, so nothing can reach a header.
 
 use crate::address::{Address, Refused};
-use crate::model::{Follows, IncidentId};
+use crate::endpoint::Endpoint;
+use crate::model::{Channel, Follows, Format, IncidentId};
 
 /// How a body is encoded: the two media types the forms are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +36,10 @@ pub enum BodyKind {
 /// The subscribe form, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    /// One plain address, its domain lowercased.
+    /// One plain address, its domain lowercased; or a webhook's URL as
+    /// herald stores it.
     pub address: String,
+    pub channel: Channel,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
 }
@@ -195,11 +198,17 @@ pub fn subscription(
     is_component: impl Fn(&str) -> bool,
 ) -> Result<Subscription, &'static str> {
     let mut email = None;
+    let mut webhook = None;
+    let mut format = None;
     let mut components = Vec::new();
     let mut incident = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
+            "webhook" if webhook.is_none() => webhook = Some(value),
+            "format" if format.is_none() => {
+                format = Some(Format::parse(value.trim()).ok_or("format_unknown")?);
+            }
             "incident" if incident.is_none() => {
                 incident = Some(IncidentId::new(&value).ok_or("incident_unknown")?);
             }
@@ -212,7 +221,17 @@ pub fn subscription(
             _ => return Err("form"),
         }
     }
-    let address = valid_address(&email.ok_or("email_missing")?)?;
+    let (address, channel) = match (email, webhook, format) {
+        (Some(email), None, None) => (valid_address(&email)?, Channel::Email),
+        (None, Some(url), format) => (
+            Endpoint::parse(&url)
+                .map_err(|_| "webhook_invalid")?
+                .to_string(),
+            Channel::Webhook(format.unwrap_or(Format::Json)),
+        ),
+        (None, None, _) => return Err("email_missing"),
+        _ => return Err("form"),
+    };
     components.sort();
     components.dedup();
     let follows = match incident {
@@ -222,7 +241,11 @@ pub fn subscription(
         None if components.is_empty() => Follows::All,
         None => Follows::Components(components),
     };
-    Ok(Subscription { address, follows })
+    Ok(Subscription {
+        address,
+        channel,
+        follows,
+    })
 }
 
 /// The subscriber address of a form, by the one rule of

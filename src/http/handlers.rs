@@ -33,7 +33,7 @@ use super::limits::client_key;
 use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
-use crate::model::Follows;
+use crate::model::{Channel, Follows};
 use crate::render::incident_path;
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
@@ -152,9 +152,23 @@ pub(super) async fn subscribe(
             }
             _ => Ok(form),
         });
+    // A webhook must reach an address webhooks may reach, checked now
+    // (and again at every connection).
+    let form = match form {
+        Ok(form) if form.channel != Channel::Email => {
+            match crate::webhook::admit(&site.config.webhooks, &form.address).await {
+                Ok(_) => Ok(form),
+                Err(refusal) => {
+                    tracing::info!(url = %form.address, "webhook refused: {refusal}");
+                    Err("webhook_invalid")
+                }
+            }
+        }
+        other => other,
+    };
     let request = match form {
         Ok(form) => NewRequest {
-            channel: crate::model::Channel::Email,
+            channel: form.channel,
             address: form.address,
             follows: form.follows,
             language: site.config.site.language,

@@ -29,7 +29,6 @@
 mod file;
 pub mod matrix;
 mod smtp;
-pub mod webhook;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,6 +52,7 @@ use crate::model::{Channel, Format};
 use crate::store::{
     self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
 };
+use crate::webhook;
 
 /// Messages between leaving the outbox and their outcome being recorded:
 /// composed and waiting for a connection, on the wire, or waiting for the

@@ -97,6 +97,8 @@ mod tests {
                 "email_missing",
                 "email_invalid",
                 "component_unknown",
+                "webhook_invalid",
+                "format_unknown",
                 "one_click",
             ];
             let notices = [

@@ -16,6 +16,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::subscribers::signing_secret;
 use super::{Error, NewSubscriber, Store, from_millis, millis};
 use crate::model::{Channel, Language};
 use crate::model::{Confirmation, Follows, IncidentId};
@@ -387,11 +388,15 @@ impl Store {
                         let nonce: String = row.get(5)?;
                         let incident: Option<String> = row.get(9)?;
                         let channel: String = row.get(10)?;
+                        let channel = Channel::parse(&channel).unwrap_or(Channel::Email);
+                        let address: String = row.get(1)?;
                         Ok(LeasedConfirmation {
                             confirmation: Confirmation {
                                 id: row.get(0)?,
-                                address: row.get(1)?,
-                                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
+                                signing: (channel != Channel::Email)
+                                    .then(|| signing_secret(key, &address)),
+                                address,
+                                channel,
                                 follows: request_follows(all, &components, incident.as_deref()),
                                 language: Language::parse(&language).unwrap_or(Language::En),
                                 token: key.token(Purpose::Confirm, &nonce),

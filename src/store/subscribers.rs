@@ -55,21 +55,24 @@ pub(super) fn subscriber_from_row(
     // An unknown channel (from a newer herald) is delivered as nothing:
     // the email transport refuses a URL, and the row is parked.
     let channel = Channel::parse(&channel).unwrap_or(Channel::Email);
+    let address: String = row.get(start + 1)?;
     Ok(Subscriber {
         id: row.get(start)?,
-        address: row.get(start + 1)?,
+        signing: matches!(channel, Channel::Webhook(_)).then(|| signing_secret(key, &address)),
+        address,
         channel,
         follows: follows_from_columns(all, &components.unwrap_or_default()),
         language: Language::parse(&language).unwrap_or(Language::En),
         token: key.token(Purpose::Unsubscribe, &nonce),
-        signing: matches!(channel, Channel::Webhook(_)).then(|| signing_secret(key, &nonce)),
     })
 }
 
 /// A webhook's signing secret: `whsec_` and 32 hex digits, derived from
-/// its nonce and the token key.
-pub fn signing_secret(key: &Key, nonce: &str) -> String {
-    format!("whsec_{}", key.token(Purpose::Signing, nonce))
+/// its URL and the token key, so that it is known from the request on (the
+/// confirmation post tells it to the URL's owner) and never stored. The
+/// same URL gets the same secret until `herald rekey`.
+pub fn signing_secret(key: &Key, url: &str) -> String {
+    format!("whsec_{}", key.token(Purpose::Signing, url))
 }
 
 /// Adds the hash of a subscriber's unsubscribe token.

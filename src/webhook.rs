@@ -1,5 +1,6 @@
 //! The webhook transport: POSTs over HTTP/1.1 (hyper) with TLS
-//! (rustls, the platform's verifier). Does I/O.
+//! (rustls, the platform's verifier), and whether a URL may be a webhook
+//! ([`admit`], for the command line and the subscribe form). Does I/O.
 //!
 //! Every new connection resolves the host itself and connects only to an
 //! address [`Policy`] allows, so a name that resolves to a private
