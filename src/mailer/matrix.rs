@@ -18,6 +18,13 @@
 //! removed; any other 4xx is parked with the reply kept. A 404 without
 //! Matrix's `M_NOT_FOUND` (a wrong `homeserver` path behind a proxy) is
 //! parked, not taken for a room that went away.
+//!
+//! For the drain, [`client`] makes the account when the mailer starts or
+//! reloads, and `compose` and `post` turn an outbox row into a message
+//! and its outcome into the drain's [`SendError`] (a room gone is
+//! `Revoked`: the subscription is removed). Without `[matrix]`, or with a
+//! token file that cannot be used, Matrix deliveries are retried with the
+//! reason, never dropped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,8 +38,9 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::{Job, SendError, Shared};
 use crate::compose::MatrixMessage;
-use crate::config::{Homeserver, Matrix as Settings};
+use crate::config::{Config, Homeserver, Matrix as Settings};
 
 /// How long a connection to the homeserver may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -292,6 +300,67 @@ impl Client {
             .unwrap_or_default();
         connection.abort();
         classify(parts.status, &parts.headers, &bytes)
+    }
+}
+
+// How the outbox drain (the parent module) uses the account.
+
+/// herald's Matrix account as `[matrix]` configures it; without one, or
+/// with a token file that cannot be used, why not (logged once here, and
+/// the reply of every Matrix delivery, which waits for a reload).
+pub(super) fn client(config: &Config) -> Result<Client, String> {
+    let Some(settings) = &config.matrix else {
+        return Err("no [matrix] account is configured".into());
+    };
+    Client::new(settings).map_err(|error| {
+        let reason = format!("{:#}", anyhow::Error::from(error));
+        tracing::error!(
+            "Matrix rooms get nothing until this is fixed and herald reloaded: {reason}"
+        );
+        reason
+    })
+}
+
+/// The message of `job` to a Matrix room.
+pub(super) fn compose(shared: &Shared, job: &Job) -> Result<MatrixMessage, SendError> {
+    let Job::Alert(row) = job else {
+        return Err(SendError::Park(
+            "Matrix rooms are added with `herald subscribers add --matrix`, never confirmed".into(),
+        ));
+    };
+    let announcement = shared
+        .announcement(row.announcement)
+        .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
+        .ok_or_else(|| SendError::Park("the announcement is missing from the database".into()))?;
+    Ok(shared.composer.matrix(
+        &shared.config,
+        &announcement,
+        &row.subscriber.address,
+        row.subscriber.language,
+        &row.subscriber.token,
+    ))
+}
+
+/// Posts `message` to the Matrix room `room`; `Ok` once the homeserver
+/// has the event.
+pub(super) async fn post(
+    shared: &Shared,
+    room: &str,
+    message: &MatrixMessage,
+) -> Result<(), SendError> {
+    let client = shared
+        .matrix
+        .as_ref()
+        .map_err(|reason| SendError::Retry(reason.clone()))?;
+    match client.send(room, message).await {
+        Ok(_event) => Ok(()),
+        Err(Failure::Retry {
+            reply,
+            after: Some(after),
+        }) => Err(SendError::RetryAfter(reply, after)),
+        Err(Failure::Retry { reply, after: None }) => Err(SendError::Retry(reply)),
+        Err(Failure::Park(reply)) => Err(SendError::Park(reply)),
+        Err(Failure::Gone(reply)) => Err(SendError::Revoked(reply)),
     }
 }
 

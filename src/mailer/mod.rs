@@ -44,7 +44,7 @@ use tracing::Instrument;
 pub use self::smtp::{CONCURRENCY, SmtpPool};
 use crate::announce::Announcement;
 use crate::clock;
-use crate::compose::{Composer, MatrixMessage, Post, Rendered, Variant};
+use crate::compose::{Composer, Post, Rendered, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
 use crate::endpoint::Endpoint;
@@ -461,7 +461,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
     let hooks = webhook::Client::new(config.webhooks.clone()).map_err(|error| {
         Prepare::Failed(anyhow::Error::from(error).context("cannot set up TLS for webhooks"))
     })?;
-    let matrix = matrix_client(config);
+    let matrix = matrix::client(config);
     let config = config.clone();
     Ok(Arc::new(Shared {
         retry_base: config.email_or_default().retry_base,
@@ -663,8 +663,8 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
             Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
             Err(error) => Err(error),
         },
-        Channel::Matrix => match compose_matrix(shared, &job) {
-            Ok(message) => post_matrix(shared, job.recipient(), &message).await,
+        Channel::Matrix => match matrix::compose(shared, &job) {
+            Ok(message) => matrix::post(shared, job.recipient(), &message).await,
             Err(error) => Err(error),
         },
         Channel::Webhook(format) => match compose_post(shared, &job, format) {
@@ -849,65 +849,6 @@ async fn record(shared: Arc<Shared>, mut finished: mpsc::UnboundedReceiver<Finis
             ),
             Err(error) => tracing::error!(messages = count, "cannot record deliveries: {error}"),
         }
-    }
-}
-
-/// herald's Matrix account as `[matrix]` configures it; without one, or
-/// with a token file that cannot be used, why not (logged once here, and
-/// the reply of every Matrix delivery, which waits for a reload).
-fn matrix_client(config: &Config) -> Result<matrix::Client, String> {
-    let Some(settings) = &config.matrix else {
-        return Err("no [matrix] account is configured".into());
-    };
-    matrix::Client::new(settings).map_err(|error| {
-        let reason = format!("{:#}", anyhow::Error::from(error));
-        tracing::error!(
-            "Matrix rooms get nothing until this is fixed and herald reloaded: {reason}"
-        );
-        reason
-    })
-}
-
-/// The message of `job` to a Matrix room.
-fn compose_matrix(shared: &Shared, job: &Job) -> Result<MatrixMessage, SendError> {
-    let Job::Alert(row) = job else {
-        return Err(SendError::Park(
-            "Matrix rooms are added with `herald subscribers add --matrix`, never confirmed".into(),
-        ));
-    };
-    let announcement = shared
-        .announcement(row.announcement)
-        .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
-        .ok_or_else(|| SendError::Park("the announcement is missing from the database".into()))?;
-    Ok(shared.composer.matrix(
-        &shared.config,
-        &announcement,
-        &row.subscriber.address,
-        row.subscriber.language,
-        &row.subscriber.token,
-    ))
-}
-
-/// Posts `message` to the Matrix room `room`; `Ok` once the homeserver
-/// has the event.
-async fn post_matrix(
-    shared: &Shared,
-    room: &str,
-    message: &MatrixMessage,
-) -> Result<(), SendError> {
-    let client = shared
-        .matrix
-        .as_ref()
-        .map_err(|reason| SendError::Retry(reason.clone()))?;
-    match client.send(room, message).await {
-        Ok(_event) => Ok(()),
-        Err(matrix::Failure::Retry {
-            reply,
-            after: Some(after),
-        }) => Err(SendError::RetryAfter(reply, after)),
-        Err(matrix::Failure::Retry { reply, after: None }) => Err(SendError::Retry(reply)),
-        Err(matrix::Failure::Park(reply)) => Err(SendError::Park(reply)),
-        Err(matrix::Failure::Gone(reply)) => Err(SendError::Revoked(reply)),
     }
 }
 
