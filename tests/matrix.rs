@@ -6,11 +6,21 @@
 //! the HTML as composed, `@room` in the incident's text mentioning nobody
 //! (where a moderator's plain `@room` does), the same transaction sent
 //! twice making one event, and a bot kicked out of the room, or posting
-//! to a room that does not exist, told that the room is gone.
+//! to a room that does not exist, told that the room is gone. Then the
+//! channel end to end with the real binary: `herald subscribers add
+//! --matrix '#alias:localhost'` joins, `herald run` posts an update of a
+//! followed component to the room, and a bot kicked out of the room has
+//! its subscription removed and logged; and the command's refusals.
 //! `scripts/test` installs Synapse (PyPI `matrix-synapse`) when missing.
 
+#[path = "support/site.rs"]
+mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
 #[path = "support/synapse.rs"]
 mod synapse;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -23,6 +33,7 @@ use herald::model::Language;
 use herald::parse::{Context, parse_incident};
 use serde_json::json;
 
+use site::{Site, incident, recent};
 use synapse::User;
 
 const INCIDENT: &str = "+++
@@ -275,4 +286,195 @@ fn joining_a_private_room_needs_an_invitation() {
         "{failure:?}"
     );
     assert!(synapse.startup.as_secs() < 120);
+}
+
+/// A site with `[matrix]` for `bot` (the token file 0600, or `mode`),
+/// email to files, a grace of one second.
+fn matrix_site(bot: &User, mode: u32) -> Site {
+    let config = site_toml::site("Test status")
+        + &site_toml::components(&[("mail", "Mail"), ("web", "Web hosting")])
+        + &format!(
+            "\n[email]\nfrom = \"status@example.com\"\nsmtp = \"file\"\ngrace = \"1s\"\nretry_base = \"100ms\"\n\n[matrix]\nhomeserver = \"{}\"\naccess_token_file = \"matrix-token\"\n",
+            synapse::shared().url()
+        );
+    let site = Site::new(&config);
+    let token = site.path("matrix-token");
+    std::fs::write(&token, &bot.token).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+    site
+}
+
+/// `herald ARGS` that fails with `code`; its standard error.
+fn fails(site: &Site, args: &[&str], code: i32) -> String {
+    let output = site.herald(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "herald {args:?}: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn herald_run_posts_to_a_room_added_by_alias_until_it_is_kicked_out() {
+    let synapse = synapse::shared();
+    let bot = synapse.register("herald");
+    let reader = synapse.register("reader");
+    reader.notify_of_notices();
+    let room = reader.create_room("ops", &bot, 50);
+    let alias = format!("#ops:{}", synapse::SERVER_NAME);
+    let mut site = matrix_site(&bot, 0o600);
+
+    let added = site.ok(&[
+        "subscribers",
+        "add",
+        "--matrix",
+        &alias,
+        "--components",
+        "web",
+    ]);
+    assert_eq!(added, format!("added {room} (matrix, {alias})\n"));
+    let list = site.ok(&["subscribers", "list"]);
+    assert_eq!(list, format!("{room}\ten\tweb\tmatrix\n"));
+
+    site.start();
+    site.write(
+        "db.md",
+        &incident(
+            "Web @room down",
+            "\"web\"",
+            &[(
+                &format!("{} investigating", recent(0)),
+                "Looking into it, @room.",
+            )],
+        ),
+    );
+    let from_bot = |messages: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        messages
+            .into_iter()
+            .filter(|event| event["sender"] == bot.id.as_str())
+            .collect()
+    };
+    site.wait_for("herald's message in the room", || {
+        !from_bot(reader.messages(&room)).is_empty()
+    });
+    let messages = from_bot(reader.messages(&room));
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let content = &messages[0]["content"];
+    let body = content["body"].as_str().unwrap();
+    assert!(
+        body.starts_with(
+            "Investigating: Web @\u{2060}room down\nhttps://status.example.com/incidents/db.html#u-"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nLooking into it, @\u{2060}room.\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nUnsubscribe: https://status.example.com/unsubscribe/"),
+        "{body}"
+    );
+    assert_eq!(content["m.mentions"], json!({}));
+    assert!(
+        content["formatted_body"]
+            .as_str()
+            .unwrap()
+            .contains("<p>Looking into it, @\u{2060}room.</p>"),
+        "{content}"
+    );
+
+    // Kicked out: the next update finds the room gone, and the room's
+    // subscription goes with it.
+    reader.kick(&room, &bot);
+    site.write(
+        "db.md",
+        &incident(
+            "Web @room down",
+            "\"web\"",
+            &[
+                (
+                    &format!("{} investigating", recent(1)),
+                    "Looking into it, @room.",
+                ),
+                (&format!("{} identified", recent(0)), "Found it."),
+            ],
+        ),
+    );
+    site.wait_for("the removal in the log", || {
+        site.log().contains("herald cannot post to the Matrix room")
+    });
+    let log = site.log();
+    assert!(log.contains(&room), "{log}");
+    assert!(log.contains("M_FORBIDDEN"), "{log}");
+    assert_eq!(site.ok(&["subscribers", "list"]), "");
+    assert_eq!(from_bot(reader.messages(&room)).len(), 1);
+    site.stop();
+}
+
+#[test]
+fn adding_a_room_says_what_is_missing() {
+    let synapse = synapse::shared();
+    let bot = synapse.register("herald");
+    let reader = synapse.register("reader");
+    let site = matrix_site(&bot, 0o600);
+
+    let stderr = fails(&site, &["subscribers", "add", "--matrix", "ops"], 1);
+    assert!(stderr.contains("`ops` is no Matrix room"), "{stderr}");
+    // Not invited: herald's account cannot join, and says who to invite.
+    let stranger = synapse.register("stranger");
+    let private = reader.create_room("closed", &stranger, 0);
+    let stderr = fails(&site, &["subscribers", "add", "--matrix", &private], 1);
+    assert!(
+        stderr.contains(&format!("{} cannot join {private}: 403 ", bot.id))
+            && stderr.contains(&format!("invite {} to the room first", bot.id)),
+        "{stderr}"
+    );
+    let stderr = fails(
+        &site,
+        &["subscribers", "add", "--matrix", "#nothing-here:localhost"],
+        1,
+    );
+    assert!(
+        stderr.contains("cannot join #nothing-here:localhost: 404 "),
+        "{stderr}"
+    );
+    assert_eq!(site.ok(&["subscribers", "list"]), "");
+
+    // Invited, it joins; `remove` takes the alias or the id.
+    reader.invite(&private, &bot);
+    site.ok(&["subscribers", "add", "--matrix", &private]);
+    assert_eq!(
+        site.ok(&["subscribers", "list"]),
+        format!("{private}\ten\t*\tmatrix\n")
+    );
+    assert_eq!(
+        site.ok(&["subscribers", "remove", &private]),
+        format!("removed {private}\n")
+    );
+    let room = reader.create_room("lobby", &bot, 0);
+    site.ok(&["subscribers", "add", "--matrix", &room]);
+    assert_eq!(
+        site.ok(&["subscribers", "remove", "#lobby:localhost"]),
+        format!("removed {room}\n")
+    );
+    assert_eq!(site.ok(&["subscribers", "list"]), "");
+
+    // A token file others can read is refused (exit 3), and so is a
+    // room without `[matrix]` (exit 1).
+    let exposed = matrix_site(&bot, 0o644);
+    let stderr = fails(&exposed, &["subscribers", "add", "--matrix", &room], 3);
+    assert!(
+        stderr.contains("matrix-token can be read by other users (mode 644); run `chmod 600`"),
+        "{stderr}"
+    );
+    let plain =
+        Site::new(&(site_toml::site("Test status") + &site_toml::components(&[("web", "Web")])));
+    let stderr = fails(&plain, &["subscribers", "add", "--matrix", &room], 1);
+    assert!(
+        stderr.contains("a Matrix room needs `[matrix]`"),
+        "{stderr}"
+    );
 }
