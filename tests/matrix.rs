@@ -478,3 +478,55 @@ fn adding_a_room_says_what_is_missing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_token_file_others_can_read_holds_deliveries_until_fixed_and_reloaded() {
+    let synapse = synapse::shared();
+    let bot = synapse.register("herald");
+    let reader = synapse.register("reader");
+    let room = reader.create_room("held", &bot, 0);
+    let mut site = matrix_site(&bot, 0o600);
+    site.ok(&["subscribers", "add", "--matrix", &room]);
+    let token = site.path("matrix-token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+    site.start();
+    site.wait_for("the refusal in the log", || {
+        site.log()
+            .contains("Matrix rooms get nothing until this is fixed and herald reloaded")
+    });
+    let log = site.log();
+    assert!(
+        log.contains("can be read by other users (mode 640)"),
+        "{log}"
+    );
+    site.write(
+        "web.md",
+        &incident(
+            "Web down",
+            "\"web\"",
+            &[(&format!("{} investigating", recent(0)), "Looking.")],
+        ),
+    );
+    site.wait_for("the delivery to wait with the reason", || {
+        site.ok(&["outbox"])
+            .contains("can be read by other users (mode 640)")
+    });
+    assert!(reader.messages(&room).is_empty());
+
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    site.reload();
+    site.wait_for("the message after the reload", || {
+        !reader.messages(&room).is_empty()
+    });
+    let messages = reader.messages(&room);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(
+        messages[0]["content"]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Investigating: Web down\n"),
+        "{messages:#?}"
+    );
+    site.stop();
+}
