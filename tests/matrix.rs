@@ -13,6 +13,8 @@
 //! its subscription removed and logged; and the command's refusals.
 //! `scripts/test` installs Synapse (PyPI `matrix-synapse`) when missing.
 
+#[path = "support/receiver.rs"]
+mod receiver;
 #[path = "support/site.rs"]
 mod site;
 #[path = "support/site_toml.rs"]
@@ -33,6 +35,7 @@ use herald::model::Language;
 use herald::parse::{Context, parse_incident};
 use serde_json::json;
 
+use receiver::{Answer, Receiver};
 use site::{Site, incident, recent};
 use synapse::User;
 
@@ -288,19 +291,23 @@ fn joining_a_private_room_needs_an_invitation() {
     assert!(synapse.startup.as_secs() < 120);
 }
 
-/// A site with `[matrix]` for `bot` (the token file 0600, or `mode`),
-/// email to files, a grace of one second.
+/// A site with `[matrix]` for `bot` on the shared Synapse (the token
+/// file 0600, or `mode`), email to files, a grace of one second.
 fn matrix_site(bot: &User, mode: u32) -> Site {
+    matrix_site_at(&synapse::shared().url(), &bot.token, mode)
+}
+
+/// A site with `[matrix]` on `homeserver` with `token`.
+fn matrix_site_at(homeserver: &str, token: &str, mode: u32) -> Site {
     let config = site_toml::site("Test status")
         + &site_toml::components(&[("mail", "Mail"), ("web", "Web hosting")])
         + &format!(
-            "\n[email]\nfrom = \"status@example.com\"\nsmtp = \"file\"\ngrace = \"1s\"\nretry_base = \"100ms\"\n\n[matrix]\nhomeserver = \"{}\"\naccess_token_file = \"matrix-token\"\n",
-            synapse::shared().url()
+            "\n[email]\nfrom = \"status@example.com\"\nsmtp = \"file\"\ngrace = \"1s\"\nretry_base = \"100ms\"\n\n[matrix]\nhomeserver = \"{homeserver}\"\naccess_token_file = \"matrix-token\"\n"
         );
     let site = Site::new(&config);
-    let token = site.path("matrix-token");
-    std::fs::write(&token, &bot.token).unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
+    let path = site.path("matrix-token");
+    std::fs::write(&path, token).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     site
 }
 
@@ -528,5 +535,101 @@ fn a_token_file_others_can_read_holds_deliveries_until_fixed_and_reloaded() {
             .starts_with("Investigating: Web down\n"),
         "{messages:#?}"
     );
+    site.stop();
+}
+
+/// The path herald PUTs the first update of `text` (written as
+/// `incidents/NAME.md` on `site`) to `room` at.
+fn send_path(site: &Site, name: &str, text: &str, room: &str) -> String {
+    let config_path = site.path("herald.toml");
+    let config = config::parse(
+        &config_path,
+        &std::fs::read_to_string(&config_path).unwrap(),
+    )
+    .unwrap();
+    let context = Context {
+        timezone: config.site.timezone,
+        components: &config.components,
+    };
+    let (incident, diagnostics) = parse_incident(Path::new(&format!("{name}.md")), text, &context);
+    let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}"));
+    let announcement = Announcement::new(&incident, &incident.updates[0]);
+    format!(
+        "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
+        synapse::encode(room),
+        herald::compose::txn_id(&announcement, room)
+    )
+}
+
+#[test]
+fn busy_and_failing_homeservers_are_retried_and_refusals_parked() {
+    // A loopback server in the homeserver's place, answering as scripted.
+    let homeserver = Receiver::start();
+    let mut site = matrix_site_at(&homeserver.url(""), "secret-token", 0o600);
+    for room in ["!busy:example.org", "!picky:example.org"] {
+        homeserver.script(
+            &format!("/_matrix/client/v3/join/{}", synapse::encode(room)),
+            vec![Answer::status(200, &json!({ "room_id": room }).to_string())],
+        );
+        site.ok(&["subscribers", "add", "--matrix", room]);
+    }
+    site.start();
+    let text = incident(
+        "Web down",
+        "\"web\"",
+        &[(&format!("{} investigating", recent(0)), "Looking.")],
+    );
+    let busy = send_path(&site, "web", &text, "!busy:example.org");
+    let picky = send_path(&site, "web", &text, "!picky:example.org");
+    homeserver.script(
+        &busy,
+        vec![
+            Answer::status(
+                429,
+                r#"{"errcode":"M_LIMIT_EXCEEDED","retry_after_ms":1500}"#,
+            ),
+            Answer::status(502, "bad gateway"),
+            Answer::status(200, r#"{"event_id":"$sent"}"#),
+        ],
+    );
+    homeserver.script(
+        &picky,
+        vec![Answer::status(
+            400,
+            r#"{"errcode":"M_BAD_JSON","error":"nope"}"#,
+        )],
+    );
+    site.write("web.md", &text);
+
+    site.wait_for("the third try to the busy room", || {
+        homeserver.to(&busy).len() == 3
+    });
+    let tries = homeserver.to(&busy);
+    // Not before the homeserver asked (the backoff alone is 100 ms).
+    let waited = tries[1].at - tries[0].at;
+    assert!(
+        waited >= std::time::Duration::from_millis(1500),
+        "{waited:?}"
+    );
+    for request in &tries {
+        assert_eq!(request.method, "PUT");
+        assert_eq!(request.header("authorization"), "Bearer secret-token");
+        assert_eq!(request.body, tries[0].body, "each try is the same message");
+    }
+    assert_eq!(tries[0].json()["msgtype"], "m.notice");
+    site.wait_for(
+        "the refusal parked and the busy room's message sent",
+        || {
+            let outbox = site.ok(&["outbox"]);
+            outbox.contains("M_BAD_JSON") && !outbox.contains("!busy:example.org")
+        },
+    );
+    let outbox = site.ok(&["outbox"]);
+    assert!(outbox.contains("!picky:example.org"), "{outbox}");
+    assert!(outbox.contains("400 "), "{outbox}");
+    assert_eq!(homeserver.to(&picky).len(), 1);
+    // Parked, not removed: the room is still subscribed.
+    let list = site.ok(&["subscribers", "list"]);
+    assert!(list.contains("!picky:example.org"), "{list}");
     site.stop();
 }
