@@ -19,7 +19,7 @@
 //! Matrix's `M_NOT_FOUND` (a wrong `homeserver` path behind a proxy) is
 //! parked, not taken for a room that went away.
 //!
-//! For the drain, [`client`] makes the account when the mailer starts or
+//! For the drain, `client` makes the account when the mailer starts or
 //! reloads, and `compose` and `post` turn an outbox row into a message
 //! and its outcome into the drain's [`SendError`] (a room gone is
 //! `Revoked`: the subscription is removed). Without `[matrix]`, or with a
