@@ -94,6 +94,51 @@ sys.exit(0 if hmac.compare_digest(mac, parts["v1"]) else 1)
     assert!(status.success(), "signature {signature} does not verify");
 }
 
+/// Statuspage's incident webhook example (its documentation's, as
+/// published), against which herald's JSON is compared field by field.
+const STATUSPAGE_EXAMPLE: &str = include_str!("webhooks/statuspage-incident-example.json");
+
+/// Statuspage fields herald has no data for (Twitter, postmortems,
+/// backfilling, its own organisations and scheduling automation).
+const STATUSPAGE_ONLY: &[&str] = &[
+    "backfilled",
+    "impact_override",
+    "organization_id",
+    "postmortem_",
+    "scheduled_",
+    "twitter_updated_at",
+    "wants_twitter_update",
+];
+
+/// Every field of `example` (but those of [`STATUSPAGE_ONLY`]) is in
+/// `actual` with the same JSON type, or null where the example has null.
+fn same_shape(example: &Value, actual: &Value, path: &str, missing: &mut Vec<String>) {
+    match (example, actual) {
+        (Value::Object(fields), Value::Object(got)) => {
+            for (name, value) in fields {
+                if STATUSPAGE_ONLY.iter().any(|only| name.starts_with(only)) {
+                    continue;
+                }
+                match got.get(name) {
+                    Some(found) => same_shape(value, found, &format!("{path}.{name}"), missing),
+                    None => missing.push(format!("{path}.{name}")),
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(got)) => {
+            if let (Some(first), Some(found)) = (items.first(), got.first()) {
+                same_shape(first, found, &format!("{path}[0]"), missing);
+            }
+        }
+        (Value::Null, _)
+        | (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_)) => {}
+        (Value::Number(_), Value::Number(_)) => {}
+        (Value::String(_), Value::Null) if path.ends_with("_at") => {}
+        _ => missing.push(format!("{path}: {example} but {actual}")),
+    }
+}
+
 #[test]
 fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
     let receiver = Receiver::start();
@@ -151,6 +196,10 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
     assert_eq!(json.header("content-type"), "application/json");
     verify_with_python(&json_secret, json.header("herald-signature"), &json.body);
     let body = json.json();
+    let mut differences = Vec::new();
+    let example: Value = serde_json::from_str(STATUSPAGE_EXAMPLE).unwrap();
+    same_shape(&example, &body, "", &mut differences);
+    assert_eq!(differences, Vec::<String>::new(), "{body}");
     let object = body.as_object().unwrap();
     let mut top: Vec<&str> = object.keys().map(String::as_str).collect();
     top.sort_unstable();
@@ -280,7 +329,12 @@ fn retried_after_503_and_429_parked_on_400_removed_on_410() {
     );
     receiver.script("/bad", vec![Answer::status(400, "bad payload")]);
     receiver.script("/gone", vec![Answer::status(410, "no such hook")]);
-    for path in ["/flaky", "/limited", "/bad"] {
+    receiver.script(
+        "/moved",
+        vec![Answer::status(302, "").with("location", &receiver.url("/elsewhere"))],
+    );
+    receiver.script("/huge", vec![Answer::status(422, &"x".repeat(100_000))]);
+    for path in ["/flaky", "/limited", "/bad", "/moved", "/huge"] {
         add_hook(&site, &receiver.url(path), "json", "mail");
     }
     add_hook(&site, &receiver.url("/gone"), "slack", "mail");
@@ -324,10 +378,18 @@ fn retried_after_503_and_429_parked_on_400_removed_on_410() {
         "{}",
         site.log()
     );
+    // A redirect is not followed but parked; a huge reply is cut.
+    site.wait_for("the redirect and the huge reply parked", || {
+        site.ok(&["outbox"])
+            .starts_with("pending 0, retrying 0, failed 3, sent 2")
+    });
     let outbox = site.ok(&["outbox"]);
+    assert!(outbox.contains("\tHTTP 302\n"), "{outbox}");
+    assert!(receiver.to("/elsewhere").is_empty());
+    let huge = outbox.lines().find(|line| line.contains("/huge")).unwrap();
     assert!(
-        outbox.starts_with("pending 0, retrying 0, failed 1, sent 2"),
-        "{outbox}"
+        huge.ends_with(&format!("HTTP 422: {}", "x".repeat(300))),
+        "{huge}"
     );
     site.stop();
 }
@@ -446,6 +508,12 @@ fn kill_9_in_a_fan_out_to_2000_webhooks_loses_nothing() {
     let received = receiver.received();
     assert!(received.iter().all(|r| r.path != "/nobody"));
     let duplicates = received.len() - FOLLOWERS;
+    // One host: at most herald's per-host limit at once.
+    assert!(
+        receiver.most_in_flight() <= 16,
+        "{}",
+        receiver.most_in_flight()
+    );
     // Only those in flight at the kill (herald's IN_FLIGHT, 32) may come twice.
     assert!(duplicates <= 32, "{duplicates} duplicates");
     site.stop();

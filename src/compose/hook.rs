@@ -379,4 +379,42 @@ mod tests {
             Some(announcement.components.len())
         );
     }
+
+    #[test]
+    fn a_maintenance_notice_posts_herald_s_sentence_and_the_window() {
+        use crate::model::{Kind, Notice, NoticeKind, Status, Window};
+        let config = config();
+        let mut announcement = announcement(&config, STORAGE);
+        announcement.kind = Kind::Maintenance;
+        announcement.status = Status::Scheduled;
+        announcement.body_markdown = String::new();
+        let window = Window {
+            starts: announcement.instant + chrono::Duration::hours(2),
+            ends: announcement.instant + chrono::Duration::hours(3),
+        };
+        announcement.notice = Some(Notice {
+            kind: NoticeKind::Reminder {
+                lead: std::time::Duration::from_secs(3600),
+            },
+            window,
+            previous: None,
+        });
+        let subscriber = subscriber(Language::En);
+        let composer = Composer::new();
+        let post = composer.post(&config, &announcement, &subscriber, Format::Json);
+        assert!(post.key.ends_with("/reminder-3600s"), "{}", post.key);
+        let value: Value = serde_json::from_slice(&post.body).unwrap();
+        let incident = &value["incident"];
+        assert_eq!(incident["impact"], "maintenance");
+        assert_eq!(incident["status"], "scheduled");
+        assert_eq!(incident["scheduled_for"], time(&config, window.starts));
+        assert_eq!(incident["scheduled_until"], time(&config, window.ends));
+        let body = incident["incident_updates"][0]["body"].as_str().unwrap();
+        assert!(body.starts_with("The maintenance begins "), "{body}");
+        // A chat gets the same sentence, and the reminder as its status.
+        let slack = composer.post(&config, &announcement, &subscriber, Format::Slack);
+        let text = String::from_utf8(slack.body).unwrap();
+        assert!(text.contains("*Reminder*"), "{text}");
+        assert!(text.contains("The maintenance begins "), "{text}");
+    }
 }

@@ -61,6 +61,9 @@ struct State {
     /// Answers per path, used once each, in order.
     script: HashMap<String, VecDeque<Answer>>,
     delay: Duration,
+    /// Requests read and not yet answered, and the most there were.
+    in_flight: usize,
+    most_in_flight: usize,
 }
 
 pub struct Receiver {
@@ -112,6 +115,11 @@ impl Receiver {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// The most requests that were being answered at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.state.lock().unwrap().most_in_flight
+    }
+
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().received.len()
     }
@@ -159,6 +167,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         }
         let (answer, delay) = {
             let mut state = state.lock().unwrap();
+            state.in_flight += 1;
+            state.most_in_flight = state.most_in_flight.max(state.in_flight);
             let answer = state
                 .script
                 .get_mut(&path)
@@ -170,13 +180,17 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             std::thread::sleep(delay);
         }
         // Recorded when answered, as a receiver that commits first would.
-        state.lock().unwrap().received.push(Request {
-            method,
-            path,
-            headers,
-            body,
-            at: Instant::now(),
-        });
+        {
+            let mut state = state.lock().unwrap();
+            state.in_flight -= 1;
+            state.received.push(Request {
+                method,
+                path,
+                headers,
+                body,
+                at: Instant::now(),
+            });
+        }
         let mut head = format!(
             "HTTP/1.1 {} X\r\ncontent-length: {}\r\n",
             answer.status,
