@@ -10,7 +10,11 @@
 //! channel end to end with the real binary: `herald subscribers add
 //! --matrix '#alias:localhost'` joins, `herald run` posts an update of a
 //! followed component to the room, and a bot kicked out of the room has
-//! its subscription removed and logged; and the command's refusals.
+//! its subscription removed and logged; a message sent again after a
+//! crash stays one event; a token file others can read holds deliveries
+//! until fixed and reloaded; and the command's refusals. A loopback
+//! server in the homeserver's place answers 429, 502 and 400 for the
+//! retries and the parking.
 //! `scripts/test` installs Synapse (PyPI `matrix-synapse`) when missing.
 
 #[path = "support/receiver.rs"]
@@ -631,5 +635,61 @@ fn busy_and_failing_homeservers_are_retried_and_refusals_parked() {
     // Parked, not removed: the room is still subscribed.
     let list = site.ok(&["subscribers", "list"]);
     assert!(list.contains("!picky:example.org"), "{list}");
+    site.stop();
+}
+
+#[test]
+fn a_message_sent_again_after_a_crash_is_one_event_in_the_room() {
+    let synapse = synapse::shared();
+    let bot = synapse.register("herald");
+    let reader = synapse.register("reader");
+    let room = reader.create_room("again", &bot, 0);
+    let mut site = matrix_site(&bot, 0o600);
+    site.ok(&["subscribers", "add", "--matrix", &room]);
+    site.start();
+    site.write(
+        "web.md",
+        &incident(
+            "Web down",
+            "\"web\"",
+            &[(&format!("{} investigating", recent(0)), "Looking.")],
+        ),
+    );
+    site.wait_for("the message in the room", || {
+        !reader.messages(&room).is_empty()
+    });
+    site.wait_for("the delivery recorded", || {
+        !site.ok(&["outbox"]).contains(&room)
+    });
+    site.stop();
+    // As if herald had been killed after the homeserver took the event
+    // and before the outbox recorded it: the row is leased, not sent.
+    let database = rusqlite::Connection::open(site.path("state/herald.db")).unwrap();
+    let leased = database
+        .execute(
+            "UPDATE outbox SET status = 'pending', done_at = NULL, lease_until = 9999999999999",
+            [],
+        )
+        .unwrap();
+    assert_eq!(leased, 1);
+    drop(database);
+
+    site.start();
+    site.wait_for("the lease released at start", || {
+        site.log()
+            .contains("messages left in flight by the last run go back to pending")
+    });
+    site.wait_for("the message sent again", || {
+        let database = rusqlite::Connection::open(site.path("state/herald.db")).unwrap();
+        database
+            .query_row("SELECT status FROM outbox", [], |row| {
+                row.get::<_, String>(0)
+            })
+            .unwrap()
+            == "sent"
+    });
+    // Same transaction: the homeserver kept the first event only.
+    let messages = reader.messages(&room);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
     site.stop();
 }
