@@ -82,11 +82,14 @@ enum Command {
     /// one to a webhook
     SendTest {
         /// Recipient address
-        #[arg(required_unless_present = "webhook")]
+        #[arg(required_unless_present_any = ["webhook", "matrix"])]
         email: Option<String>,
         /// Post to this webhook instead
         #[arg(long, conflicts_with = "email")]
         webhook: Option<String>,
+        /// Post to this Matrix room (id or alias) with the `[matrix]` account
+        #[arg(long, conflicts_with_all = ["email", "webhook"])]
+        matrix: Option<String>,
         /// The webhook's format: json, slack, discord, teams or mattermost
         #[arg(long, requires = "webhook", default_value = "json", value_parser = parse_format)]
         format: Format,
@@ -208,6 +211,9 @@ fn main() -> ExitCode {
         Command::Subscribers(Subscribers::List) => cmd::subscribers_list(config),
         Command::Subscribers(Subscribers::Import { file }) => cmd::subscribers_import(config, file),
         Command::Outbox => cmd::outbox(config),
+        Command::SendTest {
+            matrix: Some(room), ..
+        } => cmd::send_test_matrix(config, room),
         Command::SendTest {
             webhook: Some(url),
             format,

@@ -693,3 +693,33 @@ fn a_message_sent_again_after_a_crash_is_one_event_in_the_room() {
     assert_eq!(messages.len(), 1, "{messages:#?}");
     site.stop();
 }
+
+#[test]
+fn send_test_posts_to_a_joined_room_and_fails_on_one_it_is_not_in() {
+    let synapse = synapse::shared();
+    let bot = synapse.register("herald");
+    let reader = synapse.register("reader");
+    let room = reader.create_room("tested", &bot, 0);
+    let site = matrix_site(&bot, 0o600);
+    // Not joined yet (only invited): the homeserver refuses, exit 3.
+    let stderr = fails(&site, &["send-test", "--matrix", "#tested:localhost"], 3);
+    assert!(
+        stderr.contains(&format!("cannot post the test message to {room}: 403 ")),
+        "{stderr}"
+    );
+    site.ok(&["subscribers", "add", "--matrix", &room]);
+    let posted = site.ok(&["send-test", "--matrix", "#tested:localhost"]);
+    assert!(
+        posted.starts_with(&format!("posted to {room} (event $")),
+        "{posted}"
+    );
+    let messages = reader.messages(&room);
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(
+        messages[0]["content"]["body"],
+        "Test message: This is a test message from herald: posts from Test status reach this address."
+    );
+    // Each test is a new event.
+    site.ok(&["send-test", "--matrix", &room]);
+    assert_eq!(reader.messages(&room).len(), 2);
+}

@@ -3,6 +3,8 @@
 //! invitation, so that posting to it works, and names it by its id, an
 //! alias resolved by joining.
 
+use crate::clock;
+use crate::compose::Composer;
 use crate::config::Config;
 use crate::driver::InvalidInput;
 use crate::mailer::matrix::{Client, Failure, RoomRef};
@@ -50,6 +52,24 @@ pub fn stored_room(config: &Config, text: &str) -> anyhow::Result<String> {
         .map_err(|failure| match failure {
             Failure::Gone(reply) => InvalidInput(format!("no room `{alias}`: {reply}")).into(),
             failure => anyhow::anyhow!("cannot look up {alias}: {}", failure.reply()),
+        })
+}
+
+/// `herald send-test --matrix ROOM`: one test message to the room (by
+/// id or alias), which herald's account must have joined; exit 3 when it
+/// cannot be posted.
+pub fn send_test(config: &Config, text: &str) -> anyhow::Result<String> {
+    let room = stored_room(config, text)?;
+    let (client, runtime) = account(config)?;
+    let message = Composer::new().matrix_test(config, clock::now());
+    runtime
+        .block_on(client.send(&room, &message))
+        .map(|event| format!("posted to {room} (event {event})"))
+        .map_err(|failure| {
+            anyhow::anyhow!(
+                "cannot post the test message to {room}: {}",
+                failure.reply()
+            )
         })
 }
 

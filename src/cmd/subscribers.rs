@@ -436,6 +436,13 @@ pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow
     })
 }
 
+/// `herald send-test --matrix ROOM`: one test message to the room.
+pub fn send_test_matrix(config: PathBuf, room: String) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    println!("{}", super::matrix::send_test(&config, &room)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `herald send-test EMAIL`: one message through the configured
 /// transport; exit 3 when it cannot be delivered.
 pub fn send_test(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {

@@ -19,6 +19,7 @@
 //! crash, with the same access token, is the same transaction to the
 //! homeserver, which keeps the first event rather than posting a second.
 
+use chrono::{DateTime, Utc};
 use minijinja::HtmlEscape;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -122,6 +123,35 @@ impl Composer {
                 "body": plain,
                 "format": "org.matrix.custom.html",
                 "formatted_body": html,
+                "m.mentions": {},
+            }),
+        }
+    }
+}
+
+impl Composer {
+    /// The message of `herald send-test --matrix`, in the site's
+    /// language; its transaction id comes from `now`, so each test is a
+    /// new event.
+    pub fn matrix_test(&self, config: &Config, now: DateTime<Utc>) -> MatrixMessage {
+        let language = config.site.language;
+        let site_title = one_line(&config.site.title);
+        let subject = self.strings.string(language, "test_subject", &site_title);
+        let text = defuse_mentions(&self.strings.string(language, "hook_test_body", &site_title));
+        MatrixMessage {
+            txn_id: format!(
+                "herald-test-{}",
+                now.timestamp_nanos_opt().unwrap_or_default()
+            ),
+            content: json!({
+                "msgtype": "m.notice",
+                "body": format!("{subject}: {text}"),
+                "format": "org.matrix.custom.html",
+                "formatted_body": format!(
+                    "<p><strong>{}</strong>: {}</p>",
+                    HtmlEscape(&subject),
+                    HtmlEscape(&text)
+                ),
                 "m.mentions": {},
             }),
         }
@@ -275,6 +305,26 @@ mod tests {
                 ROOM
             )
         );
+    }
+
+    #[test]
+    fn a_test_message_is_a_new_transaction_each_time() {
+        let config = config();
+        let now = Utc.with_ymd_and_hms(2019, 4, 4, 6, 21, 30).unwrap();
+        let message = Composer::new().matrix_test(&config, now);
+        assert_eq!(
+            message.content,
+            json!({
+                "msgtype": "m.notice",
+                "body": "Testmeddelande: Detta är ett testmeddelande från herald: inlägg från Example Hosting status når fram hit.",
+                "format": "org.matrix.custom.html",
+                "formatted_body": "<p><strong>Testmeddelande</strong>: Detta är ett testmeddelande från herald: inlägg från Example Hosting status når fram hit.</p>",
+                "m.mentions": {},
+            })
+        );
+        assert_eq!(message.txn_id, "herald-test-1554358890000000000");
+        let later = Composer::new().matrix_test(&config, now + chrono::Duration::nanoseconds(1));
+        assert_ne!(later.txn_id, message.txn_id);
     }
 
     #[test]
