@@ -267,6 +267,16 @@ mod tests {
         assert_eq!(message.content["m.mentions"], json!({}));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_text_keeps_a_room_mention(text in "(@|room|RoOm|@rOOM|\u{2060}|é| |x){0,12}") {
+            let defused = defuse_mentions(&text);
+            proptest::prop_assert!(!defused.to_ascii_lowercase().contains("@room"), "{:?}", defused);
+            // Only word joiners are added.
+            proptest::prop_assert_eq!(defused.replace('\u{2060}', ""), text.replace('\u{2060}', ""));
+        }
+    }
+
     #[test]
     fn mentions_are_defused_in_any_case_and_nothing_else_changes() {
         assert_eq!(defuse_mentions("@room"), "@\u{2060}room");
