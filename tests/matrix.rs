@@ -14,7 +14,8 @@
 //! crash stays one event; a token file others can read holds deliveries
 //! until fixed and reloaded; and the command's refusals. A loopback
 //! server in the homeserver's place answers 429, 502 and 400 for the
-//! retries and the parking.
+//! retries and the parking, and one over TLS with a test CA for the
+//! verified https path.
 //! `scripts/test` installs Synapse (PyPI `matrix-synapse`) when missing.
 
 #[path = "support/receiver.rs"]
@@ -25,6 +26,8 @@ mod site;
 mod site_toml;
 #[path = "support/synapse.rs"]
 mod synapse;
+#[path = "support/tls.rs"]
+mod tls;
 #[path = "support/wait.rs"]
 mod wait;
 
@@ -722,4 +725,98 @@ fn send_test_posts_to_a_joined_room_and_fails_on_one_it_is_not_in() {
     // Each test is a new event.
     site.ok(&["send-test", "--matrix", &room]);
     assert_eq!(reader.messages(&room).len(), 2);
+}
+
+/// A homeserver stand-in over TLS on 127.0.0.1 with a certificate for
+/// `localhost`: answers every request with an event id and records the
+/// request lines and `Authorization` headers. Its port.
+fn tls_homeserver(
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let connection = rustls::ServerConnection::new(std::sync::Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            let mut reader = BufReader::new(&mut tls);
+            let mut head = Vec::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let line = line.trim_end().to_owned();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                head.push(line);
+            }
+            if head.is_empty() {
+                continue; // the handshake failed: nothing to answer
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            record
+                .lock()
+                .unwrap()
+                .extend(head.into_iter().filter(|line| {
+                    line.starts_with("PUT ")
+                        || line.starts_with("authorization:")
+                        || line.starts_with("Authorization:")
+                }));
+            let answer = r#"{"event_id":"$tls"}"#;
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn an_https_homeserver_is_reached_over_verified_tls() {
+    let ca = tls::TestCa::new("herald test CA");
+    let (port, seen) = tls_homeserver(ca.server_config(&["localhost"]));
+    let homeserver = format!("https://localhost:{port}");
+    let mut site = matrix_site_at(&homeserver, "tls-token", 0o600);
+    std::fs::write(site.path("ca.pem"), ca.pem()).unwrap();
+    site.set_env("SSL_CERT_FILE", site.path("ca.pem"));
+    site.set_env("SSL_CERT_DIR", "");
+    let posted = site.ok(&["send-test", "--matrix", "!r:localhost"]);
+    assert_eq!(posted, "posted to !r:localhost (event $tls)\n");
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "PUT /_matrix/client/v3/rooms/%21r%3Alocalhost/send/m.room.message/herald-test-"
+        ),
+        "{lines:?}"
+    );
+    assert!(lines[1].ends_with(": Bearer tls-token"), "{lines:?}");
+
+    // A certificate from a CA the system does not trust: no token sent.
+    let mut stranger = matrix_site_at(&homeserver, "tls-token", 0o600);
+    let other = tls::TestCa::new("another CA");
+    std::fs::write(stranger.path("ca.pem"), other.pem()).unwrap();
+    stranger.set_env("SSL_CERT_FILE", stranger.path("ca.pem"));
+    stranger.set_env("SSL_CERT_DIR", "");
+    let stderr = fails(&stranger, &["send-test", "--matrix", "!r:localhost"], 3);
+    assert!(
+        stderr.contains(&format!("TLS with {homeserver} failed")),
+        "{stderr}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2, "nothing more was received");
 }
