@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn incident_text_mentions_no_room_and_becomes_no_markup() {
         let config = config();
-        let text = "+++\ntitle = \"Down @room <i>now</i>\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:20 investigating\nHey @room, @ROOM and @roomy! <script>x</script> [me](https://matrix.to/#/@room)\n";
+        let text = "+++\ntitle = \"Down @room <i>now</i>\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:20 investigating\nHey @room, @ROOM and @roomy! <script>x</script> [me](https://matrix.to/#/@room) [x](javascript:alert(1))\n";
         let announcement = announcement(&config, text);
         let message = Composer::new().matrix(&config, &announcement, ROOM, Language::Sv, TOKEN);
         let body = message.content["body"].as_str().unwrap();
@@ -251,6 +251,7 @@ mod tests {
             !html.contains("<script>") && !html.contains("<i>"),
             "{html}"
         );
+        assert!(!html.contains("javascript:"), "{html}");
         assert!(
             body.starts_with("Felsökning pågår: Down @\u{2060}room <i>now</i>\n"),
             "{body}"
