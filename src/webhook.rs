@@ -263,7 +263,8 @@ impl Client {
         let failed =
             |error: hyper::Error| Failure::Network(format!("HTTP handshake failed: {error}"));
         if !endpoint.secure {
-            let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            let (sender, connection) = builder()
+                .handshake(TokioIo::new(stream))
                 .await
                 .map_err(failed)?;
             tokio::spawn(async move {
@@ -282,12 +283,23 @@ impl Client {
             .map_err(|error| {
                 Failure::Network(format!("TLS with {} failed: {error}", endpoint.host))
             })?;
-        let (sender, connection) = http1::handshake(TokioIo::new(tls)).await.map_err(failed)?;
+        let (sender, connection) = builder()
+            .handshake(TokioIo::new(tls))
+            .await
+            .map_err(failed)?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
         Ok(sender)
     }
+}
+
+/// HTTP/1.1 with the head and the body in one write: one segment per
+/// request, which receivers read in one go.
+fn builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder.writev(false);
+    builder
 }
 
 fn authority(endpoint: &Endpoint) -> String {

@@ -646,3 +646,36 @@ fn rekey_gives_webhooks_new_secrets_and_says_so() {
     );
     assert!(!after.contains(&before), "{after}");
 }
+
+#[test]
+fn an_import_with_a_refused_or_malformed_url_imports_nothing() {
+    let receiver = Receiver::start();
+    let site = Site::new(&config());
+    fs::write(
+        site.path("refused.csv"),
+        format!(
+            "email,components\n{},mail\nhttps://10.0.0.1/x,mail\n",
+            receiver.url("/a")
+        ),
+    )
+    .unwrap();
+    let refused = site.herald(&["subscribers", "import", "refused.csv"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused webhook: 10.0.0.1 is a private address 10.0.0.1")
+            && stderr.contains("nothing was imported"),
+        "{stderr}"
+    );
+    fs::write(
+        site.path("malformed.csv"),
+        "a@example.org,mail\n  https://exa mple/,web\n",
+    )
+    .unwrap();
+    let malformed = site.herald(&["subscribers", "import", "malformed.csv"]);
+    let stderr = String::from_utf8_lossy(&malformed.stderr);
+    assert_eq!(malformed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("malformed.csv:2:3"), "{stderr}");
+    assert!(stderr.contains("is not a URL"), "{stderr}");
+    assert_eq!(site.ok(&["subscribers", "list"]), "");
+}

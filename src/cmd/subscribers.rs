@@ -158,14 +158,27 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
 /// operator allows) whose host resolves to addresses webhooks may reach;
 /// a refusal is invalid input (exit 1).
 fn admit_webhook(config: &Config, url: &str) -> anyhow::Result<String> {
+    Ok(admit_webhooks(config, &[url])?.remove(0))
+}
+
+/// [`admit_webhook`] for several URLs, on one runtime.
+fn admit_webhooks(config: &Config, urls: &[&str]) -> anyhow::Result<Vec<String>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime
-        .block_on(crate::webhook::admit(&config.webhooks, url))
-        .map(|endpoint| endpoint.to_string())
-        .map_err(|failure| InvalidInput(format!("refused webhook: {failure}")).into())
+    runtime.block_on(async {
+        let mut admitted = Vec::with_capacity(urls.len());
+        for url in urls {
+            match crate::webhook::admit(&config.webhooks, url).await {
+                Ok(endpoint) => admitted.push(endpoint.to_string()),
+                Err(failure) => {
+                    return Err(InvalidInput(format!("refused webhook: {failure}")).into());
+                }
+            }
+        }
+        Ok(admitted)
+    })
 }
 
 /// The published incident `id` names, or why it cannot be followed.
@@ -349,12 +362,13 @@ pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<Exit
     })?;
     // Webhooks must reach allowed addresses, all of them, or none is
     // imported.
-    for subscriber in &subscribers {
-        if subscriber.channel != Channel::Email {
-            admit_webhook(&config, &subscriber.address)
-                .map_err(|error| InvalidInput(format!("{error:#}; nothing was imported")))?;
-        }
-    }
+    let urls: Vec<&str> = subscribers
+        .iter()
+        .filter(|subscriber| subscriber.channel != Channel::Email)
+        .map(|subscriber| subscriber.address.as_str())
+        .collect();
+    admit_webhooks(&config, &urls)
+        .map_err(|error| InvalidInput(format!("{error:#}; nothing was imported")))?;
     let mut store = open_store(&config)?;
     let added = store.add_subscribers(&subscribers, clock::now())?;
     println!(

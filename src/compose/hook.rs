@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use super::Composer;
 use super::chat::{self, Message};
 use super::message::one_line;
-use super::variant::{notice_text, status_word};
+use super::variant::{TOKEN_SLOT, is_plain_token, mentions_slot, notice_text, status_word};
 use crate::announce::Announcement;
 use crate::config::Config;
-use crate::model::{Confirmation, Follows, Format, Kind, Subscriber};
+use crate::model::{Confirmation, Follows, Format, Kind, Language, Subscriber};
 use crate::render::api::{Indicator, component_status, page_id, statuspage_status};
 use crate::render::{i18n, incident_url, update_url};
 
@@ -54,7 +54,48 @@ fn component_name<'a>(config: &'a Config, id: &'a str) -> &'a str {
         .map_or(id, |component| component.name.as_str())
 }
 
+/// A post's body for every subscriber of one language in one format, the
+/// unsubscribe token left as a slot: a fan-out builds the JSON once, not
+/// once per subscriber.
+#[derive(Debug)]
+pub struct RenderedPost {
+    body: String,
+    key: String,
+    /// False when the incident or the configuration contains the slot's
+    /// text: then every post is rendered whole.
+    slot: bool,
+}
+
+impl RenderedPost {
+    /// The post with `token` in its slot; `None` when it must be
+    /// rendered whole ([`Composer::post`]).
+    pub fn fill(&self, token: &str) -> Option<Post> {
+        (self.slot && is_plain_token(token)).then(|| Post {
+            body: self.body.replace(TOKEN_SLOT, token).into_bytes(),
+            key: self.key.clone(),
+        })
+    }
+}
+
 impl Composer {
+    /// The post of `announcement` in `language` and `format`, the token
+    /// left as a slot.
+    pub fn render_post(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        language: Language,
+        format: Format,
+    ) -> RenderedPost {
+        let slot = !mentions_slot(config, announcement);
+        let post = self.post_with(config, announcement, language, TOKEN_SLOT, format);
+        RenderedPost {
+            body: String::from_utf8(post.body).unwrap_or_default(),
+            key: post.key,
+            slot,
+        }
+    }
+
     /// The post of `announcement` to `subscriber`, in `format`.
     pub fn post(
         &self,
@@ -63,9 +104,25 @@ impl Composer {
         subscriber: &Subscriber,
         format: Format,
     ) -> Post {
+        self.post_with(
+            config,
+            announcement,
+            subscriber.language,
+            &subscriber.token,
+            format,
+        )
+    }
+
+    fn post_with(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        language: Language,
+        token: &str,
+        format: Format,
+    ) -> Post {
         let site = &config.site;
-        let language = subscriber.language;
-        let unsubscribe = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
+        let unsubscribe = format!("{}unsubscribe/{token}", site.base_url);
         let body = match &announcement.notice {
             None => announcement.body_markdown.trim().to_owned(),
             Some(notice) => notice_text(&self.strings, config, language, notice),
@@ -345,7 +402,6 @@ fn statuspage(
 mod tests {
     use super::*;
     use crate::compose::fixtures::{STORAGE, announcement, config, subscriber};
-    use crate::model::Language;
 
     #[test]
     fn the_json_is_statuspages_webhook_with_this_update() {
@@ -378,6 +434,29 @@ mod tests {
             incident["components"].as_array().map(Vec::len),
             Some(announcement.components.len())
         );
+    }
+
+    #[test]
+    fn a_rendered_post_filled_is_the_post_rendered_whole() {
+        let config = config();
+        let subscriber = subscriber(Language::En);
+        let composer = Composer::new();
+        for format in Format::ALL {
+            let announcement = announcement(&config, STORAGE);
+            let rendered = composer.render_post(&config, &announcement, Language::En, format);
+            let whole = composer.post(&config, &announcement, &subscriber, format);
+            assert_eq!(rendered.fill(&subscriber.token), Some(whole), "{format:?}");
+            // An incident quoting the slot is rendered whole.
+            let quoting = announcement_quoting_the_slot(&config);
+            let rendered = composer.render_post(&config, &quoting, Language::En, format);
+            assert_eq!(rendered.fill(&subscriber.token), None);
+        }
+    }
+
+    fn announcement_quoting_the_slot(config: &Config) -> Announcement {
+        let mut quoting = announcement(config, STORAGE);
+        quoting.body_markdown = format!("See {TOKEN_SLOT}.");
+        quoting
     }
 
     #[test]

@@ -45,7 +45,7 @@ use minijinja::{Environment, Value};
 use crate::model::Language;
 use crate::render::templates::EMAILS;
 
-pub use hook::{DOCUMENTATION, Post, identity};
+pub use hook::{DOCUMENTATION, Post, RenderedPost, identity};
 pub use matrix::{MatrixMessage, defuse_mentions, txn_id};
 pub use message::{one_line, thread_root};
 pub use variant::{Rendered, Variant};

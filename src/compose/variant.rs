@@ -211,9 +211,9 @@ pub struct Rendered {
 /// Stands for the subscriber's token in a [`Rendered`]: 32 characters
 /// like the token, which neither HTML escaping nor anything else in a
 /// template changes.
-const TOKEN_SLOT: &str = "HERALDTOKENSLOTHERALDTOKENSLOT00";
+pub(super) const TOKEN_SLOT: &str = "HERALDTOKENSLOTHERALDTOKENSLOT00";
 
-fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
+pub(super) fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
     [
         announcement.title.as_str(),
         &announcement.body_markdown,
@@ -232,7 +232,7 @@ fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
 }
 
 /// Whether `token` can stand in a link as it is.
-fn is_plain_token(token: &str) -> bool {
+pub(super) fn is_plain_token(token: &str) -> bool {
     token.bytes().all(|byte| byte.is_ascii_alphanumeric())
 }
 

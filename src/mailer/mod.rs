@@ -1,4 +1,4 @@
-//! Drains the outbox. Does I/O (SQLite, SMTP, files).
+//! Drains the outbox. Does I/O (SQLite, SMTP, files, HTTP).
 //!
 //! The mailer leases a batch of due rows (sets `lease_until`), hands each
 //! message to [`CONCURRENCY`] SMTP connections that take them from one
@@ -25,9 +25,17 @@
 //! The drain is this module; messages leave through a [`Sender`], one of
 //! the transports beside it: `smtp` (the connections) and `file` (the
 //! `.eml` files).
+//!
+//! Each row goes by its subscriber's channel: email as above, webhooks as
+//! a POST through [`crate::webhook`] ([`post`]), with the same leases,
+//! permits, recorder and backoff. A webhook's reply is read by
+//! [`classify`]; a `Retry-After` delays the retry to at least then, and a
+//! revoked chat webhook's subscription is removed with its queued rows in
+//! the recording transaction.
 
 mod file;
 pub mod matrix;
+mod post;
 mod smtp;
 
 use std::collections::HashMap;
@@ -41,14 +49,15 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use self::post::compose_post;
+pub use self::post::{classify, post};
 pub use self::smtp::{CONCURRENCY, SmtpPool};
 use crate::announce::Announcement;
 use crate::clock;
-use crate::compose::{Composer, Post, Rendered, Variant};
+use crate::compose::{Composer, Rendered, RenderedPost, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
-use crate::endpoint::Endpoint;
-use crate::model::{Channel, Format};
+use crate::model::{Channel, Format, Language};
 use crate::store::{
     self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
 };
@@ -118,52 +127,6 @@ impl SendError {
             | SendError::Park(reply)
             | SendError::Revoked(reply) => reply,
         }
-    }
-}
-
-/// What a webhook's reply means: 2xx sent; 408, 429 and 5xx tried again
-/// (after `Retry-After` if it says); 404 and 410 from a chat webhook
-/// revoked; any other status (redirects too) parked with the reply kept.
-pub fn classify(reply: &webhook::Reply, format: Format) -> Result<(), SendError> {
-    let summary = reply.summary();
-    match reply.status {
-        200..=299 => Ok(()),
-        408 | 429 | 500..=599 => Err(match reply.retry_after {
-            Some(after) => SendError::RetryAfter(summary, after),
-            None => SendError::Retry(summary),
-        }),
-        404 | 410 if format.is_chat() => Err(SendError::Revoked(summary)),
-        _ => Err(SendError::Park(summary)),
-    }
-}
-
-/// POSTs `post` to `url`, signed with `signing` if given; `Ok` only on a
-/// 2xx reply.
-pub async fn post(
-    client: &webhook::Client,
-    url: &str,
-    format: Format,
-    post: Post,
-    signing: Option<&str>,
-) -> Result<(), SendError> {
-    let endpoint = Endpoint::parse(url).map_err(|refusal| SendError::Park(refusal.to_string()))?;
-    let mut headers = vec![("idempotency-key", post.key)];
-    if let Some(secret) = signing {
-        let timestamp = clock::now().timestamp();
-        headers.push((
-            "herald-signature",
-            crate::token::signature(secret, timestamp, &post.body),
-        ));
-    }
-    let request = webhook::Request {
-        endpoint: &endpoint,
-        body: post.body.into(),
-        headers,
-    };
-    match client.post(&request).await {
-        Ok(reply) => classify(&reply, format),
-        Err(webhook::Failure::Refused(refusal)) => Err(SendError::Park(refusal.to_string())),
-        Err(webhook::Failure::Network(reason)) => Err(SendError::Retry(reason)),
     }
 }
 
@@ -238,6 +201,8 @@ struct Shared {
     announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
     /// Alert texts by announcement and variant.
     rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
+    /// Post bodies by announcement, language and format.
+    posts: Mutex<HashMap<(i64, Language, Format), Arc<RenderedPost>>>,
     retry_base: Duration,
     wake: Arc<Notify>,
     deferrals: Deferrals,
@@ -472,6 +437,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         store: Mutex::new(store),
         announcements: Mutex::new(HashMap::new()),
         rendered: Mutex::new(HashMap::new()),
+        posts: Mutex::new(HashMap::new()),
         wake: Arc::clone(wake),
         deferrals: Deferrals::default(),
         config,
@@ -848,37 +814,6 @@ async fn record(shared: Arc<Shared>, mut finished: mpsc::UnboundedReceiver<Finis
                 anyhow::Error::from(error)
             ),
             Err(error) => tracing::error!(messages = count, "cannot record deliveries: {error}"),
-        }
-    }
-}
-
-/// The post of `job` to a webhook, and the secret to sign it with (none
-/// for a confirmation: the receiver has no secret yet).
-fn compose_post(
-    shared: &Shared,
-    job: &Job,
-    format: Format,
-) -> Result<(Post, Option<String>), SendError> {
-    match job {
-        Job::Confirm(row) => Ok((
-            shared
-                .composer
-                .post_confirmation(&shared.config, &row.confirmation, format),
-            None,
-        )),
-        Job::Alert(row) => {
-            let announcement = shared
-                .announcement(row.announcement)
-                .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
-                .ok_or_else(|| {
-                    SendError::Park("the announcement is missing from the database".into())
-                })?;
-            Ok((
-                shared
-                    .composer
-                    .post(&shared.config, &announcement, &row.subscriber, format),
-                row.subscriber.signing.clone(),
-            ))
         }
     }
 }
