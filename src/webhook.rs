@@ -109,7 +109,10 @@ struct HostState {
 /// The client, shared by every delivery.
 pub struct Client {
     policy: Policy,
-    tls: tokio_rustls::TlsConnector,
+    /// Made at the first https connection: a machine without CA
+    /// certificates still sends email and plain-http webhooks, and says
+    /// why its https webhooks wait.
+    tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
     hosts: Mutex<HashMap<(bool, String, u16), Arc<HostState>>>,
 }
 
@@ -120,18 +123,30 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(policy: Policy) -> Result<Client, rustls::Error> {
-        use rustls_platform_verifier::BuilderVerifierExt as _;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_platform_verifier()?
-            .with_no_client_auth();
-        Ok(Client {
+    pub fn new(policy: Policy) -> Client {
+        Client {
             policy,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: std::sync::OnceLock::new(),
             hosts: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    /// rustls with the platform's verifier, made once.
+    fn tls(&self) -> Result<&tokio_rustls::TlsConnector, Failure> {
+        self.tls
+            .get_or_init(|| {
+                use rustls_platform_verifier::BuilderVerifierExt as _;
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .and_then(|builder| builder.with_platform_verifier())
+                    .map(|builder| {
+                        tokio_rustls::TlsConnector::from(Arc::new(builder.with_no_client_auth()))
+                    })
+                    .map_err(|error| format!("cannot set up TLS for webhooks: {error}"))
+            })
+            .as_ref()
+            .map_err(|reason| Failure::Network(reason.clone()))
     }
 
     pub fn policy(&self) -> &Policy {
@@ -277,7 +292,7 @@ impl Client {
             Host::Ip(ip) => Ok(rustls::pki_types::ServerName::IpAddress((*ip).into())),
         }
         .map_err(|error| Failure::Network(format!("invalid TLS name: {error}")))?;
-        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, stream))
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls()?.connect(name, stream))
             .await
             .map_err(|_| Failure::Network(format!("TLS with {} timed out", endpoint.host)))?
             .map_err(|error| {

@@ -679,3 +679,61 @@ fn an_import_with_a_refused_or_malformed_url_imports_nothing() {
     assert!(stderr.contains("is not a URL"), "{stderr}");
     assert_eq!(site.ok(&["subscribers", "list"]), "");
 }
+
+#[test]
+fn a_webhook_following_one_incident_gets_its_updates_until_the_resolution() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    let first = format!("{} investigating", recent(3));
+    let second = format!("{} identified", recent(2));
+    let third = format!("{} resolved", recent(1));
+    let storage = |updates: &[(&str, &str)]| incident("Storage failure", "\"mail\"", updates);
+    site.write("storage.md", &storage(&[(&first, "One.")]));
+    let follow = receiver.url("/follow");
+    let out = site.ok(&[
+        "subscribers",
+        "add",
+        "--webhook",
+        &follow,
+        "--incident",
+        "storage",
+    ]);
+    assert!(
+        out.starts_with(&format!("added {follow} (webhook)")),
+        "{out}"
+    );
+    add_hook(&site, &receiver.url("/witness"), "json", "*");
+    site.start();
+    site.write(
+        "storage.md",
+        &storage(&[(&first, "One."), (&second, "Two.")]),
+    );
+    site.wait_for("the follower's post", || receiver.to("/follow").len() == 1);
+    site.write(
+        "other.md",
+        &incident(
+            "Other",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(1)), "Else.")],
+        ),
+    );
+    site.wait_for("the witness's two posts", || {
+        receiver.to("/witness").len() == 2
+    });
+    site.write(
+        "storage.md",
+        &storage(&[(&first, "One."), (&second, "Two."), (&third, "Fixed.")]),
+    );
+    site.wait_for("the resolution", || receiver.to("/follow").len() == 2);
+    let statuses: Vec<Value> = receiver
+        .to("/follow")
+        .iter()
+        .map(|request| request.json()["incident"]["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["identified", "resolved"]);
+    // The follow ended and nothing else was followed: the webhook is gone.
+    site.wait_for("the follower removed", || {
+        !site.ok(&["subscribers", "list"]).contains("/follow")
+    });
+    site.stop();
+}
