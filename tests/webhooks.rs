@@ -14,6 +14,8 @@ mod receiver;
 mod site;
 #[path = "support/site_toml.rs"]
 mod site_toml;
+#[path = "support/tls.rs"]
+mod tls;
 #[path = "support/wait.rs"]
 mod wait;
 
@@ -735,5 +737,44 @@ fn a_webhook_following_one_incident_gets_its_updates_until_the_resolution() {
     site.wait_for("the follower removed", || {
         !site.ok(&["subscribers", "list"]).contains("/follow")
     });
+    site.stop();
+}
+
+#[test]
+fn https_receivers_are_verified_against_the_trusted_roots() {
+    let trusted = tls::TestCa::new("herald test CA");
+    let stranger = tls::TestCa::new("someone else's CA");
+    let good = Receiver::start_tls(trusted.server_config(&["127.0.0.1"]));
+    let forged = Receiver::start_tls(stranger.server_config(&["127.0.0.1"]));
+    let mut site = Site::new(&config());
+    fs::write(site.path("ca.pem"), trusted.pem()).unwrap();
+    site.set_env("SSL_CERT_FILE", site.path("ca.pem"));
+    site.set_env("SSL_CERT_DIR", "");
+    let secret = add_hook(&site, &good.url("/tls"), "json", "mail");
+    add_hook(&site, &forged.url("/forged"), "json", "mail");
+    site.start();
+    site.write(
+        "storage.md",
+        &incident(
+            "Storage failure",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(1)), "Disks.")],
+        ),
+    );
+    site.wait_for("the post over TLS", || !good.to("/tls").is_empty());
+    let post = &good.to("/tls")[0];
+    verify_with_python(&secret, post.header("herald-signature"), &post.body);
+    // The other certificate is not trusted: nothing reaches it, and the
+    // post waits with the reason.
+    site.wait_for("the untrusted receiver's reason in the outbox", || {
+        String::from_utf8_lossy(&site.herald(&["outbox"]).stdout)
+            .contains("TLS with 127.0.0.1 failed")
+    });
+    assert!(forged.received().is_empty());
+    let outbox = site.ok(&["outbox"]);
+    assert!(
+        outbox.contains(&format!("retrying\t{}", forged.url("/forged"))),
+        "{outbox}"
+    );
     site.stop();
 }
