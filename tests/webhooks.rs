@@ -577,6 +577,8 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
         "{confirmation}"
     );
     assert!(secret.starts_with("whsec_"), "{confirmation}");
+    let first = receiver.to("/self")[0].clone();
+    verify_with_python(&secret, first.header("herald-signature"), &first.body);
     assert_eq!(
         confirmation["confirmation"]["follows"],
         serde_json::json!(["Mail"])
