@@ -562,6 +562,11 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
     );
     let asked = http::post_form(port, "/subscribe", "192.0.2.2", &body);
     assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked.body.contains("Confirm in the channel"),
+        "{}",
+        asked.body
+    );
     site.wait_for("the confirmation post", || !receiver.to("/self").is_empty());
     let confirmation = receiver.to("/self")[0].json();
     let confirm_url = confirmation["confirmation"]["confirm_url"]

@@ -182,6 +182,7 @@ pub(super) async fn subscribe(
         return too_many(&site, wait);
     }
     tracing::debug!(address = %request.address, "subscription asked for");
+    let webhook = request.channel != Channel::Email;
     let (stored, done) = oneshot::channel();
     if shared
         .requests
@@ -191,7 +192,15 @@ pub(super) async fn subscribe(
         return unavailable(&site);
     }
     match done.await {
-        Ok(true) => page(&site, StatusCode::OK, Notice::Requested),
+        Ok(true) => page(
+            &site,
+            StatusCode::OK,
+            if webhook {
+                Notice::Posted
+            } else {
+                Notice::Requested
+            },
+        ),
         _ => unavailable(&site),
     }
 }
