@@ -573,4 +573,47 @@ mod tests {
             .unwrap();
         assert_eq!(count(&store), 0);
     }
+
+    #[test]
+    fn a_rebuild_that_would_leave_a_dangling_row_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.db");
+        let connection = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..4] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 4).unwrap();
+        // An outbox row whose announcement is gone, as a damaged file
+        // might hold.
+        connection
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 INSERT INTO subscribers VALUES (1, 'a@example.org', 1, 'sv', 'n1', 'c');
+                 INSERT INTO outbox (announcement, subscriber, status, created, next_attempt_at)
+                     VALUES (99, 1, 'pending', 0, 0);",
+            )
+            .unwrap();
+        drop(connection);
+        let error = Store::open(dir.path())
+            .err()
+            .expect("the migration is refused");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state database {}: cannot migrate the schema",
+                path.display()
+            )
+        );
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(
+            cause.contains("a row of `outbox` refers to one that is gone"),
+            "{cause}"
+        );
+        // Rolled back: still version 4.
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+    }
 }
