@@ -84,6 +84,8 @@ pub struct OutboxEntry {
     pub state: OutboxState,
     pub address: String,
     pub incident: String,
+    /// The update's instant; for a maintenance notice, then its kind
+    /// (`2026-12-10T21:00:00+00:00 started`).
     pub instant: String,
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
@@ -535,7 +537,8 @@ impl Store {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident, a.instant
+                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident,
+                        a.instant || CASE WHEN a.notice = '' THEN '' ELSE ' ' || a.notice END
                  FROM outbox o JOIN subscribers s ON s.id = o.subscriber JOIN announcements a ON a.id = o.announcement
                  WHERE o.status != 'sent'
                  ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
