@@ -367,6 +367,22 @@ mod tests {
                 (id.clone(), NoticeKind::Rescheduled, at(7)),
             ])
         );
+        // `herald outbox` tells a notice by its kind.
+        let mut listed: Vec<String> = store
+            .outbox(10)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.instant)
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                "2019-04-04T06:00:00+00:00",
+                "2019-04-04T06:00:00+00:00 reminder-14400s",
+                "2019-04-04T07:00:00+00:00 rescheduled",
+            ]
+        );
         // Each reads back as it was queued.
         let leased = store.lease(at(9), at(10), 10).unwrap();
         let mut read: Vec<Announcement> = leased
