@@ -98,7 +98,7 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     );
     assert!(page.contains("href=\"storage.atom\""), "{page}");
 
-    // An incident that has no page cannot be followed.
+    // An incident that is not published cannot be followed.
     let refused = http::post_form(
         port,
         "/subscribe",
@@ -114,6 +114,8 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
         refused.body
     );
 
+    // After a reload the server still knows what may be followed.
+    site.reload();
     let asked = http::post_form(
         port,
         "/subscribe",
@@ -164,9 +166,16 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     site.wait_for("the resolution to the follower", || {
         subjects_to(&server, "one@example.org").len() == 3
     });
-    // A closed incident offers no more following.
+    // A closed incident offers no more following, and takes none.
     let page = fs::read_to_string(site.path("public/incidents/storage.html")).unwrap();
     assert!(!page.contains("name=\"incident\""), "{page}");
+    let closed = http::post_form(
+        port,
+        "/subscribe",
+        "192.0.2.2",
+        "email=late%40example.org&incident=storage",
+    );
+    assert_eq!(closed.status, 400, "{closed:?}");
     // Reopened after the resolution: the follower hears nothing more.
     let reopened = format!("{fourth} investigating");
     site.write(

@@ -34,7 +34,6 @@ use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
 use crate::model::Follows;
-use crate::render::incident_path;
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
@@ -144,10 +143,8 @@ pub(super) async fn subscribe(
     let form = forms::parse_form(&body)
         .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()))
         .and_then(|form| match &form.follows {
-            // An incident to follow is one whose page is published.
-            Follows::Incident(id)
-                if !site.config.paths.output.join(incident_path(id)).is_file() =>
-            {
+            // An incident to follow is published and not closed.
+            Follows::Incident(id) if !shared.followable.borrow().contains(id) => {
                 Err("incident_unknown")
             }
             _ => Ok(form),
