@@ -135,6 +135,18 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     );
     let confirmed = http::get(port, &confirm_link(&text));
     assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    // Another asks too, but follows the link only after the resolution.
+    let slow = http::post_form(
+        port,
+        "/subscribe",
+        "192.0.2.3",
+        "email=slow%40example.org&incident=storage",
+    );
+    assert_eq!(slow.status, 200, "{slow:?}");
+    site.wait_for("the second confirmation", || {
+        !subjects_to(&server, "slow@example.org").is_empty()
+    });
+    let slow_link = confirm_link(&text_to(&server, "slow@example.org"));
 
     // An update of the incident reaches the follower; one of another
     // incident on the same component does not.
@@ -176,6 +188,8 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
         "email=late%40example.org&incident=storage",
     );
     assert_eq!(closed.status, 400, "{closed:?}");
+    let too_late = http::get(port, &slow_link);
+    assert_eq!(too_late.status, 404, "{too_late:?}");
     // Reopened after the resolution: the follower hears nothing more.
     let reopened = format!("{fourth} investigating");
     site.write(

@@ -186,7 +186,11 @@ pub(super) async fn confirm(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    match with_store(&shared, move |store| store.confirm(&link, clock::now())).await {
+    let open = Arc::clone(&shared.followable.borrow());
+    let confirmed = with_store(&shared, move |store| {
+        store.confirm_following(&link, clock::now(), |id| open.contains(id))
+    });
+    match confirmed.await {
         Ok(Confirmed::Now | Confirmed::Already) => page(&site, StatusCode::OK, Notice::Confirmed),
         Ok(Confirmed::Expired | Confirmed::Unknown) => {
             page(&site, StatusCode::NOT_FOUND, Notice::NotFound)

@@ -201,6 +201,18 @@ impl Store {
     /// subscriber with the request's components and language (an
     /// existing subscriber keeps their unsubscribe link).
     pub fn confirm(&mut self, link_token: &str, now: DateTime<Utc>) -> Result<Confirmed, Error> {
+        self.confirm_following(link_token, now, |_| true)
+    }
+
+    /// [`Store::confirm`], where a request to follow an incident that is
+    /// no longer `open` (closed since it was asked for) has expired:
+    /// there is nothing left to follow.
+    pub fn confirm_following(
+        &mut self,
+        link_token: &str,
+        now: DateTime<Utc>,
+        open: impl Fn(&IncidentId) -> bool,
+    ) -> Result<Confirmed, Error> {
         let hash = token::hash(link_token);
         type Row = (
             i64,
@@ -249,12 +261,18 @@ impl Store {
         if expires <= millis(now) {
             return Ok(Confirmed::Expired);
         }
+        let follows = request_follows(all, &components, incident.as_deref());
+        if let Follows::Incident(id) = &follows
+            && !open(id)
+        {
+            return Ok(Confirmed::Expired);
+        }
         // Adding first and marking second: a failure in between leaves a
         // link that, followed again, adds the same subscriber again.
         self.add_subscribers(
             &[NewSubscriber {
                 address,
-                follows: request_follows(all, &components, incident.as_deref()),
+                follows,
                 language: Language::parse(&language).unwrap_or(Language::En),
             }],
             now,
@@ -715,5 +733,41 @@ mod tests {
         );
         assert_eq!(store.unsubscribe(legacy).unwrap(), Unsubscribed::Now);
         assert_eq!(addresses(&store), []);
+    }
+
+    #[test]
+    fn a_request_to_follow_an_incident_closed_since_has_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let storage = IncidentId::new("storage").unwrap();
+        let request = NewRequest {
+            address: "one@example.org".into(),
+            follows: Follows::Incident(storage.clone()),
+            language: Language::En,
+        };
+        store.request_subscriptions(&[request], at(2, 8)).unwrap();
+        let leased = store.lease_confirmations(at(2, 8), at(2, 9), 10).unwrap();
+        assert_eq!(
+            leased[0].confirmation.follows,
+            Follows::Incident(storage.clone())
+        );
+        let token = leased[0].confirmation.token.clone();
+        assert_eq!(
+            store
+                .confirm_following(&token, at(2, 9), |_| false)
+                .unwrap(),
+            Confirmed::Expired
+        );
+        assert!(store.subscribers().unwrap().is_empty());
+        assert_eq!(
+            store
+                .confirm_following(&token, at(2, 9), |id| *id == storage)
+                .unwrap(),
+            Confirmed::Now
+        );
+        assert_eq!(
+            store.followed_incidents().unwrap(),
+            [("one@example.org".to_owned(), "storage".to_owned())]
+        );
     }
 }
