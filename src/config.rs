@@ -4,6 +4,7 @@
 //! Pure: the caller reads the file and passes its path (for messages and for
 //! resolving relative paths) and its text.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::model::{Component, Language, is_slug};
+use crate::model::{Component, Language, Severity, is_slug};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,7 @@ pub struct RawConfig {
     pub email: Option<RawEmail>,
     pub publish: Option<RawPublish>,
     pub http: Option<RawHttp>,
+    pub alertmanager: Option<Spanned<RawAlertmanager>>,
     pub maintenance: Option<RawMaintenance>,
 }
 
@@ -89,6 +91,15 @@ pub struct RawHttp {
     pub listen: Spanned<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    pub token_file: String,
+    pub component_label: Option<String>,
+    pub severity: Option<BTreeMap<String, Spanned<String>>>,
+    pub resolve: Option<bool>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The configuration file itself.
@@ -99,6 +110,7 @@ pub struct Config {
     pub email: Option<Email>,
     pub publish: Option<Publish>,
     pub http: Option<Http>,
+    pub alertmanager: Option<Alertmanager>,
     pub maintenance: Maintenance,
 }
 
@@ -164,6 +176,29 @@ pub struct Publish {
 pub struct Http {
     pub listen: SocketAddr,
 }
+
+/// `[alertmanager]`: alerts in through `POST /hooks/alertmanager` on the
+/// `[http]` listener.
+#[derive(Debug, Clone)]
+pub struct Alertmanager {
+    /// Holds the bearer token Alertmanager sends.
+    pub token_file: PathBuf,
+    /// The label naming an alert's component.
+    pub component_label: String,
+    /// `labels.severity` value → severity; values not here are `major`.
+    pub severity: BTreeMap<String, Severity>,
+    /// Whether a resolved group appends a `resolved` update to its
+    /// published incident.
+    pub resolve: bool,
+}
+
+/// Alertmanager's usual severities, before `[alertmanager.severity]`.
+const DEFAULT_ALERT_SEVERITIES: &[(&str, Severity)] = &[
+    ("critical", Severity::Critical),
+    ("error", Severity::Major),
+    ("warning", Severity::Minor),
+    ("info", Severity::Minor),
+];
 
 impl Config {
     pub fn component(&self, id: &str) -> Option<&Component> {
@@ -482,6 +517,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             }
         }
     });
+    let alertmanager = raw.alertmanager.as_ref().map(|table| {
+        if raw.http.is_none() {
+            report(
+                table.span(),
+                "`[alertmanager]` needs `[http]`: its hook is served there".into(),
+            );
+        }
+        let table = table.get_ref();
+        let mut severity: BTreeMap<String, Severity> = DEFAULT_ALERT_SEVERITIES
+            .iter()
+            .map(|(label, severity)| ((*label).to_owned(), *severity))
+            .collect();
+        for (label, value) in table.severity.iter().flatten() {
+            match Severity::parse(value.get_ref()) {
+                Some(parsed) => {
+                    severity.insert(label.clone(), parsed);
+                }
+                None => report(
+                    value.span(),
+                    format!(
+                        "unknown severity `{}`, expected `minor`, `major` or `critical`",
+                        value.get_ref()
+                    ),
+                ),
+            }
+        }
+        Alertmanager {
+            token_file: base.join(&table.token_file),
+            component_label: table
+                .component_label
+                .clone()
+                .unwrap_or_else(|| "component".to_owned()),
+            severity,
+            resolve: table.resolve.unwrap_or(false),
+        }
+    });
 
     if !errors.is_empty() {
         return Err(errors);
@@ -504,6 +575,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         email,
         publish,
         http,
+        alertmanager,
         maintenance,
     })
 }
@@ -651,6 +723,34 @@ listen = "127.0.0.1:8081"
             "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\ntitel = \"y\"\n",
             "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`",
         );
+    }
+
+    #[test]
+    fn alertmanager_needs_http_and_known_severities() {
+        let site = "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\n";
+        check_error(
+            &format!("{site}[alertmanager]\ntoken_file = \"t\"\n"),
+            "conf/herald.toml:4:1: error: `[alertmanager]` needs `[http]`: its hook is served there",
+        );
+        check_error(
+            &format!(
+                "{site}[http]\nlisten = \"127.0.0.1:1\"\n[alertmanager]\ntoken_file = \"t\"\nseverity = {{ page = \"urgent\" }}\n"
+            ),
+            "conf/herald.toml:8:21: error: unknown severity `urgent`, expected `minor`, `major` or `critical`",
+        );
+        let config = parse(
+            Path::new("conf/herald.toml"),
+            &format!(
+                "{site}[http]\nlisten = \"127.0.0.1:1\"\n[alertmanager]\ntoken_file = \"t\"\nseverity = {{ warning = \"major\" }}\n"
+            ),
+        )
+        .unwrap();
+        let settings = config.alertmanager.unwrap();
+        assert_eq!(settings.token_file, Path::new("conf/t"));
+        assert_eq!(settings.component_label, "component");
+        assert_eq!(settings.severity["warning"], Severity::Major);
+        assert_eq!(settings.severity["critical"], Severity::Critical);
+        assert!(!settings.resolve);
     }
 
     #[test]

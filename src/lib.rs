@@ -2,6 +2,7 @@
 //! email. See `ARCHITECTURE.md` for the map.
 
 pub mod address;
+pub mod alerts;
 pub mod announce;
 pub mod clock;
 pub mod cmd;

@@ -67,6 +67,11 @@ enum Command {
         /// Text of the update (Markdown)
         text: Option<String>,
     },
+    /// Publish a draft incident (one made from an alert, or `draft = true`)
+    Publish {
+        /// Id of an existing incident
+        id: String,
+    },
     /// Manage email subscribers
     #[command(subcommand)]
     Subscribers(Subscribers),
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
             status,
             text,
         }),
+        Command::Publish { id } => cmd::publish(&config, &id),
         Command::Subscribers(Subscribers::Add {
             email,
             components,

@@ -561,7 +561,7 @@ Summary with <script>alert("summary")</script>.
     for html in [&index, &page] {
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<b>storage"));
-        assert!(!html.contains("<img"));
+        assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("Outage in &lt;b&gt;storage&lt;/b&gt; &amp; &quot;more&quot;"));
         assert!(html.contains("&lt;script&gt;alert(\"body\")&lt;/script&gt; and &lt;img src=x"));
         assert!(html.contains("Test &lt;status&gt;</title>"));
@@ -569,6 +569,17 @@ Summary with <script>alert("summary")</script>.
     assert!(page.contains("<div class=\"summary\"><p>Summary with &lt;script&gt;alert(\"summary\")&lt;/script&gt;.</p>"));
     assert!(index.contains("Affects: Web &amp; &lt;API&gt;"));
     assert!(index.contains("<span class=\"name\">Web &amp; &lt;API&gt;</span>"));
+    // The badge's text and its snippets: names escaped, never markup.
+    assert!(
+        index.contains(
+            "<img src=\"components/web.svg\" alt=\"Web &amp; &lt;API&gt;: Partial outage\">"
+        ),
+        "{index}"
+    );
+    assert!(
+        index.contains("<pre><code>&lt;a href=&quot;https://status.example.com/&quot;&gt;&lt;img src=&quot;https://status.example.com/components/web.svg&quot; alt=&quot;Web API&quot;&gt;&lt;/a&gt;</code></pre>"),
+        "{index}"
+    );
     assert!(index.contains(
         "title=\"March 1, 2026: Partial outage – Outage in &lt;b&gt;storage&lt;/b&gt; &amp; &quot;more&quot;\""
     ));

@@ -315,6 +315,14 @@ fn check_outputs(outputs: &[Output], events: &dyn Fn(&str) -> usize) {
             check_page(path, text);
         } else if path.ends_with(".ics") {
             check_calendar(path, text, events(path));
+        } else if path.ends_with(".txt") {
+            // For terminals: nothing that moves a cursor or sets a colour.
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{path} has a control character: {text:?}"
+            );
         } else if path.ends_with(".json")
             && let Err(error) = serde_json::from_str::<serde_json::Value>(text)
         {

@@ -18,7 +18,7 @@ mod incidents;
 mod subscribers;
 
 pub use crate::driver::{InvalidInput, config_path};
-pub use incidents::{NewOptions, PostOptions, heading_time, new, post};
+pub use incidents::{NewOptions, PostOptions, heading_time, new, post, publish};
 pub use subscribers::{
     SubscribeOptions, outbox, parse_subscribers_csv, rekey, send_test, subscribers_add,
     subscribers_import, subscribers_list, subscribers_remove,

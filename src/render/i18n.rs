@@ -112,6 +112,16 @@ pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> St
     )
 }
 
+/// `99,95 %` / `99.95 %`: two decimals, a space before the sign, as both
+/// languages' style guides want it.
+pub fn percent(language: Language, value: f64) -> String {
+    let text = format!("{value:.2} %");
+    match language {
+        Language::Sv => text.replace('.', ","),
+        Language::En => text,
+    }
+}
+
 /// `april 2019` / `April 2019`.
 pub fn month_title(language: Language, year: i32, month: u32) -> String {
     format!("{} {year}", month_name(language, month))
@@ -122,6 +132,13 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use chrono_tz::Europe::Stockholm;
+
+    #[test]
+    fn percentages_as_each_language_writes_them() {
+        assert_eq!(percent(Language::En, 99.95), "99.95 %");
+        assert_eq!(percent(Language::Sv, 99.9), "99,90 %");
+        assert_eq!(percent(Language::En, 100.0), "100.00 %");
+    }
 
     #[test]
     fn dates_as_each_language_writes_them() {

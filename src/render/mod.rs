@@ -5,14 +5,16 @@
 //! change touches: the changed incidents' pages, the months they fall in,
 //! the feeds of their components, and the site-wide indexes.
 
+pub mod api;
+mod badge;
 pub mod feed;
 mod history;
 pub mod html;
 pub mod i18n;
 pub mod ics;
 pub mod notice;
-pub mod summary;
 pub mod templates;
+mod text;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -329,19 +331,17 @@ pub fn render(
             bytes: html::stylesheet(site),
         });
     }
-    let summary = summary::summary(site, corpus);
-    rendered.outputs.push(Output {
-        path: "status.json".into(),
-        bytes: summary.clone(),
-    });
-    rendered.outputs.push(Output {
-        path: "api/v2/summary.json".into(),
-        bytes: summary,
-    });
+    rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
+    let index = html::index_outputs(site, corpus)?;
+    rendered.outputs.extend(index.badges);
+    rendered.outputs.push(Output {
+        path: "index.txt".into(),
+        bytes: index.text,
+    });
     rendered.outputs.push(Output {
         path: "index.html".into(),
-        bytes: html::index(site, corpus)?,
+        bytes: index.html,
     });
     Ok(rendered)
 }

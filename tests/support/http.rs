@@ -73,6 +73,7 @@ pub fn get(port: u16, path: &str) -> Response {
 
 /// A form POST from `client` (sent as X-Forwarded-For, which herald
 /// trusts from loopback).
+#[allow(dead_code, reason = "each test binary uses a part of it")]
 pub fn post_form(port: u16, path: &str, client: &str, body: &str) -> Response {
     send(
         port,
