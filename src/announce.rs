@@ -15,8 +15,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
-use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Status, Update};
-use crate::render::Revisions;
+use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Language, Status, Update};
+use crate::render::{Revisions, i18n};
 
 /// An update's identity.
 pub type UpdateKey = (IncidentId, DateTime<Utc>);
@@ -93,9 +93,17 @@ pub struct Announcement {
     pub body_markdown: String,
     /// The body as HTML, raw HTML in the source already escaped by `parse`.
     pub body_html: String,
-    /// Every component the incident affects, in the incident's order, with
-    /// the status the incident holds it at as of this update.
+    /// Every component the incident affects as of this update (those that
+    /// joined later are left out of earlier updates), in the incident's
+    /// order, with the status the incident holds it at.
     pub components: Vec<(String, ComponentStatus)>,
+    /// The first update, or one whose status differs from the one before:
+    /// the subject names the status, otherwise the text's first words.
+    pub status_changed: bool,
+    /// One of the changes (the first update, a change of the incident's
+    /// or a component's status, the resolution): what subscribers who
+    /// asked for fewer emails get.
+    pub change: bool,
 }
 
 impl Announcement {
@@ -109,11 +117,23 @@ impl Announcement {
             body_markdown: update.body_markdown.clone(),
             body_html: update.body_html.clone(),
             components: incident
-                .components
-                .iter()
+                .affected_at(update.instant)
                 .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
                 .collect(),
+            status_changed: incident.status_changed(update),
+            change: incident.is_change(update),
         }
+    }
+
+    /// The subject's words after the site's title.
+    pub fn headline(&self, language: Language) -> String {
+        i18n::headline(
+            language,
+            &self.title,
+            self.status,
+            self.status_changed,
+            &self.body_markdown,
+        )
     }
 
     pub fn key(&self) -> UpdateKey {
@@ -133,6 +153,9 @@ pub struct Decision {
     /// Updates that were already older than `max_age` when first seen:
     /// recorded as notified so they are never considered again.
     pub too_old: Vec<UpdateKey>,
+    /// Quiet updates (`notify: no`) at the end of their grace period:
+    /// recorded as notified, emailed to nobody.
+    pub quiet: Vec<UpdateKey>,
     /// The earliest instant an update still in its grace period becomes
     /// due, if any: the daemon sleeps until then.
     pub next: Option<DateTime<Utc>>,
@@ -169,7 +192,9 @@ pub fn decide(
             .last_change()
             .checked_add_signed(grace)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        if due_at <= now {
+        if due_at <= now && !update.notify {
+            decision.quiet.push(key.clone());
+        } else if due_at <= now {
             decision.due.push(Announcement::new(incident, update));
         } else {
             decision.next = Some(decision.next.map_or(due_at, |next| next.min(due_at)));
@@ -179,6 +204,7 @@ pub fn decide(
         .due
         .sort_by(|a, b| (a.instant, &a.incident).cmp(&(b.instant, &b.incident)));
     decision.too_old.sort();
+    decision.quiet.sort();
     decision
 }
 
@@ -407,6 +433,8 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
+                    status_changed: true,
+                    change: true,
                 },
                 Announcement {
                     incident: IncidentId::new("outage").unwrap(),
@@ -420,12 +448,52 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
+                    status_changed: true,
+                    change: true,
                 },
             ]
         );
         assert_eq!(
             baseline(&corpus),
             vec![key("outage", 10, 0), key("outage", 10, 30)]
+        );
+    }
+
+    #[test]
+    fn quiet_updates_are_recorded_not_sent_and_joined_components_count_from_their_update() {
+        let text = "+++\ntitle = \"Mail down\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n## 2026-11-24 10:00 investigating\nLooking.\n\n## 2026-11-24 10:30\nnotify: no\nStill looking.\n\n## 2026-11-24 10:40\ncomponents: web=degraded\nWeb too.\n\n## 2026-11-24 10:50\nWorking on it.\n";
+        let corpus = corpus(&[("outage", text)]);
+        let mut announced = Announced::default();
+        for minute in [0, 30, 40, 50] {
+            announced
+                .seen
+                .insert(key("outage", 10, minute), seen(utc(10, minute, 0), None));
+        }
+        // Within its grace period, a quiet update is neither due nor quiet yet.
+        let early = decide(&corpus, &announced, utc(10, 30, 30), POLICY);
+        assert_eq!(early.quiet, Vec::<UpdateKey>::new());
+        assert_eq!(early.next, Some(utc(10, 31, 0)));
+        let decision = decide(&corpus, &announced, utc(11, 0, 0), POLICY);
+        assert_eq!(decision.quiet, [key("outage", 10, 30)]);
+        let due: Vec<(UpdateKey, Vec<&str>, bool, bool)> = decision
+            .due
+            .iter()
+            .map(|a| {
+                (
+                    a.key(),
+                    a.component_ids().collect(),
+                    a.status_changed,
+                    a.change,
+                )
+            })
+            .collect();
+        assert_eq!(
+            due,
+            [
+                (key("outage", 10, 0), vec!["mail"], true, true),
+                (key("outage", 10, 40), vec!["mail", "web"], false, true),
+                (key("outage", 10, 50), vec!["mail", "web"], false, false),
+            ]
         );
     }
 }

@@ -58,6 +58,14 @@ enum Command {
         text: Option<String>,
     },
     /// Append an update at the current time (TEXT from stdin when omitted)
+    ///
+    /// `--set COMPONENT=STATUS` (repeatable) writes the update's
+    /// `components:` line: operational, degraded, partial-outage,
+    /// major-outage or maintenance. A component not yet affected joins the
+    /// incident at this update. `--quiet` writes `notify: no`: the update
+    /// is published but emailed to nobody. Refuses an empty text, and an
+    /// `update` to a resolved incident (reopen it with investigating,
+    /// identified or monitoring).
     Post {
         /// Id of an existing incident
         id: String,
@@ -66,6 +74,18 @@ enum Command {
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,
+        /// Set a component's status from this update on, e.g.
+        /// `--set mail=major-outage` (repeatable; a component not yet
+        /// affected joins the incident here)
+        #[arg(long = "set", value_name = "COMPONENT=STATUS")]
+        set: Vec<String>,
+        /// Publish without emailing anyone (`notify: no`)
+        #[arg(long)]
+        quiet: bool,
+        /// Print what would be appended and, per language, the email and
+        /// how many subscribers would get it; write nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Manage email subscribers
     #[command(subcommand)]
@@ -136,11 +156,21 @@ fn main() -> ExitCode {
             severity,
             text,
         }),
-        Command::Post { id, status, text } => cmd::post(cmd::PostOptions {
+        Command::Post {
+            id,
+            status,
+            text,
+            set,
+            quiet,
+            dry_run,
+        } => cmd::post(cmd::PostOptions {
             config,
             id,
             status,
             text,
+            set,
+            quiet,
+            dry_run,
         }),
         Command::Subscribers(Subscribers::Add {
             email,

@@ -297,7 +297,11 @@ pub struct Update {
     pub status: Status,
     /// The `components:` line, if the update has one, in the order written.
     pub component_statuses: Vec<(String, ComponentStatus)>,
-    /// Markdown source of the body, without the `components:` line.
+    /// `false` for a quiet update (`notify: no`): published everywhere,
+    /// notified to nobody.
+    pub notify: bool,
+    /// Markdown source of the body, without the `components:` and
+    /// `notify:` lines.
     pub body_markdown: String,
     /// The body rendered to HTML with raw HTML escaped.
     pub body_html: String,
@@ -312,7 +316,13 @@ pub struct Incident {
     /// Path relative to the incidents directory, `/`-separated.
     pub path: PathBuf,
     pub title: String,
+    /// Every component the incident affects at some time: the front
+    /// matter's, then those that joined later, in the order they joined.
     pub components: Vec<String>,
+    /// The components not in the front matter, each with the instant of
+    /// the first update whose `components:` line names it: affected from
+    /// then on, never before.
+    pub joins: Vec<(String, DateTime<Utc>)>,
     pub severity: Severity,
     pub kind: Kind,
     pub draft: bool,
@@ -405,8 +415,64 @@ impl Incident {
         }
     }
 
+    /// Whether the incident affects `component` at any time.
     pub fn affects(&self, component: &str) -> bool {
         self.components.iter().any(|c| c == component)
+    }
+
+    /// From when the incident affects `component`: the beginning of time
+    /// for a front matter component, the joining update's instant for one
+    /// that joined later, `None` for one it never affects.
+    pub fn joined_at(&self, component: &str) -> Option<DateTime<Utc>> {
+        match self.joins.iter().find(|(id, _)| id == component) {
+            Some((_, instant)) => Some(*instant),
+            None => self.affects(component).then_some(DateTime::<Utc>::MIN_UTC),
+        }
+    }
+
+    /// The components the incident affects at `instant` (those that have
+    /// joined by then), in the incident's order.
+    pub fn affected_at(&self, instant: DateTime<Utc>) -> impl Iterator<Item = &String> {
+        self.components.iter().filter(move |component| {
+            self.joins
+                .iter()
+                .find(|(id, _)| id == *component)
+                .is_none_or(|(_, joined)| *joined <= instant)
+        })
+    }
+
+    /// Whether `update` is the first or declares a status other than the
+    /// one before it: what its headline names.
+    pub fn status_changed(&self, update: &Update) -> bool {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        match index.and_then(|i| i.checked_sub(1)) {
+            Some(previous) => self.updates[previous].status != update.status,
+            None => true,
+        }
+    }
+
+    /// Whether `update` is one of the changes a subscriber who asked for
+    /// fewer emails gets: the first update, a change of the incident's
+    /// status (which includes the resolution) or of a component's status.
+    pub fn is_change(&self, update: &Update) -> bool {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let Some(previous) = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| &self.updates[i])
+        else {
+            return true;
+        };
+        previous.status != update.status
+            || self.affected_at(update.instant).any(|component| {
+                self.component_status_at(component, previous.instant)
+                    != self.component_status_at(component, update.instant)
+            })
     }
 
     /// For each affected component, the stretches of time during which this
@@ -436,12 +502,12 @@ impl Incident {
                 for update in &self.updates {
                     let closing = update.status.is_closing();
                     if closing {
-                        for component in &self.components {
+                        for component in self.affected_at(update.instant) {
                             changes.push((update.instant, component, ComponentStatus::Operational));
                         }
                     } else if closed {
                         // Opening (or re-opening): back to the implied status.
-                        for component in &self.components {
+                        for component in self.affected_at(update.instant) {
                             changes.push((update.instant, component, implied));
                         }
                     }
@@ -460,20 +526,20 @@ impl Incident {
                 for (instant, order, update) in events {
                     match (order, update) {
                         (0, _) if !ended => {
-                            for component in &self.components {
+                            for component in self.affected_at(instant) {
                                 changes.push((instant, component, ComponentStatus::Maintenance));
                             }
                         }
                         (2, _) if !ended => {
                             ended = true;
-                            for component in &self.components {
+                            for component in self.affected_at(instant) {
                                 changes.push((instant, component, ComponentStatus::Operational));
                             }
                         }
                         (1, Some(update)) => {
                             if update.status.is_closing() && !ended {
                                 ended = true;
-                                for component in &self.components {
+                                for component in self.affected_at(instant) {
                                     changes.push((
                                         instant,
                                         component,

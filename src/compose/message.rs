@@ -15,7 +15,6 @@ use super::{Composer, Error, Rendered, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::model::{IncidentId, Subscriber};
-use crate::render::i18n;
 
 impl Composer {
     /// The email announcing `announcement` to `subscriber`, dated `now`.
@@ -44,9 +43,10 @@ impl Composer {
         let site = &config.site;
         let host = site.host();
         let site_title = one_line(&site.title);
-        let title = one_line(&announcement.title);
-        let status = i18n::status_label(language, announcement.status);
-        let subject = format!("[{site_title}] {status}: {title}");
+        let subject = format!(
+            "[{site_title}] {}",
+            one_line(&announcement.headline(language))
+        );
         let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
         let (text, html) = self.parts_for(config, announcement, rendered, subscriber)?;

@@ -106,6 +106,8 @@ fn sample_announcement(config: &Config) -> Announcement {
             .into_iter()
             .map(|id| (id, ComponentStatus::PartialOutage))
             .collect(),
+        status_changed: true,
+        change: true,
     }
 }
 

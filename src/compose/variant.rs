@@ -37,6 +37,29 @@ impl Composer {
         })
     }
 
+    /// What `herald post --dry-run` shows of the alert in `language`: its
+    /// subject and its text part, as a subscriber following every
+    /// component gets it, with `TOKEN` where each email has its
+    /// subscriber's token.
+    pub fn preview(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        language: Language,
+    ) -> Result<(String, String), Error> {
+        let variant = Variant {
+            language,
+            followed: vec![true; announcement.components.len()],
+        };
+        let context = alert_context(&self.strings, config, announcement, &variant, "TOKEN");
+        let subject = format!(
+            "[{}] {}",
+            one_line(&config.site.title),
+            one_line(&announcement.headline(language))
+        );
+        Ok((subject, self.render_template("message.txt", &context)?))
+    }
+
     /// The text and HTML of the alert to `subscriber`: `rendered` with the
     /// subscriber's token in its slot.
     pub(super) fn parts_for(
@@ -106,7 +129,7 @@ pub(super) fn alert_context(
         .collect();
     context! {
         lang => language.code(),
-        subject => format!("[{site_title}] {status}: {title}"),
+        subject => format!("[{site_title}] {}", one_line(&announcement.headline(language))),
         title => &title,
         status => status,
         when => i18n::date_time(language, announcement.instant, site.timezone),

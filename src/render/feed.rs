@@ -66,8 +66,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
             description: Some(entry_html(site, entry)),
             categories: entry
                 .incident
-                .components
-                .iter()
+                .affected_at(entry.update.instant)
                 .map(|id| rss::Category {
                     name: id.clone(),
                     domain: None,
@@ -132,8 +131,7 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
             published: Some(entry.update.instant.fixed_offset()),
             categories: entry
                 .incident
-                .components
-                .iter()
+                .affected_at(entry.update.instant)
                 .map(|id| atom_syndication::Category {
                     term: id.clone(),
                     scheme: None,
@@ -211,11 +209,17 @@ fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
         .max()
 }
 
-/// `Löst: Fel i lagringssystemet …`: the status first, as the reader
-/// already knows which incident from the thread of entries.
+/// `Löst: Fel i lagringssystemet` when the status changed, otherwise the
+/// title and the text's first words, so that consecutive entries differ
+/// ([`i18n::headline`]).
 fn entry_title(site: &Site, entry: &Entry) -> String {
-    let label = i18n::status_label(site.config.site.language, entry.update.status);
-    xml_text(&format!("{label}: {}", entry.incident.title))
+    xml_text(&i18n::headline(
+        site.config.site.language,
+        &entry.incident.title,
+        entry.update.status,
+        entry.incident.status_changed(entry.update),
+        &entry.update.body_markdown,
+    ))
 }
 
 /// The entry's link, Atom id and RSS guid: one string, derived from the
@@ -230,8 +234,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
     let language = site.config.site.language;
     let components: Vec<String> = entry
         .incident
-        .components
-        .iter()
+        .affected_at(entry.update.instant)
         .map(|id| {
             let name = escape_html(&component_name(site, id));
             let status = entry

@@ -45,6 +45,41 @@ pub fn component_status_label(language: Language, status: ComponentStatus) -> &'
     }
 }
 
+/// How many words of an update's text its headline shows.
+const HEADLINE_WORDS: usize = 8;
+
+/// The title of an update's feed entry and email, which tells it apart
+/// from the one before: `Löst: Fel i lagringen` when the update's status
+/// changed (or it is the first), `Fel i lagringen: Åtgärd fortlöper.
+/// Driftstörningen påverkar även …` (the text's first words) when it did
+/// not. An update with no text falls back to the status.
+pub fn headline(
+    language: Language,
+    title: &str,
+    status: Status,
+    status_changed: bool,
+    body_markdown: &str,
+) -> String {
+    let words: Vec<&str> = body_markdown
+        .split_whitespace()
+        .map(|word| {
+            word.trim_start_matches(['#', '>'])
+                .trim_matches(|c: char| matches!(c, '*' | '_' | '`'))
+        })
+        .filter(|word| !word.is_empty() && *word != "-")
+        .collect();
+    if status_changed || words.is_empty() {
+        return format!("{}: {title}", status_label(language, status));
+    }
+    let more = if words.len() > HEADLINE_WORDS {
+        " …"
+    } else {
+        ""
+    };
+    let shown = words[..words.len().min(HEADLINE_WORDS)].join(" ");
+    format!("{title}: {shown}{more}")
+}
+
 const MONTHS_SV: [&str; 12] = [
     "januari",
     "februari",
@@ -138,5 +173,33 @@ mod tests {
             "24 november 2026 14:05:31 CET"
         );
         assert_eq!(month_title(Language::En, 2019, 4), "April 2019");
+    }
+
+    #[test]
+    fn headlines_name_a_new_status_or_else_the_first_words() {
+        let title = "Fel i lagringen";
+        let investigating = Status::Investigating;
+        assert_eq!(
+            headline(Language::Sv, title, investigating, true, "Felsökning pågår"),
+            "Felsökning pågår: Fel i lagringen"
+        );
+        assert_eq!(
+            headline(
+                Language::Sv,
+                title,
+                investigating,
+                false,
+                "Åtgärd fortlöper.\n**Driftstörningen** påverkar även Mina Sidor och mer därtill"
+            ),
+            "Fel i lagringen: Åtgärd fortlöper. Driftstörningen påverkar även Mina Sidor och …"
+        );
+        assert_eq!(
+            headline(Language::En, title, investigating, false, "- Still *on* it"),
+            "Fel i lagringen: Still on it"
+        );
+        assert_eq!(
+            headline(Language::En, title, Status::Update, false, "  \n"),
+            "Update: Fel i lagringen"
+        );
     }
 }

@@ -40,7 +40,9 @@ mod outbox;
 pub mod requests;
 mod revisions;
 mod subscribers;
-pub use outbox::{Delivery, Leased, OutboxCounts, OutboxEntry, OutboxState, Outcome, Queued};
+pub use outbox::{
+    Delivery, Leased, OutboxCounts, OutboxEntry, OutboxState, Outcome, Queued, count_recipients,
+};
 pub use requests::{Confirmed, LeasedConfirmation, NewRequest, Unsubscribed};
 pub use subscribers::{Added, NewSubscriber};
 

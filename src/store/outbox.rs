@@ -8,13 +8,15 @@
 //! confirmation emails ([`super::requests`]). Outbox times are Unix
 //! milliseconds, compared as integers.
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
 use crate::announce::{Announcement, Decision};
-use crate::model::{ComponentStatus, IncidentId, Kind, Status, Subscriber};
+use crate::model::{ComponentStatus, IncidentId, Kind, Language, Status, Subscriber};
 
 /// One outbox row, leased for sending.
 #[derive(Debug, Clone)]
@@ -97,6 +99,64 @@ pub struct OutboxCounts {
     pub failed: usize,
 }
 
+/// Who gets an announcement, as a condition on `subscribers s`:
+/// subscribers following one of its components (the parameter
+/// `components`, a JSON array of ids), and, unless it is a change (the
+/// parameter `change`), not those who asked for changes only.
+fn recipients(components: &str, change: &str) -> String {
+    format!(
+        "({change} OR NOT s.only_changes)
+         AND (s.all_components
+              OR EXISTS (SELECT 1 FROM subscriptions c
+                         WHERE c.subscriber = s.id
+                           AND c.component IN (SELECT value FROM json_each({components}))))"
+    )
+}
+
+/// How many subscribers of each language would get `announcement`, read
+/// from `state_dir/herald.db` without writing to it (`herald post
+/// --dry-run`): nothing when there is no database yet.
+pub fn count_recipients(
+    state_dir: &Path,
+    announcement: &Announcement,
+) -> Result<Vec<(Language, usize)>, Error> {
+    let path = state_dir.join("herald.db");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let failed = Error::database(&path, "count the recipients");
+    let connection = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(failed)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(failed)?;
+    let ids: Vec<&str> = announcement.component_ids().collect();
+    let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT s.language, count(*) FROM subscribers s WHERE {}
+             GROUP BY s.language ORDER BY s.language",
+            recipients("?1", "?2")
+        ))
+        .map_err(failed)?;
+    let rows = statement
+        .query_map(params![ids, announcement.change], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(failed)?;
+    let mut counts = Vec::new();
+    for row in rows {
+        let (language, count) = row.map_err(failed)?;
+        if let Some(language) = Language::parse(&language) {
+            counts.push((language, usize::try_from(count).unwrap_or(0)));
+        }
+    }
+    Ok(counts)
+}
+
 impl Store {
     /// In one transaction: stores each due announcement, records it and
     /// the too-old updates as notified, and queues one outbox row per
@@ -115,19 +175,16 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created, status_changed, is_change)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO outbox (announcement, subscriber, status, created, next_attempt_at)
-                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s
-                     WHERE s.all_components
-                        OR EXISTS (SELECT 1 FROM subscriptions c
-                                   WHERE c.subscriber = s.id
-                                     AND c.component IN (SELECT value FROM json_each(?3)))",
-                )
+                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s WHERE {}",
+                    recipients("?3", "?4")
+                ))
                 .map_err(failed)?;
             for announcement in &decision.due {
                 let instant = announcement.instant.to_rfc3339();
@@ -158,18 +215,25 @@ impl Store {
                         announcement.body_html,
                         components.join(","),
                         at,
+                        announcement.status_changed,
+                        announcement.change,
                     ])
                     .map_err(failed)?;
                 let id = transaction.last_insert_rowid();
                 let ids: Vec<&str> = announcement.component_ids().collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 queued += fan_out
-                    .execute(params![id, millis(now), ids])
+                    .execute(params![id, millis(now), ids, announcement.change])
                     .map_err(failed)?;
             }
             for (id, instant) in &decision.too_old {
                 notify
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
+                    .map_err(failed)?;
+            }
+            for (id, instant) in &decision.quiet {
+                notify
+                    .execute(params![id.as_str(), instant.to_rfc3339(), at, "quiet"])
                     .map_err(failed)?;
             }
         }
@@ -182,7 +246,8 @@ impl Store {
         let row = self
             .connection
             .query_row(
-                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components
+                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
+                        status_changed, is_change
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
@@ -195,13 +260,25 @@ impl Store {
                         row.get::<_, String>(5)?,
                         row.get::<_, String>(6)?,
                         row.get::<_, String>(7)?,
+                        row.get::<_, bool>(8)?,
+                        row.get::<_, bool>(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "read an announcement"))?;
-        let Some((incident, instant, title, kind, status, body_markdown, body_html, components)) =
-            row
+        let Some((
+            incident,
+            instant,
+            title,
+            kind,
+            status,
+            body_markdown,
+            body_html,
+            components,
+            status_changed,
+            change,
+        )) = row
         else {
             return Ok(None);
         };
@@ -228,6 +305,8 @@ impl Store {
                     Some((id.to_owned(), ComponentStatus::parse(status)?))
                 })
                 .collect(),
+            status_changed,
+            change,
         }))
     }
 
@@ -479,6 +558,8 @@ mod tests {
                 .iter()
                 .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
                 .collect(),
+            status_changed: true,
+            change: true,
         }
     }
 
@@ -509,6 +590,7 @@ mod tests {
         let decision = Decision {
             due: vec![announcement("x", 8, &["mail", "web"])],
             too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
+            quiet: vec![(IncidentId::new("quiet").unwrap(), at(2))],
             next: None,
         };
         assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 3);
@@ -518,7 +600,8 @@ mod tests {
             store.notified().unwrap(),
             HashSet::from([
                 (IncidentId::new("x").unwrap(), at(8)),
-                (IncidentId::new("old").unwrap(), at(1))
+                (IncidentId::new("old").unwrap(), at(1)),
+                (IncidentId::new("quiet").unwrap(), at(2))
             ])
         );
         assert_eq!(
