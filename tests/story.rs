@@ -1,0 +1,297 @@
+//! Issue 13, the seed's story told right, against the real binary: a
+//! component that joins an incident later (the customer portal at 11.20
+//! in the seed thread), quiet updates, subscribers who want changes only,
+//! and the operator's command line (`post` refusals and `--dry-run`).
+
+#[path = "support/feed_reader.rs"]
+mod feed_reader;
+#[path = "support/seed_thread.rs"]
+mod seed_thread;
+#[path = "support/site.rs"]
+mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
+#[path = "support/smtp.rs"]
+mod smtp;
+#[path = "support/wait.rs"]
+mod wait;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use herald::parse::{Context, parse_incident};
+use site::Site;
+use smtp::SmtpServer;
+
+const SEED_COMPONENTS: [(&str, &str); 4] = [
+    ("web-hosting", "Webbhotell"),
+    ("mail", "E-post"),
+    ("cloud", "Molnservrar"),
+    ("customer-portal", "Kundportalen"),
+];
+
+/// Days to move the 2019 thread by so that it began six days ago: its
+/// updates are then within the 90-day bars and `max_age`.
+fn shift_days() -> i64 {
+    let start = NaiveDate::from_ymd_opt(2019, 4, 4).unwrap();
+    let today = herald::clock::now().date_naive();
+    (today - start).num_days() - 6
+}
+
+/// The Swedish site of the seed, with email to `port` when given.
+fn seed_config(port: Option<u16>) -> String {
+    let mut text = site_toml::swedish_site() + &site_toml::components(&SEED_COMPONENTS);
+    if let Some(port) = port {
+        text.push_str(&format!(
+            "\n[email]\nfrom = \"Drift <status@example.se>\"\nsmtp = \"smtp://127.0.0.1:{port}\"\ngrace = \"0s\"\nmax_age = \"30days\"\nretry_base = \"100ms\"\n"
+        ));
+    }
+    text
+}
+
+/// The converted seed and the instants of its updates, oldest first.
+fn seed() -> (String, Vec<DateTime<Utc>>) {
+    let text = seed_thread::convert_joining(&seed_thread::read_seed(), shift_days());
+    let config = herald::config::parse(Path::new("herald.toml"), &seed_config(None)).unwrap();
+    let context = Context {
+        timezone: config.site.timezone,
+        components: &config.components,
+    };
+    let (incident, diagnostics) = parse_incident(Path::new("lagring.md"), &text, &context);
+    let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}\n{text}"));
+    assert_eq!(incident.updates.len(), 48);
+    (text, incident.updates.iter().map(|u| u.instant).collect())
+}
+
+/// 11.20 on the thread's first day (moved like the thread).
+fn join_instant() -> DateTime<Utc> {
+    let day = NaiveDate::from_ymd_opt(2019, 4, 4).unwrap() + chrono::Duration::days(shift_days());
+    day.and_hms_opt(9, 20, 0).unwrap().and_utc()
+}
+
+fn read(site: &Site, relative: &str) -> String {
+    fs::read_to_string(site.path(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+fn between<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("{from:?} not in {text}"))
+        + from.len();
+    let end = text[start..]
+        .find(to)
+        .unwrap_or_else(|| panic!("{to:?} not after {from:?} in {text}"));
+    &text[start..start + end]
+}
+
+#[test]
+fn the_portal_joins_at_11_20_on_the_page_in_its_feed_and_in_the_summary() {
+    let site = Site::new(&seed_config(None));
+    let (text, instants) = seed();
+    let join = join_instant();
+    assert!(instants.contains(&join), "{instants:?}");
+    let from_join = instants.iter().filter(|at| **at >= join).count();
+    assert_eq!(from_join, 43, "five updates before 11.20");
+    site.write("lagring.md", &text);
+    site.ok(&["build"]);
+
+    // The portal's feed starts at 11.20; the other components' carry all.
+    let portal =
+        feed_reader::read(read(&site, "public/components/customer-portal.atom").as_bytes());
+    let published: Vec<DateTime<Utc>> = portal
+        .entries
+        .iter()
+        .map(|entry| entry.published.unwrap())
+        .collect();
+    assert_eq!(published.len(), from_join, "{published:?}");
+    assert_eq!(published.last(), Some(&join), "{published:?}");
+    let mail = feed_reader::read(read(&site, "public/components/mail.atom").as_bytes());
+    assert_eq!(mail.entries.len(), 48);
+    // In the site feed, an entry names the portal from 11.20 on only.
+    let all = feed_reader::read(read(&site, "public/feed.atom").as_bytes());
+    for entry in &all.entries {
+        let terms: Vec<&str> = entry.categories.iter().map(|c| c.term.as_str()).collect();
+        let named = terms.contains(&"customer-portal");
+        assert_eq!(
+            named,
+            entry.published.unwrap() >= join,
+            "{terms:?} at {:?}",
+            entry.published
+        );
+    }
+
+    // The incident page's timeline: the portal is down from 11.20, not
+    // from 08:00.
+    let page = read(&site, "public/incidents/lagring.html");
+    let row = between(&page, "Kundportalen</th></tr>", "</tbody>");
+    let first = between(row, "datetime=\"", "\"");
+    assert_eq!(
+        first,
+        join.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "{row}"
+    );
+    let mail_row = between(&page, "E-post</th></tr>", "</tbody>");
+    assert_eq!(
+        between(mail_row, "datetime=\"", "\""),
+        instants[0].to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "{mail_row}"
+    );
+
+    // The summary lists open incidents: without its resolution, each
+    // update's affected components name the portal from 11.20 on only.
+    site.write("lagring.md", &text.replace(" resolved\n", "\n"));
+    site.ok(&["build"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&site, "public/api/v2/summary.json")).unwrap();
+    let incident = &summary["incidents"][0];
+    let codes: Vec<&str> = incident["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().or(c["name"].as_str()).unwrap_or_default())
+        .collect();
+    assert_eq!(codes.len(), 4, "{codes:?}");
+    let updates = incident["incident_updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 48);
+    let mut portal_named = Vec::new();
+    for update in updates {
+        let created: DateTime<Utc> = update["created_at"].as_str().unwrap().parse().unwrap();
+        let affected: Vec<(&str, &str)> = update["affected_components"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|a| {
+                        (
+                            a["code"].as_str().unwrap(),
+                            a["new_status"].as_str().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if affected.iter().any(|(code, _)| *code == "customer-portal") {
+            portal_named.push((created, affected));
+        }
+    }
+    assert_eq!(portal_named.len(), 1, "{portal_named:?}");
+    assert_eq!(portal_named[0].0, join);
+    assert!(
+        portal_named[0]
+            .1
+            .contains(&("customer-portal", "major_outage")),
+        "{portal_named:?}"
+    );
+}
+
+/// The history bars: a component that joins on a later day is not shown
+/// down on the days before.
+#[test]
+fn a_component_joining_a_day_later_is_down_in_the_bars_from_that_day() {
+    let site = Site::new(&site::email_config(1, "0s"));
+    let days_ago = |days: i64, hour: u32| {
+        let day = herald::clock::now().date_naive() - chrono::Duration::days(days);
+        format!("{day} {hour:02}:00Z")
+    };
+    site.write(
+        "late.md",
+        &site::incident(
+            "Storage",
+            "\"mail\"",
+            &[
+                (&format!("{} investigating", days_ago(3, 10)), "Mail down."),
+                (&days_ago(2, 10), "components: dns=major-outage\nDNS too."),
+                (&format!("{} resolved", days_ago(1, 10)), "Fine."),
+            ],
+        ),
+    );
+    site.ok(&["build"]);
+    let index = read(&site, "public/index.html");
+    let cells = |id: &str| -> Vec<String> {
+        let bar = between(&index, &format!("id=\"c-{id}\""), "</ol>");
+        bar.split("<li class=\"")
+            .skip(1)
+            .map(|cell| cell.split('"').next().unwrap().to_owned())
+            .collect()
+    };
+    let (mail, dns) = (cells("mail"), cells("dns"));
+    let last4 = |cells: &[String]| cells[cells.len() - 4..].to_vec();
+    assert_eq!(
+        last4(&mail),
+        [
+            "s-partial-outage",
+            "s-partial-outage",
+            "s-partial-outage",
+            "s-operational"
+        ],
+        "{index}"
+    );
+    assert_eq!(
+        last4(&dns),
+        [
+            "s-operational",
+            "s-major-outage",
+            "s-major-outage",
+            "s-operational"
+        ],
+        "{index}"
+    );
+}
+
+/// Message-IDs carry the update's instant: which updates `address` was
+/// mailed.
+fn mailed_instants(server: &SmtpServer, address: &str) -> BTreeSet<String> {
+    server
+        .received()
+        .iter()
+        .filter(|message| message.to.iter().any(|to| to == address))
+        .map(|message| {
+            let mail = mailparse::parse_mail(&message.data).unwrap();
+            let id = mail
+                .headers
+                .iter()
+                .find(|h| h.get_key().eq_ignore_ascii_case("Message-ID"))
+                .map(|h| h.get_value())
+                .unwrap_or_default();
+            id.split('.').nth(1).unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_portals_subscribers_get_mail_from_11_20_over_smtp() {
+    let server = SmtpServer::start();
+    let mut site = Site::new(&seed_config(Some(server.port())));
+    site.ok(&[
+        "subscribers",
+        "add",
+        "portal@example.org",
+        "--components",
+        "customer-portal",
+    ]);
+    site.ok(&[
+        "subscribers",
+        "add",
+        "mail@example.org",
+        "--components",
+        "mail",
+    ]);
+    site.start();
+    let (text, instants) = seed();
+    let join = join_instant();
+    site.write("lagring.md", &text);
+    site.wait_for("48 + 43 emails", || server.count() >= 48 + 43);
+    site.ok(&["outbox"]);
+    site.stop();
+    assert_eq!(server.count(), 91);
+    let format = |at: &DateTime<Utc>| at.format("%Y%m%dT%H%M%SZ").to_string();
+    let all: BTreeSet<String> = instants.iter().map(format).collect();
+    let from_join: BTreeSet<String> = instants
+        .iter()
+        .filter(|at| **at >= join)
+        .map(format)
+        .collect();
+    assert_eq!(mailed_instants(&server, "mail@example.org"), all);
+    assert_eq!(mailed_instants(&server, "portal@example.org"), from_join);
+}
