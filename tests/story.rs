@@ -295,3 +295,246 @@ fn the_portals_subscribers_get_mail_from_11_20_over_smtp() {
     assert_eq!(mailed_instants(&server, "mail@example.org"), all);
     assert_eq!(mailed_instants(&server, "portal@example.org"), from_join);
 }
+
+/// Every file under the site's directory and its bytes, logs aside.
+fn snapshot(site: &Site) -> Vec<(String, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push((path.display().to_string(), fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&site.path(""), &mut files);
+    files
+}
+
+/// Fails naming the files added, removed or changed.
+fn assert_same_files(after: &[(String, Vec<u8>)], before: &[(String, Vec<u8>)]) {
+    let names = |files: &[(String, Vec<u8>)]| -> BTreeSet<String> {
+        files.iter().map(|(name, _)| name.clone()).collect()
+    };
+    assert_eq!(names(after), names(before), "files added or removed");
+    let changed: Vec<&String> = after
+        .iter()
+        .zip(before)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, _)| &a.0)
+        .collect();
+    assert!(changed.is_empty(), "changed: {changed:?}");
+}
+
+/// Every row of every table of the state database, as text.
+fn rows(site: &Site) -> Vec<String> {
+    // Read-write, so that closing removes the `-wal` and `-shm` files a
+    // read-only connection leaves; `query_only` keeps it from writing.
+    let connection = rusqlite::Connection::open_with_flags(
+        site.path("state/herald.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+    )
+    .unwrap();
+    connection.pragma_update(None, "query_only", true).unwrap();
+    let tables: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut rows = Vec::new();
+    for table in tables {
+        let mut statement = connection
+            .prepare(&format!("SELECT * FROM {table}"))
+            .unwrap();
+        let columns = statement.column_count();
+        let mut query = statement.query([]).unwrap();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<String> = (0..columns)
+                .map(|i| match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(text) => String::from_utf8_lossy(text).into(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            rows.push(format!("{table}: {}", values.join(" | ")));
+        }
+    }
+    rows
+}
+
+fn fails(site: &Site, args: &[&str], message: &str) -> String {
+    let output = site.herald(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(stderr.contains(message), "{args:?}: {stderr}");
+    stderr
+}
+
+const OPEN: &str = "+++\ntitle = \"Mail slow\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n\n## 2019-04-04 08:00 investigating\nLooking.\n";
+
+#[test]
+fn post_refuses_an_empty_text_an_update_to_a_resolved_incident_and_a_mistyped_id() {
+    let site = Site::new(&site::email_config(1, "0s"));
+    site.write("mail-slow.md", OPEN);
+    let before = fs::read(site.path("incidents/mail-slow.md")).unwrap();
+    fails(
+        &site,
+        &["post", "mail-slow", "update", ""],
+        "the update has no text",
+    );
+    fails(
+        &site,
+        &["post", "mail-slow", "update", "  \n\t"],
+        "the update has no text",
+    );
+    // From stdin (here: nothing at all).
+    fails(
+        &site,
+        &["post", "mail-slow", "update"],
+        "the update has no text",
+    );
+    assert_eq!(
+        fs::read(site.path("incidents/mail-slow.md")).unwrap(),
+        before
+    );
+
+    fails(
+        &site,
+        &["post", "mail-slo", "update", "x"],
+        "no incident `mail-slo` in incidents; did you mean `mail-slow`?",
+    );
+    fails(
+        &site,
+        &["post", "web-down", "update", "x"],
+        "no incident `web-down` in incidents; create it with `herald new`",
+    );
+    fails(
+        &site,
+        &["post", "mail-slow", "update", "--set", "mail=down", "x"],
+        "the result would have errors",
+    );
+
+    site.ok(&["post", "mail-slow", "resolved", "Fixed."]);
+    let resolved = fs::read(site.path("incidents/mail-slow.md")).unwrap();
+    let stderr = fails(
+        &site,
+        &["post", "mail-slow", "update", "One more thing."],
+        "an `update` would not reopen it: post `investigating`, `identified` or `monitoring` to reopen it",
+    );
+    assert!(stderr.contains("`mail-slow` was resolved at "), "{stderr}");
+    assert_eq!(
+        fs::read(site.path("incidents/mail-slow.md")).unwrap(),
+        resolved
+    );
+    // Reopening is allowed.
+    site.ok(&["post", "mail-slow", "monitoring", "Back, watching."]);
+}
+
+#[test]
+fn post_set_and_quiet_write_their_lines() {
+    let site = Site::new(&site::email_config(1, "0s"));
+    site.write("mail-slow.md", OPEN);
+    site.ok(&[
+        "post",
+        "mail-slow",
+        "identified",
+        "--set",
+        "mail=major-outage",
+        "--set",
+        "dns=degraded",
+        "--quiet",
+        "Found it.",
+    ]);
+    let file = read(&site, "incidents/mail-slow.md");
+    assert!(
+        file.ends_with(
+            " identified\ncomponents: mail=major-outage, dns=degraded\nnotify: no\nFound it.\n"
+        ),
+        "{file}"
+    );
+    let help = String::from_utf8(site.herald(&["post", "--help"]).stdout).unwrap();
+    for text in [
+        "--set <COMPONENT=STATUS>",
+        "--quiet",
+        "--dry-run",
+        "joins the incident",
+    ] {
+        assert!(help.contains(text), "{text}: {help}");
+    }
+}
+
+#[test]
+fn post_dry_run_shows_the_email_per_language_and_changes_no_file_and_no_row() {
+    let site = Site::new(&site::email_config(1, "0s"));
+    site.write("mail-slow.md", OPEN);
+    site.ok(&[
+        "subscribers",
+        "add",
+        "a@example.org",
+        "--components",
+        "mail",
+    ]);
+    site.ok(&["subscribers", "add", "b@example.org", "--components", "dns"]);
+    site.ok(&["subscribers", "add", "c@example.org", "--lang", "sv"]);
+    site.ok(&["build"]);
+    let db = rows(&site);
+    let files = snapshot(&site);
+    assert!(db.iter().any(|row| row.contains("a@example.org")), "{db:?}");
+
+    let out = site.ok(&[
+        "post",
+        "mail-slow",
+        "identified",
+        "--set",
+        "dns=degraded",
+        "--dry-run",
+        "Found *it*.",
+    ]);
+    assert!(
+        out.contains("would append to incidents/mail-slow.md:\n\n## "),
+        "{out}"
+    );
+    assert!(
+        out.contains(" identified\ncomponents: dns=degraded\nFound *it*.\n"),
+        "{out}"
+    );
+    // English (the site's language) first, then the Swedish subscriber's.
+    assert!(
+        out.contains(
+            "email in en to 2 subscribers:\nSubject: [Test status] Identified: Mail slow\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "email in sv to 1 subscriber:\nSubject: [Test status] Orsak identifierad: Mail slow\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("Found *it*."), "{out}");
+    assert!(out.ends_with("nothing was written\n"), "{out}");
+    assert_same_files(&snapshot(&site), &files);
+    assert_eq!(rows(&site), db, "a row changed");
+
+    // Quiet: nobody would be mailed.
+    let out = site.ok(&[
+        "post",
+        "mail-slow",
+        "update",
+        "--quiet",
+        "--dry-run",
+        "Hush.",
+    ]);
+    assert!(
+        out.contains("no email: a quiet update (notify: no)"),
+        "{out}"
+    );
+    assert_same_files(&snapshot(&site), &files);
+}

@@ -208,7 +208,7 @@ fn dry_run(
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "would append to {}:{added}", path.display())?;
+    writeln!(out, "would append to {}:\n{added}", path.display())?;
     let second = now.trunc_subsecs(0);
     let Some(update) = incident.updates.iter().find(|u| u.instant == second) else {
         return Ok(ExitCode::SUCCESS);
@@ -242,7 +242,7 @@ fn dry_run(
         let plural = if count == 1 { "" } else { "s" };
         writeln!(
             out,
-            "email in {} to {count} subscriber{plural}:\nSubject: {subject}\n\n{}",
+            "email in {} to {count} subscriber{plural}:\nSubject: {subject}\n\n{}\n",
             language.code(),
             text.trim_end()
         )?;

@@ -125,13 +125,19 @@ pub fn count_recipients(
         return Ok(Vec::new());
     }
     let failed = Error::database(&path, "count the recipients");
+    // Read-write but never writing (`query_only`): a read-only connection
+    // to a database in WAL mode would leave its `-wal` and `-shm` files
+    // behind, while the last connection to close removes them.
     let connection = Connection::open_with_flags(
         &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(failed)?;
     connection
         .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(failed)?;
+    connection
+        .pragma_update(None, "query_only", true)
         .map_err(failed)?;
     let ids: Vec<&str> = announcement.component_ids().collect();
     let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
