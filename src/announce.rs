@@ -159,6 +159,9 @@ pub struct Decision {
     /// The earliest instant an update still in its grace period becomes
     /// due, if any: the daemon sleeps until then.
     pub next: Option<DateTime<Utc>>,
+    /// The updates still in their grace period, each with the instant it
+    /// becomes due, soonest first (`herald outbox` lists them).
+    pub waiting: Vec<(UpdateKey, DateTime<Utc>)>,
 }
 
 /// Decides which updates of the published incidents are due at `now`.
@@ -198,6 +201,7 @@ pub fn decide(
             decision.due.push(Announcement::new(incident, update));
         } else {
             decision.next = Some(decision.next.map_or(due_at, |next| next.min(due_at)));
+            decision.waiting.push((key.clone(), due_at));
         }
     }
     decision
@@ -205,6 +209,9 @@ pub fn decide(
         .sort_by(|a, b| (a.instant, &a.incident).cmp(&(b.instant, &b.incident)));
     decision.too_old.sort();
     decision.quiet.sort();
+    decision
+        .waiting
+        .sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     decision
 }
 
@@ -473,6 +480,14 @@ mod tests {
         let early = decide(&corpus, &announced, utc(10, 30, 30), POLICY);
         assert_eq!(early.quiet, Vec::<UpdateKey>::new());
         assert_eq!(early.next, Some(utc(10, 31, 0)));
+        assert_eq!(
+            early.waiting,
+            [
+                (key("outage", 10, 30), utc(10, 31, 0)),
+                (key("outage", 10, 40), utc(10, 41, 0)),
+                (key("outage", 10, 50), utc(10, 51, 0)),
+            ]
+        );
         let decision = decide(&corpus, &announced, utc(11, 0, 0), POLICY);
         assert_eq!(decision.quiet, [key("outage", 10, 30)]);
         let due: Vec<(UpdateKey, Vec<&str>, bool, bool)> = decision

@@ -87,10 +87,23 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// List open incidents and upcoming maintenance: id, title, status,
+    /// component statuses, age of the last update
+    List {
+        /// Every incident, resolved ones and drafts included
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one incident: its components now and every update
+    Show {
+        /// Id of an existing incident
+        id: String,
+    },
     /// Manage email subscribers
     #[command(subcommand)]
     Subscribers(Subscribers),
-    /// Show pending, retrying and failed email
+    /// Show pending, retrying and failed email, and updates waiting out
+    /// their grace period (with when they go)
     Outbox,
     /// Send one test message through the configured transport
     SendTest {
@@ -172,6 +185,8 @@ fn main() -> ExitCode {
             quiet,
             dry_run,
         }),
+        Command::List { all } => cmd::list(cmd::ListOptions { config, all }),
+        Command::Show { id } => cmd::show(config, id),
         Command::Subscribers(Subscribers::Add {
             email,
             components,

@@ -538,3 +538,173 @@ fn post_dry_run_shows_the_email_per_language_and_changes_no_file_and_no_row() {
     );
     assert_same_files(&snapshot(&site), &files);
 }
+
+#[test]
+fn list_shows_what_is_open_and_show_one_incident() {
+    let site = Site::new(&site::email_config(1, "0s"));
+    site.write(
+        "mail-slow.md",
+        &site::incident(
+            "Mail slow",
+            "\"mail\"",
+            &[
+                (&format!("{} investigating", site::recent(125)), "Looking."),
+                (
+                    &site::recent(65),
+                    "components: dns=degraded\nnotify: no\nDNS too.",
+                ),
+            ],
+        ),
+    );
+    site.write(
+        "old.md",
+        &format!("{OPEN}\n## 2019-04-04 09:00 resolved\nFixed.\n"),
+    );
+    let soon = (herald::clock::now() + chrono::Duration::days(2)).format("%Y-%m-%d");
+    site.write(
+        "dns-work.md",
+        &format!(
+            "+++\ntitle = \"DNS work\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\nkind = \"maintenance\"\nstarts = \"{soon} 22:00\"\nends = \"{soon} 23:00\"\n+++\n\n## {} scheduled\nPlanned.\n",
+            site::recent(30)
+        ),
+    );
+    let list = site.ok(&["list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert_eq!(
+        lines[0], "dns-work\tDNS work\tscheduled\tdns=operational\t30m ago",
+        "{list}"
+    );
+    assert_eq!(
+        lines[1],
+        "mail-slow\tMail slow\tinvestigating\tmail=partial-outage, dns=degraded\t1h 5m ago",
+        "{list}"
+    );
+    let all = site.ok(&["list", "--all"]);
+    assert!(
+        all.lines()
+            .any(|line| line.starts_with("old\tMail slow\tresolved\tmail=operational\t")),
+        "{all}"
+    );
+
+    let show = site.ok(&["show", "mail-slow"]);
+    for text in [
+        "mail-slow: Mail slow\nincident (major), investigating, file incidents/mail-slow.md\n",
+        "components now: mail=partial-outage, dns=degraded\ndns joined at ",
+        " investigating\nLooking.\n",
+        " investigating (quiet)\ncomponents: dns=degraded\nDNS too.\n",
+    ] {
+        assert!(show.contains(text), "{text:?} in {show}");
+    }
+    fails(
+        &site,
+        &["show", "mail-sloww"],
+        "no incident `mail-sloww`; did you mean `mail-slow`?",
+    );
+    fails(
+        &site,
+        &["show", "nothing-like-it"],
+        "`herald list --all` lists them",
+    );
+}
+
+fn subjects(server: &SmtpServer, address: &str) -> Vec<String> {
+    server
+        .received()
+        .iter()
+        .filter(|message| message.to.iter().any(|to| to == address))
+        .map(|message| {
+            let mail = mailparse::parse_mail(&message.data).unwrap();
+            mail.headers
+                .iter()
+                .find(|h| h.get_key().eq_ignore_ascii_case("Subject"))
+                .map(|h| h.get_value())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn quiet_updates_mail_nobody_and_outbox_shows_the_grace_period_and_clean_replies() {
+    let server = SmtpServer::start();
+    server.reject(
+        "gone@example.org",
+        "550 5.1.1 \u{1b}[2J\u{1b}]0;pwned\u{7}no such user",
+    );
+    let mut site = Site::new(&site::email_config(server.port(), "0s"));
+    site.ok(&["subscribers", "add", "every@example.org"]);
+    site.ok(&["subscribers", "add", "gone@example.org"]);
+    site.start();
+    site.write(
+        "x.md",
+        &site::incident(
+            "Outage",
+            "\"web\"",
+            &[(&format!("{} investigating", site::recent(3)), "Down.")],
+        ),
+    );
+    site.wait_for("the first email", || server.count() == 1);
+    site.ok(&["post", "x", "update", "--quiet", "Quiet note."]);
+    site.wait_for_page("Quiet note.");
+    site.ok(&["post", "x", "identified", "Found it."]);
+    site.wait_for("the second email", || server.count() == 2);
+    site.wait_for("the refusal to be parked", || {
+        site.ok(&["outbox"])
+            .starts_with("pending 0, retrying 0, failed 2, sent 2\n")
+    });
+    site.stop();
+    assert_eq!(
+        subjects(&server, "every@example.org"),
+        [
+            "[Test status] Investigating: Outage",
+            "[Test status] Identified: Outage"
+        ]
+    );
+    // The quiet update is published, and says so in the summary.
+    let summary = read(&site, "public/api/v2/summary.json");
+    assert!(
+        summary.contains("\"deliver_notifications\": false"),
+        "{summary}"
+    );
+
+    let outbox = site.ok(&["outbox"]);
+    assert!(
+        !outbox.contains('\u{1b}') && !outbox.contains('\u{7}'),
+        "{outbox:?}"
+    );
+    assert!(
+        outbox.contains("(550): 5.1.1 \\u{1b}[2J\\u{1b}]0;pwned\\u{7}no such user"),
+        "{outbox}"
+    );
+
+    // With a long grace period, `outbox` says when an update will go.
+    fs::write(
+        site.path("herald.toml"),
+        site::email_config(server.port(), "1h"),
+    )
+    .unwrap();
+    site.start();
+    site.ok(&["post", "x", "monitoring", "Watching."]);
+    site.wait_for("the update to be seen", || {
+        site.ok(&["outbox"]).contains("\ngrace\tx@")
+    });
+    site.stop();
+    let outbox = site.ok(&["outbox"]);
+    let line = outbox.lines().find(|l| l.starts_with("grace\t")).unwrap();
+    let fields: Vec<&str> = line.split('\t').collect();
+    let posted = fields[1].strip_prefix("x@").expect("the update");
+    let goes = fields[2].strip_prefix("goes at ").expect("when it goes");
+    let posted = DateTime::parse_from_str(posted, "%Y-%m-%d %H:%M:%S%:z").unwrap();
+    let goes = DateTime::parse_from_str(goes, "%Y-%m-%d %H:%M:%S%:z").unwrap();
+    let wait = goes.signed_duration_since(posted);
+    assert!(
+        wait >= chrono::Duration::minutes(59) && wait <= chrono::Duration::minutes(61),
+        "{line}"
+    );
+    // Stockholm's offset, in the site's zone.
+    assert!(
+        line.ends_with("+01:00") || line.ends_with("+02:00"),
+        "{line}"
+    );
+    assert_eq!(server.count(), 2);
+}

@@ -7,12 +7,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use std::collections::HashSet;
+
 use crate::address::Address;
+use crate::announce::{self, Announced, Policy};
 use crate::clock;
 use crate::compose::Composer;
 use crate::config::Config;
 use crate::diag::{Diagnostic, LineIndex};
-use crate::driver::{InvalidInput, load_config, print_diagnostics};
+use crate::driver::{self, InvalidInput, load_config, print_diagnostics};
 use crate::fsio;
 use crate::mailer;
 use crate::model::Follows;
@@ -256,11 +259,37 @@ pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// An instant in the site's time zone, to the second, with its offset.
+fn local_time(instant: chrono::DateTime<chrono::Utc>, timezone: chrono_tz::Tz) -> String {
+    instant
+        .with_timezone(&timezone)
+        .format("%Y-%m-%d %H:%M:%S%:z")
+        .to_string()
+}
+
+/// A server's reply as the terminal may show it: control characters
+/// (escape sequences, carriage returns, C1 controls) written as Rust
+/// escapes, so a hostile or broken server cannot drive the operator's
+/// terminal.
+pub(super) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_default().to_string()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
+}
+
 /// At most this many undelivered messages are listed one by one.
 const OUTBOX_LIST_LIMIT: usize = 100;
 
 /// `herald outbox`: counts, then the failed, retrying and pending messages
-/// with the server's last reply.
+/// with the server's last reply (control characters escaped), then the
+/// updates not yet queued: due now, or waiting out their grace period,
+/// with when they go, in the site's time zone.
 pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
@@ -290,12 +319,42 @@ pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
             entry.incident,
             entry.instant,
             entry.attempts,
-            entry.last_reply.as_deref().unwrap_or("-")
+            entry.last_reply.as_deref().map_or("-".into(), printable)
         )?;
     }
     let undelivered = counts.pending + counts.retrying + counts.failed;
     if undelivered > entries.len() {
         writeln!(out, "… and {} more", undelivered - entries.len())?;
+    }
+    // Updates still in their grace period: queued once it is over.
+    let (files, _) = driver::load_files(&config)?;
+    let (corpus, _) = files.corpus();
+    let email = config.email_or_default();
+    let announced = Announced {
+        seen: store.pending_seen()?,
+        notified: HashSet::new(),
+    };
+    let policy = Policy {
+        grace: email.grace,
+        max_age: email.max_age,
+    };
+    let decision = announce::decide(&corpus, &announced, clock::now(), policy);
+    let timezone = config.site.timezone;
+    for announcement in &decision.due {
+        writeln!(
+            out,
+            "due\t{}@{}\tqueued at the next pass of herald run",
+            announcement.incident,
+            local_time(announcement.instant, timezone)
+        )?;
+    }
+    for ((id, instant), due) in &decision.waiting {
+        writeln!(
+            out,
+            "grace\t{id}@{}\tgoes at {}",
+            local_time(*instant, timezone),
+            local_time(*due, timezone)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -338,4 +397,18 @@ pub fn send_test(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
             )),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn a_servers_reply_cannot_reach_the_terminal_as_control_characters() {
+        assert_eq!(
+            printable("550 \u{1b}[2J\u{1b}]0;owned\u{7}no\r\nsuch user\u{9b}31m\u{7f}"),
+            "550 \\u{1b}[2J\\u{1b}]0;owned\\u{7}no\\r\\nsuch user\\u{9b}31m\\u{7f}"
+        );
+        assert_eq!(printable("451 try later, ÅÄÖ"), "451 try later, ÅÄÖ");
+    }
 }

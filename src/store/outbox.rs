@@ -598,6 +598,7 @@ mod tests {
             too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
             quiet: vec![(IncidentId::new("quiet").unwrap(), at(2))],
             next: None,
+            waiting: Vec::new(),
         };
         assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 3);
         // A second enqueue of the same update queues nothing.
