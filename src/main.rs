@@ -118,7 +118,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum Subscribers {
-    /// Add a subscriber, or change the components and language of one
+    /// Add a subscriber, or change the components, language and volume of one
     Add {
         /// Subscriber's email address
         email: String,
@@ -128,13 +128,19 @@ enum Subscribers {
         /// `sv` or `en` [default: the site's language]
         #[arg(long)]
         lang: Option<String>,
+        /// Only the updates that change something: the first, a change of
+        /// the incident's or a component's status, the resolution
+        /// [default: every update]
+        #[arg(long)]
+        only_changes: bool,
     },
     /// Remove a subscriber and their queued email
     Remove {
         /// Subscriber's email address
         email: String,
     },
-    /// List subscribers: address, language, components (`*` for all)
+    /// List subscribers: address, language, components (`*` for all),
+    /// `every` update or only `changes`
     List,
     /// Import `email,components` rows; nothing is imported unless every row is valid
     Import {
@@ -191,11 +197,13 @@ fn main() -> ExitCode {
             email,
             components,
             lang,
+            only_changes,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
             address: email,
             components,
             language: lang,
+            only_changes,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {
             cmd::subscribers_remove(config, email)

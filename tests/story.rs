@@ -708,3 +708,71 @@ fn quiet_updates_mail_nobody_and_outbox_shows_the_grace_period_and_clean_replies
     );
     assert_eq!(server.count(), 2);
 }
+
+#[test]
+fn only_changes_subscribers_get_the_first_update_changes_and_the_resolution() {
+    let server = SmtpServer::start();
+    let mut site = Site::new(&site::email_config(server.port(), "0s"));
+    site.ok(&["subscribers", "add", "every@example.org"]);
+    site.ok(&[
+        "subscribers",
+        "add",
+        "changes@example.org",
+        "--only-changes",
+    ]);
+    assert_eq!(
+        site.ok(&["subscribers", "list"]),
+        "changes@example.org\ten\t*\tchanges\nevery@example.org\ten\t*\tevery\n"
+    );
+    site.start();
+    site.write(
+        "x.md",
+        &site::incident(
+            "Outage",
+            "\"web\"",
+            &[(&format!("{} investigating", site::recent(3)), "Down.")],
+        ),
+    );
+    site.wait_for("the first emails", || server.count() >= 2);
+    let mut expected = 2;
+    let mut post = |args: &[&str], mailed: usize| {
+        let mut all = vec!["post", "x"];
+        all.extend_from_slice(args);
+        site.ok(&all);
+        expected += mailed;
+        let want = expected;
+        site.wait_for(&format!("{want} emails"), || server.count() >= want);
+    };
+    // No change: the status stays, no component moves.
+    post(&["update", "Still looking at the disks."], 1);
+    // A component's status changes; then the incident's.
+    post(
+        &["update", "--set", "mail=degraded", "Mail is slow too."],
+        2,
+    );
+    post(&["identified", "Found it."], 2);
+    post(&["update", "Replacing the controller."], 1);
+    post(&["resolved", "Fixed."], 2);
+    site.stop();
+    assert_eq!(server.count(), 10);
+    assert_eq!(
+        subjects(&server, "changes@example.org"),
+        [
+            "[Test status] Investigating: Outage",
+            "[Test status] Outage: Mail is slow too.",
+            "[Test status] Identified: Outage",
+            "[Test status] Resolved: Outage",
+        ]
+    );
+    assert_eq!(
+        subjects(&server, "every@example.org"),
+        [
+            "[Test status] Investigating: Outage",
+            "[Test status] Outage: Still looking at the disks.",
+            "[Test status] Outage: Mail is slow too.",
+            "[Test status] Identified: Outage",
+            "[Test status] Outage: Replacing the controller.",
+            "[Test status] Resolved: Outage",
+        ]
+    );
+}

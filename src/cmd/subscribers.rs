@@ -85,10 +85,12 @@ pub struct SubscribeOptions {
     pub address: String,
     pub components: Vec<String>,
     pub language: Option<String>,
+    /// Only the updates that change a status.
+    pub only_changes: bool,
 }
 
-/// `herald subscribers add`: adds a subscriber, or changes the components
-/// and language of one already there.
+/// `herald subscribers add`: adds a subscriber, or changes the components,
+/// language and volume of one already there.
 pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
     let address = Address::parse(&options.address).map_err(|_| {
@@ -110,6 +112,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
             address: address.to_string(),
             follows,
             language,
+            only_changes: options.only_changes,
         }],
         clock::now(),
     )?;
@@ -134,20 +137,26 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS`, one per line
-/// (`*` for all components).
+/// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS VOLUME`, one per
+/// line (`*` for all components; `every` update or only `changes`).
 pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
     let mut out = std::io::stdout().lock();
+    let only_changes = store.only_changes()?;
     for subscriber in store.subscribers()? {
         let components = match &subscriber.follows {
             Follows::All => "*".to_owned(),
             Follows::Components(ids) => ids.join(","),
         };
+        let volume = if only_changes.contains(&subscriber.address) {
+            "changes"
+        } else {
+            "every"
+        };
         writeln!(
             out,
-            "{}\t{}\t{components}",
+            "{}\t{}\t{components}\t{volume}",
             subscriber.address,
             subscriber.language.code()
         )?;
@@ -219,6 +228,7 @@ pub fn parse_subscribers_csv(
             address: parsed.map_or_else(|_| address.to_owned(), |a| a.to_string()),
             follows,
             language: config.site.language,
+            only_changes: false,
         };
         // A later row for the same address wins.
         match positions.get(&subscriber.address) {

@@ -13,7 +13,8 @@
 //! followed by two hex digits, and the decoded bytes are UTF-8. A multipart
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
-//! `email` once, `components` any number of times, and nothing else. The
+//! `email` once, `components` any number of times, `volume` (`every` or
+//! `changes`) at most once, and nothing else. The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
@@ -36,6 +37,8 @@ pub struct Subscription {
     pub address: String,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
+    /// `volume=changes`: only the updates that change a status.
+    pub only_changes: bool,
 }
 
 /// What a `Content-Type` value declares, if it is one of the two
@@ -193,9 +196,15 @@ pub fn subscription(
 ) -> Result<Subscription, &'static str> {
     let mut email = None;
     let mut components = Vec::new();
+    let mut volume = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
+            "volume" if volume.is_none() => match value.as_str() {
+                "every" => volume = Some(false),
+                "changes" => volume = Some(true),
+                _ => return Err("form"),
+            },
             "components" => {
                 if !is_component(&value) {
                     return Err("component_unknown");
@@ -215,6 +224,7 @@ pub fn subscription(
         } else {
             Follows::Components(components)
         },
+        only_changes: volume.unwrap_or(false),
     })
 }
 
@@ -274,6 +284,23 @@ mod tests {
         }
         let long = format!("email={}@example.org", "a".repeat(250));
         assert_eq!(check(&long), Err("email_invalid"));
+    }
+
+    #[test]
+    fn the_volume_is_every_update_unless_changes_are_asked_for() {
+        let volume = |body: &str| {
+            parse_form(body.as_bytes())
+                .and_then(|fields| subscription(fields, |_| true))
+                .map(|subscription| subscription.only_changes)
+        };
+        assert_eq!(volume("email=a@example.org"), Ok(false));
+        assert_eq!(volume("email=a@example.org&volume=every"), Ok(false));
+        assert_eq!(volume("volume=changes&email=a@example.org"), Ok(true));
+        assert_eq!(volume("email=a@example.org&volume=some"), Err("form"));
+        assert_eq!(
+            volume("email=a@example.org&volume=every&volume=changes"),
+            Err("form")
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct NewRequest {
     pub address: String,
     pub follows: Follows,
     pub language: Language,
+    /// Only the updates that change a status ([`NewSubscriber::only_changes`]).
+    pub only_changes: bool,
 }
 
 /// What following a confirmation link did.
@@ -117,13 +119,14 @@ impl Store {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
-                                           created, expires, status, queued, next_attempt_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7)",
+                                           created, expires, status, queued, next_attempt_at, only_changes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9)",
                 )
                 .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
-                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4 WHERE id = ?1",
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, only_changes = ?5
+                     WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut resend = transaction
@@ -145,7 +148,7 @@ impl Store {
                 match found {
                     Some((id, false, in_queue, last_queued)) => {
                         replace
-                            .execute(params![id, all, components, language])
+                            .execute(params![id, all, components, language, request.only_changes])
                             .map_err(failed)?;
                         if !in_queue && last_queued <= resend_before {
                             resend
@@ -172,7 +175,8 @@ impl Store {
                                 nonce,
                                 hash.as_slice(),
                                 now_ms,
-                                expires
+                                expires,
+                                request.only_changes
                             ])
                             .map_err(failed)?;
                         queued += 1;
@@ -189,11 +193,22 @@ impl Store {
     /// existing subscriber keeps their unsubscribe link).
     pub fn confirm(&mut self, link_token: &str, now: DateTime<Utc>) -> Result<Confirmed, Error> {
         let hash = token::hash(link_token);
-        type Row = (i64, Vec<u8>, String, bool, String, String, i64, Option<i64>);
+        type Row = (
+            i64,
+            Vec<u8>,
+            String,
+            bool,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            bool,
+        );
         let row: Option<Row> = self
             .connection
             .query_row(
-                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed,
+                        only_changes
                  FROM requests WHERE token_hash = ?1",
                 params![hash.as_slice()],
                 |row| {
@@ -206,12 +221,24 @@ impl Store {
                         row.get(5)?,
                         row.get(6)?,
                         row.get(7)?,
+                        row.get(8)?,
                     ))
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "look up a confirmation link"))?;
-        let Some((id, stored, address, all, components, language, expires, confirmed)) = row else {
+        let Some((
+            id,
+            stored,
+            address,
+            all,
+            components,
+            language,
+            expires,
+            confirmed,
+            only_changes,
+        )) = row
+        else {
             return Ok(Confirmed::Unknown);
         };
         if !token::same_hash(&stored, &hash) {
@@ -230,6 +257,7 @@ impl Store {
                 address,
                 follows: follows_from_columns(all, &components),
                 language: Language::parse(&language).unwrap_or(Language::En),
+                only_changes,
             }],
             now,
         )?;
@@ -389,6 +417,7 @@ mod tests {
             address: address.into(),
             follows: Follows::Components(components.iter().map(|c| (*c).to_owned()).collect()),
             language: Language::Sv,
+            only_changes: false,
         }
     }
 
@@ -515,6 +544,7 @@ mod tests {
                     address: "old@example.org".into(),
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
@@ -622,6 +652,7 @@ mod tests {
                     address: "a@example.org".into(),
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
