@@ -597,7 +597,7 @@ Queues drain *slowly* & <b>steadily</b>.
          <link href=\"https://status.example.com/incidents/mail-down.html#u-20261124T130531Z\" rel=\"alternate\" type=\"text/html\"/>\
          <published>2026-11-24T13:05:31+00:00</published>\
          <content type=\"html\">\
-         &lt;p&gt;Affected services: Mail &amp;amp; &amp;lt;Webmail&amp;gt; (Degraded performance)&lt;/p&gt;\n\
+         &lt;p&gt;Affected components: Mail &amp;amp; &amp;lt;Webmail&amp;gt; (Degraded performance)&lt;/p&gt;\n\
          &lt;p&gt;Queues drain &lt;em&gt;slowly&lt;/em&gt; &amp;amp; &amp;lt;b&amp;gt;steadily&amp;lt;/b&amp;gt;.&lt;/p&gt;\n\
          </content>\
          </entry>\

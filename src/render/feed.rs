@@ -254,7 +254,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
         .collect();
     let heading = match language {
         Language::Sv => "Berörda tjänster",
-        Language::En => "Affected services",
+        Language::En => "Affected components",
     };
     xml_text(&format!(
         "<p>{heading}: {}</p>\n{}",

@@ -434,8 +434,10 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         })
         .collect();
 
-    // The last 14 days: what is not already shown above as open or as
-    // ongoing or upcoming maintenance.
+    // The last 14 days: every incident of the fortnight, the ones still
+    // open (shown above too) included, so that the section never says
+    // "none" beneath an ongoing incident; maintenance not over yet is
+    // shown above only.
     let recent_start = now
         .checked_sub_signed(TimeDelta::days(RECENT_DAYS))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -443,14 +445,15 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
     let mut recent: Vec<&Known> = known
         .iter()
         .filter(|known| {
-            !known.is_open()
-                && !matches!(
-                    known.incident.maintenance_phase(now),
-                    Some(MaintenancePhase::Ongoing | MaintenancePhase::Upcoming)
-                )
+            !matches!(
+                known.incident.maintenance_phase(now),
+                Some(MaintenancePhase::Ongoing | MaintenancePhase::Upcoming)
+            )
         })
         .filter(|known| {
-            in_recent(known.incident.began())
+            // An incident still open counts, however long ago it began.
+            known.is_open()
+                || in_recent(known.incident.began())
                 || known.updates.iter().any(|update| in_recent(update.instant))
                 || known
                     .incident

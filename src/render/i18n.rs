@@ -128,16 +128,13 @@ pub fn date(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String 
 }
 
 /// `8 april 2019 19:26 CEST` / `April 8, 2019 19:26 CEST`: the zone is
-/// always named, so a reader elsewhere knows what the clock means.
+/// always named, so a reader elsewhere knows what the clock means. Shown
+/// to the minute: the seconds `herald post` writes are for the file (an
+/// update's identity), not for readers.
 pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String {
     let local = instant.with_timezone(&timezone);
-    let seconds = if local.second() == 0 {
-        String::new()
-    } else {
-        format!(":{:02}", local.second())
-    };
     format!(
-        "{} {:02}:{:02}{seconds} {}",
+        "{} {:02}:{:02} {}",
         date(language, instant, timezone),
         local.hour(),
         local.minute(),
@@ -170,7 +167,7 @@ mod tests {
         let winter = Utc.with_ymd_and_hms(2026, 11, 24, 13, 5, 31).unwrap();
         assert_eq!(
             date_time(Language::Sv, winter, Stockholm),
-            "24 november 2026 14:05:31 CET"
+            "24 november 2026 14:05 CET"
         );
         assert_eq!(month_title(Language::En, 2019, 4), "April 2019");
     }
