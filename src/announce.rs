@@ -15,7 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
-use crate::model::{ComponentStatus, Incident, IncidentId, Kind, Language, Status, Update};
+use crate::model::{
+    ComponentStatus, Headline, Incident, IncidentId, Kind, Language, Status, Update,
+};
 use crate::render::{Revisions, i18n};
 
 /// An update's identity.
@@ -97,9 +99,10 @@ pub struct Announcement {
     /// joined later are left out of earlier updates), in the incident's
     /// order, with the status the incident holds it at.
     pub components: Vec<(String, ComponentStatus)>,
-    /// The first update, or one whose status differs from the one before:
-    /// the subject names the status, otherwise the text's first words.
-    pub status_changed: bool,
+    /// What the subject shows besides the title: the status when it
+    /// changed, otherwise the text's first words (and the time when they
+    /// repeat the update before).
+    pub headline: Headline,
     /// One of the changes (the first update, a change of the incident's
     /// or a component's status, the resolution): what subscribers who
     /// asked for fewer emails get.
@@ -120,20 +123,22 @@ impl Announcement {
                 .affected_at(update.instant)
                 .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
                 .collect(),
-            status_changed: incident.status_changed(update),
+            headline: incident.headline(update),
             change: incident.is_change(update),
         }
     }
 
-    /// The subject's words after the site's title.
-    pub fn headline(&self, language: Language) -> String {
-        i18n::headline(
-            language,
-            &self.title,
-            self.status,
-            self.status_changed,
-            &self.body_markdown,
-        )
+    /// The subject's words after the site's title, with times in
+    /// `timezone`.
+    pub fn subject_line(&self, language: Language, timezone: chrono_tz::Tz) -> String {
+        let of = i18n::HeadlineOf {
+            title: &self.title,
+            status: self.status,
+            kind: self.headline,
+            body_markdown: &self.body_markdown,
+            instant: self.instant,
+        };
+        i18n::headline(language, &of, timezone)
     }
 
     pub fn key(&self) -> UpdateKey {
@@ -440,7 +445,7 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
-                    status_changed: true,
+                    headline: Headline::Status,
                     change: true,
                 },
                 Announcement {
@@ -455,7 +460,7 @@ mod tests {
                         ("mail".into(), ComponentStatus::PartialOutage),
                         ("web".into(), ComponentStatus::Degraded),
                     ],
-                    status_changed: true,
+                    headline: Headline::Status,
                     change: true,
                 },
             ]
@@ -490,24 +495,27 @@ mod tests {
         );
         let decision = decide(&corpus, &announced, utc(11, 0, 0), POLICY);
         assert_eq!(decision.quiet, [key("outage", 10, 30)]);
-        let due: Vec<(UpdateKey, Vec<&str>, bool, bool)> = decision
+        let due: Vec<(UpdateKey, Vec<&str>, Headline, bool)> = decision
             .due
             .iter()
-            .map(|a| {
-                (
-                    a.key(),
-                    a.component_ids().collect(),
-                    a.status_changed,
-                    a.change,
-                )
-            })
+            .map(|a| (a.key(), a.component_ids().collect(), a.headline, a.change))
             .collect();
         assert_eq!(
             due,
             [
-                (key("outage", 10, 0), vec!["mail"], true, true),
-                (key("outage", 10, 40), vec!["mail", "web"], false, true),
-                (key("outage", 10, 50), vec!["mail", "web"], false, false),
+                (key("outage", 10, 0), vec!["mail"], Headline::Status, true),
+                (
+                    key("outage", 10, 40),
+                    vec!["mail", "web"],
+                    Headline::Words,
+                    true
+                ),
+                (
+                    key("outage", 10, 50),
+                    vec!["mail", "web"],
+                    Headline::Words,
+                    false
+                ),
             ]
         );
     }

@@ -232,6 +232,53 @@ impl ComponentStatus {
     }
 }
 
+/// What the title of an update's feed entry and email shows besides the
+/// incident's title, so that consecutive updates differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headline {
+    /// The status: the first update, or one whose status changed.
+    Status,
+    /// The first words of the text.
+    Words,
+    /// The first words and the time, when they repeat the update before.
+    WordsAndTime,
+}
+
+impl Headline {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Headline::Status => "status",
+            Headline::Words => "words",
+            Headline::WordsAndTime => "words-and-time",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Headline> {
+        [Headline::Status, Headline::Words, Headline::WordsAndTime]
+            .into_iter()
+            .find(|headline| headline.as_str() == text)
+    }
+}
+
+/// How many words of an update's text a headline shows.
+pub const HEADLINE_WORDS: usize = 8;
+
+/// The first [`HEADLINE_WORDS`] words of `markdown` as a reader sees them
+/// (emphasis, heading and quote marks and list dashes left out), and
+/// whether more follow.
+pub fn headline_words(markdown: &str) -> (String, bool) {
+    let words: Vec<&str> = markdown
+        .split_whitespace()
+        .map(|word| {
+            word.trim_start_matches(['#', '>'])
+                .trim_matches(|c: char| matches!(c, '*' | '_' | '`'))
+        })
+        .filter(|word| !word.is_empty() && *word != "-")
+        .collect();
+    let shown = words[..words.len().min(HEADLINE_WORDS)].join(" ");
+    (shown, words.len() > HEADLINE_WORDS)
+}
+
 /// A component as the configuration defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
@@ -451,6 +498,28 @@ impl Incident {
         match index.and_then(|i| i.checked_sub(1)) {
             Some(previous) => self.updates[previous].status != update.status,
             None => true,
+        }
+    }
+
+    /// What `update`'s headline shows: its status when it changed (or it
+    /// is the first, or has no text), otherwise its first words, with its
+    /// time when they are the words of the update before.
+    pub fn headline(&self, update: &Update) -> Headline {
+        let (words, _) = headline_words(&update.body_markdown);
+        if self.status_changed(update) || words.is_empty() {
+            return Headline::Status;
+        }
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let previous = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| &self.updates[i]);
+        if previous.is_some_and(|previous| headline_words(&previous.body_markdown).0 == words) {
+            Headline::WordsAndTime
+        } else {
+            Headline::Words
         }
     }
 

@@ -139,6 +139,47 @@ fn the_portal_joins_at_11_20_on_the_page_in_its_feed_and_in_the_summary() {
         "{mail_row}"
     );
 
+    // The resolved page says when, and for how long (08:00 on the 4th
+    // to 19:26 on the 8th).
+    let resolved = instants[47]
+        .with_timezone(&chrono_tz::Europe::Stockholm)
+        .format("%H:%M %Z</time>")
+        .to_string();
+    assert!(
+        page.contains(&format!(
+            "<dt>Löst</dt>\n<dd><time datetime=\"{}\">",
+            instants[47].to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&resolved), "{resolved} in {page}");
+    assert!(
+        page.contains("<dt>Varade</dt>\n<dd>4 dagar 11 timmar</dd>"),
+        "{page}"
+    );
+
+    // Consecutive feed entries have different titles: the status when it
+    // changed, otherwise the text's first words.
+    let titles: Vec<String> = all
+        .entries
+        .iter()
+        .map(|e| {
+            e.title
+                .as_ref()
+                .map(|t| t.content.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    for pair in titles.windows(2) {
+        assert_ne!(pair[0], pair[1], "{titles:#?}");
+    }
+    assert_eq!(titles[47], "Felsökning pågår: Fel i lagringsplattformen");
+    assert_eq!(titles[0], "Löst: Fel i lagringsplattformen");
+    assert_eq!(
+        titles[42],
+        "Fel i lagringsplattformen: Åtgärd fortlöper. Driftstörningen påverkar även Mina Sidor"
+    );
+
     // The summary lists open incidents: without its resolution, each
     // update's affected components name the portal from 11.20 on only.
     site.write("lagring.md", &text.replace(" resolved\n", "\n"));
@@ -294,6 +335,18 @@ fn the_portals_subscribers_get_mail_from_11_20_over_smtp() {
         .collect();
     assert_eq!(mailed_instants(&server, "mail@example.org"), all);
     assert_eq!(mailed_instants(&server, "portal@example.org"), from_join);
+    // Mailed in order; consecutive subjects differ, and none has seconds.
+    let subjects = subjects(&server, "mail@example.org");
+    assert_eq!(subjects.len(), 48);
+    for pair in subjects.windows(2) {
+        assert_ne!(pair[0], pair[1], "{subjects:#?}");
+    }
+    assert!(
+        subjects.contains(
+            &"[Exempelhosting driftstatus] Fel i lagringsplattformen: Åtgärd fortlöper. Driftstörningen påverkar även Mina Sidor".to_owned()
+        ),
+        "{subjects:#?}"
+    );
 }
 
 /// Every file under the site's directory and its bytes, logs aside.
@@ -459,6 +512,16 @@ fn post_set_and_quiet_write_their_lines() {
         ),
         "{file}"
     );
+    // The file keeps the seconds; the page shows the minute.
+    let heading = file.lines().rev().find(|l| l.starts_with("## ")).unwrap();
+    let (date, time) = (&heading[3..13], &heading[14..22]);
+    assert_eq!(time.len(), 8, "{heading}");
+    site.ok(&["build"]);
+    let page = read(&site, "public/incidents/mail-slow.html");
+    let day: u32 = date[8..].parse().unwrap();
+    let shown = format!("{day}, {} {} C", &date[..4], &time[..5]);
+    assert!(page.contains(&shown), "{shown} in {page}");
+    assert!(!page.contains(&format!("{time} C")), "{time} in {page}");
     let help = String::from_utf8(site.herald(&["post", "--help"]).stdout).unwrap();
     for text in [
         "--set <COMPONENT=STATUS>",

@@ -45,7 +45,7 @@ impl Composer {
         let site_title = one_line(&site.title);
         let subject = format!(
             "[{site_title}] {}",
-            one_line(&announcement.headline(language))
+            one_line(&announcement.subject_line(language, config.site.timezone))
         );
         let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);

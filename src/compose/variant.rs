@@ -55,7 +55,7 @@ impl Composer {
         let subject = format!(
             "[{}] {}",
             one_line(&config.site.title),
-            one_line(&announcement.headline(language))
+            one_line(&announcement.subject_line(language, config.site.timezone))
         );
         Ok((subject, self.render_template("message.txt", &context)?))
     }
@@ -129,7 +129,7 @@ pub(super) fn alert_context(
         .collect();
     context! {
         lang => language.code(),
-        subject => format!("[{site_title}] {}", one_line(&announcement.headline(language))),
+        subject => format!("[{site_title}] {}", one_line(&announcement.subject_line(language, config.site.timezone))),
         title => &title,
         status => status,
         when => i18n::date_time(language, announcement.instant, site.timezone),

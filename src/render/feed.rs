@@ -213,12 +213,17 @@ fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
 /// title and the text's first words, so that consecutive entries differ
 /// ([`i18n::headline`]).
 fn entry_title(site: &Site, entry: &Entry) -> String {
+    let of = i18n::HeadlineOf {
+        title: &entry.incident.title,
+        status: entry.update.status,
+        kind: entry.incident.headline(entry.update),
+        body_markdown: &entry.update.body_markdown,
+        instant: entry.update.instant,
+    };
     xml_text(&i18n::headline(
         site.config.site.language,
-        &entry.incident.title,
-        entry.update.status,
-        entry.incident.status_changed(entry.update),
-        &entry.update.body_markdown,
+        &of,
+        site.timezone(),
     ))
 }
 

@@ -266,10 +266,21 @@ struct IncidentPage {
     timeline: Vec<TimelineView>,
     window: Option<WindowView>,
     began: Option<TimeView>,
+    /// When a closed incident closed, and how long it lasted.
+    closed: Option<ClosedView>,
     summary_html: String,
     /// Newest first.
     updates: Vec<UpdateView>,
     month: Option<LinkView>,
+}
+
+#[derive(Serialize)]
+struct ClosedView {
+    /// `Löst` / `Resolved` (`Slutfört` / `Completed` for maintenance).
+    label: &'static str,
+    time: TimeView,
+    /// `4 dagar 11 timmar` / `4 days 11 hours`.
+    lasted: String,
 }
 
 #[derive(Serialize)]
@@ -543,6 +554,11 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
             ends: time_view(site, window.ends),
         }),
         began: (!incident.updates.is_empty()).then(|| time_view(site, incident.began())),
+        closed: incident.closed_at().map(|closed| ClosedView {
+            label: i18n::status_label(language, incident.latest_update().status),
+            time: time_view(site, closed),
+            lasted: i18n::duration(language, closed.signed_duration_since(incident.began())),
+        }),
         summary_html: incident.summary_html.clone(),
         updates: incident
             .updates

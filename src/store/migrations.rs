@@ -133,8 +133,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // Quiet updates (`notify: no`) are recorded as notified for the reason
     // `quiet` (SQLite cannot change a CHECK, so the table is rebuilt).
     // Subscribers, and requests to subscribe, may ask for changes only; an
-    // announcement remembers whether it is one, and whether its status
-    // changed (its subject then names the status).
+    // announcement remembers whether it is one, and what its subject shows
+    // (`crate::model::Headline`: `status`, `words`, `words-and-time`).
     "CREATE TABLE notified_quiet (
         incident TEXT NOT NULL,
         instant TEXT NOT NULL,
@@ -148,7 +148,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE notified_quiet RENAME TO notified;
     ALTER TABLE subscribers ADD COLUMN only_changes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE requests ADD COLUMN only_changes INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE announcements ADD COLUMN status_changed INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE announcements ADD COLUMN headline TEXT NOT NULL DEFAULT 'status';
     ALTER TABLE announcements ADD COLUMN is_change INTEGER NOT NULL DEFAULT 1;",
 ];
 

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
 use crate::announce::{Announcement, Decision};
-use crate::model::{ComponentStatus, IncidentId, Kind, Language, Status, Subscriber};
+use crate::model::{ComponentStatus, Headline, IncidentId, Kind, Language, Status, Subscriber};
 
 /// One outbox row, leased for sending.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created, status_changed, is_change)
+                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created, headline, is_change)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(failed)?;
@@ -221,7 +221,7 @@ impl Store {
                         announcement.body_html,
                         components.join(","),
                         at,
-                        announcement.status_changed,
+                        announcement.headline.as_str(),
                         announcement.change,
                     ])
                     .map_err(failed)?;
@@ -253,7 +253,7 @@ impl Store {
             .connection
             .query_row(
                 "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        status_changed, is_change
+                        headline, is_change
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
@@ -266,7 +266,7 @@ impl Store {
                         row.get::<_, String>(5)?,
                         row.get::<_, String>(6)?,
                         row.get::<_, String>(7)?,
-                        row.get::<_, bool>(8)?,
+                        row.get::<_, String>(8)?,
                         row.get::<_, bool>(9)?,
                     ))
                 },
@@ -282,7 +282,7 @@ impl Store {
             body_markdown,
             body_html,
             components,
-            status_changed,
+            headline,
             change,
         )) = row
         else {
@@ -311,7 +311,7 @@ impl Store {
                     Some((id.to_owned(), ComponentStatus::parse(status)?))
                 })
                 .collect(),
-            status_changed,
+            headline: Headline::parse(&headline).unwrap_or(Headline::Status),
             change,
         }))
     }
@@ -564,7 +564,7 @@ mod tests {
                 .iter()
                 .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
                 .collect(),
-            status_changed: true,
+            headline: Headline::Status,
             change: true,
         }
     }
