@@ -369,7 +369,7 @@ pub struct Incident {
     /// The components not in the front matter, each with the instant of
     /// the first update whose `components:` line names it: affected from
     /// then on, never before.
-    pub joins: Vec<(String, DateTime<Utc>)>,
+    pub joins: Joins,
     pub severity: Severity,
     pub kind: Kind,
     pub draft: bool,
@@ -384,6 +384,10 @@ pub struct Incident {
     /// version of a file, not once per render.
     pub timeline_cache: TimelineCache,
 }
+
+/// Components that joined an incident after its first update, each with
+/// the instant of the update that named it first.
+pub type Joins = Vec<(String, DateTime<Utc>)>;
 
 /// Each affected component's segments, by component id.
 pub type Timeline = BTreeMap<String, Vec<Segment>>;

@@ -4,13 +4,12 @@
 
 use std::ops::Range;
 
-use chrono::{DateTime, Utc};
 use pulldown_cmark::{Event, HeadingLevel, Parser, Tag};
 
 use super::FileParser;
 use super::front::{FrontMatter, Split, line_ranges};
 use super::markdown::{markdown_options, render_markdown};
-use crate::model::{ComponentStatus, Kind, Status, Update};
+use crate::model::{ComponentStatus, Joins, Kind, Status, Update};
 
 /// What an update's body holds besides its heading.
 struct SectionBody {
@@ -207,7 +206,7 @@ impl FileParser<'_> {
         &mut self,
         mut updates: Vec<(Update, usize)>,
         front: &FrontMatter,
-    ) -> Option<(Vec<Update>, Vec<(String, DateTime<Utc>)>)> {
+    ) -> Option<(Vec<Update>, Joins)> {
         let mut ok = true;
         updates.sort_by_key(|(update, offset)| (update.instant, *offset));
         for pair in updates.windows(2) {
@@ -233,7 +232,7 @@ impl FileParser<'_> {
             Kind::Maintenance => Status::Scheduled,
         };
         let mut result = Vec::with_capacity(updates.len());
-        let mut joins: Vec<(String, DateTime<Utc>)> = Vec::new();
+        let mut joins = Joins::new();
         for (mut update, _) in updates {
             update.status = match update.declared {
                 None | Some(Status::Update) => previous,
