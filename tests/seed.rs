@@ -11,7 +11,7 @@ mod seed_thread;
 mod site_toml;
 
 use feed_reader::read;
-use seed_thread::{FURNITURE, blocks, read_seed};
+use seed_thread::{FURNITURE, Telling, read_seed};
 
 use std::path::Path;
 
@@ -24,32 +24,8 @@ use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
 
 const COMPONENTS: [&str; 4] = ["web-hosting", "mail", "cloud", "customer-portal"];
 
-/// The thread as a herald incident file: one `## DATE TIME [STATUS]`
-/// update per block, then the block's text.
 fn convert(thread: &str) -> String {
-    let mut file = String::from(
-        "+++
-title = \"Fel i lagringsplattformen\"
-components = [\"web-hosting\", \"mail\", \"cloud\", \"customer-portal\"]
-severity = \"critical\"
-+++
-",
-    );
-    for block in blocks(thread) {
-        let status = match (block.date.as_str(), block.time.as_str()) {
-            ("2019-04-04", "08:00") => " investigating",
-            ("2019-04-08", "19:26") => " resolved",
-            _ => "",
-        };
-        let text: Vec<&str> = block.lines.iter().map(String::as_str).collect();
-        file.push_str(&format!(
-            "\n## {} {}{status}\n{}\n",
-            block.date,
-            block.time,
-            text.join("\n").trim()
-        ));
-    }
-    file
+    seed_thread::convert(thread, Telling::default())
 }
 
 fn utc(text: &str) -> DateTime<Utc> {

@@ -53,7 +53,11 @@ fn seed_config(port: Option<u16>) -> String {
 
 /// The converted seed and the instants of its updates, oldest first.
 fn seed() -> (String, Vec<DateTime<Utc>>) {
-    let text = seed_thread::convert_joining(&seed_thread::read_seed(), shift_days());
+    let telling = seed_thread::Telling {
+        portal_joins: true,
+        shift_days: Some(shift_days()),
+    };
+    let text = seed_thread::convert(&seed_thread::read_seed(), telling);
     let config = herald::config::parse(Path::new("herald.toml"), &seed_config(None)).unwrap();
     let context = Context {
         timezone: config.site.timezone,
@@ -437,43 +441,35 @@ fn post_refuses_an_empty_text_an_update_to_a_resolved_incident_and_a_mistyped_id
     let site = Site::new(&site::email_config(1, "0s"));
     site.write("mail-slow.md", OPEN);
     let before = fs::read(site.path("incidents/mail-slow.md")).unwrap();
-    fails(
-        &site,
-        &["post", "mail-slow", "update", ""],
-        "the update has no text",
-    );
-    fails(
-        &site,
-        &["post", "mail-slow", "update", "  \n\t"],
-        "the update has no text",
-    );
-    // From stdin (here: nothing at all).
-    fails(
-        &site,
-        &["post", "mail-slow", "update"],
-        "the update has no text",
-    );
+    // An empty text, as an argument or (here: nothing at all) on stdin.
+    for args in [&["update", ""][..], &["update", "  \n\t"], &["update"]] {
+        let mut all = vec!["post", "mail-slow"];
+        all.extend_from_slice(args);
+        fails(&site, &all, "the update has no text");
+    }
     assert_eq!(
         fs::read(site.path("incidents/mail-slow.md")).unwrap(),
         before
     );
 
-    fails(
-        &site,
-        &["post", "mail-slo", "update", "x"],
-        "no incident `mail-slo` in incidents; did you mean `mail-slow`?",
-    );
-    fails(
-        &site,
-        &["post", "web-down", "update", "x"],
-        "no incident `web-down` in incidents; create it with `herald new`",
-    );
-    fails(
-        &site,
-        &["post", "mail-slow", "update", "--set", "mail=down", "x"],
-        "the result would have errors",
-    );
-
+    for (args, message) in [
+        (
+            &["mail-slo", "update", "x"][..],
+            "no incident `mail-slo` in incidents; did you mean `mail-slow`?",
+        ),
+        (
+            &["web-down", "update", "x"],
+            "no incident `web-down` in incidents; create it with `herald new`",
+        ),
+        (
+            &["mail-slow", "update", "--set", "mail=down", "x"],
+            "the result would have errors",
+        ),
+    ] {
+        let mut all = vec!["post"];
+        all.extend_from_slice(args);
+        fails(&site, &all, message);
+    }
     site.ok(&["post", "mail-slow", "resolved", "Fixed."]);
     let resolved = fs::read(site.path("incidents/mail-slow.md")).unwrap();
     let stderr = fails(

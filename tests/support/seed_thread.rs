@@ -75,37 +75,56 @@ pub fn blocks(thread: &str) -> Vec<Block> {
     blocks
 }
 
-/// The thread as the operator tells it: the customer portal ("Mina
-/// Sidor") is not in the front matter and joins at 11.20 on the first
-/// day, where the thread first names it. Each date is moved `shift_days`
-/// days later, and each time carries the thread's offset (`+02:00`,
-/// Swedish summer time), so the instants are exact whatever the date.
-pub fn convert_joining(thread: &str, shift_days: i64) -> String {
-    let mut file = String::from(
-        "+++
-title = \"Fel i lagringsplattformen\"
-components = [\"web-hosting\", \"mail\", \"cloud\"]
-severity = \"critical\"
-+++
-",
+/// How the thread becomes an incident file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Telling {
+    /// The customer portal ("Mina Sidor") is left out of the front matter
+    /// and joins at 11.20 on the first day, where the thread first names
+    /// it; otherwise it is in the front matter from the start.
+    pub portal_joins: bool,
+    /// Each date moved this many days later, and each time written with
+    /// the thread's offset (`+02:00`, Swedish summer time) so that the
+    /// instants are exact whatever the date; `None`: dates and times as
+    /// the thread writes them.
+    pub shift_days: Option<i64>,
+}
+
+/// The thread as a herald incident file: one `## DATE TIME [STATUS]`
+/// update per block, then the block's text.
+pub fn convert(thread: &str, telling: Telling) -> String {
+    let components = if telling.portal_joins {
+        r#""web-hosting", "mail", "cloud""#
+    } else {
+        r#""web-hosting", "mail", "cloud", "customer-portal""#
+    };
+    let mut file = format!(
+        "+++\ntitle = \"Fel i lagringsplattformen\"\ncomponents = [{components}]\nseverity = \"critical\"\n+++\n"
     );
     for block in blocks(thread) {
-        let status = match (block.date.as_str(), block.time.as_str()) {
+        let at = (block.date.as_str(), block.time.as_str());
+        let status = match at {
             ("2019-04-04", "08:00") => " investigating",
             ("2019-04-08", "19:26") => " resolved",
             _ => "",
         };
-        let joins = match (block.date.as_str(), block.time.as_str()) {
-            ("2019-04-04", "11.20") => "components: customer-portal=major-outage\n",
+        let joins = match at {
+            ("2019-04-04", "11.20") if telling.portal_joins => {
+                "components: customer-portal=major-outage\n"
+            }
             _ => "",
         };
-        let date = chrono::NaiveDate::parse_from_str(&block.date, "%Y-%m-%d")
-            .expect("the thread's dates are YYYY-MM-DD")
-            + chrono::Duration::days(shift_days);
+        let when = match telling.shift_days {
+            None => format!("{} {}", block.date, block.time),
+            Some(days) => {
+                let date = chrono::NaiveDate::parse_from_str(&block.date, "%Y-%m-%d")
+                    .expect("the thread's dates are YYYY-MM-DD")
+                    + chrono::Duration::days(days);
+                format!("{date} {}+02:00", block.time.replace('.', ":"))
+            }
+        };
         let text: Vec<&str> = block.lines.iter().map(String::as_str).collect();
         file.push_str(&format!(
-            "\n## {date} {}+02:00{status}\n{joins}{}\n",
-            block.time.replace('.', ":"),
+            "\n## {when}{status}\n{joins}{}\n",
             text.join("\n").trim()
         ));
     }
