@@ -253,23 +253,14 @@ fn dry_run(
 
 /// The incident file of `id`, or an error that suggests the closest id.
 fn incident_path(config: &Config, id: &str) -> anyhow::Result<PathBuf> {
-    let files = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
-        format!(
-            "cannot read the incidents directory {}",
-            config.paths.incidents.display()
-        )
-    })?;
+    let files = incident_files(config)?;
+    if let Some(path) = IncidentId::new(id).and_then(|id| find_in(&files, &id)) {
+        return Ok(path);
+    }
     let stems: Vec<String> = files
         .iter()
         .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
         .collect();
-    if let Some(found) = files
-        .iter()
-        .zip(&stems)
-        .find(|(_, stem)| IncidentId::new(id).is_some() && stem.as_str() == id)
-    {
-        return Ok(found.0.clone());
-    }
     let hint = match did_you_mean(id, stems.iter().map(String::as_str)) {
         Some(close) => format!("did you mean `{close}`?"),
         None => "create it with `herald new`".to_owned(),
@@ -363,15 +354,25 @@ fn write_checked(
 }
 
 fn find_incident(config: &Config, id: &IncidentId) -> anyhow::Result<Option<PathBuf>> {
-    let files = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
+    Ok(find_in(&incident_files(config)?, id))
+}
+
+/// Every incident file under the incidents directory.
+fn incident_files(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
+    fsio::find_incident_files(&config.paths.incidents).with_context(|| {
         format!(
             "cannot read the incidents directory {}",
             config.paths.incidents.display()
         )
-    })?;
-    Ok(files
-        .into_iter()
-        .find(|path| path.file_stem().is_some_and(|stem| stem == id.as_str())))
+    })
+}
+
+/// The file among `files` whose name is `id`.
+fn find_in(files: &[PathBuf], id: &IncidentId) -> Option<PathBuf> {
+    files
+        .iter()
+        .find(|path| path.file_stem().is_some_and(|stem| stem == id.as_str()))
+        .cloned()
 }
 
 fn toml_string(text: &str) -> String {
