@@ -257,7 +257,7 @@ impl Daemon {
         let now = clock::now();
         let decision = announce::decide(&self.corpus, &self.announced, now, self.policy);
         self.next_announcement = decision.next;
-        if decision.due.is_empty() && decision.too_old.is_empty() {
+        if decision.due.is_empty() && decision.too_old.is_empty() && decision.quiet.is_empty() {
             return;
         }
         match store.enqueue(&decision, now) {
@@ -273,6 +273,8 @@ impl Daemon {
                     .record_notified(decision.due.iter().map(Announcement::key));
                 self.announced
                     .record_notified(decision.too_old.iter().cloned());
+                self.announced
+                    .record_notified(decision.quiet.iter().cloned());
                 if queued > 0 {
                     tracing::info!(messages = queued, "queued");
                     self.mail_wake.notify_one();

@@ -705,6 +705,12 @@ fn quiet_updates_mail_nobody_and_outbox_shows_the_grace_period_and_clean_replies
     site.wait_for("the first email", || server.count() == 1);
     site.ok(&["post", "x", "update", "--quiet", "Quiet note."]);
     site.wait_for_page("Quiet note.");
+    // Recorded as notified, for being quiet, on its own.
+    site.wait_for("the quiet update to be recorded", || {
+        rows(&site)
+            .iter()
+            .any(|row| row.starts_with("notified: x | ") && row.ends_with(" | quiet"))
+    });
     site.ok(&["post", "x", "identified", "Found it."]);
     site.wait_for("the second email", || server.count() == 2);
     site.wait_for("the refusal to be parked", || {
