@@ -753,9 +753,16 @@ fn quiet_updates_mail_nobody_and_outbox_shows_the_grace_period_and_clean_replies
     site.wait_for("the update to be seen", || {
         site.ok(&["outbox"]).contains("\ngrace\tx@")
     });
+    site.ok(&["post", "x", "update", "--quiet", "Quietly watching."]);
+    site.wait_for("the quiet one to be seen", || {
+        site.ok(&["outbox"]).contains("\tquiet, emails nobody at ")
+    });
     site.stop();
     let outbox = site.ok(&["outbox"]);
-    let line = outbox.lines().find(|l| l.starts_with("grace\t")).unwrap();
+    let line = outbox
+        .lines()
+        .find(|l| l.starts_with("grace\t") && l.contains("\tgoes at "))
+        .unwrap();
     let fields: Vec<&str> = line.split('\t').collect();
     let posted = fields[1].strip_prefix("x@").expect("the update");
     let goes = fields[2].strip_prefix("goes at ").expect("when it goes");

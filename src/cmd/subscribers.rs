@@ -359,10 +359,19 @@ pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
         )?;
     }
     for ((id, instant), due) in &decision.waiting {
+        let quiet = corpus
+            .published_get(id)
+            .and_then(|incident| incident.updates.iter().find(|u| u.instant == *instant))
+            .is_some_and(|update| !update.notify);
         writeln!(
             out,
-            "grace\t{id}@{}\tgoes at {}",
+            "grace\t{id}@{}\t{} {}",
             local_time(*instant, timezone),
+            if quiet {
+                "quiet, emails nobody at"
+            } else {
+                "goes at"
+            },
             local_time(*due, timezone)
         )?;
     }
