@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
 use crate::model::{
-    ComponentStatus, Headline, Incident, IncidentId, Kind, Language, Status, Update,
+    ComponentStatus, Headline, Incident, IncidentId, Kind, Language, Notice, NoticeKind, Status,
+    Update,
 };
 use crate::render::{Revisions, i18n};
 
@@ -107,6 +108,10 @@ pub struct Announcement {
     /// or a component's status, the resolution): what subscribers who
     /// asked for fewer emails get.
     pub change: bool,
+    /// Set when herald says this by itself about a maintenance window
+    /// ([`crate::maintenance`]); the body is then empty, and each channel
+    /// words the notice in the reader's language.
+    pub notice: Option<Notice>,
 }
 
 impl Announcement {
@@ -125,6 +130,34 @@ impl Announcement {
                 .collect(),
             headline: incident.headline(update),
             change: incident.is_change(update),
+            notice: None,
+        }
+    }
+
+    /// A maintenance notice about `incident` at `instant`.
+    pub fn of_notice(incident: &Incident, instant: DateTime<Utc>, notice: Notice) -> Announcement {
+        let status = match notice.kind {
+            NoticeKind::Reminder { .. } | NoticeKind::Rescheduled => Status::Scheduled,
+            NoticeKind::Started => Status::InProgress,
+            NoticeKind::Completed => Status::Completed,
+        };
+        Announcement {
+            incident: incident.id.clone(),
+            instant,
+            title: incident.title.clone(),
+            kind: incident.kind,
+            status,
+            body_markdown: String::new(),
+            body_html: String::new(),
+            components: incident
+                .affected_at(instant)
+                .map(|id| (id.clone(), incident.component_status_at(id, instant)))
+                .collect(),
+            headline: Headline::Status,
+            // A window's reminder, start and end are what a subscriber
+            // who asked for changes only wants to know.
+            change: true,
+            notice: Some(notice),
         }
     }
 
@@ -447,6 +480,7 @@ mod tests {
                     ],
                     headline: Headline::Status,
                     change: true,
+                    notice: None,
                 },
                 Announcement {
                     incident: IncidentId::new("outage").unwrap(),
@@ -462,6 +496,7 @@ mod tests {
                     ],
                     headline: Headline::Status,
                     change: true,
+                    notice: None,
                 },
             ]
         );

@@ -4,6 +4,7 @@
 //! Pure: the caller reads the file and passes its path (for messages and for
 //! resolving relative paths) and its text.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::model::{Component, Language, is_slug};
+use crate::model::{Component, Language, Severity, is_slug};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,8 @@ pub struct RawConfig {
     pub email: Option<RawEmail>,
     pub publish: Option<RawPublish>,
     pub http: Option<RawHttp>,
+    pub alertmanager: Option<Spanned<RawAlertmanager>>,
+    pub maintenance: Option<RawMaintenance>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,8 +81,23 @@ pub struct RawPublish {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    pub reminders: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertmanager {
+    pub token_file: String,
+    pub component_label: Option<String>,
+    pub severity: Option<BTreeMap<String, Spanned<String>>>,
+    pub resolve: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +110,24 @@ pub struct Config {
     pub email: Option<Email>,
     pub publish: Option<Publish>,
     pub http: Option<Http>,
+    pub alertmanager: Option<Alertmanager>,
+    pub maintenance: Maintenance,
+}
+
+/// `[maintenance]`: the notices herald sends by itself around a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    /// How long before `starts` each reminder goes out, longest first,
+    /// distinct and never zero; empty for none.
+    pub reminders: Vec<Duration>,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Maintenance {
+            reminders: vec![DEFAULT_REMINDER],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +176,29 @@ pub struct Publish {
 pub struct Http {
     pub listen: SocketAddr,
 }
+
+/// `[alertmanager]`: alerts in through `POST /hooks/alertmanager` on the
+/// `[http]` listener.
+#[derive(Debug, Clone)]
+pub struct Alertmanager {
+    /// Holds the bearer token Alertmanager sends.
+    pub token_file: PathBuf,
+    /// The label naming an alert's component.
+    pub component_label: String,
+    /// `labels.severity` value → severity; values not here are `major`.
+    pub severity: BTreeMap<String, Severity>,
+    /// Whether a resolved group appends a `resolved` update to its
+    /// published incident.
+    pub resolve: bool,
+}
+
+/// Alertmanager's usual severities, before `[alertmanager.severity]`.
+const DEFAULT_ALERT_SEVERITIES: &[(&str, Severity)] = &[
+    ("critical", Severity::Critical),
+    ("error", Severity::Major),
+    ("warning", Severity::Minor),
+    ("info", Severity::Minor),
+];
 
 impl Config {
     pub fn component(&self, id: &str) -> Option<&Component> {
@@ -258,6 +317,7 @@ impl Transport {
 const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(60);
+const DEFAULT_REMINDER: Duration = Duration::from_secs(3600);
 
 /// Parses and validates a configuration. `path` names the file in messages
 /// and anchors relative paths.
@@ -417,6 +477,31 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             })
         },
     );
+    let maintenance = match raw.maintenance.as_ref().and_then(|m| m.reminders.as_ref()) {
+        None => Maintenance::default(),
+        Some(written) => {
+            let mut reminders: Vec<Duration> = Vec::new();
+            for lead in written {
+                match humantime::parse_duration(lead.get_ref()) {
+                    Ok(duration) if duration.is_zero() => report(
+                        lead.span(),
+                        format!(
+                            "a reminder `{}` before the window is no reminder, expected a duration such as `1h`",
+                            lead.get_ref()
+                        ),
+                    ),
+                    Ok(duration) => reminders.push(duration),
+                    Err(error) => report(
+                        lead.span(),
+                        format!("invalid duration `{}`: {error}", lead.get_ref()),
+                    ),
+                }
+            }
+            reminders.sort_unstable_by(|a, b| b.cmp(a));
+            reminders.dedup();
+            Maintenance { reminders }
+        }
+    };
     let http = raw.http.as_ref().and_then(|http| {
         match http.listen.get_ref().parse::<SocketAddr>() {
             Ok(listen) => Some(Http { listen }),
@@ -430,6 +515,42 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 );
                 None
             }
+        }
+    });
+    let alertmanager = raw.alertmanager.as_ref().map(|table| {
+        if raw.http.is_none() {
+            report(
+                table.span(),
+                "`[alertmanager]` needs `[http]`: its hook is served there".into(),
+            );
+        }
+        let table = table.get_ref();
+        let mut severity: BTreeMap<String, Severity> = DEFAULT_ALERT_SEVERITIES
+            .iter()
+            .map(|(label, severity)| ((*label).to_owned(), *severity))
+            .collect();
+        for (label, value) in table.severity.iter().flatten() {
+            match Severity::parse(value.get_ref()) {
+                Some(parsed) => {
+                    severity.insert(label.clone(), parsed);
+                }
+                None => report(
+                    value.span(),
+                    format!(
+                        "unknown severity `{}`, expected `minor`, `major` or `critical`",
+                        value.get_ref()
+                    ),
+                ),
+            }
+        }
+        Alertmanager {
+            token_file: base.join(&table.token_file),
+            component_label: table
+                .component_label
+                .clone()
+                .unwrap_or_else(|| "component".to_owned()),
+            severity,
+            resolve: table.resolve.unwrap_or(false),
         }
     });
 
@@ -454,6 +575,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         email,
         publish,
         http,
+        alertmanager,
+        maintenance,
     })
 }
 
@@ -603,6 +726,34 @@ listen = "127.0.0.1:8081"
     }
 
     #[test]
+    fn alertmanager_needs_http_and_known_severities() {
+        let site = "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\n";
+        check_error(
+            &format!("{site}[alertmanager]\ntoken_file = \"t\"\n"),
+            "conf/herald.toml:4:1: error: `[alertmanager]` needs `[http]`: its hook is served there",
+        );
+        check_error(
+            &format!(
+                "{site}[http]\nlisten = \"127.0.0.1:1\"\n[alertmanager]\ntoken_file = \"t\"\nseverity = {{ page = \"urgent\" }}\n"
+            ),
+            "conf/herald.toml:8:21: error: unknown severity `urgent`, expected `minor`, `major` or `critical`",
+        );
+        let config = parse(
+            Path::new("conf/herald.toml"),
+            &format!(
+                "{site}[http]\nlisten = \"127.0.0.1:1\"\n[alertmanager]\ntoken_file = \"t\"\nseverity = {{ warning = \"major\" }}\n"
+            ),
+        )
+        .unwrap();
+        let settings = config.alertmanager.unwrap();
+        assert_eq!(settings.token_file, Path::new("conf/t"));
+        assert_eq!(settings.component_label, "component");
+        assert_eq!(settings.severity["warning"], Severity::Major);
+        assert_eq!(settings.severity["critical"], Severity::Critical);
+        assert!(!settings.resolve);
+    }
+
+    #[test]
     fn syntax_error() {
         check_error(
             "[site\n",
@@ -651,6 +802,31 @@ conf/herald.toml:20:11: error: `command` is empty, expected a program and its ar
 conf/herald.toml:16:8: error: invalid sender address `nobody`
 conf/herald.toml:17:8: error: unsupported transport in `http://x`, expected `file`, `smtp://HOST:PORT`, `smtps://HOST:PORT` or `smtp://HOST:PORT?tls=starttls`
 conf/herald.toml:22:10: error: invalid listen address `localhost`, expected IP:PORT such as `127.0.0.1:8081`",
+        );
+    }
+
+    #[test]
+    fn maintenance_reminders_default_to_one_hour_and_parse_longest_first() {
+        let config = parse(Path::new("conf/herald.toml"), GOOD).unwrap();
+        assert_eq!(config.maintenance.reminders, [Duration::from_secs(3600)]);
+        let text = format!("{GOOD}\n[maintenance]\nreminders = [\"1h\", \"24h\", \"1h\"]\n");
+        let config = parse(Path::new("conf/herald.toml"), &text).unwrap();
+        assert_eq!(
+            config.maintenance.reminders,
+            [Duration::from_secs(86400), Duration::from_secs(3600)]
+        );
+        let text = format!("{GOOD}\n[maintenance]\nreminders = []\n");
+        let config = parse(Path::new("conf/herald.toml"), &text).unwrap();
+        assert_eq!(config.maintenance.reminders, Vec::<Duration>::new());
+    }
+
+    #[test]
+    fn a_bad_or_zero_reminder_is_an_error_at_its_place() {
+        let text = format!("{GOOD}\n[maintenance]\nreminders = [\"1h\", \"soon\", \"0s\"]\n");
+        check_error(
+            &text,
+            "conf/herald.toml:27:20: error: invalid duration `soon`: expected number at 0\n\
+             conf/herald.toml:27:28: error: a reminder `0s` before the window is no reminder, expected a duration such as `1h`",
         );
     }
 }

@@ -7,11 +7,12 @@
 //! at local midnight and at maintenance boundaries by a timer that sleeps
 //! until then: an idle daemon never wakes up.
 //!
-//! After each rebuild, and when the earliest update in its grace period
-//! falls due, the daemon decides what to announce ([`crate::announce`]),
-//! queues it in the outbox in one transaction, and wakes the mailer.
+//! After each rebuild, and when the earliest update in its grace period or
+//! the next maintenance notice falls due, the daemon decides what to
+//! announce ([`crate::announce`], [`crate::maintenance`]), queues it in
+//! the outbox in one transaction, and wakes the mailer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::announce::{self, Announced, Announcement, Policy};
+use crate::maintenance::{self, NoticeKey, Tracked};
 
 use crate::clock;
 use crate::config::Config;
@@ -63,7 +65,13 @@ pub struct Daemon {
     /// What the state database knows about updates, kept in step with it.
     announced: Announced,
     policy: Policy,
-    /// When the earliest update still in its grace period falls due.
+    /// Each maintenance's window as the state database records it.
+    windows: HashMap<IncidentId, Tracked>,
+    /// The maintenance notices already queued.
+    notices_sent: HashSet<NoticeKey>,
+    notice_policy: maintenance::Policy,
+    /// When the earliest update still in its grace period, or the next
+    /// maintenance notice, falls due.
     next_announcement: Option<DateTime<Utc>>,
     /// Wakes the mailer after mail was queued.
     mail_wake: Arc<Notify>,
@@ -106,6 +114,11 @@ impl Daemon {
             grace: email.grace,
             max_age: email.max_age,
         };
+        let notice_policy = maintenance::Policy {
+            reminders: config.maintenance.reminders.clone(),
+            grace: email.grace,
+            max_age: email.max_age,
+        };
         let mut daemon = Daemon {
             output: OutputDir::new(config.paths.output.clone()),
             templates: driver::load_templates(&config)?,
@@ -118,6 +131,9 @@ impl Daemon {
             rendered_at: DateTime::<Utc>::MIN_UTC,
             announced: Announced::default(),
             policy,
+            windows: HashMap::new(),
+            notices_sent: HashSet::new(),
+            notice_policy,
             next_announcement: None,
             mail_wake: Arc::new(Notify::new()),
             outputs_changed: false,
@@ -226,10 +242,11 @@ impl Daemon {
                 );
                 store.record_baseline(&keys, clock::now())?;
             }
-            store.notified()
+            Ok((store.notified()?, store.sent_notices()?))
         })();
         match result {
-            Ok(notified) => {
+            Ok((notified, notices_sent)) => {
+                self.notices_sent = notices_sent;
                 let seen = std::mem::take(&mut self.announced.seen);
                 self.announced.notified = notified;
                 self.announced.record_seen(seen);
@@ -255,8 +272,19 @@ impl Daemon {
         }
         let Some(store) = &mut self.store else { return };
         let now = clock::now();
-        let decision = announce::decide(&self.corpus, &self.announced, now, self.policy);
-        self.next_announcement = decision.next;
+        let mut decision = announce::decide(&self.corpus, &self.announced, now, self.policy);
+        let notices = maintenance::decide(
+            &self.corpus,
+            &self.windows,
+            &self.notices_sent,
+            now,
+            &self.notice_policy,
+        );
+        self.next_announcement = [decision.next, notices.next].into_iter().flatten().min();
+        decision.due.extend(notices.due.iter().filter_map(|due| {
+            let incident = self.corpus.published_get(&due.incident)?;
+            Some(Announcement::of_notice(incident, due.instant, due.notice))
+        }));
         if decision.due.is_empty() && decision.too_old.is_empty() && decision.quiet.is_empty() {
             return;
         }
@@ -266,11 +294,19 @@ impl Daemon {
                     tracing::info!(
                         incident = %announcement.incident,
                         instant = %announcement.instant.to_rfc3339(),
+                        notice = announcement.notice.map(|notice| notice.kind.code()),
                         "announcing"
                     );
                 }
-                self.announced
-                    .record_notified(decision.due.iter().map(Announcement::key));
+                self.announced.record_notified(
+                    decision
+                        .due
+                        .iter()
+                        .filter(|announcement| announcement.notice.is_none())
+                        .map(Announcement::key),
+                );
+                self.notices_sent
+                    .extend(notices.due.iter().map(maintenance::Due::key));
                 self.announced
                     .record_notified(decision.too_old.iter().cloned());
                 self.announced
@@ -318,10 +354,15 @@ impl Daemon {
             .filter_map(|id| self.corpus.published_get(id))
             .map(AsRef::as_ref)
             .collect();
-        match store.observe(incidents, clock::now()) {
-            Ok(seen) => {
+        let now = clock::now();
+        let observed = store
+            .observe(incidents.iter().copied(), now)
+            .and_then(|seen| Ok((seen, store.observe_windows(incidents.iter().copied(), now)?)));
+        match observed {
+            Ok((seen, windows)) => {
                 self.revisions.extend(announce::edit_times(&seen));
                 self.announced.record_seen(seen);
+                self.windows.extend(windows);
             }
             Err(error) => {
                 self.retry.observe.extend(ids.into_iter().cloned());
@@ -374,6 +415,7 @@ impl Daemon {
             config: &self.config,
             templates: &self.templates,
             revisions: &self.revisions,
+            moves: &maintenance::moves(&self.windows),
             now,
         };
         let (outputs, changed) = if matches!(plan, Plan::Full) {
@@ -631,7 +673,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
             .flatten()
             .fold(date, DateTime::min);
         let sleep = (wakeup - now).to_std().unwrap_or(Duration::ZERO);
-        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary or grace end");
+        tracing::debug!(%wakeup, ?sleep, "sleeping until the next date boundary, grace end or maintenance notice");
         tokio::select! {
             change = receiver.recv() => {
                 let Some(change) = change else { break };

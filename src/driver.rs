@@ -18,7 +18,7 @@ use crate::corpus::{Corpus, Files};
 use crate::diag::{Diagnostic, LineIndex};
 use crate::fsio::{self, OutputDir};
 use crate::parse::Context;
-use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::render::{self, Moves, Plan, Revisions, Site, Templates};
 use crate::store::Store;
 
 /// The input was rejected; the details were already printed.
@@ -158,11 +158,12 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let (files, _) = load_files(config)?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
-    let revisions = observe_revisions(config, &corpus, now);
+    let (revisions, moves) = observe_revisions(config, &corpus, now);
     let site = Site {
         config,
         templates: &templates,
         revisions: &revisions,
+        moves: &moves,
         now,
     };
     let mut output = OutputDir::new(config.paths.output.clone());
@@ -204,17 +205,25 @@ pub fn publish_everything(
     Ok((current.len(), changed))
 }
 
-/// Records the published updates in the state database and returns every
-/// edit time it knows. A state directory that cannot be used costs only
-/// the edit times, never the build.
-pub fn observe_revisions(config: &Config, corpus: &Corpus, now: DateTime<Utc>) -> Revisions {
+/// Records the published updates and maintenance windows in the state
+/// database and returns every edit time and window move it knows. A state
+/// directory that cannot be used costs only those, never the build.
+pub fn observe_revisions(
+    config: &Config,
+    corpus: &Corpus,
+    now: DateTime<Utc>,
+) -> (Revisions, Moves) {
     let result = Store::open(&config.paths.state).and_then(|mut store| {
         let seen = store.observe(corpus.published().map(AsRef::as_ref), now)?;
-        Ok(crate::announce::edit_times(&seen))
+        let windows = store.observe_windows(corpus.published().map(AsRef::as_ref), now)?;
+        Ok((
+            crate::announce::edit_times(&seen),
+            crate::maintenance::moves(&windows),
+        ))
     });
     result.unwrap_or_else(|error| {
         tracing::warn!("{:#}", anyhow::Error::from(error));
-        Revisions::new()
+        (Revisions::new(), Moves::new())
     })
 }
 

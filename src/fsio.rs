@@ -379,7 +379,7 @@ impl OutputDir {
         for (dir, extensions) in [
             ("incidents", &["html"][..]),
             ("history", &["html"]),
-            ("components", &["rss", "atom"]),
+            ("components", &["rss", "atom", "svg"]),
         ] {
             let path = self.root.join(dir);
             let entries = match fs::read_dir(&path) {
@@ -469,6 +469,37 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// the new bytes) and the file keeps its permissions.
 pub fn replace_file_if(path: &Path, expected: Expected<'_>, bytes: &[u8]) -> Result<(), Error> {
     replace(path, bytes, Some(expected))
+}
+
+/// Removes one file durably (the directory synced after), unless it no
+/// longer holds `expected`: then nothing is removed and the error is
+/// [`Error::Changed`]. A file already gone is no error.
+pub fn remove_file_if(path: &Path, expected: &[u8]) -> Result<(), Error> {
+    match fs::read(path) {
+        Ok(now) if now == expected => {}
+        Ok(_) => {
+            return Err(Error::Changed {
+                path: path.to_owned(),
+            });
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::remove_file(path)
+        .and_then(|()| File::open(dir)?.sync_all())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<(), Error> {
@@ -618,6 +649,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn remove_if_refuses_a_file_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.md");
+        fs::write(&path, "edited").unwrap();
+        let error = remove_file_if(&path, b"what we read").unwrap_err();
+        assert!(matches!(error, Error::Changed { .. }), "{error:?}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "edited");
+        remove_file_if(&path, b"edited").unwrap();
+        assert!(!path.exists());
+        // Gone already: done.
+        remove_file_if(&path, b"edited").unwrap();
     }
 
     #[test]

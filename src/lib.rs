@@ -2,6 +2,7 @@
 //! email. See `ARCHITECTURE.md` for the map.
 
 pub mod address;
+pub mod alerts;
 pub mod announce;
 pub mod clock;
 pub mod cmd;
@@ -15,6 +16,7 @@ pub mod fsio;
 pub mod health;
 pub mod http;
 pub mod mailer;
+pub mod maintenance;
 pub mod model;
 pub mod parse;
 pub mod publish;

@@ -70,7 +70,7 @@ enum Command {
         /// Id of an existing incident
         id: String,
         /// investigating, identified, monitoring, update, resolved; for
-        /// maintenance: scheduled, in-progress, completed
+        /// maintenance: scheduled, in-progress, completed, cancelled
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,
@@ -96,6 +96,11 @@ enum Command {
     },
     /// Show one incident: its components now and every update
     Show {
+        /// Id of an existing incident
+        id: String,
+    },
+    /// Publish a draft incident (one made from an alert, or `draft = true`)
+    Publish {
         /// Id of an existing incident
         id: String,
     },
@@ -133,6 +138,10 @@ enum Subscribers {
         /// [default: every update]
         #[arg(long)]
         only_changes: bool,
+        /// Follow this one published incident until its resolution,
+        /// besides what the address follows already
+        #[arg(long, conflicts_with = "components")]
+        incident: Option<String>,
     },
     /// Remove a subscriber and their queued email
     Remove {
@@ -193,17 +202,20 @@ fn main() -> ExitCode {
         }),
         Command::List { all } => cmd::list(cmd::ListOptions { config, all }),
         Command::Show { id } => cmd::show(config, id),
+        Command::Publish { id } => cmd::publish(&config, &id),
         Command::Subscribers(Subscribers::Add {
             email,
             components,
             lang,
             only_changes,
+            incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
             address: email,
             components,
             language: lang,
             only_changes,
+            incident,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {
             cmd::subscribers_remove(config, email)

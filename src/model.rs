@@ -146,10 +146,13 @@ pub enum Status {
     Scheduled,
     InProgress,
     Completed,
+    /// A maintenance called off: it closes it, and its window never opens
+    /// (or stops at once).
+    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Investigating,
         Status::Identified,
         Status::Monitoring,
@@ -158,6 +161,7 @@ impl Status {
         Status::Scheduled,
         Status::InProgress,
         Status::Completed,
+        Status::Cancelled,
     ];
 
     /// Case-insensitive parse of a heading's status word.
@@ -177,6 +181,7 @@ impl Status {
             Status::Scheduled => "scheduled",
             Status::InProgress => "in-progress",
             Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -184,14 +189,17 @@ impl Status {
     pub fn is_maintenance_only(self) -> bool {
         matches!(
             self,
-            Status::Scheduled | Status::InProgress | Status::Completed
+            Status::Scheduled | Status::InProgress | Status::Completed | Status::Cancelled
         )
     }
 
-    /// `resolved` and `completed` close an incident and return its components
-    /// to operational.
+    /// `resolved`, `completed` and `cancelled` close an incident and return
+    /// its components to operational.
     pub fn is_closing(self) -> bool {
-        matches!(self, Status::Resolved | Status::Completed)
+        matches!(
+            self,
+            Status::Resolved | Status::Completed | Status::Cancelled
+        )
     }
 }
 
@@ -287,13 +295,17 @@ pub struct Component {
     pub group: Option<String>,
 }
 
-/// Which components a subscriber follows.
+/// What a subscriber follows, or a subscription asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Follows {
     /// Every component, including ones added to the configuration later.
     All,
     /// These component ids, sorted and distinct.
     Components(Vec<String>),
+    /// One incident only, until it is resolved: what a request or
+    /// `herald subscribers add --incident` asks for. It adds to what the
+    /// address follows already; no component counts as followed.
+    Incident(IncidentId),
 }
 
 impl Follows {
@@ -301,6 +313,7 @@ impl Follows {
         match self {
             Follows::All => true,
             Follows::Components(ids) => ids.iter().any(|id| id == component),
+            Follows::Incident(_) => false,
         }
     }
 }
@@ -453,6 +466,12 @@ impl Incident {
     /// is never "open" in this sense; see [`Incident::maintenance_phase`].
     pub fn is_open(&self) -> bool {
         self.kind == Kind::Incident && self.closed_at().is_none()
+    }
+
+    /// Whether the maintenance was called off: its latest status is
+    /// `cancelled`.
+    pub fn is_cancelled(&self) -> bool {
+        self.latest_update().status == Status::Cancelled
     }
 
     pub fn maintenance_phase(&self, now: DateTime<Utc>) -> Option<MaintenancePhase> {
@@ -682,4 +701,87 @@ pub enum MaintenancePhase {
     Upcoming,
     Ongoing,
     Over,
+}
+
+/// A notice herald sends by itself about a maintenance window, on no
+/// operator's word: before it, at its edges, or when it moved. It says
+/// what happened, not how to say it, so any channel (email today) can
+/// word it in the reader's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    /// The window as it now stands.
+    pub window: Window,
+    /// The window before it moved; set exactly for
+    /// [`NoticeKind::Rescheduled`].
+    pub previous: Option<Window>,
+}
+
+/// Which [`Notice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NoticeKind {
+    /// The window starts in `lead`.
+    Reminder { lead: std::time::Duration },
+    /// The window began.
+    Started,
+    /// The window ended.
+    Completed,
+    /// The window moved after subscribers were told of it.
+    Rescheduled,
+}
+
+impl NoticeKind {
+    /// How the state database names it: `reminder-3600s`, `started`,
+    /// `completed`, `rescheduled`.
+    pub fn code(self) -> String {
+        match self {
+            NoticeKind::Reminder { lead } => format!("reminder-{}s", lead.as_secs()),
+            NoticeKind::Started => "started".into(),
+            NoticeKind::Completed => "completed".into(),
+            NoticeKind::Rescheduled => "rescheduled".into(),
+        }
+    }
+
+    /// The inverse of [`NoticeKind::code`].
+    pub fn parse(code: &str) -> Option<NoticeKind> {
+        match code {
+            "started" => Some(NoticeKind::Started),
+            "completed" => Some(NoticeKind::Completed),
+            "rescheduled" => Some(NoticeKind::Rescheduled),
+            _ => {
+                let seconds = code.strip_prefix("reminder-")?.strip_suffix('s')?;
+                Some(NoticeKind::Reminder {
+                    lead: std::time::Duration::from_secs(seconds.parse().ok()?),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+
+    #[test]
+    fn notice_codes_read_back() {
+        let kinds = [
+            NoticeKind::Reminder {
+                lead: std::time::Duration::from_secs(86400),
+            },
+            NoticeKind::Started,
+            NoticeKind::Completed,
+            NoticeKind::Rescheduled,
+        ];
+        let codes: Vec<String> = kinds.iter().map(|kind| kind.code()).collect();
+        assert_eq!(
+            codes,
+            ["reminder-86400s", "started", "completed", "rescheduled"]
+        );
+        for (kind, code) in kinds.iter().zip(&codes) {
+            assert_eq!(NoticeKind::parse(code), Some(*kind));
+        }
+        for bad in ["", "reminder-", "reminder-xs", "reminder-60", "cancelled"] {
+            assert_eq!(NoticeKind::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use herald::config::{self, Config};
 use herald::model::IncidentId;
 use herald::render::ics::calendar;
-use herald::render::{Revisions, Site, Templates};
+use herald::render::{Moved, Moves, Revisions, Site, Templates};
 use icalendar::{Calendar, CalendarComponent, Component, Event, EventStatus};
 
 #[path = "support/site_toml.rs"]
@@ -100,6 +100,10 @@ fn instant(text: &str) -> DateTime<Utc> {
 }
 
 fn render_with(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> String {
+    render_moved(files, revisions, &Moves::new(), now)
+}
+
+fn render_moved(files: &[(&str, &str)], revisions: &Revisions, moves: &Moves, now: &str) -> String {
     let config = config();
     let corpus = corpus(&config, files);
     let templates = Templates::builtin();
@@ -107,6 +111,7 @@ fn render_with(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Stri
         config: &config,
         templates: &templates,
         revisions,
+        moves,
         now: instant(now),
     };
     String::from_utf8(calendar(&site, &corpus)).expect("the calendar is UTF-8")
@@ -371,4 +376,61 @@ fn empty_calendar_is_valid() {
     let calendar = parse(&text);
     assert!(calendar.components.is_empty());
     assert_eq!(calendar.property_value("METHOD"), Some("PUBLISH"));
+}
+
+#[test]
+fn a_moved_window_raises_sequence_and_stamp_and_cancelled_is_cancelled() {
+    let files = [("dns-upgrade.md", DNS_UPGRADE)];
+    let moves = Moves::from([(
+        IncidentId::new("dns-upgrade").expect("valid id"),
+        Moved {
+            count: 2,
+            last: instant("2026-12-03T08:00:00Z"),
+        },
+    )]);
+    let calendar = parse(&render_moved(
+        &files,
+        &HashMap::new(),
+        &moves,
+        "2026-12-01T12:00:00Z",
+    ));
+    let event = events(&calendar)[0];
+    // One update after the first, and two moves.
+    assert_eq!(value(event, "SEQUENCE"), "3");
+    assert_eq!(value(event, "DTSTAMP"), "20261203T080000Z");
+    assert_eq!(value(event, "LAST-MODIFIED"), "20261203T080000Z");
+
+    let cancelled = DNS_UPGRADE.to_owned() + "\n## 2026-12-02 09:00 cancelled\n\nNot needed.\n";
+    let calendar = parse(&render(&[("dns-upgrade.md", &cancelled)]));
+    assert_eq!(events_status(&calendar), Some(EventStatus::Cancelled));
+}
+
+#[test]
+fn a_component_calendar_holds_the_maintenance_affecting_it() {
+    let config = config();
+    let corpus = corpus(
+        &config,
+        &[("dns-upgrade.md", DNS_UPGRADE), ("mail-move.md", CANCELLED)],
+    );
+    let templates = Templates::builtin();
+    let site = Site {
+        config: &config,
+        templates: &templates,
+        revisions: &HashMap::new(),
+        moves: &Moves::new(),
+        now: instant("2026-12-01T12:00:00Z"),
+    };
+    let dns = config.component("dns").expect("dns is configured");
+    let text = String::from_utf8(herald::render::ics::component_calendar(&site, &corpus, dns))
+        .expect("UTF-8");
+    let calendar = parse(&text);
+    let uids: Vec<&str> = events(&calendar)
+        .iter()
+        .map(|event| value(event, "UID"))
+        .collect();
+    assert_eq!(uids, ["dns-upgrade@status.example.com"]);
+    assert_eq!(
+        calendar.property_value("X-WR-CALNAME"),
+        Some("Example Hosting status; night, shift: DNS")
+    );
 }

@@ -117,7 +117,7 @@ fn check_reports_file_line_col_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stdout(&output),
-        "incidents/deep/er/bad.md:7:21: error: unknown status `investigatin`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed\n"
+        "incidents/deep/er/bad.md:7:21: error: unknown status `investigatin`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled\n"
     );
 }
 
@@ -378,6 +378,37 @@ fn post_refuses_unknown_id_status_or_broken_file_and_changes_nothing() {
     }
     assert_eq!(site.read("incidents/mail-slow.md"), GOOD);
     assert_eq!(site.read("incidents/broken.md"), broken);
+}
+
+#[test]
+fn publish_removes_the_draft_line_and_refuses_unknown_or_broken_incidents() {
+    let site = Site::new();
+    let draft = GOOD.replace("severity", "draft = true\nseverity");
+    site.write("incidents/alerts/mail-slow.md", &draft);
+    let broken = draft.replace("minor", "tiny");
+    site.write("incidents/broken.md", &broken);
+    site.fails(&["publish", "nope"], 1, "no incident `nope` in incidents");
+    site.fails(
+        &["publish", "Bad Id"],
+        1,
+        "no incident `Bad Id` in incidents",
+    );
+    site.fails(
+        &["publish", "broken"],
+        1,
+        "incidents/broken.md has errors; fix them before publishing",
+    );
+    assert_eq!(site.read("incidents/broken.md"), broken);
+    let output = site.succeeds(&["publish", "mail-slow"]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("incidents/alerts/mail-slow.md"),
+        "{output:?}"
+    );
+    assert_eq!(site.read("incidents/alerts/mail-slow.md"), GOOD);
+    let output = site.succeeds(&["publish", "mail-slow"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("is already published"), "{stdout}");
+    assert_eq!(site.read("incidents/alerts/mail-slow.md"), GOOD);
 }
 
 #[test]
@@ -653,6 +684,25 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
     assert!(site.path("public/incidents/README.txt").exists());
     assert!(site.path("public/robots.txt").exists());
     assert!(!site.read("public/feed.atom").contains("Soon gone"));
+}
+
+#[test]
+fn build_removes_the_feeds_and_badge_of_a_removed_component() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    site.succeeds(&["build"]);
+    for output in ["web.svg", "web.atom", "web.rss"] {
+        assert!(site.path(&format!("public/components/{output}")).exists());
+    }
+    let config = site.read("herald.toml");
+    let without_web = config.replace("\n[[components]]\nid = \"web\"\nname = \"Web\"\n", "");
+    assert_ne!(config, without_web);
+    site.write("herald.toml", &without_web);
+    site.succeeds(&["build"]);
+    for output in ["web.svg", "web.atom", "web.rss"] {
+        assert!(!site.path(&format!("public/components/{output}")).exists());
+    }
+    assert!(site.path("public/components/mail.svg").exists());
 }
 
 #[test]

@@ -98,11 +98,15 @@ fn utc(text: &str) -> DateTime<Utc> {
         .to_utc()
 }
 
+static NO_MOVES: std::sync::LazyLock<herald::render::Moves> =
+    std::sync::LazyLock::new(herald::render::Moves::new);
+
 fn site<'a>(config: &'a Config, templates: &'a Templates, revisions: &'a Revisions) -> Site<'a> {
     Site {
         config,
         templates,
         revisions,
+        moves: &NO_MOVES,
         // Feeds must not depend on it: a date far from every test instant.
         now: Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
     }
@@ -639,4 +643,54 @@ Andra raden.
              <p>Första raden.\nAndra raden.</p>"
         )
     );
+}
+
+#[test]
+fn each_incident_has_an_atom_feed_of_its_own_updates_newest_first() {
+    let config = swedish_config();
+    let corpus = sample(&config);
+    let templates = Templates::builtin();
+    let revisions = Revisions::new();
+    let site = site(&config, &templates, &revisions);
+    let storage = corpus
+        .published_get(&IncidentId::new("storage").unwrap())
+        .expect("storage is published");
+    let outputs = herald::render::incident_pages(&site, &[storage.as_ref()]).unwrap();
+    let paths: Vec<&str> = outputs.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(paths, ["incidents/storage.html", "incidents/storage.atom"]);
+    let feed = read(&outputs[1].bytes);
+    assert_eq!(
+        feed.title.as_ref().map(|t| t.content.as_str()),
+        Some("Exempelhosting driftstatus: Lagringsfel")
+    );
+    let links: Vec<(&str, Option<&str>)> = feed
+        .links
+        .iter()
+        .map(|l| (l.href.as_str(), l.rel.as_deref()))
+        .collect();
+    assert!(
+        links.contains(&(
+            "https://status.example.se/incidents/storage.atom",
+            Some("self")
+        )),
+        "{links:?}"
+    );
+    let ids: Vec<&str> = feed.entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "https://status.example.se/incidents/storage.html#u-20190408T172600Z",
+            "https://status.example.se/incidents/storage.html#u-20190404T082000Z",
+            "https://status.example.se/incidents/storage.html#u-20190404T060000Z",
+        ]
+    );
+    // The page links to it.
+    let page = String::from_utf8(outputs[0].bytes.clone()).unwrap();
+    assert!(
+        page.contains(
+            "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"Lagringsfel (Atom)\" href=\"storage.atom\">"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("<a href=\"storage.atom\">Atom</a>"), "{page}");
 }

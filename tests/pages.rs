@@ -83,6 +83,7 @@ struct Fixture {
     corpus: Corpus,
     templates: Templates,
     revisions: Revisions,
+    moves: herald::render::Moves,
 }
 
 impl Fixture {
@@ -98,6 +99,7 @@ impl Fixture {
             corpus,
             templates: Templates::builtin(),
             revisions: Revisions::new(),
+            moves: herald::render::Moves::new(),
         }
     }
 
@@ -106,6 +108,7 @@ impl Fixture {
             config: &self.config,
             templates: &self.templates,
             revisions: &self.revisions,
+            moves: &self.moves,
             now,
         }
     }
@@ -566,7 +569,7 @@ Summary with <script>alert("summary")</script>.
     for html in [&index, &page] {
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<b>storage"));
-        assert!(!html.contains("<img"));
+        assert!(!html.contains("<img src=x"), "{html}");
         assert!(html.contains("Outage in &lt;b&gt;storage&lt;/b&gt; &amp; &quot;more&quot;"));
         assert!(html.contains("&lt;script&gt;alert(\"body\")&lt;/script&gt; and &lt;img src=x"));
         assert!(html.contains("Test &lt;status&gt;</title>"));
@@ -574,6 +577,17 @@ Summary with <script>alert("summary")</script>.
     assert!(page.contains("<div class=\"summary\"><p>Summary with &lt;script&gt;alert(\"summary\")&lt;/script&gt;.</p>"));
     assert!(index.contains("Affects: Web &amp; &lt;API&gt;"));
     assert!(index.contains("<span class=\"name\">Web &amp; &lt;API&gt;</span>"));
+    // The badge's text and its snippets: names escaped, never markup.
+    assert!(
+        index.contains(
+            "<img src=\"components/web.svg\" alt=\"Web &amp; &lt;API&gt;: Partial outage\">"
+        ),
+        "{index}"
+    );
+    assert!(
+        index.contains("<pre><code>&lt;a href=&quot;https://status.example.com/&quot;&gt;&lt;img src=&quot;https://status.example.com/components/web.svg&quot; alt=&quot;Web API&quot;&gt;&lt;/a&gt;</code></pre>"),
+        "{index}"
+    );
     assert!(index.contains(
         "title=\"March 1, 2026: Partial outage – Outage in &lt;b&gt;storage&lt;/b&gt; &amp; &quot;more&quot;\""
     ));

@@ -85,6 +85,7 @@ fn seed_thread_flows_through_every_feed() {
         config: &config,
         templates: &templates,
         revisions: &revisions,
+        moves: &herald::render::Moves::new(),
         now: Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
     };
     let mut feeds: Vec<(String, Vec<u8>)> = Vec::new();

@@ -9,7 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use herald::config::{self, Config};
 use herald::model::IncidentId;
-use herald::render::summary::summary;
+use herald::render::api::{herald_status, summary};
 use herald::render::{Revisions, Site, Templates};
 use serde_json::{Value, json};
 
@@ -108,9 +108,10 @@ fn render_bytes(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Vec
         config: &config,
         templates: &templates,
         revisions,
+        moves: &herald::render::Moves::new(),
         now: instant(now),
     };
-    summary(&site, &corpus)
+    herald_status(&site, &corpus)
 }
 
 fn render(files: &[(&str, &str)], now: &str) -> Value {
@@ -571,9 +572,40 @@ fn shape_is_statuspages() {
             "scheduled_maintenances",
             "status",
             "schema_version",
+            "uptime",
         ])
     );
     assert_eq!(document["schema_version"], 1);
+    // api/v2/summary.json: exactly Statuspage's fields, the same values.
+    let config = config();
+    let corpus = corpus(
+        &config,
+        &[("web-errors.md", &open), ("dns-upgrade.md", DNS_UPGRADE)],
+    );
+    let templates = Templates::builtin();
+    let site = Site {
+        config: &config,
+        templates: &templates,
+        revisions: &HashMap::new(),
+        moves: &herald::render::Moves::new(),
+        now: instant("2026-12-01T12:00:00Z"),
+    };
+    let statuspage: Value = serde_json::from_slice(&summary(&site, &corpus)).unwrap();
+    assert_eq!(
+        keys(&statuspage),
+        set(&[
+            "page",
+            "components",
+            "incidents",
+            "scheduled_maintenances",
+            "status"
+        ])
+    );
+    let mut trimmed = document.clone();
+    let object = trimmed.as_object_mut().unwrap();
+    object.remove("schema_version");
+    object.remove("uptime");
+    assert_eq!(statuspage, trimmed);
     assert_eq!(
         keys(&document["components"][1]),
         set(&[

@@ -234,7 +234,17 @@ pub fn render(data: &[u8]) {
     }
     let corpus = Corpus::from_incidents(incidents);
     let published: Vec<&Incident> = corpus.published().map(AsRef::as_ref).collect();
-    let maintenances = published.iter().filter(|i| i.window.is_some()).count();
+    // The events of a calendar: every maintenance in `maintenance.ics`,
+    // those affecting the component in `components/ID.ics`.
+    let events = |path: &str| {
+        let component = path
+            .strip_prefix("components/")
+            .and_then(|rest| rest.strip_suffix(".ics"));
+        published
+            .iter()
+            .filter(|i| i.window.is_some() && component.is_none_or(|id| i.affects(id)))
+            .count()
+    };
 
     // The newest update of each incident edited 90 minutes after it was
     // published (an edit time as the state store would record it).
@@ -256,11 +266,13 @@ pub fn render(data: &[u8]) {
     }
     let empty = Corpus::from_incidents([]);
     let ids: BTreeSet<IncidentId> = published.iter().map(|i| i.id.clone()).collect();
+    let moves = herald::render::Moves::new();
     for (n, now) in nows.into_iter().enumerate() {
         let site = Site {
             config,
             templates: &TEMPLATES,
             revisions: &revisions,
+            moves: &moves,
             now,
         };
         let plan = match n {
@@ -273,12 +285,13 @@ pub fn render(data: &[u8]) {
         };
         let rendered = render::render(&site, &corpus, &plan)
             .unwrap_or_else(|error| panic!("render at {now}: {error}"));
-        check_outputs(&rendered.outputs, maintenances);
+        check_outputs(&rendered.outputs, &events);
         if n == 0 {
             let pages = render::incident_pages(&site, &published)
                 .unwrap_or_else(|error| panic!("incident pages at {now}: {error}"));
-            assert_eq!(pages.len(), published.len());
-            check_outputs(&pages, maintenances);
+            // A page and an Atom feed per incident.
+            assert_eq!(pages.len(), 2 * published.len());
+            check_outputs(&pages, &events);
         }
     }
 
@@ -315,7 +328,7 @@ fn subscriber(language: Language, follows: Follows) -> Subscriber {
 /// Outputs at relative paths, in UTF-8, and each well formed for its
 /// kind: pages without script, a calendar of `events` events made of
 /// content lines only, JSON that parses.
-fn check_outputs(outputs: &[Output], events: usize) {
+fn check_outputs(outputs: &[Output], events: &dyn Fn(&str) -> usize) {
     for output in outputs {
         let path = &output.path;
         assert!(
@@ -329,7 +342,15 @@ fn check_outputs(outputs: &[Output], events: usize) {
         if path.ends_with(".html") {
             check_page(path, text);
         } else if path.ends_with(".ics") {
-            check_calendar(path, text, events);
+            check_calendar(path, text, events(path));
+        } else if path.ends_with(".txt") {
+            // For terminals: nothing that moves a cursor or sets a colour.
+            assert!(
+                !text
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\t'),
+                "{path} has a control character: {text:?}"
+            );
         } else if path.ends_with(".json")
             && let Err(error) = serde_json::from_str::<serde_json::Value>(text)
         {

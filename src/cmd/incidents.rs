@@ -102,7 +102,7 @@ pub fn post(options: PostOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
     let Some(status) = Status::parse(&options.status) else {
         return Err(InvalidInput(format!(
-            "unknown status `{}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed",
+            "unknown status `{}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled",
             options.status
         ))
         .into());
@@ -309,6 +309,64 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// `incident` (headings are written to the second, and two updates at one
 /// instant are an error): at most a second's wait, never a time that is
 /// not now.
+/// `herald publish ID`: removes `draft = true` from the incident's front
+/// matter, so that the next build publishes it and its updates are
+/// emailed as any new incident's. An incident already published is left
+/// as it is.
+pub fn publish(config: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    let path = match IncidentId::new(id) {
+        Some(id) => find_incident(&config, &id)?,
+        None => None,
+    };
+    let Some(path) = path else {
+        return Err(InvalidInput(format!(
+            "no incident `{id}` in {}",
+            config.paths.incidents.display()
+        ))
+        .into());
+    };
+    let _lock = fsio::lock_dir(&config.paths.incidents)?;
+    let current = fsio::read_to_string(&path)?;
+    let (incident, diagnostics) = parse::parse_incident(&path, &current, &parse_context(&config));
+    let Some(incident) = incident else {
+        print_diagnostics(&diagnostics, &mut std::io::stderr());
+        return Err(InvalidInput(format!(
+            "{} has errors; fix them before publishing",
+            path.display()
+        ))
+        .into());
+    };
+    if !incident.draft {
+        println!("{} is already published", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let content = undrafted(&current);
+    write_checked(
+        &config,
+        &path,
+        fsio::Expected::Bytes(current.as_bytes()),
+        &content,
+    )?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text` without the `draft` line of its front matter.
+fn undrafted(text: &str) -> String {
+    let mut fences = 0;
+    text.split_inclusive('\n')
+        .filter(|line| {
+            let trimmed = line.trim();
+            if trimmed == "+++" {
+                fences += 1;
+            }
+            let key = trimmed.split('=').next().unwrap_or_default().trim();
+            !(fences == 1 && key == "draft" && trimmed.contains('='))
+        })
+        .collect()
+}
+
 fn free_second(incident: &Incident) -> DateTime<Utc> {
     loop {
         let now = clock::now();

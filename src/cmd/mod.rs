@@ -19,7 +19,7 @@ mod listing;
 mod subscribers;
 
 pub use crate::driver::{InvalidInput, config_path};
-pub use incidents::{NewOptions, PostOptions, heading_time, new, post};
+pub use incidents::{NewOptions, PostOptions, heading_time, new, post, publish};
 pub use listing::{ListOptions, list, show};
 pub use subscribers::{
     SubscribeOptions, outbox, parse_subscribers_csv, rekey, send_test, subscribers_add,

@@ -18,8 +18,8 @@ use crate::diag::{Diagnostic, LineIndex};
 use crate::driver::{self, InvalidInput, load_config, print_diagnostics};
 use crate::fsio;
 use crate::mailer;
-use crate::model::Follows;
 use crate::model::Language;
+use crate::model::{Follows, IncidentId};
 use crate::store::{NewSubscriber, OutboxState, Store};
 
 /// `--components` as given: empty, `*` or `all` mean every component.
@@ -87,6 +87,8 @@ pub struct SubscribeOptions {
     pub language: Option<String>,
     /// Only the updates that change a status.
     pub only_changes: bool,
+    /// `--incident`: follow this incident only.
+    pub incident: Option<String>,
 }
 
 /// `herald subscribers add`: adds a subscriber, or changes the components,
@@ -99,7 +101,10 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
             options.address.trim()
         ))
     })?;
-    let follows = follows(&config, &options.components).map_err(InvalidInput)?;
+    let follows = match &options.incident {
+        Some(id) => Follows::Incident(published_incident(&config, id)?),
+        None => follows(&config, &options.components).map_err(InvalidInput)?,
+    };
     let language = match &options.language {
         None => config.site.language,
         Some(code) => Language::parse(code).ok_or_else(|| {
@@ -123,6 +128,22 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The published incident `id` names, or why it cannot be followed.
+fn published_incident(config: &Config, id: &str) -> anyhow::Result<IncidentId> {
+    let unknown = || InvalidInput(format!("no published incident `{id}`"));
+    let id = IncidentId::new(id).ok_or_else(unknown)?;
+    let (files, _) = driver::load_files(config)?;
+    let (corpus, _) = files.corpus();
+    match corpus.published_get(&id) {
+        None => Err(unknown().into()),
+        Some(incident) if incident.closed_at().is_some() => Err(InvalidInput(format!(
+            "incident `{id}` is closed already; there is nothing more to follow"
+        ))
+        .into()),
+        Some(_) => Ok(id),
+    }
+}
+
 /// `herald subscribers remove`: exit 1 if there is no such subscriber.
 pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
@@ -137,18 +158,30 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS VOLUME`, one per
-/// line (`*` for all components; `every` update or only `changes`).
+/// `herald subscribers list`: `ADDRESS LANGUAGE FOLLOWS VOLUME`, one per
+/// line: the components (`*` for all), then `incident:ID` for each
+/// incident followed until its resolution; `every` update or only
+/// `changes`.
 pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
+    let mut incidents: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    for (address, incident) in store.followed_incidents()? {
+        incidents
+            .entry(address)
+            .or_default()
+            .push(format!("incident:{incident}"));
+    }
     let mut out = std::io::stdout().lock();
     let only_changes = store.only_changes()?;
     for subscriber in store.subscribers()? {
-        let components = match &subscriber.follows {
-            Follows::All => "*".to_owned(),
-            Follows::Components(ids) => ids.join(","),
+        let mut follows = match &subscriber.follows {
+            Follows::All => vec!["*".to_owned()],
+            Follows::Components(ids) => ids.clone(),
+            Follows::Incident(id) => vec![format!("incident:{id}")],
         };
+        follows.extend(incidents.remove(&subscriber.address).unwrap_or_default());
         let volume = if only_changes.contains(&subscriber.address) {
             "changes"
         } else {
@@ -156,9 +189,10 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
         };
         writeln!(
             out,
-            "{}\t{}\t{components}\t{volume}",
+            "{}\t{}\t{}\t{volume}",
             subscriber.address,
-            subscriber.language.code()
+            subscriber.language.code(),
+            follows.join(",")
         )?;
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use super::message::{alternative, header, one_line, recipient, sender};
 use super::{Composer, Error, Strings};
 use crate::config::Config;
 use crate::model::{Confirmation, Follows};
-use crate::render::i18n;
+use crate::render::{i18n, incident_url};
 
 impl Composer {
     /// The email asking `confirmation.address` to confirm a subscription
@@ -62,6 +62,11 @@ pub(super) fn confirmation_context(
     );
     let components: Vec<String> = match &confirmation.follows {
         Follows::All => vec![strings.string(language, "confirm_all", &site_title)],
+        Follows::Incident(id) => vec![
+            strings
+                .string(language, "confirm_incident", &site_title)
+                .replace("{incident}", &incident_url(&site.base_url, id)),
+        ],
         Follows::Components(ids) => ids
             .iter()
             .map(|id| {

@@ -42,16 +42,17 @@ impl Composer {
         let language = subscriber.language;
         let site = &config.site;
         let host = site.host();
-        let site_title = one_line(&site.title);
-        let subject = format!(
-            "[{site_title}] {}",
-            one_line(&announcement.subject_line(language, config.site.timezone))
-        );
+        let subject = super::variant::subject(&self.strings, config, language, announcement);
         let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
         let (text, html) = self.parts_for(config, announcement, rendered, subscriber)?;
+        // A notice may share its instant with an update: its kind keeps
+        // the two apart.
+        let notice = announcement
+            .notice
+            .map_or_else(String::new, |notice| format!("{}.", notice.kind.code()));
         let message_id = format!(
-            "<{}.{}.{}@{host}>",
+            "<{}.{}.{notice}{}@{host}>",
             id_atom(&announcement.incident),
             announcement.instant.format("%Y%m%dT%H%M%SZ"),
             subscriber.id

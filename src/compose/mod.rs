@@ -154,6 +154,6 @@ mod tests {
         sv.sort();
         en.sort();
         assert_eq!(sv, en);
-        assert_eq!(en.len(), 13);
+        assert_eq!(en.len(), 20);
     }
 }

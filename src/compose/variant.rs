@@ -11,8 +11,8 @@ use super::message::{one_line, sender};
 use super::{Composer, Error, Strings};
 use crate::announce::Announcement;
 use crate::config::Config;
-use crate::model::{Language, Subscriber};
-use crate::render::{i18n, update_url};
+use crate::model::{Language, Notice, NoticeKind, Subscriber};
+use crate::render::{i18n, incident_url, update_url};
 
 impl Composer {
     /// What the emails of `announcement` to every subscriber of `variant`
@@ -52,11 +52,7 @@ impl Composer {
             followed: vec![true; announcement.components.len()],
         };
         let context = alert_context(&self.strings, config, announcement, &variant, "TOKEN");
-        let subject = format!(
-            "[{}] {}",
-            one_line(&config.site.title),
-            one_line(&announcement.subject_line(language, config.site.timezone))
-        );
+        let subject = subject(&self.strings, config, language, announcement);
         Ok((subject, self.render_template("message.txt", &context)?))
     }
 
@@ -111,7 +107,18 @@ pub(super) fn alert_context(
     let site = &config.site;
     let site_title = one_line(&site.title);
     let title = one_line(&announcement.title);
-    let status = i18n::status_label(language, announcement.status);
+    let (status, body, body_html) = match &announcement.notice {
+        None => (
+            i18n::status_label(language, announcement.status).to_owned(),
+            announcement.body_markdown.trim().to_owned(),
+            announcement.body_html.clone(),
+        ),
+        Some(notice) => {
+            let text = notice_text(strings, config, language, notice);
+            let html = format!("<p>{}</p>\n", minijinja::HtmlEscape(&text));
+            (status_word(strings, language, announcement), text, html)
+        }
+    };
     let components: Vec<Value> = announcement
         .components
         .iter()
@@ -129,18 +136,75 @@ pub(super) fn alert_context(
         .collect();
     context! {
         lang => language.code(),
-        subject => format!("[{site_title}] {}", one_line(&announcement.subject_line(language, config.site.timezone))),
+        subject => subject(strings, config, language, announcement),
         title => &title,
         status => status,
         when => i18n::date_time(language, announcement.instant, site.timezone),
-        body => announcement.body_markdown.trim(),
-        body_html => &announcement.body_html,
+        body => body,
+        body_html => body_html,
         components => components,
-        url => update_url(&site.base_url, &announcement.incident, announcement.instant),
+        // A notice has no anchor of its own on the page.
+        url => if announcement.notice.is_some() {
+            incident_url(&site.base_url, &announcement.incident)
+        } else {
+            update_url(&site.base_url, &announcement.incident, announcement.instant)
+        },
         unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
         why => strings.string(language, "why", &site_title),
         s => Value::from(Serde(strings.of(language))),
     }
+}
+
+/// An alert's subject: `[SITE] ` and a notice's word and the title, or an
+/// update's headline ([`Announcement::subject_line`]).
+pub(super) fn subject(
+    strings: &Strings,
+    config: &Config,
+    language: Language,
+    announcement: &Announcement,
+) -> String {
+    let words = match announcement.notice {
+        Some(_) => format!(
+            "{}: {}",
+            status_word(strings, language, announcement),
+            announcement.title
+        ),
+        None => announcement.subject_line(language, config.site.timezone),
+    };
+    format!("[{}] {}", one_line(&config.site.title), one_line(&words))
+}
+
+/// The status an alert's subject and heading show: an update's, a
+/// reminder's or a move's own word, an edge's the status it brings.
+pub(super) fn status_word(
+    strings: &Strings,
+    language: Language,
+    announcement: &Announcement,
+) -> String {
+    match announcement.notice.map(|notice| notice.kind) {
+        Some(NoticeKind::Reminder { .. }) => strings.string(language, "notice_reminder", ""),
+        Some(NoticeKind::Rescheduled) => strings.string(language, "notice_rescheduled", ""),
+        _ => i18n::status_label(language, announcement.status).to_owned(),
+    }
+}
+
+/// A maintenance notice in `language`, its times in the site's zone.
+fn notice_text(strings: &Strings, config: &Config, language: Language, notice: &Notice) -> String {
+    let key = match notice.kind {
+        NoticeKind::Reminder { .. } => "notice_reminder_text",
+        NoticeKind::Started => "notice_started_text",
+        NoticeKind::Completed => "notice_completed_text",
+        NoticeKind::Rescheduled => "notice_rescheduled_text",
+    };
+    let timezone = config.site.timezone;
+    let when = |instant| i18n::date_time(language, instant, timezone);
+    let previous = notice.previous.unwrap_or(notice.window);
+    strings
+        .string(language, key, &one_line(&config.site.title))
+        .replace("{previous_starts}", &when(previous.starts))
+        .replace("{previous_ends}", &when(previous.ends))
+        .replace("{starts}", &when(notice.window.starts))
+        .replace("{ends}", &when(notice.window.ends))
 }
 
 /// Which alert text a subscriber gets: the language, and which of the
@@ -330,6 +394,64 @@ mod tests {
             headers(&text).contains(
                 &"Subject: [Example Hosting status] Orsak identifierad: Storage failure".to_owned()
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_notice_is_worded_in_the_readers_language_with_the_sites_times() {
+        use crate::model::{Notice, NoticeKind, Window};
+        use chrono::{TimeZone, Utc};
+        let config = config();
+        let at = |hour| Utc.with_ymd_and_hms(2019, 4, 4, hour, 0, 0).unwrap();
+        let moved = Announcement {
+            body_markdown: String::new(),
+            body_html: String::new(),
+            notice: Some(Notice {
+                kind: NoticeKind::Rescheduled,
+                window: Window {
+                    starts: at(20),
+                    ends: at(21),
+                },
+                previous: Some(Window {
+                    starts: at(18),
+                    ends: at(19),
+                }),
+            }),
+            ..announcement(&config, STORAGE)
+        };
+        let composer = Composer::new();
+        let message = composer
+            .compose(&config, &moved, &subscriber(Language::En), now())
+            .unwrap();
+        let head = headers(&formatted(&message)).join("\n");
+        assert!(
+            head.contains("Subject: [Example Hosting status] Rescheduled: Storage failure"),
+            "{head}"
+        );
+        let (text, html) = bodies(&message);
+        let expected = "The maintenance has moved. It was planned from April 4, 2019 20:00 CEST to April 4, 2019 21:00 CEST; it is now planned from April 4, 2019 22:00 CEST to April 4, 2019 23:00 CEST.";
+        assert!(text.contains(expected), "{text}");
+        assert!(html.contains(&format!("<p>{expected}</p>")), "{html}");
+        assert!(
+            text.contains("https://status.example.com/incidents/storage.html\n"),
+            "{text}"
+        );
+        let (text, _) = rendered_for(
+            &config,
+            &Announcement {
+                notice: Some(Notice {
+                    kind: NoticeKind::Reminder {
+                        lead: std::time::Duration::from_secs(3600),
+                    },
+                    ..moved.notice.unwrap()
+                }),
+                ..moved.clone()
+            },
+            &subscriber(Language::Sv),
+        );
+        assert!(
+            text.contains("Underhållet börjar 4 april 2019 22:00 CEST och beräknas vara klart 4 april 2019 23:00 CEST."),
             "{text}"
         );
     }

@@ -7,19 +7,21 @@
 //! i18n files, shown on the 400 or 415 page: `content_type` (a media type
 //! not read), `form` (a malformed body, or fields other than the expected
 //! ones), `encoding` (bytes or escapes that are not UTF-8 text),
-//! `email_missing`, `email_invalid` and `component_unknown`.
+//! `email_missing`, `email_invalid`, `component_unknown` and
+//! `incident_unknown`.
 //!
 //! **Strict.** A form body is ASCII, every pair has `=`, every `%` is
 //! followed by two hex digits, and the decoded bytes are UTF-8. A multipart
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
-//! `email` once, `components` any number of times, `volume` (`every` or
-//! `changes`) at most once, and nothing else. The
+//! `email` once, then `components` any number of times or `incident`
+//! once (an incident page's form: follow that incident only), `volume`
+//! (`every` or `changes`) at most once, and nothing else. The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
 use crate::address::{Address, Refused};
-use crate::model::Follows;
+use crate::model::{Follows, IncidentId};
 
 /// How a body is encoded: the two media types the forms are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,10 +198,14 @@ pub fn subscription(
 ) -> Result<Subscription, &'static str> {
     let mut email = None;
     let mut components = Vec::new();
+    let mut incident = None;
     let mut volume = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
+            "incident" if incident.is_none() => {
+                incident = Some(IncidentId::new(&value).ok_or("incident_unknown")?);
+            }
             "volume" if volume.is_none() => match value.as_str() {
                 "every" => volume = Some(false),
                 "changes" => volume = Some(true),
@@ -217,13 +223,16 @@ pub fn subscription(
     let address = valid_address(&email.ok_or("email_missing")?)?;
     components.sort();
     components.dedup();
+    let follows = match incident {
+        // One incident, or components: not both.
+        Some(_) if !components.is_empty() => return Err("form"),
+        Some(id) => Follows::Incident(id),
+        None if components.is_empty() => Follows::All,
+        None => Follows::Components(components),
+    };
     Ok(Subscription {
         address,
-        follows: if components.is_empty() {
-            Follows::All
-        } else {
-            Follows::Components(components)
-        },
+        follows,
         only_changes: volume.unwrap_or(false),
     })
 }
@@ -259,7 +268,21 @@ mod tests {
             check("email=a%2Bb@example.org"),
             Ok(("a+b@example.org".into(), Follows::All))
         );
+        assert_eq!(
+            check("incident=storage-2026&email=anna@example.org"),
+            Ok((
+                "anna@example.org".into(),
+                Follows::Incident(IncidentId::new("storage-2026").unwrap())
+            ))
+        );
         for (body, problem) in [
+            (
+                "email=anna@example.org&incident=Bad%20Id",
+                "incident_unknown",
+            ),
+            ("email=anna@example.org&incident=", "incident_unknown"),
+            ("email=anna@example.org&incident=a&incident=b", "form"),
+            ("email=anna@example.org&incident=a&components=web", "form"),
             ("", "email_missing"),
             ("components=web", "email_missing"),
             ("email=", "email_missing"),

@@ -33,6 +33,8 @@ use super::limits::client_key;
 use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
+use crate::model::Follows;
+use crate::render::incident_path;
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
@@ -140,7 +142,16 @@ pub(super) async fn subscribe(
         Err(response) => return response,
     };
     let form = forms::parse_form(&body)
-        .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()));
+        .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()))
+        .and_then(|form| match &form.follows {
+            // An incident to follow is one whose page is published.
+            Follows::Incident(id)
+                if !site.config.paths.output.join(incident_path(id)).is_file() =>
+            {
+                Err("incident_unknown")
+            }
+            _ => Ok(form),
+        });
     let request = match form {
         Ok(form) => NewRequest {
             address: form.address,

@@ -9,6 +9,7 @@
 //! | `GET /unsubscribe/TOKEN` | a page with one button; changes nothing, since mail scanners follow links |
 //! | `POST /unsubscribe/TOKEN` | RFC 8058 one-click: body `List-Unsubscribe=One-Click`, form-urlencoded (what the page's button sends, as a hidden field) or multipart/form-data; 200 at once and on every repeat |
 //! | `GET /healthz` | 200 while the watcher and the mailer are alive (asked through the daemon's loop), else 503 |
+//! | `POST /hooks/alertmanager` | with `[alertmanager]`: Alertmanager's webhook, bearer token; draft incidents (`alertmanager`) |
 //!
 //! Pages come from `notice.html` in the site's language.
 //!
@@ -38,6 +39,7 @@
 //! and templates; it is restarted only when `listen` or the state
 //! directory changed, and removed when `[http]` is.
 
+mod alertmanager;
 #[cfg(test)]
 mod fixtures;
 pub mod forms;
@@ -63,6 +65,7 @@ use crate::config::Config;
 use crate::health::HealthProbe;
 use crate::render::Templates;
 use crate::store::Store;
+use alertmanager::HookToken;
 use handlers::{
     Pending, confirm, healthz, not_found, subscribe, unsubscribe, unsubscribe_page, write_requests,
 };
@@ -89,6 +92,18 @@ pub const MAX_CONNECTIONS: usize = 256;
 struct Site {
     config: Config,
     templates: Templates,
+    /// `[alertmanager] token_file`, read.
+    hook_token: HookToken,
+}
+
+impl Site {
+    fn new(config: &Config, templates: &Templates) -> Site {
+        Site {
+            config: config.clone(),
+            templates: templates.clone(),
+            hook_token: HookToken::read(config),
+        }
+    }
 }
 
 /// What every handler reads.
@@ -126,10 +141,7 @@ impl Server {
             .with_context(|| format!("cannot listen on {} ([http] listen)", http.listen))?;
         let store = tokio::task::block_in_place(|| Store::open(&config.paths.state))?;
         let store = Arc::new(Mutex::new(store));
-        let (site, site_receiver) = watch::channel(Arc::new(Site {
-            config: config.clone(),
-            templates: templates.clone(),
-        }));
+        let (site, site_receiver) = watch::channel(Arc::new(Site::new(config, templates)));
         let (requests, receiver) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(write_requests(Arc::clone(&store), receiver, mail_wake));
         let shared = Arc::new(Shared {
@@ -193,10 +205,9 @@ pub async fn reload(
         (Some(server), Some(http))
             if server.listen == http.listen && server.state == config.paths.state =>
         {
-            server.site.send_replace(Arc::new(Site {
-                config: config.clone(),
-                templates: templates.clone(),
-            }));
+            server
+                .site
+                .send_replace(Arc::new(Site::new(config, templates)));
             Some(server)
         }
         (Some(server), Some(http)) if server.listen == http.listen => {
@@ -279,6 +290,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(unsubscribe_page).post(unsubscribe),
         )
         .route("/healthz", get(healthz))
+        .route("/hooks/alertmanager", post(alertmanager::hook))
         .fallback(not_found)
         .with_state(shared)
 }

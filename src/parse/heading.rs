@@ -77,7 +77,7 @@ impl FileParser<'_> {
                     self.error(
                         offset,
                         format!(
-                            "unknown status `{word}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed{hint}"
+                            "unknown status `{word}`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled{hint}"
                         ),
                     );
                     return None;
@@ -260,11 +260,11 @@ mod tests {
             &r"
 incidents/x.md:7:4: error: invalid date `2019-4-04`, expected `YYYY-MM-DD` such as `2019-04-04`
 incidents/x.md:9:15: error: invalid time `8:00`, expected `HH:MM`, `HH.MM` or `HH:MM:SS`, optionally followed by `Z` or an offset such as `+02:00`
-incidents/x.md:11:21: error: unknown status `fixed`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed
+incidents/x.md:11:21: error: unknown status `fixed`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled
 incidents/x.md:13:30: error: unexpected `extra` after the status, expected the end of the heading
 incidents/x.md:15:14: error: expected a time `HH:MM`, `HH.MM` or `HH:MM:SS` after the date
 incidents/x.md:17:21: error: status `scheduled` is only for kind = &quot;maintenance&quot;
-incidents/x.md:19:21: error: unknown status `+02:00`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed (write an offset right after the time, with no space: `08:00+02:00`)
+incidents/x.md:19:21: error: unknown status `+02:00`, expected one of investigating, identified, monitoring, update, resolved, scheduled, in-progress, completed, cancelled (write an offset right after the time, with no space: `08:00+02:00`)
 "
             .replace("&quot;", "\""),
         );

@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use atom_syndication::{Content, Generator, Link, Person, Text};
 use chrono::{DateTime, Utc};
 
-use crate::model::Component;
-use crate::model::Language;
+use crate::model::{Component, Incident, Language};
 
-use super::{Entry, Site, i18n, update_url};
+use super::{Entry, Site, i18n, incident_feed_path, incident_url, update_url};
 
 /// Title and addresses of one feed.
 pub struct FeedMeta {
@@ -35,6 +34,18 @@ impl FeedMeta {
             self_url_rss: format!("{base}feed.rss"),
             self_url_atom: format!("{base}feed.atom"),
             page_url: base.to_owned(),
+        }
+    }
+
+    /// One incident's feed (`incidents/ID.atom`), which exists in Atom
+    /// only: `self_url_rss` names no document.
+    pub fn incident(site: &Site, incident: &Incident) -> FeedMeta {
+        let base = site.base_url();
+        FeedMeta {
+            title: format!("{}: {}", site.config.site.title, incident.title),
+            self_url_rss: String::new(),
+            self_url_atom: format!("{base}{}", incident_feed_path(&incident.id)),
+            page_url: incident_url(base, &incident.id),
         }
     }
 

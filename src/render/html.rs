@@ -97,6 +97,8 @@ struct UpdateView {
     status_label: &'static str,
     time: TimeView,
     body_html: String,
+    /// The update's Markdown as written, for `index.txt`.
+    body: String,
     /// The update's `components:` line, if any.
     components: Vec<ComponentStatusView>,
 }
@@ -168,6 +170,9 @@ struct ComponentView {
     name: String,
     status: &'static str,
     status_label: &'static str,
+    /// Uptime over 30 and 90 days, as text (`99.95 %`).
+    uptime_30: String,
+    uptime_90: String,
     /// Oldest first, the last one is today.
     days: Vec<DayView>,
 }
@@ -251,12 +256,28 @@ struct IndexPage {
     calendar: CalendarView,
     /// Every component status, best first, for the colour key.
     statuses: Vec<StatusKeyView>,
+    /// `[site] base_url`, for the plain-text page's links.
+    base_url: String,
+    /// The site's badge, then each component's.
+    badges: Vec<super::badge::BadgeView>,
+}
+
+/// The index page in HTML and as plain text (`index.txt`), and the status
+/// badges, all from one look at the corpus.
+pub struct IndexOutputs {
+    pub html: Vec<u8>,
+    pub text: Vec<u8>,
+    pub badges: Vec<super::Output>,
 }
 
 #[derive(Serialize)]
 struct IncidentPage {
     #[serde(flatten)]
     common: Common,
+    id: String,
+    /// Whether to offer following just this incident by email: with
+    /// `[http]`, while it is not closed.
+    follow: bool,
     title: String,
     kind: &'static str,
     status: &'static str,
@@ -298,6 +319,11 @@ struct MonthPage {
 // Pages.
 
 pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
+    index_outputs(site, corpus).map(|outputs| outputs.html)
+}
+
+/// The index page, `index.txt` and the badges.
+pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, RenderError> {
     let language = site.config.site.language;
     let timezone = site.timezone();
     let now = site.now;
@@ -320,6 +346,11 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         .map(|incident| incident.timeline())
         .collect();
 
+    let uptime: std::collections::HashMap<String, super::api::uptime::Uptime> =
+        super::api::uptime::per_component(site, corpus)
+            .into_iter()
+            .collect();
+    let mut badges: Vec<(super::badge::BadgeView, ComponentStatus)> = Vec::new();
     let mut groups: Vec<GroupView> = Vec::new();
     let mut overall = ComponentStatus::Operational;
     for component in &site.config.components {
@@ -340,11 +371,28 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
             .max()
             .unwrap_or(ComponentStatus::Operational);
         overall = overall.max(current);
+        let percent = |pick: fn(&super::api::uptime::Uptime) -> f64| {
+            uptime
+                .get(&component.id)
+                .map(|uptime| i18n::percent(language, pick(uptime)))
+                .unwrap_or_default()
+        };
+        badges.push((
+            super::badge::view(
+                site,
+                &component.name,
+                &format!("components/{}.svg", component.id),
+                i18n::component_status_label(language, current),
+            ),
+            current,
+        ));
         let view = ComponentView {
             id: component.id.clone(),
             name: component.name.clone(),
             status: current.as_str(),
             status_label: i18n::component_status_label(language, current),
+            uptime_30: percent(|uptime| uptime.days_30),
+            uptime_90: percent(|uptime| uptime.days_90),
             days: day_views(site, root, &days, &held, &relevant),
         };
         let group_at = component.group.as_ref().and_then(|name| {
@@ -512,6 +560,30 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
         Vec::new()
     };
 
+    badges.insert(
+        0,
+        (
+            super::badge::view(
+                site,
+                &site.config.site.title,
+                "badge.svg",
+                i18n::component_status_label(language, overall),
+            ),
+            overall,
+        ),
+    );
+    let badge_outputs = badges
+        .iter()
+        .enumerate()
+        .map(|(at, (view, status))| super::Output {
+            path: view.path.clone(),
+            bytes: super::badge::badge(
+                if at == 0 { "status" } else { &view.name },
+                i18n::component_status_label(language, *status),
+                *status,
+            ),
+        })
+        .collect();
     let page = IndexPage {
         common: common(site, root),
         overall: overall.as_str(),
@@ -530,10 +602,18 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
                 label: i18n::component_status_label(language, status),
             })
             .collect(),
+        base_url: site.base_url().to_owned(),
+        badges: badges.into_iter().map(|(view, _)| view).collect(),
     };
-    site.templates
-        .render("index.html", Value::from(Serde(&page)))
-        .map(String::into_bytes)
+    let context = Value::from(Serde(&page));
+    Ok(IndexOutputs {
+        html: site
+            .templates
+            .render("index.html", context.clone())?
+            .into_bytes(),
+        text: super::text::plain_text(&site.templates.render("index.txt", context)?).into_bytes(),
+        badges: badge_outputs,
+    })
 }
 
 pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError> {
@@ -543,6 +623,8 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
     let status = latest.map(|update| update.status);
     let page = IncidentPage {
         common: common(site, root),
+        id: incident.id.to_string(),
+        follow: site.config.http.is_some() && incident.closed_at().is_none(),
         title: incident.title.clone(),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
@@ -658,6 +740,7 @@ fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) ->
         status_label: i18n::status_label(language, update.status),
         time: time_view(site, update.instant),
         body_html: update.body_html.clone(),
+        body: update.body_markdown.trim().to_owned(),
         components: update
             .component_statuses
             .iter()

@@ -19,6 +19,7 @@ pub fn status_label(language: Language, status: Status) -> &'static str {
         (Language::Sv, Status::Scheduled) => "Planerat",
         (Language::Sv, Status::InProgress) => "Pågår",
         (Language::Sv, Status::Completed) => "Slutfört",
+        (Language::Sv, Status::Cancelled) => "Inställt",
         (Language::En, Status::Investigating) => "Investigating",
         (Language::En, Status::Identified) => "Identified",
         (Language::En, Status::Monitoring) => "Monitoring",
@@ -27,6 +28,7 @@ pub fn status_label(language: Language, status: Status) -> &'static str {
         (Language::En, Status::Scheduled) => "Scheduled",
         (Language::En, Status::InProgress) => "In progress",
         (Language::En, Status::Completed) => "Completed",
+        (Language::En, Status::Cancelled) => "Cancelled",
     }
 }
 
@@ -159,6 +161,16 @@ pub fn duration(language: Language, elapsed: chrono::TimeDelta) -> String {
     }
 }
 
+/// `99,95 %` / `99.95 %`: two decimals, a space before the sign, as both
+/// languages' style guides want it.
+pub fn percent(language: Language, value: f64) -> String {
+    let text = format!("{value:.2} %");
+    match language {
+        Language::Sv => text.replace('.', ","),
+        Language::En => text,
+    }
+}
+
 /// `april 2019` / `April 2019`.
 pub fn month_title(language: Language, year: i32, month: u32) -> String {
     format!("{} {year}", month_name(language, month))
@@ -169,6 +181,13 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use chrono_tz::Europe::Stockholm;
+
+    #[test]
+    fn percentages_as_each_language_writes_them() {
+        assert_eq!(percent(Language::En, 99.95), "99.95 %");
+        assert_eq!(percent(Language::Sv, 99.9), "99,90 %");
+        assert_eq!(percent(Language::En, 100.0), "100.00 %");
+    }
 
     #[test]
     fn dates_as_each_language_writes_them() {

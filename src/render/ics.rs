@@ -10,16 +10,21 @@
 //! - `UID` is `{incident id}@{host of base_url}`, stable across rebuilds;
 //! - `DTSTAMP` and `LAST-MODIFIED` are the latest update or edit of the
 //!   maintenance, `CREATED` its first update;
-//! - `SEQUENCE` counts the updates after the first and the edited updates,
-//!   so it grows whenever the operator posts or edits, and calendar clients
-//!   take the new version;
-//! - `STATUS` is `CANCELLED` when the maintenance was closed (`completed` or
-//!   `resolved`) before its window opened, else `CONFIRMED`;
+//! - `SEQUENCE` counts the updates after the first, the edited updates and
+//!   the moves of the window (a new `starts` or `ends`, as the state
+//!   database recorded them: [`super::Moves`]), so it grows whenever the
+//!   operator posts, edits or moves the window, and calendar clients take
+//!   the new version; `DTSTAMP` is then the latest of those changes;
+//! - `STATUS` is `CANCELLED` when the maintenance was `cancelled`, or
+//!   closed (`completed` or `resolved`) before its window opened, else
+//!   `CONFIRMED`;
 //! - `TRANSP:TRANSPARENT`: a maintenance window does not make the
 //!   subscriber busy.
 //!
 //! Nothing depends on `site.now`, so the calendar changes only when the
-//! data does.
+//! data does. Besides the site's calendar, each component has one with the
+//! maintenance affecting it (`components/ID.ics`); an event has the same
+//! UID in both.
 
 use chrono::{DateTime, Utc};
 use icalendar::{Calendar, Component, Event, EventLike, EventStatus, Property};
@@ -38,11 +43,34 @@ const REFRESH: &str = "PT1H";
 
 /// Renders the calendar of every published maintenance.
 pub fn calendar(site: &Site, corpus: &Corpus) -> Vec<u8> {
+    let title = clean_text(&site.config.site.title);
+    calendar_of(site, corpus, &title, |_| true)
+}
+
+/// Renders the calendar of the published maintenance affecting
+/// `component`.
+pub fn component_calendar(
+    site: &Site,
+    corpus: &Corpus,
+    component: &crate::model::Component,
+) -> Vec<u8> {
+    let title = clean_text(&format!("{}: {}", site.config.site.title, component.name));
+    calendar_of(site, corpus, &title, |incident| {
+        incident.affects(&component.id)
+    })
+}
+
+fn calendar_of(
+    site: &Site,
+    corpus: &Corpus,
+    title: &str,
+    filter: impl Fn(&Incident) -> bool,
+) -> Vec<u8> {
     // The parser sets a window exactly on maintenance.
     let mut maintenances: Vec<&Incident> = corpus
         .published()
         .map(AsRef::as_ref)
-        .filter(|incident| incident.window.is_some())
+        .filter(|incident| incident.window.is_some() && filter(incident))
         .collect();
     maintenances.sort_by(|a, b| {
         let a_starts = a.window.map(|w| w.starts);
@@ -50,7 +78,6 @@ pub fn calendar(site: &Site, corpus: &Corpus) -> Vec<u8> {
         a_starts.cmp(&b_starts).then_with(|| a.id.cmp(&b.id))
     });
 
-    let title = clean_text(&site.config.site.title);
     let mut calendar = Calendar::empty();
     calendar
         .append_property(Property::new("PRODID", PRODID))
@@ -60,8 +87,8 @@ pub fn calendar(site: &Site, corpus: &Corpus) -> Vec<u8> {
         // `Calendar::name` would write NAME unescaped: the crate does not
         // know NAME (RFC 7986) is TEXT, so escape it here. X-WR-CALNAME is
         // an `X-` property, which the crate escapes as TEXT itself.
-        .append_property(Property::new("NAME", escape_text(&title)))
-        .append_property(Property::new("X-WR-CALNAME", title.as_str()))
+        .append_property(Property::new("NAME", escape_text(title)))
+        .append_property(Property::new("X-WR-CALNAME", title))
         .append_property(Property::new("X-WR-TIMEZONE", site.timezone().name()))
         .append_property(
             Property::new("REFRESH-INTERVAL", REFRESH)
@@ -113,10 +140,12 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
     let window = incident.window?;
     let first = incident.updates.first()?;
     let latest = incident.updates.last()?;
+    let moved = site.moves.get(&incident.id);
     let stamp: DateTime<Utc> = incident
         .updates
         .iter()
         .map(|update| site.edited(incident, update))
+        .chain(moved.map(|moved| moved.last))
         .max()
         .unwrap_or(latest.instant);
     let edited = incident
@@ -124,10 +153,13 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
         .iter()
         .filter(|update| site.edited(incident, update) > update.instant)
         .count();
-    let sequence = u32::try_from(incident.updates.len() - 1 + edited).unwrap_or(u32::MAX);
-    let cancelled = incident
-        .closed_at()
-        .is_some_and(|closed| closed < window.starts);
+    let sequence = u32::try_from(incident.updates.len() - 1 + edited)
+        .unwrap_or(u32::MAX)
+        .saturating_add(moved.map_or(0, |moved| moved.count));
+    let cancelled = incident.is_cancelled()
+        || incident
+            .closed_at()
+            .is_some_and(|closed| closed < window.starts);
     let url = incident_url(site.base_url(), &incident.id);
 
     let mut event = Event::new();

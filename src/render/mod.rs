@@ -5,14 +5,16 @@
 //! change touches: the changed incidents' pages, the months they fall in,
 //! the feeds of their components, and the site-wide indexes.
 
+pub mod api;
+mod badge;
 pub mod feed;
 mod history;
 pub mod html;
 pub mod i18n;
 pub mod ics;
 pub mod notice;
-pub mod summary;
 pub mod templates;
+mod text;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -41,11 +43,23 @@ pub struct Output {
 /// was never edited, and its feed entry's `updated` is its own instant.
 pub type Revisions = HashMap<(IncidentId, DateTime<Utc>), DateTime<Utc>>;
 
+/// How often a maintenance's window moved (a new `starts` or `ends` after
+/// herald first saw it), and when it last did. Kept by the state store; a
+/// maintenance missing here never moved.
+pub type Moves = HashMap<IncidentId, Moved>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moved {
+    pub count: u32,
+    pub last: DateTime<Utc>,
+}
+
 /// Everything a renderer needs besides the corpus.
 pub struct Site<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
     pub revisions: &'a Revisions,
+    pub moves: &'a Moves,
     /// The instant "now" for date-dependent pages (90-day bars, which
     /// maintenance is ongoing). Feeds never use it.
     pub now: DateTime<Utc>,
@@ -105,6 +119,11 @@ pub fn update_anchor(instant: DateTime<Utc>) -> String {
 
 pub fn incident_path(id: &IncidentId) -> String {
     format!("incidents/{id}.html")
+}
+
+/// One incident's Atom feed, beside its page.
+pub fn incident_feed_path(id: &IncidentId) -> String {
+    format!("incidents/{id}.atom")
 }
 
 pub fn incident_url(base_url: &str, id: &IncidentId) -> String {
@@ -196,22 +215,38 @@ fn sort_newest_first(entries: &mut [Entry<'_>]) {
 /// full build of a large site never holds every page in memory.
 pub const PAGE_CHUNK: usize = 256;
 
-/// The pages of `incidents`. With [`Plan::Full`], [`render`] leaves these
-/// out so that the caller can render and write them [`PAGE_CHUNK`] at a
-/// time.
+/// The pages of `incidents`, each followed by its Atom feed. With
+/// [`Plan::Full`], [`render`] leaves these out so that the caller can
+/// render and write them [`PAGE_CHUNK`] at a time.
 pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
-    incidents
+    let mut outputs = Vec::with_capacity(incidents.len() * 2);
+    for incident in incidents {
+        outputs.push(Output {
+            path: incident_path(&incident.id),
+            bytes: html::incident(site, incident)?,
+        });
+        outputs.push(incident_feed(site, incident));
+    }
+    Ok(outputs)
+}
+
+/// `incidents/ID.atom`: every update of one incident, newest first.
+fn incident_feed(site: &Site, incident: &Incident) -> Output {
+    let mut entries: Vec<Entry> = incident
+        .updates
         .iter()
-        .map(|incident| {
-            Ok(Output {
-                path: incident_path(&incident.id),
-                bytes: html::incident(site, incident)?,
-            })
-        })
-        .collect()
+        .map(|update| Entry { incident, update })
+        .collect();
+    entries.reverse();
+    entries.truncate(FEED_LIMIT);
+    let meta = feed::FeedMeta::incident(site, incident);
+    Output {
+        path: incident_feed_path(&incident.id),
+        bytes: feed::atom(site, &meta, &entries),
+    }
 }
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
@@ -256,7 +291,10 @@ pub fn render(
                             components.extend(after.components.iter().map(String::as_str));
                             pages.push(after.as_ref());
                         }
-                        None => rendered.removed.push(incident_path(id)),
+                        None => {
+                            rendered.removed.push(incident_path(id));
+                            rendered.removed.push(incident_feed_path(id));
+                        }
                     }
                 }
                 // Components may have been removed from the configuration.
@@ -265,12 +303,7 @@ pub fn render(
             }
         };
 
-    for incident in pages {
-        rendered.outputs.push(Output {
-            path: incident_path(&incident.id),
-            bytes: html::incident(site, incident)?,
-        });
-    }
+    rendered.outputs.extend(incident_pages(site, &pages)?);
     for (year, month) in months {
         rendered.outputs.push(Output {
             path: month_path(year, month),
@@ -291,6 +324,10 @@ pub fn render(
             rendered.outputs.push(Output {
                 path: format!("components/{id}.atom"),
                 bytes: feed::atom(site, &meta, &entries),
+            });
+            rendered.outputs.push(Output {
+                path: format!("components/{id}.ics"),
+                bytes: ics::component_calendar(site, corpus, component),
             });
         }
         // The site feeds after the component feeds: a reader who sees an
@@ -316,19 +353,17 @@ pub fn render(
             bytes: html::stylesheet(site),
         });
     }
-    let summary = summary::summary(site, corpus);
-    rendered.outputs.push(Output {
-        path: "status.json".into(),
-        bytes: summary.clone(),
-    });
-    rendered.outputs.push(Output {
-        path: "api/v2/summary.json".into(),
-        bytes: summary,
-    });
+    rendered.outputs.extend(api::outputs(site, corpus));
     // The index last: it links to everything above.
+    let index = html::index_outputs(site, corpus)?;
+    rendered.outputs.extend(index.badges);
+    rendered.outputs.push(Output {
+        path: "index.txt".into(),
+        bytes: index.text,
+    });
     rendered.outputs.push(Output {
         path: "index.html".into(),
-        bytes: html::index(site, corpus)?,
+        bytes: index.html,
     });
     Ok(rendered)
 }

@@ -54,6 +54,7 @@ pub const PAGES: Family = Family {
         ("base.html", include_str!("../../templates/base.html")),
         ("macros.html", include_str!("../../templates/macros.html")),
         ("index.html", include_str!("../../templates/index.html")),
+        ("index.txt", include_str!("../../templates/index.txt")),
         (
             "incident.html",
             include_str!("../../templates/incident.html"),

@@ -2,13 +2,13 @@
 //! `user_version`, and the data step that goes with migration 3 (raw
 //! unsubscribe tokens replaced by nonces and token hashes). Does I/O.
 //!
-//! Each entry of [`MIGRATIONS`] moves the schema one version up, all of
-//! them in one transaction at [`Store::open`]; never edit a released one.
+//! Each entry of [`MIGRATIONS`] moves the schema one version up, in one
+//! transaction at [`Store::open`] (a table rebuild in its own); never edit a released one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Error, Store, unusable};
 use crate::address::Address;
@@ -130,6 +130,72 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // their domain become one ([`merge_addresses`], run with this
     // migration; the rule is `crate::address`).
     "",
+    // Maintenance notices (`crate::maintenance`). An announcement is an
+    // update's or a notice's, so its identity becomes (incident, instant,
+    // notice), `notice` empty for an update; SQLite cannot drop a UNIQUE
+    // constraint, so the table is made again (foreign keys are off while
+    // migrating, and checked before the commit). A notice carries its
+    // window, and a rescheduled one the window before.
+    //
+    // `windows` holds each maintenance's window as last seen, when it was
+    // first seen, and its moves (the calendar's SEQUENCE counts them);
+    // `notices` the notices queued, recorded in the transaction that
+    // queues them.
+    //
+    // Following one incident: a request may name an incident instead of
+    // components, and a subscriber follows incidents in
+    // `incident_follows` beside their components, each until the
+    // incident's resolution is queued (`ended`).
+    "CREATE TABLE announcements_new (
+        id INTEGER PRIMARY KEY,
+        incident TEXT NOT NULL,
+        instant TEXT NOT NULL,
+        notice TEXT NOT NULL DEFAULT '',
+        title TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        body_markdown TEXT NOT NULL,
+        body_html TEXT NOT NULL,
+        components TEXT NOT NULL,
+        created TEXT NOT NULL,
+        starts TEXT,
+        ends TEXT,
+        previous_starts TEXT,
+        previous_ends TEXT,
+        UNIQUE (incident, instant, notice)
+    );
+    INSERT INTO announcements_new (id, incident, instant, title, kind, status, body_markdown, body_html, components, created)
+        SELECT id, incident, instant, title, kind, status, body_markdown, body_html, components, created
+        FROM announcements;
+    DROP TABLE announcements;
+    ALTER TABLE announcements_new RENAME TO announcements;
+    CREATE TABLE windows (
+        incident TEXT PRIMARY KEY,
+        starts TEXT NOT NULL,
+        ends TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        moves INTEGER NOT NULL DEFAULT 0,
+        moved_at TEXT,
+        previous_starts TEXT,
+        previous_ends TEXT,
+        announced INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE notices (
+        incident TEXT NOT NULL,
+        notice TEXT NOT NULL,
+        instant TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (incident, notice, instant)
+    ) WITHOUT ROWID;
+    ALTER TABLE requests ADD COLUMN incident TEXT;
+    CREATE TABLE incident_follows (
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        incident TEXT NOT NULL,
+        ended TEXT,
+        PRIMARY KEY (subscriber, incident)
+    ) WITHOUT ROWID;
+    CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;
+    CREATE INDEX incident_follows_ended ON incident_follows (subscriber) WHERE ended IS NOT NULL;",
     // Quiet updates (`notify: no`) are recorded as notified for the reason
     // `quiet` (SQLite cannot change a CHECK, so the table is rebuilt).
     // Subscribers, and requests to subscribe, may ask for changes only; an
@@ -156,6 +222,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
 const REKEY_MIGRATION: usize = 2;
 /// The migration after which [`merge_addresses`] runs.
 const MERGE_MIGRATION: usize = 3;
+/// The migrations that make a table again, each run alone with foreign
+/// keys off.
+const REBUILDS: &[usize] = &[4];
 
 impl Store {
     /// Brings the schema up to date, refusing one newer than this
@@ -182,35 +251,77 @@ impl Store {
                 .pragma_update(None, "secure_delete", true)
                 .map_err(failed)?;
         }
-        let transaction = self.connection.transaction().map_err(failed)?;
-        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            transaction.execute_batch(migration).map_err(failed)?;
-            if index == REKEY_MIGRATION {
-                // Links then held raw tokens, so no key made them yet.
-                let key =
-                    Key::load_or_create(state_dir).map_err(|error| Error::Key(unusable(&error)))?;
-                rekey(&transaction, &key).map_err(|error| match error {
-                    RekeyError::Database(source) => failed(source),
-                    RekeyError::Random(source) => Error::Random {
-                        path: self.path.clone(),
-                        source,
-                    },
-                })?;
+        // The migrations before a rebuild (one that makes a table again,
+        // SQLite's way to change a constraint) run in one transaction with
+        // foreign keys on, so deletes cascade; a rebuild runs in its own,
+        // with foreign keys off until every row is back in place and then
+        // checked before the commit.
+        let mut next = version as usize;
+        while next < MIGRATIONS.len() {
+            let rebuild = REBUILDS.contains(&next);
+            let until = if rebuild {
+                next + 1
+            } else {
+                REBUILDS
+                    .iter()
+                    .copied()
+                    .filter(|&index| index > next)
+                    .min()
+                    .unwrap_or(MIGRATIONS.len())
+            };
+            if rebuild {
+                self.connection
+                    .pragma_update(None, "foreign_keys", false)
+                    .map_err(failed)?;
             }
-            if index == MERGE_MIGRATION {
-                let merged = merge_addresses(&transaction).map_err(failed)?;
-                if merged > 0 {
-                    tracing::info!(
-                        merged,
-                        "subscribers whose addresses differed only in the domain's case are one now"
-                    );
+            let transaction = self.connection.transaction().map_err(failed)?;
+            for (index, migration) in MIGRATIONS.iter().enumerate().take(until).skip(next) {
+                transaction.execute_batch(migration).map_err(failed)?;
+                if index == REKEY_MIGRATION {
+                    // Links then held raw tokens, so no key made them yet.
+                    let key = Key::load_or_create(state_dir)
+                        .map_err(|error| Error::Key(unusable(&error)))?;
+                    rekey(&transaction, &key).map_err(|error| match error {
+                        RekeyError::Database(source) => failed(source),
+                        RekeyError::Random(source) => Error::Random {
+                            path: self.path.clone(),
+                            source,
+                        },
+                    })?;
+                }
+                if index == MERGE_MIGRATION {
+                    let merged = merge_addresses(&transaction).map_err(failed)?;
+                    if merged > 0 {
+                        tracing::info!(
+                            merged,
+                            "subscribers whose addresses differed only in the domain's case are one now"
+                        );
+                    }
+                }
+                transaction
+                    .pragma_update(None, "user_version", index as i64 + 1)
+                    .map_err(failed)?;
+            }
+            if rebuild {
+                let dangling: Option<String> = transaction
+                    .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+                    .optional()
+                    .map_err(failed)?;
+                if let Some(table) = dangling {
+                    return Err(failed(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                        Some(format!("a row of `{table}` refers to one that is gone")),
+                    )));
                 }
             }
-            transaction
-                .pragma_update(None, "user_version", index as i64 + 1)
-                .map_err(failed)?;
+            transaction.commit().map_err(failed)?;
+            if rebuild {
+                self.connection
+                    .pragma_update(None, "foreign_keys", true)
+                    .map_err(failed)?;
+            }
+            next = until;
         }
-        transaction.commit().map_err(failed)?;
         if rekeying {
             self.connection
                 .pragma_update(None, "secure_delete", false)
@@ -439,5 +550,47 @@ mod tests {
             )),
             "{error}"
         );
+    }
+
+    #[test]
+    fn version_4_announcements_and_their_outbox_rows_survive_the_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join("herald.db")).unwrap();
+        for migration in &MIGRATIONS[..4] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 4).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO subscribers VALUES (1, 'a@example.org', 1, 'sv', 'n1', 'c');
+                 INSERT INTO announcements VALUES (7, 'x', '2019-04-04T08:00:00+00:00', 't', 'incident', 'investigating', 'b', '<p>b</p>', 'mail=major-outage', 'c');
+                 INSERT INTO outbox (announcement, subscriber, status, created, next_attempt_at)
+                     VALUES (7, 1, 'pending', 0, 0);",
+            )
+            .unwrap();
+        drop(connection);
+        let store = Store::open(dir.path()).unwrap();
+        let announcement = store.announcement(7).unwrap().unwrap();
+        assert_eq!(announcement.instant, at(8));
+        assert_eq!(announcement.notice, None);
+        assert_eq!(announcement.body_html, "<p>b</p>");
+        // The outbox still refers to it, and foreign keys are on again:
+        // removing the subscriber removes its row.
+        let count = |store: &Store| -> i64 {
+            store
+                .connection
+                .query_row(
+                    "SELECT count(*) FROM outbox WHERE announcement = 7",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(count(&store), 1);
+        store
+            .connection
+            .execute("DELETE FROM subscribers WHERE id = 1", [])
+            .unwrap();
+        assert_eq!(count(&store), 0);
     }
 }

@@ -40,6 +40,7 @@ mod outbox;
 pub mod requests;
 mod revisions;
 mod subscribers;
+mod windows;
 pub use outbox::{
     Delivery, Leased, OutboxCounts, OutboxEntry, OutboxState, Outcome, Queued, count_recipients,
 };

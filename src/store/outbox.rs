@@ -16,7 +16,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
 use crate::announce::{Announcement, Decision};
-use crate::model::{ComponentStatus, Headline, IncidentId, Kind, Language, Status, Subscriber};
+use crate::model::{
+    ComponentStatus, Headline, IncidentId, Kind, Language, Notice, NoticeKind, Status, Subscriber,
+    Window,
+};
 
 /// One outbox row, leased for sending.
 #[derive(Debug, Clone)]
@@ -99,17 +102,20 @@ pub struct OutboxCounts {
     pub failed: usize,
 }
 
-/// Who gets an announcement, as a condition on `subscribers s`:
-/// subscribers following one of its components (the parameter
-/// `components`, a JSON array of ids), and, unless it is a change (the
-/// parameter `change`), not those who asked for changes only.
-fn recipients(components: &str, change: &str) -> String {
+/// Who gets an announcement, as a condition on `subscribers s`, its
+/// parameters named by the arguments: subscribers following one of its
+/// components (`components`, a JSON array of ids) or the incident itself
+/// (`incident`), and, unless it is a change (`change`), not those who
+/// asked for changes only.
+fn recipients(components: &str, incident: &str, change: &str) -> String {
     format!(
         "({change} OR NOT s.only_changes)
          AND (s.all_components
               OR EXISTS (SELECT 1 FROM subscriptions c
                          WHERE c.subscriber = s.id
-                           AND c.component IN (SELECT value FROM json_each({components}))))"
+                           AND c.component IN (SELECT value FROM json_each({components})))
+              OR EXISTS (SELECT 1 FROM incident_follows f
+                         WHERE f.subscriber = s.id AND f.incident = {incident} AND f.ended IS NULL))"
     )
 }
 
@@ -145,13 +151,14 @@ pub fn count_recipients(
         .prepare(&format!(
             "SELECT s.language, count(*) FROM subscribers s WHERE {}
              GROUP BY s.language ORDER BY s.language",
-            recipients("?1", "?2")
+            recipients("?1", "?3", "?2")
         ))
         .map_err(failed)?;
     let rows = statement
-        .query_map(params![ids, announcement.change], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })
+        .query_map(
+            params![ids, announcement.change, announcement.incident.as_str()],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )
         .map_err(failed)?;
     let mut counts = Vec::new();
     for row in rows {
@@ -163,11 +170,88 @@ pub fn count_recipients(
     Ok(counts)
 }
 
+/// Removes who followed only incidents, all of them ended, once no mail
+/// waits for them: nothing more will reach them. Run when mail is queued
+/// and when it is delivered.
+fn remove_finished_followers(transaction: &rusqlite::Transaction) -> rusqlite::Result<usize> {
+    transaction
+        .prepare_cached(
+            "DELETE FROM subscribers
+             WHERE id IN (SELECT subscriber FROM incident_follows WHERE ended IS NOT NULL)
+               AND NOT all_components
+               AND NOT EXISTS (SELECT 1 FROM subscriptions c WHERE c.subscriber = subscribers.id)
+               AND NOT EXISTS (SELECT 1 FROM incident_follows f
+                               WHERE f.subscriber = subscribers.id AND f.ended IS NULL)
+               AND NOT EXISTS (SELECT 1 FROM outbox o
+                               WHERE o.subscriber = subscribers.id AND o.status = 'pending')",
+        )?
+        .execute([])
+}
+
+/// An `announcements` row as SQLite gives it.
+struct StoredAnnouncement {
+    incident: String,
+    instant: String,
+    title: String,
+    kind: String,
+    status: String,
+    body_markdown: String,
+    body_html: String,
+    components: String,
+    notice: String,
+    /// `starts`, `ends`, `previous_starts`, `previous_ends`.
+    window: [Option<String>; 4],
+    headline: String,
+    change: bool,
+}
+
+impl StoredAnnouncement {
+    fn parse(self) -> Option<Announcement> {
+        let window = |starts: &Option<String>, ends: &Option<String>| {
+            Some(Window {
+                starts: parse_instant(starts.as_deref()?)?,
+                ends: parse_instant(ends.as_deref()?)?,
+            })
+        };
+        let notice = if self.notice.is_empty() {
+            None
+        } else {
+            Some(Notice {
+                kind: NoticeKind::parse(&self.notice)?,
+                window: window(&self.window[0], &self.window[1])?,
+                previous: window(&self.window[2], &self.window[3]),
+            })
+        };
+        Some(Announcement {
+            incident: IncidentId::new(&self.incident)?,
+            instant: parse_instant(&self.instant)?,
+            title: self.title,
+            kind: Kind::parse(&self.kind).unwrap_or(Kind::Incident),
+            status: Status::parse(&self.status)?,
+            body_markdown: self.body_markdown,
+            body_html: self.body_html,
+            components: self
+                .components
+                .split(',')
+                .filter_map(|pair| {
+                    let (id, status) = pair.split_once('=')?;
+                    Some((id.to_owned(), ComponentStatus::parse(status)?))
+                })
+                .collect(),
+            headline: Headline::parse(&self.headline).unwrap_or(Headline::Status),
+            change: self.change,
+            notice,
+        })
+    }
+}
+
 impl Store {
     /// In one transaction: stores each due announcement, records it and
     /// the too-old updates as notified, and queues one outbox row per
-    /// subscriber following at least one affected component. Returns the
-    /// number of messages queued.
+    /// subscriber following at least one affected component or the
+    /// incident itself. A resolution ends the incident's follows; a
+    /// subscriber who followed only incidents, all ended, is removed once
+    /// no mail waits for them. Returns the number of messages queued.
     pub fn enqueue(&mut self, decision: &Decision, now: DateTime<Utc>) -> Result<usize, Error> {
         let failed = Error::database(&self.path, "queue announcements");
         let mut queued = 0;
@@ -179,29 +263,54 @@ impl Store {
                     "INSERT OR IGNORE INTO notified (incident, instant, at, reason) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(failed)?;
+            let mut record_notice = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notices (incident, notice, instant, at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, title, kind, status, body_markdown, body_html, components, created, headline, is_change)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
                 .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO outbox (announcement, subscriber, status, created, next_attempt_at)
                      SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s WHERE {}",
-                    recipients("?3", "?4")
+                    recipients("?3", "?5", "?4")
                 ))
+                .map_err(failed)?;
+            // Following one incident ends with its resolution, once that
+            // email is queued.
+            let mut end_follows = transaction
+                .prepare_cached(
+                    "UPDATE incident_follows SET ended = ?2 WHERE incident = ?1 AND ended IS NULL",
+                )
                 .map_err(failed)?;
             for announcement in &decision.due {
                 let instant = announcement.instant.to_rfc3339();
-                let fresh = notify
-                    .execute(params![
+                let code = announcement
+                    .notice
+                    .map_or_else(String::new, |notice| notice.kind.code());
+                // An update is recorded as notified, a notice as sent:
+                // either way once.
+                let fresh = if announcement.notice.is_some() {
+                    record_notice.execute(params![
+                        announcement.incident.as_str(),
+                        code,
+                        instant,
+                        at
+                    ])
+                } else {
+                    notify.execute(params![
                         announcement.incident.as_str(),
                         instant,
                         at,
                         "announced"
                     ])
-                    .map_err(failed)?;
+                }
+                .map_err(failed)?;
                 if fresh == 0 {
                     continue;
                 }
@@ -210,10 +319,13 @@ impl Store {
                     .iter()
                     .map(|(id, status)| format!("{id}={}", status.as_str()))
                     .collect();
+                let window = announcement.notice.map(|notice| notice.window);
+                let previous = announcement.notice.and_then(|notice| notice.previous);
                 insert
                     .execute(params![
                         announcement.incident.as_str(),
                         instant,
+                        code,
                         announcement.title,
                         announcement.kind.as_str(),
                         announcement.status.as_str(),
@@ -221,6 +333,10 @@ impl Store {
                         announcement.body_html,
                         components.join(","),
                         at,
+                        window.map(|w| w.starts.to_rfc3339()),
+                        window.map(|w| w.ends.to_rfc3339()),
+                        previous.map(|w| w.starts.to_rfc3339()),
+                        previous.map(|w| w.ends.to_rfc3339()),
                         announcement.headline.as_str(),
                         announcement.change,
                     ])
@@ -229,9 +345,23 @@ impl Store {
                 let ids: Vec<&str> = announcement.component_ids().collect();
                 let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
                 queued += fan_out
-                    .execute(params![id, millis(now), ids, announcement.change])
+                    .execute(params![
+                        id,
+                        millis(now),
+                        ids,
+                        announcement.change,
+                        announcement.incident.as_str()
+                    ])
                     .map_err(failed)?;
+                // A resolution, or a maintenance's completion (written or
+                // noticed at its end) or cancellation.
+                if announcement.status.is_closing() {
+                    end_follows
+                        .execute(params![announcement.incident.as_str(), at])
+                        .map_err(failed)?;
+                }
             }
+            remove_finished_followers(&transaction).map_err(failed)?;
             for (id, instant) in &decision.too_old {
                 notify
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
@@ -253,67 +383,36 @@ impl Store {
             .connection
             .query_row(
                 "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        headline, is_change
+                        notice, starts, ends, previous_starts, previous_ends, headline, is_change
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, String>(6)?,
-                        row.get::<_, String>(7)?,
-                        row.get::<_, String>(8)?,
-                        row.get::<_, bool>(9)?,
-                    ))
+                    Ok(StoredAnnouncement {
+                        incident: row.get(0)?,
+                        instant: row.get(1)?,
+                        title: row.get(2)?,
+                        kind: row.get(3)?,
+                        status: row.get(4)?,
+                        body_markdown: row.get(5)?,
+                        body_html: row.get(6)?,
+                        components: row.get(7)?,
+                        notice: row.get(8)?,
+                        window: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
+                        headline: row.get(13)?,
+                        change: row.get(14)?,
+                    })
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "read an announcement"))?;
-        let Some((
-            incident,
-            instant,
-            title,
-            kind,
-            status,
-            body_markdown,
-            body_html,
-            components,
-            headline,
-            change,
-        )) = row
-        else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let (Some(incident), Some(instant), Some(status)) = (
-            IncidentId::new(&incident),
-            parse_instant(&instant),
-            Status::parse(&status),
-        ) else {
+        let announcement = row.parse();
+        if announcement.is_none() {
             tracing::warn!(id, "ignoring an unreadable announcement row");
-            return Ok(None);
-        };
-        Ok(Some(Announcement {
-            incident,
-            instant,
-            title,
-            kind: Kind::parse(&kind).unwrap_or(Kind::Incident),
-            status,
-            body_markdown,
-            body_html,
-            components: components
-                .split(',')
-                .filter_map(|pair| {
-                    let (id, status) = pair.split_once('=')?;
-                    Some((id.to_owned(), ComponentStatus::parse(status)?))
-                })
-                .collect(),
-            headline: Headline::parse(&headline).unwrap_or(Headline::Status),
-            change,
-        }))
+        }
+        Ok(announcement)
     }
 
     /// At startup: rows leased by a process that is gone go back to
@@ -461,6 +560,7 @@ impl Store {
                 }
                 .map_err(failed)?;
         }
+        remove_finished_followers(&transaction).map_err(failed)?;
         transaction.commit().map_err(failed)
     }
 
@@ -566,6 +666,7 @@ mod tests {
                 .collect(),
             headline: Headline::Status,
             change: true,
+            notice: None,
         }
     }
 

@@ -18,7 +18,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Error, NewSubscriber, Store, from_millis, millis};
 use crate::model::Language;
-use crate::model::{Confirmation, Follows};
+use crate::model::{Confirmation, Follows, IncidentId};
 use crate::token::{self, Purpose};
 
 /// How long a confirmation link works.
@@ -69,14 +69,26 @@ pub struct LeasedConfirmation {
     pub queued: DateTime<Utc>,
 }
 
-fn follows_columns(follows: &Follows) -> (bool, String) {
+/// `all_components`, `components` and `incident` of a request row.
+fn follows_columns(follows: &Follows) -> (bool, String, Option<&str>) {
     match follows {
-        Follows::All => (true, String::new()),
-        Follows::Components(ids) => (false, ids.join(" ")),
+        Follows::All => (true, String::new(), None),
+        Follows::Components(ids) => (false, ids.join(" "), None),
+        Follows::Incident(id) => (false, String::new(), Some(id.as_str())),
     }
 }
 
-/// What a row follows: everything, or its space-separated components.
+/// What a request row follows: one incident, everything, or its
+/// space-separated components.
+fn request_follows(all: bool, components: &str, incident: Option<&str>) -> Follows {
+    match incident.and_then(IncidentId::new) {
+        Some(id) => Follows::Incident(id),
+        None => follows_from_columns(all, components),
+    }
+}
+
+/// What a subscriber row follows: everything, or its space-separated
+/// components.
 pub(super) fn follows_from_columns(all: bool, components: &str) -> Follows {
     if all {
         Follows::All
@@ -119,13 +131,14 @@ impl Store {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
-                                           created, expires, status, queued, next_attempt_at, only_changes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9)",
+                                           created, expires, status, queued, next_attempt_at, incident, only_changes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9, ?10)",
                 )
                 .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
-                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, only_changes = ?5
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5,
+                        only_changes = ?6
                      WHERE id = ?1",
                 )
                 .map_err(failed)?;
@@ -137,7 +150,7 @@ impl Store {
                 )
                 .map_err(failed)?;
             for request in requests {
-                let (all, components) = follows_columns(&request.follows);
+                let (all, components, incident) = follows_columns(&request.follows);
                 let language = request.language.code();
                 let found: Option<(i64, bool, bool, i64)> = find
                     .query_row(params![request.address, now_ms], |row| {
@@ -148,7 +161,14 @@ impl Store {
                 match found {
                     Some((id, false, in_queue, last_queued)) => {
                         replace
-                            .execute(params![id, all, components, language, request.only_changes])
+                            .execute(params![
+                                id,
+                                all,
+                                components,
+                                language,
+                                incident,
+                                request.only_changes
+                            ])
                             .map_err(failed)?;
                         if !in_queue && last_queued <= resend_before {
                             resend
@@ -176,6 +196,7 @@ impl Store {
                                 hash.as_slice(),
                                 now_ms,
                                 expires,
+                                incident,
                                 request.only_changes
                             ])
                             .map_err(failed)?;
@@ -202,12 +223,13 @@ impl Store {
             String,
             i64,
             Option<i64>,
+            Option<String>,
             bool,
         );
         let row: Option<Row> = self
             .connection
             .query_row(
-                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed,
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident,
                         only_changes
                  FROM requests WHERE token_hash = ?1",
                 params![hash.as_slice()],
@@ -222,6 +244,7 @@ impl Store {
                         row.get(6)?,
                         row.get(7)?,
                         row.get(8)?,
+                        row.get(9)?,
                     ))
                 },
             )
@@ -236,6 +259,7 @@ impl Store {
             language,
             expires,
             confirmed,
+            incident,
             only_changes,
         )) = row
         else {
@@ -255,7 +279,7 @@ impl Store {
         self.add_subscribers(
             &[NewSubscriber {
                 address,
-                follows: follows_from_columns(all, &components),
+                follows: request_follows(all, &components, incident.as_deref()),
                 language: Language::parse(&language).unwrap_or(Language::En),
                 only_changes,
             }],
@@ -354,7 +378,7 @@ impl Store {
                           AND (lease_until IS NULL OR lease_until <= ?1)
                         ORDER BY next_attempt_at, id LIMIT ?3)
                      UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued",
+                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident",
                 )
                 .map_err(failed)?;
             let rows = statement
@@ -365,11 +389,12 @@ impl Store {
                         let components: String = row.get(3)?;
                         let language: String = row.get(4)?;
                         let nonce: String = row.get(5)?;
+                        let incident: Option<String> = row.get(9)?;
                         Ok(LeasedConfirmation {
                             confirmation: Confirmation {
                                 id: row.get(0)?,
                                 address: row.get(1)?,
-                                follows: follows_from_columns(all, &components),
+                                follows: request_follows(all, &components, incident.as_deref()),
                                 language: Language::parse(&language).unwrap_or(Language::En),
                                 token: key.token(Purpose::Confirm, &nonce),
                                 expires: from_millis(row.get(6)?),

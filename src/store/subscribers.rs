@@ -77,7 +77,9 @@ fn insert_unsubscribe_token(
 
 impl Store {
     /// Adds subscribers, or updates the components and language of those
-    /// already there (keeping their tokens), all in one transaction.
+    /// already there (keeping their tokens), all in one transaction. One
+    /// following an incident ([`Follows::Incident`]) adds that incident
+    /// to what the address follows, and follows no component if new.
     pub fn add_subscribers(
         &mut self,
         subscribers: &[NewSubscriber],
@@ -109,6 +111,15 @@ impl Store {
                     "INSERT OR IGNORE INTO subscriptions (subscriber, component) VALUES (?1, ?2)",
                 )
                 .map_err(failed)?;
+            let mut follow_incident = transaction
+                .prepare_cached(
+                    "INSERT INTO incident_follows (subscriber, incident) VALUES (?1, ?2)
+                     ON CONFLICT DO UPDATE SET ended = NULL",
+                )
+                .map_err(failed)?;
+            let mut language_only = transaction
+                .prepare_cached("UPDATE subscribers SET language = ?2 WHERE id = ?1")
+                .map_err(failed)?;
             let created = now.to_rfc3339();
             for subscriber in subscribers {
                 let all = subscriber.follows == Follows::All;
@@ -118,6 +129,14 @@ impl Store {
                     .optional()
                     .map_err(failed)?;
                 let id = match existing {
+                    // Following one incident adds to what they follow.
+                    Some(id) if matches!(subscriber.follows, Follows::Incident(_)) => {
+                        language_only
+                            .execute(params![id, language])
+                            .map_err(failed)?;
+                        result.updated += 1;
+                        id
+                    }
                     Some(id) => {
                         update
                             .execute(params![id, all, language, subscriber.only_changes])
@@ -147,6 +166,11 @@ impl Store {
                         id
                     }
                 };
+                if let Follows::Incident(incident) = &subscriber.follows {
+                    follow_incident
+                        .execute(params![id, incident.as_str()])
+                        .map_err(failed)?;
+                }
                 if let Follows::Components(components) = &subscriber.follows {
                     for component in components {
                         follow.execute(params![id, component]).map_err(failed)?;
@@ -168,6 +192,24 @@ impl Store {
             )
             .map_err(Error::database(&self.path, "remove a subscriber"))?;
         Ok(removed > 0)
+    }
+
+    /// The incidents each address follows until their resolution, by
+    /// address then incident.
+    pub fn followed_incidents(&self) -> Result<Vec<(String, String)>, Error> {
+        let failed = Error::database(&self.path, "list followed incidents");
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT s.address, f.incident FROM incident_follows f
+                 JOIN subscribers s ON s.id = f.subscriber
+                 WHERE f.ended IS NULL ORDER BY s.address, f.incident",
+            )
+            .map_err(failed)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
     }
 
     /// Every subscriber, by address.
@@ -307,5 +349,124 @@ mod tests {
             .map(|s| s.address)
             .collect();
         assert_eq!(left, ["b@example.com"]);
+    }
+
+    #[test]
+    fn following_one_incident_gets_its_mail_only_until_its_resolution() {
+        use crate::announce::{Announcement, Decision};
+        use crate::model::{ComponentStatus, IncidentId, Kind, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let incident = |id: &str| IncidentId::new(id).unwrap();
+        let follow = |address: &str, id: &str| NewSubscriber {
+            address: address.into(),
+            follows: Follows::Incident(incident(id)),
+            language: Language::En,
+            only_changes: false,
+        };
+        store
+            .add_subscribers(&[subscriber("dns@example.org", &["dns"])], at(5))
+            .unwrap();
+        let added = store
+            .add_subscribers(
+                &[
+                    follow("one@example.org", "x"),
+                    follow("dns@example.org", "y"),
+                ],
+                at(6),
+            )
+            .unwrap();
+        assert_eq!(
+            added,
+            Added {
+                added: 1,
+                updated: 1
+            }
+        );
+        // Following an incident kept the components followed before.
+        let listed: Vec<(String, Follows)> = store
+            .subscribers()
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.address, s.follows))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "dns@example.org".into(),
+                    Follows::Components(vec!["dns".into()])
+                ),
+                ("one@example.org".into(), Follows::Components(Vec::new())),
+            ]
+        );
+        let update = |id: &str, hour: u32, status: Status| Announcement {
+            incident: incident(id),
+            instant: at(hour),
+            title: "Mail down".into(),
+            kind: Kind::Incident,
+            status,
+            body_markdown: String::new(),
+            body_html: String::new(),
+            components: vec![("mail".into(), ComponentStatus::MajorOutage)],
+            headline: crate::model::Headline::Status,
+            change: true,
+            notice: None,
+        };
+        let recipients = |store: &mut Store, due: Vec<Announcement>, now| {
+            let decision = Decision {
+                due,
+                ..Decision::default()
+            };
+            store.enqueue(&decision, now).unwrap();
+            let mut rows: Vec<String> = store
+                .connection
+                .prepare(
+                    "SELECT s.address FROM outbox o JOIN subscribers s ON s.id = o.subscriber
+                     WHERE o.status = 'pending' ORDER BY s.address",
+                )
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            store
+                .connection
+                .execute("UPDATE outbox SET status = 'sent'", [])
+                .unwrap();
+            rows.dedup();
+            rows
+        };
+        // x's update reaches its follower only; y's its follower only.
+        let got = recipients(
+            &mut store,
+            vec![update("x", 8, Status::Investigating)],
+            at(8),
+        );
+        assert_eq!(got, ["one@example.org"]);
+        let got = recipients(
+            &mut store,
+            vec![update("y", 8, Status::Investigating)],
+            at(8),
+        );
+        assert_eq!(got, ["dns@example.org"]);
+        // The resolution still goes out; then the follow has ended.
+        let got = recipients(&mut store, vec![update("x", 9, Status::Resolved)], at(9));
+        assert_eq!(got, ["one@example.org"]);
+        let got = recipients(
+            &mut store,
+            vec![update("x", 10, Status::Investigating)],
+            at(10),
+        );
+        assert_eq!(got, Vec::<String>::new());
+        // Who followed only x is gone once nothing waited for them; the
+        // other keeps their components.
+        let addresses: Vec<String> = store
+            .subscribers()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.address)
+            .collect();
+        assert_eq!(addresses, ["dns@example.org"]);
     }
 }

@@ -2,6 +2,8 @@
 //! given (so a test can send what no well-behaved client would), asks the
 //! server to close the connection, and reads the whole answer.
 
+#![allow(dead_code, reason = "each test binary uses a part of it")]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -71,6 +73,7 @@ pub fn get(port: u16, path: &str) -> Response {
 
 /// A form POST from `client` (sent as X-Forwarded-For, which herald
 /// trusts from loopback).
+#[allow(dead_code, reason = "each test binary uses a part of it")]
 pub fn post_form(port: u16, path: &str, client: &str, body: &str) -> Response {
     send(
         port,

@@ -35,6 +35,8 @@ pub struct Received {
     pub tls: bool,
     /// The user the session authenticated as, if it did.
     pub user: Option<String>,
+    /// When the server accepted it (after the final `.`).
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One AUTH exchange, as the server decoded it.
@@ -561,6 +563,7 @@ impl Session<'_> {
                         data,
                         tls: self.tls,
                         user: self.user.clone(),
+                        at: herald::clock::now(),
                     });
                     let close = state.close_in.as_mut().is_some_and(|left| {
                         *left -= 1;

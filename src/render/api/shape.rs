@@ -1,44 +1,6 @@
-//! `status.json` / `api/v2/summary.json` in the shape of Atlassian
-//! Statuspage's public `summary.json`, so that status aggregators and
-//! monitoring integrations that read Statuspage pages read herald's. Pure.
-//!
-//! The document describes the site as of `site.now`: updates dated after
-//! `now` are not shown yet, and an incident with no update at or before
-//! `now` is left out. Everything else comes from the data, never from the
-//! clock: `page.updated_at` is the newest update, edit or component status
-//! change at or before `now`, so an unchanged corpus at the same `now`
-//! gives byte-identical output.
-//!
-//! Mapping from herald to Statuspage:
-//!
-//! - component statuses: `operational`, `degraded_performance`,
-//!   `partial_outage`, `major_outage`, `under_maintenance`; a component's
-//!   status is the worst any published incident holds it at `now`;
-//! - a configured `group` becomes a component with `group: true` listing its
-//!   members' ids, and the members carry its id in `group_id` (Statuspage's
-//!   own model); a group shows its worst member's status;
-//! - incident statuses keep their names (`investigating`, `identified`,
-//!   `monitoring`, `resolved`); maintenance statuses become `scheduled`,
-//!   `in_progress`, `verifying` (herald's `monitoring`) and `completed`
-//!   (herald's `completed` or `resolved`), and a maintenance still marked
-//!   `scheduled` once its window has opened shows `in_progress`, as
-//!   Statuspage's automatic transition would;
-//! - `impact` is the severity (`minor`, `major`, `critical`), or
-//!   `maintenance` for a maintenance;
-//! - `incidents` lists unresolved incidents, latest update first;
-//!   `scheduled_maintenances` lists upcoming and ongoing maintenance,
-//!   soonest first; updates are listed newest first;
-//! - `status.indicator` is the worse of the worst component status and the
-//!   impact of any unresolved incident (`none` < `maintenance` < `minor` <
-//!   `major` < `critical`);
-//! - ids are herald's: component ids, incident ids, `{incident}-{instant}`
-//!   for updates (instant in UTC, `YYYYMMDDTHHMMSSZ`), `group-{name}` for
-//!   groups;
-//! - times are RFC 3339 with milliseconds and the offset of `site.timezone`.
-//!
-//! The extra top-level `schema_version` field versions this document
-//! (readers of Statuspage's shape ignore unknown fields). Bump it when a
-//! field changes meaning or disappears.
+//! The Statuspage shapes (page, component, incident, update, status) and
+//! how herald's data maps onto them; `api` says what each document lists.
+//! Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,262 +8,113 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::corpus::Corpus;
 use crate::model::{
     Component, ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Severity, Status,
     Timeline, Update,
 };
 
-use super::{Site, incident_url};
-
-/// The version of this document's schema, written as `schema_version`.
-pub const SCHEMA_VERSION: u32 = 1;
+use super::super::{Site, incident_url};
 
 #[derive(Serialize)]
-struct RawSummary {
-    page: RawPage,
-    components: Vec<RawComponent>,
-    incidents: Vec<RawIncident>,
-    scheduled_maintenances: Vec<RawIncident>,
-    status: RawStatus,
-    schema_version: u32,
-}
-
-#[derive(Serialize)]
-struct RawPage {
-    id: String,
-    name: String,
-    url: String,
-    time_zone: String,
-    updated_at: String,
+pub(super) struct RawPage {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) url: String,
+    pub(super) time_zone: String,
+    pub(super) updated_at: String,
 }
 
 #[derive(Serialize, Clone)]
-struct RawComponent {
-    id: String,
-    name: String,
-    status: &'static str,
-    created_at: String,
-    updated_at: String,
-    position: usize,
-    description: Option<String>,
-    showcase: bool,
-    start_date: Option<String>,
-    group_id: Option<String>,
-    page_id: String,
-    group: bool,
-    only_show_if_degraded: bool,
+pub(super) struct RawComponent {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) status: &'static str,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
+    pub(super) position: usize,
+    pub(super) description: Option<String>,
+    pub(super) showcase: bool,
+    pub(super) start_date: Option<String>,
+    pub(super) group_id: Option<String>,
+    pub(super) page_id: String,
+    pub(super) group: bool,
+    pub(super) only_show_if_degraded: bool,
     /// Member ids; groups only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    components: Option<Vec<String>>,
+    pub(super) components: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
-struct RawIncident {
-    id: String,
-    name: String,
-    status: &'static str,
-    created_at: String,
-    updated_at: String,
-    monitoring_at: Option<String>,
-    resolved_at: Option<String>,
-    impact: &'static str,
-    shortlink: String,
-    started_at: String,
-    page_id: String,
-    incident_updates: Vec<RawUpdate>,
-    components: Vec<RawComponent>,
+pub(super) struct RawIncident {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) status: &'static str,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
+    pub(super) monitoring_at: Option<String>,
+    pub(super) resolved_at: Option<String>,
+    pub(super) impact: &'static str,
+    pub(super) shortlink: String,
+    pub(super) started_at: String,
+    pub(super) page_id: String,
+    pub(super) incident_updates: Vec<RawUpdate>,
+    pub(super) components: Vec<RawComponent>,
     /// Maintenance only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    scheduled_for: Option<String>,
+    pub(super) scheduled_for: Option<String>,
     /// Maintenance only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    scheduled_until: Option<String>,
+    pub(super) scheduled_until: Option<String>,
 }
 
 #[derive(Serialize)]
-struct RawUpdate {
-    id: String,
-    status: &'static str,
-    body: String,
-    incident_id: String,
-    created_at: String,
-    updated_at: String,
-    display_at: String,
+pub(super) struct RawUpdate {
+    pub(super) id: String,
+    pub(super) status: &'static str,
+    pub(super) body: String,
+    pub(super) incident_id: String,
+    pub(super) created_at: String,
+    pub(super) updated_at: String,
+    pub(super) display_at: String,
     /// `null` when the update changed no component, as Statuspage writes it.
-    affected_components: Option<Vec<RawAffected>>,
-    deliver_notifications: bool,
-    custom_tweet: Option<String>,
-    tweet_id: Option<String>,
+    pub(super) affected_components: Option<Vec<RawAffected>>,
+    pub(super) deliver_notifications: bool,
+    pub(super) custom_tweet: Option<String>,
+    pub(super) tweet_id: Option<String>,
 }
 
 #[derive(Serialize)]
-struct RawAffected {
-    code: String,
-    name: String,
-    old_status: &'static str,
-    new_status: &'static str,
+pub(super) struct RawAffected {
+    pub(super) code: String,
+    pub(super) name: String,
+    pub(super) old_status: &'static str,
+    pub(super) new_status: &'static str,
 }
 
 #[derive(Serialize)]
-struct RawStatus {
-    indicator: &'static str,
-    description: &'static str,
-}
-
-/// Renders the summary document, pretty-printed, ending with a newline.
-pub fn summary(site: &Site, corpus: &Corpus) -> Vec<u8> {
-    let now = site.now;
-    let zone = site.timezone();
-    let page_id = page_id(site.base_url());
-
-    // One pass over the published incidents: current component statuses,
-    // their last change, the data's time span, and the incidents to list.
-    let mut current: BTreeMap<&str, ComponentStatus> = BTreeMap::new();
-    let mut changed: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
-    let mut newest: Option<DateTime<Utc>> = None;
-    let mut oldest: Option<DateTime<Utc>> = None;
-    let mut open: Vec<Listed> = Vec::new();
-    let mut maintenances: Vec<Listed> = Vec::new();
-    for incident in corpus.published() {
-        let visible = visible_updates(incident, now);
-        let Some(latest) = visible.last() else {
-            continue;
-        };
-        let first = visible[0].instant;
-        oldest = Some(oldest.map_or(first, |oldest| oldest.min(first)));
-        for update in visible {
-            newest = newest.max(Some(site.edited(incident, update)));
-        }
-        let segments = incident.timeline();
-        for (component, list) in segments {
-            let component = component.as_str();
-            let status = status_at(list, now);
-            let entry = current.entry(component).or_insert(status);
-            *entry = (*entry).max(status);
-            if let Some(change) = last_change(list, now) {
-                let entry = changed.entry(component).or_insert(change);
-                *entry = (*entry).max(change);
-                newest = newest.max(Some(change));
-            }
-        }
-        let closed = latest.status.is_closing();
-        match incident.kind {
-            Kind::Incident if !closed => open.push(Listed {
-                incident,
-                visible,
-                segments,
-                phase: None,
-            }),
-            Kind::Incident => {}
-            Kind::Maintenance => {
-                let phase = phase_at(incident, latest, now);
-                if matches!(
-                    phase,
-                    Some(MaintenancePhase::Upcoming | MaintenancePhase::Ongoing)
-                ) {
-                    maintenances.push(Listed {
-                        incident,
-                        visible,
-                        segments,
-                        phase,
-                    });
-                }
-            }
-        }
-    }
-
-    let origin = oldest.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    let context = Context {
-        site,
-        zone,
-        page_id: &page_id,
-    };
-    let components = component_list(&context, &current, &changed, origin);
-    let by_id: BTreeMap<&str, &RawComponent> = components
-        .iter()
-        .filter(|c| !c.group)
-        .map(|c| (c.id.as_str(), c))
-        .collect();
-
-    let mut indicator = Indicator::None;
-    for component in &site.config.components {
-        let status = current
-            .get(component.id.as_str())
-            .copied()
-            .unwrap_or(ComponentStatus::Operational);
-        indicator = indicator.max(Indicator::of_component(status));
-    }
-    for listed in &open {
-        indicator = indicator.max(Indicator::of_severity(listed.incident.severity));
-    }
-
-    // Latest update first; ties by id so the order is stable.
-    open.sort_by(|a, b| {
-        let a_latest = a.visible.last().map(|u| u.instant);
-        let b_latest = b.visible.last().map(|u| u.instant);
-        b_latest
-            .cmp(&a_latest)
-            .then_with(|| a.incident.id.cmp(&b.incident.id))
-    });
-    // Soonest window first.
-    maintenances.sort_by(|a, b| {
-        let a_starts = a.incident.window.map(|w| w.starts);
-        let b_starts = b.incident.window.map(|w| w.starts);
-        a_starts
-            .cmp(&b_starts)
-            .then_with(|| a.incident.id.cmp(&b.incident.id))
-    });
-
-    let document = RawSummary {
-        page: RawPage {
-            id: page_id.clone(),
-            name: site.config.site.title.clone(),
-            url: site.base_url().trim_end_matches('/').to_owned(),
-            time_zone: zone.name().to_owned(),
-            updated_at: context.time(newest.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
-        },
-        incidents: open
-            .iter()
-            .map(|listed| context.incident(listed, &by_id))
-            .collect(),
-        scheduled_maintenances: maintenances
-            .iter()
-            .map(|listed| context.incident(listed, &by_id))
-            .collect(),
-        components,
-        status: RawStatus {
-            indicator: indicator.as_str(),
-            description: indicator.description(),
-        },
-        schema_version: SCHEMA_VERSION,
-    };
-    // serde_json fails only on maps with non-string keys or on failing
-    // `Serialize` impls; the DTOs above have neither.
-    let mut bytes =
-        serde_json::to_vec_pretty(&document).expect("the summary DTOs always serialize");
-    bytes.push(b'\n');
-    bytes
+pub(super) struct RawStatus {
+    pub(super) indicator: &'static str,
+    pub(super) description: &'static str,
 }
 
 /// An incident or maintenance to list, with what was computed for it.
-struct Listed<'a> {
-    incident: &'a Incident,
+pub(super) struct Listed<'a> {
+    pub(super) incident: &'a Incident,
     /// Updates at or before `now`, oldest first; never empty.
-    visible: &'a [Update],
-    segments: &'a Timeline,
+    pub(super) visible: &'a [Update],
+    pub(super) segments: &'a Timeline,
     /// Maintenance only.
-    phase: Option<MaintenancePhase>,
+    pub(super) phase: Option<MaintenancePhase>,
 }
 
-struct Context<'a> {
-    site: &'a Site<'a>,
-    zone: Tz,
-    page_id: &'a str,
+pub(super) struct Context<'a> {
+    pub(super) site: &'a Site<'a>,
+    pub(super) zone: Tz,
+    pub(super) page_id: &'a str,
 }
 
 impl Context<'_> {
-    fn time(&self, instant: DateTime<Utc>) -> String {
+    pub(super) fn time(&self, instant: DateTime<Utc>) -> String {
         instant
             .with_timezone(&self.zone)
             .to_rfc3339_opts(SecondsFormat::Millis, false)
@@ -314,7 +127,11 @@ impl Context<'_> {
             .map_or(id, |component| component.name.as_str())
     }
 
-    fn incident(&self, listed: &Listed, by_id: &BTreeMap<&str, &RawComponent>) -> RawIncident {
+    pub(super) fn incident(
+        &self,
+        listed: &Listed,
+        by_id: &BTreeMap<&str, &RawComponent>,
+    ) -> RawIncident {
         let incident = listed.incident;
         let kind = incident.kind;
         let visible = listed.visible;
@@ -406,7 +223,7 @@ impl Context<'_> {
 /// The configured components in Statuspage's shape: groups before their
 /// first member, members right after their group. Positions count from 1,
 /// among the top level or within a group.
-fn component_list(
+pub(super) fn component_list(
     context: &Context,
     current: &BTreeMap<&str, ComponentStatus>,
     changed: &BTreeMap<&str, DateTime<Utc>>,
@@ -503,7 +320,7 @@ fn component_list(
 
 /// `group-{slug of name}`, with `-2`, `-3`… appended if that id is already
 /// a component's or another group's.
-fn group_id(name: &str, taken: &mut BTreeSet<String>) -> String {
+pub(super) fn group_id(name: &str, taken: &mut BTreeSet<String>) -> String {
     let mut slug = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_alphanumeric() {
@@ -530,17 +347,17 @@ fn group_id(name: &str, taken: &mut BTreeSet<String>) -> String {
 
 /// The page id: the host (and port) of `base_url`. Statuspage uses an
 /// opaque id; the host is stable and names the site.
-fn page_id(base_url: &str) -> String {
-    super::ics::host(base_url)
+pub(super) fn page_id(base_url: &str) -> String {
+    super::super::ics::host(base_url)
 }
 
 /// A stable update id: `{incident}-{instant in UTC, compact}`.
-fn update_id(incident: &Incident, instant: DateTime<Utc>) -> String {
+pub(super) fn update_id(incident: &Incident, instant: DateTime<Utc>) -> String {
     format!("{}-{}", incident.id, instant.format("%Y%m%dT%H%M%SZ"))
 }
 
 /// The updates at or before `now` (updates are sorted oldest first).
-fn visible_updates(incident: &Incident, now: DateTime<Utc>) -> &[Update] {
+pub(super) fn visible_updates(incident: &Incident, now: DateTime<Utc>) -> &[Update] {
     let count = incident
         .updates
         .partition_point(|update| update.instant <= now);
@@ -549,7 +366,11 @@ fn visible_updates(incident: &Incident, now: DateTime<Utc>) -> &[Update] {
 
 /// [`Incident::maintenance_phase`] as of `now`, judged by the visible
 /// updates only.
-fn phase_at(incident: &Incident, latest: &Update, now: DateTime<Utc>) -> Option<MaintenancePhase> {
+pub(super) fn phase_at(
+    incident: &Incident,
+    latest: &Update,
+    now: DateTime<Utc>,
+) -> Option<MaintenancePhase> {
     let window = incident.window?;
     if latest.status.is_closing() || now >= window.ends {
         Some(MaintenancePhase::Over)
@@ -562,7 +383,10 @@ fn phase_at(incident: &Incident, latest: &Update, now: DateTime<Utc>) -> Option<
 
 /// When the incident entered the state `matches` describes, if its latest
 /// update is in it: the first update of the final run of such updates.
-fn entered(visible: &[Update], matches: impl Fn(Status) -> bool) -> Option<DateTime<Utc>> {
+pub(super) fn entered(
+    visible: &[Update],
+    matches: impl Fn(Status) -> bool,
+) -> Option<DateTime<Utc>> {
     let mut start = None;
     for update in visible.iter().rev() {
         if !matches(update.status) {
@@ -574,7 +398,7 @@ fn entered(visible: &[Update], matches: impl Fn(Status) -> bool) -> Option<DateT
 }
 
 /// The status the segments hold at `instant`.
-fn status_at(segments: &[Segment], instant: DateTime<Utc>) -> ComponentStatus {
+pub(super) fn status_at(segments: &[Segment], instant: DateTime<Utc>) -> ComponentStatus {
     segments
         .iter()
         .filter(|s| s.from <= instant && s.until.is_none_or(|until| instant < until))
@@ -584,7 +408,7 @@ fn status_at(segments: &[Segment], instant: DateTime<Utc>) -> ComponentStatus {
 }
 
 /// The status the segments hold just before `instant`.
-fn status_before(segments: &[Segment], instant: DateTime<Utc>) -> ComponentStatus {
+pub(super) fn status_before(segments: &[Segment], instant: DateTime<Utc>) -> ComponentStatus {
     segments
         .iter()
         .filter(|s| s.from < instant && s.until.is_none_or(|until| instant <= until))
@@ -594,7 +418,7 @@ fn status_before(segments: &[Segment], instant: DateTime<Utc>) -> ComponentStatu
 }
 
 /// The latest instant at or before `now` where the segments start or end.
-fn last_change(segments: &[Segment], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(super) fn last_change(segments: &[Segment], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     segments
         .iter()
         .flat_map(|s| [Some(s.from), s.until])
@@ -603,7 +427,7 @@ fn last_change(segments: &[Segment], now: DateTime<Utc>) -> Option<DateTime<Utc>
         .max()
 }
 
-fn component_status(status: ComponentStatus) -> &'static str {
+pub(super) fn component_status(status: ComponentStatus) -> &'static str {
     match status {
         ComponentStatus::Operational => "operational",
         ComponentStatus::Degraded => "degraded_performance",
@@ -616,26 +440,29 @@ fn component_status(status: ComponentStatus) -> &'static str {
 /// Statuspage's word for a herald status. The parser already replaced
 /// `update` by the status it continues; the arms for statuses a kind cannot
 /// use only keep this total.
-fn statuspage_status(kind: Kind, status: Status) -> &'static str {
+pub(super) fn statuspage_status(kind: Kind, status: Status) -> &'static str {
     match (kind, status) {
         (Kind::Incident, Status::Investigating | Status::Update | Status::Scheduled) => {
             "investigating"
         }
         (Kind::Incident, Status::Identified | Status::InProgress) => "identified",
         (Kind::Incident, Status::Monitoring) => "monitoring",
-        (Kind::Incident, Status::Resolved | Status::Completed) => "resolved",
+        (Kind::Incident, Status::Resolved | Status::Completed | Status::Cancelled) => "resolved",
         (Kind::Maintenance, Status::Scheduled | Status::Update) => "scheduled",
         (Kind::Maintenance, Status::InProgress | Status::Investigating | Status::Identified) => {
             "in_progress"
         }
         (Kind::Maintenance, Status::Monitoring) => "verifying",
-        (Kind::Maintenance, Status::Completed | Status::Resolved) => "completed",
+        // Statuspage has no word for a called-off maintenance.
+        (Kind::Maintenance, Status::Completed | Status::Resolved | Status::Cancelled) => {
+            "completed"
+        }
     }
 }
 
 /// `status.indicator`, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Indicator {
+pub(super) enum Indicator {
     None,
     Maintenance,
     Minor,
@@ -644,7 +471,7 @@ enum Indicator {
 }
 
 impl Indicator {
-    fn of_component(status: ComponentStatus) -> Indicator {
+    pub(super) fn of_component(status: ComponentStatus) -> Indicator {
         match status {
             ComponentStatus::Operational => Indicator::None,
             ComponentStatus::Maintenance => Indicator::Maintenance,
@@ -654,7 +481,7 @@ impl Indicator {
         }
     }
 
-    fn of_severity(severity: Severity) -> Indicator {
+    pub(super) fn of_severity(severity: Severity) -> Indicator {
         match severity {
             Severity::Minor => Indicator::Minor,
             Severity::Major => Indicator::Major,
@@ -662,7 +489,7 @@ impl Indicator {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Indicator::None => "none",
             Indicator::Maintenance => "maintenance",
@@ -674,7 +501,7 @@ impl Indicator {
 
     /// Statuspage's English descriptions; readers match on them, so they
     /// are not translated.
-    fn description(self) -> &'static str {
+    pub(super) fn description(self) -> &'static str {
         match self {
             Indicator::None => "All Systems Operational",
             Indicator::Maintenance => "Service Under Maintenance",
