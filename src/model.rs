@@ -490,6 +490,16 @@ impl Incident {
         self.components.iter().any(|c| c == component)
     }
 
+    /// The front matter's components: those affected from the first
+    /// update, without the ones that joined later.
+    pub fn front_components(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .filter(|component| !self.joins.iter().any(|(joined, _)| joined == *component))
+            .cloned()
+            .collect()
+    }
+
     /// From when the incident affects `component`: the beginning of time
     /// for a front matter component, the joining update's instant for one
     /// that joined later, `None` for one it never affects.

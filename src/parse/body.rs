@@ -331,6 +331,7 @@ incidents/x.md:11:1: error: a second `notify:` line",
         );
         let incident = parse(&text).0.unwrap();
         assert_eq!(incident.components, ["web-hosting", "mail", "dns"]);
+        assert_eq!(incident.front_components(), ["web-hosting", "mail"]);
         assert_eq!(
             incident.joins,
             [("dns".to_owned(), utc("2019-04-04T09:20:00Z"))]
