@@ -290,7 +290,7 @@ impl Daemon {
             let incident = self.corpus.published_get(&due.incident)?;
             Some(Announcement::of_notice(incident, due.instant, due.notice))
         }));
-        if decision.due.is_empty() && decision.too_old.is_empty() {
+        if decision.due.is_empty() && decision.too_old.is_empty() && decision.quiet.is_empty() {
             return;
         }
         match store.enqueue(&decision, now) {
@@ -314,6 +314,8 @@ impl Daemon {
                     .extend(notices.due.iter().map(maintenance::Due::key));
                 self.announced
                     .record_notified(decision.too_old.iter().cloned());
+                self.announced
+                    .record_notified(decision.quiet.iter().cloned());
                 if queued > 0 {
                     tracing::info!(messages = queued, "queued");
                     self.mail_wake.notify_one();

@@ -220,7 +220,7 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     // Their follow ended and they followed nothing else: they are gone.
     assert_eq!(
         site.ok(&["subscribers", "list"]),
-        "mail@example.org\ten\tmail\n"
+        "mail@example.org\ten\tmail\tevery\n"
     );
 
     // The incident's feed holds its four updates, newest first.

@@ -15,8 +15,8 @@
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
 //! `email` once, then `components` any number of times or `incident`
-//! once (an incident page's form: follow that incident only), and
-//! nothing else. The
+//! once (an incident page's form: follow that incident only), `volume`
+//! (`every` or `changes`) at most once, and nothing else. The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
@@ -39,6 +39,8 @@ pub struct Subscription {
     pub address: String,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
+    /// `volume=changes`: only the updates that change a status.
+    pub only_changes: bool,
 }
 
 /// What a `Content-Type` value declares, if it is one of the two
@@ -197,12 +199,18 @@ pub fn subscription(
     let mut email = None;
     let mut components = Vec::new();
     let mut incident = None;
+    let mut volume = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
             "incident" if incident.is_none() => {
                 incident = Some(IncidentId::new(&value).ok_or("incident_unknown")?);
             }
+            "volume" if volume.is_none() => match value.as_str() {
+                "every" => volume = Some(false),
+                "changes" => volume = Some(true),
+                _ => return Err("form"),
+            },
             "components" => {
                 if !is_component(&value) {
                     return Err("component_unknown");
@@ -222,7 +230,11 @@ pub fn subscription(
         None if components.is_empty() => Follows::All,
         None => Follows::Components(components),
     };
-    Ok(Subscription { address, follows })
+    Ok(Subscription {
+        address,
+        follows,
+        only_changes: volume.unwrap_or(false),
+    })
 }
 
 /// The subscriber address of a form, by the one rule of
@@ -295,6 +307,23 @@ mod tests {
         }
         let long = format!("email={}@example.org", "a".repeat(250));
         assert_eq!(check(&long), Err("email_invalid"));
+    }
+
+    #[test]
+    fn the_volume_is_every_update_unless_changes_are_asked_for() {
+        let volume = |body: &str| {
+            parse_form(body.as_bytes())
+                .and_then(|fields| subscription(fields, |_| true))
+                .map(|subscription| subscription.only_changes)
+        };
+        assert_eq!(volume("email=a@example.org"), Ok(false));
+        assert_eq!(volume("email=a@example.org&volume=every"), Ok(false));
+        assert_eq!(volume("volume=changes&email=a@example.org"), Ok(true));
+        assert_eq!(volume("email=a@example.org&volume=some"), Err("form"));
+        assert_eq!(
+            volume("email=a@example.org&volume=every&volume=changes"),
+            Err("form")
+        );
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub(super) async fn subscribe(
             address: form.address,
             follows: form.follows,
             language: site.config.site.language,
+            only_changes: form.only_changes,
         },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
     };

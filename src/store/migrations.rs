@@ -193,6 +193,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;
     CREATE INDEX incident_follows_ended ON incident_follows (subscriber) WHERE ended IS NOT NULL;",
+    // Quiet updates (`notify: no`) are recorded as notified for the reason
+    // `quiet` (SQLite cannot change a CHECK, so the table is rebuilt).
+    // Subscribers, and requests to subscribe, may ask for changes only; an
+    // announcement remembers whether it is one, and what its subject shows
+    // (`crate::model::Headline`: `status`, `words`, `words-and-time`).
+    "CREATE TABLE notified_quiet (
+        incident TEXT NOT NULL,
+        instant TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('announced', 'baseline', 'too-old', 'quiet')),
+        PRIMARY KEY (incident, instant)
+    ) WITHOUT ROWID;
+    INSERT INTO notified_quiet (incident, instant, at, reason)
+        SELECT incident, instant, at, reason FROM notified;
+    DROP TABLE notified;
+    ALTER TABLE notified_quiet RENAME TO notified;
+    ALTER TABLE subscribers ADD COLUMN only_changes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN only_changes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE announcements ADD COLUMN headline TEXT NOT NULL DEFAULT 'status';
+    ALTER TABLE announcements ADD COLUMN is_change INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.

@@ -33,6 +33,8 @@ pub struct NewRequest {
     pub address: String,
     pub follows: Follows,
     pub language: Language,
+    /// Only the updates that change a status ([`NewSubscriber::only_changes`]).
+    pub only_changes: bool,
 }
 
 /// What following a confirmation link did.
@@ -129,13 +131,15 @@ impl Store {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
-                                           created, expires, status, queued, next_attempt_at, incident)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9)",
+                                           created, expires, status, queued, next_attempt_at, incident, only_changes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9, ?10)",
                 )
                 .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
-                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5 WHERE id = ?1",
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5,
+                        only_changes = ?6
+                     WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut resend = transaction
@@ -157,7 +161,14 @@ impl Store {
                 match found {
                     Some((id, false, in_queue, last_queued)) => {
                         replace
-                            .execute(params![id, all, components, language, incident])
+                            .execute(params![
+                                id,
+                                all,
+                                components,
+                                language,
+                                incident,
+                                request.only_changes
+                            ])
                             .map_err(failed)?;
                         if !in_queue && last_queued <= resend_before {
                             resend
@@ -185,7 +196,8 @@ impl Store {
                                 hash.as_slice(),
                                 now_ms,
                                 expires,
-                                incident
+                                incident,
+                                request.only_changes
                             ])
                             .map_err(failed)?;
                         queued += 1;
@@ -224,11 +236,13 @@ impl Store {
             i64,
             Option<i64>,
             Option<String>,
+            bool,
         );
         let row: Option<Row> = self
             .connection
             .query_row(
-                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident,
+                        only_changes
                  FROM requests WHERE token_hash = ?1",
                 params![hash.as_slice()],
                 |row| {
@@ -242,13 +256,24 @@ impl Store {
                         row.get(6)?,
                         row.get(7)?,
                         row.get(8)?,
+                        row.get(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "look up a confirmation link"))?;
-        let Some((id, stored, address, all, components, language, expires, confirmed, incident)) =
-            row
+        let Some((
+            id,
+            stored,
+            address,
+            all,
+            components,
+            language,
+            expires,
+            confirmed,
+            incident,
+            only_changes,
+        )) = row
         else {
             return Ok(Confirmed::Unknown);
         };
@@ -274,6 +299,7 @@ impl Store {
                 address,
                 follows,
                 language: Language::parse(&language).unwrap_or(Language::En),
+                only_changes,
             }],
             now,
         )?;
@@ -434,6 +460,7 @@ mod tests {
             address: address.into(),
             follows: Follows::Components(components.iter().map(|c| (*c).to_owned()).collect()),
             language: Language::Sv,
+            only_changes: false,
         }
     }
 
@@ -560,6 +587,7 @@ mod tests {
                     address: "old@example.org".into(),
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
@@ -667,6 +695,7 @@ mod tests {
                     address: "a@example.org".into(),
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )

@@ -7,6 +7,7 @@
 //! removed subscriber's token hashes stay, pointing nowhere, so a repeated
 //! unsubscribe still says "unsubscribed" ([`super::requests`]).
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,9 @@ pub struct NewSubscriber {
     pub address: String,
     pub follows: Follows,
     pub language: Language,
+    /// Only the changes: the first update, a change of the incident's or
+    /// a component's status, the resolution. Otherwise every update.
+    pub only_changes: bool,
 }
 
 /// What [`Store::add_subscribers`] did.
@@ -91,12 +95,12 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO subscribers (address, all_components, language, nonce, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO subscribers (address, all_components, language, nonce, created, only_changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(failed)?;
             let mut update = transaction
                 .prepare_cached(
-                    "UPDATE subscribers SET all_components = ?2, language = ?3 WHERE id = ?1",
+                    "UPDATE subscribers SET all_components = ?2, language = ?3, only_changes = ?4 WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut clear = transaction
@@ -134,7 +138,9 @@ impl Store {
                         id
                     }
                     Some(id) => {
-                        update.execute(params![id, all, language]).map_err(failed)?;
+                        update
+                            .execute(params![id, all, language, subscriber.only_changes])
+                            .map_err(failed)?;
                         clear.execute(params![id]).map_err(failed)?;
                         result.updated += 1;
                         id
@@ -145,7 +151,14 @@ impl Store {
                             source,
                         })?;
                         insert
-                            .execute(params![subscriber.address, all, language, nonce, created])
+                            .execute(params![
+                                subscriber.address,
+                                all,
+                                language,
+                                nonce,
+                                created,
+                                subscriber.only_changes
+                            ])
                             .map_err(failed)?;
                         result.added += 1;
                         let id = transaction.last_insert_rowid();
@@ -212,6 +225,17 @@ impl Store {
         let rows = statement
             .query_map([], |row| subscriber_from_row(row, 0, key))
             .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// The addresses of the subscribers who asked for changes only.
+    pub fn only_changes(&self) -> Result<HashSet<String>, Error> {
+        let failed = Error::database(&self.path, "list subscribers");
+        let mut statement = self
+            .connection
+            .prepare("SELECT address FROM subscribers WHERE only_changes")
+            .map_err(failed)?;
+        let rows = statement.query_map([], |row| row.get(0)).map_err(failed)?;
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
@@ -338,6 +362,7 @@ mod tests {
             address: address.into(),
             follows: Follows::Incident(incident(id)),
             language: Language::En,
+            only_changes: false,
         };
         store
             .add_subscribers(&[subscriber("dns@example.org", &["dns"])], at(5))
@@ -384,6 +409,8 @@ mod tests {
             body_markdown: String::new(),
             body_html: String::new(),
             components: vec![("mail".into(), ComponentStatus::MajorOutage)],
+            headline: crate::model::Headline::Status,
+            change: true,
             notice: None,
         };
         let recipients = |store: &mut Store, due: Vec<Announcement>, now| {
