@@ -773,6 +773,7 @@ mod tests {
             address: "one@example.org".into(),
             follows: Follows::Incident(storage.clone()),
             language: Language::En,
+            only_changes: false,
         };
         store.request_subscriptions(&[request], at(2, 8)).unwrap();
         let leased = store.lease_confirmations(at(2, 8), at(2, 9), 10).unwrap();
