@@ -694,7 +694,7 @@ mod tests {
         // As a migration numbered before the rebuild might have.
         connection
             .execute_batch(
-                "ALTER TABLE announcements ADD COLUMN headline TEXT NOT NULL DEFAULT 'status';
+                "ALTER TABLE announcements ADD COLUMN probe TEXT NOT NULL DEFAULT 'none';
                  INSERT INTO announcements VALUES (7, 'x', '2019-04-04T08:00:00+00:00', 't', 'incident', 'investigating', 'b', '<p>b</p>', '', 'c', 'words');",
             )
             .unwrap();
@@ -704,7 +704,7 @@ mod tests {
         let kept: (String, String) = store
             .connection
             .query_row(
-                "SELECT headline, notice FROM announcements WHERE id = 7",
+                "SELECT probe, notice FROM announcements WHERE id = 7",
                 [],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -720,7 +720,7 @@ mod tests {
             .unwrap();
         assert!(sql.contains("UNIQUE (incident, instant, notice)"), "{sql}");
         assert!(
-            sql.contains("\"headline\" TEXT NOT NULL DEFAULT 'status'"),
+            sql.contains("\"probe\" TEXT NOT NULL DEFAULT 'none'"),
             "{sql}"
         );
     }
