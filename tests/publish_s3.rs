@@ -219,7 +219,10 @@ fn rclone_syncs_edits_and_deletions_to_s3_and_a_failed_upload_is_retried() {
         &incident(
             "Portal slow",
             "\"web\"",
-            &[(&format!("{} investigating", recent(20)), "Pages load slowly.")],
+            &[(
+                &format!("{} investigating", recent(20)),
+                "Pages load slowly.",
+            )],
         ),
     );
     site.start();
