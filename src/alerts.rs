@@ -12,6 +12,8 @@
 //! draft. A resolved group removes its draft; once published (the
 //! operator ran `herald publish`), nothing changes unless
 //! `[alertmanager] resolve = true`, which appends one `resolved` update.
+//! A group that fires again once its published incident is resolved gets
+//! a new draft under the next id (`ID-2`, `ID-3`…).
 //!
 //! Text from Alertmanager is a stranger's: [`escape`] backslash-escapes
 //! what could make it a heading, a `components:` line, a link or markup,
@@ -449,8 +451,9 @@ fn with_resolved(text: &str, incident: &Incident, now: DateTime<Utc>) -> String 
 /// `text` as Markdown that shows it as written: a backslash before each
 /// punctuation mark that could start markup (`\`, `` ` ``, `*`, `_`,
 /// `[`, `]`, `<`, `>`, `!`, `~`, `|`, `&`), before the first character of
-/// a line if it is punctuation (headings, lists, quotes, fences, `+++`),
-/// and before the colon of a line beginning `components:`. Line breaks
+/// a line if it is punctuation (headings, lists, quotes, fences, `+++`)
+/// or right after the digits it starts with (`1.`), and before the colon
+/// of a line beginning `components:`. Line breaks
 /// stay; other control characters go.
 pub fn escape(text: &str) -> String {
     const MARKUP: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '!', '~', '|', '&'];
@@ -459,13 +462,20 @@ pub fn escape(text: &str) -> String {
         let line = line.trim_end();
         let indent = line.len() - line.trim_start().len();
         let components = line.trim_start().starts_with("components:");
+        // `1.` or `1)` would start an ordered list.
+        let digits = line[indent..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let list_mark = (digits > 0).then_some(indent + digits);
         for (at, c) in line.char_indices() {
             let first = at == indent;
+            let mark = Some(at) == list_mark && matches!(c, '.' | ')');
             let colon = components && at == indent + "components".len();
             if c.is_control() {
                 continue;
             }
-            if MARKUP.contains(&c) || (first && c.is_ascii_punctuation()) || colon {
+            if MARKUP.contains(&c) || (first && c.is_ascii_punctuation()) || mark || colon {
                 out.push('\\');
             }
             out.push(c);
@@ -830,6 +840,42 @@ severity = { page = "critical" }
         assert_eq!(incident_id("a").as_str().len(), "alert-".len() + 12);
     }
 
+    proptest::proptest! {
+        /// Whatever an alert says, its draft parses as one update that sets
+        /// no component and holds no raw markup.
+        #[test]
+        fn any_description_stays_one_plain_update(
+            text in "(\\PC|\n|## |\\+\\+\\+|components: |mail=major-outage|2026-11-30 01:00 resolved|1\\. |2\\) |<b>|\\[x\\]\\(y\\)|`|\\*|_|#|=|-|:)*",
+            title in "\\PC*",
+        ) {
+            let (config, settings) = config("");
+            let mut alert = serde_json::json!({
+                "status": "firing",
+                "labels": {"component": "web"},
+                "annotations": {"summary": title, "description": text},
+                "startsAt": "2026-11-30T01:02:03Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": "f"
+            });
+            alert["labels"]["severity"] = "critical".into();
+            let body = serde_json::to_vec(&serde_json::json!({
+                "version": "4", "groupKey": "k", "status": "firing", "receiver": "r",
+                "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+                "externalURL": "", "alerts": [alert]
+            }))
+            .unwrap();
+            let text = created(&config, &settings, &body);
+            let parsed = incident(&config, &text);
+            proptest::prop_assert_eq!(parsed.updates.len(), 1, "{}", text);
+            proptest::prop_assert!(parsed.updates[0].component_statuses.is_empty(), "{}", text);
+            let html = &parsed.updates[0].body_html;
+            for tag in ["<a", "<b>", "<h", "<em", "<strong", "<code", "<img", "<ul", "<ol", "<blockquote"] {
+                proptest::prop_assert!(!html.contains(tag), "{} in {}", tag, html);
+            }
+        }
+    }
+
     #[test]
     fn escaped_text_shows_as_written() {
         assert_eq!(
@@ -839,6 +885,10 @@ severity = { page = "critical" }
         assert_eq!(
             escape("+++\n# x\n- y\n95% of <b>db-1</b> & more"),
             "\\+++\n\\# x\n\\- y\n95% of \\<b\\>db-1\\</b\\> \\& more"
+        );
+        assert_eq!(
+            escape("1. one\n 12) twelve\n2026 was"),
+            "1\\. one\n 12\\) twelve\n2026 was"
         );
         assert_eq!(one_line("a\n\tb  c\u{7}"), "a b c");
         assert_eq!(one_line("\n"), "Alert");

@@ -336,9 +336,12 @@ impl Daemon {
         &self.config
     }
 
-    /// Records first-seen and edit times of the published updates of `ids`.
-    /// An update not recorded here is never announced, so a failure is
-    /// tried again until it succeeds.
+    /// Records first-seen and edit times of the updates of `ids`, drafts
+    /// included: a draft's updates count as seen when the draft was, so
+    /// one published later (an alert's, by `herald publish`) is not taken
+    /// for old news. Only published updates are announced. An update not
+    /// recorded here is never announced, so a failure is tried again until
+    /// it succeeds.
     fn observe<'a>(&mut self, ids: impl IntoIterator<Item = &'a IncidentId>) {
         let ids: Vec<&IncidentId> = ids.into_iter().collect();
         let Some(store) = &mut self.store else {
@@ -349,7 +352,7 @@ impl Daemon {
         };
         let incidents: Vec<&Incident> = ids
             .iter()
-            .filter_map(|id| self.corpus.published_get(id))
+            .filter_map(|id| self.corpus.get(id))
             .map(AsRef::as_ref)
             .collect();
         let now = clock::now();

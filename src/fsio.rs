@@ -377,9 +377,9 @@ impl OutputDir {
     pub fn stale(&self, current: &std::collections::HashSet<String>) -> Result<Vec<String>, Error> {
         let mut stale = Vec::new();
         for (dir, extensions) in [
-            ("incidents", &["html"][..]),
+            ("incidents", &["html", "atom"][..]),
             ("history", &["html"]),
-            ("components", &["rss", "atom", "svg"]),
+            ("components", &["rss", "atom", "ics", "svg"]),
         ] {
             let path = self.root.join(dir);
             let entries = match fs::read_dir(&path) {

@@ -2,7 +2,9 @@
 //! loopback with a webhook receiver pointing at `herald run`'s `[http]`
 //! listener, an alert posted to Alertmanager's API, mail to the test SMTP
 //! server (tests/support/smtp.rs). One draft file, nothing published or
-//! mailed, repeats change nothing, `herald publish` publishes and mails;
+//! mailed, repeats change nothing, a group resolved before publishing
+//! loses its draft, `herald publish` publishes and mails, and the group
+//! resolving after that changes nothing;
 //! and, straight to the hook, 401 without or with a wrong token, 400 with
 //! nothing written for a malformed body. `scripts/test` installs
 //! Alertmanager when missing.
@@ -57,7 +59,7 @@ fn incident_files(site: &Site) -> Vec<PathBuf> {
 }
 
 fn notifications(site: &Site) -> usize {
-    site.log().matches("Alertmanager notification: ").count()
+    site.log().matches("Alertmanager notification, ").count()
 }
 
 struct Alertmanager {
@@ -145,9 +147,13 @@ impl Drop for Alertmanager {
 }
 
 fn alert(component: &str) -> serde_json::Value {
+    named_alert("WebDown", component)
+}
+
+fn named_alert(name: &str, component: &str) -> serde_json::Value {
     let ends = herald::clock::now() + chrono::Duration::hours(1);
     serde_json::json!({
-        "labels": {"alertname": "WebDown", "component": component, "severity": "critical"},
+        "labels": {"alertname": name, "component": component, "severity": "critical"},
         "annotations": {
             "summary": "Web servers unreachable",
             "description": "Probe *http_2xx* fails on <web-1>."
@@ -204,8 +210,9 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
         log,
     );
     assert!(
-        site.log()
-            .contains(&format!("Alertmanager notification: unchanged {id}")),
+        site.log().contains(&format!(
+            "Alertmanager notification, firing: unchanged {id}"
+        )),
         "{}",
         log()
     );
@@ -232,6 +239,30 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
         log,
     );
 
+    // Another group fires, then resolves before anyone published its
+    // draft: the draft goes.
+    alertmanager.post(&serde_json::json!([named_alert("DnsSlow", "dns")]));
+    wait::until(
+        "the second group's draft",
+        || incident_files(&site).len() == 2,
+        log,
+    );
+    let mut ended = named_alert("DnsSlow", "dns");
+    ended["endsAt"] = herald::clock::now().to_rfc3339().into();
+    alertmanager.post(&serde_json::json!([ended]));
+    wait::until(
+        "the second draft removed",
+        || incident_files(&site).len() == 1,
+        log,
+    );
+    assert_eq!(incident_files(&site), std::slice::from_ref(path));
+    assert!(
+        site.log()
+            .contains("Alertmanager notification, resolved: removed alert-"),
+        "{}",
+        log()
+    );
+
     let published = site.ok(&["publish", &id]);
     assert!(
         published.trim_end().ends_with(&format!("{id}.md")),
@@ -246,6 +277,27 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
     // Publishing again changes nothing.
     let again = site.ok(&["publish", &id]);
     assert!(again.contains("already published"), "{again}");
+
+    // The alerts end: Alertmanager says the group is resolved, and the
+    // published incident stays as it is (`resolve` is off).
+    let published = fs::read_to_string(path).unwrap();
+    let now = herald::clock::now().to_rfc3339();
+    let mut ended = vec![alert("web"), alert("mail")];
+    for alert in &mut ended {
+        alert["endsAt"] = now.clone().into();
+    }
+    alertmanager.post(&serde_json::Value::Array(ended));
+    wait::until(
+        "the resolved notification",
+        || {
+            site.log().contains(&format!(
+                "Alertmanager notification, resolved: unchanged {id}"
+            ))
+        },
+        log,
+    );
+    assert_eq!(fs::read_to_string(path).unwrap(), published);
+    assert_eq!(incident_files(&site).len(), 1);
 }
 
 #[test]
@@ -468,5 +520,67 @@ fn without_alertmanager_configured_there_is_no_hook() {
     );
     assert_eq!(answer.status, 404, "{answer:?}");
     assert!(incident_files(&site).is_empty());
+    site.stop();
+}
+
+#[test]
+fn a_draft_published_after_max_age_is_still_emailed() {
+    // An alert's first update is dated when the alert began; the draft
+    // counts as seen when it was written, so publishing it later than
+    // `max_age` (2 s here) still emails it.
+    let server = SmtpServer::start();
+    let http_port = free_port();
+    let config = email_config(server.port(), "1s")
+        .replace("grace = \"1s\"\n", "grace = \"1s\"\nmax_age = \"2s\"\n")
+        + &format!(
+            "\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n[alertmanager]\ntoken_file = \"hook-token\"\n"
+        );
+    assert!(config.contains("max_age = \"2s\""), "{config}");
+    let mut site = Site::new(&config);
+    fs::write(site.path("hook-token"), TOKEN).unwrap();
+    fs::set_permissions(site.path("hook-token"), fs::Permissions::from_mode(0o600)).unwrap();
+    site.ok(&["subscribers", "add", "anna@example.org"]);
+    site.start();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"Late\"}",
+        "status": "firing",
+        "receiver": "herald",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"component": "web"},
+            "annotations": {"summary": "Published late"},
+            "startsAt": herald::clock::now().to_rfc3339(),
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": "3"
+        }]
+    }))
+    .unwrap();
+    let answer = http::send(
+        http_port,
+        &format!(
+            "POST /hooks/alertmanager HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}"
+        ),
+        &body,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let id = answer.body.trim().trim_start_matches("created ").to_owned();
+    // Past max_age.
+    let written = std::time::Instant::now();
+    wait::until(
+        "max_age to pass",
+        || written.elapsed() > std::time::Duration::from_secs(3),
+        String::new,
+    );
+    site.ok(&["publish", &id]);
+    site.wait_for_page("Published late");
+    wait::until("the mail", || server.count() >= 1, || site.log());
+    let mail = String::from_utf8_lossy(&server.received()[0].data).into_owned();
+    assert!(mail.contains("Published late"), "{mail}");
     site.stop();
 }

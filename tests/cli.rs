@@ -675,11 +675,13 @@ fn build_removes_pages_of_deleted_incidents_and_keeps_foreign_files() {
     site.write("incidents/gone.md", &GOOD.replace("Mail slow", "Soon gone"));
     site.succeeds(&["build"]);
     assert!(site.path("public/incidents/gone.html").exists());
+    assert!(site.path("public/incidents/gone.atom").exists());
     site.write("public/incidents/README.txt", "the operator's own file");
     site.write("public/robots.txt", "User-agent: *");
     fs::remove_file(site.path("incidents/gone.md")).unwrap();
     site.succeeds(&["build"]);
     assert!(!site.path("public/incidents/gone.html").exists());
+    assert!(!site.path("public/incidents/gone.atom").exists());
     assert!(site.path("public/incidents/mail-slow.html").exists());
     assert!(site.path("public/incidents/README.txt").exists());
     assert!(site.path("public/robots.txt").exists());
@@ -691,7 +693,7 @@ fn build_removes_the_feeds_and_badge_of_a_removed_component() {
     let site = Site::new();
     site.write("incidents/mail-slow.md", GOOD);
     site.succeeds(&["build"]);
-    for output in ["web.svg", "web.atom", "web.rss"] {
+    for output in ["web.svg", "web.atom", "web.rss", "web.ics"] {
         assert!(site.path(&format!("public/components/{output}")).exists());
     }
     let config = site.read("herald.toml");
@@ -699,7 +701,7 @@ fn build_removes_the_feeds_and_badge_of_a_removed_component() {
     assert_ne!(config, without_web);
     site.write("herald.toml", &without_web);
     site.succeeds(&["build"]);
-    for output in ["web.svg", "web.atom", "web.rss"] {
+    for output in ["web.svg", "web.atom", "web.rss", "web.ics"] {
         assert!(!site.path(&format!("public/components/{output}")).exists());
     }
     assert!(site.path("public/components/mail.svg").exists());

@@ -587,6 +587,7 @@ fn shape_is_statuspages() {
         config: &config,
         templates: &templates,
         revisions: &HashMap::new(),
+        moves: &herald::render::Moves::new(),
         now: instant("2026-12-01T12:00:00Z"),
     };
     let statuspage: Value = serde_json::from_slice(&summary(&site, &corpus)).unwrap();

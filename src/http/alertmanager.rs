@@ -146,11 +146,15 @@ pub(super) async fn hook(
         }
     };
     let config = site.config.clone();
+    let state = match notification.state {
+        alerts::State::Firing => "firing",
+        alerts::State::Resolved => "resolved",
+    };
     let applied =
         tokio::task::spawn_blocking(move || apply(&config, &settings, &notification)).await;
     match applied {
         Ok(Ok(answer)) => {
-            tracing::info!("Alertmanager notification: {answer}");
+            tracing::info!("Alertmanager notification, {state}: {answer}");
             plain(StatusCode::OK, &answer)
         }
         Ok(Err(Failure::Unusable(reason))) => {
