@@ -242,6 +242,8 @@ fn rclone_syncs_edits_and_deletions_to_s3_and_a_failed_upload_is_retried() {
         ("incidents/storage.html", "text/html; charset=utf-8"),
         ("components/mail.atom", "application/atom+xml"),
         ("api/v2/summary.json", "application/json"),
+        ("maintenance.ics", "text/calendar; charset=utf-8"),
+        ("badge.svg", "image/svg+xml"),
     ] {
         assert_eq!(
             objects.get(key),
