@@ -364,3 +364,42 @@ fn walk(dir: &Path) -> usize {
         })
         .sum()
 }
+
+#[test]
+fn herald_build_publishes_with_rclone_and_exits_3_when_the_upload_fails() {
+    let moto = Moto::start(None);
+    let endpoint = moto.endpoint();
+    let site = publishing_site(&endpoint);
+    let storage = |text: &str| {
+        site.write(
+            "storage.md",
+            &incident(
+                "Storage failure",
+                "\"mail\"",
+                &[(&format!("{} investigating", recent(5)), text)],
+            ),
+        );
+    };
+    storage("Disks fail.");
+    let output = site.herald(&["build"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let feed = stored_feed(&endpoint).unwrap();
+    assert!(feed.contains("Disks fail."), "{feed}");
+    assert_eq!(listing(&endpoint).len(), walk(&site.path("public")));
+
+    // The server is gone: the build still writes the pages, and says
+    // that publishing them failed, and why.
+    moto.stop();
+    storage("Marker: a controller.");
+    let output = site.herald(&["build"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("publish command `rclone --config")
+            && stderr.contains("connection refused"),
+        "{stderr}"
+    );
+    let local = fs::read_to_string(site.path("public/feed.atom")).unwrap();
+    assert!(local.contains("Marker: a controller."), "{local}");
+}
