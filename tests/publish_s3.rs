@@ -201,19 +201,39 @@ fn wait_long(site: &Site, what: &str, patience: Duration, condition: impl Fn() -
     }
 }
 
+/// The updates of `storage.md`, in order; the file holds a prefix of them.
+const STORAGE: [(&str, &str, i64); 3] = [
+    ("investigating", "Disks fail.", 30),
+    ("identified", "Marker one: a controller.", 10),
+    ("monitoring", "Marker two: replaced.", 1),
+];
+
+/// Writes `storage.md` with the first `count` updates of [`STORAGE`], at
+/// the times in `times` (fixed once per test, so that an edit only adds).
+fn write_storage(site: &Site, times: &[String], count: usize) {
+    let headings: Vec<(String, &str)> = STORAGE[..count]
+        .iter()
+        .zip(times)
+        .map(|((status, text, _), time)| (format!("{time} {status}"), *text))
+        .collect();
+    let updates: Vec<(&str, &str)> = headings.iter().map(|(h, t)| (h.as_str(), *t)).collect();
+    site.write(
+        "storage.md",
+        &incident("Storage failure", "\"mail\"", &updates),
+    );
+}
+
+fn storage_times() -> Vec<String> {
+    STORAGE.iter().map(|(_, _, ago)| recent(*ago)).collect()
+}
+
 #[test]
 fn rclone_syncs_edits_and_deletions_to_s3_and_a_failed_upload_is_retried() {
     let moto = Moto::start(None);
     let endpoint = moto.endpoint();
     let mut site = publishing_site(&endpoint);
-    site.write(
-        "storage.md",
-        &incident(
-            "Storage failure",
-            "\"mail\"",
-            &[(&format!("{} investigating", recent(30)), "Disks fail.")],
-        ),
-    );
+    let times = storage_times();
+    write_storage(&site, &times, 1);
     site.write(
         "portal.md",
         &incident(
@@ -255,20 +275,7 @@ fn rclone_syncs_edits_and_deletions_to_s3_and_a_failed_upload_is_retried() {
     assert_eq!(objects.len(), local, "{objects:#?}");
 
     // An edit: the store serves the new feed.
-    site.write(
-        "storage.md",
-        &incident(
-            "Storage failure",
-            "\"mail\"",
-            &[
-                (&format!("{} investigating", recent(30)), "Disks fail."),
-                (
-                    &format!("{} identified", recent(10)),
-                    "Marker one: a controller.",
-                ),
-            ],
-        ),
-    );
+    write_storage(&site, &times, 2);
     site.wait_for("the edit in the stored feed", || {
         stored_feed(&endpoint).is_some_and(|feed| feed.contains("Marker one"))
     });
@@ -294,24 +301,7 @@ fn rclone_syncs_edits_and_deletions_to_s3_and_a_failed_upload_is_retried() {
     // command and rclone's reason.
     let port = moto.stop();
     let failures = || site.log().matches("publish command `rclone").count();
-    site.write(
-        "storage.md",
-        &incident(
-            "Storage failure",
-            "\"mail\"",
-            &[
-                (&format!("{} investigating", recent(30)), "Disks fail."),
-                (
-                    &format!("{} identified", recent(10)),
-                    "Marker one: a controller.",
-                ),
-                (
-                    &format!("{} monitoring", recent(1)),
-                    "Marker two: replaced.",
-                ),
-            ],
-        ),
-    );
+    write_storage(&site, &times, 3);
     site.wait_for("the failed upload in the log", || failures() > 0);
     let log = site.log();
     let failure = log
