@@ -31,7 +31,8 @@ const BUCKET: &str = "status-pages";
 const KEY_ID: &str = "herald-test";
 const SECRET: &str = "not-a-secret";
 
-/// `moto_server` on 127.0.0.1: an S3 API that keeps objects in memory.
+/// moto's server (`python3 -m moto.server`) on 127.0.0.1: an S3 API that
+/// keeps objects in memory.
 struct Moto {
     child: Child,
     port: u16,
@@ -45,23 +46,34 @@ impl Moto {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         });
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // The same Python as the boto3 reader below; its log (a request
+        // per line) goes to a file, read only if it fails to start.
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot start moto_server ({error}): scripts/test installs it with `pip install 'moto[server]'`"
-                )
-            });
-        let moto = Moto { child, port };
-        wait::until(
-            "moto to listen",
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-            String::new,
-        );
+            .unwrap();
+        let mut moto = Moto { child, port };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = moto.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && start.elapsed() < wait::PATIENCE,
+                "moto's server did not start ({exited:?}); scripts/test installs it with `pip install 'moto[server]'`:\n{}",
+                fs::read_to_string(log.path()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         moto
     }
 
