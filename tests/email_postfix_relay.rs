@@ -91,7 +91,9 @@ queue_run_delay = 1s
         )
         .unwrap();
         // The packaged master.cf, with the SMTP server on our port.
-        let master = fs::read_to_string("/etc/postfix/master.cf").unwrap();
+        let master = fs::read_to_string("/etc/postfix/master.cf").unwrap_or_else(|error| {
+            panic!("/etc/postfix/master.cf: {error}; scripts/test installs Postfix (apt-get install postfix)")
+        });
         let master: String = master
             .lines()
             .map(|line| {
