@@ -153,8 +153,13 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
     add_hook(&site, &receiver.url("/dns"), "json", "dns");
     let listed = site.ok(&["subscribers", "list"]);
     assert!(
-        listed.contains(&format!("{}\ten\tmail\twebhook\n", receiver.url("/json")))
-            && listed.contains(&format!("{}\ten\t*\tslack\n", receiver.url("/slack"))),
+        listed.contains(&format!(
+            "{}\ten\tmail\tevery\twebhook\n",
+            receiver.url("/json")
+        )) && listed.contains(&format!(
+            "{}\ten\t*\tevery\tslack\n",
+            receiver.url("/slack")
+        )),
         "{listed}"
     );
     site.start();
@@ -608,7 +613,10 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
     let listed = site.ok(&["subscribers", "list"]);
     assert!(
-        listed.contains(&format!("{}\ten\tmail\twebhook", receiver.url("/self"))),
+        listed.contains(&format!(
+            "{}\ten\tmail\tevery\twebhook",
+            receiver.url("/self")
+        )),
         "{listed}"
     );
 
@@ -783,5 +791,68 @@ fn https_receivers_are_verified_against_the_trusted_roots() {
         outbox.contains(&format!("retrying\t{}", forged.url("/forged"))),
         "{outbox}"
     );
+    site.stop();
+}
+
+#[test]
+fn only_changes_and_quiet_updates_hold_for_webhooks() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    add_hook(&site, &receiver.url("/every"), "json", "mail");
+    let out = site.ok(&[
+        "subscribers",
+        "add",
+        "--webhook",
+        &receiver.url("/changes"),
+        "--components",
+        "mail",
+        "--only-changes",
+    ]);
+    assert!(out.starts_with("added "), "{out}");
+    site.start();
+    let updates = [
+        (format!("{} investigating", recent(4)), "Disks.".to_owned()),
+        (format!("{} update", recent(3)), "Still disks.".to_owned()),
+        (
+            format!("{} identified", recent(2)),
+            "notify: no\nQuietly found.".to_owned(),
+        ),
+        (
+            format!("{} monitoring", recent(1)),
+            "Fixed, watching.".to_owned(),
+        ),
+    ];
+    let write = |count: usize| {
+        let list: Vec<(&str, &str)> = updates[..count]
+            .iter()
+            .map(|(heading, body)| (heading.as_str(), body.as_str()))
+            .collect();
+        site.write(
+            "storage.md",
+            &incident("Storage failure", "\"mail\"", &list),
+        );
+    };
+    write(1);
+    site.wait_for("the first update", || receiver.to("/every").len() == 1);
+    write(2);
+    site.wait_for("the second update", || receiver.to("/every").len() == 2);
+    write(4);
+    site.wait_for("the fourth update", || receiver.to("/every").len() == 3);
+    site.wait_for("the change", || receiver.to("/changes").len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let statuses = |path: &str| -> Vec<String> {
+        receiver
+            .to(path)
+            .iter()
+            .map(|r| r.json()["incident"]["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The quiet update reaches nobody; a repeat reaches only who wants
+    // every update.
+    assert_eq!(
+        statuses("/every"),
+        ["investigating", "investigating", "monitoring"]
+    );
+    assert_eq!(statuses("/changes"), ["investigating", "monitoring"]);
     site.stop();
 }
