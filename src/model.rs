@@ -403,7 +403,8 @@ pub struct Subscriber {
     pub language: Language,
     /// The unguessable secret in this subscriber's unsubscribe link.
     pub token: String,
-    /// A webhook's signing secret (derived like the token, never stored).
+    /// A webhook's signing secret, derived from its URL and the token
+    /// key (never stored).
     pub signing: Option<String>,
 }
 
