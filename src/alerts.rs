@@ -257,13 +257,16 @@ pub fn apply(
             Change::Create(draft(settings, notification, &components))
         }
         (State::Firing, Some((text, incident))) if incident.draft => {
-            let mut all = incident.components.clone();
+            // The front matter's list grows; components that joined in a
+            // `components:` line keep joining where they do.
+            let front = incident.front_components();
+            let mut all = front.clone();
             for id in components(config, settings, notification, &mut warnings) {
                 if !all.contains(&id) {
                     all.push(id);
                 }
             }
-            if all == incident.components {
+            if all == front {
                 Change::Nothing
             } else {
                 Change::Replace(with_components(text, &all))

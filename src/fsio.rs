@@ -302,10 +302,16 @@ impl OutputDir {
             return Err(error);
         }
         let mut changed = staged.len();
+        // Only what was there to remove has a directory to make durable: a
+        // draft's page that was never written may have none.
+        let mut removed_paths: Vec<PathBuf> = Vec::new();
         for relative in removed {
             let path = self.root.join(relative);
             match fs::remove_file(&path) {
-                Ok(()) => changed += 1,
+                Ok(()) => {
+                    changed += 1;
+                    removed_paths.push(path);
+                }
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(Error::Write { path, source }),
             }
@@ -313,7 +319,6 @@ impl OutputDir {
         }
         if few {
             // The renames and removals are durable once their directories are.
-            let removed_paths: Vec<PathBuf> = removed.iter().map(|r| self.root.join(r)).collect();
             let mut dirs: Vec<&Path> = staged
                 .iter()
                 .map(|(_, target, _, _)| target.as_path())
@@ -761,6 +766,19 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["sub"], "only the blocking file is left");
+    }
+
+    #[test]
+    fn removing_outputs_that_were_never_written_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        // No `incidents/` directory yet: a draft's page and feed were
+        // never written.
+        let removed = [
+            "incidents/draft.html".to_owned(),
+            "incidents/draft.atom".to_owned(),
+        ];
+        assert_eq!(output.write(&[], &removed).unwrap(), 0);
     }
 
     #[test]

@@ -59,6 +59,14 @@ enum Command {
         text: Option<String>,
     },
     /// Append an update at the current time (TEXT from stdin when omitted)
+    ///
+    /// `--set COMPONENT=STATUS` (repeatable) writes the update's
+    /// `components:` line: operational, degraded, partial-outage,
+    /// major-outage or maintenance. A component not yet affected joins the
+    /// incident at this update. `--quiet` writes `notify: no`: the update
+    /// is published but emailed to nobody. Refuses an empty text, and an
+    /// `update` to a resolved incident (reopen it with investigating,
+    /// identified or monitoring).
     Post {
         /// Id of an existing incident
         id: String,
@@ -67,6 +75,30 @@ enum Command {
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,
+        /// Set a component's status from this update on, e.g.
+        /// `--set mail=major-outage` (repeatable; a component not yet
+        /// affected joins the incident here)
+        #[arg(long = "set", value_name = "COMPONENT=STATUS")]
+        set: Vec<String>,
+        /// Publish without emailing anyone (`notify: no`)
+        #[arg(long)]
+        quiet: bool,
+        /// Print what would be appended and, per language, the email and
+        /// how many subscribers would get it; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List open incidents and upcoming maintenance: id, title, status,
+    /// component statuses, age of the last update
+    List {
+        /// Every incident, resolved ones and drafts included
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one incident: its components now and every update
+    Show {
+        /// Id of an existing incident
+        id: String,
     },
     /// Publish a draft incident (one made from an alert, or `draft = true`)
     Publish {
@@ -76,7 +108,8 @@ enum Command {
     /// Manage subscribers: email addresses and webhooks
     #[command(subcommand)]
     Subscribers(Subscribers),
-    /// Show pending, retrying and failed deliveries, every channel
+    /// Show pending, retrying and failed deliveries of every channel, and
+    /// updates waiting out their grace period (with when they go)
     Outbox,
     /// Send one test message through the configured transport, or post
     /// one to a webhook
@@ -102,7 +135,7 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum Subscribers {
-    /// Add a subscriber, or change the components and language of one
+    /// Add a subscriber, or change the components, language and volume of one
     Add {
         /// Subscriber's email address
         #[arg(required_unless_present_any = ["webhook", "matrix"])]
@@ -124,6 +157,11 @@ enum Subscribers {
         /// `sv` or `en` [default: the site's language]
         #[arg(long)]
         lang: Option<String>,
+        /// Only the updates that change something: the first, a change of
+        /// the incident's or a component's status, the resolution
+        /// [default: every update]
+        #[arg(long)]
+        only_changes: bool,
         /// Follow this one published incident until its resolution,
         /// besides what the address follows already
         #[arg(long, conflicts_with = "components")]
@@ -134,7 +172,8 @@ enum Subscribers {
         /// Subscriber's email address, webhook URL or Matrix room
         email: String,
     },
-    /// List subscribers: address, language, components (`*` for all), channel
+    /// List subscribers: address, language, components (`*` for all),
+    /// `every` update or only `changes`, channel
     List,
     /// Import `email,components` rows; nothing is imported unless every row is valid
     Import {
@@ -176,12 +215,24 @@ fn main() -> ExitCode {
             severity,
             text,
         }),
-        Command::Post { id, status, text } => cmd::post(cmd::PostOptions {
+        Command::Post {
+            id,
+            status,
+            text,
+            set,
+            quiet,
+            dry_run,
+        } => cmd::post(cmd::PostOptions {
             config,
             id,
             status,
             text,
+            set,
+            quiet,
+            dry_run,
         }),
+        Command::List { all } => cmd::list(cmd::ListOptions { config, all }),
+        Command::Show { id } => cmd::show(config, id),
         Command::Publish { id } => cmd::publish(&config, &id),
         Command::Subscribers(Subscribers::Add {
             email,
@@ -190,6 +241,7 @@ fn main() -> ExitCode {
             format,
             components,
             lang,
+            only_changes,
             incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
@@ -203,6 +255,7 @@ fn main() -> ExitCode {
             address: webhook.or(matrix).or(email).unwrap_or_default(),
             components,
             language: lang,
+            only_changes,
             incident,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {

@@ -240,6 +240,53 @@ impl ComponentStatus {
     }
 }
 
+/// What the title of an update's feed entry and email shows besides the
+/// incident's title, so that consecutive updates differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headline {
+    /// The status: the first update, or one whose status changed.
+    Status,
+    /// The first words of the text.
+    Words,
+    /// The first words and the time, when they repeat the update before.
+    WordsAndTime,
+}
+
+impl Headline {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Headline::Status => "status",
+            Headline::Words => "words",
+            Headline::WordsAndTime => "words-and-time",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Headline> {
+        [Headline::Status, Headline::Words, Headline::WordsAndTime]
+            .into_iter()
+            .find(|headline| headline.as_str() == text)
+    }
+}
+
+/// How many words of an update's text a headline shows.
+pub const HEADLINE_WORDS: usize = 8;
+
+/// The first [`HEADLINE_WORDS`] words of `markdown` as a reader sees them
+/// (emphasis, heading and quote marks and list dashes left out), and
+/// whether more follow.
+pub fn headline_words(markdown: &str) -> (String, bool) {
+    let words: Vec<&str> = markdown
+        .split_whitespace()
+        .map(|word| {
+            word.trim_start_matches(['#', '>'])
+                .trim_matches(|c: char| matches!(c, '*' | '_' | '`'))
+        })
+        .filter(|word| !word.is_empty() && *word != "-")
+        .collect();
+    let shown = words[..words.len().min(HEADLINE_WORDS)].join(" ");
+    (shown, words.len() > HEADLINE_WORDS)
+}
+
 /// A component as the configuration defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
@@ -362,7 +409,8 @@ pub struct Subscriber {
     pub language: Language,
     /// The unguessable secret in this subscriber's unsubscribe link.
     pub token: String,
-    /// A webhook's signing secret (derived like the token, never stored).
+    /// A webhook's signing secret, derived from its URL and the token
+    /// key (never stored).
     pub signing: Option<String>,
 }
 
@@ -396,7 +444,11 @@ pub struct Update {
     pub status: Status,
     /// The `components:` line, if the update has one, in the order written.
     pub component_statuses: Vec<(String, ComponentStatus)>,
-    /// Markdown source of the body, without the `components:` line.
+    /// `false` for a quiet update (`notify: no`): published everywhere,
+    /// notified to nobody.
+    pub notify: bool,
+    /// Markdown source of the body, without the `components:` and
+    /// `notify:` lines.
     pub body_markdown: String,
     /// The body rendered to HTML with raw HTML escaped.
     pub body_html: String,
@@ -411,7 +463,13 @@ pub struct Incident {
     /// Path relative to the incidents directory, `/`-separated.
     pub path: PathBuf,
     pub title: String,
+    /// Every component the incident affects at some time: the front
+    /// matter's, then those that joined later, in the order they joined.
     pub components: Vec<String>,
+    /// The components not in the front matter, each with the instant of
+    /// the first update whose `components:` line names it: affected from
+    /// then on, never before.
+    pub joins: Joins,
     pub severity: Severity,
     pub kind: Kind,
     pub draft: bool,
@@ -426,6 +484,10 @@ pub struct Incident {
     /// version of a file, not once per render.
     pub timeline_cache: TimelineCache,
 }
+
+/// Components that joined an incident after its first update, each with
+/// the instant of the update that named it first.
+pub type Joins = Vec<(String, DateTime<Utc>)>;
 
 /// Each affected component's segments, by component id.
 pub type Timeline = BTreeMap<String, Vec<Segment>>;
@@ -510,8 +572,96 @@ impl Incident {
         }
     }
 
+    /// Whether the incident affects `component` at any time.
     pub fn affects(&self, component: &str) -> bool {
         self.components.iter().any(|c| c == component)
+    }
+
+    /// The front matter's components: those affected from the first
+    /// update, without the ones that joined later.
+    pub fn front_components(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .filter(|component| !self.joins.iter().any(|(joined, _)| joined == *component))
+            .cloned()
+            .collect()
+    }
+
+    /// From when the incident affects `component`: the beginning of time
+    /// for a front matter component, the joining update's instant for one
+    /// that joined later, `None` for one it never affects.
+    pub fn joined_at(&self, component: &str) -> Option<DateTime<Utc>> {
+        match self.joins.iter().find(|(id, _)| id == component) {
+            Some((_, instant)) => Some(*instant),
+            None => self.affects(component).then_some(DateTime::<Utc>::MIN_UTC),
+        }
+    }
+
+    /// The components the incident affects at `instant` (those that have
+    /// joined by then), in the incident's order.
+    pub fn affected_at(&self, instant: DateTime<Utc>) -> impl Iterator<Item = &String> {
+        self.components.iter().filter(move |component| {
+            self.joins
+                .iter()
+                .find(|(id, _)| id == *component)
+                .is_none_or(|(_, joined)| *joined <= instant)
+        })
+    }
+
+    /// Whether `update` is the first or declares a status other than the
+    /// one before it: what its headline names.
+    pub fn status_changed(&self, update: &Update) -> bool {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        match index.and_then(|i| i.checked_sub(1)) {
+            Some(previous) => self.updates[previous].status != update.status,
+            None => true,
+        }
+    }
+
+    /// What `update`'s headline shows: its status when it changed (or it
+    /// is the first, or has no text), otherwise its first words, with its
+    /// time when they are the words of the update before.
+    pub fn headline(&self, update: &Update) -> Headline {
+        let (words, _) = headline_words(&update.body_markdown);
+        if self.status_changed(update) || words.is_empty() {
+            return Headline::Status;
+        }
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let previous = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| &self.updates[i]);
+        if previous.is_some_and(|previous| headline_words(&previous.body_markdown).0 == words) {
+            Headline::WordsAndTime
+        } else {
+            Headline::Words
+        }
+    }
+
+    /// Whether `update` is one of the changes a subscriber who asked for
+    /// fewer emails gets: the first update, a change of the incident's
+    /// status (which includes the resolution) or of a component's status.
+    pub fn is_change(&self, update: &Update) -> bool {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let Some(previous) = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| &self.updates[i])
+        else {
+            return true;
+        };
+        previous.status != update.status
+            || self.affected_at(update.instant).any(|component| {
+                self.component_status_at(component, previous.instant)
+                    != self.component_status_at(component, update.instant)
+            })
     }
 
     /// For each affected component, the stretches of time during which this
@@ -541,12 +691,12 @@ impl Incident {
                 for update in &self.updates {
                     let closing = update.status.is_closing();
                     if closing {
-                        for component in &self.components {
+                        for component in self.affected_at(update.instant) {
                             changes.push((update.instant, component, ComponentStatus::Operational));
                         }
                     } else if closed {
                         // Opening (or re-opening): back to the implied status.
-                        for component in &self.components {
+                        for component in self.affected_at(update.instant) {
                             changes.push((update.instant, component, implied));
                         }
                     }
@@ -565,20 +715,20 @@ impl Incident {
                 for (instant, order, update) in events {
                     match (order, update) {
                         (0, _) if !ended => {
-                            for component in &self.components {
+                            for component in self.affected_at(instant) {
                                 changes.push((instant, component, ComponentStatus::Maintenance));
                             }
                         }
                         (2, _) if !ended => {
                             ended = true;
-                            for component in &self.components {
+                            for component in self.affected_at(instant) {
                                 changes.push((instant, component, ComponentStatus::Operational));
                             }
                         }
                         (1, Some(update)) => {
                             if update.status.is_closing() && !ended {
                                 ended = true;
-                                for component in &self.components {
+                                for component in self.affected_at(instant) {
                                     changes.push((
                                         instant,
                                         component,

@@ -5,14 +5,16 @@
 //! Every new connection resolves the host itself and connects only to an
 //! address [`Policy`] allows, so a name that resolves to a private
 //! address, now or after a change of its DNS answer, is never reached.
-//! Connections are kept alive and reused per host; at most
-//! [`PER_HOST`] requests go to one host at a time. Connecting times out
+//! Connections are kept alive and reused per host (at most [`MAX_IDLE`]
+//! idle ones in all); at most [`PER_HOST`] requests go to one host at a
+//! time. Connecting times out
 //! after [`CONNECT_TIMEOUT`], a whole request after [`TOTAL_TIMEOUT`];
 //! at most [`REPLY_CAP`] bytes of a reply are read; redirects are not
 //! followed (a 3xx is a failure like a 4xx).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +31,12 @@ use crate::endpoint::{Endpoint, Host, Policy, Refusal};
 pub const PER_HOST: usize = 16;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept, all hosts together: a fan-out to thousands of
+/// hosts keeps no more sockets open than this.
+pub const MAX_IDLE: usize = 256;
+/// Hosts remembered (their permits and idle connections); past this,
+/// the idle ones are forgotten.
+const MAX_HOSTS: usize = 4096;
 /// The most of a reply's body read (and kept when it is a failure's).
 pub const REPLY_CAP: usize = 16 * 1024;
 /// The longest `Retry-After` honoured.
@@ -109,8 +117,13 @@ struct HostState {
 /// The client, shared by every delivery.
 pub struct Client {
     policy: Policy,
-    tls: tokio_rustls::TlsConnector,
+    /// Made at the first https connection: a machine without CA
+    /// certificates still sends email and plain-http webhooks, and says
+    /// why its https webhooks wait.
+    tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
     hosts: Mutex<HashMap<(bool, String, u16), Arc<HostState>>>,
+    /// Idle connections, all hosts together (at most [`MAX_IDLE`]).
+    idle: AtomicUsize,
 }
 
 impl std::fmt::Debug for Client {
@@ -120,18 +133,31 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(policy: Policy) -> Result<Client, rustls::Error> {
-        use rustls_platform_verifier::BuilderVerifierExt as _;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_platform_verifier()?
-            .with_no_client_auth();
-        Ok(Client {
+    pub fn new(policy: Policy) -> Client {
+        Client {
             policy,
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            tls: std::sync::OnceLock::new(),
             hosts: Mutex::new(HashMap::new()),
-        })
+            idle: AtomicUsize::new(0),
+        }
+    }
+
+    /// rustls with the platform's verifier, made once.
+    fn tls(&self) -> Result<&tokio_rustls::TlsConnector, Failure> {
+        self.tls
+            .get_or_init(|| {
+                use rustls_platform_verifier::BuilderVerifierExt as _;
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .and_then(|builder| builder.with_platform_verifier())
+                    .map(|builder| {
+                        tokio_rustls::TlsConnector::from(Arc::new(builder.with_no_client_auth()))
+                    })
+                    .map_err(|error| format!("cannot set up TLS for webhooks: {error}"))
+            })
+            .as_ref()
+            .map_err(|reason| Failure::Network(reason.clone()))
     }
 
     pub fn policy(&self) -> &Policy {
@@ -144,6 +170,17 @@ impl Client {
             .hosts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if hosts.len() >= MAX_HOSTS && !hosts.contains_key(&key) {
+            // Forget hosts nobody is posting to (their idle connections
+            // close as they are dropped).
+            hosts.retain(|_, state| {
+                Arc::strong_count(state) > 1 || state.permits.available_permits() < PER_HOST
+            });
+            self.idle.store(
+                hosts.values().map(|state| idle_count(state)).sum(),
+                Ordering::Relaxed,
+            );
+        }
         Arc::clone(hosts.entry(key).or_insert_with(|| {
             Arc::new(HostState {
                 permits: Semaphore::new(PER_HOST),
@@ -189,7 +226,7 @@ impl Client {
         // An idle connection the server closed meanwhile fails before
         // anything is sent: then once more on a new one.
         loop {
-            let reused = take_idle(host);
+            let reused = take_idle(host, &self.idle);
             let fresh = reused.is_none();
             let mut sender = match reused {
                 Some(sender) => sender,
@@ -231,7 +268,7 @@ impl Client {
                 .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
             let (body, whole) = read_capped(response.into_body()).await;
             if whole && !close {
-                give_back(host, sender);
+                give_back(host, sender, &self.idle);
             }
             return Ok(Reply {
                 status,
@@ -277,7 +314,7 @@ impl Client {
             Host::Ip(ip) => Ok(rustls::pki_types::ServerName::IpAddress((*ip).into())),
         }
         .map_err(|error| Failure::Network(format!("invalid TLS name: {error}")))?;
-        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, stream))
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls()?.connect(name, stream))
             .await
             .map_err(|_| Failure::Network(format!("TLS with {} timed out", endpoint.host)))?
             .map_err(|error| {
@@ -311,12 +348,13 @@ fn authority(endpoint: &Endpoint) -> String {
     }
 }
 
-fn take_idle(host: &HostState) -> Option<Sender> {
+fn take_idle(host: &HostState, total: &AtomicUsize) -> Option<Sender> {
     let mut idle = host
         .idle
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     while let Some(sender) = idle.pop() {
+        total.fetch_sub(1, Ordering::Relaxed);
         if !sender.is_closed() {
             return Some(sender);
         }
@@ -324,14 +362,24 @@ fn take_idle(host: &HostState) -> Option<Sender> {
     None
 }
 
-fn give_back(host: &HostState, sender: Sender) {
+/// Keeps `sender` for the next post to its host, unless the host or all
+/// hosts together keep enough.
+fn give_back(host: &HostState, sender: Sender, total: &AtomicUsize) {
     let mut idle = host
         .idle
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if idle.len() < PER_HOST {
+    if idle.len() < PER_HOST && total.load(Ordering::Relaxed) < MAX_IDLE {
+        total.fetch_add(1, Ordering::Relaxed);
         idle.push(sender);
     }
+}
+
+fn idle_count(host: &HostState) -> usize {
+    host.idle
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .len()
 }
 
 /// The body as text, at most [`REPLY_CAP`] bytes; `true` if it was read

@@ -350,7 +350,7 @@ fn herald_run_posts_to_a_room_added_by_alias_until_it_is_kicked_out() {
     ]);
     assert_eq!(added, format!("added {room} (matrix, {alias})\n"));
     let list = site.ok(&["subscribers", "list"]);
-    assert_eq!(list, format!("{room}\ten\tweb\tmatrix\n"));
+    assert_eq!(list, format!("{room}\ten\tweb\tevery\tmatrix\n"));
 
     site.start();
     site.write(
@@ -462,14 +462,18 @@ fn adding_a_room_says_what_is_missing() {
     site.ok(&["subscribers", "add", "--matrix", &private]);
     assert_eq!(
         site.ok(&["subscribers", "list"]),
-        format!("{private}\ten\t*\tmatrix\n")
+        format!("{private}\ten\t*\tevery\tmatrix\n")
     );
     assert_eq!(
         site.ok(&["subscribers", "remove", &private]),
         format!("removed {private}\n")
     );
     let room = reader.create_room("lobby", &bot, 0);
-    site.ok(&["subscribers", "add", "--matrix", &room]);
+    site.ok(&["subscribers", "add", "--matrix", &room, "--only-changes"]);
+    assert_eq!(
+        site.ok(&["subscribers", "list"]),
+        format!("{room}\ten\t*\tchanges\tmatrix\n")
+    );
     assert_eq!(
         site.ok(&["subscribers", "remove", "#lobby:localhost"]),
         format!("removed {room}\n")

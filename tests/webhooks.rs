@@ -14,6 +14,8 @@ mod receiver;
 mod site;
 #[path = "support/site_toml.rs"]
 mod site_toml;
+#[path = "support/tls.rs"]
+mod tls;
 #[path = "support/wait.rs"]
 mod wait;
 
@@ -151,8 +153,13 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
     add_hook(&site, &receiver.url("/dns"), "json", "dns");
     let listed = site.ok(&["subscribers", "list"]);
     assert!(
-        listed.contains(&format!("{}\ten\tmail\twebhook\n", receiver.url("/json")))
-            && listed.contains(&format!("{}\ten\t*\tslack\n", receiver.url("/slack"))),
+        listed.contains(&format!(
+            "{}\ten\tmail\tevery\twebhook\n",
+            receiver.url("/json")
+        )) && listed.contains(&format!(
+            "{}\ten\t*\tevery\tslack\n",
+            receiver.url("/slack")
+        )),
         "{listed}"
     );
     site.start();
@@ -560,6 +567,11 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
     );
     let asked = http::post_form(port, "/subscribe", "192.0.2.2", &body);
     assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked.body.contains("Confirm in the channel"),
+        "{}",
+        asked.body
+    );
     site.wait_for("the confirmation post", || !receiver.to("/self").is_empty());
     let confirmation = receiver.to("/self")[0].json();
     let confirm_url = confirmation["confirmation"]["confirm_url"]
@@ -575,6 +587,8 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
         "{confirmation}"
     );
     assert!(secret.starts_with("whsec_"), "{confirmation}");
+    let first = receiver.to("/self")[0].clone();
+    verify_with_python(&secret, first.header("herald-signature"), &first.body);
     assert_eq!(
         confirmation["confirmation"]["follows"],
         serde_json::json!(["Mail"])
@@ -599,7 +613,10 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
     let listed = site.ok(&["subscribers", "list"]);
     assert!(
-        listed.contains(&format!("{}\ten\tmail\twebhook", receiver.url("/self"))),
+        listed.contains(&format!(
+            "{}\ten\tmail\tevery\twebhook",
+            receiver.url("/self")
+        )),
         "{listed}"
     );
 
@@ -678,4 +695,164 @@ fn an_import_with_a_refused_or_malformed_url_imports_nothing() {
     assert!(stderr.contains("malformed.csv:2:3"), "{stderr}");
     assert!(stderr.contains("is not a URL"), "{stderr}");
     assert_eq!(site.ok(&["subscribers", "list"]), "");
+}
+
+#[test]
+fn a_webhook_following_one_incident_gets_its_updates_until_the_resolution() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    let first = format!("{} investigating", recent(3));
+    let second = format!("{} identified", recent(2));
+    let third = format!("{} resolved", recent(1));
+    let storage = |updates: &[(&str, &str)]| incident("Storage failure", "\"mail\"", updates);
+    site.write("storage.md", &storage(&[(&first, "One.")]));
+    let follow = receiver.url("/follow");
+    let out = site.ok(&[
+        "subscribers",
+        "add",
+        "--webhook",
+        &follow,
+        "--incident",
+        "storage",
+    ]);
+    assert!(
+        out.starts_with(&format!("added {follow} (webhook)")),
+        "{out}"
+    );
+    add_hook(&site, &receiver.url("/witness"), "json", "*");
+    site.start();
+    site.write(
+        "storage.md",
+        &storage(&[(&first, "One."), (&second, "Two.")]),
+    );
+    site.wait_for("the follower's post", || receiver.to("/follow").len() == 1);
+    site.write(
+        "other.md",
+        &incident(
+            "Other",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(1)), "Else.")],
+        ),
+    );
+    site.wait_for("the witness's two posts", || {
+        receiver.to("/witness").len() == 2
+    });
+    site.write(
+        "storage.md",
+        &storage(&[(&first, "One."), (&second, "Two."), (&third, "Fixed.")]),
+    );
+    site.wait_for("the resolution", || receiver.to("/follow").len() == 2);
+    let statuses: Vec<Value> = receiver
+        .to("/follow")
+        .iter()
+        .map(|request| request.json()["incident"]["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["identified", "resolved"]);
+    // The follow ended and nothing else was followed: the webhook is gone.
+    site.wait_for("the follower removed", || {
+        !site.ok(&["subscribers", "list"]).contains("/follow")
+    });
+    site.stop();
+}
+
+#[test]
+fn https_receivers_are_verified_against_the_trusted_roots() {
+    let trusted = tls::TestCa::new("herald test CA");
+    let stranger = tls::TestCa::new("someone else's CA");
+    let good = Receiver::start_tls(trusted.server_config(&["127.0.0.1"]));
+    let forged = Receiver::start_tls(stranger.server_config(&["127.0.0.1"]));
+    let mut site = Site::new(&config());
+    fs::write(site.path("ca.pem"), trusted.pem()).unwrap();
+    site.set_env("SSL_CERT_FILE", site.path("ca.pem"));
+    site.set_env("SSL_CERT_DIR", "");
+    let secret = add_hook(&site, &good.url("/tls"), "json", "mail");
+    add_hook(&site, &forged.url("/forged"), "json", "mail");
+    site.start();
+    site.write(
+        "storage.md",
+        &incident(
+            "Storage failure",
+            "\"mail\"",
+            &[(&format!("{} investigating", recent(1)), "Disks.")],
+        ),
+    );
+    site.wait_for("the post over TLS", || !good.to("/tls").is_empty());
+    let post = &good.to("/tls")[0];
+    verify_with_python(&secret, post.header("herald-signature"), &post.body);
+    // The other certificate is not trusted: nothing reaches it, and the
+    // post waits with the reason.
+    site.wait_for("the untrusted receiver's reason in the outbox", || {
+        String::from_utf8_lossy(&site.herald(&["outbox"]).stdout)
+            .contains("TLS with 127.0.0.1 failed")
+    });
+    assert!(forged.received().is_empty());
+    let outbox = site.ok(&["outbox"]);
+    assert!(
+        outbox.contains(&format!("retrying\t{}", forged.url("/forged"))),
+        "{outbox}"
+    );
+    site.stop();
+}
+
+#[test]
+fn only_changes_and_quiet_updates_hold_for_webhooks() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    add_hook(&site, &receiver.url("/every"), "json", "mail");
+    let out = site.ok(&[
+        "subscribers",
+        "add",
+        "--webhook",
+        &receiver.url("/changes"),
+        "--components",
+        "mail",
+        "--only-changes",
+    ]);
+    assert!(out.starts_with("added "), "{out}");
+    site.start();
+    let updates = [
+        (format!("{} investigating", recent(4)), "Disks.".to_owned()),
+        (format!("{} update", recent(3)), "Still disks.".to_owned()),
+        (
+            format!("{} identified", recent(2)),
+            "notify: no\nQuietly found.".to_owned(),
+        ),
+        (
+            format!("{} monitoring", recent(1)),
+            "Fixed, watching.".to_owned(),
+        ),
+    ];
+    let write = |count: usize| {
+        let list: Vec<(&str, &str)> = updates[..count]
+            .iter()
+            .map(|(heading, body)| (heading.as_str(), body.as_str()))
+            .collect();
+        site.write(
+            "storage.md",
+            &incident("Storage failure", "\"mail\"", &list),
+        );
+    };
+    write(1);
+    site.wait_for("the first update", || receiver.to("/every").len() == 1);
+    write(2);
+    site.wait_for("the second update", || receiver.to("/every").len() == 2);
+    write(4);
+    site.wait_for("the fourth update", || receiver.to("/every").len() == 3);
+    site.wait_for("the change", || receiver.to("/changes").len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let statuses = |path: &str| -> Vec<String> {
+        receiver
+            .to(path)
+            .iter()
+            .map(|r| r.json()["incident"]["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The quiet update reaches nobody; a repeat reaches only who wants
+    // every update.
+    assert_eq!(
+        statuses("/every"),
+        ["investigating", "investigating", "monitoring"]
+    );
+    assert_eq!(statuses("/changes"), ["investigating", "monitoring"]);
+    site.stop();
 }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use std::collections::HashSet;
+
 use crate::address::Address;
+use crate::announce::{self, Announced, Policy};
 use crate::clock;
 use crate::compose::Composer;
 use crate::config::Config;
@@ -95,12 +98,14 @@ pub struct SubscribeOptions {
     pub channel: Channel,
     pub components: Vec<String>,
     pub language: Option<String>,
+    /// Only the updates that change a status.
+    pub only_changes: bool,
     /// `--incident`: follow this incident only.
     pub incident: Option<String>,
 }
 
-/// `herald subscribers add`: adds a subscriber, or changes the components
-/// and language of one already there.
+/// `herald subscribers add`: adds a subscriber, or changes the components,
+/// language and volume of one already there.
 pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
     let address = match options.channel {
@@ -132,6 +137,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
             channel: options.channel,
             follows,
             language,
+            only_changes: options.only_changes,
         }],
         clock::now(),
     )?;
@@ -221,9 +227,10 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS`, one per line
-/// (`*` for all components), then `incident:ID` for each incident
-/// followed until its resolution.
+/// `herald subscribers list`: `ADDRESS LANGUAGE FOLLOWS VOLUME`, one per
+/// line: the components (`*` for all), then `incident:ID` for each
+/// incident followed until its resolution; `every` update or only
+/// `changes`.
 pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
@@ -236,6 +243,7 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
             .push(format!("incident:{incident}"));
     }
     let mut out = std::io::stdout().lock();
+    let only_changes = store.only_changes()?;
     for subscriber in store.subscribers()? {
         let mut follows = match &subscriber.follows {
             Follows::All => vec!["*".to_owned()],
@@ -243,9 +251,14 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
             Follows::Incident(id) => vec![format!("incident:{id}")],
         };
         follows.extend(incidents.remove(&subscriber.address).unwrap_or_default());
+        let volume = if only_changes.contains(&subscriber.address) {
+            "changes"
+        } else {
+            "every"
+        };
         writeln!(
             out,
-            "{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{volume}\t{}",
             subscriber.address,
             subscriber.language.code(),
             follows.join(","),
@@ -331,6 +344,7 @@ pub fn parse_subscribers_csv(
             address: parsed.unwrap_or_else(|_| address.to_owned()),
             follows,
             language: config.site.language,
+            only_changes: false,
         };
         // A later row for the same address wins.
         match positions.get(&subscriber.address) {
@@ -380,11 +394,37 @@ pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// An instant in the site's time zone, to the second, with its offset.
+fn local_time(instant: chrono::DateTime<chrono::Utc>, timezone: chrono_tz::Tz) -> String {
+    instant
+        .with_timezone(&timezone)
+        .format("%Y-%m-%d %H:%M:%S%:z")
+        .to_string()
+}
+
+/// A server's reply as the terminal may show it: control characters
+/// (escape sequences, carriage returns, C1 controls) written as Rust
+/// escapes, so a hostile or broken server cannot drive the operator's
+/// terminal.
+pub(super) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_default().to_string()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
+}
+
 /// At most this many undelivered messages are listed one by one.
 const OUTBOX_LIST_LIMIT: usize = 100;
 
 /// `herald outbox`: counts, then the failed, retrying and pending messages
-/// with the server's last reply.
+/// with the server's last reply (control characters escaped), then the
+/// updates not yet queued: due now, or waiting out their grace period,
+/// with when they go, in the site's time zone.
 pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
@@ -414,12 +454,51 @@ pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
             entry.incident,
             entry.instant,
             entry.attempts,
-            entry.last_reply.as_deref().unwrap_or("-")
+            entry.last_reply.as_deref().map_or("-".into(), printable)
         )?;
     }
     let undelivered = counts.pending + counts.retrying + counts.failed;
     if undelivered > entries.len() {
         writeln!(out, "… and {} more", undelivered - entries.len())?;
+    }
+    // Updates still in their grace period: queued once it is over.
+    let (files, _) = driver::load_files(&config)?;
+    let (corpus, _) = files.corpus();
+    let email = config.email_or_default();
+    let announced = Announced {
+        seen: store.pending_seen()?,
+        notified: HashSet::new(),
+    };
+    let policy = Policy {
+        grace: email.grace,
+        max_age: email.max_age,
+    };
+    let decision = announce::decide(&corpus, &announced, clock::now(), policy);
+    let timezone = config.site.timezone;
+    for announcement in &decision.due {
+        writeln!(
+            out,
+            "due\t{}@{}\tqueued at the next pass of herald run",
+            announcement.incident,
+            local_time(announcement.instant, timezone)
+        )?;
+    }
+    for ((id, instant), due) in &decision.waiting {
+        let quiet = corpus
+            .published_get(id)
+            .and_then(|incident| incident.updates.iter().find(|u| u.instant == *instant))
+            .is_some_and(|update| !update.notify);
+        writeln!(
+            out,
+            "grace\t{id}@{}\t{} {}",
+            local_time(*instant, timezone),
+            if quiet {
+                "quiet, emails nobody at"
+            } else {
+                "goes at"
+            },
+            local_time(*due, timezone)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -435,8 +514,7 @@ pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow
         .context("cannot start the async runtime")?;
     let post = Composer::new().post_test(&config, format, clock::now());
     runtime.block_on(async {
-        let client = crate::webhook::Client::new(config.webhooks.clone())
-            .context("cannot set up TLS for webhooks")?;
+        let client = crate::webhook::Client::new(config.webhooks.clone());
         match mailer::post(&client, &url, format, post, None).await {
             Ok(()) => {
                 println!("posted to {url}");
@@ -495,4 +573,18 @@ pub fn send_test(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
             )),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn a_servers_reply_cannot_reach_the_terminal_as_control_characters() {
+        assert_eq!(
+            printable("550 \u{1b}[2J\u{1b}]0;owned\u{7}no\r\nsuch user\u{9b}31m\u{7f}"),
+            "550 \\u{1b}[2J\\u{1b}]0;owned\\u{7}no\\r\\nsuch user\\u{9b}31m\\u{7f}"
+        );
+        assert_eq!(printable("451 try later, ÅÄÖ"), "451 try later, ÅÄÖ");
+    }
 }

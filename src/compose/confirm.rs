@@ -130,7 +130,7 @@ mod tests {
         assert!(!message.contains("List-Unsubscribe"));
         assert_eq!(
             part(&message, "text/plain"),
-            "Någon, troligen du, har bett om att få mejl från Example Hosting status om:\n\n  - Webbhotell\n  - E-post\n\nBekräfta prenumerationen:\nhttps://status.example.com/confirm/00112233445566778899aabbccddeeff\n\nLänken fungerar till 11 april 2019 08:21:30 CEST.\nOm du inte har bett om detta kan du strunta i mejlet: inget mer skickas till dig."
+            "Någon, troligen du, har bett om att få mejl från Example Hosting status om:\n\n  - Webbhotell\n  - E-post\n\nBekräfta prenumerationen:\nhttps://status.example.com/confirm/00112233445566778899aabbccddeeff\n\nLänken fungerar till 11 april 2019 08:21 CEST.\nOm du inte har bett om detta kan du strunta i mejlet: inget mer skickas till dig."
         );
         let html = part(&message, "text/html");
         assert!(

@@ -42,10 +42,7 @@ impl Composer {
         let language = subscriber.language;
         let site = &config.site;
         let host = site.host();
-        let site_title = one_line(&site.title);
-        let title = one_line(&announcement.title);
-        let status = super::variant::status_word(&self.strings, language, announcement);
-        let subject = format!("[{site_title}] {status}: {title}");
+        let subject = super::variant::subject(&self.strings, config, language, announcement);
         let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
         let (text, html) = self.parts_for(config, announcement, rendered, subscriber)?;

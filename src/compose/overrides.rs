@@ -11,7 +11,9 @@ use super::{Composer, Strings, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::diag::Diagnostic;
-use crate::model::{ComponentStatus, Confirmation, Follows, IncidentId, Kind, Language, Status};
+use crate::model::{
+    ComponentStatus, Confirmation, Follows, Headline, IncidentId, Kind, Language, Status,
+};
 use crate::render::templates::{EMAILS, Override, Trial};
 
 impl Composer {
@@ -106,6 +108,8 @@ fn sample_announcement(config: &Config) -> Announcement {
             .into_iter()
             .map(|id| (id, ComponentStatus::PartialOutage))
             .collect(),
+        headline: Headline::Status,
+        change: true,
         notice: None,
     }
 }

@@ -37,6 +37,25 @@ impl Composer {
         })
     }
 
+    /// What `herald post --dry-run` shows of the alert in `language`: its
+    /// subject and its text part, as a subscriber following every
+    /// component gets it, with `TOKEN` where each email has its
+    /// subscriber's token.
+    pub fn preview(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        language: Language,
+    ) -> Result<(String, String), Error> {
+        let variant = Variant {
+            language,
+            followed: vec![true; announcement.components.len()],
+        };
+        let context = alert_context(&self.strings, config, announcement, &variant, "TOKEN");
+        let subject = subject(&self.strings, config, language, announcement);
+        Ok((subject, self.render_template("message.txt", &context)?))
+    }
+
     /// The text and HTML of the alert to `subscriber`: `rendered` with the
     /// subscriber's token in its slot.
     pub(super) fn parts_for(
@@ -117,7 +136,7 @@ pub(super) fn alert_context(
         .collect();
     context! {
         lang => language.code(),
-        subject => format!("[{site_title}] {status}: {title}"),
+        subject => subject(strings, config, language, announcement),
         title => &title,
         status => status,
         when => i18n::date_time(language, announcement.instant, site.timezone),
@@ -134,6 +153,25 @@ pub(super) fn alert_context(
         why => strings.string(language, "why", &site_title),
         s => Value::from(Serde(strings.of(language))),
     }
+}
+
+/// An alert's subject: `[SITE] ` and a notice's word and the title, or an
+/// update's headline ([`Announcement::subject_line`]).
+pub(super) fn subject(
+    strings: &Strings,
+    config: &Config,
+    language: Language,
+    announcement: &Announcement,
+) -> String {
+    let words = match announcement.notice {
+        Some(_) => format!(
+            "{}: {}",
+            status_word(strings, language, announcement),
+            announcement.title
+        ),
+        None => announcement.subject_line(language, config.site.timezone),
+    };
+    format!("[{}] {}", one_line(&config.site.title), one_line(&words))
 }
 
 /// The status an alert's subject and heading show: an update's, a

@@ -15,8 +15,8 @@
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
 //! `email` once, then `components` any number of times or `incident`
-//! once (an incident page's form: follow that incident only), and
-//! nothing else. The
+//! once (an incident page's form: follow that incident only), `volume`
+//! (`every` or `changes`) at most once, and nothing else. The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
@@ -42,6 +42,8 @@ pub struct Subscription {
     pub channel: Channel,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
+    /// `volume=changes`: only the updates that change a status.
+    pub only_changes: bool,
 }
 
 /// What a `Content-Type` value declares, if it is one of the two
@@ -202,6 +204,7 @@ pub fn subscription(
     let mut format = None;
     let mut components = Vec::new();
     let mut incident = None;
+    let mut volume = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
@@ -212,6 +215,11 @@ pub fn subscription(
             "incident" if incident.is_none() => {
                 incident = Some(IncidentId::new(&value).ok_or("incident_unknown")?);
             }
+            "volume" if volume.is_none() => match value.as_str() {
+                "every" => volume = Some(false),
+                "changes" => volume = Some(true),
+                _ => return Err("form"),
+            },
             "components" => {
                 if !is_component(&value) {
                     return Err("component_unknown");
@@ -245,6 +253,7 @@ pub fn subscription(
         address,
         channel,
         follows,
+        only_changes: volume.unwrap_or(false),
     })
 }
 
@@ -318,6 +327,23 @@ mod tests {
         }
         let long = format!("email={}@example.org", "a".repeat(250));
         assert_eq!(check(&long), Err("email_invalid"));
+    }
+
+    #[test]
+    fn the_volume_is_every_update_unless_changes_are_asked_for() {
+        let volume = |body: &str| {
+            parse_form(body.as_bytes())
+                .and_then(|fields| subscription(fields, |_| true))
+                .map(|subscription| subscription.only_changes)
+        };
+        assert_eq!(volume("email=a@example.org"), Ok(false));
+        assert_eq!(volume("email=a@example.org&volume=every"), Ok(false));
+        assert_eq!(volume("volume=changes&email=a@example.org"), Ok(true));
+        assert_eq!(volume("email=a@example.org&volume=some"), Err("form"));
+        assert_eq!(
+            volume("email=a@example.org&volume=every&volume=changes"),
+            Err("form")
+        );
     }
 
     #[test]

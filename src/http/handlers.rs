@@ -34,7 +34,6 @@ use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
 use crate::model::{Channel, Follows};
-use crate::render::incident_path;
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
@@ -144,10 +143,8 @@ pub(super) async fn subscribe(
     let form = forms::parse_form(&body)
         .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()))
         .and_then(|form| match &form.follows {
-            // An incident to follow is one whose page is published.
-            Follows::Incident(id)
-                if !site.config.paths.output.join(incident_path(id)).is_file() =>
-            {
+            // An incident to follow is published and not closed.
+            Follows::Incident(id) if !shared.followable.borrow().contains(id) => {
                 Err("incident_unknown")
             }
             _ => Ok(form),
@@ -172,6 +169,7 @@ pub(super) async fn subscribe(
             address: form.address,
             follows: form.follows,
             language: site.config.site.language,
+            only_changes: form.only_changes,
         },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
     };
@@ -182,6 +180,7 @@ pub(super) async fn subscribe(
         return too_many(&site, wait);
     }
     tracing::debug!(address = %request.address, "subscription asked for");
+    let webhook = request.channel != Channel::Email;
     let (stored, done) = oneshot::channel();
     if shared
         .requests
@@ -191,7 +190,15 @@ pub(super) async fn subscribe(
         return unavailable(&site);
     }
     match done.await {
-        Ok(true) => page(&site, StatusCode::OK, Notice::Requested),
+        Ok(true) => page(
+            &site,
+            StatusCode::OK,
+            if webhook {
+                Notice::Posted
+            } else {
+                Notice::Requested
+            },
+        ),
         _ => unavailable(&site),
     }
 }
@@ -204,7 +211,11 @@ pub(super) async fn confirm(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    match with_store(&shared, move |store| store.confirm(&link, clock::now())).await {
+    let open = Arc::clone(&shared.followable.borrow());
+    let confirmed = with_store(&shared, move |store| {
+        store.confirm_following(&link, clock::now(), |id| open.contains(id))
+    });
+    match confirmed.await {
         Ok(Confirmed::Now | Confirmed::Already) => page(&site, StatusCode::OK, Notice::Confirmed),
         Ok(Confirmed::Expired | Confirmed::Unknown) => {
             page(&site, StatusCode::NOT_FOUND, Notice::NotFound)

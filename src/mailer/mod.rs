@@ -423,9 +423,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         );
     }
     let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
-    let hooks = webhook::Client::new(config.webhooks.clone()).map_err(|error| {
-        Prepare::Failed(anyhow::Error::from(error).context("cannot set up TLS for webhooks"))
-    })?;
+    let hooks = webhook::Client::new(config.webhooks.clone());
     let matrix = matrix::client(config);
     let config = config.clone();
     Ok(Arc::new(Shared {

@@ -88,8 +88,9 @@ impl Shared {
     }
 }
 
-/// The post of `job` to a webhook, and the secret to sign it with (none
-/// for a confirmation: the receiver has no secret yet).
+/// The post of `job` to a webhook, and the secret to sign it with (a
+/// confirmation too: its JSON tells the secret, so a receiver can check
+/// the very first post).
 pub(super) fn compose_post(
     shared: &Shared,
     job: &Job,
@@ -100,7 +101,7 @@ pub(super) fn compose_post(
             shared
                 .composer
                 .post_confirmation(&shared.config, &row.confirmation, format),
-            None,
+            row.confirmation.signing.clone(),
         )),
         Job::Alert(row) => {
             let announcement = shared

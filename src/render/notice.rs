@@ -15,6 +15,8 @@ use super::templates::{RenderError, Templates};
 pub enum Notice {
     /// A subscription was asked for (whatever the address's state).
     Requested,
+    /// A webhook's subscription was asked for: its confirmation is posted.
+    Posted,
     Confirmed,
     /// The page behind an unsubscribe link: one button.
     Unsubscribe,
@@ -31,6 +33,7 @@ impl Notice {
     pub fn page(self) -> &'static str {
         match self {
             Notice::Requested => "requested",
+            Notice::Posted => "posted",
             Notice::Confirmed => "confirmed",
             Notice::Unsubscribe => "unsubscribe",
             Notice::Unsubscribed => "unsubscribed",
@@ -103,6 +106,7 @@ mod tests {
             ];
             let notices = [
                 Notice::Requested,
+                Notice::Posted,
                 Notice::Confirmed,
                 Notice::Unsubscribe,
                 Notice::Unsubscribed,

@@ -22,5 +22,6 @@ pub(super) fn subscriber(address: &str, follows: &[&str]) -> NewSubscriber {
             Follows::Components(follows.iter().map(|c| (*c).to_owned()).collect())
         },
         language: Language::Sv,
+        only_changes: false,
     }
 }

@@ -8,14 +8,17 @@
 //! confirmation emails ([`super::requests`]). Outbox times are Unix
 //! milliseconds, compared as integers.
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
 use crate::announce::{Announcement, Decision};
 use crate::model::{
-    ComponentStatus, IncidentId, Kind, Notice, NoticeKind, Status, Subscriber, Window,
+    ComponentStatus, Headline, IncidentId, Kind, Language, Notice, NoticeKind, Status, Subscriber,
+    Window,
 };
 
 /// One outbox row, leased for sending.
@@ -87,6 +90,8 @@ pub struct OutboxEntry {
     pub state: OutboxState,
     pub address: String,
     pub incident: String,
+    /// The update's instant; for a maintenance notice, then its kind
+    /// (`2026-12-10T21:00:00+00:00 started`).
     pub instant: String,
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
@@ -100,6 +105,74 @@ pub struct OutboxCounts {
     pub retrying: usize,
     pub sent: usize,
     pub failed: usize,
+}
+
+/// Who gets an announcement, as a condition on `subscribers s`, its
+/// parameters named by the arguments: subscribers following one of its
+/// components (`components`, a JSON array of ids) or the incident itself
+/// (`incident`), and, unless it is a change (`change`), not those who
+/// asked for changes only.
+fn recipients(components: &str, incident: &str, change: &str) -> String {
+    format!(
+        "({change} OR NOT s.only_changes)
+         AND (s.all_components
+              OR EXISTS (SELECT 1 FROM subscriptions c
+                         WHERE c.subscriber = s.id
+                           AND c.component IN (SELECT value FROM json_each({components})))
+              OR EXISTS (SELECT 1 FROM incident_follows f
+                         WHERE f.subscriber = s.id AND f.incident = {incident} AND f.ended IS NULL))"
+    )
+}
+
+/// How many subscribers of each language would get `announcement`, read
+/// from `state_dir/herald.db` without writing to it (`herald post
+/// --dry-run`): nothing when there is no database yet.
+pub fn count_recipients(
+    state_dir: &Path,
+    announcement: &Announcement,
+) -> Result<Vec<(Language, usize)>, Error> {
+    let path = state_dir.join("herald.db");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let failed = Error::database(&path, "count the recipients");
+    // Read-write but never writing (`query_only`): a read-only connection
+    // to a database in WAL mode would leave its `-wal` and `-shm` files
+    // behind, while the last connection to close removes them.
+    let connection = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(failed)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(failed)?;
+    connection
+        .pragma_update(None, "query_only", true)
+        .map_err(failed)?;
+    let ids: Vec<&str> = announcement.component_ids().collect();
+    let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT s.language, count(*) FROM subscribers s WHERE {}
+             GROUP BY s.language ORDER BY s.language",
+            recipients("?1", "?3", "?2")
+        ))
+        .map_err(failed)?;
+    let rows = statement
+        .query_map(
+            params![ids, announcement.change, announcement.incident.as_str()],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )
+        .map_err(failed)?;
+    let mut counts = Vec::new();
+    for row in rows {
+        let (language, count) = row.map_err(failed)?;
+        if let Some(language) = Language::parse(&language) {
+            counts.push((language, usize::try_from(count).unwrap_or(0)));
+        }
+    }
+    Ok(counts)
 }
 
 /// Removes who followed only incidents, all of them ended, once no mail
@@ -133,6 +206,8 @@ struct StoredAnnouncement {
     notice: String,
     /// `starts`, `ends`, `previous_starts`, `previous_ends`.
     window: [Option<String>; 4],
+    headline: String,
+    change: bool,
 }
 
 impl StoredAnnouncement {
@@ -168,6 +243,8 @@ impl StoredAnnouncement {
                     Some((id.to_owned(), ComponentStatus::parse(status)?))
                 })
                 .collect(),
+            headline: Headline::parse(&self.headline).unwrap_or(Headline::Status),
+            change: self.change,
             notice,
         })
     }
@@ -198,21 +275,16 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO outbox (announcement, subscriber, status, created, next_attempt_at)
-                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s
-                     WHERE s.all_components
-                        OR EXISTS (SELECT 1 FROM subscriptions c
-                                   WHERE c.subscriber = s.id
-                                     AND c.component IN (SELECT value FROM json_each(?3)))
-                        OR EXISTS (SELECT 1 FROM incident_follows f
-                                   WHERE f.subscriber = s.id AND f.incident = ?4 AND f.ended IS NULL)",
-                )
+                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s WHERE {}",
+                    recipients("?3", "?5", "?4")
+                ))
                 .map_err(failed)?;
             // Following one incident ends with its resolution, once that
             // email is queued.
@@ -270,6 +342,8 @@ impl Store {
                         window.map(|w| w.ends.to_rfc3339()),
                         previous.map(|w| w.starts.to_rfc3339()),
                         previous.map(|w| w.ends.to_rfc3339()),
+                        announcement.headline.as_str(),
+                        announcement.change,
                     ])
                     .map_err(failed)?;
                 let id = transaction.last_insert_rowid();
@@ -280,6 +354,7 @@ impl Store {
                         id,
                         millis(now),
                         ids,
+                        announcement.change,
                         announcement.incident.as_str()
                     ])
                     .map_err(failed)?;
@@ -297,6 +372,11 @@ impl Store {
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
                     .map_err(failed)?;
             }
+            for (id, instant) in &decision.quiet {
+                notify
+                    .execute(params![id.as_str(), instant.to_rfc3339(), at, "quiet"])
+                    .map_err(failed)?;
+            }
         }
         transaction.commit().map_err(failed)?;
         Ok(queued)
@@ -308,7 +388,7 @@ impl Store {
             .connection
             .query_row(
                 "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        notice, starts, ends, previous_starts, previous_ends
+                        notice, starts, ends, previous_starts, previous_ends, headline, is_change
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
@@ -323,6 +403,8 @@ impl Store {
                         components: row.get(7)?,
                         notice: row.get(8)?,
                         window: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
+                        headline: row.get(13)?,
+                        change: row.get(14)?,
                     })
                 },
             )
@@ -543,7 +625,8 @@ impl Store {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident, a.instant
+                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident,
+                        a.instant || CASE WHEN a.notice = '' THEN '' ELSE ' ' || a.notice END
                  FROM outbox o JOIN subscribers s ON s.id = o.subscriber JOIN announcements a ON a.id = o.announcement
                  WHERE o.status != 'sent'
                  ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
@@ -592,6 +675,8 @@ mod tests {
                 .iter()
                 .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
                 .collect(),
+            headline: Headline::Status,
+            change: true,
             notice: None,
         }
     }
@@ -623,7 +708,9 @@ mod tests {
         let decision = Decision {
             due: vec![announcement("x", 8, &["mail", "web"])],
             too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
+            quiet: vec![(IncidentId::new("quiet").unwrap(), at(2))],
             next: None,
+            waiting: Vec::new(),
         };
         assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 3);
         // A second enqueue of the same update queues nothing.
@@ -632,7 +719,8 @@ mod tests {
             store.notified().unwrap(),
             HashSet::from([
                 (IncidentId::new("x").unwrap(), at(8)),
-                (IncidentId::new("old").unwrap(), at(1))
+                (IncidentId::new("old").unwrap(), at(1)),
+                (IncidentId::new("quiet").unwrap(), at(2))
             ])
         );
         assert_eq!(

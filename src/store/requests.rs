@@ -35,6 +35,8 @@ pub struct NewRequest {
     pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
+    /// Only the updates that change a status ([`NewSubscriber::only_changes`]).
+    pub only_changes: bool,
 }
 
 /// What following a confirmation link did.
@@ -131,13 +133,16 @@ impl Store {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
-                                           created, expires, status, queued, next_attempt_at, incident, channel)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9, ?10)",
+                                           created, expires, status, queued, next_attempt_at, incident, only_changes,
+                                           channel)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9, ?10, ?11)",
                 )
                 .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
-                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5, channel = ?6 WHERE id = ?1",
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5,
+                        only_changes = ?6, channel = ?7
+                     WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut resend = transaction
@@ -165,6 +170,7 @@ impl Store {
                                 components,
                                 language,
                                 incident,
+                                request.only_changes,
                                 request.channel.code()
                             ])
                             .map_err(failed)?;
@@ -195,6 +201,7 @@ impl Store {
                                 now_ms,
                                 expires,
                                 incident,
+                                request.only_changes,
                                 request.channel.code()
                             ])
                             .map_err(failed)?;
@@ -211,6 +218,18 @@ impl Store {
     /// subscriber with the request's components and language (an
     /// existing subscriber keeps their unsubscribe link).
     pub fn confirm(&mut self, link_token: &str, now: DateTime<Utc>) -> Result<Confirmed, Error> {
+        self.confirm_following(link_token, now, |_| true)
+    }
+
+    /// [`Store::confirm`], where a request to follow an incident that is
+    /// no longer `open` (closed since it was asked for) has expired:
+    /// there is nothing left to follow.
+    pub fn confirm_following(
+        &mut self,
+        link_token: &str,
+        now: DateTime<Utc>,
+        open: impl Fn(&IncidentId) -> bool,
+    ) -> Result<Confirmed, Error> {
         let hash = token::hash(link_token);
         type Row = (
             i64,
@@ -222,12 +241,14 @@ impl Store {
             i64,
             Option<i64>,
             Option<String>,
+            bool,
             String,
         );
         let row: Option<Row> = self
             .connection
             .query_row(
-                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident, channel
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident,
+                        only_changes, channel
                  FROM requests WHERE token_hash = ?1",
                 params![hash.as_slice()],
                 |row| {
@@ -242,6 +263,7 @@ impl Store {
                         row.get(7)?,
                         row.get(8)?,
                         row.get(9)?,
+                        row.get(10)?,
                     ))
                 },
             )
@@ -257,6 +279,7 @@ impl Store {
             expires,
             confirmed,
             incident,
+            only_changes,
             channel,
         )) = row
         else {
@@ -271,14 +294,21 @@ impl Store {
         if expires <= millis(now) {
             return Ok(Confirmed::Expired);
         }
+        let follows = request_follows(all, &components, incident.as_deref());
+        if let Follows::Incident(id) = &follows
+            && !open(id)
+        {
+            return Ok(Confirmed::Expired);
+        }
         // Adding first and marking second: a failure in between leaves a
         // link that, followed again, adds the same subscriber again.
         self.add_subscribers(
             &[NewSubscriber {
                 address,
                 channel: Channel::parse(&channel).unwrap_or(Channel::Email),
-                follows: request_follows(all, &components, incident.as_deref()),
+                follows,
                 language: Language::parse(&language).unwrap_or(Language::En),
+                only_changes,
             }],
             now,
         )?;
@@ -446,6 +476,7 @@ mod tests {
             channel: Channel::Email,
             follows: Follows::Components(components.iter().map(|c| (*c).to_owned()).collect()),
             language: Language::Sv,
+            only_changes: false,
         }
     }
 
@@ -573,6 +604,7 @@ mod tests {
                     channel: crate::model::Channel::Email,
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
@@ -681,6 +713,7 @@ mod tests {
                     channel: crate::model::Channel::Email,
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
@@ -747,5 +780,43 @@ mod tests {
         );
         assert_eq!(store.unsubscribe(legacy).unwrap(), Unsubscribed::Now);
         assert_eq!(addresses(&store), []);
+    }
+
+    #[test]
+    fn a_request_to_follow_an_incident_closed_since_has_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let storage = IncidentId::new("storage").unwrap();
+        let request = NewRequest {
+            channel: Channel::Email,
+            address: "one@example.org".into(),
+            follows: Follows::Incident(storage.clone()),
+            language: Language::En,
+            only_changes: false,
+        };
+        store.request_subscriptions(&[request], at(2, 8)).unwrap();
+        let leased = store.lease_confirmations(at(2, 8), at(2, 9), 10).unwrap();
+        assert_eq!(
+            leased[0].confirmation.follows,
+            Follows::Incident(storage.clone())
+        );
+        let token = leased[0].confirmation.token.clone();
+        assert_eq!(
+            store
+                .confirm_following(&token, at(2, 9), |_| false)
+                .unwrap(),
+            Confirmed::Expired
+        );
+        assert!(store.subscribers().unwrap().is_empty());
+        assert_eq!(
+            store
+                .confirm_following(&token, at(2, 9), |id| *id == storage)
+                .unwrap(),
+            Confirmed::Now
+        );
+        assert_eq!(
+            store.followed_incidents().unwrap(),
+            [("one@example.org".to_owned(), "storage".to_owned())]
+        );
     }
 }

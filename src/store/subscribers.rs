@@ -7,6 +7,7 @@
 //! removed subscriber's token hashes stay, pointing nowhere, so a repeated
 //! unsubscribe still says "unsubscribed" ([`super::requests`]).
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,9 @@ pub struct NewSubscriber {
     pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
+    /// Only the changes: the first update, a change of the incident's or
+    /// a component's status, the resolution. Otherwise every update.
+    pub only_changes: bool,
 }
 
 /// What [`Store::add_subscribers`] did.
@@ -109,12 +113,12 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO subscribers (address, all_components, language, nonce, created, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO subscribers (address, all_components, language, nonce, created, only_changes, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(failed)?;
             let mut update = transaction
                 .prepare_cached(
-                    "UPDATE subscribers SET all_components = ?2, language = ?3, channel = ?4 WHERE id = ?1",
+                    "UPDATE subscribers SET all_components = ?2, language = ?3, only_changes = ?4, channel = ?5 WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut clear = transaction
@@ -153,7 +157,13 @@ impl Store {
                     }
                     Some(id) => {
                         update
-                            .execute(params![id, all, language, subscriber.channel.code()])
+                            .execute(params![
+                                id,
+                                all,
+                                language,
+                                subscriber.only_changes,
+                                subscriber.channel.code()
+                            ])
                             .map_err(failed)?;
                         clear.execute(params![id]).map_err(failed)?;
                         result.updated += 1;
@@ -171,6 +181,7 @@ impl Store {
                                 language,
                                 nonce,
                                 created,
+                                subscriber.only_changes,
                                 subscriber.channel.code()
                             ])
                             .map_err(failed)?;
@@ -253,6 +264,17 @@ impl Store {
         let rows = statement
             .query_map([], |row| subscriber_from_row(row, 0, key))
             .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// The addresses of the subscribers who asked for changes only.
+    pub fn only_changes(&self) -> Result<HashSet<String>, Error> {
+        let failed = Error::database(&self.path, "list subscribers");
+        let mut statement = self
+            .connection
+            .prepare("SELECT address FROM subscribers WHERE only_changes")
+            .map_err(failed)?;
+        let rows = statement.query_map([], |row| row.get(0)).map_err(failed)?;
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
@@ -380,6 +402,7 @@ mod tests {
             channel: crate::model::Channel::Email,
             follows: Follows::Incident(incident(id)),
             language: Language::En,
+            only_changes: false,
         };
         store
             .add_subscribers(&[subscriber("dns@example.org", &["dns"])], at(5))
@@ -426,6 +449,8 @@ mod tests {
             body_markdown: String::new(),
             body_html: String::new(),
             components: vec![("mail".into(), ComponentStatus::MajorOutage)],
+            headline: crate::model::Headline::Status,
+            change: true,
             notice: None,
         };
         let recipients = |store: &mut Store, due: Vec<Announcement>, now| {

@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,22 +69,47 @@ struct State {
 pub struct Receiver {
     port: u16,
     state: Arc<Mutex<State>>,
+    secure: bool,
 }
 
 impl Receiver {
     pub fn start() -> Receiver {
+        Receiver::start_with(None)
+    }
+
+    /// A receiver over TLS with these settings (see tests/support/tls.rs).
+    pub fn start_tls(config: Arc<rustls::ServerConfig>) -> Receiver {
+        Receiver::start_with(Some(config))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
+        let secure = tls.is_some();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let state = Arc::clone(&shared);
-                std::thread::spawn(move || serve(stream, &state));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, &state),
+                    Some(config) => {
+                        // A handshake refused by the client ends here.
+                        let Ok(connection) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(connection, stream), &state);
+                    }
+                });
             }
         });
-        Receiver { port, state }
+        Receiver {
+            port,
+            state,
+            secure,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -92,7 +117,8 @@ impl Receiver {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// Answers the next requests to `path` with these, in order.
@@ -132,8 +158,7 @@ impl Receiver {
     }
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    let mut writer = stream.try_clone().unwrap();
+fn serve(stream: impl Read + Write, state: &Mutex<State>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -200,9 +225,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).is_err()
-            || writer.write_all(answer.body.as_bytes()).is_err()
-        {
+        let mut answer_bytes = head.into_bytes();
+        answer_bytes.extend_from_slice(answer.body.as_bytes());
+        let writer = reader.get_mut();
+        if writer.write_all(&answer_bytes).is_err() || writer.flush().is_err() {
             return;
         }
     }

@@ -213,7 +213,7 @@ impl Context<'_> {
             updated_at: self.time(self.site.edited(incident, update)),
             display_at: self.time(update.instant),
             affected_components: (!affected.is_empty()).then_some(affected),
-            deliver_notifications: true,
+            deliver_notifications: update.notify,
             custom_tweet: None,
             tweet_id: None,
         }
