@@ -221,6 +221,14 @@ impl Key {
         Key(bytes)
     }
 
+    /// A webhook's signing secret: `whsec_` and 32 hex digits, derived
+    /// from its URL, so that it is known from the request on (the
+    /// confirmation post tells it to the URL's owner) and never stored.
+    /// The same URL gets the same secret until `herald rekey`.
+    pub fn signing_secret(&self, url: &str) -> String {
+        format!("whsec_{}", self.token(Purpose::Signing, url))
+    }
+
     /// The token of the link for `purpose` and `nonce`: 32 hex digits.
     pub fn token(&self, purpose: Purpose, nonce: &str) -> String {
         // HMAC takes keys of any length, so this cannot fail.

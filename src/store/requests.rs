@@ -16,7 +16,6 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::subscribers::signing_secret;
 use super::{Error, NewSubscriber, Store, from_millis, millis};
 use crate::model::{Channel, Language};
 use crate::model::{Confirmation, Follows, IncidentId};
@@ -424,7 +423,7 @@ impl Store {
                             confirmation: Confirmation {
                                 id: row.get(0)?,
                                 signing: (channel != Channel::Email)
-                                    .then(|| signing_secret(key, &address)),
+                                    .then(|| key.signing_secret(&address)),
                                 address,
                                 channel,
                                 follows: request_follows(all, &components, incident.as_deref()),

@@ -62,21 +62,13 @@ pub(super) fn subscriber_from_row(
     let address: String = row.get(start + 1)?;
     Ok(Subscriber {
         id: row.get(start)?,
-        signing: matches!(channel, Channel::Webhook(_)).then(|| signing_secret(key, &address)),
+        signing: matches!(channel, Channel::Webhook(_)).then(|| key.signing_secret(&address)),
         address,
         channel,
         follows: follows_from_columns(all, &components.unwrap_or_default()),
         language: Language::parse(&language).unwrap_or(Language::En),
         token: key.token(Purpose::Unsubscribe, &nonce),
     })
-}
-
-/// A webhook's signing secret: `whsec_` and 32 hex digits, derived from
-/// its URL and the token key, so that it is known from the request on (the
-/// confirmation post tells it to the URL's owner) and never stored. The
-/// same URL gets the same secret until `herald rekey`.
-pub fn signing_secret(key: &Key, url: &str) -> String {
-    format!("whsec_{}", key.token(Purpose::Signing, url))
 }
 
 /// Adds the hash of a subscriber's unsubscribe token.
