@@ -32,6 +32,7 @@
 mod chat;
 mod confirm;
 mod hook;
+mod line;
 mod message;
 mod overrides;
 mod variant;
@@ -45,7 +46,8 @@ use crate::model::Language;
 use crate::render::templates::EMAILS;
 
 pub use hook::{DOCUMENTATION, Post, RenderedPost, identity};
-pub use message::{one_line, thread_root};
+pub use line::one_line;
+pub use message::thread_root;
 pub use variant::{Rendered, Variant};
 
 /// Why an email could not be made.
