@@ -8,7 +8,8 @@ use lettre::Message;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
-use super::message::{alternative, header, one_line, recipient, sender};
+use super::line::one_line;
+use super::message::{alternative, header, recipient, sender};
 use super::{Composer, Error, Strings};
 use crate::config::Config;
 use crate::model::{Confirmation, Follows};

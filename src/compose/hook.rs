@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Composer;
 use super::chat::{self, Message};
-use super::message::one_line;
+use super::line::one_line;
 use super::variant::{TOKEN_SLOT, is_plain_token, mentions_slot, notice_text, status_word};
 use crate::announce::Announcement;
 use crate::config::Config;

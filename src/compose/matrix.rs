@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Composer;
-use super::message::one_line;
+use super::line::one_line;
 use super::variant::{notice_text, status_word};
 use crate::announce::Announcement;
 use crate::config::Config;

@@ -11,6 +11,7 @@ use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
+use super::line::one_line;
 use super::{Composer, Error, Rendered, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
@@ -134,15 +135,6 @@ pub fn thread_root(incident: &IncidentId, host: &str) -> String {
 /// an id, so this stays one-to-one).
 fn id_atom(id: &IncidentId) -> String {
     id.as_str().replace('.', "=2E")
-}
-
-/// Text safe for one header line: control characters (CR and LF above
-/// all) become spaces, runs of white space one space.
-pub fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub(super) fn sender(config: &Config) -> Mailbox {

@@ -32,6 +32,7 @@
 mod chat;
 mod confirm;
 mod hook;
+mod line;
 mod matrix;
 mod message;
 mod overrides;
@@ -46,8 +47,9 @@ use crate::model::Language;
 use crate::render::templates::EMAILS;
 
 pub use hook::{DOCUMENTATION, Post, RenderedPost, identity};
+pub use line::one_line;
 pub use matrix::{MatrixMessage, defuse_mentions, txn_id};
-pub use message::{one_line, thread_root};
+pub use message::thread_root;
 pub use variant::{Rendered, Variant};
 
 /// Why an email could not be made.

@@ -7,7 +7,7 @@ use lettre::message::Mailbox;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
-use super::message::{one_line, sender};
+use super::line::one_line;
 use super::{Composer, Error, Strings};
 use crate::announce::Announcement;
 use crate::config::Config;
@@ -30,7 +30,7 @@ impl Composer {
             (String::new(), String::new())
         };
         Ok(Rendered {
-            from: sender(config),
+            from: config.email_or_default().from,
             text,
             html,
             slot,
