@@ -490,11 +490,7 @@ pub fn escape(text: &str) -> String {
 
 /// `text` on one line, at most [`TITLE_LIMIT`] characters.
 fn one_line(text: &str) -> String {
-    let line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = crate::model::one_line(text);
     let cut: String = line.chars().take(TITLE_LIMIT).collect();
     if cut.is_empty() { "Alert".into() } else { cut }
 }

@@ -855,6 +855,16 @@ impl NoticeKind {
     }
 }
 
+/// Text safe for one line (an email header, a chat title, a draft's
+/// front matter): control characters (CR and LF above
+/// all) become spaces, runs of white space one space.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod notice_tests {
     use super::*;

@@ -8,10 +8,10 @@ use lettre::Message;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
-use super::line::one_line;
 use super::message::{alternative, header, recipient, sender};
 use super::{Composer, Error, Strings};
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{Confirmation, Follows};
 use crate::render::{i18n, incident_url};
 

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use super::Composer;
 use super::chat::{self, Message};
-use super::line::one_line;
 use super::variant::{TOKEN_SLOT, is_plain_token, mentions_slot, notice_text, status_word};
 use crate::announce::Announcement;
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{Confirmation, Follows, Format, Kind, Language, Subscriber};
 use crate::render::api::{Indicator, component_status, page_id, statuspage_status};
 use crate::render::{i18n, incident_url, update_url};

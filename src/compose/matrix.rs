@@ -25,11 +25,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::Composer;
-use super::line::one_line;
 use super::variant::{notice_text, status_word};
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::model::Language;
+use crate::model::one_line;
 use crate::render::{i18n, incident_url, update_url};
 
 /// One message for one room.

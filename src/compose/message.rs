@@ -11,10 +11,10 @@ use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 
-use super::line::one_line;
 use super::{Composer, Error, Rendered, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{IncidentId, Subscriber};
 
 impl Composer {

@@ -32,7 +32,6 @@
 mod chat;
 mod confirm;
 mod hook;
-mod line;
 mod matrix;
 mod message;
 mod overrides;
@@ -47,7 +46,6 @@ use crate::model::Language;
 use crate::render::templates::EMAILS;
 
 pub use hook::{DOCUMENTATION, Post, RenderedPost, identity};
-pub use line::one_line;
 pub use matrix::{MatrixMessage, defuse_mentions, txn_id};
 pub use message::thread_root;
 pub use variant::{Rendered, Variant};

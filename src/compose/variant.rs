@@ -7,10 +7,10 @@ use lettre::message::Mailbox;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
-use super::line::one_line;
 use super::{Composer, Error, Strings};
 use crate::announce::Announcement;
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{Language, Notice, NoticeKind, Subscriber};
 use crate::render::{i18n, incident_url, update_url};
 
