@@ -257,13 +257,16 @@ pub fn apply(
             Change::Create(draft(settings, notification, &components))
         }
         (State::Firing, Some((text, incident))) if incident.draft => {
-            let mut all = incident.components.clone();
+            // The front matter's list grows; components that joined in a
+            // `components:` line keep joining where they do.
+            let front = incident.front_components();
+            let mut all = front.clone();
             for id in components(config, settings, notification, &mut warnings) {
                 if !all.contains(&id) {
                     all.push(id);
                 }
             }
-            if all == incident.components {
+            if all == front {
                 Change::Nothing
             } else {
                 Change::Replace(with_components(text, &all))
@@ -487,11 +490,7 @@ pub fn escape(text: &str) -> String {
 
 /// `text` on one line, at most [`TITLE_LIMIT`] characters.
 fn one_line(text: &str) -> String {
-    let line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = crate::model::one_line(text);
     let cut: String = line.chars().take(TITLE_LIMIT).collect();
     if cut.is_empty() { "Alert".into() } else { cut }
 }

@@ -16,10 +16,11 @@ use chrono::{DateTime, Utc};
 
 use crate::corpus::Corpus;
 use crate::model::{
-    ComponentStatus, Incident, IncidentId, Kind, Language, Notice, NoticeKind, Status, Update,
+    ComponentStatus, Headline, Incident, IncidentId, Kind, Language, Notice, NoticeKind, Status,
+    Update,
 };
 use crate::parse::render_markdown;
-use crate::render::Revisions;
+use crate::render::{Revisions, i18n};
 
 /// An update's identity.
 pub type UpdateKey = (IncidentId, DateTime<Utc>);
@@ -145,12 +146,21 @@ pub struct Announcement {
     pub body_markdown: String,
     /// The body as HTML, raw HTML in the source already escaped by `parse`.
     pub body_html: String,
-    /// Every component the incident affects, in the incident's order, with
-    /// the status the incident holds it at as of this update.
+    /// Every component the incident affects as of this update (those that
+    /// joined later are left out of earlier updates), in the incident's
+    /// order, with the status the incident holds it at.
     pub components: Vec<(String, ComponentStatus)>,
     /// The title and the text in further languages, where the incident
     /// gives either (`title.en`, a `### en` section).
     pub translations: Vec<Translated>,
+    /// What the subject shows besides the title: the status when it
+    /// changed, otherwise the text's first words (and the time when they
+    /// repeat the update before).
+    pub headline: Headline,
+    /// One of the changes (the first update, a change of the incident's
+    /// or a component's status, the resolution): what subscribers who
+    /// asked for fewer emails get.
+    pub change: bool,
     /// Set when herald says this by itself about a maintenance window
     /// ([`crate::maintenance`]); the body is then empty, and each channel
     /// words the notice in the reader's language.
@@ -189,11 +199,12 @@ impl Announcement {
             body_markdown: update.body_markdown.to_string(),
             body_html: render_markdown(&update.body_markdown),
             components: incident
-                .components
-                .iter()
+                .affected_at(update.instant)
                 .map(|id| (id.clone(), incident.component_status_at(id, update.instant)))
                 .collect(),
             translations: translations(incident, update),
+            headline: incident.headline(update),
+            change: incident.is_change(update),
             notice: None,
         }
     }
@@ -214,11 +225,14 @@ impl Announcement {
             body_markdown: String::new(),
             body_html: String::new(),
             components: incident
-                .components
-                .iter()
+                .affected_at(instant)
                 .map(|id| (id.clone(), incident.component_status_at(id, instant)))
                 .collect(),
             translations: titles(incident),
+            headline: Headline::Status,
+            // A window's reminder, start and end are what a subscriber
+            // who asked for changes only wants to know.
+            change: true,
             notice: Some(notice),
         }
     }
@@ -251,6 +265,25 @@ impl Announcement {
                 ..own
             },
         }
+    }
+
+    /// The subject's words after the title, in `language` (`site` is the
+    /// site's language), with times in `timezone`.
+    pub fn subject_line(
+        &self,
+        language: Language,
+        site: Language,
+        timezone: chrono_tz::Tz,
+    ) -> String {
+        let said = self.said(language, site);
+        let of = i18n::HeadlineOf {
+            title: said.title,
+            status: self.status,
+            kind: self.headline,
+            body_markdown: said.body_markdown,
+            instant: self.instant,
+        };
+        i18n::headline(language, &of, timezone)
     }
 
     pub fn key(&self) -> UpdateKey {
@@ -312,9 +345,15 @@ pub struct Decision {
     /// Updates that were already older than `max_age` when first seen:
     /// recorded as notified so they are never considered again.
     pub too_old: Vec<UpdateKey>,
+    /// Quiet updates (`notify: no`) at the end of their grace period:
+    /// recorded as notified, emailed to nobody.
+    pub quiet: Vec<UpdateKey>,
     /// The earliest instant an update still in its grace period becomes
     /// due, if any: the daemon sleeps until then.
     pub next: Option<DateTime<Utc>>,
+    /// The updates still in their grace period, each with the instant it
+    /// becomes due, soonest first (`herald outbox` lists them).
+    pub waiting: Vec<(UpdateKey, DateTime<Utc>)>,
 }
 
 /// Decides which updates of the published incidents are due at `now`.
@@ -348,16 +387,23 @@ pub fn decide(
             .last_change()
             .checked_add_signed(grace)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        if due_at <= now {
+        if due_at <= now && !update.notify {
+            decision.quiet.push(key.clone());
+        } else if due_at <= now {
             decision.due.push(Announcement::new(incident, update));
         } else {
             decision.next = Some(decision.next.map_or(due_at, |next| next.min(due_at)));
+            decision.waiting.push((key.clone(), due_at));
         }
     }
     decision
         .due
         .sort_by(|a, b| (a.instant, &a.incident).cmp(&(b.instant, &b.incident)));
     decision.too_old.sort();
+    decision.quiet.sort();
+    decision
+        .waiting
+        .sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     decision
 }
 
@@ -619,6 +665,8 @@ mod tests {
                         ("web".into(), ComponentStatus::Degraded),
                     ],
                     translations: vec![],
+                    headline: Headline::Status,
+                    change: true,
                     notice: None,
                 },
                 Announcement {
@@ -634,6 +682,8 @@ mod tests {
                         ("web".into(), ComponentStatus::Degraded),
                     ],
                     translations: vec![],
+                    headline: Headline::Status,
+                    change: true,
                     notice: None,
                 },
             ]
@@ -641,6 +691,55 @@ mod tests {
         assert_eq!(
             baseline(&corpus),
             vec![key("outage", 10, 0), key("outage", 10, 30)]
+        );
+    }
+
+    #[test]
+    fn quiet_updates_are_recorded_not_sent_and_joined_components_count_from_their_update() {
+        let text = "+++\ntitle = \"Mail down\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n## 2026-11-24 10:00 investigating\nLooking.\n\n## 2026-11-24 10:30\nnotify: no\nStill looking.\n\n## 2026-11-24 10:40\ncomponents: web=degraded\nWeb too.\n\n## 2026-11-24 10:50\nWorking on it.\n";
+        let corpus = corpus(&[("outage", text)]);
+        let mut announced = Announced::default();
+        for minute in [0, 30, 40, 50] {
+            announced
+                .seen
+                .insert(key("outage", 10, minute), seen(utc(10, minute, 0), None));
+        }
+        // Within its grace period, a quiet update is neither due nor quiet yet.
+        let early = decide(&corpus, &announced, utc(10, 30, 30), POLICY);
+        assert_eq!(early.quiet, Vec::<UpdateKey>::new());
+        assert_eq!(early.next, Some(utc(10, 31, 0)));
+        assert_eq!(
+            early.waiting,
+            [
+                (key("outage", 10, 30), utc(10, 31, 0)),
+                (key("outage", 10, 40), utc(10, 41, 0)),
+                (key("outage", 10, 50), utc(10, 51, 0)),
+            ]
+        );
+        let decision = decide(&corpus, &announced, utc(11, 0, 0), POLICY);
+        assert_eq!(decision.quiet, [key("outage", 10, 30)]);
+        let due: Vec<(UpdateKey, Vec<&str>, Headline, bool)> = decision
+            .due
+            .iter()
+            .map(|a| (a.key(), a.component_ids().collect(), a.headline, a.change))
+            .collect();
+        assert_eq!(
+            due,
+            [
+                (key("outage", 10, 0), vec!["mail"], Headline::Status, true),
+                (
+                    key("outage", 10, 40),
+                    vec!["mail", "web"],
+                    Headline::Words,
+                    true
+                ),
+                (
+                    key("outage", 10, 50),
+                    vec!["mail", "web"],
+                    Headline::Words,
+                    false
+                ),
+            ]
         );
     }
 }

@@ -17,7 +17,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
+use crate::endpoint::{Policy, Range as AddressRange};
 use crate::model::{Component, Language, Languages, Severity, is_slug};
+
+mod matrix;
+
+pub use matrix::{Homeserver, Matrix, RawMatrix};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +37,14 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     pub alertmanager: Option<Spanned<RawAlertmanager>>,
     pub maintenance: Option<RawMaintenance>,
+    pub matrix: Option<RawMatrix>,
+    pub webhooks: Option<RawWebhooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhooks {
+    pub allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +126,10 @@ pub struct Config {
     pub http: Option<Http>,
     pub alertmanager: Option<Alertmanager>,
     pub maintenance: Maintenance,
+    /// `[matrix]`: herald's account for posting to subscribed rooms.
+    pub matrix: Option<Matrix>,
+    /// `[webhooks]`: which addresses webhooks may reach beyond public ones.
+    pub webhooks: Policy,
 }
 
 /// `[maintenance]`: the notices herald sends by itself around a window.
@@ -601,6 +618,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             resolve: table.resolve.unwrap_or(false),
         }
     });
+    let matrix = raw
+        .matrix
+        .as_ref()
+        .and_then(|raw| matrix::validate(raw, &base, &mut report));
+
+    let mut webhooks = Policy::default();
+    for range in raw.webhooks.iter().flat_map(|w| w.allow.iter().flatten()) {
+        match range.get_ref().parse::<AddressRange>() {
+            Ok(parsed) => webhooks.allow.push(parsed),
+            Err(problem) => report(range.span(), problem),
+        }
+    }
 
     if !errors.is_empty() {
         return Err(errors);
@@ -625,6 +654,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         http,
         alertmanager,
         maintenance,
+        matrix,
+        webhooks,
     })
 }
 
@@ -835,6 +866,36 @@ conf/herald.toml:4:26: error: language `sv` is listed twice",
         assert_eq!(settings.severity["warning"], Severity::Major);
         assert_eq!(settings.severity["critical"], Severity::Critical);
         assert!(!settings.resolve);
+    }
+
+    #[test]
+    fn matrix_account_is_parsed_and_its_errors_placed() {
+        let config = parse(
+            Path::new("conf/herald.toml"),
+            &format!(
+                "{GOOD}\n[matrix]\nhomeserver = \"https://matrix.example.org\"\naccess_token_file = \"matrix-token\"\n"
+            ),
+        )
+        .unwrap();
+        let matrix = config.matrix.unwrap();
+        assert_eq!(matrix.homeserver.host, "matrix.example.org");
+        assert_eq!(matrix.access_token_file, Path::new("conf/matrix-token"));
+        assert!(
+            parse(Path::new("conf/herald.toml"), GOOD)
+                .unwrap()
+                .matrix
+                .is_none()
+        );
+        check_error(
+            &format!(
+                "{GOOD}\n[matrix]\nhomeserver = \"http://matrix.example.org\"\naccess_token_file = \"t\"\n"
+            ),
+            "conf/herald.toml:27:14: error: `http://matrix.example.org` would send the access token unencrypted; use https:// (plain http:// only to a loopback host)",
+        );
+        check_error(
+            &format!("{GOOD}\n[matrix]\nhomeserver = \"https://m.example.org\"\n"),
+            "conf/herald.toml:26:1: error: missing field `access_token_file`",
+        );
     }
 
     #[test]

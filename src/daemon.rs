@@ -79,6 +79,9 @@ pub struct Daemon {
     next_announcement: Option<DateTime<Utc>>,
     /// Wakes the mailer after mail was queued.
     mail_wake: Arc<Notify>,
+    /// Tells the HTTP server which incidents may be followed one by one;
+    /// shared across reloads.
+    followable: Arc<tokio::sync::watch::Sender<Arc<HashSet<IncidentId>>>>,
     /// A render changed an output since the loop last asked (`[publish]`).
     outputs_changed: bool,
     /// What failed and is to be done again at `retry_at` (or at the next
@@ -140,6 +143,7 @@ impl Daemon {
             notice_policy,
             next_announcement: None,
             mail_wake: Arc::new(Notify::new()),
+            followable: Arc::new(tokio::sync::watch::Sender::new(Arc::default())),
             outputs_changed: false,
             retry: Retry::default(),
         };
@@ -149,6 +153,7 @@ impl Daemon {
         let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
         daemon.corpus = daemon.snapshot();
+        daemon.publish_followable();
         daemon.open_state();
         let all: Vec<IncidentId> = daemon.corpus.published().map(|i| i.id.clone()).collect();
         daemon.observe(&all);
@@ -289,7 +294,7 @@ impl Daemon {
             let incident = self.corpus.published_get(&due.incident)?;
             Some(Announcement::of_notice(incident, due.instant, due.notice))
         }));
-        if decision.due.is_empty() && decision.too_old.is_empty() {
+        if decision.due.is_empty() && decision.too_old.is_empty() && decision.quiet.is_empty() {
             return;
         }
         match store.enqueue(&decision, now) {
@@ -313,6 +318,8 @@ impl Daemon {
                     .extend(notices.due.iter().map(maintenance::Due::key));
                 self.announced
                     .record_notified(decision.too_old.iter().cloned());
+                self.announced
+                    .record_notified(decision.quiet.iter().cloned());
                 if queued > 0 {
                     tracing::info!(messages = queued, "queued");
                     self.mail_wake.notify_one();
@@ -334,6 +341,33 @@ impl Daemon {
 
     fn set_mail_wake(&mut self, wake: Arc<Notify>) {
         self.mail_wake = wake;
+    }
+
+    /// Which incidents the HTTP server lets an address follow one by one.
+    pub fn followable(&self) -> http::Followable {
+        self.followable.subscribe()
+    }
+
+    /// Takes over the handle the HTTP server reads (after a reload) and
+    /// publishes this corpus's open incidents to it.
+    fn set_followable(
+        &mut self,
+        sender: Arc<tokio::sync::watch::Sender<Arc<HashSet<IncidentId>>>>,
+    ) {
+        self.followable = sender;
+        self.publish_followable();
+    }
+
+    /// The published incidents that are not closed: those a subscription
+    /// may follow one by one.
+    fn publish_followable(&self) {
+        let open: HashSet<IncidentId> = self
+            .corpus
+            .published()
+            .filter(|incident| incident.closed_at().is_none())
+            .map(|incident| incident.id.clone())
+            .collect();
+        self.followable.send_replace(Arc::new(open));
     }
 
     pub fn config(&self) -> &Config {
@@ -565,6 +599,7 @@ impl Daemon {
             return Ok(());
         }
         let older = std::mem::replace(&mut self.corpus, newer);
+        self.publish_followable();
         tracing::debug!(changed = ids.len(), "incidents changed");
         self.observe(&ids);
         let rendered = self.render(&Plan::Changed {
@@ -653,6 +688,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         &daemon.templates,
         probe.clone(),
         daemon.mail_wake(),
+        daemon.followable(),
     )
     .await?;
     tracing::info!(
@@ -711,6 +747,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         // handle, which no mailer listens to.
                         reloaded.set_mail_wake(daemon.mail_wake());
                         reloaded.mail_wake.notify_one();
+                        reloaded.set_followable(Arc::clone(&daemon.followable));
                         if reloaded.config.paths.incidents != daemon.config.paths.incidents {
                             watcher = watch::watch(&reloaded.config.paths.incidents, sender.clone())?;
                         }
@@ -720,7 +757,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         mail.stop().await;
                         mail = Mail::start(&daemon);
                         publisher.configure(publish::Job::from_config(&daemon.config));
-                        http = http::reload(http, &daemon.config, &daemon.templates, &probe, daemon.mail_wake()).await;
+                        http = http::reload(http, &daemon.config, &daemon.templates, &probe, daemon.mail_wake(), daemon.followable()).await;
                         release_free_memory();
                         tracing::info!("reloaded");
                         status = daemon.status_line();

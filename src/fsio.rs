@@ -306,8 +306,8 @@ impl OutputDir {
             return Err(error);
         }
         let mut changed = staged.len();
-        // Only what was there: the directory of a page never written (a
-        // draft's) may not exist, and syncing it would fail.
+        // Only what was there to remove has a directory to make durable: a
+        // draft's page that was never written may have none.
         let mut removed_paths: Vec<PathBuf> = Vec::new();
         for relative in removed {
             let path = self.root.join(relative);
@@ -788,6 +788,19 @@ mod tests {
         assert_eq!(output.write(&[], &removed).unwrap(), 1);
         assert!(!dir.path().join("feeds/a.atom").exists());
         assert!(!dir.path().join("incidents").exists());
+    }
+
+    #[test]
+    fn removing_outputs_that_were_never_written_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        // No `incidents/` directory yet: a draft's page and feed were
+        // never written.
+        let removed = [
+            "incidents/draft.html".to_owned(),
+            "incidents/draft.atom".to_owned(),
+        ];
+        assert_eq!(output.write(&[], &removed).unwrap(), 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use herald::cmd;
+use herald::model::{Channel, Format};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +59,14 @@ enum Command {
         text: Option<String>,
     },
     /// Append an update at the current time (TEXT from stdin when omitted)
+    ///
+    /// `--set COMPONENT=STATUS` (repeatable) writes the update's
+    /// `components:` line: operational, degraded, partial-outage,
+    /// major-outage or maintenance. A component not yet affected joins the
+    /// incident at this update. `--quiet` writes `notify: no`: the update
+    /// is published but emailed to nobody. Refuses an empty text, and an
+    /// `update` to a resolved incident (reopen it with investigating,
+    /// identified or monitoring).
     Post {
         /// Id of an existing incident
         id: String,
@@ -66,21 +75,57 @@ enum Command {
         status: String,
         /// Text of the update (Markdown)
         text: Option<String>,
+        /// Set a component's status from this update on, e.g.
+        /// `--set mail=major-outage` (repeatable; a component not yet
+        /// affected joins the incident here)
+        #[arg(long = "set", value_name = "COMPONENT=STATUS")]
+        set: Vec<String>,
+        /// Publish without emailing anyone (`notify: no`)
+        #[arg(long)]
+        quiet: bool,
+        /// Print what would be appended and, per language, the email and
+        /// how many subscribers would get it; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List open incidents and upcoming maintenance: id, title, status,
+    /// component statuses, age of the last update
+    List {
+        /// Every incident, resolved ones and drafts included
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one incident: its components now and every update
+    Show {
+        /// Id of an existing incident
+        id: String,
     },
     /// Publish a draft incident (one made from an alert, or `draft = true`)
     Publish {
         /// Id of an existing incident
         id: String,
     },
-    /// Manage email subscribers
+    /// Manage subscribers: email addresses and webhooks
     #[command(subcommand)]
     Subscribers(Subscribers),
-    /// Show pending, retrying and failed email
+    /// Show pending, retrying and failed deliveries of every channel, and
+    /// updates waiting out their grace period (with when they go)
     Outbox,
-    /// Send one test message through the configured transport
+    /// Send one test message through the configured transport, or post
+    /// one to a webhook
     SendTest {
         /// Recipient address
-        email: String,
+        #[arg(required_unless_present_any = ["webhook", "matrix"])]
+        email: Option<String>,
+        /// Post to this webhook instead
+        #[arg(long, conflicts_with = "email")]
+        webhook: Option<String>,
+        /// Post to this Matrix room (id or alias) with the `[matrix]` account
+        #[arg(long, conflicts_with_all = ["email", "webhook"])]
+        matrix: Option<String>,
+        /// The webhook's format: json, slack, discord, teams or mattermost
+        #[arg(long, requires = "webhook", default_value = "json", value_parser = parse_format)]
+        format: Format,
     },
     /// Make a new token key (state/token.key) when the old one is lost,
     /// and re-key every subscriber; unsubscribe links in mail already
@@ -90,33 +135,58 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum Subscribers {
-    /// Add a subscriber, or change the components and language of one
+    /// Add a subscriber, or change the components, language and volume of one
     Add {
         /// Subscriber's email address
-        email: String,
+        #[arg(required_unless_present_any = ["webhook", "matrix"])]
+        email: Option<String>,
+        /// Post to this https URL instead of emailing
+        #[arg(long, conflicts_with = "email")]
+        webhook: Option<String>,
+        /// Post to this Matrix room (`!id:server` or `#alias:server`)
+        /// with the `[matrix]` account, which joins it (invite it first)
+        #[arg(long, conflicts_with_all = ["email", "webhook"])]
+        matrix: Option<String>,
+        /// The webhook's format: json (Statuspage's webhook), slack,
+        /// discord, teams or mattermost
+        #[arg(long, requires = "webhook", default_value = "json", value_parser = parse_format)]
+        format: Format,
         /// Comma-separated component ids [default: all components]
         #[arg(long, value_delimiter = ',')]
         components: Vec<String>,
         /// `sv` or `en` [default: the site's language]
         #[arg(long)]
         lang: Option<String>,
+        /// Only the updates that change something: the first, a change of
+        /// the incident's or a component's status, the resolution
+        /// [default: every update]
+        #[arg(long)]
+        only_changes: bool,
         /// Follow this one published incident until its resolution,
         /// besides what the address follows already
         #[arg(long, conflicts_with = "components")]
         incident: Option<String>,
     },
-    /// Remove a subscriber and their queued email
+    /// Remove a subscriber and their queued deliveries
     Remove {
-        /// Subscriber's email address
+        /// Subscriber's email address, webhook URL or Matrix room
         email: String,
     },
-    /// List subscribers: address, language, components (`*` for all)
+    /// List subscribers: address, language, components (`*` for all),
+    /// `every` update or only `changes`, channel
     List,
     /// Import `email,components` rows; nothing is imported unless every row is valid
     Import {
         /// CSV file of `email,components` rows
         file: PathBuf,
     },
+}
+
+/// `--format`: one of the webhook formats.
+fn parse_format(text: &str) -> Result<Format, String> {
+    Format::parse(text).ok_or_else(|| {
+        format!("unknown format `{text}`, expected json, slack, discord, teams or mattermost")
+    })
 }
 
 fn main() -> ExitCode {
@@ -145,23 +215,47 @@ fn main() -> ExitCode {
             severity,
             text,
         }),
-        Command::Post { id, status, text } => cmd::post(cmd::PostOptions {
+        Command::Post {
+            id,
+            status,
+            text,
+            set,
+            quiet,
+            dry_run,
+        } => cmd::post(cmd::PostOptions {
             config,
             id,
             status,
             text,
+            set,
+            quiet,
+            dry_run,
         }),
+        Command::List { all } => cmd::list(cmd::ListOptions { config, all }),
+        Command::Show { id } => cmd::show(config, id),
         Command::Publish { id } => cmd::publish(&config, &id),
         Command::Subscribers(Subscribers::Add {
             email,
+            webhook,
+            matrix,
+            format,
             components,
             lang,
+            only_changes,
             incident,
         }) => cmd::subscribers_add(cmd::SubscribeOptions {
             config,
-            address: email,
+            channel: if webhook.is_some() {
+                Channel::Webhook(format)
+            } else if matrix.is_some() {
+                Channel::Matrix
+            } else {
+                Channel::Email
+            },
+            address: webhook.or(matrix).or(email).unwrap_or_default(),
             components,
             language: lang,
+            only_changes,
             incident,
         }),
         Command::Subscribers(Subscribers::Remove { email }) => {
@@ -170,7 +264,15 @@ fn main() -> ExitCode {
         Command::Subscribers(Subscribers::List) => cmd::subscribers_list(config),
         Command::Subscribers(Subscribers::Import { file }) => cmd::subscribers_import(config, file),
         Command::Outbox => cmd::outbox(config),
-        Command::SendTest { email } => cmd::send_test(config, email),
+        Command::SendTest {
+            matrix: Some(room), ..
+        } => cmd::send_test_matrix(config, room),
+        Command::SendTest {
+            webhook: Some(url),
+            format,
+            ..
+        } => cmd::send_test_webhook(config, url, format),
+        Command::SendTest { email, .. } => cmd::send_test(config, email.unwrap_or_default()),
         Command::Rekey => cmd::rekey(config),
     };
     match result {

@@ -66,6 +66,8 @@ pub enum Error {
 pub enum Purpose {
     Unsubscribe,
     Confirm,
+    /// A webhook's signing secret ([`signature`]).
+    Signing,
 }
 
 impl Purpose {
@@ -73,6 +75,7 @@ impl Purpose {
         match self {
             Purpose::Unsubscribe => b"unsubscribe",
             Purpose::Confirm => b"confirm",
+            Purpose::Signing => b"webhook-signing",
         }
     }
 }
@@ -218,6 +221,14 @@ impl Key {
         Key(bytes)
     }
 
+    /// A webhook's signing secret: `whsec_` and 32 hex digits, derived
+    /// from its URL, so that it is known from the request on (the
+    /// confirmation post tells it to the URL's owner) and never stored.
+    /// The same URL gets the same secret until `herald rekey`.
+    pub fn signing_secret(&self, url: &str) -> String {
+        format!("whsec_{}", self.token(Purpose::Signing, url))
+    }
+
     /// The token of the link for `purpose` and `nonce`: 32 hex digits.
     pub fn token(&self, purpose: Purpose, nonce: &str) -> String {
         // HMAC takes keys of any length, so this cannot fail.
@@ -249,6 +260,21 @@ pub fn new_nonce() -> Result<String, std::io::Error> {
     Ok(hex(&bytes))
 }
 
+/// The `Herald-Signature` of a webhook request: `t=TIMESTAMP,v1=HEX`,
+/// HEX being HMAC-SHA256 under `secret` (its bytes as written) of
+/// `TIMESTAMP.BODY`, the timestamp in Unix seconds. Signing the time too
+/// lets a receiver refuse old requests replayed.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes keys of any length, so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex(&mac.finalize().into_bytes()))
+}
+
 /// What the database stores of a token.
 pub fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -273,6 +299,15 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_is_hmac_sha256_of_the_timestamp_a_dot_and_the_body() {
+        // Python: hmac.new(b"secret", b'1700000000.{"a":1}', hashlib.sha256)
+        assert_eq!(
+            signature("secret", 1_700_000_000, br#"{"a":1}"#),
+            "t=1700000000,v1=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+        );
+    }
 
     #[test]
     fn tokens_depend_on_key_purpose_and_nonce() {

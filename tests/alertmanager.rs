@@ -256,11 +256,14 @@ fn an_alert_becomes_one_draft_that_herald_publish_publishes_and_mails() {
         log,
     );
     assert_eq!(incident_files(&site), std::slice::from_ref(path));
-    assert!(
-        site.log()
-            .contains("Alertmanager notification, resolved: removed alert-"),
-        "{}",
-        log()
+    // The file goes before the line saying so is logged.
+    wait::until(
+        "the removal in the log",
+        || {
+            site.log()
+                .contains("Alertmanager notification, resolved: removed alert-")
+        },
+        log,
     );
 
     let published = site.ok(&["publish", &id]);

@@ -780,7 +780,7 @@ fn import_reports_every_bad_row_and_imports_nothing() {
     );
     assert_eq!(
         site.ok(&["subscribers", "list"]),
-        "anna@example.org\ten\tmail,web\nbob@example.org\ten\tdns,mail\ncarl@example.org\ten\t*\n"
+        "anna@example.org\ten\tmail,web\tevery\temail\nbob@example.org\ten\tdns,mail\tevery\temail\ncarl@example.org\ten\t*\tevery\temail\n"
     );
     assert_eq!(
         site.ok(&["subscribers", "remove", "bob@example.org"]),

@@ -10,7 +10,7 @@ use herald::config::Config;
 use herald::corpus::Corpus;
 use herald::model::IncidentId;
 use herald::render::feed::{self, FeedMeta};
-use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
+use herald::render::{FEED_LIMIT, Revisions, Site, Templates, component_entries, latest_entries};
 
 #[path = "support/feed_reader.rs"]
 mod feed_reader;
@@ -196,8 +196,9 @@ fn atom_entries_are_the_published_updates_newest_first() {
         titles,
         [
             "Löst: Lagringsfel",
-            // No status in the heading: the previous one holds.
-            "Felsökning pågår: Lagringsfel",
+            // No status in the heading: the previous one holds, and the
+            // title shows the text's first words instead (as plain text).
+            "Lagringsfel: Fortfarande fel. <script>alert(1)</script>",
             "Felsökning pågår: Lagringsfel",
             "Felsökning pågår: Fördröjd e-post",
         ]
@@ -467,7 +468,7 @@ fn component_feeds_hold_only_their_incidents() {
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
     let ids = |component: &str| -> (Vec<String>, Vec<String>, String, String) {
-        let entries = latest_entries(&corpus, |i| i.affects(component), FEED_LIMIT);
+        let entries = component_entries(&corpus, component, FEED_LIMIT);
         let meta = FeedMeta::component(&site, config.component(component).unwrap());
         let atom = read(&feed::atom(&site, &meta, &entries));
         let rss = read(&feed::rss(&site, &meta, &entries));
@@ -504,7 +505,7 @@ fn empty_feeds_are_valid_and_dated_from_the_data() {
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
     let site = site(&config, &templates, &revisions);
     // No incident affects `dns`.
-    let entries = latest_entries(&corpus, |i| i.affects("dns"), FEED_LIMIT);
+    let entries = component_entries(&corpus, "dns", FEED_LIMIT);
     assert!(entries.is_empty());
     let meta = FeedMeta::component(&site, config.component("dns").unwrap());
 
@@ -600,7 +601,7 @@ Queues drain *slowly* & <b>steadily</b>.
          <link href=\"https://status.example.com/incidents/mail-down.html#u-20261124T130531Z\" rel=\"alternate\" type=\"text/html\"/>\
          <published>2026-11-24T13:05:31+00:00</published>\
          <content type=\"html\">\
-         &lt;p&gt;Affected services: Mail &amp;amp; &amp;lt;Webmail&amp;gt; (Degraded performance)&lt;/p&gt;\n\
+         &lt;p&gt;Affected components: Mail &amp;amp; &amp;lt;Webmail&amp;gt; (Degraded performance)&lt;/p&gt;\n\
          &lt;p&gt;Queues drain &lt;em&gt;slowly&lt;/em&gt; &amp;amp; &amp;lt;b&amp;gt;steadily&amp;lt;/b&amp;gt;.&lt;/p&gt;\n\
          </content>\
          </entry>\

@@ -98,7 +98,7 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     );
     assert!(page.contains("href=\"storage.atom\""), "{page}");
 
-    // An incident that has no page cannot be followed.
+    // An incident that is not published cannot be followed.
     let refused = http::post_form(
         port,
         "/subscribe",
@@ -114,6 +114,8 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
         refused.body
     );
 
+    // After a reload the server still knows what may be followed.
+    site.reload();
     let asked = http::post_form(
         port,
         "/subscribe",
@@ -133,6 +135,18 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     );
     let confirmed = http::get(port, &confirm_link(&text));
     assert_eq!(confirmed.status, 200, "{confirmed:?}");
+    // Another asks too, but follows the link only after the resolution.
+    let slow = http::post_form(
+        port,
+        "/subscribe",
+        "192.0.2.3",
+        "email=slow%40example.org&incident=storage",
+    );
+    assert_eq!(slow.status, 200, "{slow:?}");
+    site.wait_for("the second confirmation", || {
+        !subjects_to(&server, "slow@example.org").is_empty()
+    });
+    let slow_link = confirm_link(&text_to(&server, "slow@example.org"));
 
     // An update of the incident reaches the follower; one of another
     // incident on the same component does not.
@@ -164,9 +178,18 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     site.wait_for("the resolution to the follower", || {
         subjects_to(&server, "one@example.org").len() == 3
     });
-    // A closed incident offers no more following.
+    // A closed incident offers no more following, and takes none.
     let page = fs::read_to_string(site.path("public/incidents/storage.html")).unwrap();
     assert!(!page.contains("name=\"incident\""), "{page}");
+    let closed = http::post_form(
+        port,
+        "/subscribe",
+        "192.0.2.2",
+        "email=late%40example.org&incident=storage",
+    );
+    assert_eq!(closed.status, 400, "{closed:?}");
+    let too_late = http::get(port, &slow_link);
+    assert_eq!(too_late.status, 404, "{too_late:?}");
     // Reopened after the resolution: the follower hears nothing more.
     let reopened = format!("{fourth} investigating");
     site.write(
@@ -197,7 +220,7 @@ fn following_one_incident_over_http_brings_its_updates_only_until_resolved() {
     // Their follow ended and they followed nothing else: they are gone.
     assert_eq!(
         site.ok(&["subscribers", "list"]),
-        "mail@example.org\ten\tmail\n"
+        "mail@example.org\ten\tmail\tevery\temail\n"
     );
 
     // The incident's feed holds its four updates, newest first.

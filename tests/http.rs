@@ -246,7 +246,11 @@ fn occurs_in(dir: &Path, needle: &str) -> Vec<String> {
 fn double_opt_in_then_one_click_unsubscribe() {
     let server = SmtpServer::start();
     let daemon = Daemon::start_with(Some(server.port()), &[("other@example.org", "mail")]);
-    let answer = daemon.subscribe("192.0.2.1", "email=new%40example.org&components=mail");
+    // Changes only: the updates below each change the status, so all reach it.
+    let answer = daemon.subscribe(
+        "192.0.2.1",
+        "email=new%40example.org&components=mail&volume=changes",
+    );
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(
         answer.body.contains("<h1>Check your inbox</h1>"),
@@ -284,7 +288,7 @@ fn double_opt_in_then_one_click_unsubscribe() {
     assert!(confirmed.body.contains("<h1>Subscription confirmed</h1>"));
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "new@example.org\ten\tmail\nother@example.org\ten\tmail\n"
+        "new@example.org\ten\tmail\tchanges\temail\nother@example.org\ten\tmail\tevery\temail\n"
     );
 
     let second = recent(1);
@@ -342,7 +346,7 @@ fn double_opt_in_then_one_click_unsubscribe() {
     assert!(again.body.contains("<h1>Unsubscribed</h1>"));
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "other@example.org\ten\tmail\n"
+        "other@example.org\ten\tmail\tevery\temail\n"
     );
 
     daemon.write_incident(&[
@@ -558,7 +562,7 @@ fn one_address_from_the_command_line_and_the_form_is_one_subscriber() {
     // The form replaced the choice of the one subscriber there was.
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "Anna@example.com\ten\tweb\n"
+        "Anna@example.com\ten\tweb\tevery\temail\n"
     );
     let incident = "+++\ntitle = \"Web down\"\ncomponents = [\"web\"]\nseverity = \"major\"\n+++\n";
     fs::write(
@@ -899,7 +903,7 @@ fn new_pending_and_subscribed_addresses_get_the_same_answer() {
     assert_eq!(daemon.files(), ["confirm.1.eml", "confirm.2.eml"]);
     assert_eq!(
         daemon.herald(&["subscribers", "list"]),
-        "sub@example.org\ten\tweb\n"
+        "sub@example.org\ten\tweb\tevery\temail\n"
     );
 }
 

@@ -448,7 +448,7 @@ fn subscribing_on_the_english_page_makes_an_english_subscriber() {
     assert_eq!(confirmed.status, 200, "{confirmed:?}");
     assert_eq!(
         site.ok(&["subscribers", "list"]),
-        "new@example.org\ten\t*\n"
+        "new@example.org\ten\t*\tevery\temail\n"
     );
 
     // A language the site does not have is a bad form, and nothing is asked.

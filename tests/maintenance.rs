@@ -150,6 +150,11 @@ fn one<'a>(mail: &'a [Mail], prefix: &str) -> &'a Mail {
 /// Arrived at `due` or after, and within [`LATENESS`].
 fn on_time(mail: &Mail, due: DateTime<Utc>) {
     let late = mail.at - due;
+    eprintln!(
+        "{:?}: {} ms after its time",
+        mail.subject,
+        late.num_milliseconds()
+    );
     assert!(
         late >= chrono::Duration::zero() && late.to_std().unwrap() <= LATENESS,
         "{:?} arrived at {}, due {due}",

@@ -51,6 +51,8 @@ fn package_installs_binary_unit_user_config_man_page_and_templates() {
         "./usr/share/herald/templates/email/message.txt",
         "./usr/share/herald/templates/i18n/sv.toml",
         "./usr/share/doc/herald/copyright",
+        "./usr/share/doc/herald/publish-s3.md",
+        "./usr/share/doc/herald/mail-relay.md",
     ] {
         assert!(files.contains(&expected), "{expected} missing:\n{listing}");
     }

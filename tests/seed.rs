@@ -5,10 +5,13 @@
 
 #[path = "support/feed_reader.rs"]
 mod feed_reader;
+#[path = "support/seed_thread.rs"]
+mod seed_thread;
 #[path = "support/site_toml.rs"]
 mod site_toml;
 
 use feed_reader::read;
+use seed_thread::{FURNITURE, Telling, read_seed};
 
 use std::path::Path;
 
@@ -19,104 +22,10 @@ use herald::parse::{Context, parse_incident};
 use herald::render::feed::{self, FeedMeta};
 use herald::render::{FEED_LIMIT, Revisions, Site, Templates, latest_entries};
 
-const SEED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/seed/incident-thread-2019-04.txt"
-);
-
 const COMPONENTS: [&str; 4] = ["web-hosting", "mail", "cloud", "customer-portal"];
 
-/// Lines that belong to the forum thread, not to any update.
-const FURNITURE: [&str; 3] = [
-    "DRIFTSTÖRNING – NY TRÅD",
-    "GAMMAL TRÅD",
-    "Logga in - Webbmailen",
-];
-
-fn read_seed() -> String {
-    std::fs::read_to_string(SEED).unwrap_or_else(|error| {
-        panic!(
-            "cannot read the seed thread {SEED}: {error}; the `shared` folder \
-             with seed/incident-thread-2019-04.txt must sit beside the repository"
-        )
-    })
-}
-
-/// One `Datum`/`Tidpunkt` block of the thread.
-struct Block {
-    date: String,
-    /// As written: `19:26` or `10.20`.
-    time: String,
-    lines: Vec<String>,
-}
-
-/// Splits the thread into its dated blocks, dropping the thread
-/// furniture. Panics on a line it cannot place, so that a changed seed
-/// shows up here rather than as a quietly different incident.
-fn blocks(thread: &str) -> Vec<Block> {
-    let mut blocks: Vec<Block> = Vec::new();
-    for line in thread.lines() {
-        let line = line.trim_end();
-        if FURNITURE.contains(&line) {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("Datum") {
-            let date = rest.trim_start_matches(':').trim();
-            assert!(
-                date.len() == 10 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-',
-                "unexpected date line `{line}`"
-            );
-            blocks.push(Block {
-                date: date.to_owned(),
-                time: String::new(),
-                lines: Vec::new(),
-            });
-            continue;
-        }
-        let Some(block) = blocks.last_mut() else {
-            assert!(line.is_empty(), "text before the first date: `{line}`");
-            continue;
-        };
-        if let Some(rest) = line.strip_prefix("Tidpunkt:") {
-            assert!(block.time.is_empty(), "second time in one block: `{line}`");
-            block.time = rest.trim().to_owned();
-            continue;
-        }
-        assert!(
-            !block.time.is_empty() || line.is_empty(),
-            "text before the time: `{line}`"
-        );
-        block.lines.push(line.to_owned());
-    }
-    blocks
-}
-
-/// The thread as a herald incident file: one `## DATE TIME [STATUS]`
-/// update per block, then the block's text.
 fn convert(thread: &str) -> String {
-    let mut file = String::from(
-        "+++
-title = \"Fel i lagringsplattformen\"
-components = [\"web-hosting\", \"mail\", \"cloud\", \"customer-portal\"]
-severity = \"critical\"
-+++
-",
-    );
-    for block in blocks(thread) {
-        let status = match (block.date.as_str(), block.time.as_str()) {
-            ("2019-04-04", "08:00") => " investigating",
-            ("2019-04-08", "19:26") => " resolved",
-            _ => "",
-        };
-        let text: Vec<&str> = block.lines.iter().map(String::as_str).collect();
-        file.push_str(&format!(
-            "\n## {} {}{status}\n{}\n",
-            block.date,
-            block.time,
-            text.join("\n").trim()
-        ));
-    }
-    file
+    seed_thread::convert(thread, Telling::default())
 }
 
 fn utc(text: &str) -> DateTime<Utc> {

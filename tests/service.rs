@@ -445,15 +445,17 @@ fn publish_copies_the_outputs_after_the_first_build_and_each_change() {
     );
     fs::write(dir.path().join("herald.toml"), config).unwrap();
     let mut service = Service::start(dir, &[]);
+    // `cp -r` may still be copying the page when the feed is there: wait
+    // for both.
     service.wait_for("the first copy", || {
         read(&copy.join("feed.atom")).contains("First incident")
+            && copy.join("incidents/a.html").exists()
     });
-    assert!(copy.join("incidents/a.html").exists());
     service.write_incident("b.md", &incident("Second incident", "second words"));
     service.wait_for("the change to be copied", || {
         read(&copy.join("feed.atom")).contains("Second incident")
+            && copy.join("incidents/b.html").exists()
     });
-    assert!(copy.join("incidents/b.html").exists());
     assert_eq!(service.terminate().code(), Some(0));
     assert!(!service.log().contains("failed"), "{}", service.log());
 }

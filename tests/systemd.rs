@@ -3,8 +3,9 @@
 //! incident posted as the `herald` user and published, `systemctl
 //! reload` (a new title is applied; a broken configuration keeps the old
 //! one running), the watchdog restarting a hung loop, `[publish]` with
-//! rsync inside the unit's sandbox, `systemctl stop`, no errors in the
-//! journal from normal work, and the rating of `systemd-analyze security`.
+//! rsync and with rclone inside the unit's sandbox, `systemctl stop`, no
+//! errors in the journal from normal work, and the rating of
+//! `systemd-analyze security`.
 //!
 //! The package is the one tests/package.rs checks, of the binary these
 //! tests run (tests/support/deb.rs): no release build of its own.
@@ -754,6 +755,81 @@ fn publish_with_rsync(container: &Container) {
     });
 }
 
+/// 9: `[publish]` runs rclone with the flags of docs/publish-s3.md under
+/// the unit's system-call filter, `MemoryDenyWriteExecute=` and private
+/// users, reading its remote from /etc/herald/rclone.conf (root:herald,
+/// 0640). The container has no network, so the remote is a local
+/// directory; the rclone is the host's (Debian 12's package, as the image).
+fn publish_with_rclone(container: &Container) {
+    let rclone = Path::new("/usr/bin/rclone");
+    if !rclone.exists() {
+        container
+            .fail("/usr/bin/rclone is missing: scripts/test installs it (apt-get install rclone)");
+    }
+    fs::copy(rclone, container.path("/usr/local/bin/rclone")).unwrap();
+    container.write("/etc/herald/rclone.conf", "[store]\ntype = local\n");
+    container.must(
+        "securing rclone.conf",
+        &["chown", "root:herald", "/etc/herald/rclone.conf"],
+    );
+    container.must(
+        "securing rclone.conf",
+        &["chmod", "0640", "/etc/herald/rclone.conf"],
+    );
+    container.must(
+        "making the rclone target",
+        &[
+            "install",
+            "-d",
+            "-o",
+            "herald",
+            "-g",
+            "herald",
+            "/srv/status-rclone",
+        ],
+    );
+    container.write(
+        &format!("{DROP_INS}/rclone.conf"),
+        "[Service]\nReadWritePaths=/srv/status-rclone\n",
+    );
+    container.write(
+        CONFIG,
+        &config(
+            RELOADED_TITLE,
+            concat!(
+                "\n[publish]\ncommand = [\"rclone\", \"--config\", \"/etc/herald/rclone.conf\", ",
+                "\"sync\", \"--checksum\", \"--fast-list\", \"--retries\", \"1\", ",
+                "\"--low-level-retries\", \"2\", \"--header-upload\", ",
+                "\"Cache-Control: public, max-age=60\", \"{output}/\", \"store:/srv/status-rclone\"]\n",
+                "timeout = \"30s\"\n",
+            ),
+        ),
+    );
+    container.systemctl(&["daemon-reload"]);
+    container.systemctl(&["restart", "herald"]);
+    container.eventually(
+        "rclone to sync the feed to /srv/status-rclone",
+        PATIENCE,
+        || {
+            let feed = container.read("/srv/status-rclone/feed.atom");
+            if feed.contains(INCIDENT_TITLE) && feed.contains(RELOADED_TITLE) {
+                return Ok(());
+            }
+            let publishing: Vec<String> = container
+                .journal(&[])
+                .lines()
+                .filter(|line| line.contains("publish"))
+                .map(str::to_owned)
+                .collect();
+            Err(format!(
+                "/srv/status-rclone/feed.atom: {}\nherald's log of publishing:\n{}",
+                excerpt(&feed),
+                publishing.join("\n")
+            ))
+        },
+    );
+}
+
 /// 5: a stop is clean.
 fn stop(container: &Container) {
     container.systemctl(&["stop", "herald"]);
@@ -808,10 +884,12 @@ fn package_runs_under_systemd_on_minimal_debian() {
     let cursor = cursor(&container);
     publish_with_rsync(&container);
     println!("8: rsync published inside the sandbox");
+    publish_with_rclone(&container);
+    println!("9: rclone published inside the sandbox");
     stop(&container);
     no_errors(
         &container,
-        "publishing with rsync and stopping",
+        "publishing with rsync and rclone, and stopping",
         Some(&cursor),
     );
     println!(

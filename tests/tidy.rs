@@ -5,6 +5,7 @@ use std::path::Path;
 
 const PURE: &[&str] = &[
     "model",
+    "endpoint",
     "diag",
     "address",
     "config",
@@ -72,14 +73,14 @@ fn pure_modules_do_no_io() {
 /// imports one that imports it back.
 const FLOORS: &[&[&str]] = &[
     &[
-        "model", "diag", "clock", "address", "health", "token", "service", "watch",
+        "model", "diag", "clock", "address", "health", "token", "service", "watch", "endpoint",
     ],
     &["config", "parse"],
     &["corpus", "alerts"],
     &["render"],
     &["announce", "fsio", "maintenance"],
     &["compose", "store"],
-    &["driver"],
+    &["driver", "webhook"],
     &["mailer", "http", "publish"],
     &["daemon"],
     &["cmd"],

@@ -139,6 +139,37 @@ fn check_incident(config: &Config, incident: &Incident) {
         incident.component_status_at(id, incident.began());
         incident.component_status_at(id, incident.latest_update().instant);
     }
+    // A component that joins later is named by the update it joins at, and
+    // is neither affected nor held before it.
+    for (id, joined) in &incident.joins {
+        assert!(
+            incident.components.contains(id),
+            "{id} joined but is not listed"
+        );
+        assert!(
+            incident
+                .updates
+                .iter()
+                .any(|update| update.instant == *joined
+                    && update
+                        .component_statuses
+                        .iter()
+                        .any(|(named, _)| named == id)),
+            "{id} joined at {joined} without an update naming it"
+        );
+        for update in incident.updates.iter().filter(|u| u.instant < *joined) {
+            assert!(!incident.affected_at(update.instant).any(|c| c == id));
+        }
+        assert!(
+            incident
+                .timeline()
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} joined but has no timeline"))
+                .iter()
+                .all(|segment| segment.from >= *joined),
+            "{id} held before it joined at {joined}"
+        );
+    }
 }
 
 /// `herald::config::parse` on any UTF-8 text: positions inside the text,
@@ -292,9 +323,11 @@ fn subscriber(language: Language, follows: Follows) -> Subscriber {
     Subscriber {
         id: 7,
         address: "anna@example.se".to_owned(),
+        channel: herald::model::Channel::Email,
         follows,
         language,
         token: "0123456789abcdef0123456789abcdef".to_owned(),
+        signing: None,
     }
 }
 

@@ -15,13 +15,16 @@ use crate::driver::{self, print_diagnostics, read_incident};
 use crate::fsio;
 
 mod incidents;
+mod listing;
+mod matrix;
 mod subscribers;
 
 pub use crate::driver::{InvalidInput, config_path};
 pub use incidents::{NewOptions, PostOptions, heading_time, new, post, publish};
+pub use listing::{ListOptions, list, show};
 pub use subscribers::{
-    SubscribeOptions, outbox, parse_subscribers_csv, rekey, send_test, subscribers_add,
-    subscribers_import, subscribers_list, subscribers_remove,
+    SubscribeOptions, outbox, parse_subscribers_csv, rekey, send_test, send_test_matrix,
+    send_test_webhook, subscribers_add, subscribers_import, subscribers_list, subscribers_remove,
 };
 
 pub struct BuildOptions {

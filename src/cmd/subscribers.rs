@@ -8,14 +8,16 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::address::Address;
+use crate::announce::{self, Announced, Policy};
 use crate::clock;
 use crate::compose::Composer;
 use crate::config::Config;
 use crate::diag::{Diagnostic, LineIndex};
 use crate::driver::{self, InvalidInput, load_config, print_diagnostics};
+use crate::endpoint::Endpoint;
 use crate::fsio;
 use crate::mailer;
-use crate::model::Language;
+use crate::model::{Channel, Format, Language};
 use crate::model::{Follows, IncidentId};
 use crate::store::{NewSubscriber, OutboxState, Store};
 
@@ -74,28 +76,48 @@ pub fn rekey(config: PathBuf) -> anyhow::Result<ExitCode> {
         "{}: new key, {count} subscriptions re-keyed; back it up with the database. A running herald resumes email within a minute, or at once on `systemctl reload herald`.",
         path.display()
     );
+    let webhooks = store
+        .subscribers()?
+        .into_iter()
+        .filter(|subscriber| subscriber.channel != crate::model::Channel::Email)
+        .count();
+    if webhooks > 0 {
+        println!(
+            "{webhooks} webhook(s) now sign with new secrets: `herald subscribers add --webhook URL` (with its options) shows each one; give them to their receivers"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub struct SubscribeOptions {
     pub config: PathBuf,
+    /// An email address, or a webhook's URL ([`SubscribeOptions::channel`]).
     pub address: String,
+    pub channel: Channel,
     pub components: Vec<String>,
     pub language: Option<String>,
+    /// Only the updates that change a status.
+    pub only_changes: bool,
     /// `--incident`: follow this incident only.
     pub incident: Option<String>,
 }
 
-/// `herald subscribers add`: adds a subscriber, or changes the components
-/// and language of one already there.
+/// `herald subscribers add`: adds a subscriber, or changes the components,
+/// language and volume of one already there.
 pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let config = load_config(&options.config)?;
-    let address = Address::parse(&options.address).map_err(|_| {
-        InvalidInput(format!(
-            "invalid email address `{}`",
-            options.address.trim()
-        ))
-    })?;
+    let address = match options.channel {
+        Channel::Email => Address::parse(&options.address)
+            .map_err(|_| {
+                InvalidInput(format!(
+                    "invalid email address `{}`",
+                    options.address.trim()
+                ))
+            })?
+            .to_string(),
+        Channel::Webhook(_) => admit_webhook(&config, &options.address)?,
+        Channel::Matrix => super::matrix::join(&config, &options.address)?,
+    };
     let follows = match &options.incident {
         Some(id) => Follows::Incident(published_incident(&config, id)?),
         None => follows(&config, &options.components).map_err(InvalidInput)?,
@@ -109,17 +131,58 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
     let mut store = open_store(&config)?;
     let added = store.add_subscribers(
         &[NewSubscriber {
-            address: address.to_string(),
+            address: address.clone(),
+            channel: options.channel,
             follows,
             language,
+            only_changes: options.only_changes,
         }],
         clock::now(),
     )?;
-    println!(
-        "{} {address}",
-        if added.added > 0 { "added" } else { "updated" }
-    );
+    let verb = if added.added > 0 { "added" } else { "updated" };
+    match options.channel {
+        Channel::Email => println!("{verb} {address}"),
+        Channel::Matrix if address != options.address.trim() => {
+            println!("{verb} {address} (matrix, {})", options.address.trim());
+        }
+        Channel::Matrix => println!("{verb} {address} (matrix)"),
+        Channel::Webhook(_) => {
+            println!("{verb} {address} ({})", options.channel.code());
+            if let Some(secret) = store.subscriber(&address)?.and_then(|s| s.signing) {
+                println!(
+                    "signing secret: {secret}\n(give it to the receiver; every request carries Herald-Signature: t=TIMESTAMP,v1=HMAC-SHA256 of TIMESTAMP.BODY under it)"
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `url` as herald stores it, once it is an https URL (or one the
+/// operator allows) whose host resolves to addresses webhooks may reach;
+/// a refusal is invalid input (exit 1).
+fn admit_webhook(config: &Config, url: &str) -> anyhow::Result<String> {
+    Ok(admit_webhooks(config, &[url])?.remove(0))
+}
+
+/// [`admit_webhook`] for several URLs, on one runtime.
+fn admit_webhooks(config: &Config, urls: &[&str]) -> anyhow::Result<Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mut admitted = Vec::with_capacity(urls.len());
+        for url in urls {
+            match crate::webhook::admit(&config.webhooks, url).await {
+                Ok(endpoint) => admitted.push(endpoint.to_string()),
+                Err(failure) => {
+                    return Err(InvalidInput(format!("refused webhook: {failure}")).into());
+                }
+            }
+        }
+        Ok(admitted)
+    })
 }
 
 /// The published incident `id` names, or why it cannot be followed.
@@ -141,10 +204,20 @@ fn published_incident(config: &Config, id: &str) -> anyhow::Result<IncidentId> {
 /// `herald subscribers remove`: exit 1 if there is no such subscriber.
 pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
+    // A room's alias names the room stored by its id.
+    let address = if address.trim_start().starts_with('#') {
+        super::matrix::stored_room(&config, &address)?
+    } else {
+        address
+    };
     let mut store = open_store(&config)?;
     // Stored addresses are normalised; so is the one to remove.
-    let stored =
-        Address::parse(&address).map_or_else(|_| address.trim().to_owned(), |a| a.to_string());
+    let stored = match Endpoint::parse(&address) {
+        Ok(endpoint) => endpoint.to_string(),
+        Err(_) => {
+            Address::parse(&address).map_or_else(|_| address.trim().to_owned(), |a| a.to_string())
+        }
+    };
     if !store.remove_subscriber(&stored)? {
         return Err(InvalidInput(format!("no subscriber `{}`", address.trim())).into());
     }
@@ -152,9 +225,10 @@ pub fn subscribers_remove(config: PathBuf, address: String) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// `herald subscribers list`: `ADDRESS LANGUAGE COMPONENTS`, one per line
-/// (`*` for all components), then `incident:ID` for each incident
-/// followed until its resolution.
+/// `herald subscribers list`: `ADDRESS LANGUAGE FOLLOWS VOLUME`, one per
+/// line: the components (`*` for all), then `incident:ID` for each
+/// incident followed until its resolution; `every` update or only
+/// `changes`.
 pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
@@ -167,6 +241,7 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
             .push(format!("incident:{incident}"));
     }
     let mut out = std::io::stdout().lock();
+    let only_changes = store.only_changes()?;
     for subscriber in store.subscribers()? {
         let mut follows = match &subscriber.follows {
             Follows::All => vec!["*".to_owned()],
@@ -174,12 +249,18 @@ pub fn subscribers_list(config: PathBuf) -> anyhow::Result<ExitCode> {
             Follows::Incident(id) => vec![format!("incident:{id}")],
         };
         follows.extend(incidents.remove(&subscriber.address).unwrap_or_default());
+        let volume = if only_changes.contains(&subscriber.address) {
+            "changes"
+        } else {
+            "every"
+        };
         writeln!(
             out,
-            "{}\t{}\t{}",
+            "{}\t{}\t{}\t{volume}\t{}",
             subscriber.address,
             subscriber.language.code(),
-            follows.join(",")
+            follows.join(","),
+            subscriber.channel.code()
         )?;
     }
     Ok(ExitCode::SUCCESS)
@@ -216,14 +297,21 @@ pub fn parse_subscribers_csv(
         }
         first = false;
         let address_at = line_start + (address_field.len() - address_field.trim_start().len());
-        let parsed = Address::parse(address);
-        if parsed.is_err() {
-            errors.push(Diagnostic::error(
-                path,
-                &index,
-                address_at,
-                format!("invalid email address `{address}`"),
-            ));
+        // A URL is a webhook taking Statuspage's JSON.
+        let is_url = address
+            .get(..4)
+            .is_some_and(|head| head.eq_ignore_ascii_case("http"));
+        let parsed = if is_url {
+            Endpoint::parse(address)
+                .map(|endpoint| endpoint.to_string())
+                .map_err(|refusal| refusal.to_string())
+        } else {
+            Address::parse(address)
+                .map(|address| address.to_string())
+                .map_err(|_| format!("invalid email address `{address}`"))
+        };
+        if let Err(problem) = &parsed {
+            errors.push(Diagnostic::error(path, &index, address_at, problem.clone()));
         }
         let rest_start = line_start + address_field.len() + 1;
         let mut components = Vec::new();
@@ -245,10 +333,16 @@ pub fn parse_subscribers_csv(
         }
         let follows = follows(config, &components).unwrap_or(Follows::All);
         let subscriber = NewSubscriber {
+            channel: if is_url {
+                Channel::Webhook(Format::Json)
+            } else {
+                Channel::Email
+            },
             // Only used when every row is valid.
-            address: parsed.map_or_else(|_| address.to_owned(), |a| a.to_string()),
+            address: parsed.unwrap_or_else(|_| address.to_owned()),
             follows,
             language: config.site.language(),
+            only_changes: false,
         };
         // A later row for the same address wins.
         match positions.get(&subscriber.address) {
@@ -278,6 +372,15 @@ pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<Exit
             diagnostics.len()
         ))
     })?;
+    // Webhooks must reach allowed addresses, all of them, or none is
+    // imported.
+    let urls: Vec<&str> = subscribers
+        .iter()
+        .filter(|subscriber| subscriber.channel != Channel::Email)
+        .map(|subscriber| subscriber.address.as_str())
+        .collect();
+    admit_webhooks(&config, &urls)
+        .map_err(|error| InvalidInput(format!("{error:#}; nothing was imported")))?;
     let mut store = open_store(&config)?;
     let added = store.add_subscribers(&subscribers, clock::now())?;
     println!(
@@ -289,11 +392,37 @@ pub fn subscribers_import(config: PathBuf, file: PathBuf) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// An instant in the site's time zone, to the second, with its offset.
+fn local_time(instant: chrono::DateTime<chrono::Utc>, timezone: chrono_tz::Tz) -> String {
+    instant
+        .with_timezone(&timezone)
+        .format("%Y-%m-%d %H:%M:%S%:z")
+        .to_string()
+}
+
+/// A server's reply as the terminal may show it: control characters
+/// (escape sequences, carriage returns, C1 controls) written as Rust
+/// escapes, so a hostile or broken server cannot drive the operator's
+/// terminal.
+pub(super) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|character| {
+            if character.is_control() {
+                character.escape_default().to_string()
+            } else {
+                character.to_string()
+            }
+        })
+        .collect()
+}
+
 /// At most this many undelivered messages are listed one by one.
 const OUTBOX_LIST_LIMIT: usize = 100;
 
 /// `herald outbox`: counts, then the failed, retrying and pending messages
-/// with the server's last reply.
+/// with the server's last reply (control characters escaped), then the
+/// updates not yet queued: due now, or waiting out their grace period,
+/// with when they go, in the site's time zone.
 pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
     let config = load_config(&config)?;
     let store = open_store(&config)?;
@@ -323,13 +452,84 @@ pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
             entry.incident,
             entry.instant,
             entry.attempts,
-            entry.last_reply.as_deref().unwrap_or("-")
+            entry.last_reply.as_deref().map_or("-".into(), printable)
         )?;
     }
     let undelivered = counts.pending + counts.retrying + counts.failed;
     if undelivered > entries.len() {
         writeln!(out, "… and {} more", undelivered - entries.len())?;
     }
+    // Updates still in their grace period: queued once it is over.
+    let (files, _) = driver::load_files(&config)?;
+    let (corpus, _) = files.corpus();
+    let email = config.email_or_default();
+    let announced = Announced {
+        seen: store.pending_seen()?,
+        notified: Default::default(),
+    };
+    let policy = Policy {
+        grace: email.grace,
+        max_age: email.max_age,
+    };
+    let decision = announce::decide(&corpus, &announced, clock::now(), policy);
+    let timezone = config.site.timezone;
+    for announcement in &decision.due {
+        writeln!(
+            out,
+            "due\t{}@{}\tqueued at the next pass of herald run",
+            announcement.incident,
+            local_time(announcement.instant, timezone)
+        )?;
+    }
+    for ((id, instant), due) in &decision.waiting {
+        let quiet = corpus
+            .published_get(id)
+            .and_then(|incident| incident.updates.iter().find(|u| u.instant == *instant))
+            .is_some_and(|update| !update.notify);
+        writeln!(
+            out,
+            "grace\t{id}@{}\t{} {}",
+            local_time(*instant, timezone),
+            if quiet {
+                "quiet, emails nobody at"
+            } else {
+                "goes at"
+            },
+            local_time(*due, timezone)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald send-test --webhook URL`: one signed-less test post; exit 3
+/// when the receiver does not answer 2xx.
+pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    let url = admit_webhook(&config, &url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let post = Composer::new().post_test(&config, format, clock::now());
+    runtime.block_on(async {
+        let client = crate::webhook::Client::new(config.webhooks.clone());
+        match mailer::post(&client, &url, format, post, None).await {
+            Ok(()) => {
+                println!("posted to {url}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => Err(anyhow::anyhow!(
+                "cannot post the test message to {url}: {}",
+                error.reply()
+            )),
+        }
+    })
+}
+
+/// `herald send-test --matrix ROOM`: one test message to the room.
+pub fn send_test_matrix(config: PathBuf, room: String) -> anyhow::Result<ExitCode> {
+    let config = load_config(&config)?;
+    println!("{}", super::matrix::send_test(&config, &room)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -371,4 +571,18 @@ pub fn send_test(config: PathBuf, address: String) -> anyhow::Result<ExitCode> {
             )),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn a_servers_reply_cannot_reach_the_terminal_as_control_characters() {
+        assert_eq!(
+            printable("550 \u{1b}[2J\u{1b}]0;owned\u{7}no\r\nsuch user\u{9b}31m\u{7f}"),
+            "550 \\u{1b}[2J\\u{1b}]0;owned\\u{7}no\\r\\nsuch user\\u{9b}31m\\u{7f}"
+        );
+        assert_eq!(printable("451 try later, ÅÄÖ"), "451 try later, ÅÄÖ");
+    }
 }

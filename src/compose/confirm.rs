@@ -8,9 +8,10 @@ use lettre::Message;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
-use super::message::{alternative, header, one_line, recipient, sender};
+use super::message::{alternative, header, recipient, sender};
 use super::{Composer, Error, Strings};
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{Confirmation, Follows};
 use crate::render::{i18n, incident_url};
 
@@ -100,6 +101,8 @@ mod tests {
     fn confirmation_asks_once_in_the_subscribers_language() {
         let config = config();
         let confirmation = Confirmation {
+            channel: crate::model::Channel::Email,
+            signing: None,
             id: 7,
             address: "anna@example.org".into(),
             follows: Follows::Components(vec!["web".into(), "mail".into()]),
@@ -128,7 +131,7 @@ mod tests {
         assert!(!message.contains("List-Unsubscribe"));
         assert_eq!(
             part(&message, "text/plain"),
-            "Någon, troligen du, har bett om att få mejl från Example Hosting status om:\n\n  - Webbhotell\n  - E-post\n\nBekräfta prenumerationen:\nhttps://status.example.com/confirm/00112233445566778899aabbccddeeff\n\nLänken fungerar till 11 april 2019 08:21:30 CEST.\nOm du inte har bett om detta kan du strunta i mejlet: inget mer skickas till dig."
+            "Någon, troligen du, har bett om att få mejl från Example Hosting status om:\n\n  - Webbhotell\n  - E-post\n\nBekräfta prenumerationen:\nhttps://status.example.com/confirm/00112233445566778899aabbccddeeff\n\nLänken fungerar till 11 april 2019 08:21 CEST.\nOm du inte har bett om detta kan du strunta i mejlet: inget mer skickas till dig."
         );
         let html = part(&message, "text/html");
         assert!(
@@ -136,6 +139,8 @@ mod tests {
             "{html}"
         );
         let all = Confirmation {
+            channel: crate::model::Channel::Email,
+            signing: None,
             follows: Follows::All,
             language: Language::En,
             ..confirmation

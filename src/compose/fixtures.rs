@@ -70,6 +70,8 @@ pub(super) const STORAGE: &str = "+++\ntitle = \"Storage failure\"\ncomponents =
 pub(super) fn subscriber(language: Language) -> Subscriber {
     Subscriber {
         id: 42,
+        channel: crate::model::Channel::Email,
+        signing: None,
         address: "anna@example.org".into(),
         follows: Follows::Components(vec!["web".into()]),
         language,

@@ -14,6 +14,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use super::{Composer, Error, Rendered, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{IncidentId, Subscriber};
 
 impl Composer {
@@ -42,10 +43,7 @@ impl Composer {
         let language = subscriber.language;
         let site = &config.site;
         let host = site.host();
-        let site_title = one_line(&site.title);
-        let title = one_line(announcement.said(language, site.language()).title);
-        let status = super::variant::status_word(&self.strings, language, announcement);
-        let subject = format!("[{site_title}] {status}: {title}");
+        let subject = super::variant::subject(&self.strings, config, language, announcement);
         let from = rendered.from.clone();
         let unsubscribe_url = format!("{}unsubscribe/{}", site.base_url, subscriber.token);
         let (text, html) = self.parts_for(config, announcement, rendered, subscriber)?;
@@ -137,15 +135,6 @@ pub fn thread_root(incident: &IncidentId, host: &str) -> String {
 /// an id, so this stays one-to-one).
 fn id_atom(id: &IncidentId) -> String {
     id.as_str().replace('.', "=2E")
-}
-
-/// Text safe for one header line: control characters (CR and LF above
-/// all) become spaces, runs of white space one space.
-pub fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub(super) fn sender(config: &Config) -> Mailbox {

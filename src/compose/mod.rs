@@ -21,12 +21,18 @@
 //! characters in the title become spaces, and lettre encodes header
 //! values.
 //!
+//! A webhook subscriber gets a POST instead ([`Post`]): Statuspage's
+//! webhook JSON (`hook`) or a chat message (`chat`).
+//!
 //! In parts: `message` (the messages and their headers), `variant` (an
 //! alert's text and HTML per variant, with the token slot), `confirm` (the
 //! confirmation email) and `overrides` (the operator's templates, through
 //! [`crate::render::templates`]).
 
+mod chat;
 mod confirm;
+mod hook;
+mod matrix;
 mod message;
 mod overrides;
 mod variant;
@@ -39,7 +45,9 @@ use minijinja::{Environment, Value};
 use crate::model::Language;
 use crate::render::templates::EMAILS;
 
-pub use message::{one_line, thread_root};
+pub use hook::{DOCUMENTATION, Post, RenderedPost, identity};
+pub use matrix::{MatrixMessage, defuse_mentions, txn_id};
+pub use message::thread_root;
 pub use variant::{Rendered, Variant};
 
 /// Why an email could not be made.
@@ -154,6 +162,6 @@ mod tests {
         sv.sort();
         en.sort();
         assert_eq!(sv, en);
-        assert_eq!(en.len(), 21);
+        assert_eq!(en.len(), 24);
     }
 }

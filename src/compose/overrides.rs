@@ -11,7 +11,9 @@ use super::{Composer, Strings, Variant};
 use crate::announce::Announcement;
 use crate::config::Config;
 use crate::diag::Diagnostic;
-use crate::model::{ComponentStatus, Confirmation, Follows, IncidentId, Kind, Language, Status};
+use crate::model::{
+    ComponentStatus, Confirmation, Follows, Headline, IncidentId, Kind, Language, Status,
+};
 use crate::render::templates::{EMAILS, Override, Trial};
 
 impl Composer {
@@ -107,6 +109,8 @@ fn sample_announcement(config: &Config) -> Announcement {
             .map(|id| (id, ComponentStatus::PartialOutage))
             .collect(),
         translations: vec![],
+        headline: Headline::Status,
+        change: true,
         notice: None,
     }
 }
@@ -115,6 +119,8 @@ fn sample_announcement(config: &Config) -> Announcement {
 /// against.
 fn sample_confirmation(config: &Config, language: Language) -> Confirmation {
     Confirmation {
+        channel: crate::model::Channel::Email,
+        signing: None,
         id: 1,
         address: "subscriber@example.org".to_owned(),
         follows: Follows::Components(sample_components(config)),
@@ -312,6 +318,8 @@ mod tests {
         );
         assert_eq!(diagnostics, Vec::<String>::new());
         let confirmation = Confirmation {
+            channel: crate::model::Channel::Email,
+            signing: None,
             id: 7,
             address: "anna@example.org".into(),
             follows: Follows::Components(vec!["web".into(), "mail".into()]),

@@ -7,10 +7,10 @@ use lettre::message::Mailbox;
 use minijinja::value::Serde;
 use minijinja::{Value, context};
 
-use super::message::{one_line, sender};
 use super::{Composer, Error, Strings};
 use crate::announce::Announcement;
 use crate::config::Config;
+use crate::model::one_line;
 use crate::model::{Language, Notice, NoticeKind, Subscriber};
 use crate::render::{i18n, incident_url, update_url};
 
@@ -30,11 +30,30 @@ impl Composer {
             (String::new(), String::new())
         };
         Ok(Rendered {
-            from: sender(config),
+            from: config.email_or_default().from,
             text,
             html,
             slot,
         })
+    }
+
+    /// What `herald post --dry-run` shows of the alert in `language`: its
+    /// subject and its text part, as a subscriber following every
+    /// component gets it, with `TOKEN` where each email has its
+    /// subscriber's token.
+    pub fn preview(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        language: Language,
+    ) -> Result<(String, String), Error> {
+        let variant = Variant {
+            language,
+            followed: vec![true; announcement.components.len()],
+        };
+        let context = alert_context(&self.strings, config, announcement, &variant, "TOKEN");
+        let subject = subject(&self.strings, config, language, announcement);
+        Ok((subject, self.render_template("message.txt", &context)?))
     }
 
     /// The text and HTML of the alert to `subscriber`: `rendered` with the
@@ -131,7 +150,7 @@ pub(super) fn alert_context(
         .collect();
     context! {
         lang => language.code(),
-        subject => format!("[{site_title}] {status}: {title}"),
+        subject => subject(strings, config, language, announcement),
         title => &title,
         status => status,
         when => i18n::date_time(language, announcement.instant, site.timezone),
@@ -151,6 +170,25 @@ pub(super) fn alert_context(
     }
 }
 
+/// An alert's subject: `[SITE] ` and a notice's word and the title, or an
+/// update's headline ([`Announcement::subject_line`]).
+pub(super) fn subject(
+    strings: &Strings,
+    config: &Config,
+    language: Language,
+    announcement: &Announcement,
+) -> String {
+    let words = match announcement.notice {
+        Some(_) => format!(
+            "{}: {}",
+            status_word(strings, language, announcement),
+            announcement.said(language, config.site.language()).title
+        ),
+        None => announcement.subject_line(language, config.site.language(), config.site.timezone),
+    };
+    format!("[{}] {}", one_line(&config.site.title), one_line(&words))
+}
+
 /// The status an alert's subject and heading show: an update's, a
 /// reminder's or a move's own word, an edge's the status it brings.
 pub(super) fn status_word(
@@ -166,7 +204,12 @@ pub(super) fn status_word(
 }
 
 /// A maintenance notice in `language`, its times in the site's zone.
-fn notice_text(strings: &Strings, config: &Config, language: Language, notice: &Notice) -> String {
+pub(super) fn notice_text(
+    strings: &Strings,
+    config: &Config,
+    language: Language,
+    notice: &Notice,
+) -> String {
     let key = match notice.kind {
         NoticeKind::Reminder { .. } => "notice_reminder_text",
         NoticeKind::Started => "notice_started_text",
@@ -221,9 +264,9 @@ pub struct Rendered {
 /// Stands for the subscriber's token in a [`Rendered`]: 32 characters
 /// like the token, which neither HTML escaping nor anything else in a
 /// template changes.
-const TOKEN_SLOT: &str = "HERALDTOKENSLOTHERALDTOKENSLOT00";
+pub(super) const TOKEN_SLOT: &str = "HERALDTOKENSLOTHERALDTOKENSLOT00";
 
-fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
+pub(super) fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
     [
         announcement.title.as_str(),
         &announcement.body_markdown,
@@ -252,7 +295,7 @@ fn mentions_slot(config: &Config, announcement: &Announcement) -> bool {
 }
 
 /// Whether `token` can stand in a link as it is.
-fn is_plain_token(token: &str) -> bool {
+pub(super) fn is_plain_token(token: &str) -> bool {
     token.bytes().all(|byte| byte.is_ascii_alphanumeric())
 }
 
@@ -333,6 +376,8 @@ mod tests {
         let anna = subscriber(Language::En);
         let bob = Subscriber {
             id: 43,
+            channel: crate::model::Channel::Email,
+            signing: None,
             address: "bob@example.org".into(),
             token: "fedcba9876543210fedcba9876543210".into(),
             ..anna.clone()

@@ -15,15 +15,16 @@
 //! body is UTF-8, every part sits between CRLFs and has a blank line after
 //! its headers, and the closing delimiter is there. The subscribe form is
 //! `email` once, then `components` any number of times or `incident`
-//! once (an incident page's form: follow that incident only), `lang` at
-//! most once (one of the site's languages: the page's, on a translated
-//! site), and
-//! nothing else. The
+//! once (an incident page's form: follow that incident only), `volume`
+//! (`every` or `changes`) at most once, `lang` at most once (one of the
+//! site's languages: the page's, on a translated site), and nothing else.
+//! The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
 use crate::address::{Address, Refused};
-use crate::model::{Follows, IncidentId, Language, Languages};
+use crate::endpoint::Endpoint;
+use crate::model::{Channel, Follows, Format, IncidentId, Language, Languages};
 
 /// How a body is encoded: the two media types the forms are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +38,16 @@ pub enum BodyKind {
 /// The subscribe form, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
-    /// One plain address, its domain lowercased.
+    /// One plain address, its domain lowercased; or a webhook's URL as
+    /// herald stores it.
     pub address: String,
+    pub channel: Channel,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
     /// The language of the page the form was on, if it said.
     pub language: Option<Language>,
+    /// `volume=changes`: only the updates that change a status.
+    pub only_changes: bool,
 }
 
 /// What a `Content-Type` value declares, if it is one of the two
@@ -202,8 +207,11 @@ pub fn subscription(
 ) -> Result<Subscription, &'static str> {
     let mut email = None;
     let mut language = None;
+    let mut webhook = None;
+    let mut format = None;
     let mut components = Vec::new();
     let mut incident = None;
+    let mut volume = None;
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
@@ -213,9 +221,18 @@ pub fn subscription(
                     .ok_or("form")?;
                 language = Some(known);
             }
+            "webhook" if webhook.is_none() => webhook = Some(value),
+            "format" if format.is_none() => {
+                format = Some(Format::parse(value.trim()).ok_or("format_unknown")?);
+            }
             "incident" if incident.is_none() => {
                 incident = Some(IncidentId::new(&value).ok_or("incident_unknown")?);
             }
+            "volume" if volume.is_none() => match value.as_str() {
+                "every" => volume = Some(false),
+                "changes" => volume = Some(true),
+                _ => return Err("form"),
+            },
             "components" => {
                 if !is_component(&value) {
                     return Err("component_unknown");
@@ -225,7 +242,17 @@ pub fn subscription(
             _ => return Err("form"),
         }
     }
-    let address = valid_address(&email.ok_or("email_missing")?)?;
+    let (address, channel) = match (email, webhook, format) {
+        (Some(email), None, None) => (valid_address(&email)?, Channel::Email),
+        (None, Some(url), format) => (
+            Endpoint::parse(&url)
+                .map_err(|_| "webhook_invalid")?
+                .to_string(),
+            Channel::Webhook(format.unwrap_or(Format::Json)),
+        ),
+        (None, None, _) => return Err("email_missing"),
+        _ => return Err("form"),
+    };
     components.sort();
     components.dedup();
     let follows = match incident {
@@ -237,8 +264,10 @@ pub fn subscription(
     };
     Ok(Subscription {
         address,
+        channel,
         follows,
         language,
+        only_changes: volume.unwrap_or(false),
     })
 }
 
@@ -345,6 +374,23 @@ mod tests {
         }
         let long = format!("email={}@example.org", "a".repeat(250));
         assert_eq!(check(&long), Err("email_invalid"));
+    }
+
+    #[test]
+    fn the_volume_is_every_update_unless_changes_are_asked_for() {
+        let volume = |body: &str| {
+            parse_form(body.as_bytes())
+                .and_then(|fields| subscription(fields, |_| true, &Languages::one(Language::En)))
+                .map(|subscription| subscription.only_changes)
+        };
+        assert_eq!(volume("email=a@example.org"), Ok(false));
+        assert_eq!(volume("email=a@example.org&volume=every"), Ok(false));
+        assert_eq!(volume("volume=changes&email=a@example.org"), Ok(true));
+        assert_eq!(volume("email=a@example.org&volume=some"), Err("form"));
+        assert_eq!(
+            volume("email=a@example.org&volume=every&volume=changes"),
+            Err("form")
+        );
     }
 
     #[test]

@@ -33,9 +33,7 @@ use super::limits::client_key;
 use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
-use crate::model::Follows;
-use crate::model::Language;
-use crate::render::incident_path;
+use crate::model::{Channel, Follows, Language};
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
@@ -151,19 +149,33 @@ pub(super) async fn subscribe(
             )
         })
         .and_then(|form| match &form.follows {
-            // An incident to follow is one whose page is published.
-            Follows::Incident(id)
-                if !site.config.paths.output.join(incident_path(id)).is_file() =>
-            {
+            // An incident to follow is published and not closed.
+            Follows::Incident(id) if !shared.followable.borrow().contains(id) => {
                 Err("incident_unknown")
             }
             _ => Ok(form),
         });
+    // A webhook must reach an address webhooks may reach, checked now
+    // (and again at every connection).
+    let form = match form {
+        Ok(form) if form.channel != Channel::Email => {
+            match crate::webhook::admit(&site.config.webhooks, &form.address).await {
+                Ok(_) => Ok(form),
+                Err(refusal) => {
+                    tracing::info!(url = %form.address, "webhook refused: {refusal}");
+                    Err("webhook_invalid")
+                }
+            }
+        }
+        other => other,
+    };
     let request = match form {
         Ok(form) => NewRequest {
+            channel: form.channel,
             address: form.address,
             follows: form.follows,
             language: form.language.unwrap_or(site.config.site.language()),
+            only_changes: form.only_changes,
         },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
     };
@@ -175,6 +187,7 @@ pub(super) async fn subscribe(
     }
     tracing::debug!(address = %request.address, "subscription asked for");
     let language = request.language;
+    let webhook = request.channel != Channel::Email;
     let (stored, done) = oneshot::channel();
     if shared
         .requests
@@ -184,7 +197,16 @@ pub(super) async fn subscribe(
         return unavailable(&site);
     }
     match done.await {
-        Ok(true) => page_in(&site, StatusCode::OK, language, Notice::Requested),
+        Ok(true) => page_in(
+            &site,
+            StatusCode::OK,
+            language,
+            if webhook {
+                Notice::Posted
+            } else {
+                Notice::Requested
+            },
+        ),
         _ => unavailable(&site),
     }
 }
@@ -197,7 +219,11 @@ pub(super) async fn confirm(
     let Some(link) = well_formed(link) else {
         return page(&site, StatusCode::NOT_FOUND, Notice::NotFound);
     };
-    match with_store(&shared, move |store| store.confirm(&link, clock::now())).await {
+    let open = Arc::clone(&shared.followable.borrow());
+    let confirmed = with_store(&shared, move |store| {
+        store.confirm_following(&link, clock::now(), |id| open.contains(id))
+    });
+    match confirmed.await {
         Ok(Confirmed::Now | Confirmed::Already) => page(&site, StatusCode::OK, Notice::Confirmed),
         Ok(Confirmed::Expired | Confirmed::Unknown) => {
             page(&site, StatusCode::NOT_FOUND, Notice::NotFound)

@@ -46,6 +46,7 @@ pub mod forms;
 mod handlers;
 pub mod limits;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::health::HealthProbe;
+use crate::model::IncidentId;
 use crate::render::Templates;
 use crate::store::Store;
 use alertmanager::HookToken;
@@ -106,9 +108,14 @@ impl Site {
     }
 }
 
+/// The incidents that may be followed one by one (published and not
+/// closed), as the daemon last published them.
+pub type Followable = watch::Receiver<Arc<HashSet<IncidentId>>>;
+
 /// What every handler reads.
 struct Shared {
     site: watch::Receiver<Arc<Site>>,
+    followable: Followable,
     store: Arc<Mutex<Store>>,
     requests: mpsc::Sender<Pending>,
     per_client: Limiter,
@@ -132,6 +139,7 @@ impl Server {
         templates: &Templates,
         probe: HealthProbe,
         mail_wake: Arc<Notify>,
+        followable: Followable,
     ) -> anyhow::Result<Option<Server>> {
         let Some(http) = &config.http else {
             return Ok(None);
@@ -146,6 +154,7 @@ impl Server {
         let writer = tokio::spawn(write_requests(Arc::clone(&store), receiver, mail_wake));
         let shared = Arc::new(Shared {
             site: site_receiver,
+            followable,
             store,
             requests,
             per_client: Limiter::new(10.0, Duration::from_secs(60)),
@@ -194,8 +203,9 @@ pub async fn reload(
     templates: &Templates,
     probe: &HealthProbe,
     mail_wake: Arc<Notify>,
+    followable: Followable,
 ) -> Option<Server> {
-    let start = |wake| Server::start(config, templates, probe.clone(), wake);
+    let start = |wake| Server::start(config, templates, probe.clone(), wake, followable.clone());
     match (server, &config.http) {
         (None, None) => None,
         (Some(server), None) => {

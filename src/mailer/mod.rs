@@ -1,4 +1,4 @@
-//! Drains the outbox. Does I/O (SQLite, SMTP, files).
+//! Drains the outbox. Does I/O (SQLite, SMTP, files, HTTP).
 //!
 //! The mailer leases a batch of due rows (sets `lease_until`), hands each
 //! message to [`CONCURRENCY`] SMTP connections that take them from one
@@ -25,8 +25,17 @@
 //! The drain is this module; messages leave through a [`Sender`], one of
 //! the transports beside it: `smtp` (the connections) and `file` (the
 //! `.eml` files).
+//!
+//! Each row goes by its subscriber's channel: email as above, webhooks as
+//! a POST through [`crate::webhook`] ([`post`]), with the same leases,
+//! permits, recorder and backoff. A webhook's reply is read by
+//! [`classify`]; a `Retry-After` delays the retry to at least then, and a
+//! revoked chat webhook's subscription is removed with its queued rows in
+//! the recording transaction.
 
 mod file;
+pub mod matrix;
+mod post;
 mod smtp;
 
 use std::collections::HashMap;
@@ -40,15 +49,19 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use self::post::compose_post;
+pub use self::post::{classify, post};
 pub use self::smtp::{CONCURRENCY, SmtpPool};
 use crate::announce::Announcement;
 use crate::clock;
-use crate::compose::{Composer, Rendered, Variant};
+use crate::compose::{Composer, Rendered, RenderedPost, Variant};
 use crate::config::{Config, Transport};
 use crate::driver;
+use crate::model::{Channel, Format, Language};
 use crate::store::{
     self, Delivery, KeyProblem, Leased, LeasedConfirmation, Outcome, Queued, Store,
 };
+use crate::webhook;
 
 /// Messages between leaving the outbox and their outcome being recorded:
 /// composed and waiting for a connection, on the wire, or waiting for the
@@ -97,14 +110,22 @@ pub enum Error {
 pub enum SendError {
     /// Try again later: a 4xx reply, or no usable connection.
     Retry(String),
+    /// Try again, not before this long (a webhook's `Retry-After`).
+    RetryAfter(String, Duration),
     /// Give up: a 5xx reply or a message that cannot be built.
     Park(String),
+    /// The address is gone for good (a chat webhook answered 404 or 410):
+    /// the subscription is removed.
+    Revoked(String),
 }
 
 impl SendError {
     pub fn reply(&self) -> &str {
         match self {
-            SendError::Retry(reply) | SendError::Park(reply) => reply,
+            SendError::Retry(reply)
+            | SendError::RetryAfter(reply, _)
+            | SendError::Park(reply)
+            | SendError::Revoked(reply) => reply,
         }
     }
 }
@@ -173,10 +194,15 @@ struct Shared {
     config: Config,
     composer: Composer,
     sender: Sender,
+    hooks: webhook::Client,
+    /// herald's Matrix account, or why there is none.
+    matrix: Result<matrix::Client, String>,
     store: Mutex<Store>,
     announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
     /// Alert texts by announcement and variant.
     rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
+    /// Post bodies by announcement, language and format.
+    posts: Mutex<HashMap<(i64, Language, Format), Arc<RenderedPost>>>,
     retry_base: Duration,
     wake: Arc<Notify>,
     deferrals: Deferrals,
@@ -397,14 +423,19 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         );
     }
     let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
+    let hooks = webhook::Client::new(config.webhooks.clone());
+    let matrix = matrix::client(config);
     let config = config.clone();
     Ok(Arc::new(Shared {
         retry_base: config.email_or_default().retry_base,
         composer: driver::load_email_templates(&config),
         sender,
+        hooks,
+        matrix,
         store: Mutex::new(store),
         announcements: Mutex::new(HashMap::new()),
         rendered: Mutex::new(HashMap::new()),
+        posts: Mutex::new(HashMap::new()),
         wake: Arc::clone(wake),
         deferrals: Deferrals::default(),
         config,
@@ -534,6 +565,13 @@ impl Job {
             Job::Confirm(row) => &row.confirmation.address,
         }
     }
+
+    fn channel(&self) -> Channel {
+        match self {
+            Job::Alert(row) => row.subscriber.channel,
+            Job::Confirm(row) => row.confirmation.channel,
+        }
+    }
 }
 
 /// Leases what is due from both queues, confirmations first: someone is
@@ -584,9 +622,28 @@ struct Finished {
 /// crash could send twice.
 async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Finished>) {
     // Composed before a connection is free, so that none waits for it.
-    let outcome = match compose(shared, &job, clock::now()) {
-        Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
-        Err(error) => Err(error),
+    let outcome = match job.channel() {
+        Channel::Email => match compose(shared, &job, clock::now()) {
+            Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
+            Err(error) => Err(error),
+        },
+        Channel::Matrix => match matrix::compose(shared, &job) {
+            Ok(message) => matrix::post(shared, job.recipient(), &message).await,
+            Err(error) => Err(error),
+        },
+        Channel::Webhook(format) => match compose_post(shared, &job, format) {
+            Ok((post_body, signing)) => {
+                post(
+                    &shared.hooks,
+                    job.recipient(),
+                    format,
+                    post_body,
+                    signing.as_deref(),
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        },
     };
     let done = clock::now();
     let delivery = match &outcome {
@@ -594,6 +651,23 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
         Err(SendError::Park(reply)) => Delivery::Failed {
             reply: reply.clone(),
         },
+        Err(SendError::Revoked(reply)) => Delivery::Revoked {
+            reply: reply.clone(),
+        },
+        Err(SendError::RetryAfter(reply, after)) => {
+            let (attempts, queued) = job.history();
+            match next_attempt(shared.retry_base, attempts, queued, done) {
+                Some(next) => Delivery::Retry {
+                    // Not before the receiver asked, nor sooner than the
+                    // backoff would.
+                    next: next.max(done + chrono::Duration::from_std(*after).unwrap_or_default()),
+                    reply: reply.clone(),
+                },
+                None => Delivery::Failed {
+                    reply: reply.clone(),
+                },
+            }
+        }
         Err(SendError::Retry(reply)) => {
             let (attempts, queued) = job.history();
             match next_attempt(shared.retry_base, attempts, queued, done) {
@@ -626,7 +700,7 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
             tracing::debug!(to = %job.recipient(), "sent");
             shared.deferrals.sent();
         }
-        Err(SendError::Retry(reply)) => {
+        Err(SendError::Retry(reply) | SendError::RetryAfter(reply, _)) => {
             let attempts = job.history().0 + 1;
             tracing::debug!(?row, attempts, %reply, "delivery deferred");
             shared.deferrals.deferred(reply);
@@ -635,6 +709,20 @@ async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Fin
         }
         Err(SendError::Park(reply)) => {
             tracing::warn!(?row, %reply, "delivery failed");
+        }
+        Err(SendError::Revoked(reply)) if job.channel() == Channel::Matrix => {
+            tracing::warn!(
+                room = %job.recipient(),
+                %reply,
+                "herald cannot post to the Matrix room (kicked, banned, or no such room); its subscription is removed"
+            );
+        }
+        Err(SendError::Revoked(reply)) => {
+            tracing::warn!(
+                url = %job.recipient(),
+                %reply,
+                "the chat webhook is gone; its subscription is removed"
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ use pulldown_cmark::{Event, HeadingLevel, Parser, Tag};
 use super::FileParser;
 use super::front::{FrontMatter, Split, line_ranges};
 use super::markdown::markdown_options;
-use crate::model::{ComponentStatus, Kind, Language, Status, Translation, Update};
+use crate::model::{ComponentStatus, Joins, Kind, Language, Status, Translation, Update};
 
 /// A file's body, parsed.
 pub(super) struct Body {
@@ -24,6 +24,7 @@ pub(super) struct Body {
 /// What follows an update's heading.
 struct Section {
     component_statuses: Vec<(String, ComponentStatus)>,
+    notify: bool,
     markdown: String,
     translations: Vec<Translation>,
 }
@@ -70,6 +71,7 @@ impl FileParser<'_> {
             }
             let Some(Section {
                 component_statuses,
+                notify,
                 markdown: body_markdown,
                 translations,
             }) = self.section_body(heading.start..section_end)
@@ -84,6 +86,7 @@ impl FileParser<'_> {
                     declared: parsed.declared,
                     status: parsed.declared.unwrap_or(Status::Update),
                     component_statuses: component_statuses.into(),
+                    notify,
                     body_markdown: body_markdown.into(),
                     translations: translations.into(),
                     line,
@@ -99,35 +102,69 @@ impl FileParser<'_> {
         })
     }
 
-    /// An update's body: an optional `components:` first line, then
-    /// Markdown, then its translations.
+    /// An update's body: optional `components:` and `notify:` lines at its
+    /// top (each at most once, in either order), then Markdown, then its
+    /// translations.
     fn section_body(&mut self, range: Range<usize>) -> Option<Section> {
         let section = &self.text[range.clone()];
         // Skip the heading line itself.
         let content_start = section.find('\n').map_or(section.len(), |i| i + 1);
-        let mut statuses = Vec::new();
+        let mut parsed = Section {
+            component_statuses: Vec::new(),
+            notify: true,
+            markdown: String::new(),
+            translations: Vec::new(),
+        };
+        let (mut seen_components, mut seen_notify, mut ok) = (false, false, true);
         let mut markdown_start = content_start;
-        let first_line = line_ranges(section, content_start)
-            .find(|line| !section[line.clone()].trim().is_empty());
-        if let Some(line) = first_line {
+        let lines = line_ranges(section, content_start)
+            .filter(|line| !section[line.clone()].trim().is_empty());
+        for line in lines {
             let line_text = &section[line.clone()];
             let trimmed = line_text.trim_start();
+            let at = range.start + line.start + (line_text.len() - trimmed.len());
             if let Some(list) = trimmed.strip_prefix("components:") {
-                let list_offset = range.start
-                    + line.start
-                    + (line_text.len() - trimmed.len())
-                    + "components:".len();
-                statuses = self.components_line(list.trim_end_matches('\r'), list_offset)?;
-                markdown_start = (line.end + 1).min(section.len());
+                if seen_components {
+                    self.error(
+                        at,
+                        "a second `components:` line; give every component in one",
+                    );
+                    ok = false;
+                } else {
+                    let statuses =
+                        self.components_line(list.trim_end_matches('\r'), at + "components:".len());
+                    ok &= statuses.is_some();
+                    parsed.component_statuses = statuses.unwrap_or_default();
+                }
+                seen_components = true;
+            } else if let Some(value) = trimmed.strip_prefix("notify:") {
+                let value_at = at + "notify:".len() + (value.len() - value.trim_start().len());
+                match value.trim() {
+                    _ if seen_notify => {
+                        self.error(at, "a second `notify:` line");
+                        ok = false;
+                    }
+                    "no" => parsed.notify = false,
+                    "yes" => {}
+                    other => {
+                        self.error(
+                            value_at,
+                            format!("expected `notify: no` or `notify: yes`, found `{other}`"),
+                        );
+                        ok = false;
+                    }
+                }
+                seen_notify = true;
+            } else {
+                break;
             }
+            markdown_start = (line.end + 1).min(section.len());
         }
         let (markdown, translations) =
             self.translations(range.start + markdown_start..range.end)?;
-        Some(Section {
-            component_statuses: statuses,
-            markdown,
-            translations,
-        })
+        parsed.markdown = markdown;
+        parsed.translations = translations;
+        ok.then_some(parsed)
     }
 
     /// Splits an update's text at its `### LANG` headings (a level-3
@@ -306,28 +343,16 @@ impl FileParser<'_> {
         ok.then_some(statuses)
     }
 
-    /// Sorts updates by instant, rejects duplicate instants, checks
-    /// `components:` lines against the incident's components and resolves
-    /// omitted statuses.
+    /// Sorts updates by instant, rejects duplicate instants, resolves
+    /// omitted statuses, and returns the components that join the incident
+    /// after its front matter's, with the instant each first appears in a
+    /// `components:` line.
     pub(super) fn order_updates(
         &mut self,
         mut updates: Vec<(Update, usize)>,
         front: &FrontMatter,
-    ) -> Option<Vec<Update>> {
+    ) -> Option<(Vec<Update>, Joins)> {
         let mut ok = true;
-        for (update, offset) in &updates {
-            for (component, _) in &update.component_statuses {
-                if !front.components.contains(component) {
-                    self.error(
-                        *offset,
-                        format!(
-                            "component `{component}` is not among this incident's components; add it to `components` in the front matter"
-                        ),
-                    );
-                    ok = false;
-                }
-            }
-        }
         updates.sort_by_key(|(update, offset)| (update.instant, *offset));
         for pair in updates.windows(2) {
             let ((earlier, _), (later, later_offset)) = (&pair[0], &pair[1]);
@@ -352,15 +377,23 @@ impl FileParser<'_> {
             Kind::Maintenance => Status::Scheduled,
         };
         let mut result = Vec::with_capacity(updates.len());
+        let mut joins = Joins::new();
         for (mut update, _) in updates {
             update.status = match update.declared {
                 None | Some(Status::Update) => previous,
                 Some(status) => status,
             };
             previous = update.status;
+            for (component, _) in &update.component_statuses {
+                if !front.components.contains(component)
+                    && !joins.iter().any(|(joined, _)| joined == component)
+                {
+                    joins.push((component.clone(), update.instant));
+                }
+            }
             result.push(update);
         }
-        ok.then_some(result)
+        ok.then_some((result, joins))
     }
 }
 
@@ -427,8 +460,74 @@ incidents/x.md:8:24: error: unknown component `dnss`, expected one of `web-hosti
 incidents/x.md:8:42: error: expected `component=status`, found `cloud`",
         );
         check_diagnostics(
-            &format!("{HEAD}\n## 2019-04-04 08:00\ncomponents: dns=degraded\nx\n"),
-            "incidents/x.md:7:1: error: component `dns` is not among this incident's components; add it to `components` in the front matter",
+            &format!(
+                "{HEAD}\n## 2019-04-04 08:00\nnotify: maybe\ncomponents: mail=degraded\ncomponents: dns=degraded\nnotify: no\nx\n"
+            ),
+            r"
+incidents/x.md:8:9: error: expected `notify: no` or `notify: yes`, found `maybe`
+incidents/x.md:10:1: error: a second `components:` line; give every component in one
+incidents/x.md:11:1: error: a second `notify:` line",
+        );
+    }
+
+    #[test]
+    fn a_component_named_later_joins_at_that_update() {
+        let text = format!(
+            "{HEAD}\n## 2019-04-04 08:00 investigating\nDown.\n\n## 2019-04-04 11:20\ncomponents: dns=major-outage\nDNS too.\n\n## 2019-04-04 12:00\nStill.\n\n## 2019-04-04 13:00 resolved\nFine.\n\n## 2019-04-04 14:00 investigating\nAgain.\n"
+        );
+        let incident = parse(&text).0.unwrap();
+        assert_eq!(incident.components, ["web-hosting", "mail", "dns"]);
+        assert_eq!(incident.front_components(), ["web-hosting", "mail"]);
+        assert_eq!(
+            incident.joins,
+            [("dns".to_owned(), utc("2019-04-04T09:20:00Z"))]
+        );
+        let affected =
+            |t: &str| -> Vec<&str> { incident.affected_at(utc(t)).map(String::as_str).collect() };
+        assert_eq!(affected("2019-04-04T06:00:00Z"), ["web-hosting", "mail"]);
+        assert_eq!(
+            affected("2019-04-04T09:20:00Z"),
+            ["web-hosting", "mail", "dns"]
+        );
+        let at = |t: &str| incident.component_status_at("dns", utc(t));
+        assert_eq!(at("2019-04-04T06:00:00Z"), ComponentStatus::Operational);
+        assert_eq!(at("2019-04-04T09:19:59Z"), ComponentStatus::Operational);
+        assert_eq!(at("2019-04-04T09:20:00Z"), ComponentStatus::MajorOutage);
+        assert_eq!(at("2019-04-04T10:30:00Z"), ComponentStatus::MajorOutage);
+        assert_eq!(at("2019-04-04T11:30:00Z"), ComponentStatus::Operational);
+        // Re-opened: every component that has joined takes the implied status.
+        assert_eq!(at("2019-04-04T12:30:00Z"), ComponentStatus::PartialOutage);
+        assert_eq!(
+            incident.timeline().get("dns").unwrap()[0].from,
+            utc("2019-04-04T09:20:00Z")
+        );
+        // Changes: the first update, the join, the resolution, the re-opening.
+        let changes: Vec<bool> = incident
+            .updates
+            .iter()
+            .map(|update| incident.is_change(update))
+            .collect();
+        assert_eq!(changes, [true, true, false, true, true]);
+    }
+
+    #[test]
+    fn notify_no_makes_a_quiet_update_in_either_order() {
+        let text = format!(
+            "{HEAD}\n## 2019-04-04 08:00\nnotify: no\ncomponents: mail=degraded\n\nQuiet.\n\n## 2019-04-04 09:00\n  components: mail=operational\n notify: yes\nLoud.\n\n## 2019-04-04 10:00\nText first.\nnotify: no\n"
+        );
+        let incident = parse(&text).0.unwrap();
+        let notify: Vec<bool> = incident.updates.iter().map(|u| u.notify).collect();
+        assert_eq!(notify, [false, true, true]);
+        assert_eq!(&*incident.updates[0].body_markdown, "Quiet.");
+        assert_eq!(&*incident.updates[1].body_markdown, "Loud.");
+        // Below the text, the line is text.
+        assert_eq!(
+            &*incident.updates[2].body_markdown,
+            "Text first.\nnotify: no"
+        );
+        assert_eq!(
+            &*incident.updates[0].component_statuses,
+            [("mail".into(), ComponentStatus::Degraded)]
         );
     }
 

@@ -382,6 +382,26 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_maintenance_never_opens_and_an_incident_cannot_be_cancelled() {
+        let text = "+++\ntitle = \"DNS\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n\n## 2026-11-20 10:00\nPlanned.\n\n## 2026-12-01 09:00 cancelled\nNot needed.\n";
+        let incident = parse(text).0.unwrap();
+        assert!(incident.is_cancelled());
+        assert_eq!(incident.latest_update().status, Status::Cancelled);
+        assert_eq!(
+            incident.component_status_at("dns", utc("2026-12-10T21:30:00Z")),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            incident.maintenance_phase(utc("2026-12-05T12:00:00Z")),
+            Some(crate::model::MaintenancePhase::Over)
+        );
+        check_diagnostics(
+            "+++\ntitle = \"Web\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\n+++\n\n## 2026-11-20 10:00 cancelled\nNo.\n",
+            "incidents/x.md:7:21: error: status `cancelled` is only for kind = \"maintenance\"",
+        );
+    }
+
+    #[test]
     fn maintenance_completed_early_ends_the_window() {
         let text = "+++\ntitle = \"DNS\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2026-12-10 22:00\"\nends = \"2026-12-11 02:00\"\n+++\n\n## 2026-11-20 10:00\nPlanned.\n\n## 2026-12-10 23:00 completed\nDone early.\n";
         let incident = parse(text).0.unwrap();

@@ -113,13 +113,16 @@ impl FileParser<'_> {
             return None;
         }
         self.partial_translations(&updates, &front);
-        let updates = self.order_updates(updates, &front)?;
+        let (updates, joins) = self.order_updates(updates, &front)?;
+        let mut components = front.components;
+        components.extend(joins.iter().map(|(id, _)| id.clone()));
         Some(Incident {
             id: id?,
             path: self.path.to_owned(),
             title: front.title,
             titles: front.titles,
-            components: front.components,
+            components,
+            joins,
             severity: front.severity,
             kind: front.kind,
             draft: front.draft,

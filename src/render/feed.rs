@@ -77,8 +77,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
             description: Some(entry_html(site, entry)),
             categories: entry
                 .incident
-                .components
-                .iter()
+                .affected_at(entry.update.instant)
                 .map(|id| rss::Category {
                     name: id.clone(),
                     domain: None,
@@ -143,8 +142,7 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
             published: Some(entry.update.instant.fixed_offset()),
             categories: entry
                 .incident
-                .components
-                .iter()
+                .affected_at(entry.update.instant)
                 .map(|id| atom_syndication::Category {
                     term: id.clone(),
                     scheme: None,
@@ -222,11 +220,18 @@ fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
         .max()
 }
 
-/// `Löst: Fel i lagringssystemet …`: the status first, as the reader
-/// already knows which incident from the thread of entries.
+/// `Löst: Fel i lagringssystemet` when the status changed, otherwise the
+/// title and the text's first words, so that consecutive entries differ
+/// ([`i18n::headline`]).
 fn entry_title(site: &Site, entry: &Entry) -> String {
-    let label = i18n::status_label(site.language(), entry.update.status);
-    xml_text(&format!("{label}: {}", site.title(entry.incident)))
+    let of = i18n::HeadlineOf {
+        title: site.title(entry.incident),
+        status: entry.update.status,
+        kind: entry.incident.headline(entry.update),
+        body_markdown: site.text(entry.update).markdown,
+        instant: entry.update.instant,
+    };
+    xml_text(&i18n::headline(site.language(), &of, site.timezone()))
 }
 
 /// The entry's link, Atom id and RSS guid: one string, derived from the
@@ -241,8 +246,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
     let language = site.language();
     let components: Vec<String> = entry
         .incident
-        .components
-        .iter()
+        .affected_at(entry.update.instant)
         .map(|id| {
             let name = escape_html(&component_name(site, id));
             let status = entry
@@ -262,7 +266,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
         .collect();
     let heading = match language {
         Language::Sv => "Berörda tjänster",
-        Language::En => "Affected services",
+        Language::En => "Affected components",
     };
     xml_text(&format!(
         "<p>{heading}: {}</p>\n{}",

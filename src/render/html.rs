@@ -316,12 +316,23 @@ struct IncidentPage {
     timeline: Vec<TimelineView>,
     window: Option<WindowView>,
     began: Option<TimeView>,
+    /// When a closed incident closed, and how long it lasted.
+    closed: Option<ClosedView>,
     summary_html: String,
     /// The summary's language when it is not the page's.
     summary_lang: Option<&'static str>,
     /// Newest first.
     updates: Vec<UpdateView>,
     month: Option<LinkView>,
+}
+
+#[derive(Serialize)]
+struct ClosedView {
+    /// `Löst` / `Resolved` (`Slutfört` / `Completed` for maintenance).
+    label: &'static str,
+    time: TimeView,
+    /// `4 dagar 11 timmar` / `4 days 11 hours`.
+    lasted: String,
 }
 
 #[derive(Serialize)]
@@ -514,8 +525,10 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         })
         .collect();
 
-    // The last 14 days: what is not already shown above as open or as
-    // ongoing or upcoming maintenance.
+    // The last 14 days: every incident of the fortnight, the ones still
+    // open (shown above too) included, so that the section never says
+    // "none" beneath an ongoing incident; maintenance not over yet is
+    // shown above only.
     let recent_start = now
         .checked_sub_signed(TimeDelta::days(RECENT_DAYS))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -523,14 +536,15 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
     let mut recent: Vec<&Known> = known
         .iter()
         .filter(|known| {
-            !known.is_open()
-                && !matches!(
-                    known.incident.maintenance_phase(now),
-                    Some(MaintenancePhase::Ongoing | MaintenancePhase::Upcoming)
-                )
+            !matches!(
+                known.incident.maintenance_phase(now),
+                Some(MaintenancePhase::Ongoing | MaintenancePhase::Upcoming)
+            )
         })
         .filter(|known| {
-            in_recent(known.incident.began())
+            // An incident still open counts, however long ago it began.
+            known.is_open()
+                || in_recent(known.incident.began())
                 || known.updates.iter().any(|update| in_recent(update.instant))
                 || known
                     .incident
@@ -656,6 +670,11 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
             ends: time_view(site, window.ends),
         }),
         began: (!incident.updates.is_empty()).then(|| time_view(site, incident.began())),
+        closed: incident.closed_at().map(|closed| ClosedView {
+            label: i18n::status_label(language, incident.latest_update().status),
+            time: time_view(site, closed),
+            lasted: i18n::duration(language, closed.signed_duration_since(incident.began())),
+        }),
         summary_html: summary.html(),
         summary_lang: (summary.language != language).then(|| summary.language.code()),
         updates: incident

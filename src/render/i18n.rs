@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::model::Language;
-use crate::model::{ComponentStatus, Status};
+use crate::model::{ComponentStatus, Headline, Status, headline_words};
 
 pub fn status_label(language: Language, status: Status) -> &'static str {
     match (language, status) {
@@ -44,6 +44,36 @@ pub fn component_status_label(language: Language, status: ComponentStatus) -> &'
         (Language::En, ComponentStatus::PartialOutage) => "Partial outage",
         (Language::En, ComponentStatus::MajorOutage) => "Major outage",
         (Language::En, ComponentStatus::Maintenance) => "Under maintenance",
+    }
+}
+
+/// The parts of an update that its headline is made of.
+pub struct HeadlineOf<'a> {
+    pub title: &'a str,
+    pub status: Status,
+    pub kind: Headline,
+    pub body_markdown: &'a str,
+    pub instant: DateTime<Utc>,
+}
+
+/// The title of an update's feed entry and email, which tells it apart
+/// from the one before ([`Headline`]): `Löst: Fel i lagringen` when the
+/// status changed, `Fel i lagringen: Åtgärd fortlöper. Driftstörningen
+/// påverkar även …` (the text's first words) when it did not, and
+/// `Fel i lagringen, 21:25: Arbetet pågår …` when those words repeat the
+/// update before.
+pub fn headline(language: Language, of: &HeadlineOf, timezone: Tz) -> String {
+    let (words, more) = headline_words(of.body_markdown);
+    let more = if more { " …" } else { "" };
+    let title = of.title;
+    match of.kind {
+        _ if words.is_empty() => format!("{}: {title}", status_label(language, of.status)),
+        Headline::Status => format!("{}: {title}", status_label(language, of.status)),
+        Headline::Words => format!("{title}: {words}{more}"),
+        Headline::WordsAndTime => {
+            let local = of.instant.with_timezone(&timezone);
+            format!("{title}, {}: {words}{more}", local.format("%H:%M"))
+        }
     }
 }
 
@@ -95,21 +125,40 @@ pub fn date(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String 
 }
 
 /// `8 april 2019 19:26 CEST` / `April 8, 2019 19:26 CEST`: the zone is
-/// always named, so a reader elsewhere knows what the clock means.
+/// always named, so a reader elsewhere knows what the clock means. Shown
+/// to the minute: the seconds `herald post` writes are for the file (an
+/// update's identity), not for readers.
 pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String {
     let local = instant.with_timezone(&timezone);
-    let seconds = if local.second() == 0 {
-        String::new()
-    } else {
-        format!(":{:02}", local.second())
-    };
     format!(
-        "{} {:02}:{:02}{seconds} {}",
+        "{} {:02}:{:02} {}",
         date(language, instant, timezone),
         local.hour(),
         local.minute(),
         local.format("%Z")
     )
+}
+
+/// `4 dagar 11 timmar` / `4 days 11 hours`: how long something lasted,
+/// in its two largest units (days and hours, hours and minutes, or
+/// minutes).
+pub fn duration(language: Language, elapsed: chrono::TimeDelta) -> String {
+    let minutes = elapsed.num_minutes().max(0);
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    let unit = |count: i64, unit: usize| {
+        let (one, many) = match language {
+            Language::Sv => [("dag", "dagar"), ("timme", "timmar"), ("minut", "minuter")][unit],
+            Language::En => [("day", "days"), ("hour", "hours"), ("minute", "minutes")][unit],
+        };
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
+    match (days, hours) {
+        (0, 0) => unit(minutes, 2),
+        (0, _) if minutes == 0 => unit(hours, 1),
+        (0, _) => format!("{} {}", unit(hours, 1), unit(minutes, 2)),
+        (_, 0) => unit(days, 0),
+        _ => format!("{} {}", unit(days, 0), unit(hours, 1)),
+    }
 }
 
 /// `99,95 %` / `99.95 %`: two decimals, a space before the sign, as both
@@ -154,8 +203,72 @@ mod tests {
         let winter = Utc.with_ymd_and_hms(2026, 11, 24, 13, 5, 31).unwrap();
         assert_eq!(
             date_time(Language::Sv, winter, Stockholm),
-            "24 november 2026 14:05:31 CET"
+            "24 november 2026 14:05 CET"
         );
         assert_eq!(month_title(Language::En, 2019, 4), "April 2019");
+    }
+
+    #[test]
+    fn durations_in_their_two_largest_units() {
+        let minutes = chrono::TimeDelta::minutes;
+        assert_eq!(duration(Language::Sv, minutes(0)), "0 minuter");
+        assert_eq!(duration(Language::Sv, minutes(1)), "1 minut");
+        assert_eq!(duration(Language::En, minutes(60)), "1 hour");
+        assert_eq!(duration(Language::En, minutes(61)), "1 hour 1 minute");
+        assert_eq!(
+            duration(Language::Sv, minutes(2 * 60 + 5)),
+            "2 timmar 5 minuter"
+        );
+        assert_eq!(duration(Language::Sv, minutes(1440 + 59)), "1 dag");
+        // The seed: 4 April 08:00 to 8 April 19:26.
+        assert_eq!(
+            duration(Language::Sv, minutes(4 * 1440 + 11 * 60 + 26)),
+            "4 dagar 11 timmar"
+        );
+        assert_eq!(
+            duration(Language::En, minutes(4 * 1440 + 11 * 60 + 26)),
+            "4 days 11 hours"
+        );
+        assert_eq!(duration(Language::En, minutes(-5)), "0 minutes");
+    }
+
+    #[test]
+    fn headlines_name_a_new_status_or_else_the_first_words() {
+        let at = Utc.with_ymd_and_hms(2019, 4, 4, 19, 25, 0).unwrap();
+        let line = |language, kind, body| {
+            let of = HeadlineOf {
+                title: "Fel i lagringen",
+                status: Status::Investigating,
+                kind,
+                body_markdown: body,
+                instant: at,
+            };
+            headline(language, &of, Stockholm)
+        };
+        assert_eq!(
+            line(Language::Sv, Headline::Status, "Felsökning pågår"),
+            "Felsökning pågår: Fel i lagringen"
+        );
+        assert_eq!(
+            line(
+                Language::Sv,
+                Headline::Words,
+                "Åtgärd fortlöper.\n**Driftstörningen** påverkar även Mina Sidor och mer därtill"
+            ),
+            "Fel i lagringen: Åtgärd fortlöper. Driftstörningen påverkar även Mina Sidor och …"
+        );
+        assert_eq!(
+            line(Language::En, Headline::Words, "- Still *on* it"),
+            "Fel i lagringen: Still on it"
+        );
+        assert_eq!(
+            line(Language::Sv, Headline::WordsAndTime, "Ingen förändring."),
+            "Fel i lagringen, 21:25: Ingen förändring."
+        );
+        // No text: the status.
+        assert_eq!(
+            line(Language::En, Headline::Words, "  \n"),
+            "Investigating: Fel i lagringen"
+        );
     }
 }

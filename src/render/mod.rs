@@ -250,13 +250,36 @@ pub fn incident_month(incident: &Incident, timezone: Tz) -> (i32, u32) {
 
 /// The newest `limit` updates of published incidents matching `filter`,
 /// newest first; ties broken by incident id so the order is stable.
+pub fn latest_entries<'a>(
+    corpus: &'a Corpus,
+    filter: impl Fn(&Incident) -> bool,
+    limit: usize,
+) -> Vec<Entry<'a>> {
+    latest_matching(corpus, |incident, _| filter(incident), limit)
+}
+
+/// The newest `limit` updates that concern `component`: those of the
+/// incidents affecting it, from the update at which it joined (SPEC §1).
+pub fn component_entries<'a>(corpus: &'a Corpus, component: &str, limit: usize) -> Vec<Entry<'a>> {
+    latest_matching(
+        corpus,
+        |incident, update| {
+            incident
+                .joined_at(component)
+                .is_some_and(|joined| joined <= update.instant)
+        },
+        limit,
+    )
+}
+
+/// The newest `limit` updates matching `filter`.
 ///
 /// Incidents are visited newest latest update first, so the walk stops at
 /// the first incident whose newest update is older than every entry kept:
 /// a feed of a 10,000-incident site reads a handful of incidents.
-pub fn latest_entries<'a>(
+fn latest_matching<'a>(
     corpus: &'a Corpus,
-    filter: impl Fn(&Incident) -> bool,
+    filter: impl Fn(&Incident, &Update) -> bool,
     limit: usize,
 ) -> Vec<Entry<'a>> {
     let mut entries: Vec<Entry<'a>> = Vec::new();
@@ -265,11 +288,10 @@ pub fn latest_entries<'a>(
         if cutoff.is_some_and(|cutoff| incident.latest_update().instant < cutoff) {
             break;
         }
-        if !filter(incident) {
-            continue;
-        }
         for update in &incident.updates {
-            entries.push(Entry { incident, update });
+            if filter(incident, update) {
+                entries.push(Entry { incident, update });
+            }
         }
         if entries.len() >= limit {
             sort_newest_first(&mut entries);
@@ -481,7 +503,7 @@ fn render_edition(
             let Some(component) = site.config.component(id) else {
                 continue;
             };
-            let entries = latest_entries(corpus, |incident| incident.affects(id), FEED_LIMIT);
+            let entries = component_entries(corpus, id, FEED_LIMIT);
             let meta = feed::FeedMeta::component(site, component);
             rendered.outputs.push(Output {
                 path: format!("components/{id}.rss"),

@@ -16,6 +16,8 @@ use super::templates::{RenderError, Templates};
 pub enum Notice {
     /// A subscription was asked for (whatever the address's state).
     Requested,
+    /// A webhook's subscription was asked for: its confirmation is posted.
+    Posted,
     Confirmed,
     /// The page behind an unsubscribe link: one button.
     Unsubscribe,
@@ -32,6 +34,7 @@ impl Notice {
     pub fn page(self) -> &'static str {
         match self {
             Notice::Requested => "requested",
+            Notice::Posted => "posted",
             Notice::Confirmed => "confirmed",
             Notice::Unsubscribe => "unsubscribe",
             Notice::Unsubscribed => "unsubscribed",
@@ -109,10 +112,13 @@ mod tests {
                 "email_missing",
                 "email_invalid",
                 "component_unknown",
+                "webhook_invalid",
+                "format_unknown",
                 "one_click",
             ];
             let notices = [
                 Notice::Requested,
+                Notice::Posted,
                 Notice::Confirmed,
                 Notice::Unsubscribe,
                 Notice::Unsubscribed,

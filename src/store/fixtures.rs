@@ -15,11 +15,13 @@ pub(super) fn at(hour: u32) -> DateTime<Utc> {
 pub(super) fn subscriber(address: &str, follows: &[&str]) -> NewSubscriber {
     NewSubscriber {
         address: address.into(),
+        channel: crate::model::Channel::Email,
         follows: if follows == ["*"] {
             Follows::All
         } else {
             Follows::Components(follows.iter().map(|c| (*c).to_owned()).collect())
         },
         language: Language::Sv,
+        only_changes: false,
     }
 }

@@ -133,9 +133,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // Maintenance notices (`crate::maintenance`). An announcement is an
     // update's or a notice's, so its identity becomes (incident, instant,
     // notice), `notice` empty for an update; SQLite cannot drop a UNIQUE
-    // constraint, so the table is made again (foreign keys are off while
-    // migrating, and checked before the commit). A notice carries its
-    // window, and a rescheduled one the window before.
+    // constraint, so the table is made again: `announcements_new` here,
+    // filled and renamed by [`move_announcements`], which keeps every
+    // column the old table has (foreign keys are off meanwhile, and
+    // checked before the commit). A notice carries its window, and a
+    // rescheduled one the window before.
     //
     // `windows` holds each maintenance's window as last seen, when it was
     // first seen, and its moves (the calendar's SEQUENCE counts them);
@@ -164,11 +166,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
         previous_ends TEXT,
         UNIQUE (incident, instant, notice)
     );
-    INSERT INTO announcements_new (id, incident, instant, title, kind, status, body_markdown, body_html, components, created)
-        SELECT id, incident, instant, title, kind, status, body_markdown, body_html, components, created
-        FROM announcements;
-    DROP TABLE announcements;
-    ALTER TABLE announcements_new RENAME TO announcements;
     CREATE TABLE windows (
         incident TEXT PRIMARY KEY,
         starts TEXT NOT NULL,
@@ -196,6 +193,32 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX incident_follows_open ON incident_follows (incident) WHERE ended IS NULL;
     CREATE INDEX incident_follows_ended ON incident_follows (subscriber) WHERE ended IS NOT NULL;",
+    // Quiet updates (`notify: no`) are recorded as notified for the reason
+    // `quiet` (SQLite cannot change a CHECK, so the table is rebuilt).
+    // Subscribers, and requests to subscribe, may ask for changes only; an
+    // announcement remembers whether it is one, and what its subject shows
+    // (`crate::model::Headline`: `status`, `words`, `words-and-time`).
+    "CREATE TABLE notified_quiet (
+        incident TEXT NOT NULL,
+        instant TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('announced', 'baseline', 'too-old', 'quiet')),
+        PRIMARY KEY (incident, instant)
+    ) WITHOUT ROWID;
+    INSERT INTO notified_quiet (incident, instant, at, reason)
+        SELECT incident, instant, at, reason FROM notified;
+    DROP TABLE notified;
+    ALTER TABLE notified_quiet RENAME TO notified;
+    ALTER TABLE subscribers ADD COLUMN only_changes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN only_changes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE announcements ADD COLUMN headline TEXT NOT NULL DEFAULT 'status';
+    ALTER TABLE announcements ADD COLUMN is_change INTEGER NOT NULL DEFAULT 1;",
+    // Channels: a subscriber (and a request) is an address on a channel,
+    // `email` or a webhook (`crate::model::Channel::code`); for a webhook
+    // the address is its URL. Its signing secret derives from the URL and
+    // the token key, so it is not stored.
+    "ALTER TABLE subscribers ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';
+    ALTER TABLE requests ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';",
     // An announcement's title and text in further languages: a JSON array
     // of {"language", "title", "body_markdown", "body_html"}, the last
     // three null where the incident gives none.
@@ -209,6 +232,8 @@ const MERGE_MIGRATION: usize = 3;
 /// The migrations that make a table again, each run alone with foreign
 /// keys off.
 const REBUILDS: &[usize] = &[4];
+/// The migration after which [`move_announcements`] runs.
+const NOTICES_MIGRATION: usize = 4;
 
 impl Store {
     /// Brings the schema up to date, refusing one newer than this
@@ -273,6 +298,9 @@ impl Store {
                         },
                     })?;
                 }
+                if index == NOTICES_MIGRATION {
+                    move_announcements(&transaction).map_err(failed)?;
+                }
                 if index == MERGE_MIGRATION {
                     let merged = merge_addresses(&transaction).map_err(failed)?;
                     if merged > 0 {
@@ -328,6 +356,51 @@ impl From<rusqlite::Error> for RekeyError {
     fn from(error: rusqlite::Error) -> Self {
         RekeyError::Database(error)
     }
+}
+
+/// Migration 5's data step: every row of `announcements` into
+/// `announcements_new`, which then takes its name. A column the old table
+/// has and the new one lacks (one a migration before this one added) is
+/// added first, with its type and default, so nothing is lost whatever
+/// order the migrations were numbered in.
+fn move_announcements(transaction: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    type Column = (String, String, bool, Option<String>);
+    let columns = |table: &str| -> rusqlite::Result<Vec<Column>> {
+        transaction
+            .prepare(&format!("PRAGMA table_info({table})"))?
+            .query_map([], |row| {
+                Ok((row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            })?
+            .collect()
+    };
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    let old = columns("announcements")?;
+    let new: Vec<String> = columns("announcements_new")?
+        .into_iter()
+        .map(|(name, ..)| name)
+        .collect();
+    for (name, kind, not_null, default) in &old {
+        if new.contains(name) {
+            continue;
+        }
+        // SQLite adds a NOT NULL column only with a default.
+        let constraint = match default {
+            Some(default) if *not_null => format!(" NOT NULL DEFAULT {default}"),
+            Some(default) => format!(" DEFAULT {default}"),
+            None => String::new(),
+        };
+        transaction.execute_batch(&format!(
+            "ALTER TABLE announcements_new ADD COLUMN {} {kind}{constraint}",
+            quote(name)
+        ))?;
+    }
+    let list: Vec<String> = old.iter().map(|(name, ..)| quote(name)).collect();
+    let list = list.join(", ");
+    transaction.execute_batch(&format!(
+        "INSERT INTO announcements_new ({list}) SELECT {list} FROM announcements;
+         DROP TABLE announcements;
+         ALTER TABLE announcements_new RENAME TO announcements;"
+    ))
 }
 
 /// Migration 3's data step: each subscriber's raw token (now in `nonce`)
@@ -576,5 +649,89 @@ mod tests {
             .execute("DELETE FROM subscribers WHERE id = 1", [])
             .unwrap();
         assert_eq!(count(&store), 0);
+    }
+
+    #[test]
+    fn a_rebuild_that_would_leave_a_dangling_row_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herald.db");
+        let connection = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..4] {
+            connection.execute_batch(migration).unwrap();
+        }
+        connection.pragma_update(None, "user_version", 4).unwrap();
+        // An outbox row whose announcement is gone, as a damaged file
+        // might hold.
+        connection
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF;
+                 INSERT INTO subscribers VALUES (1, 'a@example.org', 1, 'sv', 'n1', 'c');
+                 INSERT INTO outbox (announcement, subscriber, status, created, next_attempt_at)
+                     VALUES (99, 1, 'pending', 0, 0);",
+            )
+            .unwrap();
+        drop(connection);
+        let error = Store::open(dir.path())
+            .err()
+            .expect("the migration is refused");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "state database {}: cannot migrate the schema",
+                path.display()
+            )
+        );
+        let cause = std::error::Error::source(&error).unwrap().to_string();
+        assert!(
+            cause.contains("a row of `outbox` refers to one that is gone"),
+            "{cause}"
+        );
+        // Rolled back: still version 4.
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+    }
+
+    #[test]
+    fn a_column_another_migration_added_to_announcements_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let connection = Connection::open(dir.path().join("herald.db")).unwrap();
+        for migration in &MIGRATIONS[..4] {
+            connection.execute_batch(migration).unwrap();
+        }
+        // As a migration numbered before the rebuild might have.
+        connection
+            .execute_batch(
+                "ALTER TABLE announcements ADD COLUMN probe TEXT NOT NULL DEFAULT 'none';
+                 INSERT INTO announcements VALUES (7, 'x', '2019-04-04T08:00:00+00:00', 't', 'incident', 'investigating', 'b', '<p>b</p>', '', 'c', 'words');",
+            )
+            .unwrap();
+        connection.pragma_update(None, "user_version", 4).unwrap();
+        drop(connection);
+        let store = Store::open(dir.path()).unwrap();
+        let kept: (String, String) = store
+            .connection
+            .query_row(
+                "SELECT probe, notice FROM announcements WHERE id = 7",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(kept, ("words".to_owned(), String::new()));
+        let sql: String = store
+            .connection
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'announcements'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("UNIQUE (incident, instant, notice)"), "{sql}");
+        assert!(
+            sql.contains("\"probe\" TEXT NOT NULL DEFAULT 'none'"),
+            "{sql}"
+        );
     }
 }

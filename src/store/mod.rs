@@ -41,7 +41,9 @@ pub mod requests;
 mod revisions;
 mod subscribers;
 mod windows;
-pub use outbox::{Delivery, Leased, OutboxCounts, OutboxEntry, OutboxState, Outcome, Queued};
+pub use outbox::{
+    Delivery, Leased, OutboxCounts, OutboxEntry, OutboxState, Outcome, Queued, count_recipients,
+};
 pub use requests::{Confirmed, LeasedConfirmation, NewRequest, Unsubscribed};
 pub use subscribers::{Added, NewSubscriber};
 

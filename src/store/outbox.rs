@@ -8,14 +8,17 @@
 //! confirmation emails ([`super::requests`]). Outbox times are Unix
 //! milliseconds, compared as integers.
 
+use std::path::Path;
+
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
 use crate::announce::{Announcement, Decision, Translated};
 use crate::model::{
-    ComponentStatus, IncidentId, Kind, Language, Notice, NoticeKind, Status, Subscriber, Window,
+    ComponentStatus, Headline, IncidentId, Kind, Language, Notice, NoticeKind, Status, Subscriber,
+    Window,
 };
 
 /// An announcement's translations as the `translations` column holds them.
@@ -82,6 +85,9 @@ pub enum Delivery {
     Retry { next: DateTime<Utc>, reply: String },
     /// A permanent failure, or retried for too long; the reply is kept.
     Failed { reply: String },
+    /// The address is gone for good: the subscriber is removed, with
+    /// their queued deliveries.
+    Revoked { reply: String },
 }
 
 /// A row of one of the two mail queues: the outbox (announcements) or
@@ -127,6 +133,8 @@ pub struct OutboxEntry {
     pub state: OutboxState,
     pub address: String,
     pub incident: String,
+    /// The update's instant; for a maintenance notice, then its kind
+    /// (`2026-12-10T21:00:00+00:00 started`).
     pub instant: String,
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
@@ -140,6 +148,74 @@ pub struct OutboxCounts {
     pub retrying: usize,
     pub sent: usize,
     pub failed: usize,
+}
+
+/// Who gets an announcement, as a condition on `subscribers s`, its
+/// parameters named by the arguments: subscribers following one of its
+/// components (`components`, a JSON array of ids) or the incident itself
+/// (`incident`), and, unless it is a change (`change`), not those who
+/// asked for changes only.
+fn recipients(components: &str, incident: &str, change: &str) -> String {
+    format!(
+        "({change} OR NOT s.only_changes)
+         AND (s.all_components
+              OR EXISTS (SELECT 1 FROM subscriptions c
+                         WHERE c.subscriber = s.id
+                           AND c.component IN (SELECT value FROM json_each({components})))
+              OR EXISTS (SELECT 1 FROM incident_follows f
+                         WHERE f.subscriber = s.id AND f.incident = {incident} AND f.ended IS NULL))"
+    )
+}
+
+/// How many subscribers of each language would get `announcement`, read
+/// from `state_dir/herald.db` without writing to it (`herald post
+/// --dry-run`): nothing when there is no database yet.
+pub fn count_recipients(
+    state_dir: &Path,
+    announcement: &Announcement,
+) -> Result<Vec<(Language, usize)>, Error> {
+    let path = state_dir.join("herald.db");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let failed = Error::database(&path, "count the recipients");
+    // Read-write but never writing (`query_only`): a read-only connection
+    // to a database in WAL mode would leave its `-wal` and `-shm` files
+    // behind, while the last connection to close removes them.
+    let connection = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(failed)?;
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(failed)?;
+    connection
+        .pragma_update(None, "query_only", true)
+        .map_err(failed)?;
+    let ids: Vec<&str> = announcement.component_ids().collect();
+    let ids = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT s.language, count(*) FROM subscribers s WHERE {}
+             GROUP BY s.language ORDER BY s.language",
+            recipients("?1", "?3", "?2")
+        ))
+        .map_err(failed)?;
+    let rows = statement
+        .query_map(
+            params![ids, announcement.change, announcement.incident.as_str()],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )
+        .map_err(failed)?;
+    let mut counts = Vec::new();
+    for row in rows {
+        let (language, count) = row.map_err(failed)?;
+        if let Some(language) = Language::parse(&language) {
+            counts.push((language, usize::try_from(count).unwrap_or(0)));
+        }
+    }
+    Ok(counts)
 }
 
 /// Removes who followed only incidents, all of them ended, once no mail
@@ -175,6 +251,8 @@ struct StoredAnnouncement {
     window: [Option<String>; 4],
     /// JSON ([`translations_json`]).
     translations: String,
+    headline: String,
+    change: bool,
 }
 
 impl StoredAnnouncement {
@@ -211,6 +289,8 @@ impl StoredAnnouncement {
                 })
                 .collect(),
             translations: translations_from_json(&self.translations),
+            headline: Headline::parse(&self.headline).unwrap_or(Headline::Status),
+            change: self.change,
             notice,
         })
     }
@@ -241,21 +321,16 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, translations)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change, translations)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "INSERT OR IGNORE INTO outbox (announcement, subscriber, status, created, next_attempt_at)
-                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s
-                     WHERE s.all_components
-                        OR EXISTS (SELECT 1 FROM subscriptions c
-                                   WHERE c.subscriber = s.id
-                                     AND c.component IN (SELECT value FROM json_each(?3)))
-                        OR EXISTS (SELECT 1 FROM incident_follows f
-                                   WHERE f.subscriber = s.id AND f.incident = ?4 AND f.ended IS NULL)",
-                )
+                     SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s WHERE {}",
+                    recipients("?3", "?5", "?4")
+                ))
                 .map_err(failed)?;
             // Following one incident ends with its resolution, once that
             // email is queued.
@@ -313,6 +388,8 @@ impl Store {
                         window.map(|w| w.ends.to_rfc3339()),
                         previous.map(|w| w.starts.to_rfc3339()),
                         previous.map(|w| w.ends.to_rfc3339()),
+                        announcement.headline.as_str(),
+                        announcement.change,
                         translations_json(&announcement.translations),
                     ])
                     .map_err(failed)?;
@@ -324,6 +401,7 @@ impl Store {
                         id,
                         millis(now),
                         ids,
+                        announcement.change,
                         announcement.incident.as_str()
                     ])
                     .map_err(failed)?;
@@ -341,6 +419,11 @@ impl Store {
                     .execute(params![id.as_str(), instant.to_rfc3339(), at, "too-old"])
                     .map_err(failed)?;
             }
+            for (id, instant) in &decision.quiet {
+                notify
+                    .execute(params![id.as_str(), instant.to_rfc3339(), at, "quiet"])
+                    .map_err(failed)?;
+            }
         }
         transaction.commit().map_err(failed)?;
         Ok(queued)
@@ -352,7 +435,7 @@ impl Store {
             .connection
             .query_row(
                 "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        notice, starts, ends, previous_starts, previous_ends, translations
+                        notice, starts, ends, previous_starts, previous_ends, headline, is_change, translations
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
@@ -367,7 +450,9 @@ impl Store {
                         components: row.get(7)?,
                         notice: row.get(8)?,
                         window: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
-                        translations: row.get(13)?,
+                        headline: row.get(13)?,
+                        change: row.get(14)?,
+                        translations: row.get(15)?,
                     })
                 },
             )
@@ -520,7 +605,12 @@ impl Store {
                             "UPDATE requests SET attempts = attempts + 1, lease_until = NULL, next_attempt_at = ?2, last_reply = ?3 WHERE id = ?1",
                         )
                         .and_then(|mut update| update.execute(params![id, millis(*next), reply])),
-                    (Queued::Request(id), Delivery::Failed { reply }) => transaction
+                    (Queued::Outbox(id), Delivery::Revoked { .. }) => transaction
+                        .prepare_cached(
+                            "DELETE FROM subscribers WHERE id = (SELECT subscriber FROM outbox WHERE id = ?1)",
+                        )
+                        .and_then(|mut delete| delete.execute(params![id])),
+                    (Queued::Request(id), Delivery::Failed { reply } | Delivery::Revoked { reply }) => transaction
                         .prepare_cached(
                             "UPDATE requests SET status = 'failed', attempts = attempts + 1, lease_until = NULL, last_reply = ?2 WHERE id = ?1",
                         )
@@ -583,7 +673,8 @@ impl Store {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident, a.instant
+                "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident,
+                        a.instant || CASE WHEN a.notice = '' THEN '' ELSE ' ' || a.notice END
                  FROM outbox o JOIN subscribers s ON s.id = o.subscriber JOIN announcements a ON a.id = o.announcement
                  WHERE o.status != 'sent'
                  ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
@@ -632,6 +723,8 @@ mod tests {
                 .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
                 .collect(),
             translations: vec![],
+            headline: Headline::Status,
+            change: true,
             notice: None,
         }
     }
@@ -676,7 +769,9 @@ mod tests {
         let decision = Decision {
             due: vec![translated],
             too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
+            quiet: vec![(IncidentId::new("quiet").unwrap(), at(2))],
             next: None,
+            waiting: Vec::new(),
         };
         assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 3);
         // A second enqueue of the same update queues nothing.
@@ -685,7 +780,8 @@ mod tests {
             store.notified().unwrap(),
             [
                 (IncidentId::new("x").unwrap(), at(8)),
-                (IncidentId::new("old").unwrap(), at(1))
+                (IncidentId::new("old").unwrap(), at(1)),
+                (IncidentId::new("quiet").unwrap(), at(2))
             ]
             .into_iter()
             .collect()

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Error, NewSubscriber, Store, from_millis, millis};
-use crate::model::Language;
+use crate::model::{Channel, Language};
 use crate::model::{Confirmation, Follows, IncidentId};
 use crate::token::{self, Purpose};
 
@@ -31,8 +31,11 @@ pub const RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRequest {
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
+    /// Only the updates that change a status ([`NewSubscriber::only_changes`]).
+    pub only_changes: bool,
 }
 
 /// What following a confirmation link did.
@@ -129,13 +132,16 @@ impl Store {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO requests (address, all_components, components, language, nonce, token_hash,
-                                           created, expires, status, queued, next_attempt_at, incident)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9)",
+                                           created, expires, status, queued, next_attempt_at, incident, only_changes,
+                                           channel)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?7, ?7, ?9, ?10, ?11)",
                 )
                 .map_err(failed)?;
             let mut replace = transaction
                 .prepare_cached(
-                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5 WHERE id = ?1",
+                    "UPDATE requests SET all_components = ?2, components = ?3, language = ?4, incident = ?5,
+                        only_changes = ?6, channel = ?7
+                     WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut resend = transaction
@@ -157,7 +163,15 @@ impl Store {
                 match found {
                     Some((id, false, in_queue, last_queued)) => {
                         replace
-                            .execute(params![id, all, components, language, incident])
+                            .execute(params![
+                                id,
+                                all,
+                                components,
+                                language,
+                                incident,
+                                request.only_changes,
+                                request.channel.code()
+                            ])
                             .map_err(failed)?;
                         if !in_queue && last_queued <= resend_before {
                             resend
@@ -185,7 +199,9 @@ impl Store {
                                 hash.as_slice(),
                                 now_ms,
                                 expires,
-                                incident
+                                incident,
+                                request.only_changes,
+                                request.channel.code()
                             ])
                             .map_err(failed)?;
                         queued += 1;
@@ -201,6 +217,18 @@ impl Store {
     /// subscriber with the request's components and language (an
     /// existing subscriber keeps their unsubscribe link).
     pub fn confirm(&mut self, link_token: &str, now: DateTime<Utc>) -> Result<Confirmed, Error> {
+        self.confirm_following(link_token, now, |_| true)
+    }
+
+    /// [`Store::confirm`], where a request to follow an incident that is
+    /// no longer `open` (closed since it was asked for) has expired:
+    /// there is nothing left to follow.
+    pub fn confirm_following(
+        &mut self,
+        link_token: &str,
+        now: DateTime<Utc>,
+        open: impl Fn(&IncidentId) -> bool,
+    ) -> Result<Confirmed, Error> {
         let hash = token::hash(link_token);
         type Row = (
             i64,
@@ -212,11 +240,14 @@ impl Store {
             i64,
             Option<i64>,
             Option<String>,
+            bool,
+            String,
         );
         let row: Option<Row> = self
             .connection
             .query_row(
-                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident
+                "SELECT id, token_hash, address, all_components, components, language, expires, confirmed, incident,
+                        only_changes, channel
                  FROM requests WHERE token_hash = ?1",
                 params![hash.as_slice()],
                 |row| {
@@ -230,13 +261,26 @@ impl Store {
                         row.get(6)?,
                         row.get(7)?,
                         row.get(8)?,
+                        row.get(9)?,
+                        row.get(10)?,
                     ))
                 },
             )
             .optional()
             .map_err(Error::database(&self.path, "look up a confirmation link"))?;
-        let Some((id, stored, address, all, components, language, expires, confirmed, incident)) =
-            row
+        let Some((
+            id,
+            stored,
+            address,
+            all,
+            components,
+            language,
+            expires,
+            confirmed,
+            incident,
+            only_changes,
+            channel,
+        )) = row
         else {
             return Ok(Confirmed::Unknown);
         };
@@ -249,13 +293,21 @@ impl Store {
         if expires <= millis(now) {
             return Ok(Confirmed::Expired);
         }
+        let follows = request_follows(all, &components, incident.as_deref());
+        if let Follows::Incident(id) = &follows
+            && !open(id)
+        {
+            return Ok(Confirmed::Expired);
+        }
         // Adding first and marking second: a failure in between leaves a
         // link that, followed again, adds the same subscriber again.
         self.add_subscribers(
             &[NewSubscriber {
                 address,
-                follows: request_follows(all, &components, incident.as_deref()),
+                channel: Channel::parse(&channel).unwrap_or(Channel::Email),
+                follows,
                 language: Language::parse(&language).unwrap_or(Language::En),
+                only_changes,
             }],
             now,
         )?;
@@ -352,7 +404,7 @@ impl Store {
                           AND (lease_until IS NULL OR lease_until <= ?1)
                         ORDER BY next_attempt_at, id LIMIT ?3)
                      UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident",
+                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident, channel",
                 )
                 .map_err(failed)?;
             let rows = statement
@@ -364,10 +416,16 @@ impl Store {
                         let language: String = row.get(4)?;
                         let nonce: String = row.get(5)?;
                         let incident: Option<String> = row.get(9)?;
+                        let channel: String = row.get(10)?;
+                        let channel = Channel::parse(&channel).unwrap_or(Channel::Email);
+                        let address: String = row.get(1)?;
                         Ok(LeasedConfirmation {
                             confirmation: Confirmation {
                                 id: row.get(0)?,
-                                address: row.get(1)?,
+                                signing: (channel != Channel::Email)
+                                    .then(|| key.signing_secret(&address)),
+                                address,
+                                channel,
                                 follows: request_follows(all, &components, incident.as_deref()),
                                 language: Language::parse(&language).unwrap_or(Language::En),
                                 token: key.token(Purpose::Confirm, &nonce),
@@ -414,8 +472,10 @@ mod tests {
     fn request(address: &str, components: &[&str]) -> NewRequest {
         NewRequest {
             address: address.into(),
+            channel: Channel::Email,
             follows: Follows::Components(components.iter().map(|c| (*c).to_owned()).collect()),
             language: Language::Sv,
+            only_changes: false,
         }
     }
 
@@ -540,8 +600,10 @@ mod tests {
             .add_subscribers(
                 &[NewSubscriber {
                     address: "old@example.org".into(),
+                    channel: crate::model::Channel::Email,
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
@@ -647,8 +709,10 @@ mod tests {
             .add_subscribers(
                 &[NewSubscriber {
                     address: "a@example.org".into(),
+                    channel: crate::model::Channel::Email,
                     follows: Follows::All,
                     language: Language::En,
+                    only_changes: false,
                 }],
                 at(1, 7),
             )
@@ -715,5 +779,43 @@ mod tests {
         );
         assert_eq!(store.unsubscribe(legacy).unwrap(), Unsubscribed::Now);
         assert_eq!(addresses(&store), []);
+    }
+
+    #[test]
+    fn a_request_to_follow_an_incident_closed_since_has_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let storage = IncidentId::new("storage").unwrap();
+        let request = NewRequest {
+            channel: Channel::Email,
+            address: "one@example.org".into(),
+            follows: Follows::Incident(storage.clone()),
+            language: Language::En,
+            only_changes: false,
+        };
+        store.request_subscriptions(&[request], at(2, 8)).unwrap();
+        let leased = store.lease_confirmations(at(2, 8), at(2, 9), 10).unwrap();
+        assert_eq!(
+            leased[0].confirmation.follows,
+            Follows::Incident(storage.clone())
+        );
+        let token = leased[0].confirmation.token.clone();
+        assert_eq!(
+            store
+                .confirm_following(&token, at(2, 9), |_| false)
+                .unwrap(),
+            Confirmed::Expired
+        );
+        assert!(store.subscribers().unwrap().is_empty());
+        assert_eq!(
+            store
+                .confirm_following(&token, at(2, 9), |id| *id == storage)
+                .unwrap(),
+            Confirmed::Now
+        );
+        assert_eq!(
+            store.followed_incidents().unwrap(),
+            [("one@example.org".to_owned(), "storage".to_owned())]
+        );
     }
 }

@@ -134,6 +134,43 @@ impl Store {
         transaction.commit().map_err(failed)
     }
 
+    /// First-seen and edit times of the updates seen and not yet
+    /// notified (`herald outbox` shows which wait out their grace period).
+    pub fn pending_seen(&self) -> Result<HashMap<UpdateKey, Seen>, Error> {
+        let failed = Error::database(&self.path, "read the updates not yet notified");
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT r.incident, r.instant, r.first_seen, r.edited FROM revisions r
+                 WHERE NOT EXISTS (SELECT 1 FROM notified n
+                                   WHERE n.incident = r.incident AND n.instant = r.instant)",
+            )
+            .map_err(failed)?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(failed)?;
+        let mut pending = HashMap::new();
+        for row in rows {
+            let (incident, instant, first_seen, edited) = row.map_err(failed)?;
+            if let (Some(id), Some(instant), Some(first_seen)) = (
+                IncidentId::new(&incident),
+                parse_instant(&instant),
+                parse_instant(&first_seen),
+            ) {
+                let edited = edited.as_deref().and_then(parse_instant);
+                pending.insert((id, instant), Seen { first_seen, edited });
+            }
+        }
+        Ok(pending)
+    }
+
     /// Every update already notified, skipped as too old, or recorded as
     /// the baseline.
     pub fn notified(&self) -> Result<Notified, Error> {

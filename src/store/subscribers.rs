@@ -7,6 +7,7 @@
 //! removed subscriber's token hashes stay, pointing nowhere, so a repeated
 //! unsubscribe still says "unsubscribed" ([`super::requests`]).
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -14,15 +15,19 @@ use rusqlite::{OptionalExtension, params};
 
 use super::requests::follows_from_columns;
 use super::{Error, Store, unusable, write_fingerprint};
-use crate::model::{Follows, Language, Subscriber};
+use crate::model::{Channel, Follows, Language, Subscriber};
 use crate::token::{self, Key, Purpose};
 
 /// A subscriber to add or update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSubscriber {
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
+    /// Only the changes: the first update, a change of the incident's or
+    /// a component's status, the resolution. Otherwise every update.
+    pub only_changes: bool,
 }
 
 /// What [`Store::add_subscribers`] did.
@@ -37,7 +42,8 @@ pub struct Added {
 pub(super) const SUBSCRIBER_COLUMNS: &str =
     "s.id, s.address, s.all_components, s.language, s.nonce,
     (SELECT group_concat(component, ' ') FROM
-        (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component))";
+        (SELECT component FROM subscriptions WHERE subscriber = s.id ORDER BY component)),
+    s.channel";
 
 /// A subscriber row, with the unsubscribe token derived from its nonce.
 pub(super) fn subscriber_from_row(
@@ -48,12 +54,20 @@ pub(super) fn subscriber_from_row(
     let all: bool = row.get(start + 2)?;
     let language: String = row.get(start + 3)?;
     let components: Option<String> = row.get(start + 5)?;
+    let channel: String = row.get(start + 6)?;
+    let nonce: String = row.get(start + 4)?;
+    // An unknown channel (from a newer herald) is delivered as nothing:
+    // the email transport refuses a URL, and the row is parked.
+    let channel = Channel::parse(&channel).unwrap_or(Channel::Email);
+    let address: String = row.get(start + 1)?;
     Ok(Subscriber {
         id: row.get(start)?,
-        address: row.get(start + 1)?,
+        signing: matches!(channel, Channel::Webhook(_)).then(|| key.signing_secret(&address)),
+        address,
+        channel,
         follows: follows_from_columns(all, &components.unwrap_or_default()),
         language: Language::parse(&language).unwrap_or(Language::En),
-        token: key.token(Purpose::Unsubscribe, &row.get::<_, String>(start + 4)?),
+        token: key.token(Purpose::Unsubscribe, &nonce),
     })
 }
 
@@ -91,12 +105,12 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO subscribers (address, all_components, language, nonce, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO subscribers (address, all_components, language, nonce, created, only_changes, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(failed)?;
             let mut update = transaction
                 .prepare_cached(
-                    "UPDATE subscribers SET all_components = ?2, language = ?3 WHERE id = ?1",
+                    "UPDATE subscribers SET all_components = ?2, language = ?3, only_changes = ?4, channel = ?5 WHERE id = ?1",
                 )
                 .map_err(failed)?;
             let mut clear = transaction
@@ -134,7 +148,15 @@ impl Store {
                         id
                     }
                     Some(id) => {
-                        update.execute(params![id, all, language]).map_err(failed)?;
+                        update
+                            .execute(params![
+                                id,
+                                all,
+                                language,
+                                subscriber.only_changes,
+                                subscriber.channel.code()
+                            ])
+                            .map_err(failed)?;
                         clear.execute(params![id]).map_err(failed)?;
                         result.updated += 1;
                         id
@@ -145,7 +167,15 @@ impl Store {
                             source,
                         })?;
                         insert
-                            .execute(params![subscriber.address, all, language, nonce, created])
+                            .execute(params![
+                                subscriber.address,
+                                all,
+                                language,
+                                nonce,
+                                created,
+                                subscriber.only_changes,
+                                subscriber.channel.code()
+                            ])
                             .map_err(failed)?;
                         result.added += 1;
                         let id = transaction.last_insert_rowid();
@@ -199,6 +229,20 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
+    /// The subscriber at `address`, if any.
+    pub fn subscriber(&self, address: &str) -> Result<Option<Subscriber>, Error> {
+        let failed = Error::database(&self.path, "find a subscriber");
+        let key = self.key()?;
+        self.connection
+            .query_row(
+                &format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers s WHERE s.address = ?1"),
+                params![address],
+                |row| subscriber_from_row(row, 0, key),
+            )
+            .optional()
+            .map_err(failed)
+    }
+
     /// Every subscriber, by address.
     pub fn subscribers(&self) -> Result<Vec<Subscriber>, Error> {
         let failed = Error::database(&self.path, "list subscribers");
@@ -212,6 +256,17 @@ impl Store {
         let rows = statement
             .query_map([], |row| subscriber_from_row(row, 0, key))
             .map_err(failed)?;
+        rows.collect::<Result<_, _>>().map_err(failed)
+    }
+
+    /// The addresses of the subscribers who asked for changes only.
+    pub fn only_changes(&self) -> Result<HashSet<String>, Error> {
+        let failed = Error::database(&self.path, "list subscribers");
+        let mut statement = self
+            .connection
+            .prepare("SELECT address FROM subscribers WHERE only_changes")
+            .map_err(failed)?;
+        let rows = statement.query_map([], |row| row.get(0)).map_err(failed)?;
         rows.collect::<Result<_, _>>().map_err(failed)
     }
 
@@ -336,8 +391,10 @@ mod tests {
         let incident = |id: &str| IncidentId::new(id).unwrap();
         let follow = |address: &str, id: &str| NewSubscriber {
             address: address.into(),
+            channel: crate::model::Channel::Email,
             follows: Follows::Incident(incident(id)),
             language: Language::En,
+            only_changes: false,
         };
         store
             .add_subscribers(&[subscriber("dns@example.org", &["dns"])], at(5))
@@ -385,6 +442,8 @@ mod tests {
             body_html: String::new(),
             components: vec![("mail".into(), ComponentStatus::MajorOutage)],
             translations: vec![],
+            headline: crate::model::Headline::Status,
+            change: true,
             notice: None,
         };
         let recipients = |store: &mut Store, due: Vec<Announcement>, now| {

@@ -368,6 +368,22 @@ mod tests {
                 (id.clone(), NoticeKind::Rescheduled, at(7)),
             ])
         );
+        // `herald outbox` tells a notice by its kind.
+        let mut listed: Vec<String> = store
+            .outbox(10)
+            .unwrap()
+            .into_iter()
+            .map(|entry| entry.instant)
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                "2019-04-04T06:00:00+00:00",
+                "2019-04-04T06:00:00+00:00 reminder-14400s",
+                "2019-04-04T07:00:00+00:00 rescheduled",
+            ]
+        );
         // Each reads back as it was queued.
         let leased = store.lease(at(9), at(10), 10).unwrap();
         let mut read: Vec<Announcement> = leased
@@ -376,5 +392,33 @@ mod tests {
             .collect();
         read.sort_by_key(|announcement| (announcement.instant, announcement.notice.is_some()));
         assert_eq!(read, [update, reminder, moved]);
+    }
+
+    #[test]
+    fn unreadable_rows_are_recorded_anew_or_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let id = IncidentId::new("dns").unwrap();
+        store
+            .observe_windows([&maintenance(10, 12)], at(7))
+            .unwrap();
+        store
+            .connection
+            .execute_batch(
+                "UPDATE windows SET starts = 'soon';
+                 INSERT INTO notices VALUES ('dns', 'bogus', '2019-04-04T09:00:00+00:00', 'x');
+                 INSERT INTO announcements (id, incident, instant, notice, title, kind, status, body_markdown, body_html, components, created)
+                     VALUES (5, 'dns', '2019-04-04T09:00:00+00:00', 'bogus', 't', 'maintenance', 'scheduled', '', '', '', 'x');",
+            )
+            .unwrap();
+        // A window that cannot be read is recorded again, as first seen now.
+        let read = store
+            .observe_windows([&maintenance(10, 12)], at(9))
+            .unwrap();
+        assert_eq!(read[&id].first_seen, at(9));
+        assert_eq!(read[&id].moved, None);
+        // A notice or an announcement of an unknown kind is left out.
+        assert!(store.sent_notices().unwrap().is_empty());
+        assert_eq!(store.announcement(5).unwrap(), None);
     }
 }

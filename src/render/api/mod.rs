@@ -61,6 +61,9 @@
 mod shape;
 pub mod uptime;
 
+/// Statuspage's words for herald's data, for the webhooks' payloads.
+pub(crate) use shape::{component_status, statuspage_status};
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -71,9 +74,10 @@ use crate::model::{ComponentStatus, Kind, MaintenancePhase};
 
 use super::{Output, Site};
 use shape::{
-    Context, Indicator, Listed, RawComponent, RawIncident, RawPage, RawStatus, component_list,
-    last_change, page_id, phase_at, status_at, visible_updates,
+    Context, Listed, RawComponent, RawIncident, RawPage, RawStatus, component_list, last_change,
+    phase_at, status_at, visible_updates,
 };
+pub(crate) use shape::{Indicator, page_id};
 use uptime::Uptime;
 
 /// The version of herald's own `status.json`, written as `schema_version`.

@@ -213,7 +213,7 @@ impl Context<'_> {
             updated_at: self.time(self.site.edited(incident, update)),
             display_at: self.time(update.instant),
             affected_components: (!affected.is_empty()).then_some(affected),
-            deliver_notifications: true,
+            deliver_notifications: update.notify,
             custom_tweet: None,
             tweet_id: None,
         }
@@ -347,7 +347,7 @@ pub(super) fn group_id(name: &str, taken: &mut BTreeSet<String>) -> String {
 
 /// The page id: the host (and port) of `base_url`. Statuspage uses an
 /// opaque id; the host is stable and names the site.
-pub(super) fn page_id(base_url: &str) -> String {
+pub(crate) fn page_id(base_url: &str) -> String {
     super::super::ics::host(base_url)
 }
 
@@ -427,7 +427,7 @@ pub(super) fn last_change(segments: &[Segment], now: DateTime<Utc>) -> Option<Da
         .max()
 }
 
-pub(super) fn component_status(status: ComponentStatus) -> &'static str {
+pub(crate) fn component_status(status: ComponentStatus) -> &'static str {
     match status {
         ComponentStatus::Operational => "operational",
         ComponentStatus::Degraded => "degraded_performance",
@@ -440,7 +440,7 @@ pub(super) fn component_status(status: ComponentStatus) -> &'static str {
 /// Statuspage's word for a herald status. The parser already replaced
 /// `update` by the status it continues; the arms for statuses a kind cannot
 /// use only keep this total.
-pub(super) fn statuspage_status(kind: Kind, status: Status) -> &'static str {
+pub(crate) fn statuspage_status(kind: Kind, status: Status) -> &'static str {
     match (kind, status) {
         (Kind::Incident, Status::Investigating | Status::Update | Status::Scheduled) => {
             "investigating"
@@ -462,7 +462,7 @@ pub(super) fn statuspage_status(kind: Kind, status: Status) -> &'static str {
 
 /// `status.indicator`, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Indicator {
+pub(crate) enum Indicator {
     None,
     Maintenance,
     Minor,
@@ -471,7 +471,7 @@ pub(super) enum Indicator {
 }
 
 impl Indicator {
-    pub(super) fn of_component(status: ComponentStatus) -> Indicator {
+    pub(crate) fn of_component(status: ComponentStatus) -> Indicator {
         match status {
             ComponentStatus::Operational => Indicator::None,
             ComponentStatus::Maintenance => Indicator::Maintenance,
@@ -489,7 +489,7 @@ impl Indicator {
         }
     }
 
-    pub(super) fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Indicator::None => "none",
             Indicator::Maintenance => "maintenance",
@@ -501,7 +501,7 @@ impl Indicator {
 
     /// Statuspage's English descriptions; readers match on them, so they
     /// are not translated.
-    pub(super) fn description(self) -> &'static str {
+    pub(crate) fn description(self) -> &'static str {
         match self {
             Indicator::None => "All Systems Operational",
             Indicator::Maintenance => "Service Under Maintenance",

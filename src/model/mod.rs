@@ -10,6 +10,12 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 
+mod language;
+mod notice;
+
+pub use language::{Language, Languages};
+pub use notice::{Notice, NoticeKind};
+
 /// The file stem of an incident file, checked against `[a-z0-9][a-z0-9._-]{0,99}`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IncidentId(Arc<str>);
@@ -42,92 +48,6 @@ impl IncidentId {
 impl fmt::Display for IncidentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Page language: picks template strings and date formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Language {
-    Sv,
-    En,
-}
-
-impl Language {
-    pub fn parse(text: &str) -> Option<Language> {
-        match text {
-            "sv" => Some(Language::Sv),
-            "en" => Some(Language::En),
-            _ => None,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Sv => "sv",
-            Language::En => "en",
-        }
-    }
-
-    /// The language's name in itself, for links to a page in it.
-    pub fn autonym(self) -> &'static str {
-        match self {
-            Language::Sv => "Svenska",
-            Language::En => "English",
-        }
-    }
-}
-
-/// The languages a site publishes in (`[site] languages`): the first is
-/// the site's own, in which incident text is written first; each further
-/// one gets its own pages and feeds under its code. Never empty, never a
-/// language twice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Languages(Vec<Language>);
-
-impl Languages {
-    /// A site in one language.
-    pub fn one(language: Language) -> Languages {
-        Languages(vec![language])
-    }
-
-    /// `site` first, then `others` in order; `None` if a language repeats.
-    pub fn new(site: Language, others: &[Language]) -> Option<Languages> {
-        let mut all = vec![site];
-        for language in others {
-            if all.contains(language) {
-                return None;
-            }
-            all.push(*language);
-        }
-        Some(Languages(all))
-    }
-
-    /// The site's language: the first.
-    pub fn site(&self) -> Language {
-        self.0[0]
-    }
-
-    /// The languages after the first.
-    pub fn others(&self) -> &[Language] {
-        &self.0[1..]
-    }
-
-    /// Every language, the site's first.
-    pub fn all(&self) -> &[Language] {
-        &self.0
-    }
-
-    /// The prefix of the outputs in `language`: `""` for the site's
-    /// language, `"en/"` for English when it is a further one.
-    pub fn prefix(&self, language: Language) -> &'static str {
-        if language == self.site() {
-            ""
-        } else {
-            match language {
-                Language::Sv => "sv/",
-                Language::En => "en/",
-            }
-        }
     }
 }
 
@@ -301,6 +221,53 @@ impl ComponentStatus {
     }
 }
 
+/// What the title of an update's feed entry and email shows besides the
+/// incident's title, so that consecutive updates differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Headline {
+    /// The status: the first update, or one whose status changed.
+    Status,
+    /// The first words of the text.
+    Words,
+    /// The first words and the time, when they repeat the update before.
+    WordsAndTime,
+}
+
+impl Headline {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Headline::Status => "status",
+            Headline::Words => "words",
+            Headline::WordsAndTime => "words-and-time",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Headline> {
+        [Headline::Status, Headline::Words, Headline::WordsAndTime]
+            .into_iter()
+            .find(|headline| headline.as_str() == text)
+    }
+}
+
+/// How many words of an update's text a headline shows.
+pub const HEADLINE_WORDS: usize = 8;
+
+/// The first [`HEADLINE_WORDS`] words of `markdown` as a reader sees them
+/// (emphasis, heading and quote marks and list dashes left out), and
+/// whether more follow.
+pub fn headline_words(markdown: &str) -> (String, bool) {
+    let words: Vec<&str> = markdown
+        .split_whitespace()
+        .map(|word| {
+            word.trim_start_matches(['#', '>'])
+                .trim_matches(|c: char| matches!(c, '*' | '_' | '`'))
+        })
+        .filter(|word| !word.is_empty() && *word != "-")
+        .collect();
+    let shown = words[..words.len().min(HEADLINE_WORDS)].join(" ");
+    (shown, words.len() > HEADLINE_WORDS)
+}
+
 /// A component as the configuration defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
@@ -332,16 +299,100 @@ impl Follows {
     }
 }
 
-/// Someone who gets email about the components they follow.
+/// How a subscriber is reached: what their address is, and which
+/// transport delivers to it. Stored as [`Channel::code`] beside the
+/// address; a new transport is one more variant here and one more arm in
+/// the drain (`crate::mailer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// An email address, over SMTP (or `.eml` files).
+    Email,
+    /// An `https://` URL that herald POSTs to, in this format.
+    Webhook(Format),
+    /// A Matrix room, by its id, that herald's account (`[matrix]`)
+    /// posts to.
+    Matrix,
+}
+
+/// What a webhook's body is: Statuspage-shaped JSON, or a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Json,
+    Slack,
+    Discord,
+    Teams,
+    Mattermost,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [
+        Format::Json,
+        Format::Slack,
+        Format::Discord,
+        Format::Teams,
+        Format::Mattermost,
+    ];
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|format| format.code() == text)
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Slack => "slack",
+            Format::Discord => "discord",
+            Format::Teams => "teams",
+            Format::Mattermost => "mattermost",
+        }
+    }
+
+    /// A chat's incoming webhook: a 404 or 410 means it was revoked.
+    pub fn is_chat(self) -> bool {
+        self != Format::Json
+    }
+}
+
+impl Channel {
+    /// As stored: `email`, `webhook` (JSON), the chat format's name, or
+    /// `matrix`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Matrix => "matrix",
+            Channel::Webhook(Format::Json) => "webhook",
+            Channel::Webhook(format) => format.code(),
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Channel> {
+        match code {
+            "email" => Some(Channel::Email),
+            "matrix" => Some(Channel::Matrix),
+            "webhook" => Some(Channel::Webhook(Format::Json)),
+            other => Format::parse(other)
+                .filter(|format| format.is_chat())
+                .map(Channel::Webhook),
+        }
+    }
+}
+
+/// Someone who gets email, or a webhook that gets posts, about what
+/// they follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscriber {
     /// The state database's row id; part of each email's Message-ID.
     pub id: i64,
+    /// An email address, or a webhook's URL ([`Subscriber::channel`]).
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
     /// The unguessable secret in this subscriber's unsubscribe link.
     pub token: String,
+    /// A webhook's signing secret, derived from its URL and the token
+    /// key (never stored).
+    pub signing: Option<String>,
 }
 
 /// A subscription asked for over HTTP and not yet confirmed: what its
@@ -351,10 +402,13 @@ pub struct Confirmation {
     /// The state database's row id; part of the email's Message-ID.
     pub id: i64,
     pub address: String,
+    pub channel: Channel,
     pub follows: Follows,
     pub language: Language,
     /// The unguessable secret in the confirmation link.
     pub token: String,
+    /// A webhook's signing secret, told to it in the confirmation post.
+    pub signing: Option<String>,
     /// When the link stops working.
     pub expires: DateTime<Utc>,
 }
@@ -373,10 +427,13 @@ pub struct Update {
     /// (A boxed slice, like `translations`: 8 bytes less than a `Vec` in
     /// each of 100,000 updates, which are never grown once parsed.)
     pub component_statuses: Box<[(String, ComponentStatus)]>,
+    /// `false` for a quiet update (`notify: no`): published everywhere,
+    /// notified to nobody.
+    pub notify: bool,
     /// Markdown source of the body in the site's language, without the
-    /// `components:` line and without the translations. Its HTML is made
-    /// where it is shown (`parse::render_markdown`): a corpus of 100,000
-    /// updates holds only their Markdown.
+    /// `components:` and `notify:` lines and without the translations. Its
+    /// HTML is made where it is shown (`parse::render_markdown`): a corpus
+    /// of 100,000 updates holds only their Markdown.
     pub body_markdown: Box<str>,
     /// The text of each `### LANG` section, in the order written.
     pub translations: Box<[Translation]>,
@@ -416,7 +473,13 @@ pub struct Incident {
     /// The title in further languages (`title.en = "…"`), in the order
     /// written.
     pub titles: Vec<(Language, String)>,
+    /// Every component the incident affects at some time: the front
+    /// matter's, then those that joined later, in the order they joined.
     pub components: Vec<String>,
+    /// The components not in the front matter, each with the instant of
+    /// the first update whose `components:` line names it: affected from
+    /// then on, never before.
+    pub joins: Joins,
     pub severity: Severity,
     pub kind: Kind,
     pub draft: bool,
@@ -433,6 +496,10 @@ pub struct Incident {
     /// version of a file, not once per render.
     pub timeline_cache: TimelineCache,
 }
+
+/// Components that joined an incident after its first update, each with
+/// the instant of the update that named it first.
+pub type Joins = Vec<(String, DateTime<Utc>)>;
 
 /// Each affected component's segments, by component id, in id order.
 ///
@@ -585,8 +652,96 @@ impl Incident {
         }
     }
 
+    /// Whether the incident affects `component` at any time.
     pub fn affects(&self, component: &str) -> bool {
         self.components.iter().any(|c| c == component)
+    }
+
+    /// The front matter's components: those affected from the first
+    /// update, without the ones that joined later.
+    pub fn front_components(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .filter(|component| !self.joins.iter().any(|(joined, _)| joined == *component))
+            .cloned()
+            .collect()
+    }
+
+    /// From when the incident affects `component`: the beginning of time
+    /// for a front matter component, the joining update's instant for one
+    /// that joined later, `None` for one it never affects.
+    pub fn joined_at(&self, component: &str) -> Option<DateTime<Utc>> {
+        match self.joins.iter().find(|(id, _)| id == component) {
+            Some((_, instant)) => Some(*instant),
+            None => self.affects(component).then_some(DateTime::<Utc>::MIN_UTC),
+        }
+    }
+
+    /// The components the incident affects at `instant` (those that have
+    /// joined by then), in the incident's order.
+    pub fn affected_at(&self, instant: DateTime<Utc>) -> impl Iterator<Item = &String> {
+        self.components.iter().filter(move |component| {
+            self.joins
+                .iter()
+                .find(|(id, _)| id == *component)
+                .is_none_or(|(_, joined)| *joined <= instant)
+        })
+    }
+
+    /// Whether `update` is the first or declares a status other than the
+    /// one before it: what its headline names.
+    pub fn status_changed(&self, update: &Update) -> bool {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        match index.and_then(|i| i.checked_sub(1)) {
+            Some(previous) => self.updates[previous].status != update.status,
+            None => true,
+        }
+    }
+
+    /// What `update`'s headline shows: its status when it changed (or it
+    /// is the first, or has no text), otherwise its first words, with its
+    /// time when they are the words of the update before.
+    pub fn headline(&self, update: &Update) -> Headline {
+        let (words, _) = headline_words(&update.body_markdown);
+        if self.status_changed(update) || words.is_empty() {
+            return Headline::Status;
+        }
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let previous = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| &self.updates[i]);
+        if previous.is_some_and(|previous| headline_words(&previous.body_markdown).0 == words) {
+            Headline::WordsAndTime
+        } else {
+            Headline::Words
+        }
+    }
+
+    /// Whether `update` is one of the changes a subscriber who asked for
+    /// fewer emails gets: the first update, a change of the incident's
+    /// status (which includes the resolution) or of a component's status.
+    pub fn is_change(&self, update: &Update) -> bool {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let Some(previous) = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| &self.updates[i])
+        else {
+            return true;
+        };
+        previous.status != update.status
+            || self.affected_at(update.instant).any(|component| {
+                self.component_status_at(component, previous.instant)
+                    != self.component_status_at(component, update.instant)
+            })
     }
 
     /// For each affected component, the stretches of time during which this
@@ -616,12 +771,12 @@ impl Incident {
                 for update in &self.updates {
                     let closing = update.status.is_closing();
                     if closing {
-                        for component in &self.components {
+                        for component in self.affected_at(update.instant) {
                             changes.push((update.instant, component, ComponentStatus::Operational));
                         }
                     } else if closed {
                         // Opening (or re-opening): back to the implied status.
-                        for component in &self.components {
+                        for component in self.affected_at(update.instant) {
                             changes.push((update.instant, component, implied));
                         }
                     }
@@ -640,20 +795,20 @@ impl Incident {
                 for (instant, order, update) in events {
                     match (order, update) {
                         (0, _) if !ended => {
-                            for component in &self.components {
+                            for component in self.affected_at(instant) {
                                 changes.push((instant, component, ComponentStatus::Maintenance));
                             }
                         }
                         (2, _) if !ended => {
                             ended = true;
-                            for component in &self.components {
+                            for component in self.affected_at(instant) {
                                 changes.push((instant, component, ComponentStatus::Operational));
                             }
                         }
                         (1, Some(update)) => {
                             if update.status.is_closing() && !ended {
                                 ended = true;
-                                for component in &self.components {
+                                for component in self.affected_at(instant) {
                                     changes.push((
                                         instant,
                                         component,
@@ -727,85 +882,12 @@ pub enum MaintenancePhase {
     Over,
 }
 
-/// A notice herald sends by itself about a maintenance window, on no
-/// operator's word: before it, at its edges, or when it moved. It says
-/// what happened, not how to say it, so any channel (email today) can
-/// word it in the reader's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Notice {
-    pub kind: NoticeKind,
-    /// The window as it now stands.
-    pub window: Window,
-    /// The window before it moved; set exactly for
-    /// [`NoticeKind::Rescheduled`].
-    pub previous: Option<Window>,
-}
-
-/// Which [`Notice`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NoticeKind {
-    /// The window starts in `lead`.
-    Reminder { lead: std::time::Duration },
-    /// The window began.
-    Started,
-    /// The window ended.
-    Completed,
-    /// The window moved after subscribers were told of it.
-    Rescheduled,
-}
-
-impl NoticeKind {
-    /// How the state database names it: `reminder-3600s`, `started`,
-    /// `completed`, `rescheduled`.
-    pub fn code(self) -> String {
-        match self {
-            NoticeKind::Reminder { lead } => format!("reminder-{}s", lead.as_secs()),
-            NoticeKind::Started => "started".into(),
-            NoticeKind::Completed => "completed".into(),
-            NoticeKind::Rescheduled => "rescheduled".into(),
-        }
-    }
-
-    /// The inverse of [`NoticeKind::code`].
-    pub fn parse(code: &str) -> Option<NoticeKind> {
-        match code {
-            "started" => Some(NoticeKind::Started),
-            "completed" => Some(NoticeKind::Completed),
-            "rescheduled" => Some(NoticeKind::Rescheduled),
-            _ => {
-                let seconds = code.strip_prefix("reminder-")?.strip_suffix('s')?;
-                Some(NoticeKind::Reminder {
-                    lead: std::time::Duration::from_secs(seconds.parse().ok()?),
-                })
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod notice_tests {
-    use super::*;
-
-    #[test]
-    fn notice_codes_read_back() {
-        let kinds = [
-            NoticeKind::Reminder {
-                lead: std::time::Duration::from_secs(86400),
-            },
-            NoticeKind::Started,
-            NoticeKind::Completed,
-            NoticeKind::Rescheduled,
-        ];
-        let codes: Vec<String> = kinds.iter().map(|kind| kind.code()).collect();
-        assert_eq!(
-            codes,
-            ["reminder-86400s", "started", "completed", "rescheduled"]
-        );
-        for (kind, code) in kinds.iter().zip(&codes) {
-            assert_eq!(NoticeKind::parse(code), Some(*kind));
-        }
-        for bad in ["", "reminder-", "reminder-xs", "reminder-60", "cancelled"] {
-            assert_eq!(NoticeKind::parse(bad), None, "{bad}");
-        }
-    }
+/// Text safe for one line (an email header, a chat title, a draft's
+/// front matter): control characters (CR and LF above
+/// all) become spaces, runs of white space one space.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -1,0 +1,470 @@
+//! The Matrix transport: herald's account on the configured homeserver
+//! (`[matrix]`), posting messages to rooms and joining them through the
+//! client-server API. Does I/O (the token file, the network).
+//!
+//! The access token is read from `access_token_file` when the transport is
+//! made (at start and on reload); a file other users can read is refused,
+//! like the token key. Each request opens its own connection (HTTP/1.1,
+//! TLS for `https://`) with a connect timeout of [`CONNECT_TIMEOUT`] and a
+//! total one of [`TOTAL_TIMEOUT`]; replies are read up to [`BODY_LIMIT`];
+//! redirects are not followed.
+//!
+//! What a reply means ([`classify`]): 2xx is done; 429 (with the server's
+//! `retry_after_ms` or `Retry-After`), 5xx, 401 (a token the operator
+//! must fix; the message must not be lost meanwhile) and connection
+//! failures are tried again later; 403 `M_FORBIDDEN` (herald is not in
+//! the room: kicked, banned, or never joined) and 404 `M_NOT_FOUND` (no
+//! such room) mean the room is gone for herald, so its subscription is
+//! removed; any other 4xx is parked with the reply kept. A 404 without
+//! Matrix's `M_NOT_FOUND` (a wrong `homeserver` path behind a proxy) is
+//! parked, not taken for a room that went away.
+//!
+//! For the drain, `client` makes the account when the mailer starts or
+//! reloads, and `compose` and `post` turn an outbox row into a message
+//! and its outcome into the drain's [`SendError`] (a room gone is
+//! `Revoked`: the subscription is removed). Without `[matrix]`, or with a
+//! token file that cannot be used, Matrix deliveries are retried with the
+//! reason, never dropped.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::{Job, SendError, Shared};
+use crate::compose::MatrixMessage;
+use crate::config::{Config, Homeserver, Matrix as Settings};
+
+/// How long a connection to the homeserver may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take, from connecting to the reply's end.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most of a reply herald reads.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// The most of a reply kept with a parked or retried delivery.
+const REPLY_KEPT: usize = 500;
+
+/// Why the transport cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the Matrix access token file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the Matrix access token file {} can be read by other users (mode {mode:03o}); run `chmod 600` on it, and since others may have copied the token, consider making a new one",
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
+    #[error("the Matrix access token file {} holds no token", path.display())]
+    Empty { path: PathBuf },
+    #[error("cannot set up TLS for the homeserver {url}")]
+    Tls {
+        url: String,
+        #[source]
+        source: rustls::Error,
+    },
+}
+
+/// What became of a request, when it did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Try again later; `after` is how long the homeserver asked to wait.
+    Retry {
+        reply: String,
+        after: Option<Duration>,
+    },
+    /// Give up on this message; the reply is kept.
+    Park(String),
+    /// herald cannot post to the room (not in it, or no such room): the
+    /// subscription ends.
+    Gone(String),
+}
+
+impl Failure {
+    /// The homeserver's reply, or what went wrong on the way.
+    pub fn reply(&self) -> &str {
+        match self {
+            Failure::Retry { reply, .. } | Failure::Park(reply) | Failure::Gone(reply) => reply,
+        }
+    }
+}
+
+/// A room as a subscriber names it: its id (`!opaque:server`) or an
+/// alias (`#name:server`), which joining resolves to the id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomRef {
+    Id(String),
+    Alias(String),
+}
+
+impl RoomRef {
+    /// Parses `!opaque:server` (or `!opaque`, as room version 12 makes
+    /// them) or `#alias:server`.
+    pub fn parse(text: &str) -> Result<RoomRef, String> {
+        let text = text.trim();
+        let clean = !text.is_empty()
+            && text.len() <= 255
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+        let alias = |rest: &str| {
+            rest.split_once(':')
+                .is_some_and(|(local, server)| !local.is_empty() && !server.is_empty())
+        };
+        match text.split_at(text.chars().next().map_or(0, char::len_utf8)) {
+            ("!", rest) if clean && !rest.is_empty() && !rest.starts_with(':') => {
+                Ok(RoomRef::Id(text.to_owned()))
+            }
+            ("#", rest) if clean && alias(rest) => Ok(RoomRef::Alias(text.to_owned())),
+            _ => Err(format!(
+                "`{text}` is no Matrix room: expected a room id such as `!abcdef:example.org` or an alias such as `#status:example.org`"
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            RoomRef::Id(text) | RoomRef::Alias(text) => text,
+        }
+    }
+}
+
+/// herald's account on the homeserver.
+#[derive(Clone)]
+pub struct Client {
+    homeserver: Homeserver,
+    token: Arc<str>,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("homeserver", &self.homeserver.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Reads the access token and prepares TLS.
+    pub fn new(settings: &Settings) -> Result<Client, Error> {
+        let token = read_token(&settings.access_token_file)?;
+        Client::with_token(&settings.homeserver, &token)
+    }
+
+    fn with_token(homeserver: &Homeserver, token: &str) -> Result<Client, Error> {
+        let tls = if homeserver.tls {
+            use rustls_platform_verifier::BuilderVerifierExt as _;
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .and_then(|builder| builder.with_platform_verifier())
+                .map_err(|source| Error::Tls {
+                    url: homeserver.url.clone(),
+                    source,
+                })?
+                .with_no_client_auth();
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        Ok(Client {
+            homeserver: homeserver.clone(),
+            token: token.into(),
+            tls,
+        })
+    }
+
+    /// Posts `message` to the room `room_id`; the event's id once the
+    /// homeserver has it. Sent again with the same transaction id, the
+    /// homeserver answers with the first event's id and posts nothing.
+    pub async fn send(&self, room_id: &str, message: &MatrixMessage) -> Result<String, Failure> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/{}",
+            encode(room_id),
+            encode(&message.txn_id)
+        );
+        let body = serde_json::to_vec(&message.content).unwrap_or_default();
+        let reply = self.request(Method::PUT, &path, body).await?;
+        field(&reply, "event_id")
+    }
+
+    /// Joins `room` (accepting an invitation, or entering a public room);
+    /// the room's id, an alias resolved. Joining a room herald is in
+    /// changes nothing.
+    pub async fn join(&self, room: &RoomRef) -> Result<String, Failure> {
+        let path = format!("/_matrix/client/v3/join/{}", encode(room.as_str()));
+        let reply = self.request(Method::POST, &path, b"{}".to_vec()).await?;
+        field(&reply, "room_id")
+    }
+
+    /// The id of the room `alias` (`#name:server`) names, from the room
+    /// directory.
+    pub async fn resolve(&self, alias: &str) -> Result<String, Failure> {
+        let path = format!("/_matrix/client/v3/directory/room/{}", encode(alias));
+        let reply = self.request(Method::GET, &path, Vec::new()).await?;
+        field(&reply, "room_id")
+    }
+
+    /// Who herald is on the homeserver (`@user:server`).
+    pub async fn whoami(&self) -> Result<String, Failure> {
+        let reply = self
+            .request(Method::GET, "/_matrix/client/v3/account/whoami", Vec::new())
+            .await?;
+        field(&reply, "user_id")
+    }
+
+    /// One request with herald's token; the reply's JSON on 2xx.
+    async fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Value, Failure> {
+        let exchange = async {
+            let address = (self.homeserver.host.as_str(), self.homeserver.port);
+            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+                .await
+                .map_err(|_| retry(format!("connecting to {} timed out", self.homeserver.url)))?
+                .map_err(|error| {
+                    retry(format!(
+                        "cannot connect to {}: {error}",
+                        self.homeserver.url
+                    ))
+                })?;
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => self.exchange(tcp, method, path, body).await,
+                Some(connector) => {
+                    let name =
+                        rustls::pki_types::ServerName::try_from(self.homeserver.host.clone())
+                            .map_err(|error| {
+                                Failure::Park(format!("invalid host name: {error}"))
+                            })?;
+                    let stream = connector.connect(name, tcp).await.map_err(|error| {
+                        retry(format!("TLS with {} failed: {error}", self.homeserver.url))
+                    })?;
+                    self.exchange(stream, method, path, body).await
+                }
+            }
+        };
+        tokio::time::timeout(TOTAL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                retry(format!(
+                    "no complete reply from {} within {} s",
+                    self.homeserver.url,
+                    TOTAL_TIMEOUT.as_secs()
+                ))
+            })?
+    }
+
+    async fn exchange<S>(
+        &self,
+        stream: S,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, Failure>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| retry(format!("HTTP handshake failed: {error}")))?;
+        let connection = tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.homeserver.prefix))
+            .header(header::HOST, self.homeserver.authority())
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("herald/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|error| Failure::Park(format!("cannot make the request: {error}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| retry(format!("the request failed: {error}")))?;
+        let (parts, incoming) = response.into_parts();
+        let bytes = Limited::new(incoming, BODY_LIMIT)
+            .collect()
+            .await
+            .map(|collected| collected.to_bytes())
+            .unwrap_or_default();
+        connection.abort();
+        classify(parts.status, &parts.headers, &bytes)
+    }
+}
+
+// How the outbox drain (the parent module) uses the account.
+
+/// herald's Matrix account as `[matrix]` configures it; without one, or
+/// with a token file that cannot be used, why not (logged once here, and
+/// the reply of every Matrix delivery, which waits for a reload).
+pub(super) fn client(config: &Config) -> Result<Client, String> {
+    let Some(settings) = &config.matrix else {
+        return Err("no [matrix] account is configured".into());
+    };
+    Client::new(settings).map_err(|error| {
+        let reason = format!("{:#}", anyhow::Error::from(error));
+        tracing::error!(
+            "Matrix rooms get nothing until this is fixed and herald reloaded: {reason}"
+        );
+        reason
+    })
+}
+
+/// The message of `job` to a Matrix room.
+pub(super) fn compose(shared: &Shared, job: &Job) -> Result<MatrixMessage, SendError> {
+    let Job::Alert(row) = job else {
+        return Err(SendError::Park(
+            "Matrix rooms are added with `herald subscribers add --matrix`, never confirmed".into(),
+        ));
+    };
+    let announcement = shared
+        .announcement(row.announcement)
+        .map_err(|error| SendError::Retry(format!("{:#}", anyhow::Error::from(error))))?
+        .ok_or_else(|| SendError::Park("the announcement is missing from the database".into()))?;
+    Ok(shared.composer.matrix(
+        &shared.config,
+        &announcement,
+        &row.subscriber.address,
+        row.subscriber.language,
+        &row.subscriber.token,
+    ))
+}
+
+/// Posts `message` to the Matrix room `room`; `Ok` once the homeserver
+/// has the event.
+pub(super) async fn post(
+    shared: &Shared,
+    room: &str,
+    message: &MatrixMessage,
+) -> Result<(), SendError> {
+    let client = shared
+        .matrix
+        .as_ref()
+        .map_err(|reason| SendError::Retry(reason.clone()))?;
+    match client.send(room, message).await {
+        Ok(_event) => Ok(()),
+        Err(Failure::Retry {
+            reply,
+            after: Some(after),
+        }) => Err(SendError::RetryAfter(reply, after)),
+        Err(Failure::Retry { reply, after: None }) => Err(SendError::Retry(reply)),
+        Err(Failure::Park(reply)) => Err(SendError::Park(reply)),
+        Err(Failure::Gone(reply)) => Err(SendError::Revoked(reply)),
+    }
+}
+
+fn retry(reply: String) -> Failure {
+    Failure::Retry { reply, after: None }
+}
+
+/// A string field of a 2xx reply.
+fn field(reply: &Value, name: &str) -> Result<String, Failure> {
+    reply[name].as_str().map(str::to_owned).ok_or_else(|| {
+        Failure::Park(format!(
+            "the homeserver's reply has no `{name}`: {}",
+            kept(&reply.to_string())
+        ))
+    })
+}
+
+/// What a reply means: its JSON on 2xx, otherwise a [`Failure`].
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<Value, Failure> {
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    if status.is_success() {
+        return Ok(json.unwrap_or(Value::Null));
+    }
+    let errcode = json
+        .as_ref()
+        .and_then(|json| json["errcode"].as_str())
+        .unwrap_or("");
+    let reply = format!(
+        "{} {}",
+        status.as_u16(),
+        kept(&String::from_utf8_lossy(body))
+    )
+    .trim_end()
+    .to_owned();
+    match status.as_u16() {
+        429 => {
+            let from_body = json
+                .as_ref()
+                .and_then(|json| json["retry_after_ms"].as_u64())
+                .map(Duration::from_millis);
+            let from_header = headers
+                .get(header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Err(Failure::Retry {
+                reply,
+                after: from_body.or(from_header),
+            })
+        }
+        500..=599 | 401 => Err(Failure::Retry { reply, after: None }),
+        403 if errcode == "M_FORBIDDEN" => Err(Failure::Gone(reply)),
+        404 if errcode == "M_NOT_FOUND" => Err(Failure::Gone(reply)),
+        _ => Err(Failure::Park(reply)),
+    }
+}
+
+/// The start of a reply, on one line.
+fn kept(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(REPLY_KEPT)
+        .collect();
+    line.trim().to_owned()
+}
+
+/// `text` percent-encoded for one path segment.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The access token: the file's content without surrounding white space.
+/// A file others can read, or an empty one, is refused.
+fn read_token(path: &std::path::Path) -> Result<String, Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let read = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mode = std::fs::metadata(path).map_err(read)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::Exposed {
+            path: path.to_owned(),
+            mode: mode & 0o777,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read)?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Error::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(token.to_owned())
+}
+
+#[cfg(test)]
+mod tests;
