@@ -37,7 +37,7 @@ use crate::http;
 use crate::mailer;
 use crate::model::{Incident, IncidentId};
 use crate::publish::{self, Publisher};
-use crate::render::{self, Plan, Revisions, Site, Templates};
+use crate::render::{self, Part, Plan, Revisions, Site, Templates};
 use crate::service;
 use crate::store::Store;
 use crate::watch::{self, Change};
@@ -455,19 +455,22 @@ impl Daemon {
         let (outputs, changed) = if matches!(plan, Plan::Full) {
             driver::publish_everything(&site, &self.corpus, &mut self.output)?
         } else {
-            let rendered = render::render(&site, &self.corpus, plan)?;
-            // Pages and feeds first, then what sums them up (the API, the
-            // index), and only then are deleted pages removed: a reader of
-            // the index never follows a link to a page that is gone.
-            let (direct, summaries) = rendered.outputs.split_at(rendered.direct);
+            // Pages and feeds written first, before what sums them up (the
+            // API, the index: passes over the whole corpus) is rendered,
+            // and only then are deleted pages removed: a reader of the
+            // index never follows a link to a page that is gone.
             let root = self.output.root().display().to_string();
             let context = || format!("cannot write outputs to {root}");
-            let changed = self.output.write(direct, &[]).with_context(context)?
-                + self
-                    .output
-                    .write(summaries, &rendered.removed)
-                    .with_context(context)?;
-            (rendered.outputs.len(), changed)
+            let direct = render::render(&site, &self.corpus, plan, Part::Direct)?;
+            let mut changed = self.output.write(&direct.outputs, &[]).with_context(context)?;
+            let rendered = direct.outputs.len();
+            drop(direct);
+            let summaries = render::render(&site, &self.corpus, plan, Part::Summaries)?;
+            changed += self
+                .output
+                .write(&summaries.outputs, &summaries.removed)
+                .with_context(context)?;
+            (rendered + summaries.outputs.len(), changed)
         };
         tracing::info!(
             incidents = self.corpus.len(),

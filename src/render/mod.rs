@@ -383,25 +383,50 @@ fn incident_feed(site: &Site, incident: &Incident) -> Output {
     }
 }
 
-/// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
-/// pages: see [`incident_pages`]), in every language of the site: the
-/// site's own at the root, each further one under its code (`en/`).
+/// Which of a plan's outputs to render: the daemon writes a change's
+/// direct outputs (pages and feeds) before it renders the summaries, so a
+/// feed never waits for what sums up the whole corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The pages and feeds (and, for [`Plan::Full`], the stylesheet).
+    Direct,
+    /// Month pages, calendars, the API documents, the index; and the
+    /// outputs to remove, which go once these are written.
+    Summaries,
+    /// Both, direct outputs first.
+    All,
+}
+
+impl Part {
+    fn direct(self) -> bool {
+        self != Part::Summaries
+    }
+
+    fn summaries(self) -> bool {
+        self != Part::Direct
+    }
+}
+
+/// Renders `part` of what `plan` asks for (for [`Plan::Full`], all but the
+/// incident pages: see [`incident_pages`]), in every language of the site:
+/// the site's own at the root, each further one under its code (`en/`).
 pub fn render(
     site: &Site,
     corpus: &Corpus,
     plan: &Plan,
+    part: Part,
 ) -> Result<Rendered, templates::RenderError> {
     let mut rendered = Rendered::default();
     // Every language's direct outputs, then every language's summaries.
     let mut summaries = Vec::new();
     for edition in editions(site) {
-        let mut one = render_language(&edition, corpus, plan)?;
+        let mut one = render_edition_in(&edition, corpus, plan, part)?;
         summaries.extend(one.outputs.split_off(one.direct));
         rendered.outputs.extend(one.outputs);
         rendered.removed.extend(one.removed);
     }
     // One stylesheet for every language.
-    if matches!(plan, Plan::Full) {
+    if matches!(plan, Plan::Full) && part.direct() {
         rendered.outputs.push(stylesheet(site));
     }
     rendered.direct = rendered.outputs.len();
@@ -424,8 +449,18 @@ pub fn render_language(
     corpus: &Corpus,
     plan: &Plan,
 ) -> Result<Rendered, templates::RenderError> {
+    render_edition_in(site, corpus, plan, Part::All)
+}
+
+/// [`render_edition`] with the paths under the language's prefix.
+fn render_edition_in(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+    part: Part,
+) -> Result<Rendered, templates::RenderError> {
     let prefix = site.prefix();
-    let one = render_edition(site, corpus, plan)?;
+    let one = render_edition(site, corpus, plan, part)?;
     Ok(Rendered {
         outputs: one
             .outputs
@@ -449,6 +484,7 @@ fn render_edition(
     site: &Site,
     corpus: &Corpus,
     plan: &Plan,
+    part: Part,
 ) -> Result<Rendered, templates::RenderError> {
     let mut rendered = Rendered::default();
     let timezone = site.timezone();
@@ -485,10 +521,11 @@ fn render_edition(
                             components.extend(after.components.iter().map(String::as_str));
                             pages.push(after.as_ref());
                         }
-                        None => {
+                        None if part.summaries() => {
                             rendered.removed.push(incident_path(id));
                             rendered.removed.push(incident_feed_path(id));
                         }
+                        None => {}
                     }
                 }
                 // Components may have been removed from the configuration.
@@ -497,8 +534,10 @@ fn render_edition(
             }
         };
 
-    rendered.outputs.extend(edition_pages(site, &pages)?);
-    if !matches!(plan, Plan::Clock) {
+    if part.direct() {
+        rendered.outputs.extend(edition_pages(site, &pages)?);
+    }
+    if part.direct() && !matches!(plan, Plan::Clock) {
         for &id in &components {
             let Some(component) = site.config.component(id) else {
                 continue;
@@ -529,6 +568,9 @@ fn render_edition(
     }
     // What looks through the whole corpus comes after the feeds.
     rendered.direct = rendered.outputs.len();
+    if !part.summaries() {
+        return Ok(rendered);
+    }
     for (year, month) in months {
         rendered.outputs.push(Output {
             path: month_path(year, month),
