@@ -116,17 +116,7 @@ impl Files {
             if let Some((owner_path, owner_id)) = owner
                 && *owner_id == incident.id
             {
-                let index = LineIndex::new("");
-                diagnostics.push(Diagnostic::error(
-                    path,
-                    &index,
-                    0,
-                    format!(
-                        "duplicate incident id `{}`, already used by {}",
-                        incident.id,
-                        owner_path.display()
-                    ),
-                ));
+                diagnostics.push(duplicate(path, &incident.id, owner_path));
                 continue;
             }
             owner = Some((path, &incident.id));
@@ -139,6 +129,20 @@ impl Files {
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.entries.values().flat_map(|entry| &entry.diagnostics)
     }
+}
+
+/// The error of a file whose id an earlier path (in sorted order) holds.
+fn duplicate(path: &Path, id: &IncidentId, owner: &Path) -> Diagnostic {
+    let index = LineIndex::new("");
+    Diagnostic::error(
+        path,
+        &index,
+        0,
+        format!(
+            "duplicate incident id `{id}`, already used by {}",
+            owner.display()
+        ),
+    )
 }
 
 /// A validated snapshot of every incident, drafts included (they are
@@ -166,16 +170,42 @@ impl Corpus {
             .filter(|incident| !incident.draft)
             .cloned()
             .collect();
-        by_latest.sort_unstable_by(|a, b| {
-            b.latest_update()
-                .instant
-                .cmp(&a.latest_update().instant)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        by_latest.sort_unstable_by(|a, b| latest_first(a, b));
         Corpus {
             incidents,
             by_latest,
         }
+    }
+
+    /// Puts `incident` (or nothing) where the incident `id` was, and
+    /// returns the one it replaced: a lookup and a move of the feed
+    /// order's pointers, not a pass over the incidents.
+    pub fn replace(
+        &mut self,
+        id: &IncidentId,
+        incident: Option<Arc<Incident>>,
+    ) -> Option<Arc<Incident>> {
+        let old = match &incident {
+            Some(new) => self.incidents.insert(id.clone(), Arc::clone(new)),
+            None => self.incidents.remove(id),
+        };
+        // Ids are unique, so the order is strict: a search finds the
+        // very incident.
+        if let Some(old) = old.as_ref().filter(|old| !old.draft)
+            && let Ok(at) = self
+                .by_latest
+                .binary_search_by(|probe| latest_first(probe, old))
+        {
+            self.by_latest.remove(at);
+        }
+        if let Some(new) = incident.filter(|new| !new.draft) {
+            let at = self
+                .by_latest
+                .binary_search_by(|probe| latest_first(probe, &new))
+                .unwrap_or_else(|at| at);
+            self.by_latest.insert(at, new);
+        }
+        old
     }
 
     /// Published incidents, the one with the newest update first.
@@ -231,6 +261,150 @@ impl Corpus {
             .filter_map(|incident| incident.window)
             .flat_map(|window| [window.starts, window.ends])
             .filter(move |instant| *instant > now)
+    }
+}
+
+/// The feed order: the newest latest update first, ties by id.
+fn latest_first(a: &Incident, b: &Incident) -> std::cmp::Ordering {
+    b.latest_update()
+        .instant
+        .cmp(&a.latest_update().instant)
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// The daemon's files and corpus, kept in step file by file: after some
+/// files were read again, [`Live::refresh`] replaces their incidents in
+/// the corpus in place, in time proportional to the files read, not to
+/// the corpus. The result is the corpus [`Files::corpus`] would build
+/// from the same files (tests hold them to it).
+#[derive(Debug, Default)]
+pub struct Live {
+    files: Files,
+    corpus: Corpus,
+    /// By id, the paths whose good incident has an id an earlier path
+    /// holds (duplicates, reported): rare, usually empty.
+    shadowed: BTreeMap<IncidentId, BTreeSet<PathBuf>>,
+}
+
+/// What [`Live::refresh`] changed.
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    /// The incidents that differ (added, removed, edited, drafted or
+    /// undrafted), as [`Corpus::changed_ids`] tells them.
+    pub ids: BTreeSet<IncidentId>,
+    /// Their versions before, those that existed.
+    pub before: Corpus,
+    /// Duplicate ids among the files refreshed.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Live {
+    /// The corpus of `files`, and the cross-file diagnostics.
+    pub fn new(files: Files) -> (Live, Vec<Diagnostic>) {
+        let (corpus, diagnostics) = files.corpus();
+        let mut shadowed: BTreeMap<IncidentId, BTreeSet<PathBuf>> = BTreeMap::new();
+        for (path, entry) in files.entries() {
+            if let Some(incident) = &entry.last_good
+                && corpus
+                    .get(&incident.id)
+                    .is_some_and(|owner| !Arc::ptr_eq(owner, incident))
+            {
+                shadowed
+                    .entry(incident.id.clone())
+                    .or_default()
+                    .insert(path.to_owned());
+            }
+        }
+        let live = Live {
+            files,
+            corpus,
+            shadowed,
+        };
+        (live, diagnostics)
+    }
+
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// The files, to read some again; then [`Live::refresh`] them.
+    pub fn files_mut(&mut self) -> &mut Files {
+        &mut self.files
+    }
+
+    pub fn corpus(&self) -> &Corpus {
+        &self.corpus
+    }
+
+    /// Brings the corpus up to date with `paths`, files read again,
+    /// removed, broken or mended since the last refresh.
+    pub fn refresh<'a>(&mut self, paths: impl IntoIterator<Item = &'a Path>) -> Refreshed {
+        // A file's id is its name's stem: a file can hold no other.
+        let mut by_id: BTreeMap<IncidentId, Vec<&Path>> = BTreeMap::new();
+        for path in paths {
+            let stem = path.file_stem().map(|stem| stem.to_string_lossy());
+            if let Some(id) = stem.and_then(|stem| IncidentId::new(&stem)) {
+                by_id.entry(id).or_default().push(path);
+            }
+        }
+        let mut refreshed = Refreshed::default();
+        let mut before = Vec::new();
+        for (id, paths) in by_id {
+            // Every path whose good incident has this id, in path order.
+            let mut holders = self.shadowed.remove(&id).unwrap_or_default();
+            if let Some(owner) = self.corpus.get(&id) {
+                holders.insert(owner.path.clone());
+            }
+            holders.extend(paths.into_iter().map(Path::to_owned));
+            holders.retain(|path| {
+                self.files
+                    .get(path)
+                    .is_some_and(|entry| entry.last_good.is_some())
+            });
+            let mut holders = holders.into_iter();
+            let owner = holders.next();
+            let incident = owner
+                .as_ref()
+                .and_then(|path| self.files.get(path)?.last_good.clone());
+            let rest: BTreeSet<PathBuf> = holders.collect();
+            if let Some(owner) = &owner {
+                for path in &rest {
+                    refreshed.diagnostics.push(duplicate(path, &id, owner));
+                }
+            }
+            if !rest.is_empty() {
+                self.shadowed.insert(id.clone(), rest);
+            }
+            let old = self.corpus.replace(&id, incident.clone());
+            let same = match (&old, &incident) {
+                (Some(old), Some(new)) => Arc::ptr_eq(old, new) || old == new,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                refreshed.ids.insert(id.clone());
+                before.extend(old.map(|old| (id, old)));
+            }
+        }
+        refreshed.before = Corpus::new(before.into_iter().collect());
+        refreshed
+    }
+
+    /// Builds the corpus again from every file (after lost events), and
+    /// says what changed.
+    pub fn rebuild(&mut self) -> Refreshed {
+        let (live, diagnostics) = Live::new(std::mem::take(&mut self.files));
+        let old = std::mem::replace(self, live);
+        let ids = old.corpus.changed_ids(&self.corpus);
+        let before = ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), Arc::clone(old.corpus.get(id)?))))
+            .collect();
+        Refreshed {
+            ids,
+            before: Corpus::new(before),
+            diagnostics,
+        }
     }
 }
 
@@ -364,5 +538,84 @@ mod tests {
         let (empty, _) = files.corpus();
         assert!(empty.is_empty());
         assert_eq!(corpus.changed_ids(&empty), BTreeSet::from([id]));
+    }
+
+    /// The ids of `corpus`, all and in feed order.
+    fn shape(corpus: &Corpus) -> (Vec<(IncidentId, Arc<Incident>)>, Vec<IncidentId>) {
+        let all = corpus
+            .incidents
+            .iter()
+            .map(|(id, incident)| (id.clone(), Arc::clone(incident)))
+            .collect();
+        let order = corpus.by_latest.iter().map(|i| i.id.clone()).collect();
+        (all, order)
+    }
+
+    #[test]
+    fn a_refreshed_corpus_is_the_one_a_full_build_makes() {
+        let incident = |day: u32, draft: bool| {
+            format!(
+                "+++\ntitle = \"I\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\ndraft = {draft}\n+++\n## 2026-11-{day:02} 10:00\nText {day}.\n"
+            )
+        };
+        let (mut live, diagnostics) = Live::new(files(&[
+            ("inc/a.md", &incident(1, false)),
+            ("inc/b.md", &incident(2, false)),
+            ("inc/c.md", &incident(3, false)),
+            ("inc/d.md", &incident(4, true)),
+        ]));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(live.corpus().len(), 4);
+        let steps: Vec<Vec<(&str, Option<String>)>> = vec![
+            // An edit that moves `a` to the front of the feed.
+            vec![("inc/a.md", Some(incident(9, false)))],
+            // A deletion, and a rename to another id.
+            vec![("inc/b.md", None)],
+            vec![("inc/c.md", None), ("inc/x/e.md", Some(incident(5, false)))],
+            // A duplicate id, later in path order: `inc/a.md` keeps it.
+            vec![("inc/z/a.md", Some(incident(7, false)))],
+            // A broken file keeps its last good version.
+            vec![("inc/a.md", Some("+++\nbroken".into()))],
+            // The owner gone, the duplicate takes the id over.
+            vec![("inc/a.md", None)],
+            // Drafted and undrafted.
+            vec![("inc/e.md", None), ("inc/x/e.md", Some(incident(5, true)))],
+            vec![("inc/d.md", Some(incident(4, false)))],
+            // Read again, unchanged.
+            vec![("inc/d.md", Some(incident(4, false)))],
+        ];
+        let mut duplicates = 0;
+        for step in steps {
+            let before = live.corpus().clone();
+            let mut touched = Vec::new();
+            for (path, text) in &step {
+                match text {
+                    Some(text) => update(live.files_mut(), &[(path, text)]),
+                    None => {
+                        live.files_mut().remove(Path::new(path));
+                    }
+                }
+                touched.push(Path::new(*path));
+            }
+            let refreshed = live.refresh(touched);
+            duplicates += refreshed.diagnostics.len();
+            let (full, _) = live.files().corpus();
+            assert_eq!(shape(live.corpus()), shape(&full), "after {step:?}");
+            assert_eq!(refreshed.ids, before.changed_ids(&full), "after {step:?}");
+            for id in &refreshed.ids {
+                assert_eq!(
+                    refreshed.before.get(id).map(|i| i.updates.clone()),
+                    before.get(id).map(|i| i.updates.clone())
+                );
+            }
+        }
+        assert_eq!(duplicates, 2, "reported when written and when broken");
+        assert_eq!(
+            shape(live.corpus()).1,
+            ["a", "d"].map(|id| IncidentId::new(id).unwrap())
+        );
+        let (rebuilt, _) = Live::new(live.files().clone());
+        assert_eq!(shape(rebuilt.corpus()), shape(live.corpus()));
+        assert!(live.rebuild().ids.is_empty());
     }
 }

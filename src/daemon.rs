@@ -28,7 +28,7 @@ use crate::maintenance::{self, NoticeKey, Tracked};
 
 use crate::clock;
 use crate::config::Config;
-use crate::corpus::{Corpus, Files, next_date_change};
+use crate::corpus::{Live, Refreshed, next_date_change};
 use crate::diag::Diagnostic;
 use crate::driver;
 use crate::fsio::{self, OutputDir};
@@ -56,8 +56,8 @@ const SETTLE_MAX: Duration = Duration::from_millis(500);
 pub struct Daemon {
     config: Config,
     templates: Templates,
-    files: Files,
-    corpus: Corpus,
+    /// The incident files and the corpus, kept in step.
+    live: Live,
     output: OutputDir,
     revisions: Revisions,
     /// `None` when the state directory is unusable (logged at start).
@@ -130,8 +130,7 @@ impl Daemon {
             output: OutputDir::new(config.paths.output.clone()),
             templates: driver::load_templates(&config)?,
             config,
-            files,
-            corpus: Corpus::default(),
+            live: Live::default(),
             revisions: Revisions::new(),
             store: None,
             generation: 0,
@@ -150,12 +149,19 @@ impl Daemon {
         for path in unread {
             daemon.retry_read(path);
         }
-        let diagnostics: Vec<Diagnostic> = daemon.files.diagnostics().cloned().collect();
+        let diagnostics: Vec<Diagnostic> = files.diagnostics().cloned().collect();
         log_diagnostics(&diagnostics);
-        daemon.corpus = daemon.snapshot();
+        let (live, cross) = Live::new(files);
+        log_diagnostics(&cross);
+        daemon.live = live;
         daemon.publish_followable();
         daemon.open_state();
-        let all: Vec<IncidentId> = daemon.corpus.published().map(|i| i.id.clone()).collect();
+        let all: Vec<IncidentId> = daemon
+            .live
+            .corpus()
+            .published()
+            .map(|i| i.id.clone())
+            .collect();
         daemon.observe(&all);
         daemon.render(&Plan::Full)?;
         daemon.announce();
@@ -244,7 +250,7 @@ impl Daemon {
         };
         let result = (|| {
             if !store.has_baseline()? {
-                let keys = announce::baseline(&self.corpus);
+                let keys = announce::baseline(&self.live.corpus());
                 tracing::info!(
                     updates = keys.len(),
                     "first start: existing updates will not be emailed"
@@ -281,9 +287,9 @@ impl Daemon {
         }
         let Some(store) = &mut self.store else { return };
         let now = clock::now();
-        let mut decision = announce::decide(&self.corpus, &self.announced, now, self.policy);
+        let mut decision = announce::decide(&self.live.corpus(), &self.announced, now, self.policy);
         let notices = maintenance::decide(
-            &self.corpus,
+            &self.live.corpus(),
             &self.windows,
             &self.notices_sent,
             now,
@@ -291,7 +297,7 @@ impl Daemon {
         );
         self.next_announcement = [decision.next, notices.next].into_iter().flatten().min();
         decision.due.extend(notices.due.iter().filter_map(|due| {
-            let incident = self.corpus.published_get(&due.incident)?;
+            let incident = self.live.corpus().published_get(&due.incident)?;
             Some(Announcement::of_notice(incident, due.instant, due.notice))
         }));
         if decision.due.is_empty() && decision.too_old.is_empty() && decision.quiet.is_empty() {
@@ -362,12 +368,36 @@ impl Daemon {
     /// may follow one by one.
     fn publish_followable(&self) {
         let open: HashSet<IncidentId> = self
-            .corpus
+            .live
+            .corpus()
             .published()
             .filter(|incident| incident.closed_at().is_none())
             .map(|incident| incident.id.clone())
             .collect();
         self.followable.send_replace(Arc::new(open));
+    }
+
+    /// Updates the followable incidents for the `changed` ones alone.
+    fn follow_changes(&self, changed: &BTreeSet<IncidentId>) {
+        let corpus = self.live.corpus();
+        self.followable.send_if_modified(|open| {
+            let mut modified = false;
+            for id in changed {
+                let follow = corpus
+                    .published_get(id)
+                    .is_some_and(|incident| incident.closed_at().is_none());
+                if follow != open.contains(id) {
+                    modified = true;
+                    let open = Arc::make_mut(open);
+                    if follow {
+                        open.insert(id.clone());
+                    } else {
+                        open.remove(id);
+                    }
+                }
+            }
+            modified
+        });
     }
 
     pub fn config(&self) -> &Config {
@@ -390,7 +420,7 @@ impl Daemon {
         };
         let incidents: Vec<&Incident> = ids
             .iter()
-            .filter_map(|id| self.corpus.get(id))
+            .filter_map(|id| self.live.corpus().get(id))
             .map(AsRef::as_ref)
             .collect();
         let now = clock::now();
@@ -411,12 +441,6 @@ impl Daemon {
                 );
             }
         }
-    }
-
-    fn snapshot(&self) -> Corpus {
-        let (corpus, cross) = self.files.corpus();
-        log_diagnostics(&cross);
-        corpus
     }
 
     /// Renders and writes `plan`'s outputs, or every output while an
@@ -453,7 +477,7 @@ impl Daemon {
         let moves = maintenance::moves(&self.windows);
         let site = Site::new(&self.config, &self.templates, &self.revisions, &moves, now);
         let (outputs, changed) = if matches!(plan, Plan::Full) {
-            driver::publish_everything(&site, &self.corpus, &mut self.output)?
+            driver::publish_everything(&site, &self.live.corpus(), &mut self.output)?
         } else {
             // Pages and feeds written first, before what sums them up (the
             // API, the index: passes over the whole corpus) is rendered,
@@ -461,11 +485,14 @@ impl Daemon {
             // index never follows a link to a page that is gone.
             let root = self.output.root().display().to_string();
             let context = || format!("cannot write outputs to {root}");
-            let direct = render::render(&site, &self.corpus, plan, Part::Direct)?;
-            let mut changed = self.output.write(&direct.outputs, &[]).with_context(context)?;
+            let direct = render::render(&site, &self.live.corpus(), plan, Part::Direct)?;
+            let mut changed = self
+                .output
+                .write(&direct.outputs, &[])
+                .with_context(context)?;
             let rendered = direct.outputs.len();
             drop(direct);
-            let summaries = render::render(&site, &self.corpus, plan, Part::Summaries)?;
+            let summaries = render::render(&site, &self.live.corpus(), plan, Part::Summaries)?;
             changed += self
                 .output
                 .write(&summaries.outputs, &summaries.removed)
@@ -473,7 +500,7 @@ impl Daemon {
             (rendered + summaries.outputs.len(), changed)
         };
         tracing::info!(
-            incidents = self.corpus.len(),
+            incidents = self.live.corpus().len(),
             rendered = outputs,
             changed,
             "published"
@@ -490,7 +517,7 @@ impl Daemon {
 
     /// The service manager's status line: `12 incidents, 3 mail pending`.
     pub fn status_line(&self) -> String {
-        let incidents = self.corpus.len();
+        let incidents = self.live.corpus().len();
         let mail = match self.store.as_ref().map(Store::pending_mail) {
             Some(Ok(pending)) => format!("{pending} mail pending"),
             Some(Err(_)) => "mail queue unreadable".to_owned(),
@@ -543,7 +570,7 @@ impl Daemon {
                 }
             }
             // A path that is gone may have been a directory: drop what it held.
-            reread.extend(self.files.paths_under(&path));
+            reread.extend(self.live.files().paths_under(&path));
             if fsio::is_incident_path(&root, &path) {
                 reread.insert(path);
             }
@@ -554,11 +581,12 @@ impl Daemon {
         self.read_all(&reread);
         let diagnostics: Vec<Diagnostic> = reread
             .iter()
-            .filter_map(|path| self.files.get(path))
+            .filter_map(|path| self.live.files().get(path))
             .flat_map(|entry| entry.diagnostics.iter().cloned())
             .collect();
         log_diagnostics(&diagnostics);
-        self.publish_changes()
+        let refreshed = self.live.refresh(reread.iter().map(PathBuf::as_path));
+        self.publish_changes(refreshed)
     }
 
     /// Reads each of `paths`; those that failed for a reason that may pass
@@ -567,7 +595,7 @@ impl Daemon {
         let context = driver::parse_context(&self.config);
         let mut failed = Vec::new();
         for path in paths {
-            if let Err(error) = driver::read_incident(&mut self.files, path, &context)
+            if let Err(error) = driver::read_incident(self.live.files_mut(), path, &context)
                 && error.is_transient()
             {
                 failed.push(path.clone());
@@ -584,7 +612,8 @@ impl Daemon {
         let present: std::collections::HashSet<&Path> =
             found.iter().map(PathBuf::as_path).collect();
         let gone: Vec<PathBuf> = self
-            .files
+            .live
+            .files()
             .paths()
             .filter(|p| !present.contains(p))
             .map(Path::to_owned)
@@ -592,21 +621,23 @@ impl Daemon {
         let mut paths = found;
         paths.extend(gone);
         self.read_all(&paths);
-        self.publish_changes()
+        let refreshed = self.live.rebuild();
+        self.publish_changes(refreshed)
     }
 
-    fn publish_changes(&mut self) -> anyhow::Result<()> {
-        let newer = self.snapshot();
-        let ids = self.corpus.changed_ids(&newer);
+    /// Observes, renders and announces what `refreshed` changed: each
+    /// step looks at the changed incidents, not at all of them.
+    fn publish_changes(&mut self, refreshed: Refreshed) -> anyhow::Result<()> {
+        log_diagnostics(&refreshed.diagnostics);
+        let ids = refreshed.ids;
         if ids.is_empty() {
             return Ok(());
         }
-        let older = std::mem::replace(&mut self.corpus, newer);
-        self.publish_followable();
+        self.follow_changes(&ids);
         tracing::debug!(changed = ids.len(), "incidents changed");
         self.observe(&ids);
         let rendered = self.render(&Plan::Changed {
-            old: &older,
+            old: &refreshed.before,
             ids: &ids,
         });
         self.announce();
@@ -621,7 +652,11 @@ impl Daemon {
     /// The next instant a date-dependent output changes by itself, counted
     /// from the last render (so it may already have passed).
     pub fn next_wakeup(&self) -> DateTime<Utc> {
-        next_date_change(&self.corpus, self.config.site.timezone, self.rendered_at)
+        next_date_change(
+            &self.live.corpus(),
+            self.config.site.timezone,
+            self.rendered_at,
+        )
     }
 
     /// The timer fired at `now`, having been set for `date` (the next date
@@ -695,7 +730,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     )
     .await?;
     tracing::info!(
-        incidents = daemon.corpus.len(),
+        incidents = daemon.live.corpus().len(),
         watching = %daemon.config.paths.incidents.display(),
         polling = watcher.is_polling(),
         "ready"
