@@ -42,16 +42,6 @@ use crate::service;
 use crate::store::Store;
 use crate::watch::{self, Change};
 
-/// After an event that leaves a save unfinished (a file created or written
-/// to but not yet closed), wait until the tree has been quiet this long
-/// before re-reading (one save can be several writes). An event that ends
-/// a save (see [`Change::Paths`]) is acted on at once, with whatever else
-/// has arrived by then: a burst that goes on meanwhile is collected by the
-/// next round.
-const SETTLE: Duration = Duration::from_millis(30);
-/// But never wait longer than this for a burst to end.
-const SETTLE_MAX: Duration = Duration::from_millis(500);
-
 /// What the daemon owns between events.
 pub struct Daemon {
     config: Config,
@@ -758,7 +748,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
         tokio::select! {
             change = receiver.recv() => {
                 let Some(change) = change else { break };
-                let batch = settle(change, &mut receiver).await;
+                let batch = watch::settle(change, &mut receiver).await;
                 let result = tokio::task::block_in_place(|| match batch {
                     Change::Rescan => daemon.rescan(),
                     Change::Paths { paths, .. } => daemon.apply(&paths),
@@ -921,107 +911,5 @@ fn with_problem(status: String, problem: Option<String>) -> String {
     match problem {
         Some(problem) => format!("{status}; {problem}"),
         None => status,
-    }
-}
-
-/// Collects the rest of a burst: takes what has already arrived, then, as
-/// long as the last event left a save unfinished, waits until no event came
-/// for [`SETTLE`], at most [`SETTLE_MAX`] in all.
-async fn settle(first: Change, receiver: &mut mpsc::UnboundedReceiver<Change>) -> Change {
-    let deadline = tokio::time::Instant::now() + SETTLE_MAX;
-    let mut complete = matches!(first, Change::Paths { complete: true, .. });
-    let mut batch = first;
-    loop {
-        let next = match receiver.try_recv() {
-            Ok(change) => Some(change),
-            Err(_) if complete => None,
-            Err(_) => {
-                let quiet = tokio::time::Instant::now() + SETTLE;
-                tokio::time::timeout_at(quiet.min(deadline), receiver.recv())
-                    .await
-                    .ok()
-                    .flatten()
-            }
-        };
-        let Some(change) = next else { break };
-        complete = matches!(change, Change::Paths { complete: true, .. });
-        batch = match (batch, change) {
-            (Change::Paths { mut paths, .. }, Change::Paths { paths: more, .. }) => {
-                paths.extend(more);
-                Change::Paths { paths, complete }
-            }
-            _ => Change::Rescan,
-        };
-    }
-    if let Change::Paths { paths, .. } = &mut batch {
-        paths.sort();
-        paths.dedup();
-    }
-    batch
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::pin::pin;
-    use std::task::{Context, Poll, Waker};
-
-    fn paths(names: &[&str], complete: bool) -> Change {
-        Change::Paths {
-            paths: names.iter().map(PathBuf::from).collect(),
-            complete,
-        }
-    }
-
-    /// Polls `settle` once, as the event loop's first poll would.
-    fn first_poll(first: Change, receiver: &mut mpsc::UnboundedReceiver<Change>) -> Poll<Change> {
-        let mut future = pin!(settle(first, receiver));
-        future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-    }
-
-    #[tokio::test]
-    async fn a_finished_save_is_taken_at_once_with_what_already_arrived() {
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        sender.send(paths(&["b.md", "a.md"], true)).unwrap();
-        let Poll::Ready(Change::Paths { paths, .. }) =
-            first_poll(paths(&["a.md"], true), &mut receiver)
-        else {
-            panic!("a save that ended waits for nothing");
-        };
-        assert_eq!(paths, [PathBuf::from("a.md"), PathBuf::from("b.md")]);
-    }
-
-    #[tokio::test]
-    async fn an_unfinished_save_waits_for_the_burst() {
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        // A file created, then renamed away: more is coming.
-        sender.send(paths(&["a.md"], false)).unwrap();
-        assert!(first_poll(paths(&["a.md"], false), &mut receiver).is_pending());
-        // Once the save ends the burst is taken whole.
-        sender.send(paths(&["a.md"], false)).unwrap();
-        sender.send(paths(&["b.md"], true)).unwrap();
-        let Change::Paths { paths, .. } = settle(paths(&["c.md"], false), &mut receiver).await
-        else {
-            panic!("paths stay paths");
-        };
-        assert_eq!(
-            paths,
-            [
-                PathBuf::from("a.md"),
-                PathBuf::from("b.md"),
-                PathBuf::from("c.md")
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn lost_events_make_the_batch_a_rescan() {
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        sender.send(Change::Rescan).unwrap();
-        sender.send(paths(&["b.md"], true)).unwrap();
-        let batch = settle(paths(&["a.md"], false), &mut receiver).await;
-        assert!(matches!(batch, Change::Rescan), "{batch:?}");
     }
 }
