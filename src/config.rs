@@ -50,7 +50,7 @@ pub struct RawWebhooks {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
-    pub title: String,
+    pub title: Spanned<RawText>,
     pub base_url: Spanned<String>,
     pub timezone: Option<Spanned<String>>,
     pub language: Option<Spanned<String>>,
@@ -70,8 +70,77 @@ pub struct RawPaths {
 #[serde(deny_unknown_fields)]
 pub struct RawComponent {
     pub id: Spanned<String>,
-    pub name: String,
-    pub group: Option<String>,
+    pub name: Spanned<RawText>,
+    pub group: Option<Spanned<RawText>>,
+}
+
+/// A name or a title: one string in the site's language, or a table of
+/// strings by language code (`name = { sv = "Webbhotell", en = "Web
+/// hosting" }`, or `name.sv` and `name.en` on lines of their own).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawText {
+    One(String),
+    ByLanguage(BTreeMap<String, String>),
+}
+
+/// `key`'s text in the site's language, and in each further language the
+/// table gives. Reports a code that is not one of the site's languages, a
+/// table without the site's language, and an empty text.
+fn phrase(
+    raw: &Spanned<RawText>,
+    key: &str,
+    languages: &Languages,
+    report: &mut dyn FnMut(Range<usize>, String),
+) -> (String, Vec<(Language, String)>) {
+    let site = languages.site();
+    let (own, others) = match raw.get_ref() {
+        RawText::One(text) => (Some(text.clone()), Vec::new()),
+        RawText::ByLanguage(table) => {
+            let mut own = None;
+            let mut others = Vec::new();
+            for (code, text) in table {
+                match Language::parse(code) {
+                    Some(language) if language == site => own = Some(text.clone()),
+                    Some(language) if languages.others().contains(&language) => {
+                        others.push((language, text.clone()))
+                    }
+                    _ => report(
+                        raw.span(),
+                        format!(
+                            "`{key}.{code}`: `{code}` is not one of the site's languages ({}); list it in `languages` under [site]",
+                            languages
+                                .all()
+                                .iter()
+                                .map(|language| format!("`{}`", language.code()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ),
+                }
+            }
+            if own.is_none() {
+                report(
+                    raw.span(),
+                    format!(
+                        "`{key}` has no `{0}` entry, expected the text in the site's language, such as {key}.{0} = \"…\"",
+                        site.code()
+                    ),
+                );
+            }
+            (own, others)
+        }
+    };
+    if own.as_deref().is_some_and(|own| own.trim().is_empty()) {
+        report(raw.span(), format!("`{key}` is empty"));
+    }
+    let own = own.unwrap_or_default();
+    for (language, text) in &others {
+        if text.trim().is_empty() {
+            report(raw.span(), format!("`{key}.{}` is empty", language.code()));
+        }
+    }
+    (own, others)
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,7 +219,10 @@ impl Default for Maintenance {
 
 #[derive(Debug, Clone)]
 pub struct Site {
+    /// The title in the site's language.
     pub title: String,
+    /// The title in further languages (`title.en = "…"`).
+    pub titles: Vec<(Language, String)>,
     /// Always ends with `/`.
     pub base_url: String,
     pub timezone: Tz,
@@ -257,6 +329,11 @@ impl Site {
     /// The site's language: the first of `languages`.
     pub fn language(&self) -> Language {
         self.languages.site()
+    }
+
+    /// The title in `language`, or in the site's language.
+    pub fn title_in(&self, language: Language) -> &str {
+        crate::model::in_language(&self.title, &self.titles, language)
     }
 
     /// The host name of `base_url` (`status.example.com`).
@@ -450,6 +527,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }
     };
 
+    let (title, titles) = phrase(&raw.site.title, "title", &languages, &mut report);
+
     let mut components: Vec<Component> = Vec::new();
     for raw_component in &raw.components {
         let id = raw_component.id.get_ref();
@@ -466,10 +545,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 format!("component `{id}` is defined twice"),
             );
         }
+        let (name, names) = phrase(&raw_component.name, "name", &languages, &mut report);
+        let (group, group_names) = match &raw_component.group {
+            Some(group) => {
+                let (group, names) = phrase(group, "group", &languages, &mut report);
+                (Some(group), names)
+            }
+            None => (None, Vec::new()),
+        };
         components.push(Component {
             id: id.clone(),
-            name: raw_component.name.clone(),
-            group: raw_component.group.clone(),
+            name,
+            names,
+            group,
+            group_names,
         });
     }
 
@@ -637,7 +726,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
     Ok(Config {
         path: path.to_owned(),
         site: Site {
-            title: raw.site.title,
+            title,
+            titles,
             base_url,
             timezone,
             languages,
@@ -802,6 +892,41 @@ listen = "127.0.0.1:8081"
         check_error(
             "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\ntitel = \"y\"\n",
             "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`, `languages`",
+        );
+    }
+
+    #[test]
+    fn titles_names_and_groups_may_be_given_per_language() {
+        let text = "[site]\ntitle = { sv = \"Driftstatus\", en = \"Service status\" }\nbase_url = \"https://x/\"\nlanguages = [\"sv\", \"en\"]\n\n[[components]]\nid = \"web\"\nname.sv = \"Webbhotell\"\nname.en = \"Web hosting\"\ngroup = \"Värd\"\n";
+        let config = parse(Path::new("herald.toml"), text).unwrap();
+        assert_eq!(config.site.title, "Driftstatus");
+        assert_eq!(config.site.title_in(Language::En), "Service status");
+        assert_eq!(config.site.title_in(Language::Sv), "Driftstatus");
+        let web = &config.components[0];
+        assert_eq!(web.name_in(Language::En), "Web hosting");
+        assert_eq!(web.name_in(Language::Sv), "Webbhotell");
+        // A group without an English name keeps the site's.
+        assert_eq!(web.group_in(Language::En), Some("Värd"));
+
+        let site =
+            "[site]\ntitle = \"T\"\nbase_url = \"https://x/\"\nlanguages = [\"sv\", \"en\"]\n";
+        check_error(
+            &format!("{site}[[components]]\nid = \"web\"\nname = {{ en = \"Web\" }}\n"),
+            "conf/herald.toml:7:8: error: `name` has no `sv` entry, expected the text in the site's language, such as name.sv = \"…\"",
+        );
+        check_error(
+            &format!(
+                "{site}[[components]]\nid = \"web\"\nname = {{ sv = \"Webb\", en = \" \" }}\n"
+            ),
+            "conf/herald.toml:7:8: error: `name.en` is empty",
+        );
+        check_error(
+            "[site]\ntitle = \"\"\nbase_url = \"https://x/\"\n",
+            "conf/herald.toml:2:9: error: `title` is empty",
+        );
+        check_error(
+            "[site]\ntitle = \"T\"\nbase_url = \"https://x/\"\n\n[[components]]\nid = \"web\"\nname = { sv = \"Webb\" }\n",
+            "conf/herald.toml:7:8: error: `name.sv`: `sv` is not one of the site's languages (`en`); list it in `languages` under [site]\nconf/herald.toml:7:8: error: `name` has no `en` entry, expected the text in the site's language, such as name.en = \"…\"",
         );
     }
 
