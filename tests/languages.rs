@@ -579,3 +579,35 @@ fn a_name_in_a_language_the_site_lacks_is_refused() {
         "{out}"
     );
 }
+
+/// `post --dry-run` on a translated site shows the email in each of the
+/// site's languages, with the translation from TEXT, even where no
+/// subscriber reads one of them yet.
+#[test]
+fn a_dry_run_shows_the_email_in_every_language_of_the_site() {
+    let site = Site::new(&bilingual(&email_config(1, "0s")));
+    site.ok(&["subscribers", "add", "sv@example.org", "--lang", "sv"]);
+    site.write(
+        "storage.md",
+        &format!(
+            "+++\ntitle.sv = \"Lagringsfel\"\ntitle.en = \"Storage failure\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n\n## {} investigating\nVi felsöker.\n\n### en\nWe are investigating.\n",
+            recent(1)
+        ),
+    );
+    let out = site.ok(&[
+        "post",
+        "storage",
+        "identified",
+        "--dry-run",
+        "Orsaken hittad.\n\n### en\nCause found.",
+    ]);
+    let swedish = out
+        .find("email in sv to 1 subscriber:\nSubject: [Test status] Orsak identifierad: Lagringsfel\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    let english = out
+        .find("email in en to 0 subscribers:\nSubject: [Test status] Identified: Storage failure\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(swedish < english, "{out}");
+    assert!(out[english..].contains("Cause found."), "{out}");
+    assert!(!out[english..].contains("Orsaken hittad."), "{out}");
+}
