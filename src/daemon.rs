@@ -240,7 +240,7 @@ impl Daemon {
         };
         let result = (|| {
             if !store.has_baseline()? {
-                let keys = announce::baseline(&self.live.corpus());
+                let keys = announce::baseline(self.live.corpus());
                 tracing::info!(
                     updates = keys.len(),
                     "first start: existing updates will not be emailed"
@@ -277,9 +277,9 @@ impl Daemon {
         }
         let Some(store) = &mut self.store else { return };
         let now = clock::now();
-        let mut decision = announce::decide(&self.live.corpus(), &self.announced, now, self.policy);
+        let mut decision = announce::decide(self.live.corpus(), &self.announced, now, self.policy);
         let notices = maintenance::decide(
-            &self.live.corpus(),
+            self.live.corpus(),
             &self.windows,
             &self.notices_sent,
             now,
@@ -467,7 +467,7 @@ impl Daemon {
         let moves = maintenance::moves(&self.windows);
         let site = Site::new(&self.config, &self.templates, &self.revisions, &moves, now);
         let (outputs, changed) = if matches!(plan, Plan::Full) {
-            driver::publish_everything(&site, &self.live.corpus(), &mut self.output)?
+            driver::publish_everything(&site, self.live.corpus(), &mut self.output)?
         } else {
             // Pages and feeds written first, before what sums them up (the
             // API, the index: passes over the whole corpus) is rendered,
@@ -475,14 +475,14 @@ impl Daemon {
             // index never follows a link to a page that is gone.
             let root = self.output.root().display().to_string();
             let context = || format!("cannot write outputs to {root}");
-            let direct = render::render(&site, &self.live.corpus(), plan, Part::Direct)?;
+            let direct = render::render(&site, self.live.corpus(), plan, Part::Direct)?;
             let mut changed = self
                 .output
                 .write(&direct.outputs, &[])
                 .with_context(context)?;
             let rendered = direct.outputs.len();
             drop(direct);
-            let summaries = render::render(&site, &self.live.corpus(), plan, Part::Summaries)?;
+            let summaries = render::render(&site, self.live.corpus(), plan, Part::Summaries)?;
             changed += self
                 .output
                 .write(&summaries.outputs, &summaries.removed)
@@ -643,7 +643,7 @@ impl Daemon {
     /// from the last render (so it may already have passed).
     pub fn next_wakeup(&self) -> DateTime<Utc> {
         next_date_change(
-            &self.live.corpus(),
+            self.live.corpus(),
             self.config.site.timezone,
             self.rendered_at,
         )

@@ -283,7 +283,7 @@ pub fn render(data: &[u8]) {
             },
             _ => Plan::Clock,
         };
-        let rendered = render::render(&site, &corpus, &plan)
+        let rendered = render::render(&site, &corpus, &plan, render::Part::All)
             .unwrap_or_else(|error| panic!("render at {now}: {error}"));
         check_outputs(&rendered.outputs, &events);
         if n == 0 {
