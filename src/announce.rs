@@ -108,6 +108,12 @@ pub struct Announcement {
     /// or a component's status, the resolution): what subscribers who
     /// asked for fewer emails get.
     pub change: bool,
+    /// The components whose status this update changed, each with the
+    /// status it had before: at the incident's update before this one, or
+    /// operational for a component that joins the incident here. A
+    /// webhook following one of them also gets Statuspage's
+    /// `component_update` for it. Empty for a maintenance notice.
+    pub changed: Vec<(String, ComponentStatus)>,
     /// Set when herald says this by itself about a maintenance window
     /// ([`crate::maintenance`]); the body is then empty, and each channel
     /// words the notice in the reader's language.
@@ -130,6 +136,7 @@ impl Announcement {
                 .collect(),
             headline: incident.headline(update),
             change: incident.is_change(update),
+            changed: incident.component_changes(update),
             notice: None,
         }
     }
@@ -157,6 +164,7 @@ impl Announcement {
             // A window's reminder, start and end are what a subscriber
             // who asked for changes only wants to know.
             change: true,
+            changed: Vec::new(),
             notice: Some(notice),
         }
     }
@@ -480,6 +488,10 @@ mod tests {
                     ],
                     headline: Headline::Status,
                     change: true,
+                    changed: vec![
+                        ("mail".into(), ComponentStatus::Operational),
+                        ("web".into(), ComponentStatus::Operational),
+                    ],
                     notice: None,
                 },
                 Announcement {
@@ -496,6 +508,7 @@ mod tests {
                     ],
                     headline: Headline::Status,
                     change: true,
+                    changed: Vec::new(),
                     notice: None,
                 },
             ]

@@ -75,6 +75,21 @@ fn add_hook(site: &Site, url: &str, format: &str, components: &str) -> String {
         .to_owned()
 }
 
+/// Whether `request` is a `component_update` (its key ends
+/// `/component/ID`) rather than an incident's post.
+fn is_component_update(request: &receiver::Request) -> bool {
+    request.header("idempotency-key").contains("/component/")
+}
+
+/// The incident posts `path` received, not its component updates.
+fn incident_posts(receiver: &Receiver, path: &str) -> Vec<receiver::Request> {
+    receiver
+        .to(path)
+        .into_iter()
+        .filter(|request| !is_component_update(request))
+        .collect()
+}
+
 /// Checks `Herald-Signature` with Python's hmac, as a receiver would.
 fn verify_with_python(secret: &str, signature: &str, body: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
@@ -175,11 +190,19 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
             )],
         ),
     );
-    site.wait_for("five posts", || receiver.count() >= 5);
-    // Give a stray sixth post the time to arrive.
+    // Five incident posts, and the JSON follower of mail a component
+    // update for it.
+    site.wait_for("six posts", || receiver.count() >= 6);
+    // Give a stray seventh post the time to arrive.
     std::thread::sleep(Duration::from_millis(500));
+    let (updates, received): (Vec<_>, Vec<_>) = receiver
+        .received()
+        .into_iter()
+        .partition(is_component_update);
+    let updates: Vec<&str> = updates.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(updates, ["/json"]);
     let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
-    for request in receiver.received() {
+    for request in &received {
         assert_eq!(request.method, "POST");
         *by_path.entry(request.path.clone()).or_default() += 1;
     }
@@ -190,8 +213,7 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
             .collect();
     assert_eq!(by_path, expected);
 
-    let keys: Vec<String> = receiver
-        .received()
+    let keys: Vec<String> = received
         .iter()
         .map(|r| r.header("idempotency-key").to_owned())
         .collect();
@@ -199,7 +221,7 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
     assert!(keys[0].starts_with("storage/"), "{keys:?}");
 
     // Statuspage's webhook: meta, page, incident with its update.
-    let json = &receiver.to("/json")[0];
+    let json = &incident_posts(&receiver, "/json")[0];
     assert_eq!(json.header("content-type"), "application/json");
     verify_with_python(&json_secret, json.header("herald-signature"), &json.body);
     let body = json.json();
@@ -351,7 +373,11 @@ fn retried_after_503_and_429_parked_on_400_removed_on_410() {
         &incident(
             "Storage failure",
             "\"mail\"",
-            &[(&format!("{} investigating", recent(1)), "Disks.")],
+            // No component changes status: one post per follower.
+            &[(
+                &format!("{} investigating", recent(1)),
+                "components: mail=operational\nDisks.",
+            )],
         ),
     );
     site.wait_for("the retries", || {
@@ -502,11 +528,16 @@ fn kill_9_in_a_fan_out_to_2000_webhooks_loses_nothing() {
         "the kill came too late to test anything"
     );
     site.start();
-    site.wait_for("every follower's post", || {
-        let mut paths: Vec<String> = receiver.received().into_iter().map(|r| r.path).collect();
-        paths.sort();
-        paths.dedup();
-        paths.len() >= FOLLOWERS
+    // Each follower gets the incident's post and mail's component update.
+    site.wait_for("every follower's posts", || {
+        let mut posts: Vec<String> = receiver
+            .received()
+            .into_iter()
+            .map(|r| format!("{} {}", r.path, r.header("idempotency-key")))
+            .collect();
+        posts.sort();
+        posts.dedup();
+        posts.len() >= 2 * FOLLOWERS
     });
     site.wait_for("an empty outbox", || {
         site.ok(&["outbox"])
@@ -514,7 +545,7 @@ fn kill_9_in_a_fan_out_to_2000_webhooks_loses_nothing() {
     });
     let received = receiver.received();
     assert!(received.iter().all(|r| r.path != "/nobody"));
-    let duplicates = received.len() - FOLLOWERS;
+    let duplicates = received.len() - 2 * FOLLOWERS;
     // One host: at most herald's per-host limit at once.
     assert!(
         receiver.most_in_flight() <= 16,
@@ -600,7 +631,9 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
         "storage.md",
         &incident("Storage failure", "\"mail\"", &[(&first, "One.")]),
     );
-    site.wait_for("the witness's post", || receiver.to("/witness").len() == 1);
+    site.wait_for("the witness's post", || {
+        incident_posts(&receiver, "/witness").len() == 1
+    });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         receiver.to("/self").len(),
@@ -735,7 +768,7 @@ fn a_webhook_following_one_incident_gets_its_updates_until_the_resolution() {
         ),
     );
     site.wait_for("the witness's two posts", || {
-        receiver.to("/witness").len() == 2
+        incident_posts(&receiver, "/witness").len() == 2
     });
     site.write(
         "storage.md",
@@ -833,16 +866,23 @@ fn only_changes_and_quiet_updates_hold_for_webhooks() {
         );
     };
     write(1);
-    site.wait_for("the first update", || receiver.to("/every").len() == 1);
+    site.wait_for("the first update", || {
+        incident_posts(&receiver, "/every").len() == 1
+    });
     write(2);
-    site.wait_for("the second update", || receiver.to("/every").len() == 2);
+    site.wait_for("the second update", || {
+        incident_posts(&receiver, "/every").len() == 2
+    });
     write(4);
-    site.wait_for("the fourth update", || receiver.to("/every").len() == 3);
-    site.wait_for("the change", || receiver.to("/changes").len() == 2);
+    site.wait_for("the fourth update", || {
+        incident_posts(&receiver, "/every").len() == 3
+    });
+    site.wait_for("the change", || {
+        incident_posts(&receiver, "/changes").len() == 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     let statuses = |path: &str| -> Vec<String> {
-        receiver
-            .to(path)
+        incident_posts(&receiver, path)
             .iter()
             .map(|r| r.json()["incident"]["status"].as_str().unwrap().to_owned())
             .collect()
@@ -854,5 +894,174 @@ fn only_changes_and_quiet_updates_hold_for_webhooks() {
         ["investigating", "investigating", "monitoring"]
     );
     assert_eq!(statuses("/changes"), ["investigating", "monitoring"]);
+    site.stop();
+}
+
+/// Statuspage's component webhook, with the fields and types of the one
+/// its documentation shows (values made up here).
+const STATUSPAGE_COMPONENT_EXAMPLE: &str =
+    include_str!("webhooks/statuspage-component-example.json");
+
+#[test]
+fn a_component_status_change_posts_statuspages_component_update_once_per_follower() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    let secret = add_hook(&site, &receiver.url("/mail"), "json", "mail");
+    add_hook(&site, &receiver.url("/all"), "json", "*");
+    add_hook(&site, &receiver.url("/dns"), "json", "dns");
+    add_hook(&site, &receiver.url("/slack"), "slack", "mail");
+    site.start();
+    let updates = [
+        (
+            format!("{} investigating", recent(4)),
+            "components: mail=partial-outage\nDisks.".to_owned(),
+        ),
+        (format!("{} update", recent(3)), "Still disks.".to_owned()),
+        (
+            format!("{} identified", recent(2)),
+            "components: mail=major-outage, web=degraded\nWorse.".to_owned(),
+        ),
+        (
+            format!("{} identified", recent(1)),
+            "notify: no\ncomponents: mail=degraded, web=degraded\nQuietly better.".to_owned(),
+        ),
+    ];
+    let write = |count: usize| {
+        let list: Vec<(&str, &str)> = updates[..count]
+            .iter()
+            .map(|(heading, body)| (heading.as_str(), body.as_str()))
+            .collect();
+        site.write(
+            "storage.md",
+            &incident("Storage failure", "\"mail\", \"web\"", &list),
+        );
+    };
+    // Sorted: posts to one receiver may arrive in any order.
+    let components = |path: &str| -> Vec<(String, String, String)> {
+        receiver
+            .to(path)
+            .iter()
+            .filter(|r| r.header("idempotency-key").contains("/component/"))
+            .map(|r| {
+                let body = r.json();
+                let update = &body["component_update"];
+                (
+                    update["component_id"].as_str().unwrap().to_owned(),
+                    update["old_status"].as_str().unwrap().to_owned(),
+                    update["new_status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let incidents = |path: &str| {
+        receiver
+            .to(path)
+            .iter()
+            .filter(|r| !r.header("idempotency-key").contains("/component/"))
+            .count()
+    };
+    let triple = |id: &str, old: &str, new: &str| (id.to_owned(), old.to_owned(), new.to_owned());
+
+    // The first update: mail goes down; web joins at the severity's
+    // status (a major incident without a line for it holds it at
+    // partial outage).
+    write(1);
+    site.wait_for("the first posts", || receiver.to("/all").len() == 3);
+    site.wait_for("the mail follower", || receiver.to("/mail").len() == 2);
+    let first_all = components("/all");
+    assert_eq!(
+        first_all,
+        [
+            triple("mail", "operational", "partial_outage"),
+            triple("web", "operational", "partial_outage")
+        ]
+    );
+    assert_eq!(components("/mail"), [first_all[0].clone()]);
+
+    // Statuspage's shape, field by field, signed like any other post.
+    let post = receiver
+        .to("/mail")
+        .into_iter()
+        .find(|r| r.header("idempotency-key").contains("/component/"))
+        .unwrap();
+    assert!(
+        post.header("idempotency-key").starts_with("storage/")
+            && post.header("idempotency-key").ends_with("/component/mail"),
+        "{}",
+        post.header("idempotency-key")
+    );
+    verify_with_python(&secret, post.header("herald-signature"), &post.body);
+    let body = post.json();
+    let example: Value = serde_json::from_str(STATUSPAGE_COMPONENT_EXAMPLE).unwrap();
+    let mut differences = Vec::new();
+    same_shape(&example, &body, "", &mut differences);
+    assert_eq!(differences, Vec::<String>::new(), "{body}");
+    let mut top: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["component", "component_update", "meta", "page"]);
+    assert!(
+        body["meta"]["unsubscribe"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://status.example.com/unsubscribe/"),
+        "{body}"
+    );
+    assert_eq!(body["page"]["id"], "status.example.com");
+    assert_eq!(body["component"]["id"], "mail");
+    assert_eq!(body["component"]["name"], "Mail");
+    assert_eq!(body["component"]["status"], "partial_outage");
+    assert_eq!(body["component_update"]["component_id"], "mail");
+
+    // An update without a component change: one incident post each, no
+    // component update.
+    write(2);
+    site.wait_for("the second update", || receiver.to("/all").len() == 4);
+    site.wait_for("the second update", || receiver.to("/mail").len() == 3);
+    // A change of both: a post per changed component each follower
+    // follows. The quiet update after it changes mail again and reaches
+    // nobody.
+    write(4);
+    site.wait_for("the third update", || receiver.to("/all").len() == 7);
+    site.wait_for("the third update", || receiver.to("/mail").len() == 5);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(incidents("/all"), 3);
+    assert_eq!(incidents("/mail"), 3);
+    assert_eq!(
+        components("/all"),
+        [
+            triple("mail", "operational", "partial_outage"),
+            triple("mail", "partial_outage", "major_outage"),
+            triple("web", "operational", "partial_outage"),
+            triple("web", "partial_outage", "degraded_performance"),
+        ]
+    );
+    assert_eq!(
+        components("/mail"),
+        [
+            triple("mail", "operational", "partial_outage"),
+            triple("mail", "partial_outage", "major_outage"),
+        ]
+    );
+    // Not following a changed component, or not a JSON receiver: none.
+    assert!(receiver.to("/dns").is_empty());
+    assert_eq!(receiver.to("/slack").len(), 3);
+    assert_eq!(components("/slack"), []);
+    // Each component update once, with its own key.
+    let mut keys: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.header("idempotency-key")))
+        .collect();
+    let count = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "{keys:?}");
     site.stop();
 }

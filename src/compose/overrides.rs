@@ -110,6 +110,7 @@ fn sample_announcement(config: &Config) -> Announcement {
             .collect(),
         headline: Headline::Status,
         change: true,
+        changed: Vec::new(),
         notice: None,
     }
 }

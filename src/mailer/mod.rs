@@ -622,7 +622,13 @@ struct Finished {
 /// crash could send twice.
 async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Finished>) {
     // Composed before a connection is free, so that none waits for it.
+    // Only JSON webhooks are queued component updates (`Store::enqueue`).
+    let stray = matches!(&job, Job::Alert(row) if row.component.is_some())
+        && !matches!(job.channel(), Channel::Webhook(_));
     let outcome = match job.channel() {
+        _ if stray => Err(SendError::Park(
+            "a component update is posted to JSON webhooks only".into(),
+        )),
         Channel::Email => match compose(shared, &job, clock::now()) {
             Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
             Err(error) => Err(error),

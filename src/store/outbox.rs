@@ -17,8 +17,8 @@ use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
 use super::{Error, Store, from_millis, millis, parse_instant};
 use crate::announce::{Announcement, Decision};
 use crate::model::{
-    ComponentStatus, Headline, IncidentId, Kind, Language, Notice, NoticeKind, Status, Subscriber,
-    Window,
+    Channel, ComponentStatus, Format, Headline, IncidentId, Kind, Language, Notice, NoticeKind,
+    Status, Subscriber, Window,
 };
 
 /// One outbox row, leased for sending.
@@ -31,6 +31,10 @@ pub struct Leased {
     /// When the row was enqueued: retries stop two days after.
     pub created: DateTime<Utc>,
     pub subscriber: Subscriber,
+    /// For a JSON webhook's `component_update`, the component whose
+    /// status the announcement changed; `None` for the announcement's own
+    /// message.
+    pub component: Option<String>,
 }
 
 /// What became of one delivery attempt.
@@ -203,11 +207,33 @@ struct StoredAnnouncement {
     body_markdown: String,
     body_html: String,
     components: String,
+    /// The changed components with their statuses before.
+    changed: String,
     notice: String,
     /// `starts`, `ends`, `previous_starts`, `previous_ends`.
     window: [Option<String>; 4],
     headline: String,
     change: bool,
+}
+
+/// `id=status,…` as stored, back to pairs.
+fn statuses(stored: &str) -> Vec<(String, ComponentStatus)> {
+    stored
+        .split(',')
+        .filter_map(|pair| {
+            let (id, status) = pair.split_once('=')?;
+            Some((id.to_owned(), ComponentStatus::parse(status)?))
+        })
+        .collect()
+}
+
+/// Pairs as stored: `id=status,…`.
+fn stored_statuses(pairs: &[(String, ComponentStatus)]) -> String {
+    pairs
+        .iter()
+        .map(|(id, status)| format!("{id}={}", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl StoredAnnouncement {
@@ -235,14 +261,8 @@ impl StoredAnnouncement {
             status: Status::parse(&self.status)?,
             body_markdown: self.body_markdown,
             body_html: self.body_html,
-            components: self
-                .components
-                .split(',')
-                .filter_map(|pair| {
-                    let (id, status) = pair.split_once('=')?;
-                    Some((id.to_owned(), ComponentStatus::parse(status)?))
-                })
-                .collect(),
+            components: statuses(&self.components),
+            changed: statuses(&self.changed),
             headline: Headline::parse(&self.headline).unwrap_or(Headline::Status),
             change: self.change,
             notice,
@@ -275,8 +295,8 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change, changed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
@@ -285,6 +305,19 @@ impl Store {
                      SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s WHERE {}",
                     recipients("?3", "?5", "?4")
                 ))
+                .map_err(failed)?;
+            // Statuspage's component webhook: one row per JSON webhook
+            // following a component the update changed (not those who
+            // follow the incident only: they follow no component).
+            let mut fan_out_component = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outbox (announcement, subscriber, component, status, created, next_attempt_at)
+                     SELECT ?1, s.id, ?3, 'pending', ?2, ?2 FROM subscribers s
+                     WHERE s.channel = ?4
+                       AND (s.all_components
+                            OR EXISTS (SELECT 1 FROM subscriptions c
+                                       WHERE c.subscriber = s.id AND c.component = ?3))",
+                )
                 .map_err(failed)?;
             // Following one incident ends with its resolution, once that
             // email is queued.
@@ -319,11 +352,6 @@ impl Store {
                 if fresh == 0 {
                     continue;
                 }
-                let components: Vec<String> = announcement
-                    .components
-                    .iter()
-                    .map(|(id, status)| format!("{id}={}", status.as_str()))
-                    .collect();
                 let window = announcement.notice.map(|notice| notice.window);
                 let previous = announcement.notice.and_then(|notice| notice.previous);
                 insert
@@ -336,7 +364,7 @@ impl Store {
                         announcement.status.as_str(),
                         announcement.body_markdown,
                         announcement.body_html,
-                        components.join(","),
+                        stored_statuses(&announcement.components),
                         at,
                         window.map(|w| w.starts.to_rfc3339()),
                         window.map(|w| w.ends.to_rfc3339()),
@@ -344,6 +372,7 @@ impl Store {
                         previous.map(|w| w.ends.to_rfc3339()),
                         announcement.headline.as_str(),
                         announcement.change,
+                        stored_statuses(&announcement.changed),
                     ])
                     .map_err(failed)?;
                 let id = transaction.last_insert_rowid();
@@ -358,6 +387,16 @@ impl Store {
                         announcement.incident.as_str()
                     ])
                     .map_err(failed)?;
+                for (component, _) in &announcement.changed {
+                    queued += fan_out_component
+                        .execute(params![
+                            id,
+                            millis(now),
+                            component,
+                            Channel::Webhook(Format::Json).code()
+                        ])
+                        .map_err(failed)?;
+                }
                 // A resolution, or a maintenance's completion (written or
                 // noticed at its end) or cancellation.
                 if announcement.status.is_closing() {
@@ -388,7 +427,7 @@ impl Store {
             .connection
             .query_row(
                 "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        notice, starts, ends, previous_starts, previous_ends, headline, is_change
+                        notice, starts, ends, previous_starts, previous_ends, headline, is_change, changed
                  FROM announcements WHERE id = ?1",
                 params![id],
                 |row| {
@@ -405,6 +444,7 @@ impl Store {
                         window: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
                         headline: row.get(13)?,
                         change: row.get(14)?,
+                        changed: row.get(15)?,
                     })
                 },
             )
@@ -457,7 +497,7 @@ impl Store {
                           AND (lease_until IS NULL OR lease_until <= ?1)
                         ORDER BY next_attempt_at, id LIMIT ?3)
                      UPDATE outbox SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, announcement, attempts, created, subscriber",
+                     RETURNING id, announcement, attempts, created, subscriber, component",
                 )
                 .map_err(failed)?;
             let rows = statement
@@ -470,6 +510,7 @@ impl Store {
                             row.get::<_, u32>(2)?,
                             row.get::<_, i64>(3)?,
                             row.get::<_, i64>(4)?,
+                            row.get::<_, String>(5)?,
                         ))
                     },
                 )
@@ -481,7 +522,7 @@ impl Store {
                 ))
                 .map_err(failed)?;
             let mut leased = Vec::with_capacity(rows.len());
-            for (id, announcement, attempts, created, subscriber_id) in rows {
+            for (id, announcement, attempts, created, subscriber_id, component) in rows {
                 let found = subscriber
                     .query_row(params![subscriber_id], |row| {
                         subscriber_from_row(row, 0, key)
@@ -495,6 +536,7 @@ impl Store {
                         attempts,
                         created: from_millis(created),
                         subscriber: found,
+                        component: (!component.is_empty()).then_some(component),
                     });
                 }
             }
@@ -627,6 +669,7 @@ impl Store {
             .prepare(
                 "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident,
                         a.instant || CASE WHEN a.notice = '' THEN '' ELSE ' ' || a.notice END
+                                  || CASE WHEN o.component = '' THEN '' ELSE ' component ' || o.component END
                  FROM outbox o JOIN subscribers s ON s.id = o.subscriber JOIN announcements a ON a.id = o.announcement
                  WHERE o.status != 'sent'
                  ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
@@ -659,6 +702,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::NewSubscriber;
     use crate::store::fixtures::{at, subscriber};
     use std::collections::HashSet;
 
@@ -677,6 +721,7 @@ mod tests {
                 .collect(),
             headline: Headline::Status,
             change: true,
+            changed: Vec::new(),
             notice: None,
         }
     }
@@ -737,6 +782,69 @@ mod tests {
         assert_eq!(leased_addresses(&mut store, at(9)), Vec::<String>::new());
         assert_eq!(store.outbox_counts().unwrap().pending, 3);
         assert_eq!(store.pending_mail().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_changed_component_queues_one_component_update_per_json_webhook_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let hook = |url: &str, channel, follows: &[&str]| NewSubscriber {
+            channel,
+            ..subscriber(url, follows)
+        };
+        let json = Channel::Webhook(Format::Json);
+        store
+            .add_subscribers(
+                &[
+                    hook("https://a.example/mail", json, &["mail"]),
+                    hook("https://a.example/all", json, &["*"]),
+                    hook("https://a.example/web", json, &["web"]),
+                    hook(
+                        "https://a.example/slack",
+                        Channel::Webhook(Format::Slack),
+                        &["*"],
+                    ),
+                    subscriber("mail@example.com", &["mail"]),
+                ],
+                at(8),
+            )
+            .unwrap();
+        let mut changed = announcement("x", 8, &["mail", "web"]);
+        changed.changed = vec![("mail".into(), ComponentStatus::Degraded)];
+        let decision = Decision {
+            due: vec![changed],
+            ..Decision::default()
+        };
+        // Five incident messages, two component updates (mail's JSON
+        // followers); the same update again queues nothing.
+        assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 7);
+        assert_eq!(store.enqueue(&decision, at(10)).unwrap(), 0);
+        assert_eq!(
+            store.announcement(1).unwrap(),
+            Some(decision.due[0].clone())
+        );
+        let mut leased: Vec<(String, Option<String>)> = store
+            .lease(at(9), at(9) + chrono::Duration::minutes(5), 100)
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.component.is_some())
+            .map(|row| (row.subscriber.address, row.component))
+            .collect();
+        leased.sort();
+        assert_eq!(
+            leased,
+            [
+                ("https://a.example/all".to_owned(), Some("mail".to_owned())),
+                ("https://a.example/mail".to_owned(), Some("mail".to_owned())),
+            ]
+        );
+        let listed = store.outbox(10).unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|entry| entry.instant.ends_with(" component mail")),
+            "{listed:?}"
+        );
     }
 
     #[test]

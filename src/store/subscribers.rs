@@ -443,6 +443,7 @@ mod tests {
             components: vec![("mail".into(), ComponentStatus::MajorOutage)],
             headline: crate::model::Headline::Status,
             change: true,
+            changed: Vec::new(),
             notice: None,
         };
         let recipients = |store: &mut Store, due: Vec<Announcement>, now| {
