@@ -6,6 +6,8 @@
 //! `Retry-After`, parking on 400, removal on 410, `kill -9` in a fan-out
 //! to 2,000 webhooks; and the refusals of `subscribers add --webhook`.
 
+#[path = "support/hooks.rs"]
+mod hooks;
 #[path = "support/http.rs"]
 mod http;
 #[path = "support/receiver.rs"]
@@ -21,30 +23,14 @@ mod wait;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
+use hooks::{
+    add_hook, config, incident_posts, is_component_update, same_shape, verify_with_python,
+};
 use receiver::{Answer, Receiver};
 use serde_json::Value;
 use site::{Site, incident, recent};
-
-/// A site with `mail`, `web` and `dns`, email to files, retries after
-/// 100 ms, and webhooks allowed to reach 127.0.0.0/8.
-fn config() -> String {
-    let site = site_toml::site("Test status")
-        + &site_toml::components(&[("mail", "Mail"), ("web", "Web hosting"), ("dns", "DNS")]);
-    format!(
-        r#"{site}
-[email]
-from = "Test status <status@example.com>"
-grace = "0s"
-retry_base = "100ms"
-
-[webhooks]
-allow = ["127.0.0.0/8"]
-"#
-    )
-}
 
 /// Percent-encodes `text` for a form body.
 fn encoded(text: &str) -> String {
@@ -56,105 +42,9 @@ fn encoded(text: &str) -> String {
         .collect()
 }
 
-/// Adds a webhook and returns its signing secret from the output.
-fn add_hook(site: &Site, url: &str, format: &str, components: &str) -> String {
-    let out = site.ok(&[
-        "subscribers",
-        "add",
-        "--webhook",
-        url,
-        "--format",
-        format,
-        "--components",
-        components,
-    ]);
-    assert!(out.starts_with(&format!("added {url} (")), "{out}");
-    out.lines()
-        .find_map(|line| line.strip_prefix("signing secret: "))
-        .unwrap_or_else(|| panic!("no secret in {out}"))
-        .to_owned()
-}
-
-/// Whether `request` is a `component_update` (its key ends
-/// `/component/ID`) rather than an incident's post.
-fn is_component_update(request: &receiver::Request) -> bool {
-    request.header("idempotency-key").contains("/component/")
-}
-
-/// The incident posts `path` received, not its component updates.
-fn incident_posts(receiver: &Receiver, path: &str) -> Vec<receiver::Request> {
-    receiver
-        .to(path)
-        .into_iter()
-        .filter(|request| !is_component_update(request))
-        .collect()
-}
-
-/// Checks `Herald-Signature` with Python's hmac, as a receiver would.
-fn verify_with_python(secret: &str, signature: &str, body: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("body");
-    fs::write(&path, body).unwrap();
-    let script = r#"
-import hmac, hashlib, sys
-secret, header, path = sys.argv[1], sys.argv[2], sys.argv[3]
-parts = dict(p.split("=", 1) for p in header.split(","))
-body = open(path, "rb").read()
-mac = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
-sys.exit(0 if hmac.compare_digest(mac, parts["v1"]) else 1)
-"#;
-    let status = Command::new("python3")
-        .args(["-c", script, secret, signature])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "signature {signature} does not verify");
-}
-
 /// Statuspage's incident webhook example (its documentation's, as
 /// published), against which herald's JSON is compared field by field.
 const STATUSPAGE_EXAMPLE: &str = include_str!("webhooks/statuspage-incident-example.json");
-
-/// Statuspage fields herald has no data for (Twitter, postmortems,
-/// backfilling, its own organisations and scheduling automation).
-const STATUSPAGE_ONLY: &[&str] = &[
-    "backfilled",
-    "impact_override",
-    "organization_id",
-    "postmortem_",
-    "scheduled_",
-    "twitter_updated_at",
-    "wants_twitter_update",
-];
-
-/// Every field of `example` (but those of [`STATUSPAGE_ONLY`]) is in
-/// `actual` with the same JSON type, or null where the example has null.
-fn same_shape(example: &Value, actual: &Value, path: &str, missing: &mut Vec<String>) {
-    match (example, actual) {
-        (Value::Object(fields), Value::Object(got)) => {
-            for (name, value) in fields {
-                if STATUSPAGE_ONLY.iter().any(|only| name.starts_with(only)) {
-                    continue;
-                }
-                match got.get(name) {
-                    Some(found) => same_shape(value, found, &format!("{path}.{name}"), missing),
-                    None => missing.push(format!("{path}.{name}")),
-                }
-            }
-        }
-        (Value::Array(items), Value::Array(got)) => {
-            if let (Some(first), Some(found)) = (items.first(), got.first()) {
-                same_shape(first, found, &format!("{path}[0]"), missing);
-            }
-        }
-        (Value::Null, _)
-        | (Value::String(_), Value::String(_))
-        | (Value::Bool(_), Value::Bool(_)) => {}
-        (Value::Number(_), Value::Number(_)) => {}
-        (Value::String(_), Value::Null) if path.ends_with("_at") => {}
-        _ => missing.push(format!("{path}: {example} but {actual}")),
-    }
-}
 
 #[test]
 fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
@@ -894,174 +784,5 @@ fn only_changes_and_quiet_updates_hold_for_webhooks() {
         ["investigating", "investigating", "monitoring"]
     );
     assert_eq!(statuses("/changes"), ["investigating", "monitoring"]);
-    site.stop();
-}
-
-/// Statuspage's component webhook, with the fields and types of the one
-/// its documentation shows (values made up here).
-const STATUSPAGE_COMPONENT_EXAMPLE: &str =
-    include_str!("webhooks/statuspage-component-example.json");
-
-#[test]
-fn a_component_status_change_posts_statuspages_component_update_once_per_follower() {
-    let receiver = Receiver::start();
-    let mut site = Site::new(&config());
-    let secret = add_hook(&site, &receiver.url("/mail"), "json", "mail");
-    add_hook(&site, &receiver.url("/all"), "json", "*");
-    add_hook(&site, &receiver.url("/dns"), "json", "dns");
-    add_hook(&site, &receiver.url("/slack"), "slack", "mail");
-    site.start();
-    let updates = [
-        (
-            format!("{} investigating", recent(4)),
-            "components: mail=partial-outage\nDisks.".to_owned(),
-        ),
-        (format!("{} update", recent(3)), "Still disks.".to_owned()),
-        (
-            format!("{} identified", recent(2)),
-            "components: mail=major-outage, web=degraded\nWorse.".to_owned(),
-        ),
-        (
-            format!("{} identified", recent(1)),
-            "notify: no\ncomponents: mail=degraded, web=degraded\nQuietly better.".to_owned(),
-        ),
-    ];
-    let write = |count: usize| {
-        let list: Vec<(&str, &str)> = updates[..count]
-            .iter()
-            .map(|(heading, body)| (heading.as_str(), body.as_str()))
-            .collect();
-        site.write(
-            "storage.md",
-            &incident("Storage failure", "\"mail\", \"web\"", &list),
-        );
-    };
-    // Sorted: posts to one receiver may arrive in any order.
-    let components = |path: &str| -> Vec<(String, String, String)> {
-        receiver
-            .to(path)
-            .iter()
-            .filter(|r| r.header("idempotency-key").contains("/component/"))
-            .map(|r| {
-                let body = r.json();
-                let update = &body["component_update"];
-                (
-                    update["component_id"].as_str().unwrap().to_owned(),
-                    update["old_status"].as_str().unwrap().to_owned(),
-                    update["new_status"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-    };
-    let incidents = |path: &str| {
-        receiver
-            .to(path)
-            .iter()
-            .filter(|r| !r.header("idempotency-key").contains("/component/"))
-            .count()
-    };
-    let triple = |id: &str, old: &str, new: &str| (id.to_owned(), old.to_owned(), new.to_owned());
-
-    // The first update: mail goes down; web joins at the severity's
-    // status (a major incident without a line for it holds it at
-    // partial outage).
-    write(1);
-    site.wait_for("the first posts", || receiver.to("/all").len() == 3);
-    site.wait_for("the mail follower", || receiver.to("/mail").len() == 2);
-    let first_all = components("/all");
-    assert_eq!(
-        first_all,
-        [
-            triple("mail", "operational", "partial_outage"),
-            triple("web", "operational", "partial_outage")
-        ]
-    );
-    assert_eq!(components("/mail"), [first_all[0].clone()]);
-
-    // Statuspage's shape, field by field, signed like any other post.
-    let post = receiver
-        .to("/mail")
-        .into_iter()
-        .find(|r| r.header("idempotency-key").contains("/component/"))
-        .unwrap();
-    assert!(
-        post.header("idempotency-key").starts_with("storage/")
-            && post.header("idempotency-key").ends_with("/component/mail"),
-        "{}",
-        post.header("idempotency-key")
-    );
-    verify_with_python(&secret, post.header("herald-signature"), &post.body);
-    let body = post.json();
-    let example: Value = serde_json::from_str(STATUSPAGE_COMPONENT_EXAMPLE).unwrap();
-    let mut differences = Vec::new();
-    same_shape(&example, &body, "", &mut differences);
-    assert_eq!(differences, Vec::<String>::new(), "{body}");
-    let mut top: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    top.sort_unstable();
-    assert_eq!(top, ["component", "component_update", "meta", "page"]);
-    assert!(
-        body["meta"]["unsubscribe"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://status.example.com/unsubscribe/"),
-        "{body}"
-    );
-    assert_eq!(body["page"]["id"], "status.example.com");
-    assert_eq!(body["component"]["id"], "mail");
-    assert_eq!(body["component"]["name"], "Mail");
-    assert_eq!(body["component"]["status"], "partial_outage");
-    assert_eq!(body["component_update"]["component_id"], "mail");
-
-    // An update without a component change: one incident post each, no
-    // component update.
-    write(2);
-    site.wait_for("the second update", || receiver.to("/all").len() == 4);
-    site.wait_for("the second update", || receiver.to("/mail").len() == 3);
-    // A change of both: a post per changed component each follower
-    // follows. The quiet update after it changes mail again and reaches
-    // nobody.
-    write(4);
-    site.wait_for("the third update", || receiver.to("/all").len() == 7);
-    site.wait_for("the third update", || receiver.to("/mail").len() == 5);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(incidents("/all"), 3);
-    assert_eq!(incidents("/mail"), 3);
-    assert_eq!(
-        components("/all"),
-        [
-            triple("mail", "operational", "partial_outage"),
-            triple("mail", "partial_outage", "major_outage"),
-            triple("web", "operational", "partial_outage"),
-            triple("web", "partial_outage", "degraded_performance"),
-        ]
-    );
-    assert_eq!(
-        components("/mail"),
-        [
-            triple("mail", "operational", "partial_outage"),
-            triple("mail", "partial_outage", "major_outage"),
-        ]
-    );
-    // Not following a changed component, or not a JSON receiver: none.
-    assert!(receiver.to("/dns").is_empty());
-    assert_eq!(receiver.to("/slack").len(), 3);
-    assert_eq!(components("/slack"), []);
-    // Each component update once, with its own key.
-    let mut keys: Vec<String> = receiver
-        .received()
-        .iter()
-        .map(|r| format!("{} {}", r.path, r.header("idempotency-key")))
-        .collect();
-    let count = keys.len();
-    keys.sort();
-    keys.dedup();
-    assert_eq!(keys.len(), count, "{keys:?}");
     site.stop();
 }

@@ -1,0 +1,192 @@
+//! Statuspage's component webhook end to end: `herald run` posting
+//! `component_update`s to a real HTTP receiver on 127.0.0.1, one per JSON
+//! webhook per followed component whose status an update changes, beside
+//! the incident's own post; compared field by field with the shape
+//! Statuspage documents.
+
+#[path = "support/hooks.rs"]
+mod hooks;
+#[path = "support/receiver.rs"]
+mod receiver;
+#[path = "support/site.rs"]
+mod site;
+#[path = "support/site_toml.rs"]
+mod site_toml;
+#[path = "support/wait.rs"]
+mod wait;
+
+use std::time::Duration;
+
+use hooks::{add_hook, config, same_shape, verify_with_python};
+use receiver::Receiver;
+use serde_json::Value;
+use site::{Site, incident, recent};
+
+/// Statuspage's component webhook, with the fields and types of the one
+/// its documentation shows (values made up here).
+const STATUSPAGE_COMPONENT_EXAMPLE: &str =
+    include_str!("webhooks/statuspage-component-example.json");
+
+#[test]
+fn a_component_status_change_posts_statuspages_component_update_once_per_follower() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    let secret = add_hook(&site, &receiver.url("/mail"), "json", "mail");
+    add_hook(&site, &receiver.url("/all"), "json", "*");
+    add_hook(&site, &receiver.url("/dns"), "json", "dns");
+    add_hook(&site, &receiver.url("/slack"), "slack", "mail");
+    site.start();
+    let updates = [
+        (
+            format!("{} investigating", recent(4)),
+            "components: mail=partial-outage\nDisks.".to_owned(),
+        ),
+        (format!("{} update", recent(3)), "Still disks.".to_owned()),
+        (
+            format!("{} identified", recent(2)),
+            "components: mail=major-outage, web=degraded\nWorse.".to_owned(),
+        ),
+        (
+            format!("{} identified", recent(1)),
+            "notify: no\ncomponents: mail=degraded, web=degraded\nQuietly better.".to_owned(),
+        ),
+    ];
+    let write = |count: usize| {
+        let list: Vec<(&str, &str)> = updates[..count]
+            .iter()
+            .map(|(heading, body)| (heading.as_str(), body.as_str()))
+            .collect();
+        site.write(
+            "storage.md",
+            &incident("Storage failure", "\"mail\", \"web\"", &list),
+        );
+    };
+    // Sorted: posts to one receiver may arrive in any order.
+    let components = |path: &str| -> Vec<(String, String, String)> {
+        receiver
+            .to(path)
+            .iter()
+            .filter(|r| r.header("idempotency-key").contains("/component/"))
+            .map(|r| {
+                let body = r.json();
+                let update = &body["component_update"];
+                (
+                    update["component_id"].as_str().unwrap().to_owned(),
+                    update["old_status"].as_str().unwrap().to_owned(),
+                    update["new_status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let incidents = |path: &str| {
+        receiver
+            .to(path)
+            .iter()
+            .filter(|r| !r.header("idempotency-key").contains("/component/"))
+            .count()
+    };
+    let triple = |id: &str, old: &str, new: &str| (id.to_owned(), old.to_owned(), new.to_owned());
+
+    // The first update: mail goes down; web joins at the severity's
+    // status (a major incident without a line for it holds it at
+    // partial outage).
+    write(1);
+    site.wait_for("the first posts", || receiver.to("/all").len() == 3);
+    site.wait_for("the mail follower", || receiver.to("/mail").len() == 2);
+    let first_all = components("/all");
+    assert_eq!(
+        first_all,
+        [
+            triple("mail", "operational", "partial_outage"),
+            triple("web", "operational", "partial_outage")
+        ]
+    );
+    assert_eq!(components("/mail"), [first_all[0].clone()]);
+
+    // Statuspage's shape, field by field, signed like any other post.
+    let post = receiver
+        .to("/mail")
+        .into_iter()
+        .find(|r| r.header("idempotency-key").contains("/component/"))
+        .unwrap();
+    assert!(
+        post.header("idempotency-key").starts_with("storage/")
+            && post.header("idempotency-key").ends_with("/component/mail"),
+        "{}",
+        post.header("idempotency-key")
+    );
+    verify_with_python(&secret, post.header("herald-signature"), &post.body);
+    let body = post.json();
+    let example: Value = serde_json::from_str(STATUSPAGE_COMPONENT_EXAMPLE).unwrap();
+    let mut differences = Vec::new();
+    same_shape(&example, &body, "", &mut differences);
+    assert_eq!(differences, Vec::<String>::new(), "{body}");
+    let mut top: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    top.sort_unstable();
+    assert_eq!(top, ["component", "component_update", "meta", "page"]);
+    assert!(
+        body["meta"]["unsubscribe"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://status.example.com/unsubscribe/"),
+        "{body}"
+    );
+    assert_eq!(body["page"]["id"], "status.example.com");
+    assert_eq!(body["component"]["id"], "mail");
+    assert_eq!(body["component"]["name"], "Mail");
+    assert_eq!(body["component"]["status"], "partial_outage");
+    assert_eq!(body["component_update"]["component_id"], "mail");
+
+    // An update without a component change: one incident post each, no
+    // component update.
+    write(2);
+    site.wait_for("the second update", || receiver.to("/all").len() == 4);
+    site.wait_for("the second update", || receiver.to("/mail").len() == 3);
+    // A change of both: a post per changed component each follower
+    // follows. The quiet update after it changes mail again and reaches
+    // nobody.
+    write(4);
+    site.wait_for("the third update", || receiver.to("/all").len() == 7);
+    site.wait_for("the third update", || receiver.to("/mail").len() == 5);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(incidents("/all"), 3);
+    assert_eq!(incidents("/mail"), 3);
+    assert_eq!(
+        components("/all"),
+        [
+            triple("mail", "operational", "partial_outage"),
+            triple("mail", "partial_outage", "major_outage"),
+            triple("web", "operational", "partial_outage"),
+            triple("web", "partial_outage", "degraded_performance"),
+        ]
+    );
+    assert_eq!(
+        components("/mail"),
+        [
+            triple("mail", "operational", "partial_outage"),
+            triple("mail", "partial_outage", "major_outage"),
+        ]
+    );
+    // Not following a changed component, or not a JSON receiver: none.
+    assert!(receiver.to("/dns").is_empty());
+    assert_eq!(receiver.to("/slack").len(), 3);
+    assert_eq!(components("/slack"), []);
+    // Each component update once, with its own key.
+    let mut keys: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.header("idempotency-key")))
+        .collect();
+    let count = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), count, "{keys:?}");
+    site.stop();
+}
