@@ -17,10 +17,10 @@ mod wait;
 
 use std::time::Duration;
 
-use hooks::{add_hook, config, same_shape, verify_with_python};
+use hooks::{add_hook, config, same_shape, verify_with_python, write_storage};
 use receiver::Receiver;
 use serde_json::Value;
-use site::{Site, incident, recent};
+use site::{Site, recent};
 
 /// Statuspage's component webhook, with the fields and types of the one
 /// its documentation shows (values made up here).
@@ -51,16 +51,7 @@ fn a_component_status_change_posts_statuspages_component_update_once_per_followe
             "notify: no\ncomponents: mail=degraded, web=degraded\nQuietly better.".to_owned(),
         ),
     ];
-    let write = |count: usize| {
-        let list: Vec<(&str, &str)> = updates[..count]
-            .iter()
-            .map(|(heading, body)| (heading.as_str(), body.as_str()))
-            .collect();
-        site.write(
-            "storage.md",
-            &incident("Storage failure", "\"mail\", \"web\"", &list),
-        );
-    };
+    let write = |count: usize| write_storage(&site, "\"mail\", \"web\"", &updates, count);
     // Sorted: posts to one receiver may arrive in any order.
     let components = |path: &str| -> Vec<(String, String, String)> {
         receiver

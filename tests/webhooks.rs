@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use hooks::{
     add_hook, config, incident_posts, is_component_update, same_shape, verify_with_python,
+    write_storage,
 };
 use receiver::{Answer, Receiver};
 use serde_json::Value;
@@ -745,16 +746,7 @@ fn only_changes_and_quiet_updates_hold_for_webhooks() {
             "Fixed, watching.".to_owned(),
         ),
     ];
-    let write = |count: usize| {
-        let list: Vec<(&str, &str)> = updates[..count]
-            .iter()
-            .map(|(heading, body)| (heading.as_str(), body.as_str()))
-            .collect();
-        site.write(
-            "storage.md",
-            &incident("Storage failure", "\"mail\"", &list),
-        );
-    };
+    let write = |count: usize| write_storage(&site, "\"mail\"", &updates, count);
     write(1);
     site.wait_for("the first update", || {
         incident_posts(&receiver, "/every").len() == 1

@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use super::receiver::{self, Receiver};
-use super::site::Site;
+use super::site::{Site, incident};
 use super::site_toml;
 
 /// A site with `mail`, `web` and `dns`, email to files, retries after
@@ -125,4 +125,17 @@ pub fn same_shape(example: &Value, actual: &Value, path: &str, missing: &mut Vec
         (Value::String(_), Value::Null) if path.ends_with("_at") => {}
         _ => missing.push(format!("{path}: {example} but {actual}")),
     }
+}
+
+/// Writes `storage.md`, "Storage failure" affecting `components`, with
+/// the first `count` of `updates` (heading, body).
+pub fn write_storage(site: &Site, components: &str, updates: &[(String, String)], count: usize) {
+    let list: Vec<(&str, &str)> = updates[..count]
+        .iter()
+        .map(|(heading, body)| (heading.as_str(), body.as_str()))
+        .collect();
+    site.write(
+        "storage.md",
+        &incident("Storage failure", components, &list),
+    );
 }
