@@ -45,6 +45,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawWebhooks {
     pub allow: Option<Vec<Spanned<String>>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,8 +129,32 @@ pub struct Config {
     pub maintenance: Maintenance,
     /// `[matrix]`: herald's account for posting to subscribed rooms.
     pub matrix: Option<Matrix>,
-    /// `[webhooks]`: which addresses webhooks may reach beyond public ones.
-    pub webhooks: Policy,
+    /// `[webhooks]`: which addresses webhooks may reach beyond public
+    /// ones, and how long a post may take.
+    pub webhooks: Webhooks,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhooks {
+    /// `allow`: the ranges webhooks may reach beyond public addresses.
+    pub policy: Policy,
+    /// `connect_timeout` (default 10 s): for resolving, connecting and
+    /// the TLS handshake, each.
+    pub connect_timeout: Duration,
+    /// `timeout` (default 30 s): for a whole post, connecting included,
+    /// until the reply is read.
+    pub timeout: Duration,
+}
+
+impl Default for Webhooks {
+    fn default() -> Webhooks {
+        Webhooks {
+            policy: Policy::default(),
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[maintenance]`: the notices herald sends by itself around a window.
@@ -438,6 +464,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
 
     // The durations here, the addresses after `[publish]`: the order in
     // which their errors are reported.
+    let mut webhooks = Webhooks::default();
+    let mut zero_timeouts = Vec::new();
+    if let Some(raw) = &raw.webhooks {
+        webhooks.connect_timeout = duration(&raw.connect_timeout, webhooks.connect_timeout);
+        webhooks.timeout = duration(&raw.timeout, webhooks.timeout);
+        for (value, text) in [
+            (webhooks.connect_timeout, &raw.connect_timeout),
+            (webhooks.timeout, &raw.timeout),
+        ] {
+            if let (Some(text), true) = (text, value.is_zero()) {
+                zero_timeouts.push(text.span());
+            }
+        }
+    }
     let email_timing = raw.email.as_ref().map(|email| {
         (
             duration(&email.grace, DEFAULT_GRACE),
@@ -575,10 +615,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         .as_ref()
         .and_then(|raw| matrix::validate(raw, &base, &mut report));
 
-    let mut webhooks = Policy::default();
+    for span in zero_timeouts {
+        report(span, "a webhook timeout must be longer than 0s".into());
+    }
     for range in raw.webhooks.iter().flat_map(|w| w.allow.iter().flatten()) {
         match range.get_ref().parse::<AddressRange>() {
-            Ok(parsed) => webhooks.allow.push(parsed),
+            Ok(parsed) => webhooks.policy.allow.push(parsed),
             Err(problem) => report(range.span(), problem),
         }
     }
@@ -665,6 +707,29 @@ listen = "127.0.0.1:8081"
         assert_eq!(config.site.host(), "status.example.com");
         assert_eq!(config.publish.unwrap().timeout, Duration::from_secs(60));
         assert_eq!(config.http.unwrap().listen.port(), 8081);
+    }
+
+    #[test]
+    fn webhook_timeouts_are_durations_longer_than_zero() {
+        let site = "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\n";
+        let defaults = parse(Path::new("conf/herald.toml"), site).unwrap();
+        assert_eq!(defaults.webhooks, Webhooks::default());
+        assert_eq!(defaults.webhooks.connect_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.webhooks.timeout, Duration::from_secs(30));
+        let text = format!(
+            "{site}[webhooks]\nconnect_timeout = \"2s\"\ntimeout = \"1m\"\nallow = [\"10.1.0.0/16\"]\n"
+        );
+        let webhooks = parse(Path::new("conf/herald.toml"), &text)
+            .unwrap()
+            .webhooks;
+        assert_eq!(webhooks.connect_timeout, Duration::from_secs(2));
+        assert_eq!(webhooks.timeout, Duration::from_secs(60));
+        assert_eq!(webhooks.policy.allow.len(), 1);
+        check_error(
+            &format!("{site}[webhooks]\nconnect_timeout = \"soon\"\ntimeout = \"0s\"\n"),
+            "conf/herald.toml:5:19: error: invalid duration `soon`: expected number at 0\n\
+             conf/herald.toml:6:11: error: a webhook timeout must be longer than 0s",
+        );
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! Every new connection resolves the host itself and connects only to an
 //! address [`Policy`] allows, so a name that resolves to a private
 //! address, now or after a change of its DNS answer, is never reached.
-//! Connections are kept alive and reused per host (at most [`MAX_IDLE`]
-//! idle ones in all); at most [`PER_HOST`] requests go to one host at a
-//! time. Connecting times out
-//! after [`CONNECT_TIMEOUT`], a whole request after [`TOTAL_TIMEOUT`];
-//! at most [`REPLY_CAP`] bytes of a reply are read; redirects are not
+//! Connections are kept alive and reused per host (at most
+//! [`Limits::max_idle`] idle ones in all); at most [`PER_HOST`] requests
+//! go to one host at a time. Resolving, connecting and the TLS handshake
+//! each time out after [`Limits::connect_timeout`], a whole request after
+//! [`Limits::timeout`] (both `[webhooks]` settings); at most
+//! [`Limits::reply_cap`] bytes of a reply are read; redirects are not
 //! followed (a 3xx is a failure like a 4xx).
 
 use std::collections::HashMap;
@@ -25,12 +26,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::config::Webhooks;
 use crate::endpoint::{Endpoint, Host, Policy, Refusal};
 
 /// Requests in flight to one host (scheme, name, port) at most.
 pub const PER_HOST: usize = 16;
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept, all hosts together: a fan-out to thousands of
 /// hosts keeps no more sockets open than this.
 pub const MAX_IDLE: usize = 256;
@@ -42,9 +42,36 @@ pub const REPLY_CAP: usize = 16 * 1024;
 /// The longest `Retry-After` honoured.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a post may take, and what it may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// For resolving a name, connecting and the TLS handshake, each.
+    pub connect_timeout: Duration,
+    /// For a whole post, from waiting for the host's permit to the end of
+    /// the reply.
+    pub timeout: Duration,
+    /// Idle connections kept, all hosts together.
+    pub max_idle: usize,
+    /// The most of a reply's body read.
+    pub reply_cap: usize,
+}
+
+impl Limits {
+    /// The configured timeouts, [`MAX_IDLE`] and [`REPLY_CAP`].
+    pub fn of(webhooks: &Webhooks) -> Limits {
+        Limits {
+            connect_timeout: webhooks.connect_timeout,
+            timeout: webhooks.timeout,
+            max_idle: MAX_IDLE,
+            reply_cap: REPLY_CAP,
+        }
+    }
+}
+
 /// Whether `url` may be a webhook now: it parses, and its host resolves
 /// to addresses `policy` allows. Returns it as herald stores it.
-pub async fn admit(policy: &Policy, url: &str) -> Result<Endpoint, Failure> {
+pub async fn admit(webhooks: &Webhooks, url: &str) -> Result<Endpoint, Failure> {
+    let policy = &webhooks.policy;
     let endpoint = Endpoint::parse(url)?;
     if !endpoint.secure && policy.allow.is_empty() {
         return Err(Refusal::PlainHttp(endpoint.to_string()).into());
@@ -52,17 +79,24 @@ pub async fn admit(policy: &Policy, url: &str) -> Result<Endpoint, Failure> {
     match &endpoint.host {
         Host::Ip(ip) => policy.check(&endpoint, *ip)?,
         Host::Name(name) => {
-            let resolved = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                tokio::net::lookup_host((name.as_str(), endpoint.port)),
-            )
-            .await
-            .map_err(|_| Failure::Network(format!("resolving {name} timed out")))?
-            .map_err(|error| Failure::Network(format!("cannot resolve {name}: {error}")))?;
-            policy.filter(&endpoint, resolved.map(|a| a.ip()))?;
+            let resolved = resolve(name, endpoint.port, webhooks.connect_timeout).await?;
+            policy.filter(&endpoint, resolved)?;
         }
     }
     Ok(endpoint)
+}
+
+/// The addresses `name` resolves to, within `timeout`.
+async fn resolve(
+    name: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<impl Iterator<Item = IpAddr>, Failure> {
+    let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((name, port)))
+        .await
+        .map_err(|_| Failure::Network(format!("resolving {name} timed out")))?
+        .map_err(|error| Failure::Network(format!("cannot resolve {name}: {error}")))?;
+    Ok(resolved.map(|address| address.ip()))
 }
 
 /// The receiver's answer.
@@ -117,6 +151,7 @@ struct HostState {
 /// The client, shared by every delivery.
 pub struct Client {
     policy: Policy,
+    limits: Limits,
     /// Made at the first https connection: a machine without CA
     /// certificates still sends email and plain-http webhooks, and says
     /// why its https webhooks wait.
@@ -133,9 +168,15 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(policy: Policy) -> Client {
+    /// The client for the `[webhooks]` settings.
+    pub fn new(webhooks: &Webhooks) -> Client {
+        Client::with_limits(webhooks.policy.clone(), Limits::of(webhooks))
+    }
+
+    pub fn with_limits(policy: Policy, limits: Limits) -> Client {
         Client {
             policy,
+            limits,
             tls: std::sync::OnceLock::new(),
             hosts: Mutex::new(HashMap::new()),
             idle: AtomicUsize::new(0),
@@ -197,14 +238,8 @@ impl Client {
                 Ok(vec![*ip])
             }
             Host::Name(name) => {
-                let resolved = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio::net::lookup_host((name.as_str(), endpoint.port)),
-                )
-                .await
-                .map_err(|_| Failure::Network(format!("resolving {name} timed out")))?
-                .map_err(|error| Failure::Network(format!("cannot resolve {name}: {error}")))?;
-                Ok(self.policy.filter(endpoint, resolved.map(|a| a.ip()))?)
+                let resolved = resolve(name, endpoint.port, self.limits.connect_timeout).await?;
+                Ok(self.policy.filter(endpoint, resolved)?)
             }
         }
     }
@@ -215,10 +250,14 @@ impl Client {
         let Ok(_permit) = host.permits.acquire().await else {
             return Err(Failure::Network("the client is shutting down".into()));
         };
-        tokio::time::timeout(TOTAL_TIMEOUT, self.exchange(&host, request))
+        let timeout = self.limits.timeout;
+        tokio::time::timeout(timeout, self.exchange(&host, request))
             .await
             .map_err(|_| {
-                Failure::Network(format!("no reply within {} s", TOTAL_TIMEOUT.as_secs()))
+                Failure::Network(format!(
+                    "timed out: no reply within {}",
+                    humantime::format_duration(timeout)
+                ))
             })?
     }
 
@@ -266,9 +305,9 @@ impl Client {
                 .headers()
                 .get(hyper::header::CONNECTION)
                 .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
-            let (body, whole) = read_capped(response.into_body()).await;
+            let (body, whole) = read_capped(response.into_body(), self.limits.reply_cap).await;
             if whole && !close {
-                give_back(host, sender, &self.idle);
+                give_back(host, sender, &self.idle, self.limits.max_idle);
             }
             return Ok(Reply {
                 status,
@@ -284,7 +323,9 @@ impl Client {
         let mut last = String::new();
         for ip in addresses {
             let address = SocketAddr::new(ip, endpoint.port);
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+            match tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(address))
+                .await
+            {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     return self.handshake(endpoint, stream).await;
@@ -314,12 +355,13 @@ impl Client {
             Host::Ip(ip) => Ok(rustls::pki_types::ServerName::IpAddress((*ip).into())),
         }
         .map_err(|error| Failure::Network(format!("invalid TLS name: {error}")))?;
-        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls()?.connect(name, stream))
-            .await
-            .map_err(|_| Failure::Network(format!("TLS with {} timed out", endpoint.host)))?
-            .map_err(|error| {
-                Failure::Network(format!("TLS with {} failed: {error}", endpoint.host))
-            })?;
+        let tls = tokio::time::timeout(
+            self.limits.connect_timeout,
+            self.tls()?.connect(name, stream),
+        )
+        .await
+        .map_err(|_| Failure::Network(format!("TLS with {} timed out", endpoint.host)))?
+        .map_err(|error| Failure::Network(format!("TLS with {} failed: {error}", endpoint.host)))?;
         let (sender, connection) = builder()
             .handshake(TokioIo::new(tls))
             .await
@@ -364,12 +406,12 @@ fn take_idle(host: &HostState, total: &AtomicUsize) -> Option<Sender> {
 
 /// Keeps `sender` for the next post to its host, unless the host or all
 /// hosts together keep enough.
-fn give_back(host: &HostState, sender: Sender, total: &AtomicUsize) {
+fn give_back(host: &HostState, sender: Sender, total: &AtomicUsize, max_idle: usize) {
     let mut idle = host
         .idle
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if idle.len() < PER_HOST && total.load(Ordering::Relaxed) < MAX_IDLE {
+    if idle.len() < PER_HOST && total.load(Ordering::Relaxed) < max_idle {
         total.fetch_add(1, Ordering::Relaxed);
         idle.push(sender);
     }
@@ -382,9 +424,9 @@ fn idle_count(host: &HostState) -> usize {
         .len()
 }
 
-/// The body as text, at most [`REPLY_CAP`] bytes; `true` if it was read
-/// to its end (so the connection can carry another request).
-async fn read_capped(mut body: hyper::body::Incoming) -> (String, bool) {
+/// The body as text, at most `cap` bytes; `true` if it was read to its
+/// end (so the connection can carry another request).
+async fn read_capped(mut body: hyper::body::Incoming, cap: usize) -> (String, bool) {
     let mut read = Vec::new();
     loop {
         match body.frame().await {
@@ -392,7 +434,7 @@ async fn read_capped(mut body: hyper::body::Incoming) -> (String, bool) {
             Some(Err(_)) => return (String::from_utf8_lossy(&read).into_owned(), false),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    let room = REPLY_CAP - read.len();
+                    let room = cap - read.len();
                     read.extend_from_slice(&data[..data.len().min(room)]);
                     if data.len() > room {
                         return (String::from_utf8_lossy(&read).into_owned(), false);

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use hooks::{
     add_hook, config, incident_posts, is_component_update, same_shape, verify_with_python,
-    write_storage,
+    write_steady_storage, write_storage,
 };
 use receiver::{Answer, Receiver};
 use serde_json::Value;
@@ -259,18 +259,7 @@ fn retried_after_503_and_429_parked_on_400_removed_on_410() {
     }
     add_hook(&site, &receiver.url("/gone"), "slack", "mail");
     site.start();
-    site.write(
-        "storage.md",
-        &incident(
-            "Storage failure",
-            "\"mail\"",
-            // No component changes status: one post per follower.
-            &[(
-                &format!("{} investigating", recent(1)),
-                "components: mail=operational\nDisks.",
-            )],
-        ),
-    );
+    write_steady_storage(&site);
     site.wait_for("the retries", || {
         receiver.to("/flaky").len() >= 2 && receiver.to("/limited").len() >= 2
     });

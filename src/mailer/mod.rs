@@ -423,7 +423,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         );
     }
     let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
-    let hooks = webhook::Client::new(config.webhooks.clone());
+    let hooks = webhook::Client::new(&config.webhooks);
     let matrix = matrix::client(config);
     let config = config.clone();
     Ok(Arc::new(Shared {
