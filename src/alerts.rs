@@ -577,6 +577,7 @@ severity = { page = "critical" }
         let context = Context {
             timezone: config.site.timezone,
             components: &config.components,
+            languages: &config.site.languages,
         };
         let (incident, diagnostics) = parse_incident(Path::new("incidents/a.md"), text, &context);
         incident.unwrap_or_else(|| panic!("{text}\n{diagnostics:?}"))
@@ -611,7 +612,10 @@ severity = { page = "critical" }
         let parsed = incident(&config, &text);
         assert!(parsed.draft);
         assert_eq!(parsed.updates.len(), 1, "{text}");
-        assert!(!parsed.updates[0].body_html.contains("<a"), "{text}");
+        assert!(
+            !crate::parse::render_markdown(&parsed.updates[0].body_markdown).contains("<a"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -868,7 +872,7 @@ severity = { page = "critical" }
             let parsed = incident(&config, &text);
             proptest::prop_assert_eq!(parsed.updates.len(), 1, "{}", text);
             proptest::prop_assert!(parsed.updates[0].component_statuses.is_empty(), "{}", text);
-            let html = &parsed.updates[0].body_html;
+            let html = &crate::parse::render_markdown(&parsed.updates[0].body_markdown);
             for tag in ["<a", "<b>", "<h", "<em", "<strong", "<code", "<img", "<ul", "<ol", "<blockquote"] {
                 proptest::prop_assert!(!html.contains(tag), "{} in {}", tag, html);
             }

@@ -17,12 +17,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::endpoint::{Policy, Range as AddressRange};
-use crate::model::{Component, Language, Severity, is_slug};
+use crate::model::{Component, Language, Languages, Severity, is_slug};
 
 mod matrix;
+mod webhooks;
 
 pub use matrix::{Homeserver, Matrix, RawMatrix};
+pub use webhooks::{RawWebhooks, Webhooks};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,19 +44,12 @@ pub struct RawConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawWebhooks {
-    pub allow: Option<Vec<Spanned<String>>>,
-    pub connect_timeout: Option<Spanned<String>>,
-    pub timeout: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSite {
     pub title: String,
     pub base_url: Spanned<String>,
     pub timezone: Option<Spanned<String>>,
     pub language: Option<Spanned<String>>,
+    pub languages: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,29 +128,6 @@ pub struct Config {
     pub webhooks: Webhooks,
 }
 
-/// `[webhooks]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Webhooks {
-    /// `allow`: the ranges webhooks may reach beyond public addresses.
-    pub policy: Policy,
-    /// `connect_timeout` (default 10 s): for resolving, connecting and
-    /// the TLS handshake, each.
-    pub connect_timeout: Duration,
-    /// `timeout` (default 30 s): for a whole post, connecting included,
-    /// until the reply is read.
-    pub timeout: Duration,
-}
-
-impl Default for Webhooks {
-    fn default() -> Webhooks {
-        Webhooks {
-            policy: Policy::default(),
-            connect_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(30),
-        }
-    }
-}
-
 /// `[maintenance]`: the notices herald sends by itself around a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maintenance {
@@ -179,7 +150,9 @@ pub struct Site {
     /// Always ends with `/`.
     pub base_url: String,
     pub timezone: Tz,
-    pub language: Language,
+    /// The site's language first, then those its pages are translated
+    /// into (`language = "sv"` or `languages = ["sv", "en"]`).
+    pub languages: Languages,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +250,11 @@ fn default_sender(host: &str) -> Mailbox {
 }
 
 impl Site {
+    /// The site's language: the first of `languages`.
+    pub fn language(&self) -> Language {
+        self.languages.site()
+    }
+
     /// The host name of `base_url` (`status.example.com`).
     pub fn host(&self) -> &str {
         let rest = self
@@ -414,9 +392,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         }),
     };
 
-    let language = match &raw.site.language {
-        None => Language::En,
-        Some(code) => Language::parse(code.get_ref()).unwrap_or_else(|| {
+    let language = |code: &Spanned<String>, report: &mut dyn FnMut(Range<usize>, String)| {
+        Language::parse(code.get_ref()).or_else(|| {
             report(
                 code.span(),
                 format!(
@@ -424,8 +401,49 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
                     code.get_ref()
                 ),
             );
-            Language::En
-        }),
+            None
+        })
+    };
+    let languages = match (&raw.site.language, &raw.site.languages) {
+        (None, None) => Languages::one(Language::En),
+        (Some(code), None) => Languages::one(language(code, &mut report).unwrap_or(Language::En)),
+        (Some(code), Some(_)) => {
+            report(
+                code.span(),
+                "give either `language` or `languages`, not both; `languages = [\"sv\", \"en\"]` lists the site's language first".into(),
+            );
+            Languages::one(Language::En)
+        }
+        (None, Some(list)) => {
+            let mut parsed: Vec<Language> = Vec::new();
+            for code in list.get_ref() {
+                let Some(found) = language(code, &mut report) else {
+                    continue;
+                };
+                if parsed.contains(&found) {
+                    report(
+                        code.span(),
+                        format!("language `{}` is listed twice", code.get_ref()),
+                    );
+                } else {
+                    parsed.push(found);
+                }
+            }
+            match parsed.split_first() {
+                Some((site, others)) => {
+                    Languages::new(*site, others).unwrap_or_else(|| Languages::one(*site))
+                }
+                None => {
+                    if list.get_ref().is_empty() {
+                        report(
+                            list.span(),
+                            "`languages` is empty, expected the site's language first, such as [\"sv\", \"en\"]".into(),
+                        );
+                    }
+                    Languages::one(Language::En)
+                }
+            }
+        }
     };
 
     let mut components: Vec<Component> = Vec::new();
@@ -464,20 +482,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
 
     // The durations here, the addresses after `[publish]`: the order in
     // which their errors are reported.
-    let mut webhooks = Webhooks::default();
-    let mut zero_timeouts = Vec::new();
-    if let Some(raw) = &raw.webhooks {
-        webhooks.connect_timeout = duration(&raw.connect_timeout, webhooks.connect_timeout);
-        webhooks.timeout = duration(&raw.timeout, webhooks.timeout);
-        for (value, text) in [
-            (webhooks.connect_timeout, &raw.connect_timeout),
-            (webhooks.timeout, &raw.timeout),
-        ] {
-            if let (Some(text), true) = (text, value.is_zero()) {
-                zero_timeouts.push(text.span());
-            }
-        }
-    }
     let email_timing = raw.email.as_ref().map(|email| {
         (
             duration(&email.grace, DEFAULT_GRACE),
@@ -614,16 +618,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         .matrix
         .as_ref()
         .and_then(|raw| matrix::validate(raw, &base, &mut report));
-
-    for span in zero_timeouts {
-        report(span, "a webhook timeout must be longer than 0s".into());
-    }
-    for range in raw.webhooks.iter().flat_map(|w| w.allow.iter().flatten()) {
-        match range.get_ref().parse::<AddressRange>() {
-            Ok(parsed) => webhooks.policy.allow.push(parsed),
-            Err(problem) => report(range.span(), problem),
-        }
-    }
+    let webhooks = webhooks::validate(raw.webhooks.as_ref(), &mut report);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -634,7 +629,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
             title: raw.site.title,
             base_url,
             timezone,
-            language,
+            languages,
         },
         paths: Paths {
             incidents: resolve(&raw.paths.incidents, "incidents"),
@@ -695,7 +690,8 @@ listen = "127.0.0.1:8081"
         let config = parse(Path::new("conf/herald.toml"), GOOD).unwrap();
         assert_eq!(config.site.base_url, "https://status.example.com/");
         assert_eq!(config.site.timezone, chrono_tz::Europe::Stockholm);
-        assert_eq!(config.site.language, Language::Sv);
+        assert_eq!(config.site.language(), Language::Sv);
+        assert_eq!(config.site.languages.others(), []);
         assert_eq!(config.paths.incidents, Path::new("conf/inc"));
         assert_eq!(config.paths.output, Path::new("conf/public"));
         assert_eq!(config.components[0].group.as_deref(), Some("Hosting"));
@@ -707,29 +703,6 @@ listen = "127.0.0.1:8081"
         assert_eq!(config.site.host(), "status.example.com");
         assert_eq!(config.publish.unwrap().timeout, Duration::from_secs(60));
         assert_eq!(config.http.unwrap().listen.port(), 8081);
-    }
-
-    #[test]
-    fn webhook_timeouts_are_durations_longer_than_zero() {
-        let site = "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\n";
-        let defaults = parse(Path::new("conf/herald.toml"), site).unwrap();
-        assert_eq!(defaults.webhooks, Webhooks::default());
-        assert_eq!(defaults.webhooks.connect_timeout, Duration::from_secs(10));
-        assert_eq!(defaults.webhooks.timeout, Duration::from_secs(30));
-        let text = format!(
-            "{site}[webhooks]\nconnect_timeout = \"2s\"\ntimeout = \"1m\"\nallow = [\"10.1.0.0/16\"]\n"
-        );
-        let webhooks = parse(Path::new("conf/herald.toml"), &text)
-            .unwrap()
-            .webhooks;
-        assert_eq!(webhooks.connect_timeout, Duration::from_secs(2));
-        assert_eq!(webhooks.timeout, Duration::from_secs(60));
-        assert_eq!(webhooks.policy.allow.len(), 1);
-        check_error(
-            &format!("{site}[webhooks]\nconnect_timeout = \"soon\"\ntimeout = \"0s\"\n"),
-            "conf/herald.toml:5:19: error: invalid duration `soon`: expected number at 0\n\
-             conf/herald.toml:6:11: error: a webhook timeout must be longer than 0s",
-        );
     }
 
     #[test]
@@ -817,7 +790,42 @@ listen = "127.0.0.1:8081"
     fn unknown_key_is_an_error_with_position() {
         check_error(
             "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\ntitel = \"y\"\n",
-            "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`",
+            "conf/herald.toml:4:1: error: unknown field `titel`, expected one of `title`, `base_url`, `timezone`, `language`, `languages`",
+        );
+    }
+
+    #[test]
+    fn languages_list_the_sites_first() {
+        let site = |line: &str| {
+            let text = format!("[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\n{line}\n");
+            parse(Path::new("herald.toml"), &text).map(|config| config.site.languages)
+        };
+        let both = site("languages = [\"sv\", \"en\"]").unwrap();
+        assert_eq!(both.site(), Language::Sv);
+        assert_eq!(both.others(), [Language::En]);
+        assert_eq!(both.prefix(Language::Sv), "");
+        assert_eq!(both.prefix(Language::En), "en/");
+        assert_eq!(
+            site("languages = [\"en\"]").unwrap(),
+            Languages::one(Language::En)
+        );
+        assert_eq!(
+            site("language = \"sv\"").unwrap(),
+            Languages::one(Language::Sv)
+        );
+        assert_eq!(site("").unwrap(), Languages::one(Language::En));
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguages = [\"sv\", \"de\", \"sv\"]\n",
+            "conf/herald.toml:4:20: error: unknown language `de`, expected `sv` or `en`
+conf/herald.toml:4:26: error: language `sv` is listed twice",
+        );
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguages = []\n",
+            "conf/herald.toml:4:13: error: `languages` is empty, expected the site's language first, such as [\"sv\", \"en\"]",
+        );
+        check_error(
+            "[site]\ntitle = \"x\"\nbase_url = \"https://x/\"\nlanguage = \"sv\"\nlanguages = [\"sv\"]\n",
+            "conf/herald.toml:4:12: error: give either `language` or `languages`, not both; `languages = [\"sv\", \"en\"]` lists the site's language first",
         );
     }
 

@@ -277,6 +277,7 @@ mod tests {
         let context = Context {
             timezone: Stockholm,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         for (path, text) in texts {
             files.update(Path::new(path), text, &context);
@@ -347,11 +348,14 @@ mod tests {
         update(&mut files, &[("m.md", &edited)]);
         let (corpus, _) = files.corpus();
         let id = IncidentId::new("m").unwrap();
-        assert_eq!(corpus.get(&id).unwrap().updates[0].body_markdown, "Edited.");
+        assert_eq!(
+            &*corpus.get(&id).unwrap().updates[0].body_markdown,
+            "Edited."
+        );
         update(&mut files, &[("m.md", "+++\nbroken")]);
         let (corpus_after, _) = files.corpus();
         assert_eq!(
-            corpus_after.get(&id).unwrap().updates[0].body_markdown,
+            &*corpus_after.get(&id).unwrap().updates[0].body_markdown,
             "Edited."
         );
         assert!(files.diagnostics().any(Diagnostic::is_error));

@@ -42,8 +42,12 @@ use crate::service;
 use crate::store::Store;
 use crate::watch::{self, Change};
 
-/// After the first event of a burst, wait until the tree has been quiet
-/// this long before re-reading (one save can be several writes).
+/// After an event that leaves a save unfinished (a file created or written
+/// to but not yet closed), wait until the tree has been quiet this long
+/// before re-reading (one save can be several writes). An event that ends
+/// a save (see [`Change::Paths`]) is acted on at once, with whatever else
+/// has arrived by then: a burst that goes on meanwhile is collected by the
+/// next round.
 const SETTLE: Duration = Duration::from_millis(30);
 /// But never wait longer than this for a burst to end.
 const SETTLE_MAX: Duration = Duration::from_millis(500);
@@ -446,23 +450,23 @@ impl Daemon {
         let span = tracing::info_span!("rebuild", generation = self.generation);
         let _entered = span.enter();
         let now = clock::now();
-        let site = Site {
-            config: &self.config,
-            templates: &self.templates,
-            revisions: &self.revisions,
-            moves: &maintenance::moves(&self.windows),
-            now,
-        };
+        let moves = maintenance::moves(&self.windows);
+        let site = Site::new(&self.config, &self.templates, &self.revisions, &moves, now);
         let (outputs, changed) = if matches!(plan, Plan::Full) {
             driver::publish_everything(&site, &self.corpus, &mut self.output)?
         } else {
             let rendered = render::render(&site, &self.corpus, plan)?;
-            let changed = self
-                .output
-                .write(&rendered.outputs, &rendered.removed)
-                .with_context(|| {
-                    format!("cannot write outputs to {}", self.output.root().display())
-                })?;
+            // Pages and feeds first, then what sums them up (the API, the
+            // index), and only then are deleted pages removed: a reader of
+            // the index never follows a link to a page that is gone.
+            let (direct, summaries) = rendered.outputs.split_at(rendered.direct);
+            let root = self.output.root().display().to_string();
+            let context = || format!("cannot write outputs to {root}");
+            let changed = self.output.write(direct, &[]).with_context(context)?
+                + self
+                    .output
+                    .write(summaries, &rendered.removed)
+                    .with_context(context)?;
             (rendered.outputs.len(), changed)
         };
         tracing::info!(
@@ -670,6 +674,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
     // Watch before the first build, so no change in between is lost.
     let mut watcher = watch::watch(&config.paths.incidents, sender.clone())?;
     let mut daemon = tokio::task::block_in_place(|| Daemon::start(config))?;
+    // The first build's pages and parse buffers are freed by now.
+    release_free_memory();
     let mut terminate =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut interrupt =
@@ -717,11 +723,12 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 let batch = settle(change, &mut receiver).await;
                 let result = tokio::task::block_in_place(|| match batch {
                     Change::Rescan => daemon.rescan(),
-                    Change::Paths(paths) => daemon.apply(&paths),
+                    Change::Paths { paths, .. } => daemon.apply(&paths),
                 });
                 if let Err(error) = result {
                     tracing::error!("{error:#}");
                 }
+                release_free_memory();
             }
             () = tokio::time::sleep(sleep) => {
                 // The timer may fire a hair early; act on what was due.
@@ -729,6 +736,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                 if let Err(error) = tokio::task::block_in_place(|| daemon.timer(date, now)) {
                     tracing::error!("{error:#}");
                 }
+                release_free_memory();
             }
             _ = hangup.recv() => {
                 tracing::info!(config = %config_path.display(), "reloading");
@@ -750,6 +758,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<ExitCode> {
                         mail = Mail::start(&daemon);
                         publisher.configure(publish::Job::from_config(&daemon.config));
                         http = http::reload(http, &daemon.config, &daemon.templates, &probe, daemon.mail_wake(), daemon.followable()).await;
+                        release_free_memory();
                         tracing::info!("reloaded");
                         status = daemon.status_line();
                         manager.ready(&status);
@@ -855,6 +864,20 @@ impl Mail {
     }
 }
 
+/// Hands the heap's free memory back to the system. glibc keeps what a
+/// rebuild freed (rendered pages, read buffers) for reuse; an idle daemon
+/// would otherwise hold its busiest moment's size for good (124 MB at
+/// 10,000 incidents, against about 60 MB for what it keeps). Takes a
+/// millisecond or two, after the outputs are written.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and shrinks glibc's own heap; it
+    // takes and returns plain integers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The status line, with what is wrong when something is.
 fn with_problem(status: String, problem: Option<String>) -> String {
     match problem {
@@ -863,30 +886,104 @@ fn with_problem(status: String, problem: Option<String>) -> String {
     }
 }
 
-/// Collects the rest of a burst: waits until no event came for [`SETTLE`],
-/// at most [`SETTLE_MAX`].
+/// Collects the rest of a burst: takes what has already arrived, then, as
+/// long as the last event left a save unfinished, waits until no event came
+/// for [`SETTLE`], at most [`SETTLE_MAX`] in all.
 async fn settle(first: Change, receiver: &mut mpsc::UnboundedReceiver<Change>) -> Change {
     let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+    let mut complete = matches!(first, Change::Paths { complete: true, .. });
     let mut batch = first;
     loop {
-        let quiet = tokio::time::Instant::now() + SETTLE;
-        let next = tokio::time::timeout_at(quiet.min(deadline), receiver.recv()).await;
-        match next {
-            Ok(Some(change)) => {
-                batch = match (batch, change) {
-                    (Change::Paths(mut paths), Change::Paths(more)) => {
-                        paths.extend(more);
-                        Change::Paths(paths)
-                    }
-                    _ => Change::Rescan,
-                };
+        let next = match receiver.try_recv() {
+            Ok(change) => Some(change),
+            Err(_) if complete => None,
+            Err(_) => {
+                let quiet = tokio::time::Instant::now() + SETTLE;
+                tokio::time::timeout_at(quiet.min(deadline), receiver.recv())
+                    .await
+                    .ok()
+                    .flatten()
             }
-            Ok(None) | Err(_) => break,
-        }
+        };
+        let Some(change) = next else { break };
+        complete = matches!(change, Change::Paths { complete: true, .. });
+        batch = match (batch, change) {
+            (Change::Paths { mut paths, .. }, Change::Paths { paths: more, .. }) => {
+                paths.extend(more);
+                Change::Paths { paths, complete }
+            }
+            _ => Change::Rescan,
+        };
     }
-    if let Change::Paths(paths) = &mut batch {
+    if let Change::Paths { paths, .. } = &mut batch {
         paths.sort();
         paths.dedup();
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    fn paths(names: &[&str], complete: bool) -> Change {
+        Change::Paths {
+            paths: names.iter().map(PathBuf::from).collect(),
+            complete,
+        }
+    }
+
+    /// Polls `settle` once, as the event loop's first poll would.
+    fn first_poll(first: Change, receiver: &mut mpsc::UnboundedReceiver<Change>) -> Poll<Change> {
+        let mut future = pin!(settle(first, receiver));
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn a_finished_save_is_taken_at_once_with_what_already_arrived() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        sender.send(paths(&["b.md", "a.md"], true)).unwrap();
+        let Poll::Ready(Change::Paths { paths, .. }) =
+            first_poll(paths(&["a.md"], true), &mut receiver)
+        else {
+            panic!("a save that ended waits for nothing");
+        };
+        assert_eq!(paths, [PathBuf::from("a.md"), PathBuf::from("b.md")]);
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_save_waits_for_the_burst() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        // A file created, then renamed away: more is coming.
+        sender.send(paths(&["a.md"], false)).unwrap();
+        assert!(first_poll(paths(&["a.md"], false), &mut receiver).is_pending());
+        // Once the save ends the burst is taken whole.
+        sender.send(paths(&["a.md"], false)).unwrap();
+        sender.send(paths(&["b.md"], true)).unwrap();
+        let Change::Paths { paths, .. } = settle(paths(&["c.md"], false), &mut receiver).await
+        else {
+            panic!("paths stay paths");
+        };
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("a.md"),
+                PathBuf::from("b.md"),
+                PathBuf::from("c.md")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn lost_events_make_the_batch_a_rescan() {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        sender.send(Change::Rescan).unwrap();
+        sender.send(paths(&["b.md"], true)).unwrap();
+        let batch = settle(paths(&["a.md"], false), &mut receiver).await;
+        assert!(matches!(batch, Change::Rescan), "{batch:?}");
+    }
 }

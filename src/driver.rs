@@ -68,6 +68,7 @@ pub fn parse_context(config: &Config) -> Context<'_> {
     Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     }
 }
 
@@ -159,13 +160,7 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
     let (revisions, moves) = observe_revisions(config, &corpus, now);
-    let site = Site {
-        config,
-        templates: &templates,
-        revisions: &revisions,
-        moves: &moves,
-        now,
-    };
+    let site = Site::new(config, &templates, &revisions, &moves, now);
     let mut output = OutputDir::new(config.paths.output.clone());
     let (outputs, changed) = publish_everything(&site, &corpus, &mut output)?;
     Ok(Built {
@@ -189,18 +184,31 @@ pub fn publish_everything(
     let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
     let mut current: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut changed = 0;
-    for chunk in published.chunks(render::PAGE_CHUNK) {
+    // A chunk's pages are rendered in every language before they are
+    // written: fewer incidents a chunk on a translated site, whose pages
+    // also hold more text.
+    let languages = site.config.site.languages.all().len();
+    for chunk in published.chunks((render::PAGE_CHUNK / (languages * languages)).max(1)) {
         let pages = render::incident_pages(site, chunk)?;
         changed += output.write(&pages, &[]).with_context(write_context)?;
         current.extend(pages.into_iter().map(|page| page.path));
     }
-    let rendered = render::render(site, corpus, &Plan::Full)?;
-    current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
+    // One language's other outputs at a time, so that only one
+    // language's month pages and documents are in memory at once.
+    for language in site.config.site.languages.all() {
+        let rendered = render::render_language(&site.in_language(*language), corpus, &Plan::Full)?;
+        current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
+        changed += output
+            .write(&rendered.outputs, &[])
+            .with_context(write_context)?;
+    }
+    let stylesheet = render::stylesheet(site);
+    current.insert(stylesheet.path.clone());
     let stale = output
         .stale(&current)
         .with_context(|| format!("cannot list outputs in {root}"))?;
     changed += output
-        .write(&rendered.outputs, &stale)
+        .write(&[stylesheet], &stale)
         .with_context(write_context)?;
     Ok((current.len(), changed))
 }

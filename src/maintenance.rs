@@ -292,6 +292,7 @@ mod tests {
         let context = Context {
             timezone: chrono_tz::UTC,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         let (incident, diagnostics) = parse_incident(Path::new("dns.md"), text, &context);
         Corpus::from_incidents([incident.unwrap_or_else(|| panic!("{diagnostics:?}"))])

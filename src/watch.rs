@@ -22,8 +22,10 @@ use tokio::sync::mpsc::UnboundedSender;
 /// What the watcher reports.
 #[derive(Debug)]
 pub enum Change {
-    /// These paths (files or directories) may have changed.
-    Paths(Vec<PathBuf>),
+    /// These paths (files or directories) may have changed. `complete`
+    /// when the event ends a save (a file closed after writing, renamed
+    /// into place, or removed): nothing more of it needs to be waited for.
+    Paths { paths: Vec<PathBuf>, complete: bool },
     /// Events were lost (queue overflow) or the watcher failed; everything
     /// must be re-read.
     Rescan,
@@ -132,17 +134,25 @@ pub fn watch(root: &Path, sender: UnboundedSender<Change>) -> Result<Handle, Err
 /// and reacting to them would make it re-read forever.
 fn classify(result: notify::Result<notify::Event>) -> Option<Change> {
     use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode};
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
     match result {
         Ok(event) if event.need_rescan() => Some(Change::Rescan),
-        Ok(event) => match event.kind {
-            // A file closed after writing is a save finishing.
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                Some(Change::Paths(event.paths))
-            }
-            EventKind::Access(_) => None,
-            _ => Some(Change::Paths(event.paths)),
-        },
+        Ok(event) => {
+            let complete = match event.kind {
+                // A file closed after writing is a save finishing.
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                EventKind::Access(_) => return None,
+                // Renamed into place (`mv`, editors, `herald post`) or gone.
+                EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                | EventKind::Remove(_) => true,
+                // Created, written to, renamed away: more is coming.
+                _ => false,
+            };
+            Some(Change::Paths {
+                paths: event.paths,
+                complete,
+            })
+        }
         Err(error) => {
             tracing::warn!(%error, "file watcher error; re-reading everything");
             Some(Change::Rescan)
@@ -154,7 +164,9 @@ fn classify(result: notify::Result<notify::Event>) -> Option<Change> {
 mod tests {
     use super::*;
     use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode, CreateKind, Flag};
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, Flag, ModifyKind, RemoveKind, RenameMode,
+    };
 
     fn event(kind: EventKind) -> notify::Result<notify::Event> {
         Ok(notify::Event::new(kind).add_path(PathBuf::from("incidents/a.md")))
@@ -187,17 +199,46 @@ mod tests {
             ))))
             .is_none()
         );
-        let Some(Change::Paths(paths)) = classify(event(EventKind::Access(AccessKind::Close(
-            AccessMode::Write,
-        )))) else {
+        let Some(Change::Paths { paths, complete }) = classify(event(EventKind::Access(
+            AccessKind::Close(AccessMode::Write),
+        ))) else {
             panic!("a close after writing is a change");
         };
         assert_eq!(paths, vec![PathBuf::from("incidents/a.md")]);
+        assert!(complete, "a close after writing ends a save");
         assert!(matches!(
             classify(event(EventKind::Create(CreateKind::File))),
-            Some(Change::Paths(_))
+            Some(Change::Paths {
+                complete: false,
+                ..
+            })
         ));
         let overflow = notify::Event::new(EventKind::Other).set_flag(Flag::Rescan);
         assert!(matches!(classify(Ok(overflow)), Some(Change::Rescan)));
+    }
+
+    /// Which events end a save (the daemon rebuilds at once) and which
+    /// announce more to come (it waits for the burst to end).
+    #[test]
+    fn saves_end_with_a_close_a_rename_into_place_or_a_removal() {
+        let complete = |kind| match classify(event(kind)) {
+            Some(Change::Paths { complete, .. }) => complete,
+            other => panic!("{kind:?} gave {other:?}"),
+        };
+        assert!(complete(EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(complete(EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both
+        ))));
+        assert!(complete(EventKind::Remove(RemoveKind::File)));
+        assert!(!complete(EventKind::Modify(ModifyKind::Name(
+            RenameMode::From
+        ))));
+        assert!(!complete(EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(!complete(EventKind::Create(CreateKind::File)));
+        assert!(!complete(EventKind::Any));
     }
 }

@@ -107,13 +107,7 @@ fn render_moved(files: &[(&str, &str)], revisions: &Revisions, moves: &Moves, no
     let config = config();
     let corpus = corpus(&config, files);
     let templates = Templates::builtin();
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions,
-        moves,
-        now: instant(now),
-    };
+    let site = Site::new(&config, &templates, revisions, moves, instant(now));
     String::from_utf8(calendar(&site, &corpus)).expect("the calendar is UTF-8")
 }
 
@@ -413,13 +407,14 @@ fn a_component_calendar_holds_the_maintenance_affecting_it() {
         &[("dns-upgrade.md", DNS_UPGRADE), ("mail-move.md", CANCELLED)],
     );
     let templates = Templates::builtin();
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions: &HashMap::new(),
-        moves: &Moves::new(),
-        now: instant("2026-12-01T12:00:00Z"),
-    };
+    let (revisions, moves) = (HashMap::new(), Moves::new());
+    let site = Site::new(
+        &config,
+        &templates,
+        &revisions,
+        &moves,
+        instant("2026-12-01T12:00:00Z"),
+    );
     let dns = config.component("dns").expect("dns is configured");
     let text = String::from_utf8(herald::render::ics::component_calendar(&site, &corpus, dns))
         .expect("UTF-8");

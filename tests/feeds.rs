@@ -102,14 +102,14 @@ static NO_MOVES: std::sync::LazyLock<herald::render::Moves> =
     std::sync::LazyLock::new(herald::render::Moves::new);
 
 fn site<'a>(config: &'a Config, templates: &'a Templates, revisions: &'a Revisions) -> Site<'a> {
-    Site {
+    // Feeds must not depend on `now`: a date far from every test instant.
+    Site::new(
         config,
         templates,
         revisions,
-        moves: &NO_MOVES,
-        // Feeds must not depend on it: a date far from every test instant.
-        now: Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
-    }
+        &NO_MOVES,
+        Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
+    )
 }
 
 /// The site feed of `corpus` in both formats, from the built-in

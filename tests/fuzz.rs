@@ -60,6 +60,7 @@ fn render_seeds_parse_cleanly() {
     let context = herald::parse::Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/render");
     let seeds = files(&dir);

@@ -88,6 +88,7 @@ fn announcement(config: &Config) -> Announcement {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let (incident, diagnostics) = parse_incident(Path::new("storage.md"), INCIDENT, &context);
     let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}"));
@@ -561,6 +562,7 @@ fn send_path(site: &Site, name: &str, text: &str, room: &str) -> String {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let (incident, diagnostics) = parse_incident(Path::new(&format!("{name}.md")), text, &context);
     let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}"));

@@ -71,6 +71,7 @@ fn seed_thread_flows_through_every_feed() {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let (incident, diagnostics) =
         parse_incident(Path::new("2019/lagring-2019-04.md"), &text, &context);
@@ -81,13 +82,14 @@ fn seed_thread_flows_through_every_feed() {
     let corpus = Corpus::from_incidents([incident]);
 
     let (templates, revisions) = (Templates::builtin(), Revisions::new());
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions: &revisions,
-        moves: &herald::render::Moves::new(),
-        now: Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
-    };
+    let moves = herald::render::Moves::new();
+    let site = Site::new(
+        &config,
+        &templates,
+        &revisions,
+        &moves,
+        Utc.with_ymd_and_hms(2031, 1, 1, 0, 0, 0).unwrap(),
+    );
     let mut feeds: Vec<(String, Vec<u8>)> = Vec::new();
     let entries = latest_entries(&corpus, |_| true, FEED_LIMIT);
     let meta = FeedMeta::site(&site);

@@ -62,6 +62,7 @@ fn seed() -> (String, Vec<DateTime<Utc>>) {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let (incident, diagnostics) = parse_incident(Path::new("lagring.md"), &text, &context);
     let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}\n{text}"));

@@ -104,13 +104,8 @@ fn render_bytes(files: &[(&str, &str)], revisions: &Revisions, now: &str) -> Vec
     let config = config();
     let corpus = corpus(&config, files);
     let templates = Templates::builtin();
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions,
-        moves: &herald::render::Moves::new(),
-        now: instant(now),
-    };
+    let moves = herald::render::Moves::new();
+    let site = Site::new(&config, &templates, revisions, &moves, instant(now));
     herald_status(&site, &corpus)
 }
 
@@ -583,13 +578,14 @@ fn shape_is_statuspages() {
         &[("web-errors.md", &open), ("dns-upgrade.md", DNS_UPGRADE)],
     );
     let templates = Templates::builtin();
-    let site = Site {
-        config: &config,
-        templates: &templates,
-        revisions: &HashMap::new(),
-        moves: &herald::render::Moves::new(),
-        now: instant("2026-12-01T12:00:00Z"),
-    };
+    let (revisions, moves) = (HashMap::new(), herald::render::Moves::new());
+    let site = Site::new(
+        &config,
+        &templates,
+        &revisions,
+        &moves,
+        instant("2026-12-01T12:00:00Z"),
+    );
     let statuspage: Value = serde_json::from_slice(&summary(&site, &corpus)).unwrap();
     assert_eq!(
         keys(&statuspage),

@@ -56,6 +56,7 @@ fn context(config: &Config) -> Context<'_> {
     Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     }
 }
 
@@ -160,7 +161,10 @@ fn check_incident(config: &Config, incident: &Incident) {
             assert!(!incident.affected_at(update.instant).any(|c| c == id));
         }
         assert!(
-            incident.timeline()[id.as_str()]
+            incident
+                .timeline()
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} joined but has no timeline"))
                 .iter()
                 .all(|segment| segment.from >= *joined),
             "{id} held before it joined at {joined}"
@@ -237,6 +241,8 @@ pub fn render(data: &[u8]) {
     // The events of a calendar: every maintenance in `maintenance.ics`,
     // those affecting the component in `components/ID.ics`.
     let events = |path: &str| {
+        // The same under a further language's prefix (`en/`).
+        let path = path.strip_prefix("en/").unwrap_or(path);
         let component = path
             .strip_prefix("components/")
             .and_then(|rest| rest.strip_suffix(".ics"));
@@ -268,13 +274,7 @@ pub fn render(data: &[u8]) {
     let ids: BTreeSet<IncidentId> = published.iter().map(|i| i.id.clone()).collect();
     let moves = herald::render::Moves::new();
     for (n, now) in nows.into_iter().enumerate() {
-        let site = Site {
-            config,
-            templates: &TEMPLATES,
-            revisions: &revisions,
-            moves: &moves,
-            now,
-        };
+        let site = Site::new(config, &TEMPLATES, &revisions, &moves, now);
         let plan = match n {
             0 => Plan::Full,
             1 => Plan::Changed {
@@ -289,8 +289,12 @@ pub fn render(data: &[u8]) {
         if n == 0 {
             let pages = render::incident_pages(&site, &published)
                 .unwrap_or_else(|error| panic!("incident pages at {now}: {error}"));
-            // A page and an Atom feed per incident.
-            assert_eq!(pages.len(), 2 * published.len());
+            // A page and an Atom feed per incident and language (the
+            // sample's: sv, en).
+            assert_eq!(
+                pages.len(),
+                2 * published.len() * config.site.languages.all().len()
+            );
             check_outputs(&pages, &events);
         }
     }
@@ -559,9 +563,16 @@ pub fn forms(data: &[u8]) {
         }
     }
     let config = &*CONFIG;
-    match forms::subscription(fields, |id| config.component(id).is_some()) {
+    match forms::subscription(
+        fields,
+        |id| config.component(id).is_some(),
+        &config.site.languages,
+    ) {
         Ok(subscription) => {
             check_address(&subscription.address);
+            if let Some(language) = subscription.language {
+                assert!(config.site.languages.all().contains(&language));
+            }
             if let Follows::Components(ids) = &subscription.follows {
                 assert!(!ids.is_empty());
                 assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");

@@ -223,12 +223,12 @@ fn dry_run(
     }
     let announcement = Announcement::new(incident, update);
     let counts = store::count_recipients(&config.paths.state, &announcement)?;
-    let mut languages = vec![config.site.language];
+    let mut languages = vec![config.site.language()];
     languages.extend(
         counts
             .iter()
             .map(|(language, _)| *language)
-            .filter(|language| *language != config.site.language),
+            .filter(|language| *language != config.site.language()),
     );
     let composer = load_email_templates(config);
     for language in languages {

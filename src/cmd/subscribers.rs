@@ -7,8 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use std::collections::HashSet;
-
 use crate::address::Address;
 use crate::announce::{self, Announced, Policy};
 use crate::clock;
@@ -125,7 +123,7 @@ pub fn subscribers_add(options: SubscribeOptions) -> anyhow::Result<ExitCode> {
         None => follows(&config, &options.components).map_err(InvalidInput)?,
     };
     let language = match &options.language {
-        None => config.site.language,
+        None => config.site.language(),
         Some(code) => Language::parse(code).ok_or_else(|| {
             InvalidInput(format!("unknown language `{code}`, expected `sv` or `en`"))
         })?,
@@ -343,7 +341,7 @@ pub fn parse_subscribers_csv(
             // Only used when every row is valid.
             address: parsed.unwrap_or_else(|_| address.to_owned()),
             follows,
-            language: config.site.language,
+            language: config.site.language(),
             only_changes: false,
         };
         // A later row for the same address wins.
@@ -467,7 +465,7 @@ pub fn outbox(config: PathBuf) -> anyhow::Result<ExitCode> {
     let email = config.email_or_default();
     let announced = Announced {
         seen: store.pending_seen()?,
-        notified: HashSet::new(),
+        notified: Default::default(),
     };
     let policy = Policy {
         grace: email.grace,

@@ -40,6 +40,7 @@ pub(super) fn announcement(config: &Config, text: &str) -> Announcement {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let (incident, diagnostics) = parse_incident(Path::new("storage.md"), text, &context);
     let incident = incident.unwrap_or_else(|| panic!("{diagnostics:?}"));

@@ -309,7 +309,7 @@ impl Composer {
     /// `herald send-test --webhook URL`: a message saying posts arrive.
     pub fn post_test(&self, config: &Config, format: Format, now: DateTime<Utc>) -> Post {
         let site = &config.site;
-        let language = site.language;
+        let language = site.language();
         let site_title = one_line(&site.title);
         let text = self.strings.string(language, "hook_test_body", &site_title);
         let value = match format {

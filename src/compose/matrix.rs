@@ -134,7 +134,7 @@ impl Composer {
     /// language; its transaction id comes from `now`, so each test is a
     /// new event.
     pub fn matrix_test(&self, config: &Config, now: DateTime<Utc>) -> MatrixMessage {
-        let language = config.site.language;
+        let language = config.site.language();
         let site_title = one_line(&config.site.title);
         let subject = self.strings.string(language, "test_subject", &site_title);
         let text = defuse_mentions(&self.strings.string(language, "hook_test_body", &site_title));

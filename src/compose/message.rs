@@ -94,7 +94,7 @@ impl Composer {
         address: &str,
         now: DateTime<Utc>,
     ) -> Result<Message, Error> {
-        let language = config.site.language;
+        let language = config.site.language();
         let site_title = one_line(&config.site.title);
         let subject = format!(
             "[{site_title}] {}",

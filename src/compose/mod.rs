@@ -162,6 +162,6 @@ mod tests {
         sv.sort();
         en.sort();
         assert_eq!(sv, en);
-        assert_eq!(en.len(), 23);
+        assert_eq!(en.len(), 24);
     }
 }

@@ -108,6 +108,7 @@ fn sample_announcement(config: &Config) -> Announcement {
             .into_iter()
             .map(|id| (id, ComponentStatus::PartialOutage))
             .collect(),
+        translations: vec![],
         headline: Headline::Status,
         change: true,
         changed: Vec::new(),

@@ -106,12 +106,20 @@ pub(super) fn alert_context(
     let language = variant.language;
     let site = &config.site;
     let site_title = one_line(&site.title);
-    let title = one_line(&announcement.title);
+    let said = announcement.said(language, site.language());
+    let title = one_line(said.title);
+    // The incident's page in the subscriber's language, where the site
+    // has one.
+    let base_url = if site.languages.all().contains(&language) {
+        format!("{}{}", site.base_url, site.languages.prefix(language))
+    } else {
+        site.base_url.clone()
+    };
     let (status, body, body_html) = match &announcement.notice {
         None => (
             i18n::status_label(language, announcement.status).to_owned(),
-            announcement.body_markdown.trim().to_owned(),
-            announcement.body_html.clone(),
+            said.body_markdown.trim().to_owned(),
+            said.body_html.to_owned(),
         ),
         Some(notice) => {
             let text = notice_text(strings, config, language, notice);
@@ -119,6 +127,12 @@ pub(super) fn alert_context(
             (status_word(strings, language, announcement), text, html)
         }
     };
+    // Only where the site is translated into the language (elsewhere
+    // every text is the site's, and the note would say so each time),
+    // and never on a notice, which herald words in the reader's language.
+    let untranslated = said.untranslated
+        && announcement.notice.is_none()
+        && site.languages.others().contains(&language);
     let components: Vec<Value> = announcement
         .components
         .iter()
@@ -142,12 +156,13 @@ pub(super) fn alert_context(
         when => i18n::date_time(language, announcement.instant, site.timezone),
         body => body,
         body_html => body_html,
+        untranslated => untranslated.then(|| strings.string(language, "untranslated", &site_title)),
         components => components,
         // A notice has no anchor of its own on the page.
         url => if announcement.notice.is_some() {
-            incident_url(&site.base_url, &announcement.incident)
+            incident_url(&base_url, &announcement.incident)
         } else {
-            update_url(&site.base_url, &announcement.incident, announcement.instant)
+            update_url(&base_url, &announcement.incident, announcement.instant)
         },
         unsubscribe_url => format!("{}unsubscribe/{token}", site.base_url),
         why => strings.string(language, "why", &site_title),
@@ -167,9 +182,9 @@ pub(super) fn subject(
         Some(_) => format!(
             "{}: {}",
             status_word(strings, language, announcement),
-            announcement.title
+            announcement.said(language, config.site.language()).title
         ),
-        None => announcement.subject_line(language, config.site.timezone),
+        None => announcement.subject_line(language, config.site.language(), config.site.timezone),
     };
     format!("[{}] {}", one_line(&config.site.title), one_line(&words))
 }
@@ -266,6 +281,16 @@ pub(super) fn mentions_slot(config: &Config, announcement: &Announcement) -> boo
             .iter()
             .map(|component| component.name.as_str()),
     )
+    .chain(announcement.translations.iter().flat_map(|translated| {
+        let body = translated.body.as_ref();
+        [
+            translated.title.as_deref(),
+            body.map(|(markdown, _)| markdown.as_str()),
+            body.map(|(_, html)| html.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+    }))
     .any(|text| text.contains(TOKEN_SLOT))
 }
 
@@ -297,6 +322,50 @@ mod tests {
                 .alert(config, announcement, &rendered, subscriber, now())
                 .unwrap(),
         )
+    }
+
+    #[test]
+    fn each_subscriber_gets_their_language_or_the_sites_with_a_note() {
+        let mut config = config();
+        config.site.languages =
+            crate::model::Languages::new(Language::Sv, &[Language::En]).unwrap();
+        let translated = "+++\ntitle.sv = \"Lagringsfel\"\ntitle.en = \"Storage failure\"\ncomponents = [\"mail\", \"web\"]\nseverity = \"major\"\n+++\n## 2019-04-04 08:20 identified\nOrsaken hittad.\n\n### en\nCause found.\n";
+        let announcement = announcement(&config, translated);
+        let (text, html) = rendered_for(&config, &announcement, &subscriber(Language::En));
+        assert!(text.starts_with("Storage failure\nIdentified - "), "{text}");
+        assert!(text.contains("\nCause found.\n"), "{text}");
+        assert!(!text.contains("Orsaken"), "{text}");
+        assert!(!text.contains("original text"), "{text}");
+        assert!(
+            text.contains(
+                "https://status.example.com/en/incidents/storage.html#u-20190404T062000Z"
+            ),
+            "{text}"
+        );
+        assert!(html.contains("<p>Cause found.</p>"), "{html}");
+        let (text, _) = rendered_for(&config, &announcement, &subscriber(Language::Sv));
+        assert!(
+            text.starts_with("Lagringsfel\nOrsak identifierad - "),
+            "{text}"
+        );
+        assert!(text.contains("\nOrsaken hittad.\n"), "{text}");
+        assert!(
+            text.contains("https://status.example.com/incidents/storage.html#"),
+            "{text}"
+        );
+
+        // No English text: the Swedish one, and a line that says so.
+        let untranslated = translated.replace("\n### en\nCause found.\n", "");
+        let announcement = super::super::fixtures::announcement(&config, &untranslated);
+        let (text, html) = rendered_for(&config, &announcement, &subscriber(Language::En));
+        assert!(
+            text.contains("\nThis update has not been translated into English; here is its original text.\n\nOrsaken hittad.\n"),
+            "{text}"
+        );
+        assert!(text.starts_with("Storage failure\n"), "{text}");
+        assert!(html.contains("<p><em>This update has not been translated into English; here is its original text.</em></p>"), "{html}");
+        let (text, _) = rendered_for(&config, &announcement, &subscriber(Language::Sv));
+        assert!(!text.contains("svenska"), "{text}");
     }
 
     #[test]

@@ -16,13 +16,15 @@
 //! its headers, and the closing delimiter is there. The subscribe form is
 //! `email` once, then `components` any number of times or `incident`
 //! once (an incident page's form: follow that incident only), `volume`
-//! (`every` or `changes`) at most once, and nothing else. The
+//! (`every` or `changes`) at most once, `lang` at most once (one of the
+//! site's languages: the page's, on a translated site), and nothing else.
+//! The
 //! address must be one plain `user@domain.tld` with no space or control
 //! character, so nothing can reach a header.
 
 use crate::address::{Address, Refused};
 use crate::endpoint::Endpoint;
-use crate::model::{Channel, Follows, Format, IncidentId};
+use crate::model::{Channel, Follows, Format, IncidentId, Language, Languages};
 
 /// How a body is encoded: the two media types the forms are read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct Subscription {
     pub channel: Channel,
     /// The components ticked; none ticked means all.
     pub follows: Follows,
+    /// The language of the page the form was on, if it said.
+    pub language: Option<Language>,
     /// `volume=changes`: only the updates that change a status.
     pub only_changes: bool,
 }
@@ -193,13 +197,16 @@ fn decode(text: &[u8]) -> Result<String, &'static str> {
 }
 
 /// The subscribe form's `fields` (`email` once, `components` any number of
-/// times, each one that `is_component`, nothing else). No component ticked
-/// means every component, as the form says.
+/// times, each one that `is_component`, `lang` at most once and one of
+/// `languages`, nothing else). No component ticked means every
+/// component, as the form says.
 pub fn subscription(
     fields: Vec<(String, String)>,
     is_component: impl Fn(&str) -> bool,
+    languages: &Languages,
 ) -> Result<Subscription, &'static str> {
     let mut email = None;
+    let mut language = None;
     let mut webhook = None;
     let mut format = None;
     let mut components = Vec::new();
@@ -208,6 +215,12 @@ pub fn subscription(
     for (name, value) in fields {
         match name.as_str() {
             "email" if email.is_none() => email = Some(value),
+            "lang" if language.is_none() => {
+                let known = Language::parse(&value)
+                    .filter(|parsed| languages.all().contains(parsed))
+                    .ok_or("form")?;
+                language = Some(known);
+            }
             "webhook" if webhook.is_none() => webhook = Some(value),
             "format" if format.is_none() => {
                 format = Some(Format::parse(value.trim()).ok_or("format_unknown")?);
@@ -253,6 +266,7 @@ pub fn subscription(
         address,
         channel,
         follows,
+        language,
         only_changes: volume.unwrap_or(false),
     })
 }
@@ -273,8 +287,40 @@ mod tests {
 
     fn check(body: &str) -> Result<(String, Follows), &'static str> {
         parse_form(body.as_bytes())
-            .and_then(|fields| subscription(fields, |id| ["mail", "web"].contains(&id)))
+            .and_then(|fields| {
+                subscription(
+                    fields,
+                    |id| ["mail", "web"].contains(&id),
+                    &Languages::one(Language::En),
+                )
+            })
             .map(|subscription| (subscription.address, subscription.follows))
+    }
+
+    #[test]
+    fn the_form_may_name_one_of_the_sites_languages() {
+        let languages = Languages::new(Language::Sv, &[Language::En]).unwrap();
+        let language = |body: &str| {
+            parse_form(body.as_bytes())
+                .and_then(|fields| subscription(fields, |_| true, &languages))
+                .map(|subscription| subscription.language)
+        };
+        assert_eq!(language("email=a@example.org"), Ok(None));
+        assert_eq!(
+            language("email=a@example.org&lang=en"),
+            Ok(Some(Language::En))
+        );
+        assert_eq!(
+            language("lang=sv&email=a@example.org"),
+            Ok(Some(Language::Sv))
+        );
+        for body in [
+            "email=a@example.org&lang=de",
+            "email=a@example.org&lang=en&lang=sv",
+            "email=a@example.org&lang=",
+        ] {
+            assert_eq!(language(body), Err("form"), "{body}");
+        }
     }
 
     #[test]
@@ -308,6 +354,7 @@ mod tests {
             ("email=", "email_missing"),
             ("email=anna@example.org&components=dns", "component_unknown"),
             ("email=anna@example.org&email=b@example.org", "form"),
+            // Only a language of the site (English here).
             ("email=anna@example.org&lang=sv", "form"),
             ("email", "form"),
             (
@@ -333,7 +380,7 @@ mod tests {
     fn the_volume_is_every_update_unless_changes_are_asked_for() {
         let volume = |body: &str| {
             parse_form(body.as_bytes())
-                .and_then(|fields| subscription(fields, |_| true))
+                .and_then(|fields| subscription(fields, |_| true, &Languages::one(Language::En)))
                 .map(|subscription| subscription.only_changes)
         };
         assert_eq!(volume("email=a@example.org"), Ok(false));

@@ -33,7 +33,7 @@ use super::limits::client_key;
 use super::{BODY_LIMIT, Shared, Site};
 use crate::clock;
 use crate::health::Health;
-use crate::model::{Channel, Follows};
+use crate::model::{Channel, Follows, Language};
 use crate::render::notice::{Notice, notice};
 use crate::store::{Confirmed, NewRequest, Store, Unsubscribed};
 use crate::token;
@@ -141,7 +141,13 @@ pub(super) async fn subscribe(
         Err(response) => return response,
     };
     let form = forms::parse_form(&body)
-        .and_then(|fields| forms::subscription(fields, |id| site.config.component(id).is_some()))
+        .and_then(|fields| {
+            forms::subscription(
+                fields,
+                |id| site.config.component(id).is_some(),
+                &site.config.site.languages,
+            )
+        })
         .and_then(|form| match &form.follows {
             // An incident to follow is published and not closed.
             Follows::Incident(id) if !shared.followable.borrow().contains(id) => {
@@ -168,7 +174,7 @@ pub(super) async fn subscribe(
             channel: form.channel,
             address: form.address,
             follows: form.follows,
-            language: site.config.site.language,
+            language: form.language.unwrap_or(site.config.site.language()),
             only_changes: form.only_changes,
         },
         Err(problem) => return page(&site, StatusCode::BAD_REQUEST, Notice::BadRequest(problem)),
@@ -180,6 +186,7 @@ pub(super) async fn subscribe(
         return too_many(&site, wait);
     }
     tracing::debug!(address = %request.address, "subscription asked for");
+    let language = request.language;
     let webhook = request.channel != Channel::Email;
     let (stored, done) = oneshot::channel();
     if shared
@@ -190,9 +197,10 @@ pub(super) async fn subscribe(
         return unavailable(&site);
     }
     match done.await {
-        Ok(true) => page(
+        Ok(true) => page_in(
             &site,
             StatusCode::OK,
+            language,
             if webhook {
                 Notice::Posted
             } else {
@@ -334,7 +342,12 @@ pub(super) async fn not_found(State(shared): State<Arc<Shared>>) -> Response {
 /// referrers (its URL may hold a token) and allow nothing but the site's
 /// stylesheet.
 fn page(site: &Site, status: StatusCode, shown: Notice) -> Response {
-    let bytes = match notice(&site.templates, &site.config, shown) {
+    page_in(site, status, site.config.site.language(), shown)
+}
+
+/// [`page`] in `language`, one of the site's.
+fn page_in(site: &Site, status: StatusCode, language: Language, shown: Notice) -> Response {
+    let bytes = match notice(&site.templates, &site.config, language, shown) {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));

@@ -27,6 +27,11 @@ pub(super) fn parse(text: &str) -> (Option<Incident>, Vec<Diagnostic>) {
     let context = Context {
         timezone: Stockholm,
         components: &components,
+        languages: &crate::model::Languages::new(
+            crate::model::Language::Sv,
+            &[crate::model::Language::En],
+        )
+        .unwrap(),
     };
     parse_incident(Path::new("incidents/x.md"), text, &context)
 }

@@ -9,12 +9,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::FileParser;
-use crate::model::{Kind, Severity, Window};
+use crate::model::{Kind, Language, Severity, Window};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFrontMatter {
-    title: Spanned<String>,
+    /// A string in the site's language, or a table by language code.
+    title: Spanned<toml::Value>,
     components: Spanned<Vec<Spanned<String>>>,
     severity: Option<Spanned<String>>,
     kind: Option<Spanned<String>>,
@@ -78,6 +79,10 @@ pub(super) fn line_ranges(text: &str, from: usize) -> impl Iterator<Item = Range
 
 pub(super) struct FrontMatter {
     pub(super) title: String,
+    /// The title in further languages.
+    pub(super) titles: Vec<(Language, String)>,
+    /// Where `title` is written, for diagnostics.
+    pub(super) title_offset: usize,
     pub(super) components: Vec<String>,
     pub(super) severity: Severity,
     pub(super) kind: Kind,
@@ -86,6 +91,89 @@ pub(super) struct FrontMatter {
 }
 
 impl FileParser<'_> {
+    /// `title = "…"` in the site's language, or `title.sv = "…"` and
+    /// `title.en = "…"`: a table by language code, the site's language
+    /// among them. Returns the site's title and the others.
+    fn titles(
+        &mut self,
+        value: &toml::Value,
+        offset: usize,
+    ) -> Option<(String, Vec<(Language, String)>)> {
+        let languages = self.context.languages;
+        let site = languages.site();
+        let (title, titles) = match value {
+            toml::Value::String(title) => (title.trim().to_owned(), Vec::new()),
+            toml::Value::Table(table) => {
+                let mut ok = true;
+                let mut own = None;
+                let mut titles = Vec::new();
+                for (code, value) in table {
+                    let language = Language::parse(code);
+                    let text = value.as_str().map(|text| text.trim().to_owned());
+                    match (language, text) {
+                        (_, None) => {
+                            self.error(offset, format!("`title.{code}` must be a string"));
+                            ok = false;
+                        }
+                        (None, _) => {
+                            self.error(
+                                offset,
+                                format!(
+                                    "unknown language `{code}` in `title`, expected `sv` or `en`"
+                                ),
+                            );
+                            ok = false;
+                        }
+                        (Some(_), Some(text)) if text.is_empty() => {
+                            self.error(offset, format!("`title.{code}` is empty"));
+                            ok = false;
+                        }
+                        (Some(language), Some(text)) if language == site => own = Some(text),
+                        (Some(language), Some(text)) => {
+                            if !languages.others().contains(&language) {
+                                self.warning(
+                                    offset,
+                                    format!(
+                                        "`title.{code}` is not in one of the site's languages (`languages` in [site]) and is not shown"
+                                    ),
+                                );
+                            }
+                            titles.push((language, text));
+                        }
+                    }
+                }
+                let Some(own) = own else {
+                    if ok {
+                        self.error(
+                            offset,
+                            format!(
+                                "`title` has no `{0}` entry, expected the title in the site's language, such as title.{0} = \"…\"",
+                                site.code()
+                            ),
+                        );
+                    }
+                    return None;
+                };
+                if !ok {
+                    return None;
+                }
+                (own, titles)
+            }
+            _ => {
+                self.error(
+                    offset,
+                    "`title` must be a string, or a table of strings by language such as title.en = \"…\"",
+                );
+                return None;
+            }
+        };
+        if title.is_empty() {
+            self.error(offset, "`title` is empty");
+            return None;
+        }
+        Some((title, titles))
+    }
+
     pub(super) fn front_matter(&mut self, split: &Split) -> Option<FrontMatter> {
         let toml_text = &self.text[split.front.clone()];
         let raw: RawFrontMatter = match toml::from_str(toml_text) {
@@ -99,11 +187,14 @@ impl FileParser<'_> {
         let at = |span: Range<usize>| split.front.start + span.start;
         let mut ok = true;
 
-        let title = raw.title.get_ref().trim().to_owned();
-        if title.is_empty() {
-            self.error(at(raw.title.span()), "`title` is empty");
-            ok = false;
-        }
+        let title_offset = at(raw.title.span());
+        let (title, titles) = match self.titles(raw.title.get_ref(), title_offset) {
+            Some(found) => found,
+            None => {
+                ok = false;
+                (String::new(), Vec::new())
+            }
+        };
 
         let kind = match &raw.kind {
             None => Kind::Incident,
@@ -241,6 +332,8 @@ impl FileParser<'_> {
 
         ok.then_some(FrontMatter {
             title,
+            titles,
+            title_offset,
             components,
             severity,
             kind,

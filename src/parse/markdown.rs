@@ -40,6 +40,9 @@ pub fn render_markdown(markdown: &str) -> String {
     });
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     pulldown_cmark::html::push_html(&mut html, events);
+    // Kept with the corpus: a 10,000-incident site holds 100,000 of
+    // these (twice over when translated), so no spare capacity.
+    html.shrink_to_fit();
     html
 }
 
@@ -61,6 +64,7 @@ fn safe_url(url: CowStr<'_>) -> CowStr<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::render_markdown;
     use crate::parse::fixtures::{HEAD, parse};
 
     #[test]
@@ -69,7 +73,7 @@ mod tests {
             "{HEAD}\n## 2019-04-04 08:00\n<script>alert(1)</script> and <b>bold</b>\n\n[x](javascript:alert(1)) [y](https://example.com/a)\n"
         );
         let incident = parse(&text).0.unwrap();
-        let html = &incident.updates[0].body_html;
+        let html = &render_markdown(&incident.updates[0].body_markdown);
         assert!(!html.contains("<script>"), "{html}");
         assert!(
             html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),

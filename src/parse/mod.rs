@@ -25,7 +25,7 @@ use std::path::Path;
 use chrono_tz::Tz;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::model::{Component, Incident, IncidentId};
+use crate::model::{Component, Incident, IncidentId, Languages};
 
 pub use front::{Split, split};
 pub use markdown::render_markdown;
@@ -35,6 +35,9 @@ pub use markdown::render_markdown;
 pub struct Context<'a> {
     pub timezone: Tz,
     pub components: &'a [Component],
+    /// The site's language, whose text comes first in an update, and the
+    /// further ones a `### LANG` heading may start.
+    pub languages: &'a Languages,
 }
 
 /// Parses one incident file. `path` names it in diagnostics and becomes
@@ -100,7 +103,8 @@ impl FileParser<'_> {
         };
         let front = self.front_matter(&split);
         let body = self.body(&split, front.as_ref().map(|f| f.kind));
-        let (front, (summary_markdown, updates)) = (front?, body?);
+        let (front, body) = (front?, body?);
+        let updates = body.updates;
         if updates.is_empty() {
             self.error(
                 split.body.start,
@@ -108,6 +112,7 @@ impl FileParser<'_> {
             );
             return None;
         }
+        self.partial_translations(&updates, &front);
         let (updates, joins) = self.order_updates(updates, &front)?;
         let mut components = front.components;
         components.extend(joins.iter().map(|(id, _)| id.clone()));
@@ -115,14 +120,15 @@ impl FileParser<'_> {
             id: id?,
             path: self.path.to_owned(),
             title: front.title,
+            titles: front.titles,
             components,
             joins,
             severity: front.severity,
             kind: front.kind,
             draft: front.draft,
             window: front.window,
-            summary_html: render_markdown(&summary_markdown),
-            summary_markdown,
+            summary_markdown: body.summary,
+            summary_translations: body.summary_translations,
             updates,
             timeline_cache: Default::default(),
         })
@@ -176,7 +182,10 @@ mod tests {
         );
         assert_eq!(incident.updates[1].declared, None);
         assert_eq!(incident.updates[4].declared, Some(Status::Update));
-        assert_eq!(incident.summary_html, "<p>Summary <em>here</em>.</p>\n");
+        assert_eq!(
+            render_markdown(&incident.summary_markdown),
+            "<p>Summary <em>here</em>.</p>\n"
+        );
         assert_eq!(incident.updates[0].line, 14);
         assert_eq!(incident.id.as_str(), "x");
     }
@@ -191,6 +200,11 @@ mod tests {
         let context = Context {
             timezone: Stockholm,
             components: &components,
+            languages: &crate::model::Languages::new(
+                crate::model::Language::Sv,
+                &[crate::model::Language::En],
+            )
+            .unwrap(),
         };
         let (incident, diagnostics) = parse_incident(
             Path::new("incidents/Bad Name.md"),
@@ -215,8 +229,8 @@ mod tests {
         let incident = incident.unwrap();
         assert_eq!(incident.updates[0].status, Status::Identified);
         assert_eq!(
-            incident.updates[0].component_statuses,
-            vec![("mail".into(), ComponentStatus::Degraded)]
+            *incident.updates[0].component_statuses,
+            [("mail".into(), ComponentStatus::Degraded)]
         );
     }
 

@@ -42,10 +42,10 @@ impl FeedMeta {
     pub fn incident(site: &Site, incident: &Incident) -> FeedMeta {
         let base = site.base_url();
         FeedMeta {
-            title: format!("{}: {}", site.config.site.title, incident.title),
+            title: format!("{}: {}", site.config.site.title, site.title(incident)),
             self_url_rss: String::new(),
             self_url_atom: format!("{base}{}", incident_feed_path(&incident.id)),
-            page_url: incident_url(base, &incident.id),
+            page_url: incident_url(&base, &incident.id),
         }
     }
 
@@ -68,7 +68,7 @@ const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
 /// RSS 2.0: one `<item>` per entry, with an `atom:link rel="self"` as the
 /// RSS Advisory Board recommends.
 pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let language = site.config.site.language;
+    let language = site.language();
     let items: Vec<rss::Item> = entries
         .iter()
         .map(|entry| rss::Item {
@@ -132,7 +132,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
 
 /// Atom 1.0 (RFC 4287). The feed carries the author, so entries need none.
 pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let language = site.config.site.language;
+    let language = site.language();
     let atom_entries: Vec<atom_syndication::Entry> = entries
         .iter()
         .map(|entry| atom_syndication::Entry {
@@ -225,29 +225,25 @@ fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
 /// ([`i18n::headline`]).
 fn entry_title(site: &Site, entry: &Entry) -> String {
     let of = i18n::HeadlineOf {
-        title: &entry.incident.title,
+        title: site.title(entry.incident),
         status: entry.update.status,
         kind: entry.incident.headline(entry.update),
-        body_markdown: &entry.update.body_markdown,
+        body_markdown: site.text(entry.update).markdown,
         instant: entry.update.instant,
     };
-    xml_text(&i18n::headline(
-        site.config.site.language,
-        &of,
-        site.timezone(),
-    ))
+    xml_text(&i18n::headline(site.language(), &of, site.timezone()))
 }
 
 /// The entry's link, Atom id and RSS guid: one string, derived from the
 /// base URL, the incident id and the instant only.
 fn entry_link(site: &Site, entry: &Entry) -> String {
-    update_url(site.base_url(), &entry.incident.id, entry.update.instant)
+    update_url(&site.base_url(), &entry.incident.id, entry.update.instant)
 }
 
 /// The entry body: a line naming the affected components (with the
 /// statuses the update sets, if it sets any), then the update's HTML.
 fn entry_html(site: &Site, entry: &Entry) -> String {
-    let language = site.config.site.language;
+    let language = site.language();
     let components: Vec<String> = entry
         .incident
         .affected_at(entry.update.instant)
@@ -275,7 +271,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
     xml_text(&format!(
         "<p>{heading}: {}</p>\n{}",
         components.join(", "),
-        entry.update.body_html
+        site.text(entry.update).html()
     ))
 }
 

@@ -193,6 +193,7 @@ mod tests {
         let context = crate::parse::Context {
             timezone: chrono_tz::UTC,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         let (incident, diagnostics) =
             crate::parse::parse_incident(std::path::Path::new("x.md"), text, &context);

@@ -4,9 +4,12 @@
 //! caller, and the date-dependent parts of the index take `site.now`.
 //!
 //! Every page string comes from `templates/i18n/{sv,en}.toml` or from
-//! [`super::i18n`], so a page is entirely in the site's language. The
-//! history bars' arithmetic is in `history`; the subscription endpoints'
-//! pages are in [`super::notice`].
+//! [`super::i18n`], so a page is entirely in its language: the site's, or
+//! a further one, whose pages are under its code (`en/`) and show the
+//! site's text of an update nobody translated, marked with its `lang`.
+//! Every page links to itself in the site's other languages. The history
+//! bars' arithmetic is in `history`; the subscription endpoints' pages are
+//! in [`super::notice`].
 //!
 //! Only the index depends on `now` (the 90-day bars, open incidents,
 //! maintenance phases, the last 14 days). Incident and month pages do not,
@@ -66,11 +69,34 @@ struct Common {
     /// `lang` attribute: `sv` or `en`.
     lang: &'static str,
     /// Prefix that makes a link relative to the output root work from this
-    /// page: `""` at the root, `"../"` one level down.
-    root: &'static str,
+    /// page (for the stylesheet and the subscription endpoints, which every
+    /// language shares): `""` at the root, `"../"` one level down.
+    root: String,
+    /// The same for the root of this page's language, where its index,
+    /// feeds and incident pages are: `root` in the site's language,
+    /// `root` and `en/` for English as a further language.
+    home: String,
+    /// This page in each of the site's languages, this one included;
+    /// a single entry on a site in one language.
+    languages: Vec<AlternateView>,
     site_title: String,
-    /// The page strings of the site's language.
+    /// The page strings of the page's language.
     t: Value,
+}
+
+/// The same page in one of the site's languages.
+#[derive(Serialize)]
+struct AlternateView {
+    /// `sv` or `en`: for `hreflang` and `lang`.
+    code: &'static str,
+    /// The language's name in itself (`English`).
+    name: &'static str,
+    /// Relative link from this page.
+    href: String,
+    /// Absolute address, for `<link rel="alternate" hreflang>`.
+    url: String,
+    /// Whether this is the page itself.
+    current: bool,
 }
 
 #[derive(Serialize)]
@@ -97,6 +123,9 @@ struct UpdateView {
     status_label: &'static str,
     time: TimeView,
     body_html: String,
+    /// The language of the text when it is not the page's (an update
+    /// without a translation), for its `lang` attribute.
+    body_lang: Option<&'static str>,
     /// The update's Markdown as written, for `index.txt`.
     body: String,
     /// The update's `components:` line, if any.
@@ -290,6 +319,8 @@ struct IncidentPage {
     /// When a closed incident closed, and how long it lasted.
     closed: Option<ClosedView>,
     summary_html: String,
+    /// The summary's language when it is not the page's.
+    summary_lang: Option<&'static str>,
     /// Newest first.
     updates: Vec<UpdateView>,
     month: Option<LinkView>,
@@ -324,10 +355,11 @@ pub fn index(site: &Site, corpus: &Corpus) -> Result<Vec<u8>, RenderError> {
 
 /// The index page, `index.txt` and the badges.
 pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, RenderError> {
-    let language = site.config.site.language;
+    let language = site.language();
     let timezone = site.timezone();
     let now = site.now;
-    let root = "";
+    let home = "";
+    let page = "index.html";
 
     let days = history::days(timezone, now);
     let window_start = days.first().map_or(now, |day| day.start);
@@ -393,7 +425,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
             status_label: i18n::component_status_label(language, current),
             uptime_30: percent(|uptime| uptime.days_30),
             uptime_90: percent(|uptime| uptime.days_90),
-            days: day_views(site, root, &days, &held, &relevant),
+            days: day_views(site, home, &days, &held, &relevant),
         };
         let group_at = component.group.as_ref().and_then(|name| {
             groups
@@ -443,15 +475,15 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
     let open: Vec<OpenView> = open
         .into_iter()
         .map(|known| OpenView {
-            href: format!("{root}{}", incident_path(&known.incident.id)),
-            title: known.incident.title.clone(),
+            href: format!("{home}{}", incident_path(&known.incident.id)),
+            title: site.title(known.incident).to_owned(),
             components: component_names(site, known.incident),
             updates: known
                 .updates
                 .iter()
                 .rev()
                 .take(OPEN_UPDATES)
-                .map(|update| update_view(site, root, known.incident, update))
+                .map(|update| update_view(site, home, known.incident, update))
                 .collect(),
             update_count: known.updates.len(),
             more: known.updates.len() > OPEN_UPDATES,
@@ -479,8 +511,8 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         .filter_map(|(phase, known)| {
             let window = known.incident.window?;
             Some(MaintenanceView {
-                href: format!("{root}{}", incident_path(&known.incident.id)),
-                title: known.incident.title.clone(),
+                href: format!("{home}{}", incident_path(&known.incident.id)),
+                title: site.title(known.incident).to_owned(),
                 phase: match phase {
                     MaintenancePhase::Ongoing => "ongoing",
                     _ => "upcoming",
@@ -488,7 +520,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
                 starts: time_view(site, window.starts),
                 ends: time_view(site, window.ends),
                 components: component_names(site, known.incident),
-                latest: update_view(site, root, known.incident, known.latest),
+                latest: update_view(site, home, known.incident, known.latest),
             })
         })
         .collect();
@@ -530,7 +562,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
     let recent: Vec<SummaryView> = recent
         .into_iter()
         .take(RECENT_LIMIT)
-        .map(|known| summary_view(site, root, known.incident, known.latest))
+        .map(|known| summary_view(site, home, known.incident, known.latest))
         .collect();
 
     let months: BTreeSet<(i32, u32)> = corpus
@@ -542,7 +574,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         .into_iter()
         .rev()
         .map(|(year, month)| LinkView {
-            href: format!("{root}{}", month_path(year, month)),
+            href: format!("{home}{}", month_path(year, month)),
             label: i18n::month_title(language, year, month),
         })
         .collect();
@@ -585,7 +617,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         })
         .collect();
     let page = IndexPage {
-        common: common(site, root),
+        common: common(site, page),
         overall: overall.as_str(),
         groups,
         open,
@@ -594,7 +626,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         recent_more,
         months,
         subscribe,
-        calendar: calendar_view(site, root),
+        calendar: calendar_view(site, home),
         statuses: ComponentStatus::ALL
             .into_iter()
             .map(|status| StatusKeyView {
@@ -602,7 +634,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
                 label: i18n::component_status_label(language, status),
             })
             .collect(),
-        base_url: site.base_url().to_owned(),
+        base_url: site.base_url(),
         badges: badges.into_iter().map(|(view, _)| view).collect(),
     };
     let context = Value::from(Serde(&page));
@@ -617,15 +649,17 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
 }
 
 pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError> {
-    let language = site.config.site.language;
-    let root = "../";
+    let language = site.language();
+    let home = "../";
+    let page = incident_path(&incident.id);
+    let summary = site.summary(incident);
     let latest = incident.updates.last();
     let status = latest.map(|update| update.status);
     let page = IncidentPage {
-        common: common(site, root),
+        common: common(site, &page),
         id: incident.id.to_string(),
         follow: site.config.http.is_some() && incident.closed_at().is_none(),
-        title: incident.title.clone(),
+        title: site.title(incident).to_owned(),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
         status_label: status.map_or("", |status| i18n::status_label(language, status)),
@@ -641,17 +675,18 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
             time: time_view(site, closed),
             lasted: i18n::duration(language, closed.signed_duration_since(incident.began())),
         }),
-        summary_html: incident.summary_html.clone(),
+        summary_html: summary.html(),
+        summary_lang: (summary.language != language).then(|| summary.language.code()),
         updates: incident
             .updates
             .iter()
             .rev()
-            .map(|update| update_view(site, root, incident, update))
+            .map(|update| update_view(site, home, incident, update))
             .collect(),
         month: (!incident.updates.is_empty()).then(|| {
             let (year, month) = incident_month(incident, site.timezone());
             LinkView {
-                href: format!("{root}{}", month_path(year, month)),
+                href: format!("{home}{}", month_path(year, month)),
                 label: i18n::month_title(language, year, month),
             }
         }),
@@ -662,9 +697,10 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
 }
 
 pub fn month(site: &Site, corpus: &Corpus, year: i32, month: u32) -> Result<Vec<u8>, RenderError> {
-    let language = site.config.site.language;
+    let language = site.language();
     let timezone = site.timezone();
-    let root = "../";
+    let home = "../";
+    let page = month_path(year, month);
     let mut incidents: Vec<&Incident> = corpus
         .published()
         .map(AsRef::as_ref)
@@ -674,7 +710,7 @@ pub fn month(site: &Site, corpus: &Corpus, year: i32, month: u32) -> Result<Vec<
         .collect();
     incidents.sort_by(|a, b| b.began().cmp(&a.began()).then_with(|| a.id.cmp(&b.id)));
     let page = MonthPage {
-        common: common(site, root),
+        common: common(site, &page),
         year,
         month,
         month_label: i18n::month_title(language, year, month),
@@ -682,7 +718,7 @@ pub fn month(site: &Site, corpus: &Corpus, year: i32, month: u32) -> Result<Vec<
             .into_iter()
             .filter_map(|incident| {
                 let latest = incident.updates.last()?;
-                Some(summary_view(site, root, incident, latest))
+                Some(summary_view(site, home, incident, latest))
             })
             .collect(),
     };
@@ -699,11 +735,30 @@ pub fn stylesheet(site: &Site) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Pieces.
 
-fn common(site: &Site, root: &'static str) -> Common {
-    let language = site.config.site.language;
+/// What every page has; `page` is its path below its language's root.
+fn common(site: &Site, page: &str) -> Common {
+    let language = site.language();
+    let languages = &site.config.site.languages;
+    let home = "../".repeat(page.matches('/').count());
+    let root = format!("{home}{}", "../".repeat(site.prefix().matches('/').count()));
     Common {
         lang: language.code(),
+        languages: languages
+            .all()
+            .iter()
+            .map(|other| {
+                let prefix = languages.prefix(*other);
+                AlternateView {
+                    code: other.code(),
+                    name: other.autonym(),
+                    href: format!("{root}{prefix}{page}"),
+                    url: format!("{}{prefix}{page}", site.config.site.base_url),
+                    current: *other == language,
+                }
+            })
+            .collect(),
         root,
+        home,
         site_title: site.config.site.title.clone(),
         t: site.templates.strings(language),
     }
@@ -712,7 +767,7 @@ fn common(site: &Site, root: &'static str) -> Common {
 fn time_view(site: &Site, instant: DateTime<Utc>) -> TimeView {
     TimeView {
         iso: instant.to_rfc3339_opts(SecondsFormat::Secs, true),
-        text: i18n::date_time(site.config.site.language, instant, site.timezone()),
+        text: i18n::date_time(site.language(), instant, site.timezone()),
     }
 }
 
@@ -730,17 +785,19 @@ fn component_names(site: &Site, incident: &Incident) -> Vec<String> {
         .collect()
 }
 
-fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) -> UpdateView {
-    let language = site.config.site.language;
+fn update_view(site: &Site, home: &str, incident: &Incident, update: &Update) -> UpdateView {
+    let language = site.language();
     let anchor = update_anchor(update.instant);
+    let text = site.text(update);
     UpdateView {
-        href: format!("{root}{}#{anchor}", incident_path(&incident.id)),
+        href: format!("{home}{}#{anchor}", incident_path(&incident.id)),
         anchor,
         status: update.status.as_str(),
         status_label: i18n::status_label(language, update.status),
         time: time_view(site, update.instant),
-        body_html: update.body_html.clone(),
-        body: update.body_markdown.trim().to_owned(),
+        body_html: text.html(),
+        body_lang: (text.language != language).then(|| text.language.code()),
+        body: text.markdown.trim().to_owned(),
         components: update
             .component_statuses
             .iter()
@@ -753,7 +810,7 @@ fn update_view(site: &Site, root: &str, incident: &Incident, update: &Update) ->
     }
 }
 
-fn calendar_view(site: &Site, root: &str) -> CalendarView {
+fn calendar_view(site: &Site, home: &str) -> CalendarView {
     let url = format!("{}maintenance.ics", site.base_url());
     // `base_url` is validated to start with one of these.
     let webcal = match url.split_once("://") {
@@ -761,7 +818,7 @@ fn calendar_view(site: &Site, root: &str) -> CalendarView {
         None => url.clone(),
     };
     CalendarView {
-        href: format!("{root}maintenance.ics"),
+        href: format!("{home}maintenance.ics"),
         url,
         webcal,
     }
@@ -771,7 +828,7 @@ fn calendar_view(site: &Site, root: &str) -> CalendarView {
 /// incident began to hold it at a status, moved it to another, and let it
 /// go (back to operational).
 fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
-    let language = site.config.site.language;
+    let language = site.language();
     let segments = incident.timeline();
     incident
         .components
@@ -828,12 +885,12 @@ fn status_changes(segments: &[Segment]) -> Vec<(DateTime<Utc>, ComponentStatus)>
 }
 
 /// `latest`: the update whose status is shown as the incident's.
-fn summary_view(site: &Site, root: &str, incident: &Incident, latest: &Update) -> SummaryView {
-    let language = site.config.site.language;
+fn summary_view(site: &Site, home: &str, incident: &Incident, latest: &Update) -> SummaryView {
+    let language = site.language();
     let status = latest.status;
     SummaryView {
-        href: format!("{root}{}", incident_path(&incident.id)),
-        title: incident.title.clone(),
+        href: format!("{home}{}", incident_path(&incident.id)),
+        title: site.title(incident).to_owned(),
         kind: incident.kind.as_str(),
         status: status.as_str(),
         status_label: i18n::status_label(language, status),
@@ -879,12 +936,12 @@ fn window_starts(incident: &Incident) -> Option<DateTime<Utc>> {
 /// `incidents`) of an incident with one of its segments for the component.
 fn day_views(
     site: &Site,
-    root: &str,
+    home: &str,
     days: &[Day],
     held: &[(usize, &Segment)],
     incidents: &[&Incident],
 ) -> Vec<DayView> {
-    let language = site.config.site.language;
+    let language = site.language();
     let timezone = site.timezone();
     days.iter()
         .zip(history::cells(days, held, site.now))
@@ -899,13 +956,13 @@ fn day_views(
                     .iter()
                     .take(DAY_TITLES)
                     .filter_map(|at| incidents.get(*at))
-                    .map(|incident| shorten(&incident.title, DAY_TITLE_CHARS))
+                    .map(|incident| shorten(site.title(incident), DAY_TITLE_CHARS))
                     .collect(),
                 more,
                 href: cell
                     .worst_by
                     .and_then(|at| incidents.get(at))
-                    .map(|incident| format!("{root}{}", incident_path(&incident.id))),
+                    .map(|incident| format!("{home}{}", incident_path(&incident.id))),
             }
         })
         .collect()

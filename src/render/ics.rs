@@ -96,7 +96,7 @@ fn calendar_of(
                 .done(),
         )
         .append_property(Property::new("X-PUBLISHED-TTL", REFRESH));
-    let host = host(site.base_url());
+    let host = host(&site.base_url());
     for incident in maintenances {
         if let Some(event) = event(site, incident, &host) {
             calendar.push(event);
@@ -160,7 +160,7 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
         || incident
             .closed_at()
             .is_some_and(|closed| closed < window.starts);
-    let url = incident_url(site.base_url(), &incident.id);
+    let url = incident_url(&site.base_url(), &incident.id);
 
     let mut event = Event::new();
     event
@@ -171,7 +171,7 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
         .sequence(sequence)
         .starts(window.starts)
         .ends(window.ends)
-        .summary(&clean_text(&incident.title))
+        .summary(&clean_text(site.title(incident)))
         .description(&description(site, incident, &url))
         .url(&url)
         .status(if cancelled {
@@ -186,9 +186,9 @@ fn event(site: &Site, incident: &Incident, host: &str) -> Option<Event> {
 /// The summary, then the latest update under its status and time, then
 /// the link, all as plain text.
 fn description(site: &Site, incident: &Incident, url: &str) -> String {
-    let language = site.config.site.language;
+    let language = site.language();
     let mut parts = Vec::new();
-    let summary = plain_text(&incident.summary_markdown);
+    let summary = plain_text(site.summary(incident).markdown);
     if !summary.is_empty() {
         parts.push(summary);
     }
@@ -198,7 +198,7 @@ fn description(site: &Site, incident: &Incident, url: &str) -> String {
             i18n::status_label(language, latest.status),
             i18n::date_time(language, latest.instant, site.timezone())
         );
-        let body = plain_text(&latest.body_markdown);
+        let body = plain_text(site.text(latest).markdown);
         parts.push(if body.is_empty() {
             heading
         } else {

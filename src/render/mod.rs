@@ -23,7 +23,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::model::{Incident, IncidentId, Update};
+use crate::model::{Incident, IncidentId, Language, Update};
 
 pub use templates::Templates;
 
@@ -54,7 +54,9 @@ pub struct Moved {
     pub last: DateTime<Utc>,
 }
 
-/// Everything a renderer needs besides the corpus.
+/// Everything a renderer needs besides the corpus, in one of the site's
+/// languages.
+#[derive(Clone, Copy)]
 pub struct Site<'a> {
     pub config: &'a Config,
     pub templates: &'a Templates,
@@ -63,19 +65,112 @@ pub struct Site<'a> {
     /// The instant "now" for date-dependent pages (90-day bars, which
     /// maintenance is ongoing). Feeds never use it.
     pub now: DateTime<Utc>,
+    /// The language of the outputs rendered: the site's own, or a further
+    /// one, whose outputs go under its code ([`Site::prefix`]).
+    language: Language,
 }
 
-impl Site<'_> {
+/// An update's text in one language, and that language: a page in
+/// English shows the Swedish text of an update nobody translated.
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    pub markdown: &'a str,
+    pub language: Language,
+}
+
+impl Text<'_> {
+    /// The text as HTML, raw HTML in it escaped.
+    pub fn html(&self) -> String {
+        crate::parse::render_markdown(self.markdown)
+    }
+}
+
+impl<'a> Site<'a> {
+    /// The site in its own language.
+    pub fn new(
+        config: &'a Config,
+        templates: &'a Templates,
+        revisions: &'a Revisions,
+        moves: &'a Moves,
+        now: DateTime<Utc>,
+    ) -> Site<'a> {
+        Site {
+            config,
+            templates,
+            revisions,
+            moves,
+            now,
+            language: config.site.language(),
+        }
+    }
+
+    /// The same site in `language`.
+    pub fn in_language(&self, language: Language) -> Site<'a> {
+        Site { language, ..*self }
+    }
+
+    /// The language of what is rendered.
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// Where this language's outputs go: `""` for the site's language,
+    /// `"en/"` for English as a further one.
+    pub fn prefix(&self) -> &'static str {
+        self.config.site.languages.prefix(self.language)
+    }
+
     pub fn timezone(&self) -> Tz {
         self.config.site.timezone
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.config.site.base_url
+    /// The base URL of this language's outputs: `https://status.example/`
+    /// or `https://status.example/en/`.
+    pub fn base_url(&self) -> String {
+        format!("{}{}", self.config.site.base_url, self.prefix())
+    }
+
+    /// The incident's title in this language, or the site's.
+    pub fn title<'i>(&self, incident: &'i Incident) -> &'i str {
+        incident.title_in(self.language)
+    }
+
+    /// The incident's summary in this language, or the site's.
+    pub fn summary<'i>(&self, incident: &'i Incident) -> Text<'i> {
+        let site = self.config.site.language();
+        match incident.summary_in(self.language, site) {
+            Some(markdown) => Text {
+                markdown,
+                language: self.language,
+            },
+            None => Text {
+                markdown: &incident.summary_markdown,
+                language: site,
+            },
+        }
+    }
+
+    /// The update's text in this language, or the site's.
+    pub fn text<'u>(&self, update: &'u Update) -> Text<'u> {
+        let site = self.config.site.language();
+        match update.text_in(self.language, site) {
+            Some(markdown) => Text {
+                markdown,
+                language: self.language,
+            },
+            None => Text {
+                markdown: &update.body_markdown,
+                language: site,
+            },
+        }
     }
 
     /// The instant shown as an entry's last change.
     pub fn edited(&self, incident: &Incident, update: &Update) -> DateTime<Utc> {
+        // Nothing edited (the usual case): no key to build and hash.
+        if self.revisions.is_empty() {
+            return update.instant;
+        }
         self.revisions
             .get(&(incident.id.clone(), update.instant))
             .copied()
@@ -101,6 +196,13 @@ pub enum Plan<'a> {
 #[derive(Debug, Default)]
 pub struct Rendered {
     pub outputs: Vec<Output>,
+    /// How many of `outputs`, from the start, are what a change shows in
+    /// directly and cheaply (its incident's page and feed, the component
+    /// and site feeds); the rest (month pages, calendars, the API
+    /// documents, the index: each a pass over the whole corpus, and the
+    /// index links to everything) can be written after them, so that a
+    /// feed shows an edit without waiting for those.
+    pub direct: usize,
     /// Outputs that no longer exist (a deleted or drafted incident's page).
     pub removed: Vec<String>,
 }
@@ -215,10 +317,42 @@ fn sort_newest_first(entries: &mut [Entry<'_>]) {
 /// full build of a large site never holds every page in memory.
 pub const PAGE_CHUNK: usize = 256;
 
-/// The pages of `incidents`, each followed by its Atom feed. With
+/// The site in each of its languages, its own first.
+fn editions<'a>(site: &Site<'a>) -> impl Iterator<Item = Site<'a>> {
+    let site = *site;
+    site.config
+        .site
+        .languages
+        .all()
+        .iter()
+        .map(move |language| site.in_language(*language))
+}
+
+/// The pages of `incidents`, each followed by its Atom feed, in every
+/// language of the site (further ones under their code). With
 /// [`Plan::Full`], [`render`] leaves these out so that the caller can
 /// render and write them [`PAGE_CHUNK`] at a time.
 pub fn incident_pages(
+    site: &Site,
+    incidents: &[&Incident],
+) -> Result<Vec<Output>, templates::RenderError> {
+    let mut outputs = Vec::new();
+    for edition in editions(site) {
+        let prefix = edition.prefix();
+        outputs.extend(
+            edition_pages(&edition, incidents)?
+                .into_iter()
+                .map(|output| Output {
+                    path: format!("{prefix}{}", output.path),
+                    bytes: output.bytes,
+                }),
+        );
+    }
+    Ok(outputs)
+}
+
+/// [`incident_pages`] in `site`'s language, paths relative to its prefix.
+fn edition_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
@@ -250,8 +384,68 @@ fn incident_feed(site: &Site, incident: &Incident) -> Output {
 }
 
 /// Renders what `plan` asks for (for [`Plan::Full`], all but the incident
-/// pages: see [`incident_pages`]).
+/// pages: see [`incident_pages`]), in every language of the site: the
+/// site's own at the root, each further one under its code (`en/`).
 pub fn render(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
+    let mut rendered = Rendered::default();
+    // Every language's direct outputs, then every language's summaries.
+    let mut summaries = Vec::new();
+    for edition in editions(site) {
+        let mut one = render_language(&edition, corpus, plan)?;
+        summaries.extend(one.outputs.split_off(one.direct));
+        rendered.outputs.extend(one.outputs);
+        rendered.removed.extend(one.removed);
+    }
+    // One stylesheet for every language.
+    if matches!(plan, Plan::Full) {
+        rendered.outputs.push(stylesheet(site));
+    }
+    rendered.direct = rendered.outputs.len();
+    rendered.outputs.extend(summaries);
+    Ok(rendered)
+}
+
+/// `style.css`, which every language's pages share.
+pub fn stylesheet(site: &Site) -> Output {
+    Output {
+        path: "style.css".into(),
+        bytes: html::stylesheet(site),
+    }
+}
+
+/// [`render`] in `site`'s language alone, without the stylesheet: a full
+/// build writes one language's outputs before rendering the next.
+pub fn render_language(
+    site: &Site,
+    corpus: &Corpus,
+    plan: &Plan,
+) -> Result<Rendered, templates::RenderError> {
+    let prefix = site.prefix();
+    let one = render_edition(site, corpus, plan)?;
+    Ok(Rendered {
+        outputs: one
+            .outputs
+            .into_iter()
+            .map(|output| Output {
+                path: format!("{prefix}{}", output.path),
+                bytes: output.bytes,
+            })
+            .collect(),
+        direct: one.direct,
+        removed: one
+            .removed
+            .into_iter()
+            .map(|path| format!("{prefix}{path}"))
+            .collect(),
+    })
+}
+
+/// [`render`] in one language, paths relative to its prefix.
+fn render_edition(
     site: &Site,
     corpus: &Corpus,
     plan: &Plan,
@@ -303,15 +497,9 @@ pub fn render(
             }
         };
 
-    rendered.outputs.extend(incident_pages(site, &pages)?);
-    for (year, month) in months {
-        rendered.outputs.push(Output {
-            path: month_path(year, month),
-            bytes: html::month(site, corpus, year, month)?,
-        });
-    }
+    rendered.outputs.extend(edition_pages(site, &pages)?);
     if !matches!(plan, Plan::Clock) {
-        for id in components {
+        for &id in &components {
             let Some(component) = site.config.component(id) else {
                 continue;
             };
@@ -324,10 +512,6 @@ pub fn render(
             rendered.outputs.push(Output {
                 path: format!("components/{id}.atom"),
                 bytes: feed::atom(site, &meta, &entries),
-            });
-            rendered.outputs.push(Output {
-                path: format!("components/{id}.ics"),
-                bytes: ics::component_calendar(site, corpus, component),
             });
         }
         // The site feeds after the component feeds: a reader who sees an
@@ -342,15 +526,27 @@ pub fn render(
             path: "feed.atom".into(),
             bytes: feed::atom(site, &meta, &entries),
         });
+    }
+    // What looks through the whole corpus comes after the feeds.
+    rendered.direct = rendered.outputs.len();
+    for (year, month) in months {
+        rendered.outputs.push(Output {
+            path: month_path(year, month),
+            bytes: html::month(site, corpus, year, month)?,
+        });
+    }
+    if !matches!(plan, Plan::Clock) {
+        for id in &components {
+            if let Some(component) = site.config.component(id) {
+                rendered.outputs.push(Output {
+                    path: format!("components/{id}.ics"),
+                    bytes: ics::component_calendar(site, corpus, component),
+                });
+            }
+        }
         rendered.outputs.push(Output {
             path: "maintenance.ics".into(),
             bytes: ics::calendar(site, corpus),
-        });
-    }
-    if matches!(plan, Plan::Full) {
-        rendered.outputs.push(Output {
-            path: "style.css".into(),
-            bytes: html::stylesheet(site),
         });
     }
     rendered.outputs.extend(api::outputs(site, corpus));

@@ -7,6 +7,7 @@ use minijinja::value::Serde;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::model::Language;
 
 use super::templates::{RenderError, Templates};
 
@@ -51,22 +52,33 @@ struct NoticePage {
     /// The site's base URL: these pages are served at several depths, and
     /// behind whatever prefix the operator's web server maps.
     root: String,
+    /// The base URL of the status page in this page's language.
+    home: String,
+    /// Empty: no page of another language corresponds to these.
+    languages: Vec<()>,
     site_title: String,
     t: Value,
     page: &'static str,
     problem: Option<&'static str>,
 }
 
-/// A page of `notice.html`, in the site's language.
+/// A page of `notice.html` in `language`, one of the site's: its link
+/// home leads to the status page in that language.
 pub fn notice(
     templates: &Templates,
     config: &Config,
+    language: Language,
     notice: Notice,
 ) -> Result<Vec<u8>, RenderError> {
-    let language = config.site.language;
     let page = NoticePage {
         lang: language.code(),
         root: config.site.base_url.clone(),
+        home: format!(
+            "{}{}",
+            config.site.base_url,
+            config.site.languages.prefix(language)
+        ),
+        languages: Vec::new(),
         site_title: config.site.title.clone(),
         t: templates.strings(language),
         page: notice.page(),
@@ -117,8 +129,10 @@ mod tests {
             .into_iter()
             .chain(problems.into_iter().map(Notice::BadRequest));
             for notice in notices {
-                let page =
-                    String::from_utf8(super::notice(&templates, &config, notice).unwrap()).unwrap();
+                let page = String::from_utf8(
+                    super::notice(&templates, &config, config.site.language(), notice).unwrap(),
+                )
+                .unwrap();
                 assert!(
                     page.contains(&format!("<html lang=\"{language}\">")),
                     "{page}"
@@ -141,7 +155,13 @@ mod tests {
         )
         .unwrap();
         let page = String::from_utf8(
-            super::notice(&templates, &config, Notice::BadRequest("email_invalid")).unwrap(),
+            super::notice(
+                &templates,
+                &config,
+                config.site.language(),
+                Notice::BadRequest("email_invalid"),
+            )
+            .unwrap(),
         )
         .unwrap();
         assert!(

@@ -437,6 +437,12 @@ mod tests {
     use super::*;
     use crate::model::ComponentStatus;
 
+    #[test]
+    fn templates_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Templates>();
+    }
+
     fn keys(text: &str) -> Vec<String> {
         fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
             for (key, value) in table {

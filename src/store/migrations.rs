@@ -219,6 +219,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // the token key, so it is not stored.
     "ALTER TABLE subscribers ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';
     ALTER TABLE requests ADD COLUMN channel TEXT NOT NULL DEFAULT 'email';",
+    // An announcement's title and text in further languages: a JSON array
+    // of {"language", "title", "body_markdown", "body_html"}, the last
+    // three null where the incident gives none.
+    "ALTER TABLE announcements ADD COLUMN translations TEXT NOT NULL DEFAULT '[]';",
     // Component updates: an announcement keeps the components its update
     // changed, each with its status before (`id=status,…`, like
     // `components`), and a JSON webhook following one of them gets
@@ -258,7 +262,7 @@ const MERGE_MIGRATION: usize = 3;
 /// keys off.
 const REBUILDS: &[usize] = &[4, COMPONENT_UPDATES_MIGRATION];
 /// The migration that makes the outbox again with its `component` column.
-const COMPONENT_UPDATES_MIGRATION: usize = 7;
+const COMPONENT_UPDATES_MIGRATION: usize = 8;
 /// The migration after which [`move_announcements`] runs.
 const NOTICES_MIGRATION: usize = 4;
 

@@ -13,13 +13,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use super::announcements::{stored_statuses, translations_json};
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
-use super::{Error, Store, from_millis, millis, parse_instant};
+use super::{Error, Store, from_millis, millis};
 use crate::announce::{Announcement, Decision};
-use crate::model::{
-    Channel, ComponentStatus, Format, Headline, IncidentId, Kind, Language, Notice, NoticeKind,
-    Status, Subscriber, Window,
-};
+use crate::model::{Channel, Format, Language, Subscriber};
 
 /// One outbox row, leased for sending.
 #[derive(Debug, Clone)]
@@ -197,79 +195,6 @@ fn remove_finished_followers(transaction: &rusqlite::Transaction) -> rusqlite::R
         .execute([])
 }
 
-/// An `announcements` row as SQLite gives it.
-struct StoredAnnouncement {
-    incident: String,
-    instant: String,
-    title: String,
-    kind: String,
-    status: String,
-    body_markdown: String,
-    body_html: String,
-    components: String,
-    /// The changed components with their statuses before.
-    changed: String,
-    notice: String,
-    /// `starts`, `ends`, `previous_starts`, `previous_ends`.
-    window: [Option<String>; 4],
-    headline: String,
-    change: bool,
-}
-
-/// `id=status,…` as stored, back to pairs.
-fn statuses(stored: &str) -> Vec<(String, ComponentStatus)> {
-    stored
-        .split(',')
-        .filter_map(|pair| {
-            let (id, status) = pair.split_once('=')?;
-            Some((id.to_owned(), ComponentStatus::parse(status)?))
-        })
-        .collect()
-}
-
-/// Pairs as stored: `id=status,…`.
-fn stored_statuses(pairs: &[(String, ComponentStatus)]) -> String {
-    pairs
-        .iter()
-        .map(|(id, status)| format!("{id}={}", status.as_str()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-impl StoredAnnouncement {
-    fn parse(self) -> Option<Announcement> {
-        let window = |starts: &Option<String>, ends: &Option<String>| {
-            Some(Window {
-                starts: parse_instant(starts.as_deref()?)?,
-                ends: parse_instant(ends.as_deref()?)?,
-            })
-        };
-        let notice = if self.notice.is_empty() {
-            None
-        } else {
-            Some(Notice {
-                kind: NoticeKind::parse(&self.notice)?,
-                window: window(&self.window[0], &self.window[1])?,
-                previous: window(&self.window[2], &self.window[3]),
-            })
-        };
-        Some(Announcement {
-            incident: IncidentId::new(&self.incident)?,
-            instant: parse_instant(&self.instant)?,
-            title: self.title,
-            kind: Kind::parse(&self.kind).unwrap_or(Kind::Incident),
-            status: Status::parse(&self.status)?,
-            body_markdown: self.body_markdown,
-            body_html: self.body_html,
-            components: statuses(&self.components),
-            changed: statuses(&self.changed),
-            headline: Headline::parse(&self.headline).unwrap_or(Headline::Status),
-            change: self.change,
-            notice,
-        })
-    }
-}
-
 impl Store {
     /// In one transaction: stores each due announcement, records it and
     /// the too-old updates as notified, and queues one outbox row per
@@ -295,8 +220,8 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change, changed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change, changed, translations)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
@@ -373,6 +298,7 @@ impl Store {
                         announcement.headline.as_str(),
                         announcement.change,
                         stored_statuses(&announcement.changed),
+                        translations_json(&announcement.translations),
                     ])
                     .map_err(failed)?;
                 let id = transaction.last_insert_rowid();
@@ -419,45 +345,6 @@ impl Store {
         }
         transaction.commit().map_err(failed)?;
         Ok(queued)
-    }
-
-    /// A stored announcement.
-    pub fn announcement(&self, id: i64) -> Result<Option<Announcement>, Error> {
-        let row = self
-            .connection
-            .query_row(
-                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        notice, starts, ends, previous_starts, previous_ends, headline, is_change, changed
-                 FROM announcements WHERE id = ?1",
-                params![id],
-                |row| {
-                    Ok(StoredAnnouncement {
-                        incident: row.get(0)?,
-                        instant: row.get(1)?,
-                        title: row.get(2)?,
-                        kind: row.get(3)?,
-                        status: row.get(4)?,
-                        body_markdown: row.get(5)?,
-                        body_html: row.get(6)?,
-                        components: row.get(7)?,
-                        notice: row.get(8)?,
-                        window: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
-                        headline: row.get(13)?,
-                        change: row.get(14)?,
-                        changed: row.get(15)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(Error::database(&self.path, "read an announcement"))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let announcement = row.parse();
-        if announcement.is_none() {
-            tracing::warn!(id, "ignoring an unreadable announcement row");
-        }
-        Ok(announcement)
     }
 
     /// At startup: rows leased by a process that is gone go back to
@@ -702,9 +589,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::Translated;
+    use crate::model::{ComponentStatus, Headline, IncidentId, Kind, Status};
     use crate::store::NewSubscriber;
     use crate::store::fixtures::{at, subscriber};
-    use std::collections::HashSet;
 
     fn announcement(id: &str, hour: u32, components: &[&str]) -> Announcement {
         Announcement {
@@ -719,6 +607,7 @@ mod tests {
                 .iter()
                 .map(|c| ((*c).to_owned(), ComponentStatus::MajorOutage))
                 .collect(),
+            translations: vec![],
             headline: Headline::Status,
             change: true,
             changed: Vec::new(),
@@ -750,8 +639,21 @@ mod tests {
                 at(8),
             )
             .unwrap();
+        let mut translated = announcement("x", 8, &["mail", "web"]);
+        translated.translations = vec![
+            Translated {
+                language: Language::En,
+                title: Some("Title in English".into()),
+                body: Some(("Body".into(), "<p>Body</p>".into())),
+            },
+            Translated {
+                language: Language::Sv,
+                title: None,
+                body: Some(("Text".into(), "<p>Text</p>".into())),
+            },
+        ];
         let decision = Decision {
-            due: vec![announcement("x", 8, &["mail", "web"])],
+            due: vec![translated],
             too_old: vec![(IncidentId::new("old").unwrap(), at(1))],
             quiet: vec![(IncidentId::new("quiet").unwrap(), at(2))],
             next: None,
@@ -762,11 +664,13 @@ mod tests {
         assert_eq!(store.enqueue(&decision, at(10)).unwrap(), 0);
         assert_eq!(
             store.notified().unwrap(),
-            HashSet::from([
+            [
                 (IncidentId::new("x").unwrap(), at(8)),
                 (IncidentId::new("old").unwrap(), at(1)),
                 (IncidentId::new("quiet").unwrap(), at(2))
-            ])
+            ]
+            .into_iter()
+            .collect()
         );
         assert_eq!(
             store.announcement(1).unwrap(),

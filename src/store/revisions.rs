@@ -6,13 +6,13 @@
 //! Feeds show the edit as the entry's `updated` time, so the time comes
 //! from recorded data and rebuilds stay byte-identical.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Error, Store, parse_instant};
-use crate::announce::{Seen, UpdateKey};
+use crate::announce::{Notified, Seen, UpdateKey};
 use crate::model::{Incident, IncidentId};
 
 impl Store {
@@ -26,7 +26,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<HashMap<UpdateKey, Seen>, Error> {
         let failed = Error::database(&self.path, "record first-seen and edit times");
-        let mut observed = HashMap::new();
+        // Sized once: growing a map of 100,000 updates by doubling held the
+        // old and the new table at once, the peak of a whole build.
+        let incidents: Vec<&Incident> = incidents.into_iter().collect();
+        let updates = incidents
+            .iter()
+            .map(|incident| incident.updates.len())
+            .sum();
+        let mut observed = HashMap::with_capacity(updates);
         let transaction = self.connection.transaction().map_err(failed)?;
         {
             let mut select = transaction
@@ -166,7 +173,7 @@ impl Store {
 
     /// Every update already notified, skipped as too old, or recorded as
     /// the baseline.
-    pub fn notified(&self) -> Result<HashSet<UpdateKey>, Error> {
+    pub fn notified(&self) -> Result<Notified, Error> {
         let failed = Error::database(&self.path, "read which updates were notified");
         let mut statement = self
             .connection
@@ -177,33 +184,46 @@ impl Store {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(failed)?;
-        let mut notified = HashSet::new();
+        let mut keys = Vec::new();
         for row in rows {
             let (incident, instant) = row.map_err(failed)?;
             if let (Some(id), Some(instant)) = (IncidentId::new(&incident), parse_instant(&instant))
             {
-                notified.insert((id, instant));
+                keys.push((id, instant));
             }
         }
-        Ok(notified)
+        Ok(keys.into_iter().collect())
     }
 }
 
 /// What counts as an update's text for edit detection: what a reader
-/// sees of it in a feed entry.
+/// sees of it in a feed entry, in any language.
 fn revision_content(incident: &Incident, update: &crate::model::Update) -> String {
     let components: Vec<String> = update
         .component_statuses
         .iter()
         .map(|(id, status)| format!("{id}={}", status.as_str()))
         .collect();
-    format!(
+    let mut content = format!(
         "{}\n{}\n{}\n{}",
         incident.title,
         update.status.as_str(),
         components.join(","),
         update.body_markdown
-    )
+    );
+    // Translations after it, so that an update without any reads as it
+    // did before there were translations.
+    for (language, title) in &incident.titles {
+        content.push_str(&format!("\ntitle.{}={title}", language.code()));
+    }
+    for translation in &update.translations {
+        content.push_str(&format!(
+            "\n### {}\n{}",
+            translation.language.code(),
+            translation.body_markdown
+        ));
+    }
+    content
 }
 
 #[cfg(test)]
@@ -223,6 +243,7 @@ mod tests {
         let context = Context {
             timezone: chrono_tz::UTC,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         let text = format!(
             "+++\ntitle = \"T\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:00\n{body}\n## 2019-04-04 09:00\nsecond\n"
@@ -230,6 +251,44 @@ mod tests {
         parse_incident(Path::new("x.md"), &text, &context)
             .0
             .unwrap()
+    }
+
+    #[test]
+    fn an_edit_of_a_translation_is_an_edit_and_none_reads_as_before() {
+        let components = vec![Component {
+            id: "mail".into(),
+            name: "Mail".into(),
+            group: None,
+        }];
+        let languages =
+            crate::model::Languages::new(crate::model::Language::En, &[crate::model::Language::Sv])
+                .unwrap();
+        let context = Context {
+            timezone: chrono_tz::UTC,
+            components: &components,
+            languages: &languages,
+        };
+        let parsed = |translation: &str| {
+            let text = format!(
+                "+++\ntitle = \"T\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n## 2019-04-04 08:00\nfirst\n{translation}"
+            );
+            parse_incident(Path::new("x.md"), &text, &context)
+                .0
+                .unwrap()
+        };
+        let plain = parsed("");
+        assert_eq!(
+            revision_content(&plain, &plain.updates[0]),
+            "T\ninvestigating\n\nfirst"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let key = (IncidentId::new("x").unwrap(), at(8));
+        store.observe([&parsed("### sv\nförst\n")], at(10)).unwrap();
+        let seen = store
+            .observe([&parsed("### sv\nförsta\n")], at(11))
+            .unwrap();
+        assert_eq!(seen[&key].edited, Some(at(11)));
     }
 
     #[test]

@@ -441,6 +441,7 @@ mod tests {
             body_markdown: String::new(),
             body_html: String::new(),
             components: vec![("mail".into(), ComponentStatus::MajorOutage)],
+            translations: vec![],
             headline: crate::model::Headline::Status,
             change: true,
             changed: Vec::new(),

@@ -206,6 +206,7 @@ mod tests {
         let context = Context {
             timezone: chrono_tz::UTC,
             components: &components,
+            languages: &crate::model::Languages::one(crate::model::Language::En),
         };
         let text = format!(
             "+++\ntitle = \"DNS\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"2019-04-04 {starts:02}:00\"\nends = \"2019-04-04 {ends:02}:00\"\n+++\n\n## 2019-04-04 06:00\nPlanned.\n"

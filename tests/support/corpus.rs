@@ -13,6 +13,7 @@ pub fn corpus(config: &Config, files: &[(&str, &str)]) -> Corpus {
     let context = Context {
         timezone: config.site.timezone,
         components: &config.components,
+        languages: &config.site.languages,
     };
     let incidents = files.iter().map(|(name, text)| {
         let (incident, diagnostics) = parse_incident(Path::new(name), text, &context);

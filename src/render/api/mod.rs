@@ -122,7 +122,7 @@ struct State<'a> {
 
 /// Every document: herald's `status.json` and the eight of `api/v2/`.
 pub fn outputs(site: &Site, corpus: &Corpus) -> Vec<Output> {
-    let page_id = page_id(site.base_url());
+    let page_id = page_id(&site.base_url());
     let state = State::collect(site, corpus, &page_id);
     let open = || {
         state
@@ -262,9 +262,8 @@ impl<'a> State<'a> {
             };
             let first = visible[0].instant;
             oldest = Some(oldest.map_or(first, |oldest| oldest.min(first)));
-            for update in visible {
-                newest = newest.max(Some(site.edited(incident, update)));
-            }
+            // Edits come after the loop: most updates are never edited.
+            newest = newest.max(Some(latest.instant));
             let segments = incident.timeline();
             for (component, list) in segments {
                 let component = component.as_str();
@@ -292,6 +291,20 @@ impl<'a> State<'a> {
             }
         }
 
+        // An edit shown is one of a visible update of a listed incident:
+        // the few edited updates, not every update, are looked at.
+        for ((id, instant), edited) in site.revisions {
+            let shown = *instant <= now
+                && corpus.published_get(id).is_some_and(|incident| {
+                    incident
+                        .updates
+                        .binary_search_by_key(instant, |update| update.instant)
+                        .is_ok()
+                });
+            if shown {
+                newest = newest.max(Some(*edited.max(instant)));
+            }
+        }
         let origin = oldest.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         let context = Context {
             site,

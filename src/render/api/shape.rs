@@ -149,7 +149,7 @@ impl Context<'_> {
         let id = incident.id.as_str();
         RawIncident {
             id: id.to_owned(),
-            name: incident.title.clone(),
+            name: self.site.title(incident).to_owned(),
             status,
             created_at: self.time(first.instant),
             updated_at: self.time(updated),
@@ -159,7 +159,7 @@ impl Context<'_> {
                 Kind::Incident => incident.severity.as_str(),
                 Kind::Maintenance => Kind::Maintenance.as_str(),
             },
-            shortlink: incident_url(self.site.base_url(), &incident.id),
+            shortlink: incident_url(&self.site.base_url(), &incident.id),
             started_at: self.time(incident.began()),
             page_id: self.page_id.to_owned(),
             incident_updates: visible
@@ -207,7 +207,7 @@ impl Context<'_> {
         RawUpdate {
             id: update_id(incident, update.instant),
             status: statuspage_status(incident.kind, update.status),
-            body: update.body_markdown.trim_end().to_owned(),
+            body: self.site.text(update).markdown.trim_end().to_owned(),
             incident_id: incident.id.as_str().to_owned(),
             created_at: self.time(update.instant),
             updated_at: self.time(self.site.edited(incident, update)),

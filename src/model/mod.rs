@@ -4,12 +4,17 @@
 //! An update's identity is `(IncidentId, instant)`; everything downstream
 //! (feed entry ids, email dedup) keys on that pair, never on text.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+
+mod language;
+mod notice;
+
+pub use language::{Language, Languages};
+pub use notice::{Notice, NoticeKind};
 
 /// The file stem of an incident file, checked against `[a-z0-9][a-z0-9._-]{0,99}`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,30 +48,6 @@ impl IncidentId {
 impl fmt::Display for IncidentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Page language: picks template strings and date formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Language {
-    Sv,
-    En,
-}
-
-impl Language {
-    pub fn parse(text: &str) -> Option<Language> {
-        match text {
-            "sv" => Some(Language::Sv),
-            "en" => Some(Language::En),
-            _ => None,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Language::Sv => "sv",
-            Language::En => "en",
-        }
     }
 }
 
@@ -443,17 +424,42 @@ pub struct Update {
     /// (`scheduled` for a maintenance).
     pub status: Status,
     /// The `components:` line, if the update has one, in the order written.
-    pub component_statuses: Vec<(String, ComponentStatus)>,
+    /// (A boxed slice, like `translations`: 8 bytes less than a `Vec` in
+    /// each of 100,000 updates, which are never grown once parsed.)
+    pub component_statuses: Box<[(String, ComponentStatus)]>,
     /// `false` for a quiet update (`notify: no`): published everywhere,
     /// notified to nobody.
     pub notify: bool,
-    /// Markdown source of the body, without the `components:` and
-    /// `notify:` lines.
-    pub body_markdown: String,
-    /// The body rendered to HTML with raw HTML escaped.
-    pub body_html: String,
+    /// Markdown source of the body in the site's language, without the
+    /// `components:` and `notify:` lines and without the translations. Its
+    /// HTML is made where it is shown (`parse::render_markdown`): a corpus
+    /// of 100,000 updates holds only their Markdown.
+    pub body_markdown: Box<str>,
+    /// The text of each `### LANG` section, in the order written.
+    pub translations: Box<[Translation]>,
     /// 1-based line of the heading, for diagnostics and editors.
     pub line: u32,
+}
+
+/// An update's text in a further language: its `### LANG` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub language: Language,
+    pub body_markdown: String,
+}
+
+impl Update {
+    /// The Markdown of the text in `language`, if the update has one: its
+    /// own text for the site's language, a `### LANG` section for another.
+    pub fn text_in(&self, language: Language, site: Language) -> Option<&str> {
+        if language == site {
+            return Some(&self.body_markdown);
+        }
+        self.translations
+            .iter()
+            .find(|translation| translation.language == language)
+            .map(|translation| translation.body_markdown.as_str())
+    }
 }
 
 /// A validated incident or maintenance, as one file describes it.
@@ -462,7 +468,11 @@ pub struct Incident {
     pub id: IncidentId,
     /// Path relative to the incidents directory, `/`-separated.
     pub path: PathBuf,
+    /// The title in the site's language.
     pub title: String,
+    /// The title in further languages (`title.en = "…"`), in the order
+    /// written.
+    pub titles: Vec<(Language, String)>,
     /// Every component the incident affects at some time: the front
     /// matter's, then those that joined later, in the order they joined.
     pub components: Vec<String>,
@@ -475,8 +485,10 @@ pub struct Incident {
     pub draft: bool,
     /// Maintenance window; both set exactly when `kind` is maintenance.
     pub window: Option<Window>,
+    /// The text before the first update, in the site's language.
     pub summary_markdown: String,
-    pub summary_html: String,
+    /// Its `### LANG` sections.
+    pub summary_translations: Vec<Translation>,
     /// Sorted by instant, oldest first, instants distinct.
     pub updates: Vec<Update>,
     /// [`Incident::timeline`], computed on first use. An incident is
@@ -489,8 +501,56 @@ pub struct Incident {
 /// the instant of the update that named it first.
 pub type Joins = Vec<(String, DateTime<Utc>)>;
 
-/// Each affected component's segments, by component id.
-pub type Timeline = BTreeMap<String, Vec<Segment>>;
+/// Each affected component's segments, by component id, in id order.
+///
+/// A sorted vector rather than a `BTreeMap`: an incident affects one to a
+/// few components, and a map's first node alone takes over 500 bytes,
+/// which over 10,000 incidents was 5 MB of a build's peak.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline(Vec<(String, Vec<Segment>)>);
+
+impl Timeline {
+    /// The segments of `component`, if the incident affects it.
+    pub fn get(&self, component: &str) -> Option<&Vec<Segment>> {
+        self.0
+            .binary_search_by(|(id, _)| id.as_str().cmp(component))
+            .ok()
+            .map(|at| &self.0[at].1)
+    }
+
+    /// Each component's segments, in id order.
+    pub fn values(&self) -> impl Iterator<Item = &Vec<Segment>> {
+        self.0.iter().map(|(_, segments)| segments)
+    }
+
+    /// `(component id, segments)`, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<Segment>)> {
+        self.0.iter().map(|(id, segments)| (id, segments))
+    }
+
+    /// Sets `component`'s segments, replacing any it had.
+    fn insert(&mut self, component: String, segments: Vec<Segment>) {
+        match self
+            .0
+            .binary_search_by(|(id, _)| id.as_str().cmp(&component))
+        {
+            Ok(at) => self.0[at].1 = segments,
+            Err(at) => self.0.insert(at, (component, segments)),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Timeline {
+    type Item = (&'a String, &'a Vec<Segment>);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, Vec<Segment>)>,
+        fn(&'a (String, Vec<Segment>)) -> (&'a String, &'a Vec<Segment>),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(id, segments)| (id, segments))
+    }
+}
 
 /// A lazily filled [`Timeline`] that takes no part in equality: two
 /// incidents are equal when their data is, whether or not either has
@@ -522,6 +582,26 @@ pub struct Segment {
 }
 
 impl Incident {
+    /// The title in `language`, or in the site's language when the front
+    /// matter gives none in it.
+    pub fn title_in(&self, language: Language) -> &str {
+        self.titles
+            .iter()
+            .find(|(translated, _)| *translated == language)
+            .map_or(self.title.as_str(), |(_, title)| title.as_str())
+    }
+
+    /// The summary's Markdown in `language`, if it has a text in it.
+    pub fn summary_in(&self, language: Language, site: Language) -> Option<&str> {
+        if language == site {
+            return Some(&self.summary_markdown);
+        }
+        self.summary_translations
+            .iter()
+            .find(|translation| translation.language == language)
+            .map(|translation| translation.body_markdown.as_str())
+    }
+
     pub fn first_update(&self) -> &Update {
         &self.updates[0]
     }
@@ -771,7 +851,7 @@ impl Incident {
             }
         }
 
-        let mut result: Timeline = BTreeMap::new();
+        let mut result = Timeline::default();
         for component in &self.components {
             let mut segments: Vec<Segment> = Vec::new();
             let mut current: Option<(DateTime<Utc>, ComponentStatus)> = None;
@@ -799,8 +879,10 @@ impl Incident {
                     status: held,
                 });
             }
+            segments.shrink_to_fit();
             result.insert(component.clone(), segments);
         }
+        result.0.shrink_to_fit();
         result
     }
 
@@ -825,61 +907,6 @@ pub enum MaintenancePhase {
     Over,
 }
 
-/// A notice herald sends by itself about a maintenance window, on no
-/// operator's word: before it, at its edges, or when it moved. It says
-/// what happened, not how to say it, so any channel (email today) can
-/// word it in the reader's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Notice {
-    pub kind: NoticeKind,
-    /// The window as it now stands.
-    pub window: Window,
-    /// The window before it moved; set exactly for
-    /// [`NoticeKind::Rescheduled`].
-    pub previous: Option<Window>,
-}
-
-/// Which [`Notice`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum NoticeKind {
-    /// The window starts in `lead`.
-    Reminder { lead: std::time::Duration },
-    /// The window began.
-    Started,
-    /// The window ended.
-    Completed,
-    /// The window moved after subscribers were told of it.
-    Rescheduled,
-}
-
-impl NoticeKind {
-    /// How the state database names it: `reminder-3600s`, `started`,
-    /// `completed`, `rescheduled`.
-    pub fn code(self) -> String {
-        match self {
-            NoticeKind::Reminder { lead } => format!("reminder-{}s", lead.as_secs()),
-            NoticeKind::Started => "started".into(),
-            NoticeKind::Completed => "completed".into(),
-            NoticeKind::Rescheduled => "rescheduled".into(),
-        }
-    }
-
-    /// The inverse of [`NoticeKind::code`].
-    pub fn parse(code: &str) -> Option<NoticeKind> {
-        match code {
-            "started" => Some(NoticeKind::Started),
-            "completed" => Some(NoticeKind::Completed),
-            "rescheduled" => Some(NoticeKind::Rescheduled),
-            _ => {
-                let seconds = code.strip_prefix("reminder-")?.strip_suffix('s')?;
-                Some(NoticeKind::Reminder {
-                    lead: std::time::Duration::from_secs(seconds.parse().ok()?),
-                })
-            }
-        }
-    }
-}
-
 /// Text safe for one line (an email header, a chat title, a draft's
 /// front matter): control characters (CR and LF above
 /// all) become spaces, runs of white space one space.
@@ -888,32 +915,4 @@ pub fn one_line(text: &str) -> String {
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-#[cfg(test)]
-mod notice_tests {
-    use super::*;
-
-    #[test]
-    fn notice_codes_read_back() {
-        let kinds = [
-            NoticeKind::Reminder {
-                lead: std::time::Duration::from_secs(86400),
-            },
-            NoticeKind::Started,
-            NoticeKind::Completed,
-            NoticeKind::Rescheduled,
-        ];
-        let codes: Vec<String> = kinds.iter().map(|kind| kind.code()).collect();
-        assert_eq!(
-            codes,
-            ["reminder-86400s", "started", "completed", "rescheduled"]
-        );
-        for (kind, code) in kinds.iter().zip(&codes) {
-            assert_eq!(NoticeKind::parse(code), Some(*kind));
-        }
-        for bad in ["", "reminder-", "reminder-xs", "reminder-60", "cancelled"] {
-            assert_eq!(NoticeKind::parse(bad), None, "{bad}");
-        }
-    }
 }
