@@ -12,6 +12,12 @@
 //! [`Limits::timeout`] (both `[webhooks]` settings); at most
 //! [`Limits::reply_cap`] bytes of a reply are read; redirects are not
 //! followed (a 3xx is a failure like a 4xx).
+//!
+//! herald's Matrix account (`crate::mailer::matrix`) talks to its
+//! homeserver through the same client: that address is the operator's
+//! configuration, so it is [`Trust::Operator`] and not held to the
+//! subscriber rule (it may be on the operator's own network), on
+//! connections of its own that no subscriber's request ever reuses.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -133,14 +139,30 @@ pub enum Failure {
     Network(String),
 }
 
-/// One request: where, what, and its headers.
+/// Who chose where a request goes, and so which addresses it may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// A subscriber: only addresses the [`Policy`] allows.
+    Subscriber,
+    /// The operator's configuration (the Matrix homeserver): any address.
+    Operator,
+}
+
+/// One request: how, where, what, and its headers (besides `Host`,
+/// `Content-Type: application/json` and `User-Agent`).
 pub struct Request<'a> {
+    pub method: hyper::Method,
     pub endpoint: &'a Endpoint,
     pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
 }
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// A host as connections are kept for it: who chose it (a subscriber's
+/// request never reuses the operator's connections), TLS or not, its
+/// name or address, and its port.
+type HostKey = (Trust, bool, String, u16);
 
 /// What is kept per host: its permits and its idle connections.
 struct HostState {
@@ -156,7 +178,7 @@ pub struct Client {
     /// certificates still sends email and plain-http webhooks, and says
     /// why its https webhooks wait.
     tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
-    hosts: Mutex<HashMap<(bool, String, u16), Arc<HostState>>>,
+    hosts: Mutex<HashMap<HostKey, Arc<HostState>>>,
     /// Idle connections, all hosts together (at most [`MAX_IDLE`]).
     idle: AtomicUsize,
 }
@@ -205,8 +227,13 @@ impl Client {
         &self.policy
     }
 
-    fn host(&self, endpoint: &Endpoint) -> Arc<HostState> {
-        let key = (endpoint.secure, endpoint.host.to_string(), endpoint.port);
+    fn host(&self, endpoint: &Endpoint, trust: Trust) -> Arc<HostState> {
+        let key = (
+            trust,
+            endpoint.secure,
+            endpoint.host.to_string(),
+            endpoint.port,
+        );
         let mut hosts = self
             .hosts
             .lock()
@@ -231,27 +258,39 @@ impl Client {
     }
 
     /// The addresses `endpoint` may connect to, resolved now.
-    async fn addresses(&self, endpoint: &Endpoint) -> Result<Vec<IpAddr>, Failure> {
-        match &endpoint.host {
-            Host::Ip(ip) => {
+    async fn addresses(&self, endpoint: &Endpoint, trust: Trust) -> Result<Vec<IpAddr>, Failure> {
+        match (&endpoint.host, trust) {
+            (Host::Ip(ip), Trust::Subscriber) => {
                 self.policy.check(endpoint, *ip)?;
                 Ok(vec![*ip])
             }
-            Host::Name(name) => {
+            (Host::Ip(ip), Trust::Operator) => Ok(vec![*ip]),
+            (Host::Name(name), Trust::Subscriber) => {
                 let resolved = resolve(name, endpoint.port, self.limits.connect_timeout).await?;
                 Ok(self.policy.filter(endpoint, resolved)?)
+            }
+            (Host::Name(name), Trust::Operator) => {
+                Ok(resolve(name, endpoint.port, self.limits.connect_timeout)
+                    .await?
+                    .collect())
             }
         }
     }
 
-    /// POSTs `request`; a reply of any status is `Ok`.
+    /// Sends a subscriber's `request`; a reply of any status is `Ok`.
     pub async fn post(&self, request: &Request<'_>) -> Result<Reply, Failure> {
-        let host = self.host(request.endpoint);
+        self.send(request, Trust::Subscriber).await
+    }
+
+    /// Sends `request` to an address `trust` admits; a reply of any status
+    /// is `Ok`.
+    pub async fn send(&self, request: &Request<'_>, trust: Trust) -> Result<Reply, Failure> {
+        let host = self.host(request.endpoint, trust);
         let Ok(_permit) = host.permits.acquire().await else {
             return Err(Failure::Network("the client is shutting down".into()));
         };
         let timeout = self.limits.timeout;
-        tokio::time::timeout(timeout, self.exchange(&host, request))
+        tokio::time::timeout(timeout, self.exchange(&host, request, trust))
             .await
             .map_err(|_| {
                 Failure::Network(format!(
@@ -261,7 +300,12 @@ impl Client {
             })?
     }
 
-    async fn exchange(&self, host: &HostState, request: &Request<'_>) -> Result<Reply, Failure> {
+    async fn exchange(
+        &self,
+        host: &HostState,
+        request: &Request<'_>,
+        trust: Trust,
+    ) -> Result<Reply, Failure> {
         // An idle connection the server closed meanwhile fails before
         // anything is sent: then once more on a new one.
         loop {
@@ -269,7 +313,7 @@ impl Client {
             let fresh = reused.is_none();
             let mut sender = match reused {
                 Some(sender) => sender,
-                None => self.connect(request.endpoint).await?,
+                None => self.connect(request.endpoint, trust).await?,
             };
             if sender.ready().await.is_err() {
                 if fresh {
@@ -277,7 +321,9 @@ impl Client {
                 }
                 continue;
             }
-            let mut builder = hyper::Request::post(request.endpoint.path.as_str())
+            let mut builder = hyper::Request::builder()
+                .method(request.method.clone())
+                .uri(request.endpoint.path.as_str())
                 .header(hyper::header::HOST, authority(request.endpoint))
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .header(
@@ -318,8 +364,8 @@ impl Client {
     }
 
     /// A new connection to an allowed address of `endpoint`'s host.
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, Failure> {
-        let addresses = self.addresses(endpoint).await?;
+    async fn connect(&self, endpoint: &Endpoint, trust: Trust) -> Result<Sender, Failure> {
+        let addresses = self.addresses(endpoint, trust).await?;
         let mut last = String::new();
         for ip in addresses {
             let address = SocketAddr::new(ip, endpoint.port);

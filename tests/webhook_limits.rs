@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use herald::endpoint::{Endpoint, Policy};
 use herald::mailer::{SendError, classify};
 use herald::model::Format;
-use herald::webhook::{Client, Failure, Limits, Reply, Request};
+use herald::webhook::{Client, Failure, Limits, Reply, Request, Trust};
 use hooks::{add_hook, config, write_steady_storage};
 use receiver::{Answer, Receiver};
 use site::Site;
@@ -147,6 +147,7 @@ async fn post(client: &Client, url: &str) -> Result<Reply, Failure> {
     let endpoint = Endpoint::parse(url).unwrap();
     client
         .post(&Request {
+            method: hyper::Method::POST,
             endpoint: &endpoint,
             body: "{}".into(),
             headers: Vec::new(),
@@ -210,4 +211,65 @@ fn a_fan_out_to_more_hosts_than_the_idle_cap_keeps_that_many_sockets_open() {
         }
         assert_eq!(settled().await, CAP);
     });
+}
+
+#[test]
+fn the_operators_host_is_trusted_but_its_connections_serve_no_subscriber() {
+    let receiver = Receiver::start();
+    receiver.script(
+        "/moved",
+        vec![Answer::status(302, "").with("location", &receiver.url("/elsewhere"))],
+    );
+    // No range allowed: a plain-http loopback URL is refused to
+    // subscribers.
+    let client = Client::with_limits(
+        Policy::default(),
+        Limits {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_idle: 8,
+            reply_cap: 1000,
+        },
+    );
+    runtime().block_on(async {
+        let url = receiver.url("/hook");
+        let endpoint = Endpoint::parse(&url).unwrap();
+        let request = Request {
+            method: hyper::Method::PUT,
+            endpoint: &endpoint,
+            body: "{}".into(),
+            headers: vec![("authorization", "Bearer t".to_owned())],
+        };
+        let reply = client.send(&request, Trust::Operator).await.unwrap();
+        assert_eq!(reply.status, 200);
+        // The operator's connection is idle now; a subscriber's request
+        // to the same host neither reuses it nor opens one.
+        match client.post(&request).await {
+            Err(Failure::Refused(refusal)) => {
+                let refusal = refusal.to_string();
+                assert!(refusal.contains("webhooks must use https"), "{refusal}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Trusted, yet a redirect is not followed.
+        let moved = Endpoint::parse(&receiver.url("/moved")).unwrap();
+        let reply = client
+            .send(
+                &Request {
+                    endpoint: &moved,
+                    ..request
+                },
+                Trust::Operator,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 302);
+    });
+    let received = receiver.received();
+    let paths: Vec<(&str, &str)> = received
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(paths, [("PUT", "/hook"), ("PUT", "/moved")]);
+    assert_eq!(received[0].header("authorization"), "Bearer t");
 }

@@ -194,7 +194,8 @@ struct Shared {
     config: Config,
     composer: Composer,
     sender: Sender,
-    hooks: webhook::Client,
+    /// The HTTP client of webhooks and of the Matrix account.
+    hooks: Arc<webhook::Client>,
     /// herald's Matrix account, or why there is none.
     matrix: Result<matrix::Client, String>,
     store: Mutex<Store>,
@@ -423,8 +424,8 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         );
     }
     let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
-    let hooks = webhook::Client::new(&config.webhooks);
-    let matrix = matrix::client(config);
+    let hooks = Arc::new(webhook::Client::new(&config.webhooks));
+    let matrix = matrix::client(config, &hooks);
     let config = config.clone();
     Ok(Arc::new(Shared {
         retry_base: config.email_or_default().retry_base,

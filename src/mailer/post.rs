@@ -46,6 +46,7 @@ pub async fn post(
         ));
     }
     let request = webhook::Request {
+        method: hyper::Method::POST,
         endpoint: &endpoint,
         body: post.body.into(),
         headers,
