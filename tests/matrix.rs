@@ -493,7 +493,7 @@ fn adding_a_room_says_what_is_missing() {
     let exposed = matrix_site(&bot, 0o644);
     let stderr = fails(&exposed, &["subscribers", "add", "--matrix", &room], 3);
     assert!(
-        stderr.contains("matrix-token can be read by other users (mode 644); run `chmod 600`"),
+        stderr.contains("matrix-token can be read by other users (mode 644); run `chmod 600 "),
         "{stderr}"
     );
     let plain =

@@ -39,6 +39,7 @@ use super::{Job, SendError, Shared};
 use crate::compose::MatrixMessage;
 use crate::config::{Config, Homeserver, Matrix as Settings};
 use crate::endpoint::{Endpoint, Host};
+use crate::token::secret;
 use crate::webhook::{self, Reply, Trust};
 
 /// The most of a reply kept with a parked or retried delivery.
@@ -47,17 +48,9 @@ const REPLY_KEPT: usize = 500;
 /// Why the transport cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read the Matrix access token file {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "the Matrix access token file {} can be read by other users (mode {mode:03o}); run `chmod 600` on it, and since others may have copied the token, consider making a new one",
-        path.display()
-    )]
-    Exposed { path: PathBuf, mode: u32 },
+    /// Unreadable, or readable by others.
+    #[error(transparent)]
+    Secret(#[from] secret::Error),
     #[error("the Matrix access token file {} holds no token", path.display())]
     Empty { path: PathBuf },
 }
@@ -358,26 +351,20 @@ fn encode(text: &str) -> String {
 /// The access token: the file's content without surrounding white space.
 /// A file others can read, or an empty one, is refused.
 fn read_token(path: &std::path::Path) -> Result<String, Error> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let read = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mode = std::fs::metadata(path).map_err(read)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Exposed {
-            path: path.to_owned(),
-            mode: mode & 0o777,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read)?;
-    let token = text.trim();
+    let bytes = secret::read(
+        path,
+        secret::Kind {
+            what: "the Matrix access token file",
+            replace: "making a new token",
+        },
+    )?;
+    let token = String::from_utf8_lossy(&bytes).trim().to_owned();
     if token.is_empty() {
         return Err(Error::Empty {
             path: path.to_owned(),
         });
     }
-    Ok(token.to_owned())
+    Ok(token)
 }
 
 #[cfg(test)]

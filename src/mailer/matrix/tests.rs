@@ -304,7 +304,7 @@ fn the_token_file_must_be_private_and_hold_a_token() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let error = Client::new(&settings, http()).unwrap_err().to_string();
     assert!(
-        error.contains("matrix-token can be read by other users (mode 644); run `chmod 600`"),
+        error.contains("matrix-token can be read by other users (mode 644); run `chmod 600 "),
         "{error}"
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
