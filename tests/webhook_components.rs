@@ -181,3 +181,72 @@ fn a_component_status_change_posts_statuspages_component_update_once_per_followe
     assert_eq!(keys.len(), count, "{keys:?}");
     site.stop();
 }
+
+#[test]
+fn component_updates_are_retried_under_their_key_and_reach_who_asked_for_changes_only() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    // The first two posts (the incident's and mail's component update,
+    // in either order) are answered 503.
+    receiver.script(
+        "/flaky",
+        vec![
+            receiver::Answer::status(503, "busy"),
+            receiver::Answer::status(503, "busy"),
+        ],
+    );
+    add_hook(&site, &receiver.url("/flaky"), "json", "mail");
+    let out = site.ok(&[
+        "subscribers",
+        "add",
+        "--webhook",
+        &receiver.url("/changes"),
+        "--components",
+        "mail",
+        "--only-changes",
+    ]);
+    assert!(out.starts_with("added "), "{out}");
+    site.start();
+    let updates = [(
+        format!("{} investigating", recent(1)),
+        "components: mail=degraded\nSlow.".to_owned(),
+    )];
+    write_storage(&site, "\"mail\"", &updates, 1);
+    site.wait_for("both posts retried and delivered", || {
+        receiver.to("/flaky").len() == 4
+    });
+    site.wait_for("an empty outbox", || {
+        site.ok(&["outbox"])
+            .starts_with("pending 0, retrying 0, failed 0, sent 4")
+    });
+    // Each key twice: the failed try and the retry, the same body.
+    let mut keys: Vec<String> = receiver
+        .to("/flaky")
+        .iter()
+        .map(|r| r.header("idempotency-key").to_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys[0], keys[1], "{keys:?}");
+    assert_eq!(keys[2], keys[3], "{keys:?}");
+    assert!(keys[2].ends_with("/component/mail"), "{keys:?}");
+    let component: Vec<Vec<u8>> = receiver
+        .to("/flaky")
+        .into_iter()
+        .filter(|r| r.header("idempotency-key") == keys[2])
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(component[0], component[1]);
+    // A component's change is a change: who asked for changes only gets
+    // it too.
+    let changes: Vec<String> = receiver
+        .to("/changes")
+        .iter()
+        .map(|r| r.header("idempotency-key").to_owned())
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        changes.iter().any(|key| key.ends_with("/component/mail")),
+        "{changes:?}"
+    );
+    site.stop();
+}
