@@ -50,6 +50,20 @@ pub fn add_hook(site: &Site, url: &str, format: &str, components: &str) -> Strin
         .to_owned()
 }
 
+/// Adds a JSON webhook for `components` that asked for changes only.
+pub fn add_changes_hook(site: &Site, url: &str, components: &str) {
+    let out = site.ok(&[
+        "subscribers",
+        "add",
+        "--webhook",
+        url,
+        "--components",
+        components,
+        "--only-changes",
+    ]);
+    assert!(out.starts_with(&format!("added {url} (")), "{out}");
+}
+
 /// Whether `request` is a `component_update` (its key ends
 /// `/component/ID`) rather than an incident's post.
 pub fn is_component_update(request: &receiver::Request) -> bool {
