@@ -241,3 +241,83 @@ fn component_updates_are_retried_under_their_key_and_reach_who_asked_for_changes
     );
     site.stop();
 }
+
+/// A maintenance window's start and end change its components' status
+/// with no update in the file: a JSON webhook following them gets a
+/// `component_update` at each edge (operational → under maintenance, and
+/// back), under the notice's own key, once.
+#[test]
+fn a_maintenance_windows_start_and_end_post_component_updates() {
+    let receiver = Receiver::start();
+    let mut site = Site::new(&config());
+    add_hook(&site, &receiver.url("/dns"), "json", "dns");
+    add_hook(&site, &receiver.url("/mail"), "json", "mail");
+    site.start();
+    let written =
+        |instant: chrono::DateTime<chrono::Utc>| instant.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let now = herald::clock::now();
+    let starts = now + chrono::TimeDelta::seconds(4);
+    let ends = now + chrono::TimeDelta::seconds(7);
+    site.write(
+        "dns-work.md",
+        &format!(
+            "+++\ntitle = \"DNS work\"\ncomponents = [\"dns\"]\nkind = \"maintenance\"\nstarts = \"{}\"\nends = \"{}\"\n+++\n\n## {} scheduled\nWe upgrade the DNS servers.\n",
+            written(starts),
+            written(ends),
+            written(now - chrono::TimeDelta::seconds(1))
+        ),
+    );
+    let updates = || {
+        receiver
+            .to("/dns")
+            .iter()
+            .filter(|r| r.header("idempotency-key").contains("/component/"))
+            .map(|r| {
+                let body = r.json();
+                let update = &body["component_update"];
+                (
+                    r.header("idempotency-key").to_owned(),
+                    update["old_status"].as_str().unwrap().to_owned(),
+                    update["new_status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    site.wait_for("the component updates of both edges", || {
+        updates().len() >= 2
+    });
+    // Anything late would have arrived with the end's.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut got = updates();
+    got.sort();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let started = got
+        .iter()
+        .find(|(key, _, _)| key.contains("/started/component/dns"))
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(
+        (started.1.as_str(), started.2.as_str()),
+        ("operational", "under_maintenance"),
+        "{got:?}"
+    );
+    let completed = got
+        .iter()
+        .find(|(key, _, _)| key.contains("/completed/component/dns"))
+        .unwrap_or_else(|| panic!("{got:?}"));
+    assert_eq!(
+        (completed.1.as_str(), completed.2.as_str()),
+        ("under_maintenance", "operational"),
+        "{got:?}"
+    );
+    // The mail follower gets no component update for the DNS window.
+    let mail: Vec<String> = receiver
+        .to("/mail")
+        .iter()
+        .map(|r| r.header("idempotency-key").to_owned())
+        .collect();
+    assert!(
+        mail.iter().all(|key| !key.contains("/component/")),
+        "{mail:?}"
+    );
+    site.stop();
+}
