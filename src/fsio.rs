@@ -267,115 +267,237 @@ impl OutputDir {
     /// Replaces each changed output atomically and deletes `removed`.
     /// Returns how many files changed on disk.
     pub fn write(&mut self, outputs: &[Output], removed: &[String]) -> Result<usize, Error> {
-        let mut staged: Vec<(PathBuf, PathBuf, &str, u64)> = Vec::new();
-        let result = self.stage(outputs, &mut staged);
-        if let Err(error) = result {
-            for (temp, _, _, _) in &staged {
-                let _ = fs::remove_file(temp);
-            }
-            return Err(error);
+        let mut batch = self.batch();
+        batch.stage(outputs)?;
+        batch.commit(removed)
+    }
+
+    /// A batch of writes made durable together: [`Batch::stage`] writes
+    /// temp files as outputs are rendered (so they need not be held),
+    /// [`Batch::commit`] makes them durable, renames them in the order
+    /// staged and deletes what is to go. A full build is one batch: two
+    /// `syncfs` for 20,000 files instead of two per chunk of pages.
+    pub fn batch(&mut self) -> Batch<'_> {
+        Batch {
+            dir: self,
+            staged: Vec::new(),
+            changed: 0,
+            dirs: HashMap::new(),
         }
+    }
+}
+
+/// Outputs written as temp files, not yet renamed into place; see
+/// [`OutputDir::batch`]. Dropped without [`Batch::commit`] (an error), it
+/// removes its temp files: the old outputs stay and no debris is left.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    dir: &'a mut OutputDir,
+    staged: Vec<Staged>,
+    /// Files already renamed into place by an earlier flush.
+    changed: usize,
+    /// Directories known to exist, and whether this batch made them and
+    /// has renamed nothing into them yet (then no output is there to
+    /// compare with): one `mkdir` per directory, not per file.
+    dirs: HashMap<PathBuf, bool>,
+}
+
+/// One output written to its temp file. Small (the temp file's name is
+/// derived again from the target's and [`temp_path`]'s counter): a batch
+/// holds thousands.
+#[derive(Debug)]
+struct Staged {
+    /// Relative to the output directory.
+    relative: Box<str>,
+    /// The counter in the temp file's name.
+    temp: u64,
+    /// Hash of the bytes.
+    hash: u64,
+}
+
+impl Staged {
+    fn temp(&self, root: &Path) -> PathBuf {
+        let target = root.join(&*self.relative);
+        let dir = target.parent().unwrap_or(root);
+        temp_path(dir, output_name(&target), self.temp)
+    }
+}
+
+/// The file name an output's temp file is named after.
+fn output_name(target: &Path) -> &str {
+    target
+        .file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or("output")
+}
+
+/// A batch holding this many temp files makes them durable and renames
+/// them before staging more, so that a build of 100,000 incidents holds a
+/// bounded list of names (pages come first, indexes last: the order of the
+/// renames is kept).
+const BATCH_FILES: usize = 4096;
+
+impl Batch<'_> {
+    /// [`OutputDir::stale`] of the batch's directory.
+    pub fn stale(&self, current: &std::collections::HashSet<String>) -> Result<Vec<String>, Error> {
+        self.dir.stale(current)
+    }
+
+    /// Writes each changed output to a temp file beside its target. On an
+    /// error every temp file of the batch is removed and nothing renamed.
+    pub fn stage(&mut self, outputs: &[Output]) -> Result<(), Error> {
+        for output in outputs {
+            if let Err(error) = self.stage_one(output) {
+                self.discard();
+                return Err(error);
+            }
+            if self.staged.len() >= BATCH_FILES {
+                self.changed += self.flush(&[])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every staged file durable, renames each over its target,
+    /// deletes `removed`, and makes the renames and removals durable.
+    /// Returns how many files changed on disk in the whole batch.
+    pub fn commit(mut self, removed: &[String]) -> Result<usize, Error> {
+        let changed = self.flush(removed)?;
+        Ok(self.changed + changed)
+    }
+
+    fn stage_one(&mut self, output: &Output) -> Result<(), Error> {
+        let hash = hash_bytes(&output.bytes);
+        let target = self.dir.root.join(&output.path);
+        let key = hash_bytes(output.path.as_bytes());
+        let dir = target.parent().unwrap_or(&self.dir.root);
+        let empty = match self.dirs.get(dir) {
+            Some(empty) => *empty,
+            None => {
+                let empty = match fs::metadata(dir) {
+                    Ok(metadata) if metadata.is_dir() => false,
+                    _ => {
+                        fs::create_dir_all(dir).map_err(|source| Error::Write {
+                            path: dir.to_owned(),
+                            source,
+                        })?;
+                        true
+                    }
+                };
+                self.dirs.insert(dir.to_owned(), empty);
+                empty
+            }
+        };
+        let unchanged = match self.dir.known.get(&key) {
+            Some(known) => *known == hash,
+            None => !empty && fs::read(&target).is_ok_and(|on_disk| on_disk == output.bytes),
+        };
+        if unchanged {
+            self.dir.known.insert(key, hash);
+            return Ok(());
+        }
+        let (temp, n, mut file) =
+            create_temp(dir, output_name(&target)).map_err(|source| Error::Write {
+                path: target.clone(),
+                source,
+            })?;
+        // Staged before writing, so a failed write removes it too.
+        self.staged.push(Staged {
+            relative: output.path.as_str().into(),
+            temp: n,
+            hash,
+        });
+        file.write_all(&output.bytes)
+            .map_err(|source| Error::Write { path: temp, source })
+    }
+
+    /// Removes the temp files not yet renamed.
+    fn discard(&mut self) {
+        for staged in self.staged.drain(..) {
+            let _ = fs::remove_file(staged.temp(&self.dir.root));
+        }
+    }
+
+    /// Durable, renamed, removed, durable again: what [`Batch::commit`]
+    /// does with what is staged so far. Returns how many files changed.
+    fn flush(&mut self, removed: &[String]) -> Result<usize, Error> {
+        let root = self.dir.root.clone();
         // A few files (the daemon's usual rebuild): fsync each, since
         // syncfs would also wait for every other process's dirty data on
         // the same file system. Many files (a full build): one syncfs.
-        let few = staged.len() <= FEW_FILES;
-        let mut renamed = 0;
-        let result = (|| {
-            if few {
-                for (temp, _, _, _) in &staged {
-                    sync_file(temp)?;
-                }
-            } else if !staged.is_empty() {
-                sync_filesystem(&self.root)?;
-            }
-            for (temp, target, relative, hash) in &staged {
-                fs::rename(temp, target).map_err(|source| Error::Write {
-                    path: target.clone(),
-                    source,
-                })?;
-                self.known.insert(hash_bytes(relative.as_bytes()), *hash);
-                renamed += 1;
-            }
-            Ok(())
-        })();
-        if let Err(error) = result {
-            // No half-written file may stay behind for a publish step to ship.
-            for (temp, _, _, _) in &staged[renamed..] {
-                let _ = fs::remove_file(temp);
-            }
+        let few = self.staged.len() <= FEW_FILES;
+        let durable = if few {
+            self.staged
+                .iter()
+                .try_for_each(|staged| sync_file(&staged.temp(&root)))
+        } else {
+            sync_filesystem(&root)
+        };
+        if let Err(error) = durable {
+            self.discard();
             return Err(error);
         }
+        // What is renamed now is there to compare with later.
+        self.dirs.values_mut().for_each(|empty| *empty = false);
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let staged = std::mem::take(&mut self.staged);
+        let mut renamed = 0;
+        for item in &staged {
+            let target = root.join(&*item.relative);
+            if let Err(source) = rename(&item.temp(&root), &target) {
+                // No half-written file may stay behind for a publish step
+                // to ship.
+                for later in &staged[renamed..] {
+                    let _ = fs::remove_file(later.temp(&root));
+                }
+                return Err(Error::Write {
+                    path: target,
+                    source,
+                });
+            }
+            self.dir
+                .known
+                .insert(hash_bytes(item.relative.as_bytes()), item.hash);
+            renamed += 1;
+            if few && let Some(parent) = target.parent() {
+                dirs.push(parent.to_owned());
+            }
+        }
         let mut changed = staged.len();
+        drop(staged);
         // Only what was there to remove has a directory to make durable: a
         // draft's page that was never written may have none.
-        let mut removed_paths: Vec<PathBuf> = Vec::new();
         for relative in removed {
-            let path = self.root.join(relative);
+            let path = root.join(relative);
             match fs::remove_file(&path) {
                 Ok(()) => {
                     changed += 1;
-                    removed_paths.push(path);
+                    if let Some(parent) = path.parent() {
+                        dirs.push(parent.to_owned());
+                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(Error::Write { path, source }),
             }
-            self.known.remove(&hash_bytes(relative.as_bytes()));
+            self.dir.known.remove(&hash_bytes(relative.as_bytes()));
         }
-        if few {
+        if few || changed == 0 {
             // The renames and removals are durable once their directories are.
-            let mut dirs: Vec<&Path> = staged
-                .iter()
-                .map(|(_, target, _, _)| target.as_path())
-                .chain(removed_paths.iter().map(PathBuf::as_path))
-                .filter_map(Path::parent)
-                .collect();
             dirs.sort();
             dirs.dedup();
             for dir in dirs {
-                sync_file(dir)?;
+                sync_file(&dir)?;
             }
-        } else if changed > 0 {
-            sync_filesystem(&self.root)?;
+        } else {
+            sync_filesystem(&root)?;
         }
         Ok(changed)
     }
+}
 
-    fn stage<'a>(
-        &mut self,
-        outputs: &'a [Output],
-        staged: &mut Vec<(PathBuf, PathBuf, &'a str, u64)>,
-    ) -> Result<(), Error> {
-        for output in outputs {
-            let hash = hash_bytes(&output.bytes);
-            let target = self.root.join(&output.path);
-            let key = hash_bytes(output.path.as_bytes());
-            let unchanged = match self.known.get(&key) {
-                Some(known) => *known == hash,
-                None => fs::read(&target).is_ok_and(|on_disk| on_disk == output.bytes),
-            };
-            if unchanged {
-                self.known.insert(key, hash);
-                continue;
-            }
-            let dir = target.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir).map_err(|source| Error::Write {
-                path: dir.to_owned(),
-                source,
-            })?;
-            let name = target
-                .file_name()
-                .and_then(OsStr::to_str)
-                .unwrap_or("output");
-            let (temp, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
-                path: target.clone(),
-                source,
-            })?;
-            // Staged before writing, so a failed write removes it too.
-            staged.push((temp.clone(), target, &output.path, hash));
-            file.write_all(&output.bytes)
-                .map_err(|source| Error::Write { path: temp, source })?;
-        }
-        Ok(())
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 
@@ -440,6 +562,13 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
 /// One `syncfs(2)` for everything written under `dir`: cheaper than an
 /// fsync per file when a build writes thousands.
 fn sync_filesystem(dir: &Path) -> Result<(), Error> {
+    #[cfg(test)]
+    if faults::SYNCFS.with(std::cell::Cell::get) {
+        return Err(Error::Write {
+            path: dir.to_owned(),
+            source: io::Error::from_raw_os_error(libc::EIO),
+        });
+    }
     let handle = File::open(dir).map_err(|source| Error::Write {
         path: dir.to_owned(),
         source,
@@ -453,6 +582,27 @@ fn sync_filesystem(dir: &Path) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// `rename(2)`, or a failure a test asked for.
+fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if faults::RENAME.with(std::cell::Cell::get) {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    fs::rename(from, to)
+}
+
+/// Failures the tests inject where the kernel will not fail on request
+/// (`syncfs` reports a failing disk, `rename` a full one), per thread.
+#[cfg(test)]
+mod faults {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub static SYNCFS: Cell<bool> = const { Cell::new(false) };
+        pub static RENAME: Cell<bool> = const { Cell::new(false) };
+    }
 }
 
 /// What a file must hold for [`replace_file_if`] to replace it.
@@ -538,7 +688,7 @@ fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<
             });
         }
     };
-    let (temp, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
+    let (temp, _, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
         path: path.to_owned(),
         source,
     })?;
@@ -586,22 +736,27 @@ fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<
 /// A new temporary file beside `name` in `dir`, under a name no other
 /// writer uses (this process's id and a counter), starting with a dot so
 /// that the watcher ignores it.
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, u64, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = dir.join(format!(".{name}.{}-{n}.herald-tmp", std::process::id()));
+        let temp = temp_path(dir, name, n);
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)
         {
-            Ok(file) => return Ok((temp, file)),
+            Ok(file) => return Ok((temp, n, file)),
             // Left by a process that had our id before: take the next name.
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The `n`th temp file name beside `name` in `dir`.
+fn temp_path(dir: &Path, name: &str, n: u64) -> PathBuf {
+    dir.join(format!(".{name}.{}-{n}.herald-tmp", std::process::id()))
 }
 
 /// An exclusive advisory lock on a directory, held until dropped. `herald
@@ -738,8 +893,8 @@ mod tests {
     #[test]
     fn temp_names_never_repeat() {
         let dir = tempfile::tempdir().unwrap();
-        let (first, _a) = create_temp(dir.path(), "x.md").unwrap();
-        let (second, _b) = create_temp(dir.path(), "x.md").unwrap();
+        let (first, _, _a) = create_temp(dir.path(), "x.md").unwrap();
+        let (second, _, _b) = create_temp(dir.path(), "x.md").unwrap();
         assert_ne!(first, second);
         let name = first.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -771,6 +926,117 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["sub"], "only the blocking file is left");
+    }
+
+    /// Every file under `dir` (recursively), with its bytes.
+    fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(next) = pending.pop() {
+            for entry in fs::read_dir(&next).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                    files.push((relative, fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// `n` pages under `pages/`, each holding `text` and its number.
+    fn pages(n: usize, text: &str) -> Vec<Output> {
+        (0..n)
+            .map(|i| Output {
+                path: format!("pages/{i}.html"),
+                bytes: format!("{text} {i}").into_bytes(),
+            })
+            .collect()
+    }
+
+    /// What a failed batch must leave: the old outputs, byte for byte, and
+    /// no temp file.
+    fn assert_old_outputs_stay(
+        fault: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+        n: usize,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        assert_eq!(output.write(&pages(n, "old"), &[]).unwrap(), n);
+        let before = tree(dir.path());
+        // A new directory too, whose temp file must also go.
+        let mut new = pages(n, "new");
+        new.push(Output {
+            path: "fresh/index.html".into(),
+            bytes: b"fresh".to_vec(),
+        });
+        fault.with(|f| f.set(true));
+        let result = OutputDir::new(dir.path().to_owned()).write(&new, &[]);
+        fault.with(|f| f.set(false));
+        let error = result.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        let after: Vec<_> = tree(dir.path())
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with("fresh"))
+            .collect();
+        assert_eq!(after, before, "the old outputs stay, and no temp file");
+        assert_eq!(fs::read_dir(dir.path().join("fresh")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failing_syncfs_leaves_the_old_outputs_and_no_temp_file() {
+        // More than FEW_FILES: the batch is made durable with syncfs.
+        assert_old_outputs_stay(&faults::SYNCFS, FEW_FILES + 10);
+    }
+
+    #[test]
+    fn a_failing_rename_leaves_the_old_outputs_and_no_temp_file() {
+        // Both ways of making a batch durable: fsync per file, and syncfs.
+        assert_old_outputs_stay(&faults::RENAME, 3);
+        assert_old_outputs_stay(&faults::RENAME, FEW_FILES + 10);
+    }
+
+    #[test]
+    fn a_batch_staged_in_parts_is_renamed_at_commit_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        output.write(&pages(2, "old"), &[]).unwrap();
+        let mut batch = output.batch();
+        batch.stage(&pages(FEW_FILES, "new")).unwrap();
+        batch
+            .stage(&[Output {
+                path: "index.html".into(),
+                bytes: b"index".to_vec(),
+            }])
+            .unwrap();
+        // Staged, not yet in place: readers still see the old pages.
+        assert_eq!(fs::read(dir.path().join("pages/1.html")).unwrap(), b"old 1");
+        assert!(!dir.path().join("index.html").exists());
+        assert_eq!(
+            batch.commit(&["pages/0.html".to_owned()]).unwrap(),
+            FEW_FILES + 2
+        );
+        assert_eq!(fs::read(dir.path().join("pages/1.html")).unwrap(), b"new 1");
+        assert_eq!(fs::read(dir.path().join("index.html")).unwrap(), b"index");
+        assert!(!dir.path().join("pages/0.html").exists());
+        assert_eq!(tree(dir.path()).len(), FEW_FILES, "no temp file is left");
+        // Unchanged outputs are not written again.
+        assert_eq!(output.write(&pages(FEW_FILES, "new")[1..], &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_batch_dropped_before_its_commit_leaves_the_old_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        output.write(&pages(3, "old"), &[]).unwrap();
+        let before = tree(dir.path());
+        let mut batch = output.batch();
+        batch.stage(&pages(3, "new")).unwrap();
+        drop(batch);
+        assert_eq!(tree(dir.path()), before);
     }
 
     /// A draft's page was never written, nor its directory: removing it is
