@@ -188,6 +188,8 @@ mod tests {
                 id: id.into(),
                 name: id.into(),
                 group: None,
+                names: Vec::new(),
+                group_names: Vec::new(),
             })
             .collect();
         let context = crate::parse::Context {
