@@ -205,8 +205,10 @@ fn content_digest(content: &str) -> String {
     use sha2::{Digest as _, Sha256};
     let mut digest = String::with_capacity(7 + 64);
     digest.push_str("sha256:");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for byte in Sha256::digest(content.as_bytes()) {
-        digest.push_str(&format!("{byte:02x}"));
+        digest.push(char::from(HEX[usize::from(byte >> 4)]));
+        digest.push(char::from(HEX[usize::from(byte & 15)]));
     }
     digest
 }
