@@ -335,6 +335,10 @@ mod tests {
             stored.starts_with("sha256:") && stored.len() == 71,
             "{stored}"
         );
+        assert_eq!(
+            content_digest("abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         // A row an older herald wrote holds the text itself: unchanged
         // text is no edit, changed text is.
         store
