@@ -378,7 +378,9 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, u64, File)> {
 
 /// The `n`th temp file name beside `name` in `dir`.
 fn temp_path(dir: &Path, name: &str, n: u64) -> PathBuf {
-    dir.join(format!(".{name}.{}-{n}.herald-tmp", std::process::id()))
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = PID.get_or_init(std::process::id);
+    dir.join(format!(".{name}.{pid}-{n}.herald-tmp"))
 }
 
 /// An exclusive advisory lock on a directory, held until dropped. `herald

@@ -80,9 +80,10 @@ pub struct Batch<'a> {
     staged: Vec<Staged>,
     /// Files already renamed into place by an earlier flush.
     changed: usize,
-    /// Directories known to exist, and whether this batch made them and
-    /// has renamed nothing into them yet (then no output is there to
-    /// compare with): one `mkdir` per directory, not per file.
+    /// Directories known to exist, and whether this batch made them: then
+    /// the only outputs in them are those it renamed there, which `known`
+    /// holds, and nothing is on disk to compare with. One `mkdir` per
+    /// directory, not one per file.
     dirs: HashMap<PathBuf, bool>,
 }
 
@@ -221,8 +222,6 @@ impl Batch<'_> {
             self.discard();
             return Err(error);
         }
-        // What is renamed now is there to compare with later.
-        self.dirs.values_mut().for_each(|empty| *empty = false);
         let mut dirs: Vec<PathBuf> = Vec::new();
         let staged = std::mem::take(&mut self.staged);
         for (renamed, item) in staged.iter().enumerate() {
@@ -539,6 +538,32 @@ mod tests {
         assert_eq!(tree(dir.path()).len(), FEW_FILES, "no temp file is left");
         // Unchanged outputs are not written again.
         assert_eq!(output.write(&pages(FEW_FILES, "new")[1..], &[]).unwrap(), 0);
+    }
+
+    /// A batch larger than [`BATCH_FILES`] renames what it holds and goes
+    /// on; outputs it already put in place are known, not written again.
+    #[test]
+    fn a_large_batch_is_renamed_in_parts_and_knows_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        let many = pages(BATCH_FILES + 3, "new");
+        let mut batch = output.batch();
+        batch.stage(&many).unwrap();
+        // The first BATCH_FILES are in place already, the rest staged.
+        assert!(dir.path().join("pages/0.html").exists());
+        assert!(
+            !dir.path()
+                .join(format!("pages/{}.html", BATCH_FILES))
+                .exists()
+        );
+        batch.stage(&many[..5]).unwrap();
+        assert_eq!(batch.commit(&[]).unwrap(), BATCH_FILES + 3);
+        assert_eq!(
+            tree(dir.path()).len(),
+            BATCH_FILES + 3,
+            "no temp file is left"
+        );
+        assert_eq!(output.write(&many, &[]).unwrap(), 0);
     }
 
     #[test]
