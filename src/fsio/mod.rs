@@ -1,6 +1,6 @@
 //! File-system edges: finding incident files, reading them, replacing
 //! one file atomically and durably, locks; and the output tree
-//! ([`outputs`]: every output replaced atomically, made durable in
+//! ([`OutputDir`]: every output replaced atomically, made durable in
 //! batches). Does I/O.
 
 use std::ffi::OsStr;
