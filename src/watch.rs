@@ -166,9 +166,9 @@ fn classify(result: notify::Result<notify::Event>) -> Option<Change> {
 /// a save (see [`Change::Paths`]) is acted on at once, with whatever else
 /// has arrived by then: a burst that goes on meanwhile is collected by the
 /// next round.
-const SETTLE: Duration = Duration::from_millis(30);
+pub const SETTLE: Duration = Duration::from_millis(30);
 /// But never wait longer than this for a burst to end.
-const SETTLE_MAX: Duration = Duration::from_millis(500);
+pub const SETTLE_MAX: Duration = Duration::from_millis(500);
 
 /// Collects the rest of a burst: takes what has already arrived, then, as
 /// long as the last event left a save unfinished, waits until no event came
