@@ -164,19 +164,6 @@ pub(super) fn cells(days: &[Day], held: &[(usize, &Segment)], now: DateTime<Utc>
         .collect()
 }
 
-/// An instant inside `day`, for writing its date: midday is on the right
-/// date whatever DST does at the day's edges.
-pub(super) fn local_noon(timezone: Tz, day: &Day) -> DateTime<Utc> {
-    let noon = day
-        .date
-        .and_hms_opt(12, 0, 0)
-        .unwrap_or(day.date.and_time(NaiveTime::MIN));
-    timezone
-        .from_local_datetime(&noon)
-        .earliest()
-        .map_or(day.start, |instant| instant.with_timezone(&Utc))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

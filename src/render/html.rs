@@ -45,11 +45,10 @@ pub const RECENT_DAYS: i64 = 14;
 const RECENT_LIMIT: usize = 10;
 /// Updates of an open incident shown on the index; its page has them all.
 const OPEN_UPDATES: usize = 2;
-/// Incident titles named in one day's tooltip; more are counted.
-const DAY_TITLES: usize = 1;
-/// A day's label keeps this many characters of an incident title: 450 cells
-/// on a busy site must still fit the index in 100 KB.
-const DAY_TITLE_CHARS: usize = 40;
+/// A day's label keeps this many characters of an incident title: five
+/// components' 450 linked cells must still fit the index in 100 KB
+/// (`tests/pages.rs`, `index_stays_small_when_every_day_is_bad`).
+const DAY_TITLE_CHARS: usize = 32;
 
 /// `text` cut to at most `limit` characters, with `…` when cut.
 fn shorten(text: &str, limit: usize) -> String {
@@ -175,17 +174,23 @@ struct MaintenanceView {
     latest: UpdateView,
 }
 
+/// One day of a component's history bar. An operational day is an empty
+/// cell (the bar's hidden heading says so once); a bad one is a link to
+/// the incident that made it worst, titled with what the day was (the
+/// tooltip and the link's accessible name).
 #[derive(Serialize)]
 struct DayView {
-    /// The worst status of the day.
-    status: &'static str,
+    /// The bar's one-letter class for the worst status of the day
+    /// (`style.css` spells them out); `None` on an operational day, and
+    /// then nothing below is set.
+    class: Option<&'static str>,
+    /// The status of the day, written out.
     label: &'static str,
-    /// The local date, written out.
+    /// The local day: `2 sep` / `Sep 2`.
     date: String,
-    /// Titles of the incidents that held the component that day, at most
-    /// [`DAY_TITLES`].
-    incidents: Vec<String>,
-    /// How many more incidents than named.
+    /// The title of the incident that made the day worst, shortened.
+    incident: String,
+    /// How many more incidents held the component that day.
     more: usize,
     /// The page of the incident that made the day worst (the earliest of
     /// equals), so that a tap on a cell leads somewhere on a phone, where
@@ -942,28 +947,40 @@ fn day_views(
     incidents: &[&Incident],
 ) -> Vec<DayView> {
     let language = site.language();
-    let timezone = site.timezone();
     days.iter()
         .zip(history::cells(days, held, site.now))
         .map(|(day, cell)| {
-            let more = cell.incidents.len().saturating_sub(DAY_TITLES);
-            DayView {
-                status: cell.status.as_str(),
-                label: i18n::component_status_label(language, cell.status),
-                date: i18n::date(language, history::local_noon(timezone, day), timezone),
-                incidents: cell
-                    .incidents
-                    .iter()
-                    .take(DAY_TITLES)
-                    .filter_map(|at| incidents.get(*at))
-                    .map(|incident| shorten(site.title(incident), DAY_TITLE_CHARS))
-                    .collect(),
-                more,
-                href: cell
-                    .worst_by
-                    .and_then(|at| incidents.get(at))
-                    .map(|incident| format!("{home}{}", incident_path(&incident.id))),
+            let worst = cell.worst_by.and_then(|at| incidents.get(at));
+            match (bar_class(cell.status), worst) {
+                (Some(class), Some(worst)) => DayView {
+                    class: Some(class),
+                    label: i18n::component_status_label(language, cell.status),
+                    date: i18n::day_of_bar(language, day.date),
+                    incident: shorten(site.title(worst), DAY_TITLE_CHARS),
+                    more: cell.incidents.len().saturating_sub(1),
+                    href: Some(format!("{home}{}", incident_path(&worst.id))),
+                },
+                _ => DayView {
+                    class: None,
+                    label: "",
+                    date: String::new(),
+                    incident: String::new(),
+                    more: 0,
+                    href: None,
+                },
             }
         })
         .collect()
+}
+
+/// A history cell's class: one letter, since a busy page repeats it in
+/// hundreds of cells; `None` for an operational day (the bar's default).
+fn bar_class(status: ComponentStatus) -> Option<&'static str> {
+    match status {
+        ComponentStatus::Operational => None,
+        ComponentStatus::Maintenance => Some("m"),
+        ComponentStatus::Degraded => Some("d"),
+        ComponentStatus::PartialOutage => Some("p"),
+        ComponentStatus::MajorOutage => Some("x"),
+    }
 }
