@@ -147,11 +147,20 @@ impl Server {
         let listener = TcpListener::bind(http.listen)
             .await
             .with_context(|| format!("cannot listen on {} ([http] listen)", http.listen))?;
-        let store = tokio::task::block_in_place(|| Store::open(&config.paths.state))?;
+        let (store, checkpointer) = tokio::task::block_in_place(|| {
+            let store = Store::open(&config.paths.state)?;
+            store.leave_checkpoints()?;
+            anyhow::Ok((store, Store::open(&config.paths.state)?))
+        })?;
         let store = Arc::new(Mutex::new(store));
         let (site, site_receiver) = watch::channel(Arc::new(Site::new(config, templates)));
         let (requests, receiver) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_requests(Arc::clone(&store), receiver, mail_wake));
+        let writer = tokio::spawn(write_requests(
+            Arc::clone(&store),
+            Arc::new(Mutex::new(checkpointer)),
+            receiver,
+            mail_wake,
+        ));
         let shared = Arc::new(Shared {
             site: site_receiver,
             followable,
