@@ -436,6 +436,8 @@ mod tests {
                 id: (*id).into(),
                 name: id.to_uppercase(),
                 group: None,
+                names: Vec::new(),
+                group_names: Vec::new(),
             })
             .collect();
         let context = Context {

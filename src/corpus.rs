@@ -273,6 +273,8 @@ mod tests {
             id: "dns".into(),
             name: "DNS".into(),
             group: None,
+            names: Vec::new(),
+            group_names: Vec::new(),
         }];
         let context = Context {
             timezone: Stockholm,

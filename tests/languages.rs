@@ -462,3 +462,152 @@ fn subscribing_on_the_english_page_makes_an_english_subscriber() {
     site.stop();
     assert_eq!(server.count(), 1);
 }
+
+/// The configuration's own words have their English too: the site's title
+/// (`title.en`), a component's name (`name.en`) and its group's
+/// (`group.en`) on the English pages, feeds, calendars and JSON, and in an
+/// English subscriber's email; the Swedish outputs keep the Swedish.
+#[test]
+fn the_site_title_and_component_names_have_their_english_version() {
+    let server = SmtpServer::start();
+    let config = format!(
+        r#"
+[site]
+title.sv = "Driftstatus"
+title.en = "Service status"
+base_url = "https://status.example.com/"
+timezone = "Europe/Stockholm"
+languages = ["sv", "en"]
+
+[[components]]
+id = "web"
+name = {{ sv = "Webbhotell", en = "Web hosting" }}
+group.sv = "Värdtjänster"
+group.en = "Hosting services"
+
+[[components]]
+id = "mail"
+name = "E-post"
+
+[email]
+from = "Status <status@example.com>"
+smtp = "smtp://127.0.0.1:{}"
+grace = "0s"
+retry_base = "100ms"
+"#,
+        server.port()
+    );
+    let mut site = Site::new(&config);
+    site.ok(&["subscribers", "add", "sv@example.org", "--lang", "sv"]);
+    site.ok(&["subscribers", "add", "en@example.org", "--lang", "en"]);
+    site.start();
+    site.write(
+        "web.md",
+        &format!(
+            "+++\ntitle.sv = \"Webbhotellet nere\"\ntitle.en = \"Web hosting down\"\ncomponents = [\"web\", \"mail\"]\nseverity = \"major\"\n+++\n\n## {} investigating\nVi felsöker.\n\n### en\nWe are investigating.\n",
+            recent(1)
+        ),
+    );
+    site.wait_for("two emails", || server.count() >= 2);
+
+    let english = mail_to(&server, "en@example.org");
+    assert_eq!(
+        english[0].0,
+        "[Service status] Investigating: Web hosting down"
+    );
+    assert!(english[0].1.contains("Web hosting"), "{}", english[0].1);
+    assert!(!english[0].1.contains("Webbhotell"), "{}", english[0].1);
+    let swedish = mail_to(&server, "sv@example.org");
+    assert_eq!(
+        swedish[0].0,
+        "[Driftstatus] Felsökning pågår: Webbhotellet nere"
+    );
+    assert!(swedish[0].1.contains("Webbhotell"), "{}", swedish[0].1);
+
+    let index = read(&site, "public/en/index.html");
+    for needle in ["Service status", "Web hosting", "Hosting services"] {
+        assert!(index.contains(needle), "{needle} in:\n{index}");
+    }
+    for needle in ["Driftstatus", "Webbhotell<", "Värdtjänster"] {
+        assert!(!index.contains(needle), "{needle} in:\n{index}");
+    }
+    let swedish_index = read(&site, "public/index.html");
+    for needle in ["Driftstatus", "Webbhotell", "Värdtjänster"] {
+        assert!(
+            swedish_index.contains(needle),
+            "{needle} in:\n{swedish_index}"
+        );
+    }
+    let feed = feed_reader::read(read(&site, "public/en/components/web.atom").as_bytes());
+    assert_eq!(
+        feed.title.as_ref().unwrap().content,
+        "Service status: Web hosting"
+    );
+    let swedish_feed = feed_reader::read(read(&site, "public/components/web.atom").as_bytes());
+    assert_eq!(
+        swedish_feed.title.as_ref().unwrap().content,
+        "Driftstatus: Webbhotell"
+    );
+    let components = read(&site, "public/en/api/v2/components.json");
+    for needle in [
+        "\"Web hosting\"",
+        "\"Hosting services\"",
+        "\"Service status\"",
+    ] {
+        assert!(components.contains(needle), "{needle} in:\n{components}");
+    }
+    let calendar = read(&site, "public/en/components/web.ics");
+    assert!(
+        calendar.contains("Service status: Web hosting"),
+        "{calendar}"
+    );
+    site.stop();
+}
+
+/// A translation of the configuration's words in a language the site does
+/// not have, or without the site's own, is refused with its place.
+#[test]
+fn a_name_in_a_language_the_site_lacks_is_refused() {
+    let site = Site::new(
+        "\n[site]\ntitle = \"Status\"\nbase_url = \"https://status.example.com/\"\nlanguages = [\"sv\", \"en\"]\n\n[[components]]\nid = \"web\"\nname = { sv = \"Webb\", de = \"Netz\" }\n",
+    );
+    let output = site.herald(&["check"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let out = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        out.contains("herald.toml:9:8: error: `name.de`: `de` is not one of the site's languages (`sv`, `en`)"),
+        "{out}"
+    );
+}
+
+/// `post --dry-run` on a translated site shows the email in each of the
+/// site's languages, with the translation from TEXT, even where no
+/// subscriber reads one of them yet.
+#[test]
+fn a_dry_run_shows_the_email_in_every_language_of_the_site() {
+    let site = Site::new(&bilingual(&email_config(1, "0s")));
+    site.ok(&["subscribers", "add", "sv@example.org", "--lang", "sv"]);
+    site.write(
+        "storage.md",
+        &format!(
+            "+++\ntitle.sv = \"Lagringsfel\"\ntitle.en = \"Storage failure\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n\n## {} investigating\nVi felsöker.\n\n### en\nWe are investigating.\n",
+            recent(1)
+        ),
+    );
+    let out = site.ok(&[
+        "post",
+        "storage",
+        "identified",
+        "--dry-run",
+        "Orsaken hittad.\n\n### en\nCause found.",
+    ]);
+    let swedish = out
+        .find("email in sv to 1 subscriber:\nSubject: [Test status] Orsak identifierad: Lagringsfel\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    let english = out
+        .find("email in en to 0 subscribers:\nSubject: [Test status] Identified: Storage failure\n")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(swedish < english, "{out}");
+    assert!(out[english..].contains("Cause found."), "{out}");
+    assert!(!out[english..].contains("Orsaken hittad."), "{out}");
+}

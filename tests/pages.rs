@@ -251,7 +251,7 @@ fn index_during_the_storage_failure() {
     assert_eq!(component_status(&sv, "dns"), "s-operational: Fungerar");
     assert_eq!(
         between(&sv, "<h3 class=\"group\">", "</h3>"),
-        "Hosting <span class=\"status s-major-outage\"><span class=\"dot\"></span>Större avbrott</span>"
+        "Webbhotell och e-post <span class=\"status s-major-outage\"><span class=\"dot\"></span>Större avbrott</span>"
     );
     assert!(sv.starts_with("<!DOCTYPE html>\n<html lang=\"sv\">"));
 
@@ -912,7 +912,7 @@ fn index_links_every_feed_and_the_calendar() {
     assert!(follow.contains(
         "<a href=\"webcal://status.example.se/en/maintenance.ics\">Subscribe to the maintenance calendar</a> (<a href=\"maintenance.ics\">download maintenance.ics</a>)"
     ));
-    assert!(en.contains("title=\"feed for Webbhotell (Atom)\""));
+    assert!(en.contains("title=\"feed for Web hosting (Atom)\""));
 
     // Other pages keep the feeds and the calendar in their footer.
     let page = Fixture::sample(Language::Sv).incident(STORAGE);
@@ -1019,7 +1019,7 @@ fn incident_page_shows_each_component_over_time() {
     let en = Fixture::sample(Language::En).incident(STORAGE);
     assert!(en.contains("<h2 id=\"timeline-heading\">Status over time</h2>"));
     assert_eq!(
-        timeline(&en, "Molnservrar")[3],
+        timeline(&en, "Cloud servers")[3],
         "April 8, 2019 19:26 CEST | s-operational | Operational"
     );
 

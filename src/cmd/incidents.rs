@@ -223,13 +223,13 @@ fn dry_run(
     }
     let announcement = Announcement::new(incident, update);
     let counts = store::count_recipients(&config.paths.state, &announcement)?;
-    let mut languages = vec![config.site.language()];
-    languages.extend(
-        counts
-            .iter()
-            .map(|(language, _)| *language)
-            .filter(|language| *language != config.site.language()),
-    );
+    // Every language of the site, then any other a subscriber reads.
+    let mut languages = config.site.languages.all().to_vec();
+    for (language, _) in &counts {
+        if !languages.contains(language) {
+            languages.push(*language);
+        }
+    }
     let composer = load_email_templates(config);
     for language in languages {
         let count = counts

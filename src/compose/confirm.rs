@@ -56,7 +56,7 @@ pub(super) fn confirmation_context(
 ) -> (String, Value) {
     let language = confirmation.language;
     let site = &config.site;
-    let site_title = one_line(&site.title);
+    let site_title = one_line(site.title_in(language));
     let subject = format!(
         "[{site_title}] {}",
         strings.string(language, "confirm_subject", &site_title)
@@ -74,7 +74,7 @@ pub(super) fn confirmation_context(
                 one_line(
                     config
                         .component(id)
-                        .map_or(id.as_str(), |component| component.name.as_str()),
+                        .map_or(id.as_str(), |component| component.name_in(language)),
                 )
             })
             .collect(),

@@ -105,7 +105,7 @@ pub(super) fn alert_context(
 ) -> Value {
     let language = variant.language;
     let site = &config.site;
-    let site_title = one_line(&site.title);
+    let site_title = one_line(site.title_in(language));
     let said = announcement.said(language, site.language());
     let title = one_line(said.title);
     // The incident's page in the subscriber's language, where the site
@@ -140,7 +140,7 @@ pub(super) fn alert_context(
         .map(|((id, component_status), followed)| {
             let name = config
                 .component(id)
-                .map_or(id.as_str(), |component| component.name.as_str());
+                .map_or(id.as_str(), |component| component.name_in(language));
             context! {
                 name => one_line(name),
                 status => i18n::component_status_label(language, *component_status),
@@ -186,7 +186,11 @@ pub(super) fn subject(
         ),
         None => announcement.subject_line(language, config.site.language(), config.site.timezone),
     };
-    format!("[{}] {}", one_line(&config.site.title), one_line(&words))
+    format!(
+        "[{}] {}",
+        one_line(config.site.title_in(language)),
+        one_line(&words)
+    )
 }
 
 /// The status an alert's subject and heading show: an update's, a
@@ -220,7 +224,7 @@ pub(super) fn notice_text(
     let when = |instant| i18n::date_time(language, instant, timezone);
     let previous = notice.previous.unwrap_or(notice.window);
     strings
-        .string(language, key, &one_line(&config.site.title))
+        .string(language, key, &one_line(config.site.title_in(language)))
         .replace("{previous_starts}", &when(previous.starts))
         .replace("{previous_ends}", &when(previous.ends))
         .replace("{starts}", &when(notice.window.starts))
@@ -275,12 +279,11 @@ pub(super) fn mentions_slot(config: &Config, announcement: &Announcement) -> boo
         &config.site.base_url,
     ]
     .into_iter()
-    .chain(
-        config
-            .components
-            .iter()
-            .map(|component| component.name.as_str()),
-    )
+    .chain(config.site.titles.iter().map(|(_, title)| title.as_str()))
+    .chain(config.components.iter().flat_map(|component| {
+        std::iter::once(component.name.as_str())
+            .chain(component.names.iter().map(|(_, name)| name.as_str()))
+    }))
     .chain(announcement.translations.iter().flat_map(|translated| {
         let body = translated.body.as_ref();
         [

@@ -272,8 +272,40 @@ pub fn headline_words(markdown: &str) -> (String, bool) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Component {
     pub id: String,
+    /// The name in the site's language.
     pub name: String,
+    /// The name in further languages (`name.en = "…"`).
+    pub names: Vec<(Language, String)>,
+    /// The group's name in the site's language: components with the same
+    /// one are shown together.
     pub group: Option<String>,
+    /// The group's name in further languages (`group.en = "…"`).
+    pub group_names: Vec<(Language, String)>,
+}
+
+impl Component {
+    /// The name in `language`, or in the site's language.
+    pub fn name_in(&self, language: Language) -> &str {
+        in_language(&self.name, &self.names, language)
+    }
+
+    /// The group's name in `language`, or in the site's language.
+    pub fn group_in(&self, language: Language) -> Option<&str> {
+        let group = self.group.as_deref()?;
+        Some(in_language(group, &self.group_names, language))
+    }
+}
+
+/// The text of `translations` in `language`, or `own` where it has none.
+pub fn in_language<'a>(
+    own: &'a str,
+    translations: &'a [(Language, String)],
+    language: Language,
+) -> &'a str {
+    translations
+        .iter()
+        .find(|(translated, _)| *translated == language)
+        .map_or(own, |(_, text)| text.as_str())
 }
 
 /// What a subscriber follows, or a subscription asks for.
@@ -585,10 +617,7 @@ impl Incident {
     /// The title in `language`, or in the site's language when the front
     /// matter gives none in it.
     pub fn title_in(&self, language: Language) -> &str {
-        self.titles
-            .iter()
-            .find(|(translated, _)| *translated == language)
-            .map_or(self.title.as_str(), |(_, title)| title.as_str())
+        in_language(&self.title, &self.titles, language)
     }
 
     /// The summary's Markdown in `language`, if it has a text in it.

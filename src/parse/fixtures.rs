@@ -18,6 +18,8 @@ pub(super) fn components() -> Vec<Component> {
             id: id.into(),
             name: id.to_uppercase(),
             group: None,
+            names: Vec::new(),
+            group_names: Vec::new(),
         })
         .collect()
 }

@@ -30,7 +30,7 @@ impl FeedMeta {
     pub fn site(site: &Site) -> FeedMeta {
         let base = site.base_url();
         FeedMeta {
-            title: site.config.site.title.clone(),
+            title: site.site_title().to_owned(),
             self_url_rss: format!("{base}feed.rss"),
             self_url_atom: format!("{base}feed.atom"),
             page_url: base.to_owned(),
@@ -42,7 +42,7 @@ impl FeedMeta {
     pub fn incident(site: &Site, incident: &Incident) -> FeedMeta {
         let base = site.base_url();
         FeedMeta {
-            title: format!("{}: {}", site.config.site.title, site.title(incident)),
+            title: format!("{}: {}", site.site_title(), site.title(incident)),
             self_url_rss: String::new(),
             self_url_atom: format!("{base}{}", incident_feed_path(&incident.id)),
             page_url: incident_url(&base, &incident.id),
@@ -52,7 +52,7 @@ impl FeedMeta {
     pub fn component(site: &Site, component: &Component) -> FeedMeta {
         let base = site.base_url();
         FeedMeta {
-            title: format!("{}: {}", site.config.site.title, component.name),
+            title: format!("{}: {}", site.site_title(), site.component_name(component)),
             self_url_rss: format!("{base}components/{}.rss", component.id),
             self_url_atom: format!("{base}components/{}.atom", component.id),
             page_url: base.to_owned(),
@@ -175,7 +175,7 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
             .unwrap_or(DateTime::UNIX_EPOCH)
             .fixed_offset(),
         authors: vec![Person {
-            name: xml_text(&site.config.site.title),
+            name: xml_text(site.site_title()),
             ..Person::default()
         }],
         generator: Some(Generator {
@@ -285,9 +285,10 @@ fn channel_description(language: Language, title: &str) -> String {
 /// The configured name of a component; its id if the configuration no
 /// longer has it.
 fn component_name(site: &Site, id: &str) -> String {
-    site.config
-        .component(id)
-        .map_or_else(|| id.to_owned(), |component| component.name.clone())
+    site.config.component(id).map_or_else(
+        || id.to_owned(),
+        |component| site.component_name(component).to_owned(),
+    )
 }
 
 fn escape_html(text: &str) -> String {

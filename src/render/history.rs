@@ -175,6 +175,8 @@ mod tests {
                 id: id.into(),
                 name: id.into(),
                 group: None,
+                names: Vec::new(),
+                group_names: Vec::new(),
             })
             .collect();
         let context = crate::parse::Context {

@@ -213,7 +213,11 @@ struct ComponentView {
 
 #[derive(Serialize)]
 struct GroupView {
-    /// `None` for components outside any group.
+    /// The group as the configuration names it in the site's language.
+    #[serde(skip)]
+    key: Option<String>,
+    /// Its name in the page's language; `None` for components outside any
+    /// group.
     name: Option<String>,
     #[serde(skip)]
     worst: ComponentStatus,
@@ -417,7 +421,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         badges.push((
             super::badge::view(
                 site,
-                &component.name,
+                site.component_name(component),
                 &format!("components/{}.svg", component.id),
                 i18n::component_status_label(language, current),
             ),
@@ -425,7 +429,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         ));
         let view = ComponentView {
             id: component.id.clone(),
-            name: component.name.clone(),
+            name: site.component_name(component).to_owned(),
             status: current.as_str(),
             status_label: i18n::component_status_label(language, current),
             uptime_30: percent(|uptime| uptime.days_30),
@@ -435,12 +439,12 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         let group_at = component.group.as_ref().and_then(|name| {
             groups
                 .iter()
-                .position(|group| group.name.as_ref() == Some(name))
+                .position(|group| group.key.as_ref() == Some(name))
         });
         // Consecutive ungrouped components share one unnamed group.
         let group_at = group_at.or_else(|| {
             let last = groups.len().checked_sub(1)?;
-            (component.group.is_none() && groups[last].name.is_none()).then_some(last)
+            (component.group.is_none() && groups[last].key.is_none()).then_some(last)
         });
         match group_at.and_then(|at| groups.get_mut(at)) {
             Some(group) => {
@@ -448,7 +452,8 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
                 group.components.push(view);
             }
             None => groups.push(GroupView {
-                name: component.group.clone(),
+                key: component.group.clone(),
+                name: component.group_in(language).map(str::to_owned),
                 worst: current,
                 status: "",
                 status_label: "",
@@ -590,7 +595,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
             .iter()
             .map(|component| SubscribeView {
                 id: component.id.clone(),
-                name: component.name.clone(),
+                name: site.component_name(component).to_owned(),
             })
             .collect()
     } else {
@@ -602,7 +607,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         (
             super::badge::view(
                 site,
-                &site.config.site.title,
+                site.site_title(),
                 "badge.svg",
                 i18n::component_status_label(language, overall),
             ),
@@ -764,7 +769,7 @@ fn common(site: &Site, page: &str) -> Common {
             .collect(),
         root,
         home,
-        site_title: site.config.site.title.clone(),
+        site_title: site.site_title().to_owned(),
         t: site.templates.strings(language),
     }
 }
@@ -777,9 +782,10 @@ fn time_view(site: &Site, instant: DateTime<Utc>) -> TimeView {
 }
 
 fn component_name(site: &Site, id: &str) -> String {
-    site.config
-        .component(id)
-        .map_or_else(|| id.to_owned(), |component| component.name.clone())
+    site.config.component(id).map_or_else(
+        || id.to_owned(),
+        |component| site.component_name(component).to_owned(),
+    )
 }
 
 fn component_names(site: &Site, incident: &Incident) -> Vec<String> {

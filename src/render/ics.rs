@@ -43,7 +43,7 @@ const REFRESH: &str = "PT1H";
 
 /// Renders the calendar of every published maintenance.
 pub fn calendar(site: &Site, corpus: &Corpus) -> Vec<u8> {
-    let title = clean_text(&site.config.site.title);
+    let title = clean_text(site.site_title());
     calendar_of(site, corpus, &title, |_| true)
 }
 
@@ -54,7 +54,11 @@ pub fn component_calendar(
     corpus: &Corpus,
     component: &crate::model::Component,
 ) -> Vec<u8> {
-    let title = clean_text(&format!("{}: {}", site.config.site.title, component.name));
+    let title = clean_text(&format!(
+        "{}: {}",
+        site.site_title(),
+        site.component_name(component)
+    ));
     calendar_of(site, corpus, &title, |incident| {
         incident.affects(&component.id)
     })

@@ -23,7 +23,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::model::{Incident, IncidentId, Language, Update};
+use crate::model::{Component, Incident, IncidentId, Language, Update};
 
 pub use templates::Templates;
 
@@ -128,6 +128,16 @@ impl<'a> Site<'a> {
     /// or `https://status.example/en/`.
     pub fn base_url(&self) -> String {
         format!("{}{}", self.config.site.base_url, self.prefix())
+    }
+
+    /// The site's title in this language.
+    pub fn site_title(&self) -> &'a str {
+        self.config.site.title_in(self.language)
+    }
+
+    /// A component's name in this language.
+    pub fn component_name<'c>(&self, component: &'c Component) -> &'c str {
+        component.name_in(self.language)
     }
 
     /// The incident's title in this language, or the site's.

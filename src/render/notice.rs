@@ -79,7 +79,7 @@ pub fn notice(
             config.site.languages.prefix(language)
         ),
         languages: Vec::new(),
-        site_title: config.site.title.clone(),
+        site_title: config.site.title_in(language).to_owned(),
         t: templates.strings(language),
         page: notice.page(),
         problem: match notice {

@@ -239,6 +239,8 @@ mod tests {
             id: "mail".into(),
             name: "Mail".into(),
             group: None,
+            names: Vec::new(),
+            group_names: Vec::new(),
         }];
         let context = Context {
             timezone: chrono_tz::UTC,
@@ -259,6 +261,8 @@ mod tests {
             id: "mail".into(),
             name: "Mail".into(),
             group: None,
+            names: Vec::new(),
+            group_names: Vec::new(),
         }];
         let languages =
             crate::model::Languages::new(crate::model::Language::En, &[crate::model::Language::Sv])

@@ -202,6 +202,8 @@ mod tests {
             id: "dns".into(),
             name: "DNS".into(),
             group: None,
+            names: Vec::new(),
+            group_names: Vec::new(),
         }];
         let context = Context {
             timezone: chrono_tz::UTC,

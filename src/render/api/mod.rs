@@ -346,7 +346,7 @@ impl<'a> State<'a> {
         State {
             page: RawPage {
                 id: page_id.to_owned(),
-                name: site.config.site.title.clone(),
+                name: site.site_title().to_owned(),
                 url: site.base_url().trim_end_matches('/').to_owned(),
                 time_zone: zone.name().to_owned(),
                 updated_at: context.time(newest.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),

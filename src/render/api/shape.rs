@@ -124,7 +124,7 @@ impl Context<'_> {
         self.site
             .config
             .component(id)
-            .map_or(id, |component| component.name.as_str())
+            .map_or(id, |component| self.site.component_name(component))
     }
 
     pub(super) fn incident(
@@ -256,7 +256,7 @@ pub(super) fn component_list(
         let id = component.id.as_str();
         RawComponent {
             id: id.to_owned(),
-            name: component.name.clone(),
+            name: context.site.component_name(component).to_owned(),
             status: component_status(
                 current
                     .get(id)
@@ -295,7 +295,10 @@ pub(super) fn component_list(
                     .unwrap_or(origin);
                 list.push(RawComponent {
                     id: id.clone(),
-                    name: (*name).to_owned(),
+                    name: members[0]
+                        .group_in(context.site.language())
+                        .unwrap_or(name)
+                        .to_owned(),
                     status: component_status(status),
                     created_at: context.time(origin),
                     updated_at: context.time(updated),
