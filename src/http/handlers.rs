@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use bytes::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -375,7 +376,11 @@ fn page(site: &Site, status: StatusCode, shown: Notice) -> Response {
 
 /// [`page`] in `language`, one of the site's.
 fn page_in(site: &Site, status: StatusCode, language: Language, shown: Notice) -> Response {
-    let bytes = match notice(&site.templates, &site.config, language, shown) {
+    let rendered = match site.answer(language, shown) {
+        Some(page) => Ok(page),
+        None => notice(&site.templates, &site.config, language, shown).map(Bytes::from),
+    };
+    let bytes = match rendered {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));

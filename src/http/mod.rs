@@ -53,6 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bytes::Bytes;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -64,8 +65,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::health::HealthProbe;
-use crate::model::IncidentId;
+use crate::model::{IncidentId, Language};
 use crate::render::Templates;
+use crate::render::notice::{Notice, notice};
 use crate::store::Store;
 use alertmanager::HookToken;
 use handlers::{
@@ -96,15 +98,37 @@ struct Site {
     templates: Templates,
     /// `[alertmanager] token_file`, read.
     hook_token: HookToken,
+    /// The pages that answer an accepted subscribe request, rendered once
+    /// per language: every such request gets the same page.
+    answers: Vec<(Language, Notice, Bytes)>,
 }
 
 impl Site {
     fn new(config: &Config, templates: &Templates) -> Site {
+        let mut answers = Vec::new();
+        for language in config.site.languages.all() {
+            for shown in [Notice::Requested, Notice::Posted] {
+                // A template that fails is rendered (and its error logged)
+                // per request instead.
+                if let Ok(page) = notice(templates, config, *language, shown) {
+                    answers.push((*language, shown, Bytes::from(page)));
+                }
+            }
+        }
         Site {
             config: config.clone(),
             templates: templates.clone(),
             hook_token: HookToken::read(config),
+            answers,
         }
+    }
+
+    /// The page of `shown` in `language` if it was rendered once for all.
+    fn answer(&self, language: Language, shown: Notice) -> Option<Bytes> {
+        self.answers
+            .iter()
+            .find(|(l, n, _)| *l == language && *n == shown)
+            .map(|(_, _, page)| page.clone())
     }
 }
 
