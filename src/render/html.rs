@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::corpus::Corpus;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
-use super::history::{self, Day, holds_at, settled_before};
+use super::history::{self, DayView, day_views, holds_at, settled_before};
 use super::templates::RenderError;
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
 
@@ -45,18 +45,6 @@ pub const RECENT_DAYS: i64 = 14;
 const RECENT_LIMIT: usize = 10;
 /// Updates of an open incident shown on the index; its page has them all.
 const OPEN_UPDATES: usize = 2;
-/// A day's label keeps this many characters of an incident title: five
-/// components' 450 linked cells must still fit the index in 100 KB
-/// (`tests/pages.rs`, `index_stays_small_when_every_day_is_bad`).
-const DAY_TITLE_CHARS: usize = 32;
-
-/// `text` cut to at most `limit` characters, with `…` when cut.
-fn shorten(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        None => text.to_owned(),
-        Some((at, _)) => format!("{}…", text[..at].trim_end()),
-    }
-}
 
 // ---------------------------------------------------------------------------
 // What the templates see. Field names are the templates' interface, and so
@@ -172,30 +160,6 @@ struct MaintenanceView {
     ends: TimeView,
     components: Vec<String>,
     latest: UpdateView,
-}
-
-/// One day of a component's history bar. An operational day is an empty
-/// cell (the bar's hidden heading says so once); a bad one is a link to
-/// the incident that made it worst, titled with what the day was (the
-/// tooltip and the link's accessible name).
-#[derive(Serialize)]
-struct DayView {
-    /// The bar's one-letter class for the worst status of the day
-    /// (`style.css` spells them out); `None` on an operational day, and
-    /// then nothing below is set.
-    class: Option<&'static str>,
-    /// The status of the day, written out.
-    label: &'static str,
-    /// The local day: `2 sep` / `Sep 2`.
-    date: String,
-    /// The title of the incident that made the day worst, shortened.
-    incident: String,
-    /// How many more incidents held the component that day.
-    more: usize,
-    /// The page of the incident that made the day worst (the earliest of
-    /// equals), so that a tap on a cell leads somewhere on a phone, where
-    /// there are no tooltips.
-    href: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -941,52 +905,4 @@ impl<'a> Known<'a> {
 
 fn window_starts(incident: &Incident) -> Option<DateTime<Utc>> {
     incident.window.map(|window| window.starts)
-}
-
-/// The history-bar cells of one component. `held` pairs the index (into
-/// `incidents`) of an incident with one of its segments for the component.
-fn day_views(
-    site: &Site,
-    home: &str,
-    days: &[Day],
-    held: &[(usize, &Segment)],
-    incidents: &[&Incident],
-) -> Vec<DayView> {
-    let language = site.language();
-    days.iter()
-        .zip(history::cells(days, held, site.now))
-        .map(|(day, cell)| {
-            let worst = cell.worst_by.and_then(|at| incidents.get(at));
-            match (bar_class(cell.status), worst) {
-                (Some(class), Some(worst)) => DayView {
-                    class: Some(class),
-                    label: i18n::component_status_label(language, cell.status),
-                    date: i18n::day_of_bar(language, day.date),
-                    incident: shorten(site.title(worst), DAY_TITLE_CHARS),
-                    more: cell.incidents.len().saturating_sub(1),
-                    href: Some(format!("{home}{}", incident_path(&worst.id))),
-                },
-                _ => DayView {
-                    class: None,
-                    label: "",
-                    date: String::new(),
-                    incident: String::new(),
-                    more: 0,
-                    href: None,
-                },
-            }
-        })
-        .collect()
-}
-
-/// A history cell's class: one letter, since a busy page repeats it in
-/// hundreds of cells; `None` for an operational day (the bar's default).
-fn bar_class(status: ComponentStatus) -> Option<&'static str> {
-    match status {
-        ComponentStatus::Operational => None,
-        ComponentStatus::Maintenance => Some("m"),
-        ComponentStatus::Degraded => Some("d"),
-        ComponentStatus::PartialOutage => Some("p"),
-        ComponentStatus::MajorOutage => Some("x"),
-    }
 }
