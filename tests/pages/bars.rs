@@ -184,6 +184,7 @@ fn index_stays_small_when_every_day_is_bad() {
             ..Fixture::new(config.clone(), corpus.clone())
         };
         let index = fixture.index(now);
+        println!("{language:?}: index.html is {} bytes", index.len());
         assert!(
             index.len() < 100_000,
             "{language:?}: index is {} bytes",
