@@ -337,3 +337,25 @@ fn router(shared: Arc<Shared>) -> Router {
         .fallback(not_found)
         .with_state(shared)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_request_is_answered_with_its_page_rendered_once() {
+        let text = "[site]\ntitle = \"T\"\nbase_url = \"https://status.example.com/\"\n\
+                    timezone = \"UTC\"\nlanguages = [\"sv\", \"en\"]\n";
+        let config = crate::config::parse(std::path::Path::new("herald.toml"), text).unwrap();
+        let templates = Templates::builtin();
+        let site = Site::new(&config, &templates);
+        for language in [Language::Sv, Language::En] {
+            for shown in [Notice::Requested, Notice::Posted] {
+                let page = notice(&templates, &config, language, shown).unwrap();
+                assert_eq!(site.answer(language, shown).as_deref(), Some(&page[..]));
+            }
+        }
+        // Other pages are rendered when asked for.
+        assert_eq!(site.answer(Language::Sv, Notice::Confirmed), None);
+    }
+}
