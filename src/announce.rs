@@ -161,6 +161,12 @@ pub struct Announcement {
     /// or a component's status, the resolution): what subscribers who
     /// asked for fewer emails get.
     pub change: bool,
+    /// The components whose status this update changed, each with the
+    /// status it had before: at the incident's update before this one, or
+    /// operational for a component that joins the incident here. A
+    /// webhook following one of them also gets Statuspage's
+    /// `component_update` for it. Empty for a maintenance notice.
+    pub changed: Vec<(String, ComponentStatus)>,
     /// Set when herald says this by itself about a maintenance window
     /// ([`crate::maintenance`]); the body is then empty, and each channel
     /// words the notice in the reader's language.
@@ -188,6 +194,27 @@ pub struct Said<'a> {
     pub untranslated: bool,
 }
 
+/// The components whose status a window's edge at `instant` changes,
+/// each with the status it had just before: its start brings
+/// `maintenance`, its end takes it away. A reminder or a move changes none.
+fn window_changes(
+    incident: &Incident,
+    kind: NoticeKind,
+    instant: DateTime<Utc>,
+) -> Vec<(String, ComponentStatus)> {
+    if !matches!(kind, NoticeKind::Started | NoticeKind::Completed) {
+        return Vec::new();
+    }
+    let before = instant - chrono::TimeDelta::milliseconds(1);
+    incident
+        .affected_at(instant)
+        .filter_map(|id| {
+            let was = incident.component_status_at(id, before);
+            (was != incident.component_status_at(id, instant)).then(|| (id.clone(), was))
+        })
+        .collect()
+}
+
 impl Announcement {
     pub fn new(incident: &Incident, update: &Update) -> Announcement {
         Announcement {
@@ -205,6 +232,7 @@ impl Announcement {
             translations: translations(incident, update),
             headline: incident.headline(update),
             change: incident.is_change(update),
+            changed: incident.component_changes(update),
             notice: None,
         }
     }
@@ -233,6 +261,7 @@ impl Announcement {
             // A window's reminder, start and end are what a subscriber
             // who asked for changes only wants to know.
             change: true,
+            changed: window_changes(incident, notice.kind, instant),
             notice: Some(notice),
         }
     }
@@ -469,6 +498,48 @@ mod tests {
     }
 
     #[test]
+    fn a_windows_start_and_end_change_its_components_and_a_reminder_none() {
+        let corpus = corpus(&[(
+            "work",
+            "+++\ntitle = \"Work\"\ncomponents = [\"mail\"]\nkind = \"maintenance\"\nstarts = \"2026-11-24 12:00Z\"\nends = \"2026-11-24 13:00Z\"\n+++\n## 2026-11-24 10:00Z scheduled\nPlanned.\n",
+        )]);
+        let incident = corpus.get(&IncidentId::new("work").unwrap()).unwrap();
+        let window = incident.window.unwrap();
+        let notice = |kind| Notice {
+            kind,
+            window,
+            previous: None,
+        };
+        let started = Announcement::of_notice(incident, window.starts, notice(NoticeKind::Started));
+        assert_eq!(
+            started.changed,
+            [("mail".to_owned(), ComponentStatus::Operational)]
+        );
+        assert_eq!(
+            started.components,
+            [("mail".to_owned(), ComponentStatus::Maintenance)]
+        );
+        let completed =
+            Announcement::of_notice(incident, window.ends, notice(NoticeKind::Completed));
+        assert_eq!(
+            completed.changed,
+            [("mail".to_owned(), ComponentStatus::Maintenance)]
+        );
+        assert_eq!(
+            completed.components,
+            [("mail".to_owned(), ComponentStatus::Operational)]
+        );
+        let reminder = Announcement::of_notice(
+            incident,
+            window.starts - chrono::TimeDelta::hours(1),
+            notice(NoticeKind::Reminder {
+                lead: Duration::from_secs(3600),
+            }),
+        );
+        assert!(reminder.changed.is_empty(), "{:?}", reminder.changed);
+    }
+
+    #[test]
     fn notified_is_a_set_of_update_keys() {
         let mut notified: Notified = [
             key("a", 10, 0),
@@ -669,6 +740,10 @@ mod tests {
                     translations: vec![],
                     headline: Headline::Status,
                     change: true,
+                    changed: vec![
+                        ("mail".into(), ComponentStatus::Operational),
+                        ("web".into(), ComponentStatus::Operational),
+                    ],
                     notice: None,
                 },
                 Announcement {
@@ -686,6 +761,7 @@ mod tests {
                     translations: vec![],
                     headline: Headline::Status,
                     change: true,
+                    changed: Vec::new(),
                     notice: None,
                 },
             ]

@@ -17,12 +17,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, LineIndex};
-use crate::endpoint::{Policy, Range as AddressRange};
 use crate::model::{Component, Language, Languages, Severity, is_slug};
 
 mod matrix;
+mod webhooks;
 
 pub use matrix::{Homeserver, Matrix, RawMatrix};
+pub use webhooks::{RawWebhooks, Webhooks};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,12 +40,6 @@ pub struct RawConfig {
     pub maintenance: Option<RawMaintenance>,
     pub matrix: Option<RawMatrix>,
     pub webhooks: Option<RawWebhooks>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawWebhooks {
-    pub allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,8 +192,9 @@ pub struct Config {
     pub maintenance: Maintenance,
     /// `[matrix]`: herald's account for posting to subscribed rooms.
     pub matrix: Option<Matrix>,
-    /// `[webhooks]`: which addresses webhooks may reach beyond public ones.
-    pub webhooks: Policy,
+    /// `[webhooks]`: which addresses webhooks may reach beyond public
+    /// ones, and how long a post may take.
+    pub webhooks: Webhooks,
 }
 
 /// `[maintenance]`: the notices herald sends by itself around a window.
@@ -711,14 +707,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<Diagnostic>> {
         .matrix
         .as_ref()
         .and_then(|raw| matrix::validate(raw, &base, &mut report));
-
-    let mut webhooks = Policy::default();
-    for range in raw.webhooks.iter().flat_map(|w| w.allow.iter().flatten()) {
-        match range.get_ref().parse::<AddressRange>() {
-            Ok(parsed) => webhooks.allow.push(parsed),
-            Err(problem) => report(range.span(), problem),
-        }
-    }
+    let webhooks = webhooks::validate(raw.webhooks.as_ref(), &mut report);
 
     if !errors.is_empty() {
         return Err(errors);

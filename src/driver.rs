@@ -172,8 +172,10 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
 }
 
 /// Renders and writes every output, incident pages [`render::PAGE_CHUNK`]
-/// at a time, then removes outputs that no longer belong. Returns how many
-/// outputs there are and how many changed on disk.
+/// at a time, then removes outputs that no longer belong. Every output is
+/// written as a temp file when rendered and all are made durable and
+/// renamed together ([`OutputDir::batch`]). Returns how many outputs there
+/// are and how many changed on disk.
 pub fn publish_everything(
     site: &Site,
     corpus: &Corpus,
@@ -182,36 +184,48 @@ pub fn publish_everything(
     let root = output.root().display().to_string();
     let write_context = || format!("cannot write outputs to {root}");
     let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
-    let mut current: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut changed = 0;
+    let mut current = fsio::Paths::default();
+    let mut batch = output.batch();
     // A chunk's pages are rendered in every language before they are
     // written: fewer incidents a chunk on a translated site, whose pages
     // also hold more text.
     let languages = site.config.site.languages.all().len();
     for chunk in published.chunks((render::PAGE_CHUNK / (languages * languages)).max(1)) {
         let pages = render::incident_pages(site, chunk)?;
-        changed += output.write(&pages, &[]).with_context(write_context)?;
-        current.extend(pages.into_iter().map(|page| page.path));
+        batch.stage(&pages).with_context(write_context)?;
+        pages.iter().for_each(|page| {
+            current.insert(&page.path);
+        });
     }
-    // One language's other outputs at a time, so that only one
-    // language's month pages and documents are in memory at once.
+    // One language's other outputs at a time, its month pages one by
+    // one (all of them at once held 37 MB at 100,000 incidents).
     for language in site.config.site.languages.all() {
-        let rendered = render::render_language(&site.in_language(*language), corpus, &Plan::Full)?;
-        current.extend(rendered.outputs.iter().map(|o| o.path.clone()));
-        changed += output
-            .write(&rendered.outputs, &[])
-            .with_context(write_context)?;
+        let edition = site.in_language(*language);
+        for (year, month) in render::months(&edition, corpus) {
+            let page = render::month_page(&edition, corpus, year, month)?;
+            current.insert(&page.path);
+            batch.stage(&[page]).with_context(write_context)?;
+        }
+        let rendered = render::render_language(&edition, corpus, &Plan::Full)?;
+        rendered.outputs.iter().for_each(|output| {
+            current.insert(&output.path);
+        });
+        batch.stage(&rendered.outputs).with_context(write_context)?;
     }
     let stylesheet = render::stylesheet(site);
-    current.insert(stylesheet.path.clone());
-    let stale = output
+    current.insert(&stylesheet.path);
+    batch.stage(&[stylesheet]).with_context(write_context)?;
+    let stale = batch
         .stale(&current)
         .with_context(|| format!("cannot list outputs in {root}"))?;
-    changed += output
-        .write(&[stylesheet], &stale)
-        .with_context(write_context)?;
+    let changed = batch.commit(&stale).with_context(write_context)?;
     Ok((current.len(), changed))
 }
+
+/// How many incidents' updates are recorded in the state database at a
+/// time: the first-seen times of one chunk are in memory at once, not
+/// those of every update of a large site.
+const OBSERVE_CHUNK: usize = 4096;
 
 /// Records the published updates and maintenance windows in the state
 /// database and returns every edit time and window move it knows. A state
@@ -222,12 +236,15 @@ pub fn observe_revisions(
     now: DateTime<Utc>,
 ) -> (Revisions, Moves) {
     let result = Store::open(&config.paths.state).and_then(|mut store| {
-        let seen = store.observe(corpus.published().map(AsRef::as_ref), now)?;
+        let published: Vec<&crate::model::Incident> =
+            corpus.published().map(AsRef::as_ref).collect();
+        let mut revisions = Revisions::new();
+        for chunk in published.chunks(OBSERVE_CHUNK) {
+            let seen = store.observe(chunk.iter().copied(), now)?;
+            revisions.extend(crate::announce::edit_times(&seen));
+        }
         let windows = store.observe_windows(corpus.published().map(AsRef::as_ref), now)?;
-        Ok((
-            crate::announce::edit_times(&seen),
-            crate::maintenance::moves(&windows),
-        ))
+        Ok((revisions, crate::maintenance::moves(&windows)))
     });
     result.unwrap_or_else(|error| {
         tracing::warn!("{:#}", anyhow::Error::from(error));

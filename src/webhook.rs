@@ -5,12 +5,19 @@
 //! Every new connection resolves the host itself and connects only to an
 //! address [`Policy`] allows, so a name that resolves to a private
 //! address, now or after a change of its DNS answer, is never reached.
-//! Connections are kept alive and reused per host (at most [`MAX_IDLE`]
-//! idle ones in all); at most [`PER_HOST`] requests go to one host at a
-//! time. Connecting times out
-//! after [`CONNECT_TIMEOUT`], a whole request after [`TOTAL_TIMEOUT`];
-//! at most [`REPLY_CAP`] bytes of a reply are read; redirects are not
+//! Connections are kept alive and reused per host (at most
+//! [`Limits::max_idle`] idle ones in all); at most [`PER_HOST`] requests
+//! go to one host at a time. Resolving, connecting and the TLS handshake
+//! each time out after [`Limits::connect_timeout`], a whole request after
+//! [`Limits::timeout`] (both `[webhooks]` settings); at most
+//! [`Limits::reply_cap`] bytes of a reply are read; redirects are not
 //! followed (a 3xx is a failure like a 4xx).
+//!
+//! herald's Matrix account (`crate::mailer::matrix`) talks to its
+//! homeserver through the same client: that address is the operator's
+//! configuration, so it is [`Trust::Operator`] and not held to the
+//! subscriber rule (it may be on the operator's own network), on
+//! connections of its own that no subscriber's request ever reuses.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,12 +32,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::config::Webhooks;
 use crate::endpoint::{Endpoint, Host, Policy, Refusal};
 
 /// Requests in flight to one host (scheme, name, port) at most.
 pub const PER_HOST: usize = 16;
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle connections kept, all hosts together: a fan-out to thousands of
 /// hosts keeps no more sockets open than this.
 pub const MAX_IDLE: usize = 256;
@@ -42,9 +48,36 @@ pub const REPLY_CAP: usize = 16 * 1024;
 /// The longest `Retry-After` honoured.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a post may take, and what it may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// For resolving a name, connecting and the TLS handshake, each.
+    pub connect_timeout: Duration,
+    /// For a whole post, from waiting for the host's permit to the end of
+    /// the reply.
+    pub timeout: Duration,
+    /// Idle connections kept, all hosts together.
+    pub max_idle: usize,
+    /// The most of a reply's body read.
+    pub reply_cap: usize,
+}
+
+impl Limits {
+    /// The configured timeouts, [`MAX_IDLE`] and [`REPLY_CAP`].
+    pub fn of(webhooks: &Webhooks) -> Limits {
+        Limits {
+            connect_timeout: webhooks.connect_timeout,
+            timeout: webhooks.timeout,
+            max_idle: MAX_IDLE,
+            reply_cap: REPLY_CAP,
+        }
+    }
+}
+
 /// Whether `url` may be a webhook now: it parses, and its host resolves
 /// to addresses `policy` allows. Returns it as herald stores it.
-pub async fn admit(policy: &Policy, url: &str) -> Result<Endpoint, Failure> {
+pub async fn admit(webhooks: &Webhooks, url: &str) -> Result<Endpoint, Failure> {
+    let policy = &webhooks.policy;
     let endpoint = Endpoint::parse(url)?;
     if !endpoint.secure && policy.allow.is_empty() {
         return Err(Refusal::PlainHttp(endpoint.to_string()).into());
@@ -52,17 +85,24 @@ pub async fn admit(policy: &Policy, url: &str) -> Result<Endpoint, Failure> {
     match &endpoint.host {
         Host::Ip(ip) => policy.check(&endpoint, *ip)?,
         Host::Name(name) => {
-            let resolved = tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                tokio::net::lookup_host((name.as_str(), endpoint.port)),
-            )
-            .await
-            .map_err(|_| Failure::Network(format!("resolving {name} timed out")))?
-            .map_err(|error| Failure::Network(format!("cannot resolve {name}: {error}")))?;
-            policy.filter(&endpoint, resolved.map(|a| a.ip()))?;
+            let resolved = resolve(name, endpoint.port, webhooks.connect_timeout).await?;
+            policy.filter(&endpoint, resolved)?;
         }
     }
     Ok(endpoint)
+}
+
+/// The addresses `name` resolves to, within `timeout`.
+async fn resolve(
+    name: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<impl Iterator<Item = IpAddr>, Failure> {
+    let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((name, port)))
+        .await
+        .map_err(|_| Failure::Network(format!("resolving {name} timed out")))?
+        .map_err(|error| Failure::Network(format!("cannot resolve {name}: {error}")))?;
+    Ok(resolved.map(|address| address.ip()))
 }
 
 /// The receiver's answer.
@@ -99,14 +139,30 @@ pub enum Failure {
     Network(String),
 }
 
-/// One request: where, what, and its headers.
+/// Who chose where a request goes, and so which addresses it may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trust {
+    /// A subscriber: only addresses the [`Policy`] allows.
+    Subscriber,
+    /// The operator's configuration (the Matrix homeserver): any address.
+    Operator,
+}
+
+/// One request: how, where, what, and its headers (besides `Host`,
+/// `Content-Type: application/json` and `User-Agent`).
 pub struct Request<'a> {
+    pub method: hyper::Method,
     pub endpoint: &'a Endpoint,
     pub body: Bytes,
     pub headers: Vec<(&'static str, String)>,
 }
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// A host as connections are kept for it: who chose it (a subscriber's
+/// request never reuses the operator's connections), TLS or not, its
+/// name or address, and its port.
+type HostKey = (Trust, bool, String, u16);
 
 /// What is kept per host: its permits and its idle connections.
 struct HostState {
@@ -117,11 +173,12 @@ struct HostState {
 /// The client, shared by every delivery.
 pub struct Client {
     policy: Policy,
+    limits: Limits,
     /// Made at the first https connection: a machine without CA
     /// certificates still sends email and plain-http webhooks, and says
     /// why its https webhooks wait.
     tls: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>>,
-    hosts: Mutex<HashMap<(bool, String, u16), Arc<HostState>>>,
+    hosts: Mutex<HashMap<HostKey, Arc<HostState>>>,
     /// Idle connections, all hosts together (at most [`MAX_IDLE`]).
     idle: AtomicUsize,
 }
@@ -133,9 +190,15 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    pub fn new(policy: Policy) -> Client {
+    /// The client for the `[webhooks]` settings.
+    pub fn new(webhooks: &Webhooks) -> Client {
+        Client::with_limits(webhooks.policy.clone(), Limits::of(webhooks))
+    }
+
+    pub fn with_limits(policy: Policy, limits: Limits) -> Client {
         Client {
             policy,
+            limits,
             tls: std::sync::OnceLock::new(),
             hosts: Mutex::new(HashMap::new()),
             idle: AtomicUsize::new(0),
@@ -164,8 +227,13 @@ impl Client {
         &self.policy
     }
 
-    fn host(&self, endpoint: &Endpoint) -> Arc<HostState> {
-        let key = (endpoint.secure, endpoint.host.to_string(), endpoint.port);
+    fn host(&self, endpoint: &Endpoint, trust: Trust) -> Arc<HostState> {
+        let key = (
+            trust,
+            endpoint.secure,
+            endpoint.host.to_string(),
+            endpoint.port,
+        );
         let mut hosts = self
             .hosts
             .lock()
@@ -190,39 +258,54 @@ impl Client {
     }
 
     /// The addresses `endpoint` may connect to, resolved now.
-    async fn addresses(&self, endpoint: &Endpoint) -> Result<Vec<IpAddr>, Failure> {
-        match &endpoint.host {
-            Host::Ip(ip) => {
+    async fn addresses(&self, endpoint: &Endpoint, trust: Trust) -> Result<Vec<IpAddr>, Failure> {
+        match (&endpoint.host, trust) {
+            (Host::Ip(ip), Trust::Subscriber) => {
                 self.policy.check(endpoint, *ip)?;
                 Ok(vec![*ip])
             }
-            Host::Name(name) => {
-                let resolved = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio::net::lookup_host((name.as_str(), endpoint.port)),
-                )
-                .await
-                .map_err(|_| Failure::Network(format!("resolving {name} timed out")))?
-                .map_err(|error| Failure::Network(format!("cannot resolve {name}: {error}")))?;
-                Ok(self.policy.filter(endpoint, resolved.map(|a| a.ip()))?)
+            (Host::Ip(ip), Trust::Operator) => Ok(vec![*ip]),
+            (Host::Name(name), Trust::Subscriber) => {
+                let resolved = resolve(name, endpoint.port, self.limits.connect_timeout).await?;
+                Ok(self.policy.filter(endpoint, resolved)?)
+            }
+            (Host::Name(name), Trust::Operator) => {
+                Ok(resolve(name, endpoint.port, self.limits.connect_timeout)
+                    .await?
+                    .collect())
             }
         }
     }
 
-    /// POSTs `request`; a reply of any status is `Ok`.
+    /// Sends a subscriber's `request`; a reply of any status is `Ok`.
     pub async fn post(&self, request: &Request<'_>) -> Result<Reply, Failure> {
-        let host = self.host(request.endpoint);
+        self.send(request, Trust::Subscriber).await
+    }
+
+    /// Sends `request` to an address `trust` admits; a reply of any status
+    /// is `Ok`.
+    pub async fn send(&self, request: &Request<'_>, trust: Trust) -> Result<Reply, Failure> {
+        let host = self.host(request.endpoint, trust);
         let Ok(_permit) = host.permits.acquire().await else {
             return Err(Failure::Network("the client is shutting down".into()));
         };
-        tokio::time::timeout(TOTAL_TIMEOUT, self.exchange(&host, request))
+        let timeout = self.limits.timeout;
+        tokio::time::timeout(timeout, self.exchange(&host, request, trust))
             .await
             .map_err(|_| {
-                Failure::Network(format!("no reply within {} s", TOTAL_TIMEOUT.as_secs()))
+                Failure::Network(format!(
+                    "timed out: no reply within {}",
+                    humantime::format_duration(timeout)
+                ))
             })?
     }
 
-    async fn exchange(&self, host: &HostState, request: &Request<'_>) -> Result<Reply, Failure> {
+    async fn exchange(
+        &self,
+        host: &HostState,
+        request: &Request<'_>,
+        trust: Trust,
+    ) -> Result<Reply, Failure> {
         // An idle connection the server closed meanwhile fails before
         // anything is sent: then once more on a new one.
         loop {
@@ -230,7 +313,7 @@ impl Client {
             let fresh = reused.is_none();
             let mut sender = match reused {
                 Some(sender) => sender,
-                None => self.connect(request.endpoint).await?,
+                None => self.connect(request.endpoint, trust).await?,
             };
             if sender.ready().await.is_err() {
                 if fresh {
@@ -238,7 +321,9 @@ impl Client {
                 }
                 continue;
             }
-            let mut builder = hyper::Request::post(request.endpoint.path.as_str())
+            let mut builder = hyper::Request::builder()
+                .method(request.method.clone())
+                .uri(request.endpoint.path.as_str())
                 .header(hyper::header::HOST, authority(request.endpoint))
                 .header(hyper::header::CONTENT_TYPE, "application/json")
                 .header(
@@ -266,9 +351,9 @@ impl Client {
                 .headers()
                 .get(hyper::header::CONNECTION)
                 .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
-            let (body, whole) = read_capped(response.into_body()).await;
+            let (body, whole) = read_capped(response.into_body(), self.limits.reply_cap).await;
             if whole && !close {
-                give_back(host, sender, &self.idle);
+                give_back(host, sender, &self.idle, self.limits.max_idle);
             }
             return Ok(Reply {
                 status,
@@ -279,12 +364,14 @@ impl Client {
     }
 
     /// A new connection to an allowed address of `endpoint`'s host.
-    async fn connect(&self, endpoint: &Endpoint) -> Result<Sender, Failure> {
-        let addresses = self.addresses(endpoint).await?;
+    async fn connect(&self, endpoint: &Endpoint, trust: Trust) -> Result<Sender, Failure> {
+        let addresses = self.addresses(endpoint, trust).await?;
         let mut last = String::new();
         for ip in addresses {
             let address = SocketAddr::new(ip, endpoint.port);
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+            match tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(address))
+                .await
+            {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     return self.handshake(endpoint, stream).await;
@@ -314,12 +401,13 @@ impl Client {
             Host::Ip(ip) => Ok(rustls::pki_types::ServerName::IpAddress((*ip).into())),
         }
         .map_err(|error| Failure::Network(format!("invalid TLS name: {error}")))?;
-        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls()?.connect(name, stream))
-            .await
-            .map_err(|_| Failure::Network(format!("TLS with {} timed out", endpoint.host)))?
-            .map_err(|error| {
-                Failure::Network(format!("TLS with {} failed: {error}", endpoint.host))
-            })?;
+        let tls = tokio::time::timeout(
+            self.limits.connect_timeout,
+            self.tls()?.connect(name, stream),
+        )
+        .await
+        .map_err(|_| Failure::Network(format!("TLS with {} timed out", endpoint.host)))?
+        .map_err(|error| Failure::Network(format!("TLS with {} failed: {error}", endpoint.host)))?;
         let (sender, connection) = builder()
             .handshake(TokioIo::new(tls))
             .await
@@ -364,12 +452,12 @@ fn take_idle(host: &HostState, total: &AtomicUsize) -> Option<Sender> {
 
 /// Keeps `sender` for the next post to its host, unless the host or all
 /// hosts together keep enough.
-fn give_back(host: &HostState, sender: Sender, total: &AtomicUsize) {
+fn give_back(host: &HostState, sender: Sender, total: &AtomicUsize, max_idle: usize) {
     let mut idle = host
         .idle
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if idle.len() < PER_HOST && total.load(Ordering::Relaxed) < MAX_IDLE {
+    if idle.len() < PER_HOST && total.load(Ordering::Relaxed) < max_idle {
         total.fetch_add(1, Ordering::Relaxed);
         idle.push(sender);
     }
@@ -382,9 +470,9 @@ fn idle_count(host: &HostState) -> usize {
         .len()
 }
 
-/// The body as text, at most [`REPLY_CAP`] bytes; `true` if it was read
-/// to its end (so the connection can carry another request).
-async fn read_capped(mut body: hyper::body::Incoming) -> (String, bool) {
+/// The body as text, at most `cap` bytes; `true` if it was read to its
+/// end (so the connection can carry another request).
+async fn read_capped(mut body: hyper::body::Incoming, cap: usize) -> (String, bool) {
     let mut read = Vec::new();
     loop {
         match body.frame().await {
@@ -392,7 +480,7 @@ async fn read_capped(mut body: hyper::body::Incoming) -> (String, bool) {
             Some(Err(_)) => return (String::from_utf8_lossy(&read).into_owned(), false),
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
-                    let room = REPLY_CAP - read.len();
+                    let room = cap - read.len();
                     read.extend_from_slice(&data[..data.len().min(room)]);
                     if data.len() > room {
                         return (String::from_utf8_lossy(&read).into_owned(), false);

@@ -472,17 +472,21 @@ fn without_its_token_file_the_hook_answers_503_and_a_broken_draft_is_left_alone(
     fs::write(site.path("hook-token"), "\n").unwrap();
     site.reload();
     assert_eq!(post().status, 503);
-    // With the token, after a reload: a draft, titled from the alert name
-    // when there is no summary.
+    // The token in a file others can read is refused: still 503, and
+    // the log says how to fix it.
     fs::write(site.path("hook-token"), TOKEN).unwrap();
+    fs::set_permissions(site.path("hook-token"), fs::Permissions::from_mode(0o644)).unwrap();
+    site.reload();
+    assert_eq!(post().status, 503);
+    // (The path as the configuration names it, relative to its file.)
+    let refusal = "[alertmanager] token_file hook-token can be read by other users (mode 644); run `chmod 600 hook-token`";
+    site.wait_for("the refusal in the log", || site.log().contains(refusal));
+    // Private, after a reload: a draft, titled from the alert name when
+    // there is no summary.
+    fs::set_permissions(site.path("hook-token"), fs::Permissions::from_mode(0o600)).unwrap();
     site.reload();
     let answer = post();
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert!(
-        site.log().contains("token_file is readable by other users"),
-        "{}",
-        site.log()
-    );
     let files = incident_files(&site);
     assert_eq!(files.len(), 1, "{files:?}");
     let draft = fs::read_to_string(&files[0]).unwrap();

@@ -6,6 +6,8 @@
 //! `Retry-After`, parking on 400, removal on 410, `kill -9` in a fan-out
 //! to 2,000 webhooks; and the refusals of `subscribers add --webhook`.
 
+#[path = "support/hooks.rs"]
+mod hooks;
 #[path = "support/http.rs"]
 mod http;
 #[path = "support/receiver.rs"]
@@ -21,30 +23,15 @@ mod wait;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
+use hooks::{
+    add_changes_hook, add_hook, config, incident_posts, is_component_update, same_shape,
+    verify_with_python, write_steady_storage, write_storage,
+};
 use receiver::{Answer, Receiver};
 use serde_json::Value;
 use site::{Site, incident, recent};
-
-/// A site with `mail`, `web` and `dns`, email to files, retries after
-/// 100 ms, and webhooks allowed to reach 127.0.0.0/8.
-fn config() -> String {
-    let site = site_toml::site("Test status")
-        + &site_toml::components(&[("mail", "Mail"), ("web", "Web hosting"), ("dns", "DNS")]);
-    format!(
-        r#"{site}
-[email]
-from = "Test status <status@example.com>"
-grace = "0s"
-retry_base = "100ms"
-
-[webhooks]
-allow = ["127.0.0.0/8"]
-"#
-    )
-}
 
 /// Percent-encodes `text` for a form body.
 fn encoded(text: &str) -> String {
@@ -56,90 +43,9 @@ fn encoded(text: &str) -> String {
         .collect()
 }
 
-/// Adds a webhook and returns its signing secret from the output.
-fn add_hook(site: &Site, url: &str, format: &str, components: &str) -> String {
-    let out = site.ok(&[
-        "subscribers",
-        "add",
-        "--webhook",
-        url,
-        "--format",
-        format,
-        "--components",
-        components,
-    ]);
-    assert!(out.starts_with(&format!("added {url} (")), "{out}");
-    out.lines()
-        .find_map(|line| line.strip_prefix("signing secret: "))
-        .unwrap_or_else(|| panic!("no secret in {out}"))
-        .to_owned()
-}
-
-/// Checks `Herald-Signature` with Python's hmac, as a receiver would.
-fn verify_with_python(secret: &str, signature: &str, body: &[u8]) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("body");
-    fs::write(&path, body).unwrap();
-    let script = r#"
-import hmac, hashlib, sys
-secret, header, path = sys.argv[1], sys.argv[2], sys.argv[3]
-parts = dict(p.split("=", 1) for p in header.split(","))
-body = open(path, "rb").read()
-mac = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
-sys.exit(0 if hmac.compare_digest(mac, parts["v1"]) else 1)
-"#;
-    let status = Command::new("python3")
-        .args(["-c", script, secret, signature])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "signature {signature} does not verify");
-}
-
 /// Statuspage's incident webhook example (its documentation's, as
 /// published), against which herald's JSON is compared field by field.
 const STATUSPAGE_EXAMPLE: &str = include_str!("webhooks/statuspage-incident-example.json");
-
-/// Statuspage fields herald has no data for (Twitter, postmortems,
-/// backfilling, its own organisations and scheduling automation).
-const STATUSPAGE_ONLY: &[&str] = &[
-    "backfilled",
-    "impact_override",
-    "organization_id",
-    "postmortem_",
-    "scheduled_",
-    "twitter_updated_at",
-    "wants_twitter_update",
-];
-
-/// Every field of `example` (but those of [`STATUSPAGE_ONLY`]) is in
-/// `actual` with the same JSON type, or null where the example has null.
-fn same_shape(example: &Value, actual: &Value, path: &str, missing: &mut Vec<String>) {
-    match (example, actual) {
-        (Value::Object(fields), Value::Object(got)) => {
-            for (name, value) in fields {
-                if STATUSPAGE_ONLY.iter().any(|only| name.starts_with(only)) {
-                    continue;
-                }
-                match got.get(name) {
-                    Some(found) => same_shape(value, found, &format!("{path}.{name}"), missing),
-                    None => missing.push(format!("{path}.{name}")),
-                }
-            }
-        }
-        (Value::Array(items), Value::Array(got)) => {
-            if let (Some(first), Some(found)) = (items.first(), got.first()) {
-                same_shape(first, found, &format!("{path}[0]"), missing);
-            }
-        }
-        (Value::Null, _)
-        | (Value::String(_), Value::String(_))
-        | (Value::Bool(_), Value::Bool(_)) => {}
-        (Value::Number(_), Value::Number(_)) => {}
-        (Value::String(_), Value::Null) if path.ends_with("_at") => {}
-        _ => missing.push(format!("{path}: {example} but {actual}")),
-    }
-}
 
 #[test]
 fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
@@ -175,11 +81,19 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
             )],
         ),
     );
-    site.wait_for("five posts", || receiver.count() >= 5);
-    // Give a stray sixth post the time to arrive.
+    // Five incident posts, and the JSON follower of mail a component
+    // update for it.
+    site.wait_for("six posts", || receiver.count() >= 6);
+    // Give a stray seventh post the time to arrive.
     std::thread::sleep(Duration::from_millis(500));
+    let (updates, received): (Vec<_>, Vec<_>) = receiver
+        .received()
+        .into_iter()
+        .partition(is_component_update);
+    let updates: Vec<&str> = updates.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(updates, ["/json"]);
     let mut by_path: BTreeMap<String, usize> = BTreeMap::new();
-    for request in receiver.received() {
+    for request in &received {
         assert_eq!(request.method, "POST");
         *by_path.entry(request.path.clone()).or_default() += 1;
     }
@@ -190,8 +104,7 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
             .collect();
     assert_eq!(by_path, expected);
 
-    let keys: Vec<String> = receiver
-        .received()
+    let keys: Vec<String> = received
         .iter()
         .map(|r| r.header("idempotency-key").to_owned())
         .collect();
@@ -199,7 +112,7 @@ fn one_signed_post_per_follower_in_each_format_and_none_to_others() {
     assert!(keys[0].starts_with("storage/"), "{keys:?}");
 
     // Statuspage's webhook: meta, page, incident with its update.
-    let json = &receiver.to("/json")[0];
+    let json = &incident_posts(&receiver, "/json")[0];
     assert_eq!(json.header("content-type"), "application/json");
     verify_with_python(&json_secret, json.header("herald-signature"), &json.body);
     let body = json.json();
@@ -346,14 +259,7 @@ fn retried_after_503_and_429_parked_on_400_removed_on_410() {
     }
     add_hook(&site, &receiver.url("/gone"), "slack", "mail");
     site.start();
-    site.write(
-        "storage.md",
-        &incident(
-            "Storage failure",
-            "\"mail\"",
-            &[(&format!("{} investigating", recent(1)), "Disks.")],
-        ),
-    );
+    write_steady_storage(&site);
     site.wait_for("the retries", || {
         receiver.to("/flaky").len() >= 2 && receiver.to("/limited").len() >= 2
     });
@@ -502,11 +408,16 @@ fn kill_9_in_a_fan_out_to_2000_webhooks_loses_nothing() {
         "the kill came too late to test anything"
     );
     site.start();
-    site.wait_for("every follower's post", || {
-        let mut paths: Vec<String> = receiver.received().into_iter().map(|r| r.path).collect();
-        paths.sort();
-        paths.dedup();
-        paths.len() >= FOLLOWERS
+    // Each follower gets the incident's post and mail's component update.
+    site.wait_for("every follower's posts", || {
+        let mut posts: Vec<String> = receiver
+            .received()
+            .into_iter()
+            .map(|r| format!("{} {}", r.path, r.header("idempotency-key")))
+            .collect();
+        posts.sort();
+        posts.dedup();
+        posts.len() >= 2 * FOLLOWERS
     });
     site.wait_for("an empty outbox", || {
         site.ok(&["outbox"])
@@ -514,7 +425,7 @@ fn kill_9_in_a_fan_out_to_2000_webhooks_loses_nothing() {
     });
     let received = receiver.received();
     assert!(received.iter().all(|r| r.path != "/nobody"));
-    let duplicates = received.len() - FOLLOWERS;
+    let duplicates = received.len() - 2 * FOLLOWERS;
     // One host: at most herald's per-host limit at once.
     assert!(
         receiver.most_in_flight() <= 16,
@@ -600,7 +511,9 @@ fn subscribing_a_webhook_over_http_posts_a_confirmation_and_nothing_else_until_c
         "storage.md",
         &incident("Storage failure", "\"mail\"", &[(&first, "One.")]),
     );
-    site.wait_for("the witness's post", || receiver.to("/witness").len() == 1);
+    site.wait_for("the witness's post", || {
+        incident_posts(&receiver, "/witness").len() == 1
+    });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         receiver.to("/self").len(),
@@ -735,7 +648,7 @@ fn a_webhook_following_one_incident_gets_its_updates_until_the_resolution() {
         ),
     );
     site.wait_for("the witness's two posts", || {
-        receiver.to("/witness").len() == 2
+        incident_posts(&receiver, "/witness").len() == 2
     });
     site.write(
         "storage.md",
@@ -799,16 +712,7 @@ fn only_changes_and_quiet_updates_hold_for_webhooks() {
     let receiver = Receiver::start();
     let mut site = Site::new(&config());
     add_hook(&site, &receiver.url("/every"), "json", "mail");
-    let out = site.ok(&[
-        "subscribers",
-        "add",
-        "--webhook",
-        &receiver.url("/changes"),
-        "--components",
-        "mail",
-        "--only-changes",
-    ]);
-    assert!(out.starts_with("added "), "{out}");
+    add_changes_hook(&site, &receiver.url("/changes"), "mail");
     site.start();
     let updates = [
         (format!("{} investigating", recent(4)), "Disks.".to_owned()),
@@ -822,27 +726,25 @@ fn only_changes_and_quiet_updates_hold_for_webhooks() {
             "Fixed, watching.".to_owned(),
         ),
     ];
-    let write = |count: usize| {
-        let list: Vec<(&str, &str)> = updates[..count]
-            .iter()
-            .map(|(heading, body)| (heading.as_str(), body.as_str()))
-            .collect();
-        site.write(
-            "storage.md",
-            &incident("Storage failure", "\"mail\"", &list),
-        );
-    };
+    let write = |count: usize| write_storage(&site, "\"mail\"", &updates, count);
     write(1);
-    site.wait_for("the first update", || receiver.to("/every").len() == 1);
+    site.wait_for("the first update", || {
+        incident_posts(&receiver, "/every").len() == 1
+    });
     write(2);
-    site.wait_for("the second update", || receiver.to("/every").len() == 2);
+    site.wait_for("the second update", || {
+        incident_posts(&receiver, "/every").len() == 2
+    });
     write(4);
-    site.wait_for("the fourth update", || receiver.to("/every").len() == 3);
-    site.wait_for("the change", || receiver.to("/changes").len() == 2);
+    site.wait_for("the fourth update", || {
+        incident_posts(&receiver, "/every").len() == 3
+    });
+    site.wait_for("the change", || {
+        incident_posts(&receiver, "/changes").len() == 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     let statuses = |path: &str| -> Vec<String> {
-        receiver
-            .to(path)
+        incident_posts(&receiver, path)
             .iter()
             .map(|r| r.json()["incident"]["status"].as_str().unwrap().to_owned())
             .collect()

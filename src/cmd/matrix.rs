@@ -82,7 +82,8 @@ fn account(config: &Config) -> anyhow::Result<(Client, tokio::runtime::Runtime)>
         ))
         .into());
     };
-    let client = Client::new(settings)?;
+    let http = std::sync::Arc::new(crate::webhook::Client::new(&config.webhooks));
+    let client = Client::new(settings, http)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -512,7 +512,7 @@ pub fn send_test_webhook(config: PathBuf, url: String, format: Format) -> anyhow
         .context("cannot start the async runtime")?;
     let post = Composer::new().post_test(&config, format, clock::now());
     runtime.block_on(async {
-        let client = crate::webhook::Client::new(config.webhooks.clone());
+        let client = crate::webhook::Client::new(&config.webhooks);
         match mailer::post(&client, &url, format, post, None).await {
             Ok(()) => {
                 println!("posted to {url}");

@@ -33,6 +33,12 @@ pub struct Post {
     pub key: String,
 }
 
+/// The identity of the `component_update` for `component` that
+/// `announcement` makes: `INCIDENT/INSTANT/component/ID`.
+pub fn component_identity(announcement: &Announcement, component: &str) -> String {
+    format!("{}/component/{component}", identity(announcement))
+}
+
 /// An announcement's identity: `INCIDENT/INSTANT`, and a notice's kind.
 pub fn identity(announcement: &Announcement) -> String {
     let instant = announcement.instant.format("%Y%m%dT%H%M%SZ");
@@ -172,6 +178,64 @@ impl Composer {
             body: value.to_string().into_bytes(),
             key: identity(announcement),
         }
+    }
+
+    /// Statuspage's component webhook for `component`, whose status
+    /// `announcement` changed, to `subscriber` (a JSON webhook): `meta`,
+    /// `page`, `component_update` (old and new status) and `component`.
+    /// `None` when the announcement did not change that component.
+    pub fn component_post(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        component: &str,
+        subscriber: &Subscriber,
+    ) -> Option<Post> {
+        let (_, old) = announcement
+            .changed
+            .iter()
+            .find(|(id, _)| id == component)?;
+        let (_, new) = announcement
+            .components
+            .iter()
+            .find(|(id, _)| id == component)?;
+        let site = &config.site;
+        let page = page_id(&site.base_url);
+        let indicator = Indicator::of_components(announcement);
+        let at = time(config, announcement.instant);
+        let key = component_identity(announcement, component);
+        let value = json!({
+            "meta": {
+                "unsubscribe": format!("{}unsubscribe/{}", site.base_url, subscriber.token),
+                "documentation": DOCUMENTATION,
+            },
+            "page": {
+                "id": page,
+                "status_indicator": indicator.as_str(),
+                "status_description": indicator.description(),
+            },
+            "component_update": {
+                "created_at": at,
+                "new_status": component_status(*new),
+                "old_status": component_status(*old),
+                "id": key.replace('/', "-"),
+                "component_id": component,
+            },
+            "component": {
+                // herald does not know when a component was first
+                // configured: null rather than a made-up time.
+                "created_at": Value::Null,
+                "updated_at": at,
+                "id": component,
+                "name": component_name(config, component),
+                "status": component_status(*new),
+                "page_id": page,
+            },
+        });
+        Some(Post {
+            body: value.to_string().into_bytes(),
+            key,
+        })
     }
 
     /// The post asking to confirm a subscription asked for over HTTP: the
@@ -433,6 +497,53 @@ mod tests {
         assert_eq!(
             incident["components"].as_array().map(Vec::len),
             Some(announcement.components.len())
+        );
+    }
+
+    #[test]
+    fn a_component_update_says_the_old_and_new_status_under_its_own_key() {
+        use crate::model::ComponentStatus;
+        let config = config();
+        let mut announcement = announcement(&config, STORAGE);
+        let (id, new) = announcement.components[0].clone();
+        announcement.changed = vec![(id.clone(), ComponentStatus::Operational)];
+        let subscriber = subscriber(Language::En);
+        let composer = Composer::new();
+        let post = composer
+            .component_post(&config, &announcement, &id, &subscriber)
+            .unwrap();
+        assert_eq!(
+            post.key,
+            format!("{}/component/{id}", identity(&announcement))
+        );
+        let value: Value = serde_json::from_slice(&post.body).unwrap();
+        let update = &value["component_update"];
+        assert_eq!(update["component_id"], id.as_str());
+        assert_eq!(update["old_status"], "operational");
+        assert_eq!(update["new_status"], component_status(new));
+        assert_eq!(update["created_at"], time(&config, announcement.instant));
+        assert_eq!(value["component"]["id"], id.as_str());
+        assert_eq!(value["component"]["status"], component_status(new));
+        assert_eq!(value["component"]["created_at"], Value::Null);
+        assert_eq!(
+            value["meta"]["unsubscribe"],
+            format!(
+                "https://status.example.com/unsubscribe/{}",
+                subscriber.token
+            )
+        );
+        // A component the update did not change has none.
+        let (other, _) = announcement.components.last().unwrap().clone();
+        if other != id {
+            assert_eq!(
+                composer.component_post(&config, &announcement, &other, &subscriber),
+                None
+            );
+        }
+        announcement.changed.clear();
+        assert_eq!(
+            composer.component_post(&config, &announcement, &id, &subscriber),
+            None
         );
     }
 

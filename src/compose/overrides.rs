@@ -111,6 +111,7 @@ fn sample_announcement(config: &Config) -> Announcement {
         translations: vec![],
         headline: Headline::Status,
         change: true,
+        changed: Vec::new(),
         notice: None,
     }
 }

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::driver::parse_context;
 use crate::fsio;
 use crate::parse;
+use crate::token::secret;
 
 /// The hook's token, as read when the server started or reloaded.
 #[derive(Clone)]
@@ -53,18 +54,12 @@ impl HookToken {
         let Some(settings) = &config.alertmanager else {
             return HookToken::Off;
         };
-        match std::fs::read(&settings.token_file) {
+        let kind = secret::Kind {
+            what: "[alertmanager] token_file",
+            replace: "a new token (here and in Alertmanager's configuration)",
+        };
+        match secret::read(&settings.token_file, kind) {
             Ok(bytes) if !bytes.trim_ascii().is_empty() => {
-                use std::os::unix::fs::PermissionsExt as _;
-                let mode = std::fs::metadata(&settings.token_file)
-                    .map_or(0, |metadata| metadata.permissions().mode());
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        path = %settings.token_file.display(),
-                        "[alertmanager] token_file is readable by other users (mode {:o}); make it 0600",
-                        mode & 0o777
-                    );
-                }
                 HookToken::Digest(Sha256::digest(bytes.trim_ascii()).into())
             }
             Ok(_) => {
@@ -76,8 +71,8 @@ impl HookToken {
             }
             Err(error) => {
                 tracing::error!(
-                    path = %settings.token_file.display(),
-                    "cannot read [alertmanager] token_file: {error}; the hook answers 503"
+                    "{:#}; the hook answers 503 until it is fixed and herald reloaded",
+                    anyhow::Error::from(error)
                 );
                 HookToken::Unreadable
             }

@@ -4,10 +4,12 @@
 //!
 //! The access token is read from `access_token_file` when the transport is
 //! made (at start and on reload); a file other users can read is refused,
-//! like the token key. Each request opens its own connection (HTTP/1.1,
-//! TLS for `https://`) with a connect timeout of [`CONNECT_TIMEOUT`] and a
-//! total one of [`TOTAL_TIMEOUT`]; replies are read up to [`BODY_LIMIT`];
-//! redirects are not followed.
+//! like the token key. Requests go through the webhooks' HTTP client
+//! ([`crate::webhook::Client`]: kept-alive connections, TLS with the
+//! platform's verifier, `[webhooks]`' timeouts, replies read up to its
+//! cap, redirects not followed), the homeserver admitted as the
+//! operator's configuration ([`Trust::Operator`]) rather than held to the
+//! rule for subscribers' URLs.
 //!
 //! What a reply means ([`classify`]): 2xx is done; 429 (with the server's
 //! `retry_after_ms` or `Retry-After`), 5xx, 401 (a token the operator
@@ -30,49 +32,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
+use http::Method;
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
 use super::{Job, SendError, Shared};
 use crate::compose::MatrixMessage;
 use crate::config::{Config, Homeserver, Matrix as Settings};
+use crate::endpoint::{Endpoint, Host};
+use crate::token::secret;
+use crate::webhook::{self, Reply, Trust};
 
-/// How long a connection to the homeserver may take to open.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one request may take, from connecting to the reply's end.
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
-/// The most of a reply herald reads.
-pub const BODY_LIMIT: usize = 64 * 1024;
 /// The most of a reply kept with a parked or retried delivery.
 const REPLY_KEPT: usize = 500;
 
 /// Why the transport cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read the Matrix access token file {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "the Matrix access token file {} can be read by other users (mode {mode:03o}); run `chmod 600` on it, and since others may have copied the token, consider making a new one",
-        path.display()
-    )]
-    Exposed { path: PathBuf, mode: u32 },
+    /// Unreadable, or readable by others.
+    #[error(transparent)]
+    Secret(#[from] secret::Error),
     #[error("the Matrix access token file {} holds no token", path.display())]
     Empty { path: PathBuf },
-    #[error("cannot set up TLS for the homeserver {url}")]
-    Tls {
-        url: String,
-        #[source]
-        source: rustls::Error,
-    },
 }
 
 /// What became of a request, when it did not succeed.
@@ -142,7 +122,7 @@ impl RoomRef {
 pub struct Client {
     homeserver: Homeserver,
     token: Arc<str>,
-    tls: Option<tokio_rustls::TlsConnector>,
+    http: Arc<webhook::Client>,
 }
 
 impl std::fmt::Debug for Client {
@@ -154,33 +134,18 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Reads the access token and prepares TLS.
-    pub fn new(settings: &Settings) -> Result<Client, Error> {
+    /// Reads the access token; requests go through `http`.
+    pub fn new(settings: &Settings, http: Arc<webhook::Client>) -> Result<Client, Error> {
         let token = read_token(&settings.access_token_file)?;
-        Client::with_token(&settings.homeserver, &token)
+        Ok(Client::with_token(&settings.homeserver, &token, http))
     }
 
-    fn with_token(homeserver: &Homeserver, token: &str) -> Result<Client, Error> {
-        let tls = if homeserver.tls {
-            use rustls_platform_verifier::BuilderVerifierExt as _;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .and_then(|builder| builder.with_platform_verifier())
-                .map_err(|source| Error::Tls {
-                    url: homeserver.url.clone(),
-                    source,
-                })?
-                .with_no_client_auth();
-            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
-        } else {
-            None
-        };
-        Ok(Client {
+    fn with_token(homeserver: &Homeserver, token: &str, http: Arc<webhook::Client>) -> Client {
+        Client {
             homeserver: homeserver.clone(),
             token: token.into(),
-            tls,
-        })
+            http,
+        }
     }
 
     /// Posts `message` to the room `room_id`; the event's id once the
@@ -224,95 +189,44 @@ impl Client {
 
     /// One request with herald's token; the reply's JSON on 2xx.
     async fn request(&self, method: Method, path: &str, body: Vec<u8>) -> Result<Value, Failure> {
-        let exchange = async {
-            let address = (self.homeserver.host.as_str(), self.homeserver.port);
-            let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
-                .await
-                .map_err(|_| retry(format!("connecting to {} timed out", self.homeserver.url)))?
-                .map_err(|error| {
-                    retry(format!(
-                        "cannot connect to {}: {error}",
-                        self.homeserver.url
-                    ))
-                })?;
-            let _ = tcp.set_nodelay(true);
-            match &self.tls {
-                None => self.exchange(tcp, method, path, body).await,
-                Some(connector) => {
-                    let name =
-                        rustls::pki_types::ServerName::try_from(self.homeserver.host.clone())
-                            .map_err(|error| {
-                                Failure::Park(format!("invalid host name: {error}"))
-                            })?;
-                    let stream = connector.connect(name, tcp).await.map_err(|error| {
-                        retry(format!("TLS with {} failed: {error}", self.homeserver.url))
-                    })?;
-                    self.exchange(stream, method, path, body).await
-                }
-            }
+        let homeserver = &self.homeserver;
+        let endpoint = Endpoint {
+            secure: homeserver.tls,
+            host: match homeserver.host.parse() {
+                Ok(ip) => Host::Ip(ip),
+                Err(_) => Host::Name(homeserver.host.to_ascii_lowercase()),
+            },
+            port: homeserver.port,
+            path: format!("{}{path}", homeserver.prefix),
         };
-        tokio::time::timeout(TOTAL_TIMEOUT, exchange)
-            .await
-            .map_err(|_| {
-                retry(format!(
-                    "no complete reply from {} within {} s",
-                    self.homeserver.url,
-                    TOTAL_TIMEOUT.as_secs()
-                ))
-            })?
-    }
-
-    async fn exchange<S>(
-        &self,
-        stream: S,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-    ) -> Result<Value, Failure>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| retry(format!("HTTP handshake failed: {error}")))?;
-        let connection = tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.homeserver.prefix))
-            .header(header::HOST, self.homeserver.authority())
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("herald/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|error| Failure::Park(format!("cannot make the request: {error}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| retry(format!("the request failed: {error}")))?;
-        let (parts, incoming) = response.into_parts();
-        let bytes = Limited::new(incoming, BODY_LIMIT)
-            .collect()
-            .await
-            .map(|collected| collected.to_bytes())
-            .unwrap_or_default();
-        connection.abort();
-        classify(parts.status, &parts.headers, &bytes)
+        let request = webhook::Request {
+            method,
+            endpoint: &endpoint,
+            body: body.into(),
+            headers: vec![("authorization", format!("Bearer {}", self.token))],
+        };
+        match self.http.send(&request, Trust::Operator).await {
+            Ok(reply) => classify(&reply),
+            Err(webhook::Failure::Network(reason)) => Err(retry(format!(
+                "{reason} (the homeserver {})",
+                homeserver.url
+            ))),
+            Err(webhook::Failure::Refused(refusal)) => Err(Failure::Park(refusal.to_string())),
+        }
     }
 }
 
 // How the outbox drain (the parent module) uses the account.
 
-/// herald's Matrix account as `[matrix]` configures it; without one, or
-/// with a token file that cannot be used, why not (logged once here, and
-/// the reply of every Matrix delivery, which waits for a reload).
-pub(super) fn client(config: &Config) -> Result<Client, String> {
+/// herald's Matrix account as `[matrix]` configures it, its requests
+/// going through `http`; without one, or with a token file that cannot be
+/// used, why not (logged once here, and the reply of every Matrix
+/// delivery, which waits for a reload).
+pub(super) fn client(config: &Config, http: &Arc<webhook::Client>) -> Result<Client, String> {
     let Some(settings) = &config.matrix else {
         return Err("no [matrix] account is configured".into());
     };
-    Client::new(settings).map_err(|error| {
+    Client::new(settings, Arc::clone(http)).map_err(|error| {
         let reason = format!("{:#}", anyhow::Error::from(error));
         tracing::error!(
             "Matrix rooms get nothing until this is fixed and herald reloaded: {reason}"
@@ -379,36 +293,29 @@ fn field(reply: &Value, name: &str) -> Result<String, Failure> {
 }
 
 /// What a reply means: its JSON on 2xx, otherwise a [`Failure`].
-pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<Value, Failure> {
-    let json: Option<Value> = serde_json::from_slice(body).ok();
-    if status.is_success() {
+pub fn classify(reply: &Reply) -> Result<Value, Failure> {
+    let json: Option<Value> = serde_json::from_str(&reply.body).ok();
+    if (200..300).contains(&reply.status) {
         return Ok(json.unwrap_or(Value::Null));
     }
     let errcode = json
         .as_ref()
         .and_then(|json| json["errcode"].as_str())
         .unwrap_or("");
-    let reply = format!(
-        "{} {}",
-        status.as_u16(),
-        kept(&String::from_utf8_lossy(body))
-    )
-    .trim_end()
-    .to_owned();
-    match status.as_u16() {
+    let status = reply.status;
+    let after = reply.retry_after;
+    let reply = format!("{status} {}", kept(&reply.body))
+        .trim_end()
+        .to_owned();
+    match status {
         429 => {
             let from_body = json
                 .as_ref()
                 .and_then(|json| json["retry_after_ms"].as_u64())
                 .map(Duration::from_millis);
-            let from_header = headers
-                .get(header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
             Err(Failure::Retry {
                 reply,
-                after: from_body.or(from_header),
+                after: from_body.or(after),
             })
         }
         500..=599 | 401 => Err(Failure::Retry { reply, after: None }),
@@ -444,26 +351,20 @@ fn encode(text: &str) -> String {
 /// The access token: the file's content without surrounding white space.
 /// A file others can read, or an empty one, is refused.
 fn read_token(path: &std::path::Path) -> Result<String, Error> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let read = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mode = std::fs::metadata(path).map_err(read)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::Exposed {
-            path: path.to_owned(),
-            mode: mode & 0o777,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read)?;
-    let token = text.trim();
+    let bytes = secret::read(
+        path,
+        secret::Kind {
+            what: "the Matrix access token file",
+            replace: "making a new token",
+        },
+    )?;
+    let token = String::from_utf8_lossy(&bytes).trim().to_owned();
     if token.is_empty() {
         return Err(Error::Empty {
             path: path.to_owned(),
         });
     }
-    Ok(token.to_owned())
+    Ok(token)
 }
 
 #[cfg(test)]

@@ -194,7 +194,8 @@ struct Shared {
     config: Config,
     composer: Composer,
     sender: Sender,
-    hooks: webhook::Client,
+    /// The HTTP client of webhooks and of the Matrix account.
+    hooks: Arc<webhook::Client>,
     /// herald's Matrix account, or why there is none.
     matrix: Result<matrix::Client, String>,
     store: Mutex<Store>,
@@ -423,8 +424,8 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         );
     }
     let sender = Sender::new(config).map_err(|error| Prepare::Failed(error.into()))?;
-    let hooks = webhook::Client::new(config.webhooks.clone());
-    let matrix = matrix::client(config);
+    let hooks = Arc::new(webhook::Client::new(&config.webhooks));
+    let matrix = matrix::client(config, &hooks);
     let config = config.clone();
     Ok(Arc::new(Shared {
         retry_base: config.email_or_default().retry_base,
@@ -622,7 +623,13 @@ struct Finished {
 /// crash could send twice.
 async fn deliver(shared: &Shared, job: Job, recorder: &mpsc::UnboundedSender<Finished>) {
     // Composed before a connection is free, so that none waits for it.
+    // Only JSON webhooks are queued component updates (`Store::enqueue`).
+    let stray = matches!(&job, Job::Alert(row) if row.component.is_some())
+        && !matches!(job.channel(), Channel::Webhook(_));
     let outcome = match job.channel() {
+        _ if stray => Err(SendError::Park(
+            "a component update is posted to JSON webhooks only".into(),
+        )),
         Channel::Email => match compose(shared, &job, clock::now()) {
             Ok((message, file_name)) => shared.sender.send(&message, &file_name).await,
             Err(error) => Err(error),

@@ -46,6 +46,7 @@ pub async fn post(
         ));
     }
     let request = webhook::Request {
+        method: hyper::Method::POST,
         endpoint: &endpoint,
         body: post.body.into(),
         headers,
@@ -111,6 +112,25 @@ pub(super) fn compose_post(
                     SendError::Park("the announcement is missing from the database".into())
                 })?;
             let subscriber = &row.subscriber;
+            if let Some(component) = &row.component {
+                // Only JSON webhooks are queued these (`Store::enqueue`).
+                let post = (format == Format::Json)
+                    .then(|| {
+                        shared.composer.component_post(
+                            &shared.config,
+                            &announcement,
+                            component,
+                            subscriber,
+                        )
+                    })
+                    .flatten()
+                    .ok_or_else(|| {
+                        SendError::Park(format!(
+                            "no component update of {component} to post in this format"
+                        ))
+                    })?;
+                return Ok((post, subscriber.signing.clone()));
+            }
             let rendered =
                 shared.rendered_post(row.announcement, &announcement, subscriber.language, format);
             let post = rendered.fill(&subscriber.token).unwrap_or_else(|| {

@@ -766,11 +766,36 @@ impl Incident {
         else {
             return true;
         };
-        previous.status != update.status
-            || self.affected_at(update.instant).any(|component| {
-                self.component_status_at(component, previous.instant)
-                    != self.component_status_at(component, update.instant)
+        previous.status != update.status || !self.component_changes(update).is_empty()
+    }
+
+    /// The components whose status `update` changed, in the incident's
+    /// order, each with the status it had before: at the update before, or
+    /// operational for a component that joins with `update` (or with the
+    /// first update).
+    pub fn component_changes(&self, update: &Update) -> Vec<(String, ComponentStatus)> {
+        let index = self
+            .updates
+            .iter()
+            .position(|u| u.instant == update.instant);
+        let previous = index
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| self.updates[i].instant);
+        let affected_before: Vec<&String> = previous
+            .map(|instant| self.affected_at(instant).collect())
+            .unwrap_or_default();
+        self.affected_at(update.instant)
+            .filter_map(|component| {
+                let before = match previous {
+                    Some(instant) if affected_before.contains(&component) => {
+                        self.component_status_at(component, instant)
+                    }
+                    _ => ComponentStatus::Operational,
+                };
+                (before != self.component_status_at(component, update.instant))
+                    .then(|| (component.clone(), before))
             })
+            .collect()
     }
 
     /// For each affected component, the stretches of time during which this

@@ -377,6 +377,32 @@ fn edition_pages(
     Ok(outputs)
 }
 
+/// The months that have a page (`history/YYYY-MM.html`) in `site`'s
+/// language: those in which a published incident began. With
+/// [`Plan::Full`], [`render`] leaves month pages out so that the caller
+/// can render and write them one at a time ([`month_page`]).
+pub fn months(site: &Site, corpus: &Corpus) -> BTreeSet<(i32, u32)> {
+    let timezone = site.timezone();
+    corpus
+        .published()
+        .map(|incident| incident_month(incident, timezone))
+        .collect()
+}
+
+/// One month's page in `site`'s language, its path under the language's
+/// prefix.
+pub fn month_page(
+    site: &Site,
+    corpus: &Corpus,
+    year: i32,
+    month: u32,
+) -> Result<Output, templates::RenderError> {
+    Ok(Output {
+        path: format!("{}{}", site.prefix(), month_path(year, month)),
+        bytes: html::month(site, corpus, year, month)?,
+    })
+}
+
 /// `incidents/ID.atom`: every update of one incident, newest first.
 fn incident_feed(site: &Site, incident: &Incident) -> Output {
     let mut entries: Vec<Entry> = incident
@@ -466,13 +492,11 @@ fn render_edition(
     // Which incident pages, months and component feeds to render.
     let (pages, months, components): (Vec<&Incident>, BTreeSet<(i32, u32)>, BTreeSet<&str>) =
         match plan {
-            // Incident pages come from `incident_pages`, in chunks.
+            // Incident pages come from `incident_pages`, in chunks, and
+            // month pages from `month_page`, one at a time.
             Plan::Full => (
                 Vec::new(),
-                corpus
-                    .published()
-                    .map(|i| incident_month(i, timezone))
-                    .collect(),
+                BTreeSet::new(),
                 site.config
                     .components
                     .iter()

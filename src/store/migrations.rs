@@ -223,6 +223,35 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // of {"language", "title", "body_markdown", "body_html"}, the last
     // three null where the incident gives none.
     "ALTER TABLE announcements ADD COLUMN translations TEXT NOT NULL DEFAULT '[]';",
+    // Component updates: an announcement keeps the components its update
+    // changed, each with its status before (`id=status,…`, like
+    // `components`), and a JSON webhook following one of them gets
+    // Statuspage's `component_update` as an outbox row of its own, named
+    // by `component` (empty for the announcement's own post). SQLite
+    // cannot change a UNIQUE constraint, so the outbox is made again.
+    "ALTER TABLE announcements ADD COLUMN changed TEXT NOT NULL DEFAULT '';
+    CREATE TABLE outbox_new (
+        id INTEGER PRIMARY KEY,
+        announcement INTEGER NOT NULL REFERENCES announcements (id),
+        subscriber INTEGER NOT NULL REFERENCES subscribers (id) ON DELETE CASCADE,
+        component TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_until INTEGER,
+        last_reply TEXT,
+        done_at INTEGER,
+        UNIQUE (announcement, subscriber, component)
+    );
+    INSERT INTO outbox_new (id, announcement, subscriber, status, attempts, created,
+                            next_attempt_at, lease_until, last_reply, done_at)
+        SELECT id, announcement, subscriber, status, attempts, created,
+               next_attempt_at, lease_until, last_reply, done_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_new RENAME TO outbox;
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
+    CREATE INDEX outbox_subscriber ON outbox (subscriber);",
 ];
 
 /// The migration (index into [`MIGRATIONS`]) after which [`rekey`] runs.
@@ -231,7 +260,9 @@ const REKEY_MIGRATION: usize = 2;
 const MERGE_MIGRATION: usize = 3;
 /// The migrations that make a table again, each run alone with foreign
 /// keys off.
-const REBUILDS: &[usize] = &[4];
+const REBUILDS: &[usize] = &[4, COMPONENT_UPDATES_MIGRATION];
+/// The migration that makes the outbox again with its `component` column.
+const COMPONENT_UPDATES_MIGRATION: usize = 8;
 /// The migration after which [`move_announcements`] runs.
 const NOTICES_MIGRATION: usize = 4;
 

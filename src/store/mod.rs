@@ -33,6 +33,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::token::{self, Key};
 
+mod announcements;
 #[cfg(test)]
 mod fixtures;
 mod migrations;

@@ -13,56 +13,11 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use super::announcements::{stored_statuses, translations_json};
 use super::subscribers::{SUBSCRIBER_COLUMNS, subscriber_from_row};
-use super::{Error, Store, from_millis, millis, parse_instant};
-use crate::announce::{Announcement, Decision, Translated};
-use crate::model::{
-    ComponentStatus, Headline, IncidentId, Kind, Language, Notice, NoticeKind, Status, Subscriber,
-    Window,
-};
-
-/// An announcement's translations as the `translations` column holds them.
-fn translations_json(translations: &[Translated]) -> String {
-    let list: Vec<serde_json::Value> = translations
-        .iter()
-        .map(|translated| {
-            let (markdown, html) = translated
-                .body
-                .as_ref()
-                .map(|(markdown, html)| (markdown.as_str(), html.as_str()))
-                .unzip();
-            serde_json::json!({
-                "language": translated.language.code(),
-                "title": translated.title,
-                "body_markdown": markdown,
-                "body_html": html,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(list).to_string()
-}
-
-/// The `translations` column read back; an entry that cannot be read is
-/// left out (its readers get the site's text).
-fn translations_from_json(text: &str) -> Vec<Translated> {
-    let Ok(serde_json::Value::Array(list)) = serde_json::from_str(text) else {
-        tracing::warn!("ignoring an unreadable list of translations");
-        return Vec::new();
-    };
-    let text = |entry: &serde_json::Value, key: &str| {
-        entry.get(key).and_then(|v| v.as_str()).map(str::to_owned)
-    };
-    list.iter()
-        .filter_map(|entry| {
-            let language = Language::parse(entry.get("language")?.as_str()?)?;
-            Some(Translated {
-                language,
-                title: text(entry, "title"),
-                body: text(entry, "body_markdown").zip(text(entry, "body_html")),
-            })
-        })
-        .collect()
-}
+use super::{Error, Store, from_millis, millis};
+use crate::announce::{Announcement, Decision};
+use crate::model::{Channel, Format, Language, Subscriber};
 
 /// One outbox row, leased for sending.
 #[derive(Debug, Clone)]
@@ -74,6 +29,10 @@ pub struct Leased {
     /// When the row was enqueued: retries stop two days after.
     pub created: DateTime<Utc>,
     pub subscriber: Subscriber,
+    /// For a JSON webhook's `component_update`, the component whose
+    /// status the announcement changed; `None` for the announcement's own
+    /// message.
+    pub component: Option<String>,
 }
 
 /// What became of one delivery attempt.
@@ -236,66 +195,6 @@ fn remove_finished_followers(transaction: &rusqlite::Transaction) -> rusqlite::R
         .execute([])
 }
 
-/// An `announcements` row as SQLite gives it.
-struct StoredAnnouncement {
-    incident: String,
-    instant: String,
-    title: String,
-    kind: String,
-    status: String,
-    body_markdown: String,
-    body_html: String,
-    components: String,
-    notice: String,
-    /// `starts`, `ends`, `previous_starts`, `previous_ends`.
-    window: [Option<String>; 4],
-    /// JSON ([`translations_json`]).
-    translations: String,
-    headline: String,
-    change: bool,
-}
-
-impl StoredAnnouncement {
-    fn parse(self) -> Option<Announcement> {
-        let window = |starts: &Option<String>, ends: &Option<String>| {
-            Some(Window {
-                starts: parse_instant(starts.as_deref()?)?,
-                ends: parse_instant(ends.as_deref()?)?,
-            })
-        };
-        let notice = if self.notice.is_empty() {
-            None
-        } else {
-            Some(Notice {
-                kind: NoticeKind::parse(&self.notice)?,
-                window: window(&self.window[0], &self.window[1])?,
-                previous: window(&self.window[2], &self.window[3]),
-            })
-        };
-        Some(Announcement {
-            incident: IncidentId::new(&self.incident)?,
-            instant: parse_instant(&self.instant)?,
-            title: self.title,
-            kind: Kind::parse(&self.kind).unwrap_or(Kind::Incident),
-            status: Status::parse(&self.status)?,
-            body_markdown: self.body_markdown,
-            body_html: self.body_html,
-            components: self
-                .components
-                .split(',')
-                .filter_map(|pair| {
-                    let (id, status) = pair.split_once('=')?;
-                    Some((id.to_owned(), ComponentStatus::parse(status)?))
-                })
-                .collect(),
-            translations: translations_from_json(&self.translations),
-            headline: Headline::parse(&self.headline).unwrap_or(Headline::Status),
-            change: self.change,
-            notice,
-        })
-    }
-}
-
 impl Store {
     /// In one transaction: stores each due announcement, records it and
     /// the too-old updates as notified, and queues one outbox row per
@@ -321,8 +220,8 @@ impl Store {
                 .map_err(failed)?;
             let mut insert = transaction
                 .prepare_cached(
-                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change, translations)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    "INSERT INTO announcements (incident, instant, notice, title, kind, status, body_markdown, body_html, components, created, starts, ends, previous_starts, previous_ends, headline, is_change, changed, translations)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 )
                 .map_err(failed)?;
             let mut fan_out = transaction
@@ -331,6 +230,19 @@ impl Store {
                      SELECT ?1, s.id, 'pending', ?2, ?2 FROM subscribers s WHERE {}",
                     recipients("?3", "?5", "?4")
                 ))
+                .map_err(failed)?;
+            // Statuspage's component webhook: one row per JSON webhook
+            // following a component the update changed (not those who
+            // follow the incident only: they follow no component).
+            let mut fan_out_component = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outbox (announcement, subscriber, component, status, created, next_attempt_at)
+                     SELECT ?1, s.id, ?3, 'pending', ?2, ?2 FROM subscribers s
+                     WHERE s.channel = ?4
+                       AND (s.all_components
+                            OR EXISTS (SELECT 1 FROM subscriptions c
+                                       WHERE c.subscriber = s.id AND c.component = ?3))",
+                )
                 .map_err(failed)?;
             // Following one incident ends with its resolution, once that
             // email is queued.
@@ -365,11 +277,6 @@ impl Store {
                 if fresh == 0 {
                     continue;
                 }
-                let components: Vec<String> = announcement
-                    .components
-                    .iter()
-                    .map(|(id, status)| format!("{id}={}", status.as_str()))
-                    .collect();
                 let window = announcement.notice.map(|notice| notice.window);
                 let previous = announcement.notice.and_then(|notice| notice.previous);
                 insert
@@ -382,7 +289,7 @@ impl Store {
                         announcement.status.as_str(),
                         announcement.body_markdown,
                         announcement.body_html,
-                        components.join(","),
+                        stored_statuses(&announcement.components),
                         at,
                         window.map(|w| w.starts.to_rfc3339()),
                         window.map(|w| w.ends.to_rfc3339()),
@@ -390,6 +297,7 @@ impl Store {
                         previous.map(|w| w.ends.to_rfc3339()),
                         announcement.headline.as_str(),
                         announcement.change,
+                        stored_statuses(&announcement.changed),
                         translations_json(&announcement.translations),
                     ])
                     .map_err(failed)?;
@@ -405,6 +313,16 @@ impl Store {
                         announcement.incident.as_str()
                     ])
                     .map_err(failed)?;
+                for (component, _) in &announcement.changed {
+                    queued += fan_out_component
+                        .execute(params![
+                            id,
+                            millis(now),
+                            component,
+                            Channel::Webhook(Format::Json).code()
+                        ])
+                        .map_err(failed)?;
+                }
                 // A resolution, or a maintenance's completion (written or
                 // noticed at its end) or cancellation.
                 if announcement.status.is_closing() {
@@ -427,45 +345,6 @@ impl Store {
         }
         transaction.commit().map_err(failed)?;
         Ok(queued)
-    }
-
-    /// A stored announcement.
-    pub fn announcement(&self, id: i64) -> Result<Option<Announcement>, Error> {
-        let row = self
-            .connection
-            .query_row(
-                "SELECT incident, instant, title, kind, status, body_markdown, body_html, components,
-                        notice, starts, ends, previous_starts, previous_ends, headline, is_change, translations
-                 FROM announcements WHERE id = ?1",
-                params![id],
-                |row| {
-                    Ok(StoredAnnouncement {
-                        incident: row.get(0)?,
-                        instant: row.get(1)?,
-                        title: row.get(2)?,
-                        kind: row.get(3)?,
-                        status: row.get(4)?,
-                        body_markdown: row.get(5)?,
-                        body_html: row.get(6)?,
-                        components: row.get(7)?,
-                        notice: row.get(8)?,
-                        window: [row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?],
-                        headline: row.get(13)?,
-                        change: row.get(14)?,
-                        translations: row.get(15)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(Error::database(&self.path, "read an announcement"))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let announcement = row.parse();
-        if announcement.is_none() {
-            tracing::warn!(id, "ignoring an unreadable announcement row");
-        }
-        Ok(announcement)
     }
 
     /// At startup: rows leased by a process that is gone go back to
@@ -505,7 +384,7 @@ impl Store {
                           AND (lease_until IS NULL OR lease_until <= ?1)
                         ORDER BY next_attempt_at, id LIMIT ?3)
                      UPDATE outbox SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, announcement, attempts, created, subscriber",
+                     RETURNING id, announcement, attempts, created, subscriber, component",
                 )
                 .map_err(failed)?;
             let rows = statement
@@ -518,6 +397,7 @@ impl Store {
                             row.get::<_, u32>(2)?,
                             row.get::<_, i64>(3)?,
                             row.get::<_, i64>(4)?,
+                            row.get::<_, String>(5)?,
                         ))
                     },
                 )
@@ -529,7 +409,7 @@ impl Store {
                 ))
                 .map_err(failed)?;
             let mut leased = Vec::with_capacity(rows.len());
-            for (id, announcement, attempts, created, subscriber_id) in rows {
+            for (id, announcement, attempts, created, subscriber_id, component) in rows {
                 let found = subscriber
                     .query_row(params![subscriber_id], |row| {
                         subscriber_from_row(row, 0, key)
@@ -543,6 +423,7 @@ impl Store {
                         attempts,
                         created: from_millis(created),
                         subscriber: found,
+                        component: (!component.is_empty()).then_some(component),
                     });
                 }
             }
@@ -675,6 +556,7 @@ impl Store {
             .prepare(
                 "SELECT o.status, o.attempts, o.next_attempt_at, o.last_reply, s.address, a.incident,
                         a.instant || CASE WHEN a.notice = '' THEN '' ELSE ' ' || a.notice END
+                                  || CASE WHEN o.component = '' THEN '' ELSE ' component ' || o.component END
                  FROM outbox o JOIN subscribers s ON s.id = o.subscriber JOIN announcements a ON a.id = o.announcement
                  WHERE o.status != 'sent'
                  ORDER BY o.status = 'pending', o.attempts = 0, o.next_attempt_at, o.id
@@ -707,6 +589,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::announce::Translated;
+    use crate::model::{ComponentStatus, Headline, IncidentId, Kind, Status};
+    use crate::store::NewSubscriber;
     use crate::store::fixtures::{at, subscriber};
 
     fn announcement(id: &str, hour: u32, components: &[&str]) -> Announcement {
@@ -725,6 +610,7 @@ mod tests {
             translations: vec![],
             headline: Headline::Status,
             change: true,
+            changed: Vec::new(),
             notice: None,
         }
     }
@@ -803,15 +689,65 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_translations_are_left_out() {
-        assert_eq!(translations_from_json("{"), vec![]);
+    fn a_changed_component_queues_one_component_update_per_json_webhook_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let hook = |url: &str, channel, follows: &[&str]| NewSubscriber {
+            channel,
+            ..subscriber(url, follows)
+        };
+        let json = Channel::Webhook(Format::Json);
+        store
+            .add_subscribers(
+                &[
+                    hook("https://a.example/mail", json, &["mail"]),
+                    hook("https://a.example/all", json, &["*"]),
+                    hook("https://a.example/web", json, &["web"]),
+                    hook(
+                        "https://a.example/slack",
+                        Channel::Webhook(Format::Slack),
+                        &["*"],
+                    ),
+                    subscriber("mail@example.com", &["mail"]),
+                ],
+                at(8),
+            )
+            .unwrap();
+        let mut changed = announcement("x", 8, &["mail", "web"]);
+        changed.changed = vec![("mail".into(), ComponentStatus::Degraded)];
+        let decision = Decision {
+            due: vec![changed],
+            ..Decision::default()
+        };
+        // Five incident messages, two component updates (mail's JSON
+        // followers); the same update again queues nothing.
+        assert_eq!(store.enqueue(&decision, at(9)).unwrap(), 7);
+        assert_eq!(store.enqueue(&decision, at(10)).unwrap(), 0);
         assert_eq!(
-            translations_from_json(r#"[{"language": "de"}, {"language": "en", "title": 3}]"#),
-            vec![Translated {
-                language: Language::En,
-                title: None,
-                body: None
-            }]
+            store.announcement(1).unwrap(),
+            Some(decision.due[0].clone())
+        );
+        let mut leased: Vec<(String, Option<String>)> = store
+            .lease(at(9), at(9) + chrono::Duration::minutes(5), 100)
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.component.is_some())
+            .map(|row| (row.subscriber.address, row.component))
+            .collect();
+        leased.sort();
+        assert_eq!(
+            leased,
+            [
+                ("https://a.example/all".to_owned(), Some("mail".to_owned())),
+                ("https://a.example/mail".to_owned(), Some("mail".to_owned())),
+            ]
+        );
+        let listed = store.outbox(10).unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|entry| entry.instant.ends_with(" component mail")),
+            "{listed:?}"
         );
     }
 

@@ -444,6 +444,7 @@ mod tests {
             translations: vec![],
             headline: crate::model::Headline::Status,
             change: true,
+            changed: Vec::new(),
             notice: None,
         };
         let recipients = |store: &mut Store, due: Vec<Announcement>, now| {

@@ -64,6 +64,8 @@ struct State {
     /// Requests read and not yet answered, and the most there were.
     in_flight: usize,
     most_in_flight: usize,
+    /// Connections accepted and not yet closed by the client.
+    open: usize,
 }
 
 pub struct Receiver {
@@ -93,15 +95,18 @@ impl Receiver {
                 let Ok(stream) = stream else { continue };
                 let state = Arc::clone(&shared);
                 let tls = tls.clone();
-                std::thread::spawn(move || match tls {
-                    None => serve(stream, &state),
-                    Some(config) => {
-                        // A handshake refused by the client ends here.
-                        let Ok(connection) = rustls::ServerConnection::new(config) else {
-                            return;
-                        };
-                        serve(rustls::StreamOwned::new(connection, stream), &state);
+                state.lock().unwrap().open += 1;
+                std::thread::spawn(move || {
+                    match tls {
+                        None => serve(stream, &state),
+                        Some(config) => {
+                            // A handshake refused by the client ends here.
+                            if let Ok(connection) = rustls::ServerConnection::new(config) {
+                                serve(rustls::StreamOwned::new(connection, stream), &state);
+                            }
+                        }
                     }
+                    state.lock().unwrap().open -= 1;
                 });
             }
         });
@@ -144,6 +149,11 @@ impl Receiver {
     /// The most requests that were being answered at once.
     pub fn most_in_flight(&self) -> usize {
         self.state.lock().unwrap().most_in_flight
+    }
+
+    /// Connections open now: accepted, and not closed by the client.
+    pub fn open_connections(&self) -> usize {
+        self.state.lock().unwrap().open
     }
 
     pub fn count(&self) -> usize {

@@ -9,8 +9,9 @@
 //! (`--generate-config`), then overridden by a second file: one client
 //! listener on loopback (no federation listener, no key servers),
 //! registration open without verification (for the test users) and rate
-//! limits out of the way. The time it took to start is written to the
-//! test output.
+//! limits out of the way ([`rate_limited`] starts a second one whose
+//! message limit Synapse enforces). The time it took to start is written
+//! to the test output.
 //!
 //! A test binary cannot run code when it exits, so Synapse runs under a
 //! shell that kills it, and removes its directory, once the test
@@ -40,10 +41,21 @@ pub struct Synapse {
     pub startup: Duration,
 }
 
+/// Rate limits out of the way.
+const NO_LIMIT: &str = "{per_second: 10000, burst_count: 10000}";
+
 /// The test binary's homeserver, started on first use.
 pub fn shared() -> &'static Synapse {
     static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
-    SYNAPSE.get_or_init(Synapse::start)
+    SYNAPSE.get_or_init(|| Synapse::start(NO_LIMIT))
+}
+
+/// A second homeserver whose `rc_message` lets a user send one message
+/// and then one every five seconds: Synapse itself answers 429
+/// `M_LIMIT_EXCEEDED` with `retry_after_ms` to a message sent sooner.
+pub fn rate_limited() -> &'static Synapse {
+    static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+    SYNAPSE.get_or_init(|| Synapse::start("{per_second: 0.2, burst_count: 1}"))
 }
 
 #[expect(
@@ -85,7 +97,8 @@ fn free_port() -> u16 {
 }
 
 impl Synapse {
-    fn start() -> Synapse {
+    /// A homeserver whose `rc_message` is `rc_message`.
+    fn start(rc_message: &str) -> Synapse {
         let started = Instant::now();
         let python = python();
         let dir = tempfile::Builder::new()
@@ -109,7 +122,7 @@ impl Synapse {
             String::from_utf8_lossy(&generated.stderr)
         );
         let port = free_port();
-        let limit = "{per_second: 10000, burst_count: 10000}";
+        let limit = NO_LIMIT;
         std::fs::write(
             dir.join("test.yaml"),
             format!(
@@ -129,7 +142,7 @@ enable_registration: true
 enable_registration_without_verification: true
 presence: {{enabled: false}}
 url_preview_enabled: false
-rc_message: {limit}
+rc_message: {rc_message}
 rc_registration: {limit}
 rc_login: {{address: {limit}, account: {limit}, failed_attempts: {limit}}}
 rc_joins: {{local: {limit}, remote: {limit}}}

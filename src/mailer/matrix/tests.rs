@@ -9,7 +9,7 @@ use axum::body::Bytes as AxumBytes;
 use axum::extract::State;
 use axum::http::{HeaderMap as AxumHeaders, Method as AxumMethod, Uri};
 use axum::response::IntoResponse;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::*;
@@ -68,7 +68,14 @@ async fn server(
         .with_state(Arc::clone(&server));
     tokio::spawn(async move { axum::serve(listener, app).await });
     let homeserver = Homeserver::parse(&format!("http://127.0.0.1:{port}/prefix")).unwrap();
-    (server, Client::with_token(&homeserver, "secret").unwrap())
+    (server, Client::with_token(&homeserver, "secret", http()))
+}
+
+/// The webhooks' client with the default `[webhooks]`: no range allowed
+/// beyond public addresses, which the homeserver (the operator's
+/// configuration) need not be.
+fn http() -> Arc<webhook::Client> {
+    Arc::new(webhook::Client::new(&crate::config::Webhooks::default()))
 }
 
 fn message() -> MatrixMessage {
@@ -199,12 +206,12 @@ async fn replies_are_classified() {
 
 #[tokio::test]
 async fn a_reply_is_kept_short_and_a_huge_one_not_read_whole() {
-    let long = "x".repeat(BODY_LIMIT * 4);
+    let long = "x".repeat(webhook::REPLY_CAP * 4);
     let (_, client) = server(400, vec![], &long).await;
-    // Over the limit, the body is dropped rather than read.
+    // Read up to the client's cap, judged by its status, kept short.
     assert_eq!(
         client.send("!r:example.org", &message()).await,
-        Err(Failure::Park("400".into()))
+        Err(Failure::Park(format!("400 {}", "x".repeat(REPLY_KEPT))))
     );
     let (_, client) = server(400, vec![], &"y".repeat(2000)).await;
     let failure = client.send("!r:example.org", &message()).await.unwrap_err();
@@ -228,11 +235,12 @@ async fn no_server_is_retried() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let homeserver = Homeserver::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-    let client = Client::with_token(&homeserver, "secret").unwrap();
+    let client = Client::with_token(&homeserver, "secret", http());
     let failure = client.send("!r:example.org", &message()).await.unwrap_err();
     assert!(
         matches!(&failure, Failure::Retry { reply, after: None }
-            if reply.starts_with(&format!("cannot connect to http://127.0.0.1:{port}: "))),
+            if reply.starts_with(&format!("cannot connect to 127.0.0.1:{port}: "))
+                && reply.ends_with(&format!("(the homeserver http://127.0.0.1:{port})"))),
         "{failure:?}"
     );
 }
@@ -287,22 +295,22 @@ fn the_token_file_must_be_private_and_hold_a_token() {
         homeserver,
         access_token_file: path.clone(),
     };
-    let error = Client::new(&settings).unwrap_err().to_string();
+    let error = Client::new(&settings, http()).unwrap_err().to_string();
     assert!(
         error.starts_with("cannot read the Matrix access token file"),
         "{error}"
     );
     std::fs::write(&path, "  syt_secret\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let error = Client::new(&settings).unwrap_err().to_string();
+    let error = Client::new(&settings, http()).unwrap_err().to_string();
     assert!(
-        error.contains("matrix-token can be read by other users (mode 644); run `chmod 600`"),
+        error.contains("matrix-token can be read by other users (mode 644); run `chmod 600 "),
         "{error}"
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(read_token(&path).unwrap(), "syt_secret");
-    assert!(Client::new(&settings).is_ok());
+    assert!(Client::new(&settings, http()).is_ok());
     std::fs::write(&path, "\n").unwrap();
-    let error = Client::new(&settings).unwrap_err().to_string();
+    let error = Client::new(&settings, http()).unwrap_err().to_string();
     assert!(error.ends_with("matrix-token holds no token"), "{error}");
 }

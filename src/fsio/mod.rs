@@ -1,23 +1,19 @@
-//! File-system edges: finding incident files, reading them, and replacing
-//! outputs atomically. Does I/O.
-//!
-//! Outputs are written as temp files in their own directory, made durable
-//! with one `syncfs` for the whole batch, then renamed over the old files in
-//! the order given (pages first, indexes last), and the renames made durable
-//! with a second `syncfs`. A reader never sees a half-written file, and a
-//! crash leaves each file either old or new.
+//! File-system edges: finding incident files, reading them, replacing
+//! one file atomically and durably, locks; and the output tree
+//! ([`OutputDir`]: every output replaced atomically, made durable in
+//! batches). Does I/O.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::render::Output;
+mod outputs;
+
+pub use outputs::{Batch, OutputDir, Paths};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -231,230 +227,6 @@ pub fn read_to_string(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// Writes outputs under one directory, skipping files whose bytes did not
-/// change since the last write (or, on the first write, since what is on
-/// disk), so that unchanged outputs keep their mtime and a publish step
-/// knows whether anything changed.
-#[derive(Debug)]
-pub struct OutputDir {
-    root: PathBuf,
-    /// Hash of the bytes last written (or found) at each relative path.
-    /// Keyed by the 64-bit hash of the path, not the path: 40,000 outputs'
-    /// paths would cost the daemon 4 MB for good. Two paths sharing a hash
-    /// (about one chance in 2^64 per pair) make each other's writes happen
-    /// again, and could skip one only if their bytes were identical too.
-    known: HashMap<u64, u64>,
-}
-
-impl OutputDir {
-    pub fn new(root: PathBuf) -> Self {
-        OutputDir {
-            root,
-            known: HashMap::new(),
-        }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// Forgets what was written, so the next write compares every output
-    /// with what is on disk (after a failure may have left anything).
-    pub fn forget(&mut self) {
-        self.known.clear();
-    }
-
-    /// Replaces each changed output atomically and deletes `removed`.
-    /// Returns how many files changed on disk.
-    pub fn write(&mut self, outputs: &[Output], removed: &[String]) -> Result<usize, Error> {
-        let mut staged: Vec<(PathBuf, PathBuf, &str, u64)> = Vec::new();
-        let result = self.stage(outputs, &mut staged);
-        if let Err(error) = result {
-            for (temp, _, _, _) in &staged {
-                let _ = fs::remove_file(temp);
-            }
-            return Err(error);
-        }
-        // A few files (the daemon's usual rebuild): fsync each, since
-        // syncfs would also wait for every other process's dirty data on
-        // the same file system. Many files (a full build): one syncfs.
-        let few = staged.len() <= FEW_FILES;
-        let mut renamed = 0;
-        let result = (|| {
-            if few {
-                for (temp, _, _, _) in &staged {
-                    sync_file(temp)?;
-                }
-            } else if !staged.is_empty() {
-                sync_filesystem(&self.root)?;
-            }
-            for (temp, target, relative, hash) in &staged {
-                fs::rename(temp, target).map_err(|source| Error::Write {
-                    path: target.clone(),
-                    source,
-                })?;
-                self.known.insert(hash_bytes(relative.as_bytes()), *hash);
-                renamed += 1;
-            }
-            Ok(())
-        })();
-        if let Err(error) = result {
-            // No half-written file may stay behind for a publish step to ship.
-            for (temp, _, _, _) in &staged[renamed..] {
-                let _ = fs::remove_file(temp);
-            }
-            return Err(error);
-        }
-        let mut changed = staged.len();
-        // Only what was there to remove has a directory to make durable: a
-        // draft's page that was never written may have none.
-        let mut removed_paths: Vec<PathBuf> = Vec::new();
-        for relative in removed {
-            let path = self.root.join(relative);
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    changed += 1;
-                    removed_paths.push(path);
-                }
-                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(Error::Write { path, source }),
-            }
-            self.known.remove(&hash_bytes(relative.as_bytes()));
-        }
-        if few {
-            // The renames and removals are durable once their directories are.
-            let mut dirs: Vec<&Path> = staged
-                .iter()
-                .map(|(_, target, _, _)| target.as_path())
-                .chain(removed_paths.iter().map(PathBuf::as_path))
-                .filter_map(Path::parent)
-                .collect();
-            dirs.sort();
-            dirs.dedup();
-            for dir in dirs {
-                sync_file(dir)?;
-            }
-        } else if changed > 0 {
-            sync_filesystem(&self.root)?;
-        }
-        Ok(changed)
-    }
-
-    fn stage<'a>(
-        &mut self,
-        outputs: &'a [Output],
-        staged: &mut Vec<(PathBuf, PathBuf, &'a str, u64)>,
-    ) -> Result<(), Error> {
-        for output in outputs {
-            let hash = hash_bytes(&output.bytes);
-            let target = self.root.join(&output.path);
-            let key = hash_bytes(output.path.as_bytes());
-            let unchanged = match self.known.get(&key) {
-                Some(known) => *known == hash,
-                None => fs::read(&target).is_ok_and(|on_disk| on_disk == output.bytes),
-            };
-            if unchanged {
-                self.known.insert(key, hash);
-                continue;
-            }
-            let dir = target.parent().unwrap_or(&self.root);
-            fs::create_dir_all(dir).map_err(|source| Error::Write {
-                path: dir.to_owned(),
-                source,
-            })?;
-            let name = target
-                .file_name()
-                .and_then(OsStr::to_str)
-                .unwrap_or("output");
-            let (temp, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
-                path: target.clone(),
-                source,
-            })?;
-            // Staged before writing, so a failed write removes it too.
-            staged.push((temp.clone(), target, &output.path, hash));
-            file.write_all(&output.bytes)
-                .map_err(|source| Error::Write { path: temp, source })?;
-        }
-        Ok(())
-    }
-}
-
-impl OutputDir {
-    /// Files in herald's own output subdirectories that `outputs` does not
-    /// contain: pages of incidents deleted while herald was not running,
-    /// feeds of components removed from the configuration. Other files in
-    /// the output directory are the operator's and are left alone.
-    pub fn stale(&self, current: &std::collections::HashSet<String>) -> Result<Vec<String>, Error> {
-        let mut stale = Vec::new();
-        for (dir, extensions) in [
-            ("incidents", &["html", "atom"][..]),
-            ("history", &["html"]),
-            ("components", &["rss", "atom", "ics", "svg"]),
-        ] {
-            let path = self.root.join(dir);
-            let entries = match fs::read_dir(&path) {
-                Ok(entries) => entries,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::List { path, source }),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|source| Error::List {
-                    path: path.clone(),
-                    source,
-                })?;
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let ours = extensions.iter().any(|e| name.ends_with(&format!(".{e}")))
-                    && !name.starts_with('.');
-                let relative = format!("{dir}/{name}");
-                if ours && !current.contains(&relative) {
-                    stale.push(relative);
-                }
-            }
-        }
-        stale.sort();
-        Ok(stale)
-    }
-}
-
-/// Up to this many changed files are made durable one by one.
-const FEW_FILES: usize = 64;
-
-/// fsync one file or directory by path.
-fn sync_file(path: &Path) -> Result<(), Error> {
-    File::open(path)
-        .and_then(|file| file.sync_all())
-        .map_err(|source| Error::Write {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// One `syncfs(2)` for everything written under `dir`: cheaper than an
-/// fsync per file when a build writes thousands.
-fn sync_filesystem(dir: &Path) -> Result<(), Error> {
-    let handle = File::open(dir).map_err(|source| Error::Write {
-        path: dir.to_owned(),
-        source,
-    })?;
-    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
-    let status = unsafe { libc::syncfs(handle.as_raw_fd()) };
-    if status != 0 {
-        return Err(Error::Write {
-            path: dir.to_owned(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
-}
-
 /// What a file must hold for [`replace_file_if`] to replace it.
 #[derive(Debug, Clone, Copy)]
 pub enum Expected<'a> {
@@ -538,7 +310,7 @@ fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<
             });
         }
     };
-    let (temp, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
+    let (temp, _, mut file) = create_temp(dir, name).map_err(|source| Error::Write {
         path: path.to_owned(),
         source,
     })?;
@@ -586,22 +358,29 @@ fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<
 /// A new temporary file beside `name` in `dir`, under a name no other
 /// writer uses (this process's id and a counter), starting with a dot so
 /// that the watcher ignores it.
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, u64, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp = dir.join(format!(".{name}.{}-{n}.herald-tmp", std::process::id()));
+        let temp = temp_path(dir, name, n);
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)
         {
-            Ok(file) => return Ok((temp, file)),
+            Ok(file) => return Ok((temp, n, file)),
             // Left by a process that had our id before: take the next name.
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
             Err(error) => return Err(error),
         }
     }
+}
+
+/// The `n`th temp file name beside `name` in `dir`.
+fn temp_path(dir: &Path, name: &str, n: u64) -> PathBuf {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = PID.get_or_init(std::process::id);
+    dir.join(format!(".{name}.{pid}-{n}.herald-tmp"))
 }
 
 /// An exclusive advisory lock on a directory, held until dropped. `herald
@@ -738,69 +517,14 @@ mod tests {
     #[test]
     fn temp_names_never_repeat() {
         let dir = tempfile::tempdir().unwrap();
-        let (first, _a) = create_temp(dir.path(), "x.md").unwrap();
-        let (second, _b) = create_temp(dir.path(), "x.md").unwrap();
+        let (first, _, _a) = create_temp(dir.path(), "x.md").unwrap();
+        let (second, _, _b) = create_temp(dir.path(), "x.md").unwrap();
         assert_ne!(first, second);
         let name = first.file_name().unwrap().to_str().unwrap();
         assert!(
             name.starts_with(".x.md.") && name.ends_with(".herald-tmp"),
             "{name}"
         );
-    }
-
-    #[test]
-    fn a_failed_output_write_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        // `sub` is a file, so `sub/page.html` cannot be written; the
-        // first output's temp file must go too.
-        fs::write(dir.path().join("sub"), "").unwrap();
-        let mut output = OutputDir::new(dir.path().to_owned());
-        let outputs = [
-            Output {
-                path: "first.html".into(),
-                bytes: b"1".to_vec(),
-            },
-            Output {
-                path: "sub/page.html".into(),
-                bytes: b"2".to_vec(),
-            },
-        ];
-        assert!(output.write(&outputs, &[]).is_err());
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["sub"], "only the blocking file is left");
-    }
-
-    /// A draft's page was never written, nor its directory: removing it is
-    /// no failure, and what was there is removed.
-    #[test]
-    fn removing_pages_never_written_is_no_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut output = OutputDir::new(dir.path().to_owned());
-        let page = [Output {
-            path: "feeds/a.atom".into(),
-            bytes: b"a".to_vec(),
-        }];
-        assert_eq!(output.write(&page, &[]).unwrap(), 1);
-        let removed = ["incidents/draft.html".to_owned(), "feeds/a.atom".to_owned()];
-        assert_eq!(output.write(&[], &removed).unwrap(), 1);
-        assert!(!dir.path().join("feeds/a.atom").exists());
-        assert!(!dir.path().join("incidents").exists());
-    }
-
-    #[test]
-    fn removing_outputs_that_were_never_written_is_no_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut output = OutputDir::new(dir.path().to_owned());
-        // No `incidents/` directory yet: a draft's page and feed were
-        // never written.
-        let removed = [
-            "incidents/draft.html".to_owned(),
-            "incidents/draft.atom".to_owned(),
-        ];
-        assert_eq!(output.write(&[], &removed).unwrap(), 0);
     }
 
     #[test]

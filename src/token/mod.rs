@@ -35,14 +35,19 @@ const KEY_BYTES: usize = 32;
 /// Hex digits in a token (128 bits).
 pub const TOKEN_DIGITS: usize = 32;
 
+pub mod secret;
+
+/// The token key as [`secret::read`] names it.
+const KEY_SECRET: secret::Kind = secret::Kind {
+    what: "the token key",
+    replace: "`herald rekey`",
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read the token key {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Unreadable, or readable by others.
+    #[error(transparent)]
+    Secret(#[from] secret::Error),
     #[error("cannot create the token key {}", path.display())]
     Create {
         path: PathBuf,
@@ -54,11 +59,6 @@ pub enum Error {
         path.display()
     )]
     Length { path: PathBuf, found: usize },
-    #[error(
-        "the token key {} can be read by other users (mode {mode:03o}); run `chmod 600` on it, and since others may have copied it, consider `herald rekey`",
-        path.display()
-    )]
-    Exposed { path: PathBuf, mode: u32 },
 }
 
 /// What a link does; part of what the token is derived from.
@@ -103,26 +103,10 @@ impl Key {
     /// users can read is refused, as ssh refuses such a private key.
     pub fn load(dir: &Path) -> Result<Option<Key>, Error> {
         let path = dir.join(KEY_FILE);
-        let read = || -> std::io::Result<(Vec<u8>, u32)> {
-            let mut file = std::fs::File::open(&path)?;
-            let mode = file.metadata()?.permissions().mode();
-            let mut bytes = Vec::with_capacity(KEY_BYTES);
-            std::io::Read::read_to_end(&mut file, &mut bytes)?;
-            Ok((bytes, mode))
-        };
-        match read() {
-            Ok((bytes, mode)) => {
-                let key = Key::from_file(&path, &bytes)?;
-                if mode & 0o077 != 0 {
-                    return Err(Error::Exposed {
-                        path,
-                        mode: mode & 0o777,
-                    });
-                }
-                Ok(Some(key))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Read { path, source }),
+        match secret::read(&path, KEY_SECRET) {
+            Ok(bytes) => Ok(Some(Key::from_file(&path, &bytes)?)),
+            Err(error) if error.is_missing() => Ok(None),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -380,7 +364,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let error = Key::load(dir.path()).unwrap_err().to_string();
         assert!(
-            error.contains("token.key can be read by other users (mode 640); run `chmod 600`"),
+            error.contains("token.key can be read by other users (mode 640); run `chmod 600 "),
             "{error}"
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -411,7 +395,9 @@ mod tests {
     #[test]
     fn a_key_file_of_the_wrong_length_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::write(&path, b"short").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let error = Key::load_or_create(dir.path()).unwrap_err().to_string();
         assert!(
             error.contains("token.key holds 5 bytes, expected 32"),

@@ -1,0 +1,610 @@
+//! Outputs replaced atomically under one directory: written as temp files
+//! beside their targets, made durable together (one `syncfs`, or an
+//! fsync each for a few), renamed in the order given (pages first,
+//! indexes last), and the renames made durable. A reader never sees a
+//! half-written file, and a crash leaves each file either old or new.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::{Error, create_temp, temp_path};
+use crate::render::Output;
+
+/// Writes outputs under one directory, skipping files whose bytes did not
+/// change since the last write (or, on the first write, since what is on
+/// disk), so that unchanged outputs keep their mtime and a publish step
+/// knows whether anything changed.
+#[derive(Debug)]
+pub struct OutputDir {
+    root: PathBuf,
+    /// Hash of the bytes last written (or found) at each relative path.
+    /// Keyed by the 64-bit hash of the path, not the path: 40,000 outputs'
+    /// paths would cost the daemon 4 MB for good. Two paths sharing a hash
+    /// (about one chance in 2^64 per pair) make each other's writes happen
+    /// again, and could skip one only if their bytes were identical too.
+    known: HashMap<u64, u64>,
+}
+
+impl OutputDir {
+    pub fn new(root: PathBuf) -> Self {
+        OutputDir {
+            root,
+            known: HashMap::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Forgets what was written, so the next write compares every output
+    /// with what is on disk (after a failure may have left anything).
+    pub fn forget(&mut self) {
+        self.known.clear();
+    }
+
+    /// Replaces each changed output atomically and deletes `removed`.
+    /// Returns how many files changed on disk.
+    pub fn write(&mut self, outputs: &[Output], removed: &[String]) -> Result<usize, Error> {
+        let mut batch = self.batch();
+        batch.stage(outputs)?;
+        batch.commit(removed)
+    }
+
+    /// A batch of writes made durable together: [`Batch::stage`] writes
+    /// temp files as outputs are rendered (so they need not be held),
+    /// [`Batch::commit`] makes them durable, renames them in the order
+    /// staged and deletes what is to go. A full build is one batch: two
+    /// `syncfs` for 20,000 files instead of two per chunk of pages.
+    pub fn batch(&mut self) -> Batch<'_> {
+        Batch {
+            dir: self,
+            staged: Vec::new(),
+            changed: 0,
+            dirs: HashMap::new(),
+        }
+    }
+}
+
+/// Outputs written as temp files, not yet renamed into place; see
+/// [`OutputDir::batch`]. Dropped without [`Batch::commit`] (an error), it
+/// removes its temp files: the old outputs stay and no debris is left.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    dir: &'a mut OutputDir,
+    staged: Vec<Staged>,
+    /// Files already renamed into place by an earlier flush.
+    changed: usize,
+    /// Directories known to exist, and whether this batch made them: then
+    /// the only outputs in them are those it renamed there, which `known`
+    /// holds, and nothing is on disk to compare with. One `mkdir` per
+    /// directory, not one per file.
+    dirs: HashMap<PathBuf, bool>,
+}
+
+/// One output written to its temp file. Small (the temp file's name is
+/// derived again from the target's and [`temp_path`]'s counter): a batch
+/// holds thousands.
+#[derive(Debug)]
+struct Staged {
+    /// Relative to the output directory.
+    relative: Box<str>,
+    /// The counter in the temp file's name.
+    temp: u64,
+    /// Hash of the bytes.
+    hash: u64,
+}
+
+impl Staged {
+    fn temp(&self, root: &Path) -> PathBuf {
+        let target = root.join(&*self.relative);
+        let dir = target.parent().unwrap_or(root);
+        temp_path(dir, output_name(&target), self.temp)
+    }
+}
+
+/// The file name an output's temp file is named after.
+fn output_name(target: &Path) -> &str {
+    target
+        .file_name()
+        .and_then(OsStr::to_str)
+        .unwrap_or("output")
+}
+
+/// A batch holding this many temp files makes them durable and renames
+/// them before staging more, so that a build of 100,000 incidents holds a
+/// bounded list of names (pages come first, indexes last: the order of the
+/// renames is kept).
+const BATCH_FILES: usize = 4096;
+
+impl Batch<'_> {
+    /// [`OutputDir::stale`] of the batch's directory.
+    pub fn stale(&self, current: &Paths) -> Result<Vec<String>, Error> {
+        self.dir.stale(current)
+    }
+
+    /// Writes each changed output to a temp file beside its target. On an
+    /// error every temp file of the batch is removed and nothing renamed.
+    pub fn stage(&mut self, outputs: &[Output]) -> Result<(), Error> {
+        for output in outputs {
+            if let Err(error) = self.stage_one(output) {
+                self.discard();
+                return Err(error);
+            }
+            if self.staged.len() >= BATCH_FILES {
+                self.changed += self.flush(&[])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every staged file durable, renames each over its target,
+    /// deletes `removed`, and makes the renames and removals durable.
+    /// Returns how many files changed on disk in the whole batch.
+    pub fn commit(mut self, removed: &[String]) -> Result<usize, Error> {
+        let changed = self.flush(removed)?;
+        Ok(self.changed + changed)
+    }
+
+    fn stage_one(&mut self, output: &Output) -> Result<(), Error> {
+        let hash = hash_bytes(&output.bytes);
+        let target = self.dir.root.join(&output.path);
+        let key = hash_bytes(output.path.as_bytes());
+        let dir = target.parent().unwrap_or(&self.dir.root);
+        let empty = match self.dirs.get(dir) {
+            Some(empty) => *empty,
+            None => {
+                let empty = match fs::metadata(dir) {
+                    Ok(metadata) if metadata.is_dir() => false,
+                    _ => {
+                        fs::create_dir_all(dir).map_err(|source| Error::Write {
+                            path: dir.to_owned(),
+                            source,
+                        })?;
+                        true
+                    }
+                };
+                self.dirs.insert(dir.to_owned(), empty);
+                empty
+            }
+        };
+        let unchanged = match self.dir.known.get(&key) {
+            Some(known) => *known == hash,
+            None => !empty && fs::read(&target).is_ok_and(|on_disk| on_disk == output.bytes),
+        };
+        if unchanged {
+            self.dir.known.insert(key, hash);
+            return Ok(());
+        }
+        let (temp, n, mut file) =
+            create_temp(dir, output_name(&target)).map_err(|source| Error::Write {
+                path: target.clone(),
+                source,
+            })?;
+        // Staged before writing, so a failed write removes it too.
+        self.staged.push(Staged {
+            relative: output.path.as_str().into(),
+            temp: n,
+            hash,
+        });
+        file.write_all(&output.bytes)
+            .map_err(|source| Error::Write { path: temp, source })
+    }
+
+    /// Removes the temp files not yet renamed.
+    fn discard(&mut self) {
+        for staged in self.staged.drain(..) {
+            let _ = fs::remove_file(staged.temp(&self.dir.root));
+        }
+    }
+
+    /// Durable, renamed, removed, durable again: what [`Batch::commit`]
+    /// does with what is staged so far. Returns how many files changed.
+    fn flush(&mut self, removed: &[String]) -> Result<usize, Error> {
+        let root = self.dir.root.clone();
+        // A few files (the daemon's usual rebuild): fsync each, since
+        // syncfs would also wait for every other process's dirty data on
+        // the same file system. Many files (a full build): one syncfs.
+        let few = self.staged.len() <= FEW_FILES;
+        let durable = if few {
+            self.staged
+                .iter()
+                .try_for_each(|staged| sync_file(&staged.temp(&root)))
+        } else {
+            sync_filesystem(&root)
+        };
+        if let Err(error) = durable {
+            self.discard();
+            return Err(error);
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let staged = std::mem::take(&mut self.staged);
+        for (renamed, item) in staged.iter().enumerate() {
+            let target = root.join(&*item.relative);
+            if let Err(source) = rename(&item.temp(&root), &target) {
+                // No half-written file may stay behind for a publish step
+                // to ship.
+                for later in &staged[renamed..] {
+                    let _ = fs::remove_file(later.temp(&root));
+                }
+                return Err(Error::Write {
+                    path: target,
+                    source,
+                });
+            }
+            self.dir
+                .known
+                .insert(hash_bytes(item.relative.as_bytes()), item.hash);
+            if few && let Some(parent) = target.parent() {
+                dirs.push(parent.to_owned());
+            }
+        }
+        let mut changed = staged.len();
+        drop(staged);
+        // Only what was there to remove has a directory to make durable: a
+        // draft's page that was never written may have none.
+        for relative in removed {
+            let path = root.join(relative);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    changed += 1;
+                    if let Some(parent) = path.parent() {
+                        dirs.push(parent.to_owned());
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Write { path, source }),
+            }
+            self.dir.known.remove(&hash_bytes(relative.as_bytes()));
+        }
+        if few || changed == 0 {
+            // The renames and removals are durable once their directories are.
+            dirs.sort();
+            dirs.dedup();
+            for dir in dirs {
+                sync_file(&dir)?;
+            }
+        } else {
+            sync_filesystem(&root)?;
+        }
+        Ok(changed)
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
+
+/// A set of output paths known by their 64-bit hash, as [`OutputDir`]
+/// knows them: the 200,000 paths of a 100,000-incident build held as
+/// strings cost 14 MB. A path sharing its hash with a current one (about
+/// one chance in 2^64 per pair) would be kept, never wrongly removed.
+#[derive(Debug, Default)]
+pub struct Paths(std::collections::HashSet<u64>);
+
+impl Paths {
+    /// Adds `relative`; whether it was new.
+    pub fn insert(&mut self, relative: &str) -> bool {
+        self.0.insert(hash_bytes(relative.as_bytes()))
+    }
+
+    pub fn contains(&self, relative: &str) -> bool {
+        self.0.contains(&hash_bytes(relative.as_bytes()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl OutputDir {
+    /// Files in herald's own output subdirectories that `outputs` does not
+    /// contain: pages of incidents deleted while herald was not running,
+    /// feeds of components removed from the configuration. Other files in
+    /// the output directory are the operator's and are left alone.
+    pub fn stale(&self, current: &Paths) -> Result<Vec<String>, Error> {
+        let mut stale = Vec::new();
+        for (dir, extensions) in [
+            ("incidents", &["html", "atom"][..]),
+            ("history", &["html"]),
+            ("components", &["rss", "atom", "ics", "svg"]),
+        ] {
+            let path = self.root.join(dir);
+            let entries = match fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::List { path, source }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| Error::List {
+                    path: path.clone(),
+                    source,
+                })?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let ours = extensions.iter().any(|e| name.ends_with(&format!(".{e}")))
+                    && !name.starts_with('.');
+                let relative = format!("{dir}/{name}");
+                if ours && !current.contains(&relative) {
+                    stale.push(relative);
+                }
+            }
+        }
+        stale.sort();
+        Ok(stale)
+    }
+}
+
+/// Up to this many changed files are made durable one by one.
+const FEW_FILES: usize = 64;
+
+/// fsync one file or directory by path.
+fn sync_file(path: &Path) -> Result<(), Error> {
+    File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One `syncfs(2)` for everything written under `dir`: cheaper than an
+/// fsync per file when a build writes thousands.
+fn sync_filesystem(dir: &Path) -> Result<(), Error> {
+    #[cfg(test)]
+    if faults::SYNCFS.with(std::cell::Cell::get) {
+        return Err(Error::Write {
+            path: dir.to_owned(),
+            source: io::Error::from_raw_os_error(libc::EIO),
+        });
+    }
+    let handle = File::open(dir).map_err(|source| Error::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
+    let status = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if status != 0 {
+        return Err(Error::Write {
+            path: dir.to_owned(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// `rename(2)`, or a failure a test asked for.
+fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if faults::RENAME.with(std::cell::Cell::get) {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    fs::rename(from, to)
+}
+
+/// Failures the tests inject where the kernel will not fail on request
+/// (`syncfs` reports a failing disk, `rename` a full one), per thread.
+#[cfg(test)]
+mod faults {
+    use std::cell::Cell;
+
+    thread_local! {
+        pub static SYNCFS: Cell<bool> = const { Cell::new(false) };
+        pub static RENAME: Cell<bool> = const { Cell::new(false) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_output_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // `sub` is a file, so `sub/page.html` cannot be written; the
+        // first output's temp file must go too.
+        fs::write(dir.path().join("sub"), "").unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        let outputs = [
+            Output {
+                path: "first.html".into(),
+                bytes: b"1".to_vec(),
+            },
+            Output {
+                path: "sub/page.html".into(),
+                bytes: b"2".to_vec(),
+            },
+        ];
+        assert!(output.write(&outputs, &[]).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["sub"], "only the blocking file is left");
+    }
+
+    /// Every file under `dir` (recursively), with its bytes.
+    fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(next) = pending.pop() {
+            for entry in fs::read_dir(&next).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                    files.push((relative, fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// `n` pages under `pages/`, each holding `text` and its number.
+    fn pages(n: usize, text: &str) -> Vec<Output> {
+        (0..n)
+            .map(|i| Output {
+                path: format!("pages/{i}.html"),
+                bytes: format!("{text} {i}").into_bytes(),
+            })
+            .collect()
+    }
+
+    /// What a failed batch must leave: the old outputs, byte for byte, and
+    /// no temp file.
+    fn assert_old_outputs_stay(
+        fault: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+        n: usize,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        assert_eq!(output.write(&pages(n, "old"), &[]).unwrap(), n);
+        let before = tree(dir.path());
+        // A new directory too, whose temp file must also go.
+        let mut new = pages(n, "new");
+        new.push(Output {
+            path: "fresh/index.html".into(),
+            bytes: b"fresh".to_vec(),
+        });
+        fault.with(|f| f.set(true));
+        let result = OutputDir::new(dir.path().to_owned()).write(&new, &[]);
+        fault.with(|f| f.set(false));
+        let error = result.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        let after: Vec<_> = tree(dir.path())
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with("fresh"))
+            .collect();
+        assert_eq!(after, before, "the old outputs stay, and no temp file");
+        assert_eq!(fs::read_dir(dir.path().join("fresh")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failing_syncfs_leaves_the_old_outputs_and_no_temp_file() {
+        // More than FEW_FILES: the batch is made durable with syncfs.
+        assert_old_outputs_stay(&faults::SYNCFS, FEW_FILES + 10);
+    }
+
+    #[test]
+    fn a_failing_rename_leaves_the_old_outputs_and_no_temp_file() {
+        // Both ways of making a batch durable: fsync per file, and syncfs.
+        assert_old_outputs_stay(&faults::RENAME, 3);
+        assert_old_outputs_stay(&faults::RENAME, FEW_FILES + 10);
+    }
+
+    #[test]
+    fn a_batch_staged_in_parts_is_renamed_at_commit_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        output.write(&pages(2, "old"), &[]).unwrap();
+        let mut batch = output.batch();
+        batch.stage(&pages(FEW_FILES, "new")).unwrap();
+        batch
+            .stage(&[Output {
+                path: "index.html".into(),
+                bytes: b"index".to_vec(),
+            }])
+            .unwrap();
+        // Staged, not yet in place: readers still see the old pages.
+        assert_eq!(fs::read(dir.path().join("pages/1.html")).unwrap(), b"old 1");
+        assert!(!dir.path().join("index.html").exists());
+        assert_eq!(
+            batch.commit(&["pages/0.html".to_owned()]).unwrap(),
+            FEW_FILES + 2
+        );
+        assert_eq!(fs::read(dir.path().join("pages/1.html")).unwrap(), b"new 1");
+        assert_eq!(fs::read(dir.path().join("index.html")).unwrap(), b"index");
+        assert!(!dir.path().join("pages/0.html").exists());
+        assert_eq!(tree(dir.path()).len(), FEW_FILES, "no temp file is left");
+        // Unchanged outputs are not written again.
+        assert_eq!(output.write(&pages(FEW_FILES, "new")[1..], &[]).unwrap(), 0);
+    }
+
+    /// A batch larger than [`BATCH_FILES`] renames what it holds and goes
+    /// on; outputs it already put in place are known, not written again.
+    #[test]
+    fn a_large_batch_is_renamed_in_parts_and_knows_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        let many = pages(BATCH_FILES + 3, "new");
+        let mut batch = output.batch();
+        batch.stage(&many).unwrap();
+        // The first BATCH_FILES are in place already, the rest staged.
+        assert!(dir.path().join("pages/0.html").exists());
+        assert!(
+            !dir.path()
+                .join(format!("pages/{}.html", BATCH_FILES))
+                .exists()
+        );
+        batch.stage(&many[..5]).unwrap();
+        assert_eq!(batch.commit(&[]).unwrap(), BATCH_FILES + 3);
+        assert_eq!(
+            tree(dir.path()).len(),
+            BATCH_FILES + 3,
+            "no temp file is left"
+        );
+        assert_eq!(output.write(&many, &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_batch_dropped_before_its_commit_leaves_the_old_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        output.write(&pages(3, "old"), &[]).unwrap();
+        let before = tree(dir.path());
+        let mut batch = output.batch();
+        batch.stage(&pages(3, "new")).unwrap();
+        drop(batch);
+        assert_eq!(tree(dir.path()), before);
+    }
+
+    /// A draft's page was never written, nor its directory: removing it is
+    /// no failure, and what was there is removed.
+    #[test]
+    fn removing_pages_never_written_is_no_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        let page = [Output {
+            path: "feeds/a.atom".into(),
+            bytes: b"a".to_vec(),
+        }];
+        assert_eq!(output.write(&page, &[]).unwrap(), 1);
+        let removed = ["incidents/draft.html".to_owned(), "feeds/a.atom".to_owned()];
+        assert_eq!(output.write(&[], &removed).unwrap(), 1);
+        assert!(!dir.path().join("feeds/a.atom").exists());
+        assert!(!dir.path().join("incidents").exists());
+    }
+
+    #[test]
+    fn removing_outputs_that_were_never_written_is_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().to_owned());
+        // No `incidents/` directory yet: a draft's page and feed were
+        // never written.
+        let removed = [
+            "incidents/draft.html".to_owned(),
+            "incidents/draft.atom".to_owned(),
+        ];
+        assert_eq!(output.write(&[], &removed).unwrap(), 0);
+    }
+}
