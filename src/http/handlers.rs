@@ -26,6 +26,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::forms::{self, BodyKind};
@@ -40,6 +41,9 @@ use crate::token;
 
 /// Requests stored per transaction, at most.
 const BATCH: usize = 256;
+/// Requests stored between two checkpoints of the write-ahead log (each
+/// request writes a few pages; SQLite's own rhythm is 1,000 pages).
+const CHECKPOINT_AFTER: usize = 256;
 /// Expired requests are deleted at most this often (when requests come).
 const EXPIRY_SWEEP: Duration = Duration::from_secs(600);
 /// `/healthz` waits this long for the daemon's loop to answer.
@@ -63,13 +67,19 @@ fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
 }
 
 /// Stores subscribe requests a batch per transaction, and wakes the
-/// mailer when that queued confirmation emails.
+/// mailer when that queued confirmation emails. `store` does not
+/// checkpoint (a commit that did would keep its requests waiting for the
+/// disk): every [`CHECKPOINT_AFTER`] requests, `checkpointer`, another
+/// connection, does it beside the next commits.
 pub(super) async fn write_requests(
     store: Arc<Mutex<Store>>,
+    checkpointer: Arc<Mutex<Store>>,
     mut receiver: mpsc::Receiver<Pending>,
     mail_wake: Arc<Notify>,
 ) {
     let mut swept: Option<Instant> = None;
+    let mut since_checkpoint = 0;
+    let mut checkpointing: Option<tokio::task::JoinHandle<()>> = None;
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -116,9 +126,28 @@ pub(super) async fn write_requests(
                 false
             }
         };
+        let stored = batch.len();
         for pending in batch {
             let _ = pending.stored.send(ok);
         }
+        since_checkpoint += stored;
+        if since_checkpoint >= CHECKPOINT_AFTER
+            && checkpointing.as_ref().is_none_or(|task| task.is_finished())
+        {
+            since_checkpoint = 0;
+            let checkpointer = Arc::clone(&checkpointer);
+            checkpointing = Some(tokio::task::spawn_blocking(move || {
+                match lock(&checkpointer).checkpoint() {
+                    Ok((pages, copied)) => {
+                        tracing::debug!(pages, copied, "checkpointed the write-ahead log");
+                    }
+                    Err(error) => tracing::warn!("{:#}", anyhow::Error::from(error)),
+                }
+            }));
+        }
+    }
+    if let Some(task) = checkpointing {
+        let _ = task.await;
     }
 }
 
@@ -347,7 +376,11 @@ fn page(site: &Site, status: StatusCode, shown: Notice) -> Response {
 
 /// [`page`] in `language`, one of the site's.
 fn page_in(site: &Site, status: StatusCode, language: Language, shown: Notice) -> Response {
-    let bytes = match notice(&site.templates, &site.config, language, shown) {
+    let rendered = match site.answer(language, shown) {
+        Some(page) => Ok(page),
+        None => notice(&site.templates, &site.config, language, shown).map(Bytes::from),
+    };
+    let bytes = match rendered {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::error!("{:#}", anyhow::Error::from(error));

@@ -56,6 +56,7 @@ use anyhow::Context as _;
 use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use bytes::Bytes;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -64,8 +65,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::health::HealthProbe;
-use crate::model::IncidentId;
+use crate::model::{IncidentId, Language};
 use crate::render::Templates;
+use crate::render::notice::{Notice, notice};
 use crate::store::Store;
 use alertmanager::HookToken;
 use handlers::{
@@ -96,15 +98,37 @@ struct Site {
     templates: Templates,
     /// `[alertmanager] token_file`, read.
     hook_token: HookToken,
+    /// The pages that answer an accepted subscribe request, rendered once
+    /// per language: every such request gets the same page.
+    answers: Vec<(Language, Notice, Bytes)>,
 }
 
 impl Site {
     fn new(config: &Config, templates: &Templates) -> Site {
+        let mut answers = Vec::new();
+        for language in config.site.languages.all() {
+            for shown in [Notice::Requested, Notice::Posted] {
+                // A template that fails is rendered (and its error logged)
+                // per request instead.
+                if let Ok(page) = notice(templates, config, *language, shown) {
+                    answers.push((*language, shown, Bytes::from(page)));
+                }
+            }
+        }
         Site {
             config: config.clone(),
             templates: templates.clone(),
             hook_token: HookToken::read(config),
+            answers,
         }
+    }
+
+    /// The page of `shown` in `language` if it was rendered once for all.
+    fn answer(&self, language: Language, shown: Notice) -> Option<Bytes> {
+        self.answers
+            .iter()
+            .find(|(l, n, _)| *l == language && *n == shown)
+            .map(|(_, _, page)| page.clone())
     }
 }
 
@@ -147,11 +171,20 @@ impl Server {
         let listener = TcpListener::bind(http.listen)
             .await
             .with_context(|| format!("cannot listen on {} ([http] listen)", http.listen))?;
-        let store = tokio::task::block_in_place(|| Store::open(&config.paths.state))?;
+        let (store, checkpointer) = tokio::task::block_in_place(|| {
+            let store = Store::open(&config.paths.state)?;
+            store.leave_checkpoints()?;
+            anyhow::Ok((store, Store::open(&config.paths.state)?))
+        })?;
         let store = Arc::new(Mutex::new(store));
         let (site, site_receiver) = watch::channel(Arc::new(Site::new(config, templates)));
         let (requests, receiver) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_requests(Arc::clone(&store), receiver, mail_wake));
+        let writer = tokio::spawn(write_requests(
+            Arc::clone(&store),
+            Arc::new(Mutex::new(checkpointer)),
+            receiver,
+            mail_wake,
+        ));
         let shared = Arc::new(Shared {
             site: site_receiver,
             followable,
@@ -303,4 +336,26 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/hooks/alertmanager", post(alertmanager::hook))
         .fallback(not_found)
         .with_state(shared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_accepted_request_is_answered_with_its_page_rendered_once() {
+        let text = "[site]\ntitle = \"T\"\nbase_url = \"https://status.example.com/\"\n\
+                    timezone = \"UTC\"\nlanguages = [\"sv\", \"en\"]\n";
+        let config = crate::config::parse(std::path::Path::new("herald.toml"), text).unwrap();
+        let templates = Templates::builtin();
+        let site = Site::new(&config, &templates);
+        for language in [Language::Sv, Language::En] {
+            for shown in [Notice::Requested, Notice::Posted] {
+                let page = notice(&templates, &config, language, shown).unwrap();
+                assert_eq!(site.answer(language, shown).as_deref(), Some(&page[..]));
+            }
+        }
+        // Other pages are rendered when asked for.
+        assert_eq!(site.answer(Language::Sv, Notice::Confirmed), None);
+    }
 }

@@ -1,11 +1,16 @@
-//! The arithmetic of the index's history bars: the local days of the last
-//! [`HISTORY_DAYS`], which incidents held a component on each and how
-//! badly, and which incidents can matter at all. Pure: `now` and the time
-//! zone are passed in; what a cell says is [`super::html`]'s business.
+//! The index's history bars: the local days of the last [`HISTORY_DAYS`],
+//! which incidents held a component on each and how badly, which
+//! incidents can matter at all, and what each cell says ([`DayView`]:
+//! nothing on a quiet day; on a bad one, a link to the incident that made
+//! it worst, titled with the day, its status and that incident). Pure:
+//! `now` and the time zone are passed in.
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
+use serde::Serialize;
+
+use super::{Site, i18n, incident_path};
 use crate::model::{ComponentStatus, Incident, Segment, Update};
 
 /// Days in a component's history bar, today included.
@@ -164,17 +169,104 @@ pub(super) fn cells(days: &[Day], held: &[(usize, &Segment)], now: DateTime<Utc>
         .collect()
 }
 
-/// An instant inside `day`, for writing its date: midday is on the right
-/// date whatever DST does at the day's edges.
-pub(super) fn local_noon(timezone: Tz, day: &Day) -> DateTime<Utc> {
-    let noon = day
-        .date
-        .and_hms_opt(12, 0, 0)
-        .unwrap_or(day.date.and_time(NaiveTime::MIN));
-    timezone
-        .from_local_datetime(&noon)
-        .earliest()
-        .map_or(day.start, |instant| instant.with_timezone(&Utc))
+// ---------------------------------------------------------------------------
+// What a cell says.
+
+/// The characters of incident titles one day of the bars may name, shared
+/// by the components: each day's label keeps `DAY_TITLE_BUDGET / n` of
+/// its title (at most [`DAY_TITLE_CHARS`], at least [`DAY_TITLE_MIN`]) on a
+/// site of `n` components, so that the bars of a busy site, every cell a
+/// link, still fit the index in 100 KB (`tests/pages.rs`,
+/// `index_stays_small_when_every_day_is_bad`).
+const DAY_TITLE_BUDGET: usize = 160;
+const DAY_TITLE_CHARS: usize = 32;
+const DAY_TITLE_MIN: usize = 12;
+
+/// How much of an incident title a day's label keeps on a site of
+/// `components` components.
+fn day_title_chars(components: usize) -> usize {
+    (DAY_TITLE_BUDGET / components.max(1)).clamp(DAY_TITLE_MIN, DAY_TITLE_CHARS)
+}
+
+/// `text` cut to at most `limit` characters, with `…` when cut.
+fn shorten(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", text[..at].trim_end()),
+    }
+}
+
+/// One day of a component's history bar. An operational day is an empty
+/// cell (the bar's hidden heading says so once); a bad one is a link to
+/// the incident that made it worst, titled with what the day was (the
+/// tooltip and the link's accessible name).
+#[derive(Serialize)]
+pub(super) struct DayView {
+    /// The bar's one-letter class for the worst status of the day
+    /// (`style.css` spells them out); `None` on an operational day, and
+    /// then nothing below is set.
+    class: Option<&'static str>,
+    /// The status of the day, written out.
+    label: &'static str,
+    /// The local day: `2 sep` / `Sep 2`.
+    date: String,
+    /// The title of the incident that made the day worst, shortened.
+    incident: String,
+    /// How many more incidents held the component that day.
+    more: usize,
+    /// The page of the incident that made the day worst (the earliest of
+    /// equals), so that a tap on a cell leads somewhere on a phone, where
+    /// there are no tooltips.
+    href: Option<String>,
+}
+
+/// The history-bar cells of one component. `held` pairs the index (into
+/// `incidents`) of an incident with one of its segments for the component.
+pub(super) fn day_views(
+    site: &Site,
+    home: &str,
+    days: &[Day],
+    held: &[(usize, &Segment)],
+    incidents: &[&Incident],
+) -> Vec<DayView> {
+    let language = site.language();
+    let title_chars = day_title_chars(site.config.components.len());
+    days.iter()
+        .zip(cells(days, held, site.now))
+        .map(|(day, cell)| {
+            let worst = cell.worst_by.and_then(|at| incidents.get(at));
+            match (bar_class(cell.status), worst) {
+                (Some(class), Some(worst)) => DayView {
+                    class: Some(class),
+                    label: i18n::component_status_label(language, cell.status),
+                    date: i18n::day_of_bar(language, day.date),
+                    incident: shorten(site.title(worst), title_chars),
+                    more: cell.incidents.len().saturating_sub(1),
+                    href: Some(format!("{home}{}", incident_path(&worst.id))),
+                },
+                _ => DayView {
+                    class: None,
+                    label: "",
+                    date: String::new(),
+                    incident: String::new(),
+                    more: 0,
+                    href: None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// A history cell's class: one letter, since a busy page repeats it in
+/// hundreds of cells; `None` for an operational day (the bar's default).
+fn bar_class(status: ComponentStatus) -> Option<&'static str> {
+    match status {
+        ComponentStatus::Operational => None,
+        ComponentStatus::Maintenance => Some("m"),
+        ComponentStatus::Degraded => Some("d"),
+        ComponentStatus::PartialOutage => Some("p"),
+        ComponentStatus::MajorOutage => Some("x"),
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +312,21 @@ mod tests {
     const INCIDENT: &str =
         "+++\ntitle = \"x\"\ncomponents = [\"mail\"]\nseverity = \"minor\"\n+++\n";
     const MAINTENANCE: &str = "+++\ntitle = \"x\"\ncomponents = [\"dns\"]\nseverity = \"minor\"\nkind = \"maintenance\"\nstarts = \"2026-01-10 22:00Z\"\nends = \"2026-01-11 02:00Z\"\n+++\n";
+
+    #[test]
+    fn the_bars_share_a_budget_of_title_characters() {
+        assert_eq!(day_title_chars(0), 32);
+        assert_eq!(day_title_chars(1), 32);
+        assert_eq!(day_title_chars(5), 32);
+        assert_eq!(day_title_chars(6), 26);
+        assert_eq!(day_title_chars(8), 20);
+        assert_eq!(day_title_chars(40), 12);
+        assert_eq!(
+            shorten("Fel i lagringssystemet påverkar webbhotellen", 32),
+            "Fel i lagringssystemet påverkar…"
+        );
+        assert_eq!(shorten("Kort", 32), "Kort");
+    }
 
     #[test]
     fn settled_incidents_are_skipped_and_nothing_else() {

@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::corpus::Corpus;
 use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, Update};
 
-use super::history::{self, Day, holds_at, settled_before};
+use super::history::{self, DayView, day_views, holds_at, settled_before};
 use super::templates::RenderError;
 use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
 
@@ -45,19 +45,6 @@ pub const RECENT_DAYS: i64 = 14;
 const RECENT_LIMIT: usize = 10;
 /// Updates of an open incident shown on the index; its page has them all.
 const OPEN_UPDATES: usize = 2;
-/// Incident titles named in one day's tooltip; more are counted.
-const DAY_TITLES: usize = 1;
-/// A day's label keeps this many characters of an incident title: 450 cells
-/// on a busy site must still fit the index in 100 KB.
-const DAY_TITLE_CHARS: usize = 40;
-
-/// `text` cut to at most `limit` characters, with `…` when cut.
-fn shorten(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        None => text.to_owned(),
-        Some((at, _)) => format!("{}…", text[..at].trim_end()),
-    }
-}
 
 // ---------------------------------------------------------------------------
 // What the templates see. Field names are the templates' interface, and so
@@ -173,24 +160,6 @@ struct MaintenanceView {
     ends: TimeView,
     components: Vec<String>,
     latest: UpdateView,
-}
-
-#[derive(Serialize)]
-struct DayView {
-    /// The worst status of the day.
-    status: &'static str,
-    label: &'static str,
-    /// The local date, written out.
-    date: String,
-    /// Titles of the incidents that held the component that day, at most
-    /// [`DAY_TITLES`].
-    incidents: Vec<String>,
-    /// How many more incidents than named.
-    more: usize,
-    /// The page of the incident that made the day worst (the earliest of
-    /// equals), so that a tap on a cell leads somewhere on a phone, where
-    /// there are no tooltips.
-    href: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -936,40 +905,4 @@ impl<'a> Known<'a> {
 
 fn window_starts(incident: &Incident) -> Option<DateTime<Utc>> {
     incident.window.map(|window| window.starts)
-}
-
-/// The history-bar cells of one component. `held` pairs the index (into
-/// `incidents`) of an incident with one of its segments for the component.
-fn day_views(
-    site: &Site,
-    home: &str,
-    days: &[Day],
-    held: &[(usize, &Segment)],
-    incidents: &[&Incident],
-) -> Vec<DayView> {
-    let language = site.language();
-    let timezone = site.timezone();
-    days.iter()
-        .zip(history::cells(days, held, site.now))
-        .map(|(day, cell)| {
-            let more = cell.incidents.len().saturating_sub(DAY_TITLES);
-            DayView {
-                status: cell.status.as_str(),
-                label: i18n::component_status_label(language, cell.status),
-                date: i18n::date(language, history::local_noon(timezone, day), timezone),
-                incidents: cell
-                    .incidents
-                    .iter()
-                    .take(DAY_TITLES)
-                    .filter_map(|at| incidents.get(*at))
-                    .map(|incident| shorten(site.title(incident), DAY_TITLE_CHARS))
-                    .collect(),
-                more,
-                href: cell
-                    .worst_by
-                    .and_then(|at| incidents.get(at))
-                    .map(|incident| format!("{home}{}", incident_path(&incident.id))),
-            }
-        })
-        .collect()
 }

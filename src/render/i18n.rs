@@ -3,7 +3,7 @@
 //! `templates/i18n/*.toml` (see [`super::html`]); every renderer uses the
 //! label and date functions here.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::model::Language;
@@ -114,6 +114,24 @@ pub fn month_name(language: Language, month: u32) -> &'static str {
     }
 }
 
+const MONTHS_SV_SHORT: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec",
+];
+const MONTHS_EN_SHORT: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `8 apr` / `Apr 8`: a day of the index's history bars, which span 90
+/// days, so that the day and month alone say which day it was. Short,
+/// since a busy bar repeats it in hundreds of cells.
+pub fn day_of_bar(language: Language, date: NaiveDate) -> String {
+    let index = (date.month().clamp(1, 12) - 1) as usize;
+    match language {
+        Language::Sv => format!("{} {}", date.day(), MONTHS_SV_SHORT[index]),
+        Language::En => format!("{} {}", MONTHS_EN_SHORT[index], date.day()),
+    }
+}
+
 /// `8 april 2019` / `April 8, 2019`.
 pub fn date(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String {
     let local = instant.with_timezone(&timezone);
@@ -206,6 +224,9 @@ mod tests {
             "24 november 2026 14:05 CET"
         );
         assert_eq!(month_title(Language::En, 2019, 4), "April 2019");
+        let day = NaiveDate::from_ymd_opt(2026, 9, 2).unwrap();
+        assert_eq!(day_of_bar(Language::Sv, day), "2 sep");
+        assert_eq!(day_of_bar(Language::En, day), "Sep 2");
     }
 
     #[test]

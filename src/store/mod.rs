@@ -189,6 +189,37 @@ impl Store {
         Ok(store)
     }
 
+    /// Leaves checkpoints (copying the write-ahead log back into the
+    /// database, with an fsync of each) to another connection: SQLite runs
+    /// one inside whichever commit grows the log past 1,000 pages, so a
+    /// writer that answers requests would make the requests of that commit
+    /// wait for the disk. Such a writer calls [`Store::checkpoint`] on
+    /// another connection instead.
+    pub fn leave_checkpoints(&self) -> Result<(), Error> {
+        self.connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(Error::database(
+                &self.path,
+                "turn off automatic checkpoints",
+            ))
+    }
+
+    /// Copies what it can of the write-ahead log back into the database
+    /// without waiting for readers or writers (SQLite's PASSIVE
+    /// checkpoint), and returns how many pages the log holds and how many
+    /// of them are in the database now. Durability does not depend on it:
+    /// a commit is in the log already.
+    pub fn checkpoint(&self) -> Result<(i64, i64), Error> {
+        self.connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                Ok((row.get(1)?, row.get(2)?))
+            })
+            .map_err(Error::database(
+                &self.path,
+                "checkpoint the write-ahead log",
+            ))
+    }
+
     /// The key that makes this database's links, or why there is none.
     pub fn key(&self) -> Result<&Key, Error> {
         self.key
@@ -355,6 +386,57 @@ pub(super) fn write_fingerprint(connection: &Connection, key: &Key) -> rusqlite:
 mod tests {
     use super::fixtures::{at, subscriber};
     use super::*;
+
+    /// Pages in `dir`'s write-ahead log file (4 KiB pages; the file is
+    /// reused from its start after a checkpoint, not shrunk).
+    fn wal_pages(dir: &Path) -> u64 {
+        let length = std::fs::metadata(dir.join("herald.db-wal")).map_or(0, |m| m.len());
+        length.saturating_sub(32) / (4096 + 24)
+    }
+
+    #[test]
+    fn a_writer_that_leaves_checkpoints_lets_another_connection_do_them() {
+        let request = |n: usize| NewRequest {
+            channel: crate::model::Channel::Email,
+            address: format!("reader{n}@example.org"),
+            follows: crate::model::Follows::All,
+            language: crate::model::Language::Sv,
+            only_changes: false,
+        };
+        // A writer that checkpoints as SQLite does: its log stays near
+        // 1,000 pages.
+        let plain = tempfile::tempdir().unwrap();
+        let mut store = Store::open(plain.path()).unwrap();
+        for n in 0..1_500 {
+            store.request_subscriptions(&[request(n)], at(8)).unwrap();
+        }
+        let pages = wal_pages(plain.path());
+        assert!(pages < 1_100, "{pages}");
+
+        // One that leaves them: the log grows past that, until the other
+        // connection copies it back.
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Store::open(dir.path()).unwrap();
+        writer.leave_checkpoints().unwrap();
+        let checkpointer = Store::open(dir.path()).unwrap();
+        for n in 0..1_500 {
+            writer.request_subscriptions(&[request(n)], at(8)).unwrap();
+        }
+        let pages = wal_pages(dir.path());
+        assert!(pages > 1_500, "{pages}");
+        let (logged, copied) = checkpointer.checkpoint().unwrap();
+        assert!(logged > 1_500, "{logged}");
+        assert_eq!(copied, logged);
+        writer
+            .request_subscriptions(&[request(1_500)], at(8))
+            .unwrap();
+        // Nothing was lost on the way.
+        let stored: i64 = checkpointer
+            .connection
+            .query_row("SELECT count(*) FROM requests", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(stored, 1_501);
+    }
 
     #[test]
     fn a_key_that_links_depend_on_is_never_replaced_silently() {
