@@ -346,19 +346,44 @@ pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
+    // Each further language on a thread of its own beside the site's:
+    // the pages of a translated site take twice the rendering, and the
+    // languages share nothing but the corpus they read.
+    let editions: Vec<Site> = editions(site).collect();
+    let (first, further) = editions.split_first().expect("a site has a language");
+    let rendered: Vec<Result<Vec<Output>, templates::RenderError>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = further
+            .iter()
+            .map(|edition| scope.spawn(move || prefixed_pages(edition, incidents)))
+            .collect();
+        let mut rendered = vec![prefixed_pages(first, incidents)];
+        rendered.extend(threads.into_iter().map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }));
+        rendered
+    });
     let mut outputs = Vec::new();
-    for edition in editions(site) {
-        let prefix = edition.prefix();
-        outputs.extend(
-            edition_pages(&edition, incidents)?
-                .into_iter()
-                .map(|output| Output {
-                    path: format!("{prefix}{}", output.path),
-                    bytes: output.bytes,
-                }),
-        );
+    for pages in rendered {
+        outputs.extend(pages?);
     }
     Ok(outputs)
+}
+
+/// [`edition_pages`] with paths under the edition's prefix.
+fn prefixed_pages(
+    edition: &Site,
+    incidents: &[&Incident],
+) -> Result<Vec<Output>, templates::RenderError> {
+    let prefix = edition.prefix();
+    Ok(edition_pages(edition, incidents)?
+        .into_iter()
+        .map(|output| Output {
+            path: format!("{prefix}{}", output.path),
+            bytes: output.bytes,
+        })
+        .collect())
 }
 
 /// [`incident_pages`] in `site`'s language, paths relative to its prefix.
