@@ -293,6 +293,13 @@ impl Config {
         self.components.iter().find(|c| c.id == id)
     }
 
+    /// The name of component `id` in `language`; the id itself for a
+    /// component no longer configured.
+    pub fn component_name<'a>(&'a self, id: &'a str, language: Language) -> &'a str {
+        self.component(id)
+            .map_or(id, |component| component.name_in(language))
+    }
+
     /// The `[email]` settings, or without that section the defaults:
     /// messages written as files, from `herald@` the site's host
     /// (`default_sender`).

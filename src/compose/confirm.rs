@@ -70,13 +70,7 @@ pub(super) fn confirmation_context(
         ],
         Follows::Components(ids) => ids
             .iter()
-            .map(|id| {
-                one_line(
-                    config
-                        .component(id)
-                        .map_or(id.as_str(), |component| component.name_in(language)),
-                )
-            })
+            .map(|id| one_line(config.component_name(id, language)))
             .collect(),
     };
     let expires = i18n::date_time(language, confirmation.expires, site.timezone);

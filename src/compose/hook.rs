@@ -54,12 +54,6 @@ fn time(config: &Config, instant: DateTime<Utc>) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
-fn component_name<'a>(config: &'a Config, id: &'a str) -> &'a str {
-    config
-        .component(id)
-        .map_or(id, |component| component.name.as_str())
-}
-
 /// A post's body for every subscriber of one language in one format, the
 /// unsubscribe token left as a slot: a fan-out builds the JSON once, not
 /// once per subscriber.
@@ -152,7 +146,7 @@ impl Composer {
                         .iter()
                         .map(|(id, status)| {
                             (
-                                one_line(component_name(config, id)),
+                                one_line(config.component_name(id, config.site.language())),
                                 i18n::component_status_label(language, *status).to_owned(),
                             )
                         })
@@ -227,7 +221,7 @@ impl Composer {
                 "created_at": Value::Null,
                 "updated_at": at,
                 "id": component,
-                "name": component_name(config, component),
+                "name": config.component_name(component, config.site.language()),
                 "status": component_status(*new),
                 "page_id": page,
             },
@@ -261,7 +255,7 @@ impl Composer {
             }
             Follows::Components(ids) => ids
                 .iter()
-                .map(|id| one_line(component_name(config, id)))
+                .map(|id| one_line(config.component_name(id, config.site.language())))
                 .collect(),
         };
         let expires = i18n::date_time(language, confirmation.expires, site.timezone);
@@ -389,7 +383,7 @@ fn statuspage(
         .map(|(id, status)| {
             json!({
                 "id": id,
-                "name": component_name(config, id),
+                "name": config.component_name(id, config.site.language()),
                 "status": component_status(*status),
                 "page_id": page,
             })
@@ -401,7 +395,7 @@ fn statuspage(
         .map(|(id, status)| {
             json!({
                 "code": id,
-                "name": component_name(config, id),
+                "name": config.component_name(id, config.site.language()),
                 "new_status": component_status(*status),
             })
         })

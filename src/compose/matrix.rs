@@ -76,9 +76,7 @@ impl Composer {
             .components
             .iter()
             .map(|(id, component_status)| {
-                let name = config
-                    .component(id)
-                    .map_or(id.as_str(), |component| component.name.as_str());
+                let name = config.component_name(id, config.site.language());
                 format!(
                     "{} ({})",
                     defuse_mentions(&one_line(name)),

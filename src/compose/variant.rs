@@ -138,9 +138,7 @@ pub(super) fn alert_context(
         .iter()
         .zip(&variant.followed)
         .map(|((id, component_status), followed)| {
-            let name = config
-                .component(id)
-                .map_or(id.as_str(), |component| component.name_in(language));
+            let name = config.component_name(id, language);
             context! {
                 name => one_line(name),
                 status => i18n::component_status_label(language, *component_status),

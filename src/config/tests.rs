@@ -156,6 +156,9 @@ fn titles_names_and_groups_may_be_given_per_language() {
     assert_eq!(web.name_in(Language::Sv), "Webbhotell");
     // A group without an English name keeps the site's.
     assert_eq!(web.group_in(Language::En), Some("Värd"));
+    assert_eq!(config.component_name("web", Language::En), "Web hosting");
+    // A component no longer configured is named by its id.
+    assert_eq!(config.component_name("gone", Language::En), "gone");
 
     let site = "[site]\ntitle = \"T\"\nbase_url = \"https://x/\"\nlanguages = [\"sv\", \"en\"]\n";
     check_error(

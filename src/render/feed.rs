@@ -52,7 +52,11 @@ impl FeedMeta {
     pub fn component(site: &Site, component: &Component) -> FeedMeta {
         let base = site.base_url();
         FeedMeta {
-            title: format!("{}: {}", site.site_title(), site.component_name(component)),
+            title: format!(
+                "{}: {}",
+                site.site_title(),
+                site.component_name(&component.id)
+            ),
             self_url_rss: format!("{base}components/{}.rss", component.id),
             self_url_atom: format!("{base}components/{}.atom", component.id),
             page_url: base.to_owned(),
@@ -146,7 +150,7 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
                 .map(|id| atom_syndication::Category {
                     term: id.clone(),
                     scheme: None,
-                    label: Some(xml_text(&component_name(site, id))),
+                    label: Some(xml_text(site.component_name(id))),
                 })
                 .collect(),
             links: vec![Link {
@@ -248,7 +252,7 @@ fn entry_html(site: &Site, entry: &Entry) -> String {
         .incident
         .affected_at(entry.update.instant)
         .map(|id| {
-            let name = escape_html(&component_name(site, id));
+            let name = escape_html(site.component_name(id));
             let status = entry
                 .update
                 .component_statuses
@@ -284,13 +288,6 @@ fn channel_description(language: Language, title: &str) -> String {
 
 /// The configured name of a component; its id if the configuration no
 /// longer has it.
-fn component_name(site: &Site, id: &str) -> String {
-    site.config.component(id).map_or_else(
-        || id.to_owned(),
-        |component| site.component_name(component).to_owned(),
-    )
-}
-
 fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {

@@ -385,7 +385,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         badges.push((
             super::badge::view(
                 site,
-                site.component_name(component),
+                site.component_name(&component.id),
                 &format!("components/{}.svg", component.id),
                 i18n::component_status_label(language, current),
             ),
@@ -393,7 +393,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         ));
         let view = ComponentView {
             id: component.id.clone(),
-            name: site.component_name(component).to_owned(),
+            name: site.component_name(&component.id).to_owned(),
             status: current.as_str(),
             status_label: i18n::component_status_label(language, current),
             uptime_30: percent(|uptime| uptime.days_30),
@@ -559,7 +559,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
             .iter()
             .map(|component| SubscribeView {
                 id: component.id.clone(),
-                name: site.component_name(component).to_owned(),
+                name: site.component_name(&component.id).to_owned(),
             })
             .collect()
     } else {
@@ -745,18 +745,11 @@ fn time_view(site: &Site, instant: DateTime<Utc>) -> TimeView {
     }
 }
 
-fn component_name(site: &Site, id: &str) -> String {
-    site.config.component(id).map_or_else(
-        || id.to_owned(),
-        |component| site.component_name(component).to_owned(),
-    )
-}
-
 fn component_names(site: &Site, incident: &Incident) -> Vec<String> {
     incident
         .components
         .iter()
-        .map(|id| component_name(site, id))
+        .map(|id| site.component_name(id).to_owned())
         .collect()
 }
 
@@ -777,7 +770,7 @@ fn update_view(site: &Site, home: &str, incident: &Incident, update: &Update) ->
             .component_statuses
             .iter()
             .map(|(id, status)| ComponentStatusView {
-                name: component_name(site, id),
+                name: site.component_name(id).to_owned(),
                 status: status.as_str(),
                 label: i18n::component_status_label(language, *status),
             })
@@ -814,7 +807,7 @@ fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
                 .map(|held| status_changes(held))
                 .unwrap_or_default();
             TimelineView {
-                name: component_name(site, id),
+                name: site.component_name(id).to_owned(),
                 changes: changes
                     .into_iter()
                     .map(|(instant, status)| ChangeView {

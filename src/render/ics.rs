@@ -57,7 +57,7 @@ pub fn component_calendar(
     let title = clean_text(&format!(
         "{}: {}",
         site.site_title(),
-        site.component_name(component)
+        site.component_name(&component.id)
     ));
     calendar_of(site, corpus, &title, |incident| {
         incident.affects(&component.id)

@@ -23,7 +23,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::corpus::Corpus;
-use crate::model::{Component, Incident, IncidentId, Language, Update};
+use crate::model::{Incident, IncidentId, Language, Update};
 
 pub use templates::Templates;
 
@@ -135,9 +135,10 @@ impl<'a> Site<'a> {
         self.config.site.title_in(self.language)
     }
 
-    /// A component's name in this language.
-    pub fn component_name<'c>(&self, component: &'c Component) -> &'c str {
-        component.name_in(self.language)
+    /// The name of component `id` in this language (the id itself for a
+    /// component no longer configured).
+    pub fn component_name<'s>(&'s self, id: &'s str) -> &'s str {
+        self.config.component_name(id, self.language)
     }
 
     /// The incident's title in this language, or the site's.

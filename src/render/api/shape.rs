@@ -120,13 +120,6 @@ impl Context<'_> {
             .to_rfc3339_opts(SecondsFormat::Millis, false)
     }
 
-    fn component_name<'c>(&'c self, id: &'c str) -> &'c str {
-        self.site
-            .config
-            .component(id)
-            .map_or(id, |component| self.site.component_name(component))
-    }
-
     pub(super) fn incident(
         &self,
         listed: &Listed,
@@ -198,7 +191,7 @@ impl Context<'_> {
             if old != new || named.contains(component.as_str()) {
                 affected.push(RawAffected {
                     code: component.clone(),
-                    name: self.component_name(component).to_owned(),
+                    name: self.site.component_name(component).to_owned(),
                     old_status: component_status(old),
                     new_status: component_status(new),
                 });
@@ -256,7 +249,7 @@ pub(super) fn component_list(
         let id = component.id.as_str();
         RawComponent {
             id: id.to_owned(),
-            name: context.site.component_name(component).to_owned(),
+            name: context.site.component_name(&component.id).to_owned(),
             status: component_status(
                 current
                     .get(id)
