@@ -205,14 +205,7 @@ fn window_changes(
     if !matches!(kind, NoticeKind::Started | NoticeKind::Completed) {
         return Vec::new();
     }
-    let before = instant - chrono::TimeDelta::milliseconds(1);
-    incident
-        .affected_at(instant)
-        .filter_map(|id| {
-            let was = incident.component_status_at(id, before);
-            (was != incident.component_status_at(id, instant)).then(|| (id.clone(), was))
-        })
-        .collect()
+    incident.status_changes(Some(instant - chrono::TimeDelta::milliseconds(1)), instant)
 }
 
 impl Announcement {

@@ -781,10 +781,21 @@ impl Incident {
         let previous = index
             .and_then(|i| i.checked_sub(1))
             .map(|i| self.updates[i].instant);
+        self.status_changes(previous, update.instant)
+    }
+
+    /// The components whose status differs at `at` from `previous` (or that
+    /// were not affected then and are not operational now), each with the
+    /// status it had before: operational when it was not affected yet.
+    pub fn status_changes(
+        &self,
+        previous: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Vec<(String, ComponentStatus)> {
         let affected_before: Vec<&String> = previous
             .map(|instant| self.affected_at(instant).collect())
             .unwrap_or_default();
-        self.affected_at(update.instant)
+        self.affected_at(at)
             .filter_map(|component| {
                 let before = match previous {
                     Some(instant) if affected_before.contains(&component) => {
@@ -792,7 +803,7 @@ impl Incident {
                     }
                     _ => ComponentStatus::Operational,
                 };
-                (before != self.component_status_at(component, update.instant))
+                (before != self.component_status_at(component, at))
                     .then(|| (component.clone(), before))
             })
             .collect()
