@@ -64,6 +64,12 @@ impl Files {
         entry.diagnostics = vec![diagnostic];
     }
 
+    /// Takes in every file of `other`, which are read from other paths
+    /// (one of `other`'s replaces one of the same path here).
+    pub fn append(&mut self, mut other: Files) {
+        self.entries.append(&mut other.entries);
+    }
+
     pub fn remove(&mut self, path: &Path) -> bool {
         self.entries.remove(path).is_some()
     }
@@ -470,6 +476,27 @@ mod tests {
 
     fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    #[test]
+    fn files_read_in_two_parts_and_appended_are_those_read_at_once() {
+        let broken = "+++\ntitle = \"B\"\n+++\nno update\n";
+        let texts = [
+            ("a.md", MAINTENANCE),
+            ("b.md", broken),
+            ("c.md", MAINTENANCE),
+            ("d.md", broken),
+        ];
+        let whole = files(&texts);
+        let mut parts = files(&texts[..2]);
+        parts.append(files(&texts[2..]));
+        assert_eq!(format!("{parts:?}"), format!("{whole:?}"));
+        assert_eq!(parts.paths().count(), 4);
+        assert_eq!(parts.diagnostics().count(), whole.diagnostics().count());
+        assert!(whole.diagnostics().count() >= 2, "{whole:?}");
+        // An empty part changes nothing.
+        parts.append(Files::default());
+        assert_eq!(format!("{parts:?}"), format!("{whole:?}"));
     }
 
     #[test]

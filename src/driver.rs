@@ -18,7 +18,7 @@ use crate::corpus::{Corpus, Files};
 use crate::diag::{Diagnostic, LineIndex};
 use crate::fsio::{self, OutputDir};
 use crate::parse::Context;
-use crate::render::{self, Moves, Plan, Revisions, Site, Templates};
+use crate::render::{self, Moves, Output, Revisions, Site, Templates};
 use crate::store::Store;
 
 /// The input was rejected; the details were already printed.
@@ -106,25 +106,43 @@ pub fn read_incident(files: &mut Files, path: &Path, context: &Context) -> Resul
 
 /// Reads every incident file of the configured directory. Files that
 /// could not be read are recorded as errors; those worth reading again
-/// later are returned beside the files.
+/// later are returned beside the files. Two threads share the parsing,
+/// each half the files.
 pub fn load_files(config: &Config) -> anyhow::Result<(Files, Vec<PathBuf>)> {
     let context = parse_context(config);
-    let mut files = Files::default();
     let paths = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
         format!(
             "cannot read the incidents directory {}",
             config.paths.incidents.display()
         )
     })?;
+    let (first, second) = paths.split_at(paths.len() / 2);
+    let ((mut files, mut retry), (more, retry_more)) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| read_incidents(second, &context));
+        let mine = read_incidents(first, &context);
+        let theirs = other
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mine, theirs)
+    });
+    files.append(more);
+    retry.extend(retry_more);
+    Ok((files, retry))
+}
+
+/// [`read_incident`] of each of `paths`: the files, and the paths worth
+/// reading again later.
+fn read_incidents(paths: &[PathBuf], context: &Context) -> (Files, Vec<PathBuf>) {
+    let mut files = Files::default();
     let mut retry = Vec::new();
     for path in paths {
-        if let Err(error) = read_incident(&mut files, &path, &context)
+        if let Err(error) = read_incident(&mut files, path, context)
             && error.is_transient()
         {
-            retry.push(path);
+            retry.push(path.clone());
         }
     }
-    Ok((files, retry))
+    (files, retry)
 }
 
 pub fn print_diagnostics(diagnostics: &[Diagnostic], out: &mut dyn std::io::Write) {
@@ -171,11 +189,13 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     })
 }
 
-/// Renders and writes every output, incident pages [`render::PAGE_CHUNK`]
-/// at a time, then removes outputs that no longer belong. Every output is
-/// written as a temp file when rendered and all are made durable and
-/// renamed together ([`OutputDir::batch`]). Returns how many outputs there
-/// are and how many changed on disk.
+/// Renders and writes every output: incident pages [`render::PAGE_CHUNK`]
+/// at a time, month pages [`MONTH_CHUNK`] at a time, then the summaries
+/// and the stylesheet; then removes outputs that no longer belong. A
+/// writer thread stages what is rendered (each output a temp file) while
+/// the next chunk renders, at most [`CHUNKS_AHEAD`] chunks behind; all are
+/// made durable and renamed in the order rendered ([`OutputDir::batch`]).
+/// Returns how many outputs there are and how many changed on disk.
 pub fn publish_everything(
     site: &Site,
     corpus: &Corpus,
@@ -183,43 +203,79 @@ pub fn publish_everything(
 ) -> anyhow::Result<(usize, usize)> {
     let root = output.root().display().to_string();
     let write_context = || format!("cannot write outputs to {root}");
-    let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
     let mut current = fsio::Paths::default();
-    let mut batch = output.batch();
+    std::thread::scope(|scope| {
+        let (to_writer, rendered) = std::sync::mpsc::sync_channel::<Vec<Output>>(CHUNKS_AHEAD);
+        let writer = scope.spawn(move || {
+            let mut batch = output.batch();
+            for chunk in rendered {
+                batch.stage(&chunk)?;
+            }
+            Ok::<_, fsio::Error>(batch)
+        });
+        let mut send = |chunk: Vec<Output>| {
+            chunk.iter().for_each(|output| {
+                current.insert(&output.path);
+            });
+            // Refused only when the writer stopped on an error, which
+            // its join below returns.
+            to_writer.send(chunk).is_ok()
+        };
+        let rendering = render_everything(site, corpus, &mut send);
+        drop(send);
+        drop(to_writer);
+        let batch = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // Dropped on either error, the batch removes its temp files.
+        rendering?;
+        let batch = batch.with_context(write_context)?;
+        let stale = batch
+            .stale(&current)
+            .with_context(|| format!("cannot list outputs in {root}"))?;
+        let changed = batch.commit(&stale).with_context(write_context)?;
+        Ok((current.len(), changed))
+    })
+}
+
+/// How many rendered chunks may wait for [`publish_everything`]'s writer:
+/// rendering runs that far ahead of writing and no further, so a full
+/// build never holds more than a few chunks of outputs.
+const CHUNKS_AHEAD: usize = 2;
+
+/// How many months' pages a full build renders (in every language) before
+/// handing them to the writer: all of them at once held 37 MB at 100,000
+/// incidents.
+const MONTH_CHUNK: usize = 4;
+
+/// Renders every output of a full build, chunk by chunk, pages first and
+/// indexes last, each chunk handed to `send`; stops early when `send`
+/// refuses one.
+fn render_everything(
+    site: &Site,
+    corpus: &Corpus,
+    send: &mut dyn FnMut(Vec<Output>) -> bool,
+) -> anyhow::Result<()> {
+    let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
     // A chunk's pages are rendered in every language before they are
     // written: fewer incidents a chunk on a translated site, whose pages
     // also hold more text.
     let languages = site.config.site.languages.all().len();
     for chunk in published.chunks((render::PAGE_CHUNK / (languages * languages)).max(1)) {
-        let pages = render::incident_pages(site, chunk)?;
-        batch.stage(&pages).with_context(write_context)?;
-        pages.iter().for_each(|page| {
-            current.insert(&page.path);
-        });
-    }
-    // One language's other outputs at a time, its month pages one by
-    // one (all of them at once held 37 MB at 100,000 incidents).
-    for language in site.config.site.languages.all() {
-        let edition = site.in_language(*language);
-        for (year, month) in render::months(&edition, corpus) {
-            let page = render::month_page(&edition, corpus, year, month)?;
-            current.insert(&page.path);
-            batch.stage(&[page]).with_context(write_context)?;
+        if !send(render::incident_pages(site, chunk)?) {
+            return Ok(());
         }
-        let rendered = render::render_language(&edition, corpus, &Plan::Full)?;
-        rendered.outputs.iter().for_each(|output| {
-            current.insert(&output.path);
-        });
-        batch.stage(&rendered.outputs).with_context(write_context)?;
     }
-    let stylesheet = render::stylesheet(site);
-    current.insert(&stylesheet.path);
-    batch.stage(&[stylesheet]).with_context(write_context)?;
-    let stale = batch
-        .stale(&current)
-        .with_context(|| format!("cannot list outputs in {root}"))?;
-    let changed = batch.commit(&stale).with_context(write_context)?;
-    Ok((current.len(), changed))
+    let months: Vec<(i32, u32)> = render::months(site, corpus).into_iter().collect();
+    for chunk in months.chunks(MONTH_CHUNK) {
+        if !send(render::month_pages(site, corpus, chunk)?) {
+            return Ok(());
+        }
+    }
+    let mut last = render::full_summaries(site, corpus)?;
+    last.push(render::stylesheet(site));
+    send(last);
+    Ok(())
 }
 
 /// How many incidents' updates are recorded in the state database at a

@@ -810,3 +810,62 @@ fn output_cut_short_by_its_reader_is_not_an_error() {
     assert_eq!(stderr(&output), "");
     assert!(output.status.success(), "{:?}", output.status);
 }
+
+/// Every file under `dir` whose name marks it as a temp file of herald's.
+fn temp_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(temp_files(&path));
+        } else if path.to_string_lossy().ends_with(".herald-tmp") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_write_failing_after_pages_were_written_out_keeps_every_old_output() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    site.succeeds(&["build"]);
+    site.write(
+        "incidents/mail-slow.md",
+        &GOOD.replace("Looking.", "Looking harder."),
+    );
+    // The month pages come after the incident pages, which the writer
+    // has already staged when it fails on them.
+    fs::remove_dir_all(site.path("public/history")).unwrap();
+    site.write("public/history", "not a directory");
+    let message = site.fails(&["build"], 3, "cannot write outputs to public");
+    assert!(message.contains("public/history"), "{message}");
+    let page = site.read("public/incidents/mail-slow.html");
+    assert!(
+        page.contains("Looking.") && !page.contains("Looking harder."),
+        "{page}"
+    );
+    assert_eq!(temp_files(&site.path("public")), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_page_failing_to_render_after_others_were_written_out_keeps_every_old_output() {
+    let site = Site::new();
+    site.write("herald.toml", &config_with_templates("templates"));
+    site.write("templates/style.css", "body { color: rebeccapurple }\n");
+    site.write("incidents/mail-slow.md", GOOD);
+    site.succeeds(&["build"]);
+    site.write(
+        "incidents/mail-slow.md",
+        &GOOD.replace("Looking.", "Looking harder."),
+    );
+    // Compiles, fails when rendered: after the incident pages.
+    site.write("templates/month.html", "{{ 1 // 0 }}\n");
+    let message = site.fails(&["build"], 3, "rendering template month.html");
+    let page = site.read("public/incidents/mail-slow.html");
+    assert!(
+        page.contains("Looking.") && !page.contains("Looking harder."),
+        "{message}\n{page}"
+    );
+    assert_eq!(temp_files(&site.path("public")), Vec::<PathBuf>::new());
+}

@@ -256,6 +256,8 @@ pub const HEADLINE_WORDS: usize = 8;
 /// (emphasis, heading and quote marks and list dashes left out), and
 /// whether more follow.
 pub fn headline_words(markdown: &str) -> (String, bool) {
+    // One word past those shown says whether more follow: a long text is
+    // never split whole (feeds ask for the headline of every entry).
     let words: Vec<&str> = markdown
         .split_whitespace()
         .map(|word| {
@@ -263,6 +265,7 @@ pub fn headline_words(markdown: &str) -> (String, bool) {
                 .trim_matches(|c: char| matches!(c, '*' | '_' | '`'))
         })
         .filter(|word| !word.is_empty() && *word != "-")
+        .take(HEADLINE_WORDS + 1)
         .collect();
     let shown = words[..words.len().min(HEADLINE_WORDS)].join(" ");
     (shown, words.len() > HEADLINE_WORDS)

@@ -75,9 +75,10 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
     let language = site.language();
     let items: Vec<rss::Item> = entries
         .iter()
-        .map(|entry| rss::Item {
+        .map(|entry| (entry, entry_link(site, entry)))
+        .map(|(entry, link)| rss::Item {
             title: Some(entry_title(site, entry)),
-            link: Some(entry_link(site, entry)),
+            link: Some(link.clone()),
             description: Some(entry_html(site, entry)),
             categories: entry
                 .incident
@@ -88,7 +89,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
                 })
                 .collect(),
             guid: Some(rss::Guid {
-                value: entry_link(site, entry),
+                value: link,
                 permalink: true,
             }),
             pub_date: Some(rfc2822(entry.update.instant)),
@@ -139,9 +140,10 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
     let language = site.language();
     let atom_entries: Vec<atom_syndication::Entry> = entries
         .iter()
-        .map(|entry| atom_syndication::Entry {
+        .map(|entry| (entry, entry_link(site, entry)))
+        .map(|(entry, link)| atom_syndication::Entry {
             title: Text::plain(entry_title(site, entry)),
-            id: entry_link(site, entry),
+            id: link.clone(),
             updated: site.edited(entry.incident, entry.update).fixed_offset(),
             published: Some(entry.update.instant.fixed_offset()),
             categories: entry
@@ -154,7 +156,7 @@ pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
                 })
                 .collect(),
             links: vec![Link {
-                href: entry_link(site, entry),
+                href: link,
                 rel: "alternate".to_owned(),
                 mime_type: Some("text/html".to_owned()),
                 ..Link::default()

@@ -201,6 +201,24 @@ mod tests {
     use chrono_tz::Europe::Stockholm;
 
     #[test]
+    fn a_headline_shows_the_first_words_and_says_whether_more_follow() {
+        let words = |n: usize| {
+            (1..=n)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(headline_words(&words(8)), (words(8), false));
+        assert_eq!(headline_words(&words(9)), (words(8), true));
+        assert_eq!(headline_words(&words(5000)), (words(8), true));
+        assert_eq!(
+            headline_words("## *Rubrik* - > `kod` _ord_\n\n- ett"),
+            ("Rubrik kod ord ett".to_owned(), false)
+        );
+        assert_eq!(headline_words(" \n "), (String::new(), false));
+    }
+
+    #[test]
     fn percentages_as_each_language_writes_them() {
         assert_eq!(percent(Language::En, 99.95), "99.95 %");
         assert_eq!(percent(Language::Sv, 99.9), "99,90 %");

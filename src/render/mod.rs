@@ -18,7 +18,7 @@ mod text;
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Config;
@@ -227,7 +227,21 @@ pub struct Entry<'a> {
 
 /// The `#fragment` of an update on its incident page.
 pub fn update_anchor(instant: DateTime<Utc>) -> String {
-    instant.format("u-%Y%m%dT%H%M%SZ").to_string()
+    // Written by hand, as chrono's `u-%Y%m%dT%H%M%SZ` writes it: a format
+    // string is parsed again for each of the 100,000 updates of a build.
+    // A year past four digits or a leap second take chrono's way.
+    let year = instant.year();
+    if !(0..=9999).contains(&year) || instant.nanosecond() >= 1_000_000_000 {
+        return instant.format("u-%Y%m%dT%H%M%SZ").to_string();
+    }
+    format!(
+        "u-{year:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        instant.month(),
+        instant.day(),
+        instant.hour(),
+        instant.minute(),
+        instant.second()
+    )
 }
 
 pub fn incident_path(id: &IncidentId) -> String {
@@ -347,17 +361,49 @@ pub fn incident_pages(
     site: &Site,
     incidents: &[&Incident],
 ) -> Result<Vec<Output>, templates::RenderError> {
-    // Each further language on a thread of its own beside the site's:
-    // the pages of a translated site take twice the rendering, and the
-    // languages share nothing but the corpus they read.
+    in_every_language(site, |edition| prefixed_pages(edition, incidents))
+}
+
+/// The pages of `months` ([`month_page`]) in every language of the site,
+/// the site's own first.
+pub fn month_pages(
+    site: &Site,
+    corpus: &Corpus,
+    months: &[(i32, u32)],
+) -> Result<Vec<Output>, templates::RenderError> {
+    in_every_language(site, |edition| {
+        months
+            .iter()
+            .map(|(year, month)| month_page(edition, corpus, *year, *month))
+            .collect()
+    })
+}
+
+/// [`render_language`]'s outputs in every language of the site, the
+/// site's own first, without the stylesheet.
+pub fn full_summaries(site: &Site, corpus: &Corpus) -> Result<Vec<Output>, templates::RenderError> {
+    in_every_language(site, |edition| {
+        Ok(render_language(edition, corpus, &Plan::Full)?.outputs)
+    })
+}
+
+/// `render` of each edition of the site, the site's own first: each
+/// further language on a thread of its own beside the site's, since the
+/// languages share nothing but the corpus they read and a translated site
+/// takes twice the rendering.
+fn in_every_language<F>(site: &Site, render: F) -> Result<Vec<Output>, templates::RenderError>
+where
+    F: Fn(&Site) -> Result<Vec<Output>, templates::RenderError> + Sync,
+{
     let editions: Vec<Site> = editions(site).collect();
     let (first, further) = editions.split_first().expect("a site has a language");
+    let render = &render;
     let rendered: Vec<Result<Vec<Output>, templates::RenderError>> = std::thread::scope(|scope| {
         let threads: Vec<_> = further
             .iter()
-            .map(|edition| scope.spawn(move || prefixed_pages(edition, incidents)))
+            .map(|edition| scope.spawn(move || render(edition)))
             .collect();
-        let mut rendered = vec![prefixed_pages(first, incidents)];
+        let mut rendered = vec![render(first)];
         rendered.extend(threads.into_iter().map(|thread| {
             thread
                 .join()
@@ -664,4 +710,44 @@ fn render_edition(
         bytes: index.html,
     });
     Ok(rendered)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    #[test]
+    fn an_update_anchor_is_what_chrono_writes() {
+        let chrono = |instant: DateTime<Utc>| instant.format("u-%Y%m%dT%H%M%SZ").to_string();
+        let mut instants = vec![
+            Utc.with_ymd_and_hms(2026, 11, 30, 7, 5, 9).unwrap(),
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-5, 6, 7, 8, 9, 10).unwrap(),
+            DateTime::UNIX_EPOCH,
+        ];
+        // A leap second.
+        instants.push(
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .and_then(|day| day.and_hms_milli_opt(23, 59, 59, 1500))
+                .unwrap()
+                .and_utc(),
+        );
+        let mut instant = Utc.with_ymd_and_hms(2019, 1, 1, 0, 0, 0).unwrap();
+        while instant.year() < 2021 {
+            instants.push(instant);
+            instant += chrono::Duration::seconds(86_399 * 3 + 7);
+        }
+        for instant in instants {
+            assert_eq!(update_anchor(instant), chrono(instant), "{instant:?}");
+        }
+        assert_eq!(
+            update_anchor(Utc.with_ymd_and_hms(2026, 11, 30, 7, 5, 9).unwrap()),
+            "u-20261130T070509Z"
+        );
+    }
 }
