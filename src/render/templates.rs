@@ -331,32 +331,50 @@ fn html_formatter(
 ) -> Result<(), minijinja::Error> {
     match value.as_str() {
         Some(text) if matches!(state.auto_escape(), AutoEscape::Html) => {
-            let escape = !value.is_safe();
-            let mut plain_from = 0;
-            for (at, character) in text.char_indices() {
-                let entity = match character {
-                    '&' if escape => "&amp;",
-                    '<' if escape => "&lt;",
-                    '>' if escape => "&gt;",
-                    '"' if escape => "&quot;",
-                    '\'' if escape => "&#x27;",
-                    c if forbidden_in_html(c) => "",
-                    _ => continue,
-                };
-                out.write_str(&text[plain_from..at])?;
-                out.write_str(entity)?;
-                plain_from = at + character.len_utf8();
-            }
-            Ok(out.write_str(&text[plain_from..])?)
+            Ok(write_html_text(out, text, !value.is_safe())?)
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
 }
 
-/// A character that may not appear in HTML text.
-fn forbidden_in_html(character: char) -> bool {
-    (character.is_control() && !matches!(character, '\t' | '\n' | '\r' | '\u{c}'))
-        || matches!(character, '\u{FFFE}' | '\u{FFFF}')
+/// `text` as [`html_formatter`] writes it: escaped when `escape`, without
+/// the characters HTML forbids in text. Scans bytes, not characters: every
+/// byte it acts on is ASCII or starts one of the few forbidden sequences
+/// (C1 controls are `C2 80`–`C2 9F`, U+FFFE and U+FFFF `EF BF BE`/`BF`),
+/// so the plain runs between them are written whole.
+fn write_html_text(out: &mut dyn fmt::Write, text: &str, escape: bool) -> fmt::Result {
+    let bytes = text.as_bytes();
+    let mut plain_from = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let (entity, length) = match bytes[at] {
+            b'&' if escape => ("&amp;", 1),
+            b'<' if escape => ("&lt;", 1),
+            b'>' if escape => ("&gt;", 1),
+            b'"' if escape => ("&quot;", 1),
+            b'\'' if escape => ("&#x27;", 1),
+            b'\t' | b'\n' | b'\r' | 0x0c => {
+                at += 1;
+                continue;
+            }
+            0x00..=0x1f | 0x7f => ("", 1),
+            0xc2 if matches!(bytes.get(at + 1), Some(0x80..=0x9f)) => ("", 2),
+            0xef if bytes.get(at + 1) == Some(&0xbf)
+                && matches!(bytes.get(at + 2), Some(0xbe | 0xbf)) =>
+            {
+                ("", 3)
+            }
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        out.write_str(&text[plain_from..at])?;
+        out.write_str(entity)?;
+        at += length;
+        plain_from = at;
+    }
+    out.write_str(&text[plain_from..])
 }
 
 /// `file:line:col: error: WHAT: detail` for a template `name` from file
@@ -436,6 +454,57 @@ fn error_position(text: &str, error: &minijinja::Error) -> (u32, u32) {
 mod tests {
     use super::*;
     use crate::model::ComponentStatus;
+
+    /// [`write_html_text`] as it was written first, character by character.
+    fn html_text_by_characters(text: &str, escape: bool) -> String {
+        let mut out = String::new();
+        for character in text.chars() {
+            match character {
+                '&' if escape => out.push_str("&amp;"),
+                '<' if escape => out.push_str("&lt;"),
+                '>' if escape => out.push_str("&gt;"),
+                '"' if escape => out.push_str("&quot;"),
+                '\'' if escape => out.push_str("&#x27;"),
+                c if (c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
+                    || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn html_text(text: &str, escape: bool) -> String {
+        let mut out = String::new();
+        write_html_text(&mut out, text, escape).unwrap();
+        out
+    }
+
+    #[test]
+    fn html_text_is_escaped_and_loses_what_html_forbids() {
+        let text = "a&b<c>d\"e'f/g\u{0}h\u{7}\t\n\r\u{c}\u{7f}\u{80}\u{9f}\u{a0}\u{fffd}\u{fffe}\u{ffff}\u{10ffff}åäö\u{1f600}";
+        assert_eq!(
+            html_text(text, true),
+            "a&amp;b&lt;c&gt;d&quot;e&#x27;f/gh\t\n\r\u{c}\u{a0}\u{fffd}\u{10ffff}åäö\u{1f600}"
+        );
+        assert_eq!(
+            html_text(text, false),
+            "a&b<c>d\"e'f/gh\t\n\r\u{c}\u{a0}\u{fffd}\u{10ffff}åäö\u{1f600}"
+        );
+        for escape in [true, false] {
+            assert_eq!(
+                html_text(text, escape),
+                html_text_by_characters(text, escape)
+            );
+            assert_eq!(html_text("", escape), "");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn html_text_by_bytes_is_html_text_by_characters(text in "\\PC*|[\\x00-\\x{ff}\\x{fff0}-\\x{ffff}&<>\"' ]*", escape: bool) {
+            proptest::prop_assert_eq!(html_text(&text, escape), html_text_by_characters(&text, escape));
+        }
+    }
 
     #[test]
     fn templates_can_be_shared_between_threads() {
