@@ -67,6 +67,7 @@ impl OutputDir {
             staged: Vec::new(),
             changed: 0,
             dirs: HashMap::new(),
+            behind: None,
         }
     }
 }
@@ -85,6 +86,11 @@ pub struct Batch<'a> {
     /// holds, and nothing is on disk to compare with. One `mkdir` per
     /// directory, not one per file.
     dirs: HashMap<PathBuf, bool>,
+    /// The previous [`BATCH_FILES`] temp files, being made durable and
+    /// renamed on a thread of their own while more are staged: staging
+    /// never waits for the disk. One at a time, so renames keep their
+    /// order.
+    behind: Option<std::thread::JoinHandle<Result<Vec<Staged>, Error>>>,
 }
 
 /// One output written to its temp file. Small (the temp file's name is
@@ -136,8 +142,11 @@ impl Batch<'_> {
                 self.discard();
                 return Err(error);
             }
-            if self.staged.len() >= BATCH_FILES {
-                self.changed += self.flush(&[])?;
+            if self.staged.len() >= BATCH_FILES
+                && let Err(error) = self.flush_behind()
+            {
+                self.discard();
+                return Err(error);
             }
         }
         Ok(())
@@ -196,53 +205,79 @@ impl Batch<'_> {
             .map_err(|source| Error::Write { path: temp, source })
     }
 
-    /// Removes the temp files not yet renamed.
+    /// Removes the temp files not yet renamed, once the flush behind (if
+    /// any) is over: it removes its own on a failure.
     fn discard(&mut self) {
+        if let Some(behind) = self.behind.take() {
+            let _ = join(behind);
+        }
         for staged in self.staged.drain(..) {
             let _ = fs::remove_file(staged.temp(&self.dir.root));
         }
     }
 
+    /// Hands what is staged to a thread that makes it durable and renames
+    /// it, after the previous such thread is done (its failure returned
+    /// here, before anything more is renamed).
+    fn flush_behind(&mut self) -> Result<(), Error> {
+        self.join_behind()?;
+        let root = self.dir.root.clone();
+        let staged = std::mem::take(&mut self.staged);
+        #[cfg(test)]
+        let faults = faults::current();
+        self.behind = Some(std::thread::spawn(move || {
+            #[cfg(test)]
+            faults::set(faults);
+            rename_durably(&root, &staged, false)?;
+            // The renames are durable once the directories are.
+            sync_filesystem(&root)?;
+            Ok(staged)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the flush behind, if any, and takes in what it renamed.
+    fn join_behind(&mut self) -> Result<(), Error> {
+        if let Some(behind) = self.behind.take() {
+            let renamed = join(behind)?;
+            self.changed += renamed.len();
+            self.remember(&renamed);
+        }
+        Ok(())
+    }
+
+    /// Records the bytes of outputs now in place.
+    fn remember(&mut self, renamed: &[Staged]) {
+        for item in renamed {
+            self.dir
+                .known
+                .insert(hash_bytes(item.relative.as_bytes()), item.hash);
+        }
+    }
+
     /// Durable, renamed, removed, durable again: what [`Batch::commit`]
-    /// does with what is staged so far. Returns how many files changed.
+    /// does with what is staged, after the flush behind. Returns how many
+    /// files changed in this last part.
     fn flush(&mut self, removed: &[String]) -> Result<usize, Error> {
+        if let Err(error) = self.join_behind() {
+            self.discard();
+            return Err(error);
+        }
         let root = self.dir.root.clone();
         // A few files (the daemon's usual rebuild): fsync each, since
         // syncfs would also wait for every other process's dirty data on
         // the same file system. Many files (a full build): one syncfs.
         let few = self.staged.len() <= FEW_FILES;
-        let durable = if few {
-            self.staged
-                .iter()
-                .try_for_each(|staged| sync_file(&staged.temp(&root)))
-        } else {
-            sync_filesystem(&root)
-        };
-        if let Err(error) = durable {
-            self.discard();
-            return Err(error);
-        }
-        let mut dirs: Vec<PathBuf> = Vec::new();
         let staged = std::mem::take(&mut self.staged);
-        for (renamed, item) in staged.iter().enumerate() {
-            let target = root.join(&*item.relative);
-            if let Err(source) = rename(&item.temp(&root), &target) {
-                // No half-written file may stay behind for a publish step
-                // to ship.
-                for later in &staged[renamed..] {
-                    let _ = fs::remove_file(later.temp(&root));
-                }
-                return Err(Error::Write {
-                    path: target,
-                    source,
-                });
-            }
-            self.dir
-                .known
-                .insert(hash_bytes(item.relative.as_bytes()), item.hash);
-            if few && let Some(parent) = target.parent() {
-                dirs.push(parent.to_owned());
-            }
+        rename_durably(&root, &staged, few)?;
+        self.remember(&staged);
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if few {
+            dirs.extend(
+                staged
+                    .iter()
+                    .filter_map(|item| root.join(&*item.relative).parent().map(Path::to_owned)),
+            );
         }
         let mut changed = staged.len();
         drop(staged);
@@ -274,6 +309,46 @@ impl Batch<'_> {
         }
         Ok(changed)
     }
+}
+
+/// Waits for a flush behind; its panic goes on here.
+fn join(behind: std::thread::JoinHandle<Result<Vec<Staged>, Error>>) -> Result<Vec<Staged>, Error> {
+    behind
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Makes `staged` durable (an fsync each if `few`, else one syncfs) and
+/// renames each over its target, in order. On a failure, every temp file
+/// not renamed is removed: no half-written file stays behind for a
+/// publish step to ship.
+fn rename_durably(root: &Path, staged: &[Staged], few: bool) -> Result<(), Error> {
+    let durable = if few {
+        staged
+            .iter()
+            .try_for_each(|item| sync_file(&item.temp(root)))
+    } else {
+        sync_filesystem(root)
+    };
+    if let Err(error) = durable {
+        for item in staged {
+            let _ = fs::remove_file(item.temp(root));
+        }
+        return Err(error);
+    }
+    for (renamed, item) in staged.iter().enumerate() {
+        let target = root.join(&*item.relative);
+        if let Err(source) = rename(&item.temp(root), &target) {
+            for later in &staged[renamed..] {
+                let _ = fs::remove_file(later.temp(root));
+            }
+            return Err(Error::Write {
+                path: target,
+                source,
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Batch<'_> {
@@ -410,6 +485,16 @@ mod faults {
         pub static SYNCFS: Cell<bool> = const { Cell::new(false) };
         pub static RENAME: Cell<bool> = const { Cell::new(false) };
     }
+
+    /// This thread's faults, for a thread it starts to take on.
+    pub fn current() -> (bool, bool) {
+        (SYNCFS.with(Cell::get), RENAME.with(Cell::get))
+    }
+
+    pub fn set((syncfs, rename): (bool, bool)) {
+        SYNCFS.with(|f| f.set(syncfs));
+        RENAME.with(|f| f.set(rename));
+    }
 }
 
 #[cfg(test)]
@@ -512,6 +597,14 @@ mod tests {
         assert_old_outputs_stay(&faults::RENAME, FEW_FILES + 10);
     }
 
+    /// A batch too large to hold flushes its first part behind the
+    /// staging: a failure there is the batch's, and leaves the same.
+    #[test]
+    fn a_failure_behind_the_staging_leaves_the_old_outputs_and_no_temp_file() {
+        assert_old_outputs_stay(&faults::SYNCFS, BATCH_FILES + 10);
+        assert_old_outputs_stay(&faults::RENAME, BATCH_FILES + 10);
+    }
+
     #[test]
     fn a_batch_staged_in_parts_is_renamed_at_commit_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -549,7 +642,9 @@ mod tests {
         let many = pages(BATCH_FILES + 3, "new");
         let mut batch = output.batch();
         batch.stage(&many).unwrap();
-        // The first BATCH_FILES are in place already, the rest staged.
+        // The first BATCH_FILES are being put in place behind the staging,
+        // the rest staged.
+        batch.join_behind().unwrap();
         assert!(dir.path().join("pages/0.html").exists());
         assert!(
             !dir.path()
