@@ -8,6 +8,7 @@
 //! reported as [`InvalidInput`], which `main` turns into exit code 1.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -177,10 +178,17 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let (files, _) = load_files(config)?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
-    let (revisions, moves) = observe_revisions(config, &corpus, now);
-    let site = Site::new(config, &templates, &revisions, &moves, now);
     let mut output = OutputDir::new(config.paths.output.clone());
-    let (outputs, changed) = publish_everything(&site, &corpus, &mut output)?;
+    // The updates are recorded in the state database on a thread of their
+    // own, chunk by chunk, each chunk's pages rendered once it is: the
+    // edit times of a page's updates are those its chunk recorded.
+    let (outputs, changed) = std::thread::scope(|scope| {
+        let (to_renderer, observed) = std::sync::mpsc::channel();
+        scope.spawn(|| observe_revisions(config, &corpus, now, to_renderer));
+        let (revisions, moves) = (Revisions::new(), Moves::new());
+        let site = Site::new(config, &templates, &revisions, &moves, now);
+        publish(&site, &corpus, &mut output, Some(observed))
+    })?;
     Ok(Built {
         diagnostics,
         incidents: corpus.len(),
@@ -200,6 +208,18 @@ pub fn publish_everything(
     site: &Site,
     corpus: &Corpus,
     output: &mut OutputDir,
+) -> anyhow::Result<(usize, usize)> {
+    publish(site, corpus, output, None)
+}
+
+/// [`publish_everything`], with the edit times and window moves of
+/// `site`, or, given `observed`, those [`observe_revisions`] sends as it
+/// records them.
+fn publish(
+    site: &Site,
+    corpus: &Corpus,
+    output: &mut OutputDir,
+    observed: Option<Receiver<Observed>>,
 ) -> anyhow::Result<(usize, usize)> {
     let root = output.root().display().to_string();
     let write_context = || format!("cannot write outputs to {root}");
@@ -221,7 +241,7 @@ pub fn publish_everything(
             // its join below returns.
             to_writer.send(chunk).is_ok()
         };
-        let rendering = render_everything(site, corpus, &mut send);
+        let rendering = render_everything(site, corpus, observed, &mut send);
         drop(send);
         drop(to_writer);
         let batch = writer
@@ -250,62 +270,133 @@ const MONTH_CHUNK: usize = 4;
 
 /// Renders every output of a full build, chunk by chunk, pages first and
 /// indexes last, each chunk handed to `send`; stops early when `send`
-/// refuses one.
+/// refuses one. Given `observed`, each chunk of incident pages waits for
+/// its updates to be recorded, and renders with the edit times recorded so
+/// far; the summaries wait for all of them and the window moves.
 fn render_everything(
     site: &Site,
     corpus: &Corpus,
+    observed: Option<Receiver<Observed>>,
     send: &mut dyn FnMut(Vec<Output>) -> bool,
 ) -> anyhow::Result<()> {
     let published: Vec<&crate::model::Incident> = corpus.published().map(AsRef::as_ref).collect();
+    let mut records = Records::default();
     // A chunk's pages are rendered in every language before they are
     // written: fewer incidents a chunk on a translated site, whose pages
     // also hold more text.
     let languages = site.config.site.languages.all().len();
-    for chunk in published.chunks((render::PAGE_CHUNK / (languages * languages)).max(1)) {
-        if !send(render::incident_pages(site, chunk)?) {
+    let chunk = (render::PAGE_CHUNK / (languages * languages)).max(1);
+    for (index, incidents) in published.chunks(chunk).enumerate() {
+        let pages = match &observed {
+            Some(observed) => {
+                records.wait_for(observed, index * chunk + incidents.len());
+                render::incident_pages(
+                    &site.with_records(&records.revisions, &records.moves),
+                    incidents,
+                )?
+            }
+            None => render::incident_pages(site, incidents)?,
+        };
+        if !send(pages) {
             return Ok(());
         }
     }
-    let months: Vec<(i32, u32)> = render::months(site, corpus).into_iter().collect();
+    let site = match &observed {
+        Some(observed) => {
+            records.wait_for(observed, usize::MAX);
+            site.with_records(&records.revisions, &records.moves)
+        }
+        None => *site,
+    };
+    let months: Vec<(i32, u32)> = render::months(&site, corpus).into_iter().collect();
     for chunk in months.chunks(MONTH_CHUNK) {
-        if !send(render::month_pages(site, corpus, chunk)?) {
+        if !send(render::month_pages(&site, corpus, chunk)?) {
             return Ok(());
         }
     }
-    let mut last = render::full_summaries(site, corpus)?;
-    last.push(render::stylesheet(site));
+    let mut last = render::full_summaries(&site, corpus)?;
+    last.push(render::stylesheet(&site));
     send(last);
     Ok(())
 }
 
 /// How many incidents' updates are recorded in the state database at a
 /// time: the first-seen times of one chunk are in memory at once, not
-/// those of every update of a large site.
-const OBSERVE_CHUNK: usize = 4096;
+/// those of every update of a large site; and the pages of a chunk wait
+/// for it to be recorded.
+const OBSERVE_CHUNK: usize = 1024;
+
+/// What [`observe_revisions`] tells the renderer, in this order.
+#[derive(Debug)]
+enum Observed {
+    /// The updates of the first `n` published incidents are recorded;
+    /// the edit times among those of the latest chunk.
+    Recorded(usize, Revisions),
+    /// All are, and the maintenance windows: how each moved.
+    Windows(Moves),
+}
+
+/// The edit times and window moves a renderer has received so far.
+#[derive(Debug, Default)]
+struct Records {
+    /// How many published incidents' updates are recorded.
+    recorded: usize,
+    revisions: Revisions,
+    moves: Moves,
+    /// The observer has said all it will.
+    done: bool,
+}
+
+impl Records {
+    /// Takes in what is observed until the first `incidents` published
+    /// incidents are recorded (`usize::MAX`: until the observer is done).
+    fn wait_for(&mut self, observed: &Receiver<Observed>, incidents: usize) {
+        while !self.done && self.recorded < incidents {
+            match observed.recv() {
+                Ok(Observed::Recorded(recorded, revisions)) => {
+                    self.recorded = recorded;
+                    self.revisions.extend(revisions);
+                }
+                Ok(Observed::Windows(moves)) => self.moves = moves,
+                // A failed state directory costs its records, never the
+                // build: what was not recorded has no edit time.
+                Err(_) => self.done = true,
+            }
+        }
+    }
+}
 
 /// Records the published updates and maintenance windows in the state
-/// database and returns every edit time and window move it knows. A state
-/// directory that cannot be used costs only those, never the build.
-pub fn observe_revisions(
+/// database, and sends each chunk's edit times as it is recorded, then
+/// the window moves ([`Observed`]). A state directory that cannot be used
+/// costs only those, never the build: the failure is logged and nothing
+/// more is sent.
+fn observe_revisions(
     config: &Config,
     corpus: &Corpus,
     now: DateTime<Utc>,
-) -> (Revisions, Moves) {
+    to_renderer: Sender<Observed>,
+) {
     let result = Store::open(&config.paths.state).and_then(|mut store| {
         let published: Vec<&crate::model::Incident> =
             corpus.published().map(AsRef::as_ref).collect();
-        let mut revisions = Revisions::new();
+        let mut recorded = 0;
         for chunk in published.chunks(OBSERVE_CHUNK) {
             let seen = store.observe(chunk.iter().copied(), now)?;
-            revisions.extend(crate::announce::edit_times(&seen));
+            recorded += chunk.len();
+            // A renderer that stopped on an error needs no more.
+            let _ = to_renderer.send(Observed::Recorded(
+                recorded,
+                crate::announce::edit_times(&seen),
+            ));
         }
         let windows = store.observe_windows(corpus.published().map(AsRef::as_ref), now)?;
-        Ok((revisions, crate::maintenance::moves(&windows)))
+        let _ = to_renderer.send(Observed::Windows(crate::maintenance::moves(&windows)));
+        Ok(())
     });
-    result.unwrap_or_else(|error| {
+    if let Err(error) = result {
         tracing::warn!("{:#}", anyhow::Error::from(error));
-        (Revisions::new(), Moves::new())
-    })
+    }
 }
 
 /// The built-in templates, with the operator's overrides from

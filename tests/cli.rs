@@ -869,3 +869,73 @@ fn a_page_failing_to_render_after_others_were_written_out_keeps_every_old_output
     );
     assert_eq!(temp_files(&site.path("public")), Vec::<PathBuf>::new());
 }
+
+/// A build records the updates chunk by chunk beside the rendering: an
+/// edit in a later chunk than the first is still dated in its pages and
+/// feeds, and an unedited update is not.
+#[test]
+fn an_edit_is_dated_in_every_chunk_of_a_build() {
+    let site = Site::new();
+    // More incidents than one chunk of pages holds.
+    let incident = |n: usize, text: &str| {
+        GOOD.replace("Mail slow", &format!("Mail slow {n}"))
+            .replace("Looking.", text)
+    };
+    for n in 0..300 {
+        site.write(&format!("incidents/i{n:03}.md"), &incident(n, "Looking."));
+    }
+    site.succeeds(&["build"]);
+    site.write("incidents/i299.md", &incident(299, "Looking again."));
+    site.succeeds(&["build"]);
+    let updated = |feed: &str| -> String {
+        let atom = site.read(feed);
+        let entry = atom
+            .split("<entry>")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{atom}"));
+        let between = |open: &str, close: &str| {
+            entry
+                .split_once(open)
+                .and_then(|(_, rest)| rest.split_once(close))
+                .map(|(inner, _)| inner.to_owned())
+                .unwrap_or_else(|| panic!("{open} in {entry}"))
+        };
+        assert_eq!(
+            between("<published>", "<"),
+            "2019-04-04T06:00:00+00:00",
+            "{atom}"
+        );
+        between("<updated>", "<")
+    };
+    let edited = updated("public/incidents/i299.atom");
+    assert!(
+        edited.as_str() > "2026",
+        "edited at the build's instant: {edited}"
+    );
+    assert_eq!(
+        updated("public/incidents/i000.atom"),
+        "2019-04-04T06:00:00+00:00"
+    );
+    let page = site.read("public/incidents/i299.html");
+    assert!(page.contains("Looking again."), "{page}");
+}
+
+/// The state database cannot be opened: the build publishes everything
+/// all the same, with no edit times, and says why.
+#[test]
+fn a_build_without_its_state_directory_publishes_and_warns() {
+    let site = Site::new();
+    site.write("incidents/mail-slow.md", GOOD);
+    site.write("state", "not a directory");
+    let output = site.herald().args(["build"]).output().unwrap();
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("state"), "{stderr}");
+    let page = site.read("public/incidents/mail-slow.html");
+    assert!(page.contains("Looking."), "{page}");
+    let feed = site.read("public/incidents/mail-slow.atom");
+    assert!(
+        feed.contains("<updated>2019-04-04T06:00:00+00:00</updated>"),
+        "{feed}"
+    );
+}

@@ -109,6 +109,23 @@ impl<'a> Site<'a> {
         Site { language, ..*self }
     }
 
+    /// This site with other edit times and window moves: a full build
+    /// renders each chunk of incident pages as soon as their updates are
+    /// recorded, with the edit times known so far.
+    pub fn with_records<'b>(&self, revisions: &'b Revisions, moves: &'b Moves) -> Site<'b>
+    where
+        'a: 'b,
+    {
+        Site {
+            config: self.config,
+            templates: self.templates,
+            revisions,
+            moves,
+            now: self.now,
+            language: self.language,
+        }
+    }
+
     /// The language of what is rendered.
     pub fn language(&self) -> Language {
         self.language
