@@ -175,6 +175,7 @@ pub struct Built {
 /// caller reads the clock once): the pages and the recorded first-seen and
 /// edit times agree on the instant.
 pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
+    limit_heaps();
     let (files, _) = load_files(config)?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     let templates = load_templates(config)?;
@@ -195,6 +196,20 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
         outputs,
         changed,
     })
+}
+
+/// Keeps glibc to two heaps (arenas) for the build's threads, one a core
+/// of the machines herald is measured on, instead of one a thread: the
+/// parsers, the renderers, the writer and the recorder each left their
+/// own heap's free memory unusable to the others, and a build of 10,000
+/// translated incidents peaked at 92–104 MB instead of 86–88.
+fn limit_heaps() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets one of glibc's tunables; it takes and returns
+    // plain integers.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Renders and writes every output: incident pages [`render::PAGE_CHUNK`]
