@@ -623,6 +623,21 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
 }
 
 pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError> {
+    let bodies: Vec<String> = incident
+        .updates
+        .iter()
+        .map(|update| site.text(update).html())
+        .collect();
+    incident_with_bodies(site, incident, &bodies)
+}
+
+/// [`incident`], `bodies` holding each update's text as HTML in the order
+/// of its updates: rendered once for the page and its feed.
+pub fn incident_with_bodies(
+    site: &Site,
+    incident: &Incident,
+    bodies: &[String],
+) -> Result<Vec<u8>, RenderError> {
     let language = site.language();
     let home = "../";
     let page = incident_path(&incident.id);
@@ -654,8 +669,9 @@ pub fn incident(site: &Site, incident: &Incident) -> Result<Vec<u8>, RenderError
         updates: incident
             .updates
             .iter()
+            .zip(bodies)
             .rev()
-            .map(|update| update_view(site, home, incident, update))
+            .map(|(update, body)| update_view_with(site, home, incident, update, body.clone()))
             .collect(),
         month: (!incident.updates.is_empty()).then(|| {
             let (year, month) = incident_month(incident, site.timezone());
@@ -754,6 +770,18 @@ fn component_names(site: &Site, incident: &Incident) -> Vec<String> {
 }
 
 fn update_view(site: &Site, home: &str, incident: &Incident, update: &Update) -> UpdateView {
+    let body_html = site.text(update).html();
+    update_view_with(site, home, incident, update, body_html)
+}
+
+/// [`update_view`] of an update whose text is already HTML.
+fn update_view_with(
+    site: &Site,
+    home: &str,
+    incident: &Incident,
+    update: &Update,
+    body_html: String,
+) -> UpdateView {
     let language = site.language();
     let anchor = update_anchor(update.instant);
     let text = site.text(update);
@@ -763,7 +791,7 @@ fn update_view(site: &Site, home: &str, incident: &Incident, update: &Update) ->
         status: update.status.as_str(),
         status_label: i18n::status_label(language, update.status),
         time: time_view(site, update.instant),
-        body_html: text.html(),
+        body_html,
         body_lang: (text.language != language).then(|| text.language.code()),
         body: text.markdown.trim().to_owned(),
         components: update

@@ -457,11 +457,17 @@ fn edition_pages(
 ) -> Result<Vec<Output>, templates::RenderError> {
     let mut outputs = Vec::with_capacity(incidents.len() * 2);
     for incident in incidents {
+        // Each update's text as HTML, once for the page and the feed.
+        let bodies: Vec<String> = incident
+            .updates
+            .iter()
+            .map(|update| site.text(update).html())
+            .collect();
         outputs.push(Output {
             path: incident_path(&incident.id),
-            bytes: html::incident(site, incident)?,
+            bytes: html::incident_with_bodies(site, incident, &bodies)?,
         });
-        outputs.push(incident_feed(site, incident));
+        outputs.push(incident_feed(site, incident, &bodies));
     }
     Ok(outputs)
 }
@@ -493,18 +499,20 @@ pub fn month_page(
 }
 
 /// `incidents/ID.atom`: every update of one incident, newest first.
-fn incident_feed(site: &Site, incident: &Incident) -> Output {
-    let mut entries: Vec<Entry> = incident
+/// `bodies`: each update's text as HTML, in the order of its updates.
+fn incident_feed(site: &Site, incident: &Incident, bodies: &[String]) -> Output {
+    let (entries, bodies): (Vec<Entry>, Vec<&str>) = incident
         .updates
         .iter()
-        .map(|update| Entry { incident, update })
-        .collect();
-    entries.reverse();
-    entries.truncate(FEED_LIMIT);
+        .zip(bodies)
+        .rev()
+        .take(FEED_LIMIT)
+        .map(|(update, body)| (Entry { incident, update }, body.as_str()))
+        .unzip();
     let meta = feed::FeedMeta::incident(site, incident);
     Output {
         path: incident_feed_path(&incident.id),
-        bytes: feed::atom(site, &meta, &entries),
+        bytes: feed::atom_with_bodies(site, &meta, &entries, &bodies),
     }
 }
 
