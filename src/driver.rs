@@ -323,9 +323,9 @@ fn render_everything(
         }
         None => *site,
     };
-    let months: Vec<(i32, u32)> = render::months(&site, corpus).into_iter().collect();
+    let months = render::by_month(&site, corpus);
     for chunk in months.chunks(MONTH_CHUNK) {
-        if !send(render::month_pages(&site, corpus, chunk)?) {
+        if !send(render::month_pages(&site, chunk)?) {
             return Ok(());
         }
     }

@@ -687,17 +687,28 @@ pub fn incident_with_bodies(
 }
 
 pub fn month(site: &Site, corpus: &Corpus, year: i32, month: u32) -> Result<Vec<u8>, RenderError> {
-    let language = site.language();
     let timezone = site.timezone();
-    let home = "../";
-    let page = month_path(year, month);
-    let mut incidents: Vec<&Incident> = corpus
+    let incidents: Vec<&Incident> = corpus
         .published()
         .map(AsRef::as_ref)
         .filter(|incident| {
             !incident.updates.is_empty() && incident_month(incident, timezone) == (year, month)
         })
         .collect();
+    month_of(site, year, month, incidents)
+}
+
+/// [`month`], given the published incidents with updates that began in
+/// it (in any order): a full build sorts the corpus into its months once.
+pub fn month_of(
+    site: &Site,
+    year: i32,
+    month: u32,
+    mut incidents: Vec<&Incident>,
+) -> Result<Vec<u8>, RenderError> {
+    let language = site.language();
+    let home = "../";
+    let page = month_path(year, month);
     incidents.sort_by(|a, b| b.began().cmp(&a.began()).then_with(|| a.id.cmp(&b.id)));
     let page = MonthPage {
         common: common(site, &page),

@@ -381,19 +381,42 @@ pub fn incident_pages(
     in_every_language(site, |edition| prefixed_pages(edition, incidents))
 }
 
-/// The pages of `months` ([`month_page`]) in every language of the site,
-/// the site's own first.
+/// The pages of `months` (`history/YYYY-MM.html`, each month's incidents
+/// from [`by_month`]) in every language of the site, the site's own first.
 pub fn month_pages(
     site: &Site,
-    corpus: &Corpus,
-    months: &[(i32, u32)],
+    months: &[((i32, u32), Vec<&Incident>)],
 ) -> Result<Vec<Output>, templates::RenderError> {
     in_every_language(site, |edition| {
         months
             .iter()
-            .map(|(year, month)| month_page(edition, corpus, *year, *month))
+            .map(|((year, month), incidents)| {
+                Ok(Output {
+                    path: format!("{}{}", edition.prefix(), month_path(*year, *month)),
+                    bytes: html::month_of(edition, *year, *month, incidents.clone())?,
+                })
+            })
             .collect()
     })
+}
+
+/// The published incidents with updates by the month they began in (in
+/// the site's zone, [`incident_month`]): one page each ([`month_pages`]).
+pub fn by_month<'c>(site: &Site, corpus: &'c Corpus) -> Vec<((i32, u32), Vec<&'c Incident>)> {
+    let timezone = site.timezone();
+    let mut months: std::collections::BTreeMap<(i32, u32), Vec<&'c Incident>> =
+        std::collections::BTreeMap::new();
+    // A month with only incidents that have no update still has its
+    // (empty) page.
+    for incident in corpus.published() {
+        let month = months
+            .entry(incident_month(incident, timezone))
+            .or_default();
+        if !incident.updates.is_empty() {
+            month.push(incident);
+        }
+    }
+    months.into_iter().collect()
 }
 
 /// [`render_language`]'s outputs in every language of the site, the
@@ -470,32 +493,6 @@ fn edition_pages(
         outputs.push(incident_feed(site, incident, &bodies));
     }
     Ok(outputs)
-}
-
-/// The months that have a page (`history/YYYY-MM.html`) in `site`'s
-/// language: those in which a published incident began. With
-/// [`Plan::Full`], [`render`] leaves month pages out so that the caller
-/// can render and write them one at a time ([`month_page`]).
-pub fn months(site: &Site, corpus: &Corpus) -> BTreeSet<(i32, u32)> {
-    let timezone = site.timezone();
-    corpus
-        .published()
-        .map(|incident| incident_month(incident, timezone))
-        .collect()
-}
-
-/// One month's page in `site`'s language, its path under the language's
-/// prefix.
-pub fn month_page(
-    site: &Site,
-    corpus: &Corpus,
-    year: i32,
-    month: u32,
-) -> Result<Output, templates::RenderError> {
-    Ok(Output {
-        path: format!("{}{}", site.prefix(), month_path(year, month)),
-        bytes: html::month(site, corpus, year, month)?,
-    })
 }
 
 /// `incidents/ID.atom`: every update of one incident, newest first.
@@ -626,7 +623,7 @@ fn render_edition(
     let (pages, months, components): (Vec<&Incident>, BTreeSet<(i32, u32)>, BTreeSet<&str>) =
         match plan {
             // Incident pages come from `incident_pages`, in chunks, and
-            // month pages from `month_page`, one at a time.
+            // month pages from `month_pages`, a few at a time.
             Plan::Full => (
                 Vec::new(),
                 BTreeSet::new(),
