@@ -204,6 +204,9 @@ struct Shared {
     rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
     /// Post bodies by announcement, language and format.
     posts: Mutex<HashMap<(i64, Language, Format), Arc<RenderedPost>>>,
+    /// `component_update` bodies by announcement and component (`None`:
+    /// the announcement did not change that component).
+    component_posts: Mutex<ComponentPosts>,
     retry_base: Duration,
     wake: Arc<Notify>,
     deferrals: Deferrals,
@@ -258,6 +261,9 @@ impl Shared {
 
 /// Most alert texts kept between fan-outs.
 const RENDERED_CACHE: usize = 256;
+
+/// `component_update` bodies by announcement and component.
+type ComponentPosts = HashMap<(i64, String), Option<Arc<RenderedPost>>>;
 
 /// Starts the mailer on a thread of its own with a single-threaded
 /// runtime: its eight connections are served by one thread, with no
@@ -437,6 +443,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         announcements: Mutex::new(HashMap::new()),
         rendered: Mutex::new(HashMap::new()),
         posts: Mutex::new(HashMap::new()),
+        component_posts: Mutex::new(HashMap::new()),
         wake: Arc::clone(wake),
         deferrals: Deferrals::default(),
         config,

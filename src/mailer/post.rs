@@ -87,6 +87,32 @@ impl Shared {
         cache.insert(key, Arc::clone(&rendered));
         rendered
     }
+
+    /// The `component_update` body of `component` in `announcement`,
+    /// rendered once.
+    fn rendered_component_post(
+        &self,
+        id: i64,
+        announcement: &Announcement,
+        component: &str,
+    ) -> Option<Arc<RenderedPost>> {
+        let mut cache = self
+            .component_posts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = cache.get(&(id, component.to_owned())) {
+            return found.clone();
+        }
+        let rendered = self
+            .composer
+            .render_component_post(&self.config, announcement, component)
+            .map(Arc::new);
+        if cache.len() >= RENDERED_CACHE {
+            cache.clear();
+        }
+        cache.insert((id, component.to_owned()), rendered.clone());
+        rendered
+    }
 }
 
 /// The post of `job` to a webhook, and the secret to sign it with (a
@@ -116,12 +142,19 @@ pub(super) fn compose_post(
                 // Only JSON webhooks are queued these (`Store::enqueue`).
                 let post = (format == Format::Json)
                     .then(|| {
-                        shared.composer.component_post(
-                            &shared.config,
+                        let rendered = shared.rendered_component_post(
+                            row.announcement,
                             &announcement,
                             component,
-                            subscriber,
-                        )
+                        )?;
+                        rendered.fill(&subscriber.token).or_else(|| {
+                            shared.composer.component_post(
+                                &shared.config,
+                                &announcement,
+                                component,
+                                subscriber,
+                            )
+                        })
                     })
                     .flatten()
                     .ok_or_else(|| {
