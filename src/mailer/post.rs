@@ -15,15 +15,14 @@ use crate::webhook;
 /// (after `Retry-After` if it says); 404 and 410 from a chat webhook
 /// revoked; any other status (redirects too) parked with the reply kept.
 pub fn classify(reply: &webhook::Reply, format: Format) -> Result<(), SendError> {
-    let summary = reply.summary();
     match reply.status {
         200..=299 => Ok(()),
         408 | 429 | 500..=599 => Err(match reply.retry_after {
-            Some(after) => SendError::RetryAfter(summary, after),
-            None => SendError::Retry(summary),
+            Some(after) => SendError::RetryAfter(reply.summary(), after),
+            None => SendError::Retry(reply.summary()),
         }),
-        404 | 410 if format.is_chat() => Err(SendError::Revoked(summary)),
-        _ => Err(SendError::Park(summary)),
+        404 | 410 if format.is_chat() => Err(SendError::Revoked(reply.summary())),
+        _ => Err(SendError::Park(reply.summary())),
     }
 }
 
