@@ -180,7 +180,7 @@ pub fn parse(body: &[u8]) -> Result<Notification, Malformed> {
 /// of `ID-2`, `ID-3`… ([`nth_id`]).
 pub fn incident_id(group_key: &str) -> IncidentId {
     let digest = Sha256::digest(group_key.as_bytes());
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = data_encoding::HEXLOWER.encode(&digest[..6]);
     IncidentId::new(&format!("alert-{hex}")).expect("`alert-` and hex digits are a slug")
 }
 

@@ -185,6 +185,32 @@ impl Composer {
         component: &str,
         subscriber: &Subscriber,
     ) -> Option<Post> {
+        self.component_post_with(config, announcement, component, &subscriber.token)
+    }
+
+    /// The `component_update` post of `component`, the token left as a
+    /// slot; `None` as for [`Composer::component_post`].
+    pub fn render_component_post(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        component: &str,
+    ) -> Option<RenderedPost> {
+        let post = self.component_post_with(config, announcement, component, TOKEN_SLOT)?;
+        Some(RenderedPost {
+            body: String::from_utf8(post.body).unwrap_or_default(),
+            key: post.key,
+            slot: !mentions_slot(config, announcement),
+        })
+    }
+
+    fn component_post_with(
+        &self,
+        config: &Config,
+        announcement: &Announcement,
+        component: &str,
+        token: &str,
+    ) -> Option<Post> {
         let (_, old) = announcement
             .changed
             .iter()
@@ -200,7 +226,7 @@ impl Composer {
         let key = component_identity(announcement, component);
         let value = json!({
             "meta": {
-                "unsubscribe": format!("{}unsubscribe/{}", site.base_url, subscriber.token),
+                "unsubscribe": format!("{}unsubscribe/{token}", site.base_url),
                 "documentation": DOCUMENTATION,
             },
             "page": {
@@ -556,6 +582,39 @@ mod tests {
             let rendered = composer.render_post(&config, &quoting, Language::En, format);
             assert_eq!(rendered.fill(&subscriber.token), None);
         }
+    }
+
+    #[test]
+    fn a_rendered_component_post_filled_is_the_component_post_rendered_whole() {
+        use crate::model::ComponentStatus;
+        let config = config();
+        let subscriber = subscriber(Language::En);
+        let composer = Composer::new();
+        let mut announcement = announcement(&config, STORAGE);
+        let (id, _) = announcement.components[0].clone();
+        announcement.changed = vec![(id.clone(), ComponentStatus::Operational)];
+        let rendered = composer
+            .render_component_post(&config, &announcement, &id)
+            .unwrap();
+        let whole = composer
+            .component_post(&config, &announcement, &id, &subscriber)
+            .unwrap();
+        let text = String::from_utf8(whole.body.clone()).unwrap();
+        assert!(text.contains(&subscriber.token), "{text}");
+        assert_eq!(rendered.fill(&subscriber.token), Some(whole));
+        // A component the update did not change has no post, rendered or
+        // whole; an incident quoting the slot is rendered whole.
+        assert!(
+            composer
+                .render_component_post(&config, &announcement, "no-such")
+                .is_none()
+        );
+        let mut quoting = announcement_quoting_the_slot(&config);
+        quoting.changed = announcement.changed.clone();
+        let rendered = composer
+            .render_component_post(&config, &quoting, &id)
+            .unwrap();
+        assert_eq!(rendered.fill(&subscriber.token), None);
     }
 
     fn announcement_quoting_the_slot(config: &Config) -> Announcement {

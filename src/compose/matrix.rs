@@ -168,10 +168,7 @@ pub fn txn_id(announcement: &Announcement, room: &str) -> String {
         announcement.instant.format("%Y%m%dT%H%M%SZ"),
     );
     let digest = Sha256::digest(identity.as_bytes());
-    let hex: String = digest[..16]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hex = data_encoding::HEXLOWER.encode(&digest[..16]);
     format!("herald-{hex}")
 }
 

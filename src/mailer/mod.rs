@@ -67,11 +67,13 @@ use crate::webhook;
 /// composed and waiting for a connection, on the wire, or waiting for the
 /// next commit. Enough that a connection finds the next message waiting
 /// when it finishes one (so that the two go in one write) while the
-/// previous ones are still being recorded: with twice [`CONCURRENCY`],
-/// half as many, the connections waited for the database and the
-/// fan-out ran at 52-63 % of smtp-source's rate instead of 72 % and more.
-/// These are the most a crash may send twice.
-pub const IN_FLIGHT: usize = 4 * CONCURRENCY;
+/// previous ones are still being recorded: with twice [`CONCURRENCY`]
+/// the connections waited for the database and the email fan-out ran at
+/// 52-63 % of smtp-source's rate instead of 72 % and more; a webhook
+/// fan-out, 16 connections to one host, gained again from four times to
+/// eight (`scripts/bench-webhooks`, BENCHMARKS.md). These are the most a
+/// crash may send twice.
+pub const IN_FLIGHT: usize = 8 * CONCURRENCY;
 /// Rows leased per round trip to the database.
 const BATCH: usize = 64;
 /// How long a lease holds: longer than any one send (lettre times out
@@ -204,6 +206,9 @@ struct Shared {
     rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
     /// Post bodies by announcement, language and format.
     posts: Mutex<HashMap<(i64, Language, Format), Arc<RenderedPost>>>,
+    /// `component_update` bodies by announcement and component (`None`:
+    /// the announcement did not change that component).
+    component_posts: Mutex<ComponentPosts>,
     retry_base: Duration,
     wake: Arc<Notify>,
     deferrals: Deferrals,
@@ -258,6 +263,9 @@ impl Shared {
 
 /// Most alert texts kept between fan-outs.
 const RENDERED_CACHE: usize = 256;
+
+/// `component_update` bodies by announcement and component.
+type ComponentPosts = HashMap<(i64, String), Option<Arc<RenderedPost>>>;
 
 /// Starts the mailer on a thread of its own with a single-threaded
 /// runtime: its eight connections are served by one thread, with no
@@ -437,6 +445,7 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         announcements: Mutex::new(HashMap::new()),
         rendered: Mutex::new(HashMap::new()),
         posts: Mutex::new(HashMap::new()),
+        component_posts: Mutex::new(HashMap::new()),
         wake: Arc::clone(wake),
         deferrals: Deferrals::default(),
         config,
@@ -453,12 +462,21 @@ async fn deliver_until_shutdown(
     let mut tasks = JoinSet::new();
     let (recorder, finished) = mpsc::unbounded_channel();
     let recording = tokio::spawn(record(Arc::clone(&shared), finished));
+    // The next batch, leased while the one before it goes out: a fan-out
+    // never waits for the database between batches.
+    let mut ahead: Option<tokio::task::JoinHandle<Result<Vec<Job>, Prepare>>> = None;
     while !*shutdown.borrow() {
         // Reap finished sends so the set stays small.
         while tasks.try_join_next().is_some() {}
-        let now = clock::now();
-        let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
-        let jobs = match lease(&shared, now, lease_until).await {
+        let leased = match ahead.take() {
+            Some(next) => next.await.unwrap_or_else(|error| {
+                Err(Prepare::unusable(format!(
+                    "cannot read the outbox: {error}"
+                )))
+            }),
+            None => lease(Arc::clone(&shared)).await,
+        };
+        let jobs = match leased {
             Ok(jobs) => {
                 blocked.clear("the outbox can be read again; email resumes");
                 jobs
@@ -495,6 +513,10 @@ async fn deliver_until_shutdown(
                 _ = shutdown.changed() => {}
             }
             continue;
+        }
+        // A full batch says more is due.
+        if jobs.len() >= BATCH {
+            ahead = Some(tokio::spawn(lease(Arc::clone(&shared))));
         }
         for job in jobs {
             let permit = tokio::select! {
@@ -579,13 +601,10 @@ impl Job {
 /// waiting for those on the subscribe page.
 /// Leases what is due; an error says why nothing can be (and is logged
 /// and shown by the caller).
-async fn lease(
-    shared: &Arc<Shared>,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-) -> Result<Vec<Job>, Prepare> {
+async fn lease(shared: Arc<Shared>) -> Result<Vec<Job>, Prepare> {
+    let now = clock::now();
+    let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
     let leased = {
-        let shared = Arc::clone(shared);
         tokio::task::spawn_blocking(move || -> Result<Vec<Job>, store::Error> {
             let mut store = shared.store();
             let confirmations = store.lease_confirmations(now, lease_until, BATCH)?;

@@ -15,15 +15,14 @@ use crate::webhook;
 /// (after `Retry-After` if it says); 404 and 410 from a chat webhook
 /// revoked; any other status (redirects too) parked with the reply kept.
 pub fn classify(reply: &webhook::Reply, format: Format) -> Result<(), SendError> {
-    let summary = reply.summary();
     match reply.status {
         200..=299 => Ok(()),
         408 | 429 | 500..=599 => Err(match reply.retry_after {
-            Some(after) => SendError::RetryAfter(summary, after),
-            None => SendError::Retry(summary),
+            Some(after) => SendError::RetryAfter(reply.summary(), after),
+            None => SendError::Retry(reply.summary()),
         }),
-        404 | 410 if format.is_chat() => Err(SendError::Revoked(summary)),
-        _ => Err(SendError::Park(summary)),
+        404 | 410 if format.is_chat() => Err(SendError::Revoked(reply.summary())),
+        _ => Err(SendError::Park(reply.summary())),
     }
 }
 
@@ -87,6 +86,32 @@ impl Shared {
         cache.insert(key, Arc::clone(&rendered));
         rendered
     }
+
+    /// The `component_update` body of `component` in `announcement`,
+    /// rendered once.
+    fn rendered_component_post(
+        &self,
+        id: i64,
+        announcement: &Announcement,
+        component: &str,
+    ) -> Option<Arc<RenderedPost>> {
+        let mut cache = self
+            .component_posts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = cache.get(&(id, component.to_owned())) {
+            return found.clone();
+        }
+        let rendered = self
+            .composer
+            .render_component_post(&self.config, announcement, component)
+            .map(Arc::new);
+        if cache.len() >= RENDERED_CACHE {
+            cache.clear();
+        }
+        cache.insert((id, component.to_owned()), rendered.clone());
+        rendered
+    }
 }
 
 /// The post of `job` to a webhook, and the secret to sign it with (a
@@ -116,12 +141,19 @@ pub(super) fn compose_post(
                 // Only JSON webhooks are queued these (`Store::enqueue`).
                 let post = (format == Format::Json)
                     .then(|| {
-                        shared.composer.component_post(
-                            &shared.config,
+                        let rendered = shared.rendered_component_post(
+                            row.announcement,
                             &announcement,
                             component,
-                            subscriber,
-                        )
+                        )?;
+                        rendered.fill(&subscriber.token).or_else(|| {
+                            shared.composer.component_post(
+                                &shared.config,
+                                &announcement,
+                                component,
+                                subscriber,
+                            )
+                        })
                     })
                     .flatten()
                     .ok_or_else(|| {

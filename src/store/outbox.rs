@@ -195,6 +195,19 @@ fn remove_finished_followers(transaction: &rusqlite::Transaction) -> rusqlite::R
         .execute([])
 }
 
+/// Leases due outbox rows: `?1` now, `?2` the lease's end, `?3` how many.
+/// The limit is bound as `(SELECT ?3)`: SQLite plans `ORDER BY ... LIMIT ?`
+/// with the bound value, so with a plain `LIMIT ?3` the cached statement
+/// was parsed and planned again at every lease (the largest database cost
+/// of a fan-out).
+const LEASE: &str = "WITH picked AS (
+        SELECT id FROM outbox
+        WHERE status = 'pending' AND next_attempt_at <= ?1
+          AND (lease_until IS NULL OR lease_until <= ?1)
+        ORDER BY next_attempt_at, id LIMIT (SELECT ?3))
+     UPDATE outbox SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
+     RETURNING id, announcement, attempts, created, subscriber, component";
+
 impl Store {
     /// In one transaction: stores each due announcement, records it and
     /// the too-old updates as notified, and queues one outbox row per
@@ -376,17 +389,7 @@ impl Store {
         let failed = Error::database(&self.path, "lease outbox rows");
         let transaction = self.connection.transaction().map_err(failed)?;
         let leased = {
-            let mut statement = transaction
-                .prepare_cached(
-                    "WITH picked AS (
-                        SELECT id FROM outbox
-                        WHERE status = 'pending' AND next_attempt_at <= ?1
-                          AND (lease_until IS NULL OR lease_until <= ?1)
-                        ORDER BY next_attempt_at, id LIMIT ?3)
-                     UPDATE outbox SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, announcement, attempts, created, subscriber, component",
-                )
-                .map_err(failed)?;
+            let mut statement = transaction.prepare_cached(LEASE).map_err(failed)?;
             let rows = statement
                 .query_map(
                     params![millis(now), millis(lease_until), limit as i64],
@@ -622,6 +625,29 @@ mod tests {
             .into_iter()
             .map(|row| row.subscriber.address)
             .collect()
+    }
+
+    #[test]
+    fn the_cached_lease_statements_are_not_planned_again_at_each_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        for hour in 1..4 {
+            leased_addresses(&mut store, at(hour));
+            store
+                .lease_confirmations(at(hour), at(hour + 1), 64)
+                .unwrap();
+        }
+        for sql in [LEASE, crate::store::requests::LEASE_CONFIRMATIONS] {
+            let statement = store.connection.prepare_cached(sql).unwrap();
+            assert_eq!(
+                (
+                    statement.get_status(rusqlite::StatementStatus::Run),
+                    statement.get_status(rusqlite::StatementStatus::RePrepare)
+                ),
+                (3, 0),
+                "runs and re-preparations of {sql}"
+            );
+        }
     }
 
     #[test]

@@ -104,6 +104,17 @@ pub(super) fn follows_from_columns(all: bool, components: &str) -> Follows {
     }
 }
 
+/// Leases due confirmation emails: `?1` now, `?2` the lease's end, `?3`
+/// how many (bound as `(SELECT ?3)`, as in `outbox::LEASE`, so that the
+/// cached statement is not planned again at every lease).
+pub(super) const LEASE_CONFIRMATIONS: &str = "WITH picked AS (
+        SELECT id FROM requests
+        WHERE status = 'pending' AND next_attempt_at <= ?1
+          AND (lease_until IS NULL OR lease_until <= ?1)
+        ORDER BY next_attempt_at, id LIMIT (SELECT ?3))
+     UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
+     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident, channel";
+
 impl Store {
     /// Records subscription requests in one transaction and queues their
     /// confirmation emails; returns how many emails were queued.
@@ -397,15 +408,7 @@ impl Store {
                 .execute(params![millis(now)])
                 .map_err(failed)?;
             let mut statement = transaction
-                .prepare_cached(
-                    "WITH picked AS (
-                        SELECT id FROM requests
-                        WHERE status = 'pending' AND next_attempt_at <= ?1
-                          AND (lease_until IS NULL OR lease_until <= ?1)
-                        ORDER BY next_attempt_at, id LIMIT ?3)
-                     UPDATE requests SET lease_until = ?2 WHERE id IN (SELECT id FROM picked)
-                     RETURNING id, address, all_components, components, language, nonce, expires, attempts, queued, incident, channel",
-                )
+                .prepare_cached(LEASE_CONFIRMATIONS)
                 .map_err(failed)?;
             let rows = statement
                 .query_map(
