@@ -257,7 +257,7 @@ fn publish(
             to_writer.send(chunk).is_ok()
         };
         let rendering = render_everything(site, corpus, observed, &mut send);
-        drop(send);
+        // The writer's loop ends with the channel.
         drop(to_writer);
         let batch = writer
             .join()
