@@ -213,10 +213,10 @@ fn limit_heaps() {
 }
 
 /// Renders and writes every output: incident pages [`render::PAGE_CHUNK`]
-/// at a time, month pages [`MONTH_CHUNK`] at a time, then the summaries
+/// at a time, month pages a few at a time, then the summaries
 /// and the stylesheet; then removes outputs that no longer belong. A
 /// writer thread stages what is rendered (each output a temp file) while
-/// the next chunk renders, at most [`CHUNKS_AHEAD`] chunks behind; all are
+/// the next chunk renders, at most two chunks behind; all are
 /// made durable and renamed in the order rendered ([`OutputDir::batch`]).
 /// Returns how many outputs there are and how many changed on disk.
 pub fn publish_everything(
