@@ -256,19 +256,21 @@ pub const HEADLINE_WORDS: usize = 8;
 /// (emphasis, heading and quote marks and list dashes left out), and
 /// whether more follow.
 pub fn headline_words(markdown: &str) -> (String, bool) {
-    // One word past those shown says whether more follow: a long text is
-    // never split whole (feeds ask for the headline of every entry).
-    let words: Vec<&str> = markdown
+    let mut words = words_shown(markdown);
+    let shown: Vec<&str> = words.by_ref().take(HEADLINE_WORDS).collect();
+    (shown.join(" "), words.next().is_some())
+}
+
+/// The words of `markdown` as [`headline_words`] shows them, lazily: a
+/// long text is never split whole (feeds ask for every entry's headline).
+fn words_shown(markdown: &str) -> impl Iterator<Item = &str> {
+    markdown
         .split_whitespace()
         .map(|word| {
             word.trim_start_matches(['#', '>'])
                 .trim_matches(|c: char| matches!(c, '*' | '_' | '`'))
         })
         .filter(|word| !word.is_empty() && *word != "-")
-        .take(HEADLINE_WORDS + 1)
-        .collect();
-    let shown = words[..words.len().min(HEADLINE_WORDS)].join(" ");
-    (shown, words.len() > HEADLINE_WORDS)
 }
 
 /// A component as the configuration defines it.
@@ -737,8 +739,8 @@ impl Incident {
     /// is the first, or has no text), otherwise its first words, with its
     /// time when they are the words of the update before.
     pub fn headline(&self, update: &Update) -> Headline {
-        let (words, _) = headline_words(&update.body_markdown);
-        if self.status_changed(update) || words.is_empty() {
+        let words = || words_shown(&update.body_markdown).take(HEADLINE_WORDS);
+        if self.status_changed(update) || words().next().is_none() {
             return Headline::Status;
         }
         let index = self
@@ -748,7 +750,13 @@ impl Incident {
         let previous = index
             .and_then(|i| i.checked_sub(1))
             .map(|i| &self.updates[i]);
-        if previous.is_some_and(|previous| headline_words(&previous.body_markdown).0 == words) {
+        // Words hold no space: the same words are the same headline.
+        let same = |p: &Update| {
+            words_shown(&p.body_markdown)
+                .take(HEADLINE_WORDS)
+                .eq(words())
+        };
+        if previous.is_some_and(same) {
             Headline::WordsAndTime
         } else {
             Headline::Words
