@@ -239,15 +239,46 @@ fn link(out: &mut String, href: &str, rel: &str, mime_type: &str) {
     out.push_str("\"/>");
 }
 
+/// [`XML_BYTES`]: a byte [`push_xml`] always escapes.
+const ESCAPED: u8 = 1;
+/// [`XML_BYTES`]: a byte that is, or may begin, a character [`xml_text`]
+/// leaves out.
+const FILTERED: u8 = 2;
+
+/// What [`push_xml`] may do with each byte; 0 for a plain one.
+const XML_BYTES: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        if !matches!(byte, 0x09 | 0x0a | 0x0d) {
+            table[byte] = FILTERED;
+        }
+        byte += 1;
+    }
+    table[0xef] = FILTERED;
+    table[b'<' as usize] = ESCAPED;
+    table[b'>' as usize] = ESCAPED;
+    table[b'&' as usize] = ESCAPED;
+    table[b'\'' as usize] = ESCAPED;
+    table[b'"' as usize] = ESCAPED;
+    table
+};
+
 /// `text` escaped for XML text and attribute values as quick-xml escapes
 /// them (`<`, `>`, `&`, `'` and `"`), and, if `filter`, without what
 /// [`xml_text`] leaves out. Bytes, not characters: every byte acted on is
 /// ASCII or begins U+FFFE or U+FFFF (`EF BF BE`, `EF BF BF`).
 fn push_xml(out: &mut String, text: &str, filter: bool) {
     let bytes = text.as_bytes();
+    let acted_on = if filter { ESCAPED | FILTERED } else { ESCAPED };
     let mut plain_from = 0;
     let mut at = 0;
     while at < bytes.len() {
+        // Most bytes are plain: skip them by the table alone.
+        if XML_BYTES[usize::from(bytes[at])] & acted_on == 0 {
+            at += 1;
+            continue;
+        }
         let (entity, length) = match bytes[at] {
             b'<' => ("&lt;", 1),
             b'>' => ("&gt;", 1),
@@ -472,6 +503,37 @@ mod tests {
         };
         // As above: a Vec never fails to take bytes.
         feed.write_to(Vec::new()).unwrap_or_default()
+    }
+
+    /// [`push_xml`] as [`xml_text`] and quick-xml's escaping would write
+    /// `text`, character by character.
+    fn xml_by_characters(text: &str, filter: bool) -> String {
+        let kept = if filter {
+            xml_text(text)
+        } else {
+            text.to_owned()
+        };
+        let mut out = String::new();
+        for character in kept.chars() {
+            match character {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                '\'' => out.push_str("&apos;"),
+                '"' => out.push_str("&quot;"),
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn xml_by_bytes_is_xml_by_characters(text in "\\PC*|[\\x00-\\x{ff}\\x{fff0}-\\x{ffff}&<>\"' ]*", filter: bool) {
+            let mut out = String::new();
+            push_xml(&mut out, &text, filter);
+            proptest::prop_assert_eq!(out, xml_by_characters(&text, filter));
+        }
     }
 
     #[test]

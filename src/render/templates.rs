@@ -344,9 +344,15 @@ fn html_formatter(
 /// so the plain runs between them are written whole.
 fn write_html_text(out: &mut dyn fmt::Write, text: &str, escape: bool) -> fmt::Result {
     let bytes = text.as_bytes();
+    let acted_on = if escape { ESCAPED | DROPPED } else { DROPPED };
     let mut plain_from = 0;
     let mut at = 0;
     while at < bytes.len() {
+        // Most bytes are plain: skip them by the table alone.
+        if HTML_BYTES[usize::from(bytes[at])] & acted_on == 0 {
+            at += 1;
+            continue;
+        }
         let (entity, length) = match bytes[at] {
             b'&' if escape => ("&amp;", 1),
             b'<' if escape => ("&lt;", 1),
@@ -376,6 +382,33 @@ fn write_html_text(out: &mut dyn fmt::Write, text: &str, escape: bool) -> fmt::R
     }
     out.write_str(&text[plain_from..])
 }
+
+/// [`HTML_BYTES`]: a byte escaped when escaping.
+const ESCAPED: u8 = 1;
+/// [`HTML_BYTES`]: a byte that is, or may begin, a character HTML
+/// forbids (see [`write_html_text`]).
+const DROPPED: u8 = 2;
+
+/// What [`write_html_text`] may do with each byte; 0 for a plain one.
+const HTML_BYTES: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        if !matches!(byte, 0x09 | 0x0a | 0x0c | 0x0d) {
+            table[byte] = DROPPED;
+        }
+        byte += 1;
+    }
+    table[0x7f] = DROPPED;
+    table[0xc2] = DROPPED;
+    table[0xef] = DROPPED;
+    table[b'&' as usize] = ESCAPED;
+    table[b'<' as usize] = ESCAPED;
+    table[b'>' as usize] = ESCAPED;
+    table[b'"' as usize] = ESCAPED;
+    table[b'\'' as usize] = ESCAPED;
+    table
+};
 
 /// `file:line:col: error: WHAT: detail` for a template `name` from file
 /// `path` that failed to compile or to render. minijinja gives the line
