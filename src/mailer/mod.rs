@@ -33,12 +33,12 @@
 //! revoked chat webhook's subscription is removed with its queued rows in
 //! the recording transaction.
 
+mod cache;
 mod file;
 pub mod matrix;
 mod post;
 mod smtp;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -49,6 +49,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use self::cache::Cache;
 use self::post::compose_post;
 pub use self::post::{classify, post};
 pub use self::smtp::{CONCURRENCY, SmtpPool};
@@ -201,14 +202,14 @@ struct Shared {
     /// herald's Matrix account, or why there is none.
     matrix: Result<matrix::Client, String>,
     store: Mutex<Store>,
-    announcements: Mutex<HashMap<i64, Option<Arc<Announcement>>>>,
+    announcements: Cache<i64, Option<Arc<Announcement>>>,
     /// Alert texts by announcement and variant.
-    rendered: Mutex<HashMap<(i64, Variant), Arc<Rendered>>>,
+    rendered: Cache<(i64, Variant), Arc<Rendered>>,
     /// Post bodies by announcement, language and format.
-    posts: Mutex<HashMap<(i64, Language, Format), Arc<RenderedPost>>>,
+    posts: Cache<(i64, Language, Format), Arc<RenderedPost>>,
     /// `component_update` bodies by announcement and component (`None`:
     /// the announcement did not change that component).
-    component_posts: Mutex<ComponentPosts>,
+    component_posts: Cache<(i64, String), Option<Arc<RenderedPost>>>,
     retry_base: Duration,
     wake: Arc<Notify>,
     deferrals: Deferrals,
@@ -224,48 +225,25 @@ impl Shared {
     }
 
     fn announcement(&self, id: i64) -> Result<Option<Arc<Announcement>>, store::Error> {
-        let mut cache = self
-            .announcements
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(found) = cache.get(&id) {
-            return Ok(found.clone());
-        }
-        let found = self.store().announcement(id)?.map(Arc::new);
-        cache.insert(id, found.clone());
-        Ok(found)
+        self.announcements
+            .get_or_make(id, |id| Ok(self.store().announcement(*id)?.map(Arc::new)))
     }
 
-    /// The texts of `announcement` for `variant`, rendered once.
     fn rendered(
         &self,
         id: i64,
         announcement: &Announcement,
         variant: Variant,
     ) -> Result<Arc<Rendered>, crate::compose::Error> {
-        let mut cache = self
-            .rendered
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (id, variant);
-        if let Some(found) = cache.get(&key) {
-            return Ok(Arc::clone(found));
-        }
-        let rendered = Arc::new(self.composer.render(&self.config, announcement, &key.1)?);
-        // Variants are few per fan-out; this only bounds a long run.
-        if cache.len() >= RENDERED_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&rendered));
-        Ok(rendered)
+        self.rendered.get_or_make((id, variant), |(_, variant)| {
+            Ok(Arc::new(self.composer.render(
+                &self.config,
+                announcement,
+                variant,
+            )?))
+        })
     }
 }
-
-/// Most alert texts kept between fan-outs.
-const RENDERED_CACHE: usize = 256;
-
-/// `component_update` bodies by announcement and component.
-type ComponentPosts = HashMap<(i64, String), Option<Arc<RenderedPost>>>;
 
 /// Starts the mailer on a thread of its own with a single-threaded
 /// runtime: its eight connections are served by one thread, with no
@@ -442,10 +420,10 @@ fn prepare(config: &Config, wake: &Arc<Notify>) -> Result<Arc<Shared>, Prepare> 
         hooks,
         matrix,
         store: Mutex::new(store),
-        announcements: Mutex::new(HashMap::new()),
-        rendered: Mutex::new(HashMap::new()),
-        posts: Mutex::new(HashMap::new()),
-        component_posts: Mutex::new(HashMap::new()),
+        announcements: Cache::new(),
+        rendered: Cache::new(),
+        posts: Cache::new(),
+        component_posts: Cache::new(),
         wake: Arc::clone(wake),
         deferrals: Deferrals::default(),
         config,
@@ -598,9 +576,8 @@ impl Job {
 }
 
 /// Leases what is due from both queues, confirmations first: someone is
-/// waiting for those on the subscribe page.
-/// Leases what is due; an error says why nothing can be (and is logged
-/// and shown by the caller).
+/// waiting for those on the subscribe page. An error says why nothing
+/// can be leased (the caller logs and shows it).
 async fn lease(shared: Arc<Shared>) -> Result<Vec<Job>, Prepare> {
     let now = clock::now();
     let lease_until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();

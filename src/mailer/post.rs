@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Job, RENDERED_CACHE, SendError, Shared};
+use super::{Job, SendError, Shared};
 use crate::announce::Announcement;
 use crate::clock;
 use crate::compose::{Post, RenderedPost};
@@ -67,23 +67,16 @@ impl Shared {
         language: Language,
         format: Format,
     ) -> Arc<RenderedPost> {
-        let mut cache = self
-            .posts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (id, language, format);
-        if let Some(found) = cache.get(&key) {
-            return Arc::clone(found);
-        }
-        let rendered =
-            Arc::new(
-                self.composer
-                    .render_post(&self.config, announcement, language, format),
-            );
-        if cache.len() >= RENDERED_CACHE {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&rendered));
+        let Ok(rendered) =
+            self.posts
+                .get_or_make((id, language, format), |(_, language, format)| {
+                    Ok::<_, std::convert::Infallible>(Arc::new(self.composer.render_post(
+                        &self.config,
+                        announcement,
+                        *language,
+                        *format,
+                    )))
+                });
         rendered
     }
 
@@ -95,21 +88,15 @@ impl Shared {
         announcement: &Announcement,
         component: &str,
     ) -> Option<Arc<RenderedPost>> {
-        let mut cache = self
-            .component_posts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(found) = cache.get(&(id, component.to_owned())) {
-            return found.clone();
-        }
-        let rendered = self
-            .composer
-            .render_component_post(&self.config, announcement, component)
-            .map(Arc::new);
-        if cache.len() >= RENDERED_CACHE {
-            cache.clear();
-        }
-        cache.insert((id, component.to_owned()), rendered.clone());
+        let Ok(rendered) =
+            self.component_posts
+                .get_or_make((id, component.to_owned()), |(_, component)| {
+                    Ok::<_, std::convert::Infallible>(
+                        self.composer
+                            .render_component_post(&self.config, announcement, component)
+                            .map(Arc::new),
+                    )
+                });
         rendered
     }
 }
