@@ -383,6 +383,19 @@ pub(super) fn write_fingerprint(connection: &Connection, key: &Key) -> rusqlite:
 }
 
 #[cfg(test)]
+impl Store {
+    /// How often the cached statement `sql` ran, and how often SQLite
+    /// prepared it again (a plan that depends on a bound value).
+    fn statement_runs(&self, sql: &str) -> (i32, i32) {
+        let statement = self.connection.prepare_cached(sql).unwrap();
+        (
+            statement.get_status(rusqlite::StatementStatus::Run),
+            statement.get_status(rusqlite::StatementStatus::RePrepare),
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::fixtures::{at, subscriber};
     use super::*;

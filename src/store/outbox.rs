@@ -628,26 +628,13 @@ mod tests {
     }
 
     #[test]
-    fn the_cached_lease_statements_are_not_planned_again_at_each_lease() {
+    fn the_cached_lease_statement_is_not_planned_again_at_each_lease() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
         for hour in 1..4 {
             leased_addresses(&mut store, at(hour));
-            store
-                .lease_confirmations(at(hour), at(hour + 1), 64)
-                .unwrap();
         }
-        for sql in [LEASE, crate::store::requests::LEASE_CONFIRMATIONS] {
-            let statement = store.connection.prepare_cached(sql).unwrap();
-            assert_eq!(
-                (
-                    statement.get_status(rusqlite::StatementStatus::Run),
-                    statement.get_status(rusqlite::StatementStatus::RePrepare)
-                ),
-                (3, 0),
-                "runs and re-preparations of {sql}"
-            );
-        }
+        assert_eq!(store.statement_runs(LEASE), (3, 0), "{LEASE}");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub(super) fn follows_from_columns(all: bool, components: &str) -> Follows {
 /// Leases due confirmation emails: `?1` now, `?2` the lease's end, `?3`
 /// how many (bound as `(SELECT ?3)`, as in `outbox::LEASE`, so that the
 /// cached statement is not planned again at every lease).
-pub(super) const LEASE_CONFIRMATIONS: &str = "WITH picked AS (
+const LEASE_CONFIRMATIONS: &str = "WITH picked AS (
         SELECT id FROM requests
         WHERE status = 'pending' AND next_attempt_at <= ?1
           AND (lease_until IS NULL OR lease_until <= ?1)
@@ -456,6 +456,22 @@ mod tests {
     use crate::store::{Delivery, Outcome, Queued};
     use chrono::TimeZone;
     use rusqlite::Connection;
+
+    #[test]
+    fn the_cached_confirmation_lease_is_not_planned_again_at_each_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        for hour in 1..4 {
+            store
+                .lease_confirmations(at(1, hour), at(1, hour + 1), 64)
+                .unwrap();
+        }
+        assert_eq!(
+            store.statement_runs(LEASE_CONFIRMATIONS),
+            (3, 0),
+            "{LEASE_CONFIRMATIONS}"
+        );
+    }
 
     /// Records the confirmation email of request `id` as accepted.
     fn sent(store: &mut Store, id: i64) {
