@@ -131,6 +131,20 @@ impl Files {
         (Corpus::new(incidents.into_iter().collect()), diagnostics)
     }
 
+    /// Forgets the update texts of the incident last read well from
+    /// `path` ([`Incident::drop_texts`]), unless it is shared: a corpus
+    /// made of these files keeps what it holds.
+    pub fn drop_texts(&mut self, path: &Path) {
+        if let Some(incident) = self
+            .entries
+            .get_mut(path)
+            .and_then(|entry| entry.last_good.as_mut())
+            .and_then(Arc::get_mut)
+        {
+            incident.drop_texts();
+        }
+    }
+
     /// Every diagnostic of every file, in path order.
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.entries.values().flat_map(|entry| &entry.diagnostics)

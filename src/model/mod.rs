@@ -619,6 +619,16 @@ pub struct Segment {
 }
 
 impl Incident {
+    /// Forgets the text of every update, in every language, and keeps
+    /// all else: a full build does so once an incident's page and feed are
+    /// rendered and no summary can show its texts.
+    pub fn drop_texts(&mut self) {
+        for update in &mut self.updates {
+            update.body_markdown = Box::default();
+            update.translations = Box::default();
+        }
+    }
+
     /// The title in `language`, or in the site's language when the front
     /// matter gives none in it.
     pub fn title_in(&self, language: Language) -> &str {

@@ -13,6 +13,7 @@ pub mod html;
 pub mod i18n;
 pub mod ics;
 pub mod notice;
+mod shown;
 pub mod templates;
 mod text;
 
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::corpus::Corpus;
 use crate::model::{Incident, IncidentId, Language, Update};
 
+pub use shown::ShownTexts;
 pub use templates::Templates;
 
 /// Feeds carry at most this many entries.
