@@ -67,7 +67,13 @@ impl Files {
     /// Takes in every file of `other`, which are read from other paths
     /// (one of `other`'s replaces one of the same path here).
     pub fn append(&mut self, mut other: Files) {
-        self.entries.append(&mut other.entries);
+        // `BTreeMap::append` builds the whole tree again: right for two
+        // halves, a pass over every file for each chunk of a build.
+        if other.entries.len() < self.entries.len() {
+            self.entries.extend(other.entries);
+        } else {
+            self.entries.append(&mut other.entries);
+        }
     }
 
     pub fn remove(&mut self, path: &Path) -> bool {
@@ -511,6 +517,34 @@ mod tests {
         // An empty part changes nothing.
         parts.append(Files::default());
         assert_eq!(format!("{parts:?}"), format!("{whole:?}"));
+        // A file at a time, as a build takes in its chunks: each part
+        // smaller than what is held once there are two.
+        let mut chunks = files(&texts[..1]);
+        for text in &texts[1..] {
+            chunks.append(files(std::slice::from_ref(text)));
+        }
+        assert_eq!(format!("{chunks:?}"), format!("{whole:?}"));
+    }
+
+    #[test]
+    fn texts_are_dropped_only_from_an_incident_nothing_else_holds() {
+        let mut files = files(&[("a.md", MAINTENANCE), ("b.md", MAINTENANCE)]);
+        let text = |files: &Files, path: &str| {
+            let entry = files.get(Path::new(path)).unwrap();
+            entry.last_good.as_ref().unwrap().updates[0]
+                .body_markdown
+                .to_string()
+        };
+        assert_eq!(text(&files, "a.md"), "Planned.");
+        let (held, _) = files.corpus();
+        files.drop_texts(Path::new("a.md"));
+        assert_eq!(text(&files, "a.md"), "Planned.", "a corpus holds it");
+        drop(held);
+        files.drop_texts(Path::new("a.md"));
+        assert_eq!(text(&files, "a.md"), "");
+        assert_eq!(text(&files, "b.md"), "Planned.");
+        // A path never read is no error.
+        files.drop_texts(Path::new("c.md"));
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let mut output = OutputDir::new(config.paths.output.clone());
     let mut files = Files::default();
     let (outputs, changed) = write_everything(&mut output, |send| {
-        stream(config, &templates, &context, &paths, now, &mut files, send)
+        stream(config, &templates, &context, paths, now, &mut files, send)
     })?;
     let (corpus, diagnostics) = all_diagnostics(&files);
     Ok(Built {
@@ -69,9 +69,11 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
 
 /// Keeps glibc to two heaps (arenas) for the build's threads, one a core
 /// of the machines herald is measured on, instead of one a thread: the
-/// parsers, the renderers, the writer and the recorder each left their
-/// own heap's free memory unusable to the others, and a build of 10,000
-/// translated incidents peaked at 92–104 MB instead of 86–88.
+/// readers, the recorder, the renderers and the writer each left their
+/// own heap's free memory unusable to the others. At 10,000 incidents a
+/// build peaked at 59–64 MB with a heap a thread and 50–53 MB with two;
+/// at 100,000, 280 MB and 252 MB. One heap saves a few MB more and costs
+/// a fifth more time: the threads wait on its lock.
 fn limit_heaps() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt sets one of glibc's tunables; it takes and returns
@@ -97,7 +99,7 @@ fn stream(
     config: &Config,
     templates: &Templates,
     context: &Context,
-    paths: &[PathBuf],
+    paths: Vec<PathBuf>,
     now: DateTime<Utc>,
     files: &mut Files,
     send: &mut dyn FnMut(Vec<Output>) -> bool,
@@ -107,8 +109,18 @@ fn stream(
     // also hold more text.
     let languages = config.site.languages.all().len();
     let chunk = (render::PAGE_CHUNK / (languages * languages)).max(1);
+    // Each reader thread takes its chunks of paths and lets each go once
+    // read: 100,000 paths are 7 MB.
+    let mut chunks: [Vec<Vec<PathBuf>>; 2] = [Vec::new(), Vec::new()];
+    let mut paths = paths.into_iter().peekable();
+    for turn in 0.. {
+        if paths.peek().is_none() {
+            break;
+        }
+        chunks[turn % 2].push(paths.by_ref().take(chunk).collect());
+    }
     let store = std::thread::scope(|scope| {
-        let parsed = read_in_order(scope, paths, chunk, context);
+        let parsed = read_in_order(scope, chunks, context);
         let (to_renderer, recorded) = sync_channel(1);
         let recorder = scope.spawn(move || record(config, now, parsed, to_renderer));
         let rendered = render_chunks(config, templates, now, recorded, files, send);
@@ -138,23 +150,22 @@ fn stream(
     render_summaries(&site, &corpus, send)
 }
 
-/// Reads `paths` `chunk` at a time on two threads, each every other
-/// chunk; the chunks come out of the two receivers in turn, in path
-/// order. A thread ends when its chunks are read or its receiver is
-/// dropped.
+/// Reads each list of chunks of paths on a thread of its own: the
+/// chunks, in path order, alternate between the two lists, and come out
+/// of the two receivers in turn. A thread ends when its chunks are read
+/// or its receiver is dropped.
 fn read_in_order<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
-    paths: &'env [PathBuf],
-    chunk: usize,
+    chunks: [Vec<Vec<PathBuf>>; 2],
     context: &'env Context<'env>,
 ) -> [Receiver<Files>; 2] {
-    [0, 1].map(|first| {
+    chunks.map(|chunks| {
         let (to_recorder, parsed) = sync_channel::<Files>(1);
         scope.spawn(move || {
-            for paths in paths.chunks(chunk).skip(first).step_by(2) {
+            for paths in chunks {
                 // A file to read again later is for the daemon: a build
                 // reports it and goes on.
-                let (files, _) = read_incidents(paths, context);
+                let (files, _) = read_incidents(&paths, context);
                 if to_recorder.send(files).is_err() {
                     return;
                 }
