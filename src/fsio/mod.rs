@@ -359,9 +359,8 @@ fn replace(path: &Path, bytes: &[u8], expected: Option<Expected<'_>>) -> Result<
 /// writer uses (this process's id and a counter), starting with a dot so
 /// that the watcher ignores it.
 fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, u64, File)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let temp = temp_path(dir, name, n);
         match fs::OpenOptions::new()
             .write(true)
@@ -377,6 +376,22 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, u64, File)> {
 }
 
 /// The `n`th temp file name beside `name` in `dir`.
+/// The number in the next temp file's or directory's name.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Makes an empty directory beside `name` in `dir`, named like a temp
+/// file ([`temp_path`]).
+fn create_temp_dir(dir: &Path, name: &str) -> io::Result<PathBuf> {
+    loop {
+        let temp = temp_path(dir, name, TEMP_COUNTER.fetch_add(1, Ordering::Relaxed));
+        match fs::create_dir(&temp) {
+            Ok(()) => return Ok(temp),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 fn temp_path(dir: &Path, name: &str, n: u64) -> PathBuf {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let pid = PID.get_or_init(std::process::id);

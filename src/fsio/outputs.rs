@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::{Error, create_temp, temp_path};
+use super::{Error, create_temp, create_temp_dir, temp_path};
 use crate::render::Output;
 
 /// Writes outputs under one directory, skipping files whose bytes did not
@@ -61,13 +61,24 @@ impl OutputDir {
     /// [`Batch::commit`] makes them durable, renames them in the order
     /// staged and deletes what is to go. A full build is one batch: two
     /// `syncfs` for 20,000 files instead of two per chunk of pages.
+    ///
+    /// When the output directory does not exist (a first build), the batch
+    /// writes every output under its own name into a new hidden directory
+    /// beside it, which [`Batch::commit`] makes durable and renames into
+    /// place whole: a reader sees no output or all of them, and the
+    /// filesystem does one rename instead of one a file.
     pub fn batch(&mut self) -> Batch<'_> {
+        let missing = matches!(
+            fs::symlink_metadata(&self.root),
+            Err(error) if error.kind() == io::ErrorKind::NotFound
+        );
         Batch {
             dir: self,
             staged: Vec::new(),
             changed: 0,
             dirs: HashMap::new(),
             behind: None,
+            fresh: missing.then_some(Fresh { staging: None }),
         }
     }
 }
@@ -91,6 +102,15 @@ pub struct Batch<'a> {
     /// never waits for the disk. One at a time, so renames keep their
     /// order.
     behind: Option<std::thread::JoinHandle<Result<Vec<Staged>, Error>>>,
+    /// `Some` for a first build: see [`OutputDir::batch`].
+    fresh: Option<Fresh>,
+}
+
+/// A first build's new output tree, written under a temp name.
+#[derive(Debug)]
+struct Fresh {
+    /// Made at the first output.
+    staging: Option<PathBuf>,
 }
 
 /// One output written to its temp file. Small (the temp file's name is
@@ -156,11 +176,81 @@ impl Batch<'_> {
     /// deletes `removed`, and makes the renames and removals durable.
     /// Returns how many files changed on disk in the whole batch.
     pub fn commit(mut self, removed: &[String]) -> Result<usize, Error> {
+        if self.fresh.is_some() {
+            // Nothing was there to remove.
+            return self.commit_fresh();
+        }
         let changed = self.flush(removed)?;
         Ok(self.changed + changed)
     }
 
+    /// The new directory of a first build (made now if no output was
+    /// staged), made durable and renamed to the output directory.
+    fn commit_fresh(&mut self) -> Result<usize, Error> {
+        let staging = self.staging()?;
+        sync_filesystem(&staging)?;
+        let root = self.dir.root.clone();
+        rename(&staging, &root).map_err(|source| Error::Write {
+            path: root.clone(),
+            source,
+        })?;
+        // In place: nothing to remove any more.
+        self.fresh = None;
+        sync_file(parent_of(&root))?;
+        Ok(self.changed)
+    }
+
+    /// The first build's new directory, made the first time it is asked
+    /// for (with the output directory's parent, if need be).
+    fn staging(&mut self) -> Result<PathBuf, Error> {
+        let root = self.dir.root.clone();
+        let fresh = self
+            .fresh
+            .as_mut()
+            .expect("only a first build stages apart");
+        if let Some(staging) = &fresh.staging {
+            return Ok(staging.clone());
+        }
+        let parent = parent_of(&root);
+        let made = fs::create_dir_all(parent)
+            .and_then(|()| create_temp_dir(parent, output_name(&root)))
+            .map_err(|source| Error::Write {
+                path: root.clone(),
+                source,
+            })?;
+        fresh.staging = Some(made.clone());
+        Ok(made)
+    }
+
+    /// A first build's output: written under its own name in the new
+    /// directory, nothing to compare with and nothing to rename.
+    fn stage_fresh(&mut self, output: &Output) -> Result<(), Error> {
+        let staging = self.staging()?;
+        let target = staging.join(&output.path);
+        let dir = target.parent().unwrap_or(&staging);
+        if !self.dirs.contains_key(dir) {
+            fs::create_dir_all(dir).map_err(|source| Error::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+            self.dirs.insert(dir.to_owned(), true);
+        }
+        fs::write(&target, &output.bytes).map_err(|source| Error::Write {
+            path: target.clone(),
+            source,
+        })?;
+        self.dir.known.insert(
+            hash_bytes(output.path.as_bytes()),
+            hash_bytes(&output.bytes),
+        );
+        self.changed += 1;
+        Ok(())
+    }
+
     fn stage_one(&mut self, output: &Output) -> Result<(), Error> {
+        if self.fresh.is_some() {
+            return self.stage_fresh(output);
+        }
         let hash = hash_bytes(&output.bytes);
         let target = self.dir.root.join(&output.path);
         let key = hash_bytes(output.path.as_bytes());
@@ -210,6 +300,9 @@ impl Batch<'_> {
     fn discard(&mut self) {
         if let Some(behind) = self.behind.take() {
             let _ = join(behind);
+        }
+        if let Some(staging) = self.fresh.as_mut().and_then(|fresh| fresh.staging.take()) {
+            let _ = fs::remove_dir_all(staging);
         }
         for staged in self.staged.drain(..) {
             let _ = fs::remove_file(staged.temp(&self.dir.root));
@@ -426,6 +519,14 @@ impl OutputDir {
 const FEW_FILES: usize = 64;
 
 /// fsync one file or directory by path.
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 fn sync_file(path: &Path) -> Result<(), Error> {
     File::open(path)
         .and_then(|file| file.sync_all())
@@ -694,5 +795,92 @@ mod tests {
         assert_eq!(output.write(&[], &removed).unwrap(), 1);
         assert!(!dir.path().join("feeds/a.atom").exists());
         assert!(!dir.path().join("incidents").exists());
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_first_build_appears_whole_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site/public");
+        let mut output = OutputDir::new(root.clone());
+        let mut batch = output.batch();
+        batch.stage(&pages(3, "new")).unwrap();
+        batch
+            .stage(&[Output {
+                path: "index.html".into(),
+                bytes: b"index".to_vec(),
+            }])
+            .unwrap();
+        // Written, not yet in place: a reader sees no output directory.
+        assert!(!root.exists());
+        let site = names(&dir.path().join("site"));
+        assert_eq!(site.len(), 1, "{site:?}");
+        assert!(
+            site[0].starts_with(".public.") && site[0].ends_with(".herald-tmp"),
+            "{site:?}"
+        );
+        assert_eq!(batch.commit(&[]).unwrap(), 4);
+        assert_eq!(names(&dir.path().join("site")), ["public"]);
+        let mut written = tree(&root);
+        written.sort();
+        let expected: Vec<(String, Vec<u8>)> = [
+            ("index.html", "index"),
+            ("pages/0.html", "new 0"),
+            ("pages/1.html", "new 1"),
+            ("pages/2.html", "new 2"),
+        ]
+        .iter()
+        .map(|(path, text)| ((*path).to_owned(), text.as_bytes().to_vec()))
+        .collect();
+        assert_eq!(written, expected);
+        // What it wrote is known: the same outputs are not written again.
+        assert_eq!(output.write(&pages(3, "new"), &[]).unwrap(), 0);
+        // An empty first build makes an empty directory.
+        let empty = dir.path().join("empty");
+        assert_eq!(OutputDir::new(empty.clone()).write(&[], &[]).unwrap(), 0);
+        assert!(empty.is_dir() && names(&empty).is_empty());
+    }
+
+    #[test]
+    fn a_first_build_that_fails_leaves_no_directory() {
+        for fault in [&faults::SYNCFS, &faults::RENAME] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("public");
+            let mut output = OutputDir::new(root.clone());
+            let mut batch = output.batch();
+            batch.stage(&pages(3, "new")).unwrap();
+            fault.with(|f| f.set(true));
+            let result = batch.commit(&[]);
+            fault.with(|f| f.set(false));
+            assert!(result.is_err());
+            assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing is left");
+        }
+        // A write that fails (`sub` is a file) takes the new directory too.
+        let dir = tempfile::tempdir().unwrap();
+        let mut output = OutputDir::new(dir.path().join("public"));
+        let mut batch = output.batch();
+        batch.stage(&pages(2, "new")).unwrap();
+        let clash = [
+            Output {
+                path: "sub".into(),
+                bytes: b"file".to_vec(),
+            },
+            Output {
+                path: "sub/page.html".into(),
+                bytes: b"page".to_vec(),
+            },
+        ];
+        assert!(batch.stage(&clash).is_err());
+        drop(batch);
+        assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing is left");
     }
 }
