@@ -38,6 +38,9 @@ pub struct Built {
     /// Outputs rendered, and how many of them changed on disk.
     pub outputs: usize,
     pub changed: usize,
+    /// How many incidents' update texts the build held at its end: those
+    /// a summary may show ([`ShownTexts`]), not every incident's.
+    pub texts_held: usize,
 }
 
 /// One build of every output from what is on disk, as of `now` (the
@@ -59,11 +62,21 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
         stream(config, &templates, &context, paths, now, &mut files, send)
     })?;
     let (corpus, diagnostics) = all_diagnostics(&files);
+    let texts_held = corpus
+        .published()
+        .filter(|incident| {
+            incident
+                .updates
+                .iter()
+                .any(|update| !update.body_markdown.is_empty())
+        })
+        .count();
     Ok(Built {
         diagnostics,
         incidents: corpus.len(),
         outputs,
         changed,
+        texts_held,
     })
 }
 
@@ -129,10 +142,10 @@ fn stream(
         let store = recorder
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        rendered.map(|complete| complete.then_some(store))
+        rendered.map(|revisions| revisions.map(|revisions| (store, revisions)))
     })?;
     // The writer refused a chunk: it stopped on an error, which it returns.
-    let Some(store) = store else {
+    let Some((store, revisions)) = store else {
         return Ok(());
     };
     let (corpus, _) = files.corpus();
@@ -145,7 +158,6 @@ fn stream(
         })
         .map(|windows| crate::maintenance::moves(&windows))
         .unwrap_or_default();
-    let revisions = Revisions::new();
     let site = Site::new(config, templates, &revisions, &moves, now);
     render_summaries(&site, &corpus, send)
 }
@@ -227,7 +239,8 @@ fn record(
 
 /// Renders each recorded chunk's pages and feeds in every language and
 /// sends them, then forgets the texts no summary shows and keeps the
-/// chunk's files in `files`. `Ok(false)`: `send` refused a chunk.
+/// chunk's files in `files`. Returns every edit time recorded, for the
+/// summaries; `Ok(None)`: `send` refused a chunk.
 fn render_chunks(
     config: &Config,
     templates: &Templates,
@@ -235,7 +248,7 @@ fn render_chunks(
     recorded: Receiver<Recorded>,
     files: &mut Files,
     send: &mut dyn FnMut(Vec<Output>) -> bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Revisions>> {
     let mut revisions = Revisions::new();
     let moves = Moves::new();
     let mut shown = ShownTexts::new(now);
@@ -246,7 +259,7 @@ fn render_chunks(
         let site = Site::new(config, templates, &revisions, &moves, now);
         let incidents: Vec<&Incident> = chunk.published.iter().map(AsRef::as_ref).collect();
         if !send(render::incident_pages(&site, &incidents)?) {
-            return Ok(false);
+            return Ok(None);
         }
         let mut forget: Vec<PathBuf> = Vec::new();
         for incident in &chunk.published {
@@ -276,7 +289,7 @@ fn render_chunks(
             files.drop_texts(&path);
         }
     }
-    Ok(true)
+    Ok(Some(revisions))
 }
 
 /// Renders and writes every output of the daemon's corpus: incident
@@ -546,6 +559,15 @@ mod tests {
         let mut output = OutputDir::new(site.join("whole"));
         publish_everything(&whole, &corpus, &mut output).unwrap();
 
+        // The texts were dropped, but for those a summary may show: at
+        // least the hundred newest.
+        assert!(
+            (100..built.incidents / 2).contains(&built.texts_held),
+            "{} of {} incidents held their texts",
+            built.texts_held,
+            built.incidents
+        );
+
         let (streamed, held) = (tree(&site.join("public")), tree(&site.join("whole")));
         assert!(streamed.len() > 1800, "{} outputs", streamed.len());
         let streamed_names: Vec<&String> = streamed.keys().collect();
@@ -559,6 +581,58 @@ mod tests {
                 String::from_utf8_lossy(&held[name])
             );
         }
+    }
+
+    #[test]
+    fn the_summaries_of_a_build_date_an_edit_as_its_pages_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path();
+        std::fs::write(
+            site.join("herald.toml"),
+            "[site]\ntitle = \"T\"\nbase_url = \"https://status.example.com/\"\ntimezone = \"UTC\"\nlanguage = \"en\"\n\n[[components]]\nid = \"mail\"\nname = \"Mail\"\n",
+        )
+        .unwrap();
+        std::fs::create_dir(site.join("incidents")).unwrap();
+        let maintenance = |text: &str| {
+            format!(
+                "+++\ntitle = \"Works\"\ncomponents = [\"mail\"]\nkind = \"maintenance\"\nstarts = \"2019-04-10 22:00Z\"\nends = \"2019-04-10 23:00Z\"\n+++\n\n## 2019-04-01 08:00Z scheduled\n{text}\n"
+            )
+        };
+        std::fs::write(site.join("incidents/works.md"), maintenance("Planned.")).unwrap();
+        let config = config::parse(
+            &site.join("herald.toml"),
+            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
+        )
+        .unwrap();
+        let first = Utc.with_ymd_and_hms(2019, 4, 2, 12, 0, 0).unwrap();
+        build(&config, first).unwrap();
+        let sequence = |site: &Path| {
+            let calendar = std::fs::read_to_string(site.join("public/maintenance.ics")).unwrap();
+            calendar
+                .lines()
+                .find_map(|line| line.strip_prefix("SEQUENCE:").map(str::to_owned))
+                .unwrap_or_else(|| panic!("no SEQUENCE in:\n{calendar}"))
+        };
+        assert_eq!(sequence(site), "0");
+
+        // The text is corrected a day later.
+        std::fs::write(
+            site.join("incidents/works.md"),
+            maintenance("Planned, 22–23."),
+        )
+        .unwrap();
+        let second = first + chrono::Duration::days(1);
+        build(&config, second).unwrap();
+        assert_eq!(sequence(site), "1", "the calendar counts the edit");
+        let feed = std::fs::read(site.join("public/feed.atom")).unwrap();
+        let parsed = feed_rs::parser::parse(&feed[..]).unwrap();
+        let updated: Vec<_> = parsed.entries.iter().map(|entry| entry.updated).collect();
+        assert_eq!(
+            updated,
+            [Some(second)],
+            "the site feed dates the entry at its edit:\n{}",
+            String::from_utf8_lossy(&feed)
+        );
     }
 
     #[test]

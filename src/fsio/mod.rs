@@ -375,7 +375,6 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, u64, File)> {
     }
 }
 
-/// The `n`th temp file name beside `name` in `dir`.
 /// The number in the next temp file's or directory's name.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -392,6 +391,7 @@ fn create_temp_dir(dir: &Path, name: &str) -> io::Result<PathBuf> {
     }
 }
 
+/// The `n`th temp file name beside `name` in `dir`.
 fn temp_path(dir: &Path, name: &str, n: u64) -> PathBuf {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let pid = PID.get_or_init(std::process::id);

@@ -63,22 +63,29 @@ impl OutputDir {
     /// `syncfs` for 20,000 files instead of two per chunk of pages.
     ///
     /// When the output directory does not exist (a first build), the batch
-    /// writes every output under its own name into a new hidden directory
-    /// beside it, which [`Batch::commit`] makes durable and renames into
-    /// place whole: a reader sees no output or all of them, and the
-    /// filesystem does one rename instead of one a file.
+    /// writes each of its outputs under its own name into a new hidden
+    /// directory beside it, which [`Batch::commit`] makes durable and
+    /// renames into place whole: a reader sees none of the batch's outputs
+    /// or all of them, and the filesystem does one rename instead of one a
+    /// file. What was known to be written before is forgotten: it is gone.
     pub fn batch(&mut self) -> Batch<'_> {
         let missing = matches!(
             fs::symlink_metadata(&self.root),
             Err(error) if error.kind() == io::ErrorKind::NotFound
         );
+        if missing {
+            self.known.clear();
+        }
         Batch {
             dir: self,
             staged: Vec::new(),
             changed: 0,
             dirs: HashMap::new(),
             behind: None,
-            fresh: missing.then_some(Fresh { staging: None }),
+            fresh: missing.then_some(Fresh {
+                staging: None,
+                written: Vec::new(),
+            }),
         }
     }
 }
@@ -111,6 +118,8 @@ pub struct Batch<'a> {
 struct Fresh {
     /// Made at the first output.
     staging: Option<PathBuf>,
+    /// The hashes of each output's path and bytes, known once in place.
+    written: Vec<(u64, u64)>,
 }
 
 /// One output written to its temp file. Small (the temp file's name is
@@ -194,8 +203,10 @@ impl Batch<'_> {
             path: root.clone(),
             source,
         })?;
-        // In place: nothing to remove any more.
-        self.fresh = None;
+        // In place: nothing to remove any more, and what it holds known.
+        if let Some(fresh) = self.fresh.take() {
+            self.dir.known.extend(fresh.written);
+        }
         sync_file(parent_of(&root))?;
         Ok(self.changed)
     }
@@ -212,6 +223,7 @@ impl Batch<'_> {
             return Ok(staging.clone());
         }
         let parent = parent_of(&root);
+        remove_abandoned(parent, output_name(&root));
         let made = fs::create_dir_all(parent)
             .and_then(|()| create_temp_dir(parent, output_name(&root)))
             .map_err(|source| Error::Write {
@@ -239,10 +251,12 @@ impl Batch<'_> {
             path: target.clone(),
             source,
         })?;
-        self.dir.known.insert(
-            hash_bytes(output.path.as_bytes()),
-            hash_bytes(&output.bytes),
-        );
+        if let Some(fresh) = &mut self.fresh {
+            fresh.written.push((
+                hash_bytes(output.path.as_bytes()),
+                hash_bytes(&output.bytes),
+            ));
+        }
         self.changed += 1;
         Ok(())
     }
@@ -518,7 +532,33 @@ impl OutputDir {
 /// Up to this many changed files are made durable one by one.
 const FEW_FILES: usize = 64;
 
-/// fsync one file or directory by path.
+/// Removes the new directories that first builds of `name` in `dir` left
+/// when killed: those named for a process that no longer runs. Each holds
+/// a whole output tree, beside the published one. Best effort: what
+/// cannot be listed or removed stays.
+fn remove_abandoned(dir: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".herald-tmp"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let running = Path::new("/proc").join(pid.to_string()).exists();
+        if !running && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The directory holding `path` (`.` for a bare name).
 fn parent_of(path: &Path) -> &Path {
     match path.parent() {
@@ -527,6 +567,7 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
+/// fsync one file or directory by path.
 fn sync_file(path: &Path) -> Result<(), Error> {
     File::open(path)
         .and_then(|file| file.sync_all())
@@ -851,6 +892,30 @@ mod tests {
     }
 
     #[test]
+    fn a_first_build_removes_what_a_killed_one_left() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left by a process that no longer runs (no pid is that high), by
+        // this one, and a file of the operator's named alike.
+        let abandoned = dir.path().join(".public.4294967295-3.herald-tmp");
+        fs::create_dir_all(abandoned.join("incidents")).unwrap();
+        fs::write(abandoned.join("incidents/x.html"), "old").unwrap();
+        let ours = dir
+            .path()
+            .join(format!(".public.{}-999999.herald-tmp", std::process::id()));
+        fs::create_dir(&ours).unwrap();
+        fs::write(dir.path().join(".public.notes"), "mine").unwrap();
+        let mut output = OutputDir::new(dir.path().join("public"));
+        output.write(&pages(1, "new"), &[]).unwrap();
+        let mut expected = vec![
+            ".public.notes".to_owned(),
+            format!(".public.{}-999999.herald-tmp", std::process::id()),
+            "public".to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(names(dir.path()), expected);
+    }
+
+    #[test]
     fn a_first_build_that_fails_leaves_no_directory() {
         for fault in [&faults::SYNCFS, &faults::RENAME] {
             let dir = tempfile::tempdir().unwrap();
@@ -863,6 +928,8 @@ mod tests {
             fault.with(|f| f.set(false));
             assert!(result.is_err());
             assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing is left");
+            // Nothing is known to be written: the next try writes it all.
+            assert_eq!(output.write(&pages(3, "new"), &[]).unwrap(), 3);
         }
         // A write that fails (`sub` is a file) takes the new directory too.
         let dir = tempfile::tempdir().unwrap();
