@@ -295,7 +295,7 @@ fn render_chunks(
 /// Renders and writes every output of the daemon's corpus: incident
 /// pages [`render::PAGE_CHUNK`] at a time, month pages a few at a time,
 /// then the summaries and the stylesheet; then removes outputs that no
-/// longer belong ([`write_everything`]). Returns how many outputs there
+/// longer belong (`write_everything`). Returns how many outputs there
 /// are and how many changed on disk.
 pub fn publish_everything(
     site: &Site,
