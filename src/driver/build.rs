@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::{all_diagnostics, load_templates, parse_context, read_incidents};
+use super::{all_diagnostics, incident_paths, load_templates, parse_context, read_incidents};
 use crate::config::Config;
 use crate::corpus::{Corpus, Files};
 use crate::diag::Diagnostic;
@@ -49,12 +49,7 @@ pub struct Built {
 pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     limit_heaps();
     let context = parse_context(config);
-    let paths = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
-        format!(
-            "cannot read the incidents directory {}",
-            config.paths.incidents.display()
-        )
-    })?;
+    let paths = incident_paths(config)?;
     let templates = load_templates(config)?;
     let mut output = OutputDir::new(config.paths.output.clone());
     let mut files = Files::default();
@@ -583,16 +578,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_summaries_of_a_build_date_an_edit_as_its_pages_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let site = dir.path();
+    /// A site in English, in UTC, with one component, `mail`, and no
+    /// incident yet.
+    fn mail_site(site: &Path) {
         std::fs::write(
             site.join("herald.toml"),
             "[site]\ntitle = \"T\"\nbase_url = \"https://status.example.com/\"\ntimezone = \"UTC\"\nlanguage = \"en\"\n\n[[components]]\nid = \"mail\"\nname = \"Mail\"\n",
         )
         .unwrap();
         std::fs::create_dir(site.join("incidents")).unwrap();
+    }
+
+    #[test]
+    fn the_summaries_of_a_build_date_an_edit_as_its_pages_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path();
+        mail_site(site);
         let maintenance = |text: &str| {
             format!(
                 "+++\ntitle = \"Works\"\ncomponents = [\"mail\"]\nkind = \"maintenance\"\nstarts = \"2019-04-10 22:00Z\"\nends = \"2019-04-10 23:00Z\"\n+++\n\n## 2019-04-01 08:00Z scheduled\n{text}\n"
@@ -639,12 +640,7 @@ mod tests {
     fn a_build_sees_one_instant_in_its_pages_and_its_records() {
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path();
-        std::fs::write(
-            site.join("herald.toml"),
-            "[site]\ntitle = \"T\"\nbase_url = \"https://status.example.com/\"\ntimezone = \"UTC\"\nlanguage = \"en\"\n\n[[components]]\nid = \"mail\"\nname = \"Mail\"\n",
-        )
-        .unwrap();
-        std::fs::create_dir(site.join("incidents")).unwrap();
+        mail_site(site);
         std::fs::write(
             site.join("incidents/disk.md"),
             "+++\ntitle = \"Disk failure\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n\n## 2019-04-04 08:00Z investigating\nA.\n\n## 2019-04-06 10:00Z resolved\nB.\n",

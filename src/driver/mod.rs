@@ -112,12 +112,7 @@ pub fn read_incident(files: &mut Files, path: &Path, context: &Context) -> Resul
 /// each half the files.
 pub fn load_files(config: &Config) -> anyhow::Result<(Files, Vec<PathBuf>)> {
     let context = parse_context(config);
-    let paths = fsio::find_incident_files(&config.paths.incidents).with_context(|| {
-        format!(
-            "cannot read the incidents directory {}",
-            config.paths.incidents.display()
-        )
-    })?;
+    let paths = incident_paths(config)?;
     let (first, second) = paths.split_at(paths.len() / 2);
     let ((mut files, mut retry), (more, retry_more)) = std::thread::scope(|scope| {
         let other = scope.spawn(|| read_incidents(second, &context));
@@ -130,6 +125,16 @@ pub fn load_files(config: &Config) -> anyhow::Result<(Files, Vec<PathBuf>)> {
     files.append(more);
     retry.extend(retry_more);
     Ok((files, retry))
+}
+
+/// Every incident file of the configured directory, in path order.
+fn incident_paths(config: &Config) -> anyhow::Result<Vec<PathBuf>> {
+    fsio::find_incident_files(&config.paths.incidents).with_context(|| {
+        format!(
+            "cannot read the incidents directory {}",
+            config.paths.incidents.display()
+        )
+    })
 }
 
 /// [`read_incident`] of each of `paths`: the files, and the paths worth

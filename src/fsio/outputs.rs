@@ -2,7 +2,9 @@
 //! beside their targets, made durable together (one `syncfs`, or an
 //! fsync each for a few), renamed in the order given (pages first,
 //! indexes last), and the renames made durable. A reader never sees a
-//! half-written file, and a crash leaves each file either old or new.
+//! half-written file, and a crash leaves each file either old or new. A
+//! first build, with no output directory yet, writes a new directory and
+//! renames it into place whole ([`OutputDir::batch`]).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
