@@ -72,14 +72,56 @@ const ATOM_NAMESPACE: &str = "http://www.w3.org/2005/Atom";
 /// RSS 2.0: one `<item>` per entry, with an `atom:link rel="self"` as the
 /// RSS Advisory Board recommends.
 pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
+    rss_of(site, meta, entries, written(site, entries))
+}
+
+/// [`rss`] and [`atom`] of one list of entries, each entry's title, link
+/// and text made once for both.
+pub fn rss_and_atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> (Vec<u8>, Vec<u8>) {
+    let written = written(site, entries);
+    let rss = rss_of(site, meta, entries, written.clone());
+    (rss, atom_of(site, meta, entries, written))
+}
+
+/// One entry as both formats carry it: its title, its link (Atom id, RSS
+/// guid) and its body (the components line, then the text as HTML), all
+/// clean for XML.
+#[derive(Clone)]
+struct Written {
+    title: String,
+    link: String,
+    body: String,
+}
+
+impl Written {
+    /// `entry`, its text already HTML.
+    fn of(site: &Site, entry: &Entry, html: &str) -> Written {
+        Written {
+            title: entry_title(site, entry),
+            link: entry_link(site, entry),
+            body: xml_text_owned(entry_body(site, entry, html)),
+        }
+    }
+}
+
+/// Each of `entries` [`Written`], its text made HTML here.
+fn written(site: &Site, entries: &[Entry]) -> Vec<Written> {
+    entries
+        .iter()
+        .map(|entry| Written::of(site, entry, &site.text(entry.update).html()))
+        .collect()
+}
+
+/// [`rss`] of entries already [`Written`], `written[i]` that of `entries[i]`.
+fn rss_of(site: &Site, meta: &FeedMeta, entries: &[Entry], written: Vec<Written>) -> Vec<u8> {
     let language = site.language();
     let items: Vec<rss::Item> = entries
         .iter()
-        .map(|entry| (entry, entry_link(site, entry)))
-        .map(|(entry, link)| rss::Item {
-            title: Some(entry_title(site, entry)),
-            link: Some(link.clone()),
-            description: Some(entry_html(site, entry)),
+        .zip(written)
+        .map(|(entry, written)| rss::Item {
+            title: Some(written.title),
+            link: Some(written.link.clone()),
+            description: Some(written.body),
             categories: entry
                 .incident
                 .affected_at(entry.update.instant)
@@ -89,7 +131,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
                 })
                 .collect(),
             guid: Some(rss::Guid {
-                value: link,
+                value: written.link,
                 permalink: true,
             }),
             pub_date: Some(rfc2822(entry.update.instant)),
@@ -137,12 +179,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
 
 /// Atom 1.0 (RFC 4287). The feed carries the author, so entries need none.
 pub fn atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
-    let bodies: Vec<String> = entries
-        .iter()
-        .map(|entry| site.text(entry.update).html())
-        .collect();
-    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
-    atom_with_bodies(site, meta, entries, &bodies)
+    atom_of(site, meta, entries, written(site, entries))
 }
 
 /// [`atom`] of entries whose texts are already HTML, `bodies[i]` that of
@@ -153,14 +190,25 @@ pub fn atom_with_bodies(
     entries: &[Entry],
     bodies: &[&str],
 ) -> Vec<u8> {
+    let written = entries
+        .iter()
+        .zip(bodies)
+        .map(|(entry, body)| Written::of(site, entry, body))
+        .collect();
+    atom_of(site, meta, entries, written)
+}
+
+/// [`atom`] of entries already [`Written`], `written[i]` that of
+/// `entries[i]`.
+fn atom_of(site: &Site, meta: &FeedMeta, entries: &[Entry], written: Vec<Written>) -> Vec<u8> {
     let language = site.language();
     let atom_entries: Vec<atom_syndication::Entry> = entries
         .iter()
-        .zip(bodies)
-        .map(|(entry, body)| {
-            let link = entry_link(site, entry);
+        .zip(written)
+        .map(|(entry, written)| {
+            let link = written.link;
             atom_syndication::Entry {
-                title: Text::plain(entry_title(site, entry)),
+                title: Text::plain(written.title),
                 id: link.clone(),
                 updated: site.edited(entry.incident, entry.update).fixed_offset(),
                 published: Some(entry.update.instant.fixed_offset()),
@@ -180,7 +228,7 @@ pub fn atom_with_bodies(
                     ..Link::default()
                 }],
                 content: Some(Content {
-                    value: Some(xml_text_owned(entry_body(site, entry, body))),
+                    value: Some(written.body),
                     content_type: Some("html".to_owned()),
                     ..Content::default()
                 }),
@@ -230,7 +278,6 @@ pub fn atom_with_bodies(
         .unwrap_or_default()
 }
 
-/// The newest `updated` of the entries, `None` for no entries.
 /// An RSS date (RFC 2822). chrono's own `to_rfc2822` panics on a year
 /// it cannot write; parsing keeps incidents in
 /// [`crate::model::PUBLISHABLE_YEARS`], and an edit time read back from
@@ -239,6 +286,7 @@ fn rfc2822(instant: DateTime<Utc>) -> String {
     instant.format("%a, %-d %b %Y %H:%M:%S %z").to_string()
 }
 
+/// The newest `updated` of the entries, `None` for no entries.
 fn feed_updated(site: &Site, entries: &[Entry]) -> Option<DateTime<Utc>> {
     entries
         .iter()
@@ -272,12 +320,8 @@ fn entry_link(site: &Site, entry: &Entry) -> String {
 }
 
 /// The entry body: a line naming the affected components (with the
-/// statuses the update sets, if it sets any), then the update's HTML.
-fn entry_html(site: &Site, entry: &Entry) -> String {
-    xml_text_owned(entry_body(site, entry, &site.text(entry.update).html()))
-}
-
-/// [`entry_html`] before [`xml_text`], the update's text already HTML.
+/// statuses the update sets, if it sets any), then the update's text,
+/// already HTML.
 fn entry_body(site: &Site, entry: &Entry, html: &str) -> String {
     let language = site.language();
     let components: Vec<String> = entry
@@ -464,5 +508,11 @@ mod tests {
         }
         let parsed = feed_rs::parser::parse(swedish.as_bytes());
         assert!(parsed.is_ok(), "{parsed:?}: {swedish}");
+        // Both formats made together are what each is made alone.
+        let meta = FeedMeta::site(&site);
+        let (both_rss, both_atom) = rss_and_atom(&site, &meta, &every);
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        assert_eq!(text(&both_rss), text(&rss(&site, &meta, &every)));
+        assert_eq!(text(&both_atom), text(&atom(&site, &meta, &every)));
     }
 }

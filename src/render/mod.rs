@@ -677,26 +677,28 @@ fn render_edition(
             };
             let entries = component_entries(corpus, id, FEED_LIMIT);
             let meta = feed::FeedMeta::component(site, component);
+            let (rss, atom) = feed::rss_and_atom(site, &meta, &entries);
             rendered.outputs.push(Output {
                 path: format!("components/{id}.rss"),
-                bytes: feed::rss(site, &meta, &entries),
+                bytes: rss,
             });
             rendered.outputs.push(Output {
                 path: format!("components/{id}.atom"),
-                bytes: feed::atom(site, &meta, &entries),
+                bytes: atom,
             });
         }
         // The site feeds after the component feeds: a reader who sees an
         // entry in the site feed finds it in its component's feed too.
         let entries = latest_entries(corpus, |_| true, FEED_LIMIT);
         let meta = feed::FeedMeta::site(site);
+        let (rss, atom) = feed::rss_and_atom(site, &meta, &entries);
         rendered.outputs.push(Output {
             path: "feed.rss".into(),
-            bytes: feed::rss(site, &meta, &entries),
+            bytes: rss,
         });
         rendered.outputs.push(Output {
             path: "feed.atom".into(),
-            bytes: feed::atom(site, &meta, &entries),
+            bytes: atom,
         });
     }
     // What looks through the whole corpus comes after the feeds.
