@@ -124,6 +124,84 @@ struct Fresh {
     written: Vec<(u64, u64)>,
 }
 
+impl Fresh {
+    /// The new directory, made the first time it is asked for (with the
+    /// parent of `root`, the output directory, if need be).
+    fn staging(&mut self, root: &Path) -> Result<&Path, Error> {
+        let staging = match self.staging.take() {
+            Some(staging) => staging,
+            None => {
+                let parent = parent_of(root);
+                remove_abandoned(parent, output_name(root));
+                fs::create_dir_all(parent)
+                    .and_then(|()| create_temp_dir(parent, output_name(root)))
+                    .map_err(|source| Error::Write {
+                        path: root.to_owned(),
+                        source,
+                    })?
+            }
+        };
+        Ok(self.staging.insert(staging))
+    }
+
+    /// Writes `output` under its own name in the new directory: nothing
+    /// to compare with and nothing to rename. `dirs`: the directories
+    /// made so far.
+    fn stage(
+        &mut self,
+        root: &Path,
+        dirs: &mut HashMap<PathBuf, bool>,
+        output: &Output,
+    ) -> Result<(), Error> {
+        let target = self.staging(root)?.join(&output.path);
+        if let Some(dir) = target.parent()
+            && !dirs.contains_key(dir)
+        {
+            fs::create_dir_all(dir).map_err(|source| Error::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+            dirs.insert(dir.to_owned(), true);
+        }
+        fs::write(&target, &output.bytes).map_err(|source| Error::Write {
+            path: target.clone(),
+            source,
+        })?;
+        self.written.push((
+            hash_bytes(output.path.as_bytes()),
+            hash_bytes(&output.bytes),
+        ));
+        Ok(())
+    }
+
+    /// Makes the new directory (made now if nothing was staged) durable
+    /// and renames it to `dir`'s root, whose outputs it then knows. On a
+    /// failure before the rename, the new directory is removed.
+    fn commit(mut self, dir: &mut OutputDir) -> Result<(), Error> {
+        let root = dir.root.clone();
+        let moved = self.staging(&root).map(Path::to_owned).and_then(|staging| {
+            sync_filesystem(&staging)?;
+            rename(&staging, &root).map_err(|source| Error::Write {
+                path: root.clone(),
+                source,
+            })
+        });
+        if let Err(error) = moved {
+            self.discard();
+            return Err(error);
+        }
+        dir.known.extend(self.written);
+        sync_file(parent_of(&root))
+    }
+
+    /// Removes the new directory, if made.
+    fn discard(&mut self) {
+        if let Some(staging) = self.staging.take() {
+            let _ = fs::remove_dir_all(staging);
+        }
+    }
+}
+
 /// One output written to its temp file. Small (the temp file's name is
 /// derived again from the target's and [`temp_path`]'s counter): a batch
 /// holds thousands.
@@ -187,85 +265,20 @@ impl Batch<'_> {
     /// deletes `removed`, and makes the renames and removals durable.
     /// Returns how many files changed on disk in the whole batch.
     pub fn commit(mut self, removed: &[String]) -> Result<usize, Error> {
-        if self.fresh.is_some() {
+        if let Some(fresh) = self.fresh.take() {
             // Nothing was there to remove.
-            return self.commit_fresh();
+            fresh.commit(self.dir)?;
+            return Ok(self.changed);
         }
         let changed = self.flush(removed)?;
         Ok(self.changed + changed)
     }
 
-    /// The new directory of a first build (made now if no output was
-    /// staged), made durable and renamed to the output directory.
-    fn commit_fresh(&mut self) -> Result<usize, Error> {
-        let staging = self.staging()?;
-        sync_filesystem(&staging)?;
-        let root = self.dir.root.clone();
-        rename(&staging, &root).map_err(|source| Error::Write {
-            path: root.clone(),
-            source,
-        })?;
-        // In place: nothing to remove any more, and what it holds known.
-        if let Some(fresh) = self.fresh.take() {
-            self.dir.known.extend(fresh.written);
-        }
-        sync_file(parent_of(&root))?;
-        Ok(self.changed)
-    }
-
-    /// The first build's new directory, made the first time it is asked
-    /// for (with the output directory's parent, if need be).
-    fn staging(&mut self) -> Result<PathBuf, Error> {
-        let root = self.dir.root.clone();
-        let fresh = self
-            .fresh
-            .as_mut()
-            .expect("only a first build stages apart");
-        if let Some(staging) = &fresh.staging {
-            return Ok(staging.clone());
-        }
-        let parent = parent_of(&root);
-        remove_abandoned(parent, output_name(&root));
-        let made = fs::create_dir_all(parent)
-            .and_then(|()| create_temp_dir(parent, output_name(&root)))
-            .map_err(|source| Error::Write {
-                path: root.clone(),
-                source,
-            })?;
-        fresh.staging = Some(made.clone());
-        Ok(made)
-    }
-
-    /// A first build's output: written under its own name in the new
-    /// directory, nothing to compare with and nothing to rename.
-    fn stage_fresh(&mut self, output: &Output) -> Result<(), Error> {
-        let staging = self.staging()?;
-        let target = staging.join(&output.path);
-        let dir = target.parent().unwrap_or(&staging);
-        if !self.dirs.contains_key(dir) {
-            fs::create_dir_all(dir).map_err(|source| Error::Write {
-                path: dir.to_owned(),
-                source,
-            })?;
-            self.dirs.insert(dir.to_owned(), true);
-        }
-        fs::write(&target, &output.bytes).map_err(|source| Error::Write {
-            path: target.clone(),
-            source,
-        })?;
-        if let Some(fresh) = &mut self.fresh {
-            fresh.written.push((
-                hash_bytes(output.path.as_bytes()),
-                hash_bytes(&output.bytes),
-            ));
-        }
-        self.changed += 1;
-        Ok(())
-    }
-
     fn stage_one(&mut self, output: &Output) -> Result<(), Error> {
-        if self.fresh.is_some() {
-            return self.stage_fresh(output);
+        if let Some(fresh) = &mut self.fresh {
+            fresh.stage(&self.dir.root, &mut self.dirs, output)?;
+            self.changed += 1;
+            return Ok(());
         }
         let hash = hash_bytes(&output.bytes);
         let target = self.dir.root.join(&output.path);
@@ -317,8 +330,8 @@ impl Batch<'_> {
         if let Some(behind) = self.behind.take() {
             let _ = join(behind);
         }
-        if let Some(staging) = self.fresh.as_mut().and_then(|fresh| fresh.staging.take()) {
-            let _ = fs::remove_dir_all(staging);
+        if let Some(fresh) = &mut self.fresh {
+            fresh.discard();
         }
         for staged in self.staged.drain(..) {
             let _ = fs::remove_file(staged.temp(&self.dir.root));
