@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
-use super::{all_diagnostics, incident_paths, load_templates, parse_context, read_incidents};
+use super::{incident_paths, load_templates, parse_context, read_incidents, with_cross};
 use crate::config::Config;
 use crate::corpus::{Corpus, Files};
 use crate::diag::Diagnostic;
@@ -53,10 +53,15 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let templates = load_templates(config)?;
     let mut output = OutputDir::new(config.paths.output.clone());
     let mut files = Files::default();
+    let mut summarized = None;
     let (outputs, changed) = write_everything(&mut output, |send| {
-        stream(config, &templates, &context, paths, now, &mut files, send)
+        summarized = stream(config, &templates, &context, paths, now, &mut files, send)?;
+        Ok(())
     })?;
-    let (corpus, diagnostics) = all_diagnostics(&files);
+    // The corpus the summaries were rendered from: all went well, so there
+    // is one.
+    let (corpus, cross) = summarized.unwrap_or_else(|| files.corpus());
+    let diagnostics = with_cross(&files, cross);
     let texts_held = corpus
         .published()
         .filter(|incident| {
@@ -102,7 +107,9 @@ struct Recorded {
 
 /// `herald build`'s renderer: the files of `paths` read and recorded in
 /// chunks (as the module says), each chunk's pages sent, then the month
-/// pages and the summaries; every file read ends up in `files`.
+/// pages and the summaries; every file read ends up in `files`. Returns
+/// the corpus the summaries were rendered from and its cross-file
+/// diagnostics; `None` when `send` refused a chunk.
 fn stream(
     config: &Config,
     templates: &Templates,
@@ -111,7 +118,7 @@ fn stream(
     now: DateTime<Utc>,
     files: &mut Files,
     send: &mut dyn FnMut(Vec<Output>) -> bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<(Corpus, Vec<Diagnostic>)>> {
     // A chunk's pages are rendered in every language before they are
     // written: fewer incidents a chunk on a translated site, whose pages
     // also hold more text.
@@ -141,9 +148,9 @@ fn stream(
     })?;
     // The writer refused a chunk: it stopped on an error, which it returns.
     let Some((store, revisions)) = store else {
-        return Ok(());
+        return Ok(None);
     };
-    let (corpus, _) = files.corpus();
+    let (corpus, cross) = files.corpus();
     let moves = store
         .and_then(|mut store| {
             store
@@ -154,7 +161,8 @@ fn stream(
         .map(|windows| crate::maintenance::moves(&windows))
         .unwrap_or_default();
     let site = Site::new(config, templates, &revisions, &moves, now);
-    render_summaries(&site, &corpus, send)
+    render_summaries(&site, &corpus, send)?;
+    Ok(Some((corpus, cross)))
 }
 
 /// Reads each list of chunks of paths on a thread of its own: the

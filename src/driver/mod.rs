@@ -161,9 +161,14 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], out: &mut dyn std::io::Writ
 /// Every diagnostic of the tree: per file, then cross-file.
 pub fn all_diagnostics(files: &Files) -> (Corpus, Vec<Diagnostic>) {
     let (corpus, cross) = files.corpus();
+    (corpus, with_cross(files, cross))
+}
+
+/// Every file's diagnostics, then the cross-file ones of its corpus.
+fn with_cross(files: &Files, cross: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut diagnostics: Vec<Diagnostic> = files.diagnostics().cloned().collect();
     diagnostics.extend(cross);
-    (corpus, diagnostics)
+    diagnostics
 }
 
 /// The built-in templates, with the operator's overrides from
