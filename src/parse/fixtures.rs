@@ -1,6 +1,7 @@
-//! What the parser's unit tests share: a site's components, a parse of a
-//! text as `incidents/x.md`, and the check of its exact diagnostics. Pure,
-//! and compiled for tests only.
+//! What the parser's unit tests share (and other modules' tests that need
+//! a parsed incident): a site's components, a parse of a text as
+//! `incidents/x.md` or another path, and the check of its exact
+//! diagnostics. Pure, and compiled for tests only.
 
 use std::path::Path;
 
@@ -25,6 +26,11 @@ pub(super) fn components() -> Vec<Component> {
 }
 
 pub(super) fn parse(text: &str) -> (Option<Incident>, Vec<Diagnostic>) {
+    parse_at(Path::new("incidents/x.md"), text)
+}
+
+/// [`parse`] of the file at `path`, whose name gives the incident's id.
+pub(crate) fn parse_at(path: &Path, text: &str) -> (Option<Incident>, Vec<Diagnostic>) {
     let components = components();
     let context = Context {
         timezone: Stockholm,
@@ -35,7 +41,7 @@ pub(super) fn parse(text: &str) -> (Option<Incident>, Vec<Diagnostic>) {
         )
         .unwrap(),
     };
-    parse_incident(Path::new("incidents/x.md"), text, &context)
+    parse_incident(path, text, &context)
 }
 
 /// Asserts the exact diagnostics of `text` (one per line).

@@ -18,7 +18,7 @@ mod heading;
 mod markdown;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use std::path::Path;
 

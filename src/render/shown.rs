@@ -119,21 +119,6 @@ mod tests {
     }
 
     fn incident_of(id: &str, kind: &str, components: &[&str], hour: i64, status: &str) -> Incident {
-        let all: Vec<crate::model::Component> = ["web", "mail"]
-            .into_iter()
-            .map(|id| crate::model::Component {
-                id: id.into(),
-                name: id.into(),
-                group: None,
-                names: Vec::new(),
-                group_names: Vec::new(),
-            })
-            .collect();
-        let context = crate::parse::Context {
-            timezone: chrono_tz::UTC,
-            components: &all,
-            languages: &crate::model::Languages::one(crate::model::Language::En),
-        };
         let instant =
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::hours(hour);
         let list = components
@@ -142,7 +127,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         let window = if kind == "maintenance" {
-            "starts = \"2026-01-01 00:00\"\nends = \"2026-01-01 01:00\"\n"
+            "starts = \"2026-01-01 00:00Z\"\nends = \"2026-01-01 01:00Z\"\n"
         } else {
             "severity = \"minor\"\n"
         };
@@ -150,11 +135,8 @@ mod tests {
             "+++\ntitle = \"T\"\nkind = \"{kind}\"\ncomponents = [{list}]\n{window}+++\n\n## {} {status}\nText.\n",
             instant.format("%Y-%m-%d %H:%MZ")
         );
-        let (incident, diagnostics) = crate::parse::parse_incident(
-            std::path::Path::new(&format!("{id}.md")),
-            &text,
-            &context,
-        );
+        let (incident, diagnostics) =
+            crate::parse::fixtures::parse_at(std::path::Path::new(&format!("{id}.md")), &text);
         incident.unwrap_or_else(|| panic!("{diagnostics:?} in:\n{text}"))
     }
 
@@ -173,7 +155,7 @@ mod tests {
         // 150 resolved incidents of `web`, then one of `mail`, the oldest.
         for hour in 0..150 {
             let id = format!("web-{hour:03}");
-            dropped.extend(shown.admit(&incident(&id, &["web"], 1000 + hour, "resolved")));
+            dropped.extend(shown.admit(&incident(&id, &["web-hosting"], 1000 + hour, "resolved")));
         }
         dropped.extend(shown.admit(&incident("mail-old", &["mail"], 0, "resolved")));
         // The 50 oldest of `web` are in neither the site's nor web's 100
@@ -189,18 +171,23 @@ mod tests {
         for n in 0..99 {
             dropped.extend(shown.admit(&incident(
                 &format!("new-{n:02}"),
-                &["web"],
+                &["web-hosting"],
                 500,
                 "resolved",
             )));
         }
         // Three share the 100th place: all stay.
         for n in 0..3 {
-            dropped.extend(shown.admit(&incident(&format!("tie-{n}"), &["web"], 100, "resolved")));
+            dropped.extend(shown.admit(&incident(
+                &format!("tie-{n}"),
+                &["web-hosting"],
+                100,
+                "resolved",
+            )));
         }
         assert_eq!(names(&dropped), Vec::<String>::new());
         // One newer pushes all three past the limit at once.
-        dropped.extend(shown.admit(&incident("newest", &["web"], 900, "resolved")));
+        dropped.extend(shown.admit(&incident("newest", &["web-hosting"], 900, "resolved")));
         assert_eq!(names(&dropped), ["tie-0", "tie-1", "tie-2"]);
     }
 
@@ -208,21 +195,21 @@ mod tests {
     fn open_incidents_maintenance_and_future_updates_are_always_kept() {
         let mut shown = ShownTexts::new(now());
         let mut dropped = Vec::new();
-        dropped.extend(shown.admit(&incident("open", &["web"], 0, "identified")));
+        dropped.extend(shown.admit(&incident("open", &["web-hosting"], 0, "identified")));
         dropped.extend(shown.admit(&incident_of(
             "works",
             "maintenance",
-            &["web"],
+            &["web-hosting"],
             0,
             "completed",
         )));
-        let mut future = incident("future", &["web"], 0, "resolved");
+        let mut future = incident("future", &["web-hosting"], 0, "resolved");
         future.updates[0].instant = now() + chrono::Duration::hours(1);
         dropped.extend(shown.admit(&future));
         for hour in 0..300 {
             dropped.extend(shown.admit(&incident(
                 &format!("r{hour}"),
-                &["web"],
+                &["web-hosting"],
                 10 + hour,
                 "resolved",
             )));
