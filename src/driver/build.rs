@@ -80,6 +80,15 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     })
 }
 
+/// How many incidents' pages a full build renders before handing them to
+/// the writer. A chunk's pages are rendered in every language before they
+/// are written: fewer incidents a chunk on a translated site, whose pages
+/// also hold more text.
+fn page_chunk(config: &Config) -> usize {
+    let languages = config.site.languages.all().len();
+    (render::PAGE_CHUNK / (languages * languages)).max(1)
+}
+
 /// Keeps glibc to two heaps (arenas) for the build's threads, one a core
 /// of the machines herald is measured on, instead of one a thread: the
 /// readers, the recorder, the renderers and the writer each left their
@@ -119,11 +128,7 @@ fn stream(
     files: &mut Files,
     send: &mut dyn FnMut(Vec<Output>) -> bool,
 ) -> anyhow::Result<Option<(Corpus, Vec<Diagnostic>)>> {
-    // A chunk's pages are rendered in every language before they are
-    // written: fewer incidents a chunk on a translated site, whose pages
-    // also hold more text.
-    let languages = config.site.languages.all().len();
-    let chunk = (render::PAGE_CHUNK / (languages * languages)).max(1);
+    let chunk = page_chunk(config);
     // Each reader thread takes its chunks of paths and lets each go once
     // read: 100,000 paths are 7 MB.
     let mut chunks: [Vec<Vec<PathBuf>>; 2] = [Vec::new(), Vec::new()];
@@ -307,9 +312,7 @@ pub fn publish_everything(
 ) -> anyhow::Result<(usize, usize)> {
     write_everything(output, |send| {
         let published: Vec<&Incident> = corpus.published().map(AsRef::as_ref).collect();
-        let languages = site.config.site.languages.all().len();
-        let chunk = (render::PAGE_CHUNK / (languages * languages)).max(1);
-        for incidents in published.chunks(chunk) {
+        for incidents in published.chunks(page_chunk(site.config)) {
             if !send(render::incident_pages(site, incidents)?) {
                 return Ok(());
             }
@@ -642,6 +645,44 @@ mod tests {
             "the site feed dates the entry at its edit:\n{}",
             String::from_utf8_lossy(&feed)
         );
+    }
+
+    #[test]
+    fn a_state_database_failing_mid_build_costs_its_records_not_the_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path();
+        generated_site(site, 300, false);
+        let config = config::parse(
+            &site.join("herald.toml"),
+            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
+        )
+        .unwrap();
+        let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+        let first = build(&config, now).unwrap();
+        // The database opens, but recording the first chunk fails.
+        rusqlite::Connection::open(site.join("state/herald.db"))
+            .unwrap()
+            .execute_batch("DROP TABLE revisions")
+            .unwrap();
+        std::fs::remove_dir_all(site.join("public")).unwrap();
+        let again = build(&config, now).unwrap();
+        assert_eq!(
+            (again.outputs, again.changed),
+            (first.outputs, first.outputs),
+            "every output written again"
+        );
+        let page = std::fs::read_to_string(site.join("public/incidents/i0299.html")).unwrap();
+        assert!(page.contains("Händelse 299"), "{page}");
+        // Nothing made the table again: every chunk's recording failed.
+        let tables: i64 = rusqlite::Connection::open(site.join("state/herald.db"))
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'revisions'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
     }
 
     #[test]
