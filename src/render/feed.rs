@@ -75,7 +75,7 @@ pub fn rss(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> Vec<u8> {
     rss_of(site, meta, entries, written(site, entries))
 }
 
-/// [`rss`] and [`atom`] of one list of entries, each entry's title, link
+/// [`rss()`] and [`atom()`] of one list of entries, each entry's title, link
 /// and text made once for both.
 pub fn rss_and_atom(site: &Site, meta: &FeedMeta, entries: &[Entry]) -> (Vec<u8>, Vec<u8>) {
     let written = written(site, entries);
@@ -112,7 +112,7 @@ fn written(site: &Site, entries: &[Entry]) -> Vec<Written> {
         .collect()
 }
 
-/// [`rss`] of entries already [`Written`], `written[i]` that of `entries[i]`.
+/// [`rss()`] of entries already [`Written`], `written[i]` that of `entries[i]`.
 fn rss_of(site: &Site, meta: &FeedMeta, entries: &[Entry], written: Vec<Written>) -> Vec<u8> {
     let language = site.language();
     let items: Vec<rss::Item> = entries
