@@ -497,6 +497,10 @@ fn publish_never_runs_twice_at_once_and_never_holds_up_rebuilds() {
         service.wait_for(&format!("{title} in the feed"), || {
             service.feed().contains(&title)
         });
+        // The feed is written before the rebuild asks for a run; the status
+        // line comes after. Opening the gate earlier lets the queued run
+        // start before this change asks, which then queues a run of its own.
+        service.wait_for_line(&format!("STATUS={} incidents, 0 mail pending", n + 1), 1);
     }
     assert_eq!(read(&runs), "start\n");
     fs::write(service.path("gate"), "").unwrap();
