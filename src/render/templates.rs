@@ -60,6 +60,8 @@ pub const PAGES: Family = Family {
             include_str!("../../templates/incident.html"),
         ),
         ("month.html", include_str!("../../templates/month.html")),
+        ("update.html", include_str!("../../templates/update.html")),
+        ("summary.html", include_str!("../../templates/summary.html")),
         ("notice.html", include_str!("../../templates/notice.html")),
     ],
     files: &[STYLESHEET_NAME],
