@@ -3,6 +3,8 @@
 //! `templates/i18n/*.toml` (see [`super::html`]); every renderer uses the
 //! label and date functions here.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
@@ -137,12 +139,21 @@ pub fn date(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String 
     local_date(language, &instant.with_timezone(&timezone))
 }
 
-fn local_date(language: Language, local: &DateTime<Tz>) -> String {
+/// [`local_date`] written onto `out`.
+fn push_local_date(out: &mut String, language: Language, local: &DateTime<Tz>) {
     let month = month_name(language, local.month());
-    match language {
-        Language::Sv => format!("{} {month} {}", local.day(), local.year()),
-        Language::En => format!("{month} {}, {}", local.day(), local.year()),
-    }
+    let (day, year) = (local.day(), local.year());
+    // `write!` to a String cannot fail.
+    let _ = match language {
+        Language::Sv => write!(out, "{day} {month} {year}"),
+        Language::En => write!(out, "{month} {day}, {year}"),
+    };
+}
+
+fn local_date(language: Language, local: &DateTime<Tz>) -> String {
+    let mut date = String::with_capacity(20);
+    push_local_date(&mut date, language, local);
+    date
 }
 
 /// `8 april 2019 19:26 CEST` / `April 8, 2019 19:26 CEST`: the zone is
@@ -151,15 +162,35 @@ fn local_date(language: Language, local: &DateTime<Tz>) -> String {
 /// update's identity), not for readers.
 pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> String {
     let local = instant.with_timezone(&timezone);
-    // The offset's name is what chrono writes for `%Z`, without parsing
-    // a format string for each of the 200,000 times of a build.
-    format!(
-        "{} {:02}:{:02} {}",
-        local_date(language, &local),
-        local.hour(),
-        local.minute(),
-        local.offset()
-    )
+    // Written piece by piece into one string: a page has a time per
+    // update, and `format!` of pieces themselves formatted cost twice.
+    let mut text = String::with_capacity(32);
+    push_local_date(&mut text, language, &local);
+    text.push(' ');
+    push_padded(&mut text, local.hour(), 2);
+    text.push(':');
+    push_padded(&mut text, local.minute(), 2);
+    text.push(' ');
+    // The offset's name, as chrono writes it for `%Z`.
+    let _ = write!(text, "{}", local.offset());
+    text
+}
+
+/// Writes `value` in decimal onto `out`, zero-padded to `width` digits
+/// (more digits when it needs them), as `{value:0width$}` does, for a
+/// `width` of at most 10 (a `u32` has at most 10 digits).
+pub fn push_padded(out: &mut String, value: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut rest = value;
+    let mut start = digits.len();
+    while rest > 0 {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let start = start.min(digits.len() - width.clamp(1, digits.len()));
+    // Every byte is an ASCII digit.
+    out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
 }
 
 /// `4 dagar 11 timmar` / `4 days 11 hours`: how long something lasted,
@@ -271,6 +302,15 @@ mod tests {
                 assert_eq!(text, expected, "{instant} in {zone}");
             }
             instant += chrono::Duration::hours(24 * 29 + 7);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn padded_digits_are_what_format_writes(value: u32, width in 0usize..=10) {
+            let mut text = String::from("x");
+            push_padded(&mut text, value, width);
+            proptest::prop_assert_eq!(text, format!("x{value:0width$}"));
         }
     }
 

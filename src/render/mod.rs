@@ -246,25 +246,44 @@ pub struct Entry<'a> {
 
 /// The `#fragment` of an update on its incident page.
 pub fn update_anchor(instant: DateTime<Utc>) -> String {
-    // Written by hand, as chrono's `u-%Y%m%dT%H%M%SZ` writes it: a format
-    // string is parsed again for each of the 100,000 updates of a build.
-    // A year past four digits or a leap second take chrono's way.
+    let mut anchor = String::with_capacity(18);
+    push_update_anchor(&mut anchor, instant);
+    anchor
+}
+
+/// [`update_anchor`] written onto `out`.
+fn push_update_anchor(out: &mut String, instant: DateTime<Utc>) {
+    // Written digit by digit, as chrono's `u-%Y%m%dT%H%M%SZ` writes it:
+    // a format string is parsed again for each of the 100,000 updates of
+    // a build, and even `format!` with widths costs a page's rendering a
+    // tenth. A year past four digits or a leap second take chrono's way.
     let year = instant.year();
     if !(0..=9999).contains(&year) || instant.nanosecond() >= 1_000_000_000 {
-        return instant.format("u-%Y%m%dT%H%M%SZ").to_string();
+        out.push_str(&instant.format("u-%Y%m%dT%H%M%SZ").to_string());
+        return;
     }
-    format!(
-        "u-{year:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        instant.month(),
-        instant.day(),
-        instant.hour(),
-        instant.minute(),
-        instant.second()
-    )
+    out.push_str("u-");
+    i18n::push_padded(out, year.unsigned_abs(), 4);
+    i18n::push_padded(out, instant.month(), 2);
+    i18n::push_padded(out, instant.day(), 2);
+    out.push('T');
+    i18n::push_padded(out, instant.hour(), 2);
+    i18n::push_padded(out, instant.minute(), 2);
+    i18n::push_padded(out, instant.second(), 2);
+    out.push('Z');
 }
 
 pub fn incident_path(id: &IncidentId) -> String {
-    format!("incidents/{id}.html")
+    let mut path = String::with_capacity(id.as_str().len() + 15);
+    push_incident_path(&mut path, id);
+    path
+}
+
+/// [`incident_path`] written onto `out`.
+fn push_incident_path(out: &mut String, id: &IncidentId) {
+    out.push_str("incidents/");
+    out.push_str(id.as_str());
+    out.push_str(".html");
 }
 
 /// One incident's Atom feed, beside its page.
@@ -273,12 +292,32 @@ pub fn incident_feed_path(id: &IncidentId) -> String {
 }
 
 pub fn incident_url(base_url: &str, id: &IncidentId) -> String {
-    format!("{base_url}{}", incident_path(id))
+    let mut url = String::with_capacity(base_url.len() + id.as_str().len() + 15);
+    url.push_str(base_url);
+    push_incident_path(&mut url, id);
+    url
 }
 
 /// The link and the stable id of an update's feed entries.
 pub fn update_url(base_url: &str, id: &IncidentId, instant: DateTime<Utc>) -> String {
-    format!("{}#{}", incident_url(base_url, id), update_anchor(instant))
+    update_url_under(base_url, "", id, instant)
+}
+
+/// [`update_url`] of a language's outputs: `prefix` (`en/`, or empty)
+/// after the base URL, without building the language's base URL first.
+pub fn update_url_under(
+    base_url: &str,
+    prefix: &str,
+    id: &IncidentId,
+    instant: DateTime<Utc>,
+) -> String {
+    let mut url = String::with_capacity(base_url.len() + prefix.len() + id.as_str().len() + 34);
+    url.push_str(base_url);
+    url.push_str(prefix);
+    push_incident_path(&mut url, id);
+    url.push('#');
+    push_update_anchor(&mut url, instant);
+    url
 }
 
 pub fn month_path(year: i32, month: u32) -> String {
@@ -777,6 +816,25 @@ mod tests {
         assert_eq!(
             update_anchor(Utc.with_ymd_and_hms(2026, 11, 30, 7, 5, 9).unwrap()),
             "u-20261130T070509Z"
+        );
+    }
+
+    #[test]
+    fn an_update_url_is_its_page_and_anchor_under_the_language() {
+        let id = IncidentId::new("2026-11-30-storage").unwrap();
+        let instant = Utc.with_ymd_and_hms(2026, 11, 30, 7, 5, 9).unwrap();
+        let base = "https://status.example/";
+        assert_eq!(
+            update_url(base, &id, instant),
+            "https://status.example/incidents/2026-11-30-storage.html#u-20261130T070509Z"
+        );
+        assert_eq!(
+            update_url_under(base, "en/", &id, instant),
+            "https://status.example/en/incidents/2026-11-30-storage.html#u-20261130T070509Z"
+        );
+        assert_eq!(
+            incident_url(base, &id),
+            "https://status.example/incidents/2026-11-30-storage.html"
         );
     }
 }
