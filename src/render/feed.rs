@@ -425,10 +425,12 @@ fn xml_text_owned(text: String) -> String {
 /// tab and newlines, no U+FFFE or U+FFFF (both begin with the byte EF).
 fn carried_whole(text: &str) -> bool {
     let bytes = text.as_bytes();
-    bytes
-        .iter()
-        .all(|&byte| byte >= 0x20 || matches!(byte, b'\t' | b'\n' | b'\r'))
-        && (!bytes.contains(&0xef) || !text.contains(['\u{FFFE}', '\u{FFFF}']))
+    // No early exit: without one the compiler checks many bytes at once,
+    // and the usual text has no such byte anyway.
+    let forbidden = bytes.iter().fold(false, |found, &byte| {
+        found | (byte < 0x20 && !matches!(byte, b'\t' | b'\n' | b'\r'))
+    });
+    !forbidden && (!bytes.contains(&0xef) || !text.contains(['\u{FFFE}', '\u{FFFF}']))
 }
 
 #[cfg(test)]
@@ -448,6 +450,17 @@ mod tests {
             assert_eq!(xml_text(text), kept, "{text:?}");
             assert_eq!(xml_text_owned(text.to_owned()), kept, "{text:?}");
             assert_eq!(carried_whole(text), text == kept, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn carried_whole_checks_every_character(text in "[\\x00-\\x{7f}\\x{fff0}-\\x{ffff}åäö😀]{0,80}") {
+            let by_characters = text.chars().all(|character| {
+                matches!(character, '\t' | '\n' | '\r')
+                    || (character >= ' ' && !matches!(character, '\u{FFFE}' | '\u{FFFF}'))
+            });
+            proptest::prop_assert_eq!(carried_whole(&text), by_characters);
         }
     }
 
