@@ -22,6 +22,7 @@
 //! cells, and a day's incidents are reached through its cell's link
 //! rather than only through a tooltip.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -95,28 +96,28 @@ struct TimeView {
 }
 
 #[derive(Serialize)]
-struct ComponentStatusView {
-    name: String,
+struct ComponentStatusView<'a> {
+    name: &'a str,
     status: &'static str,
     label: &'static str,
 }
 
 #[derive(Serialize)]
-struct UpdateView {
+struct UpdateView<'a> {
     anchor: String,
     /// Link to the update on its incident page.
     href: String,
     status: &'static str,
     status_label: &'static str,
     time: TimeView,
-    body_html: String,
+    body_html: Cow<'a, str>,
     /// The language of the text when it is not the page's (an update
     /// without a translation), for its `lang` attribute.
     body_lang: Option<&'static str>,
     /// The update's Markdown as written, for `index.txt`.
-    body: String,
+    body: &'a str,
     /// The update's `components:` line, if any.
-    components: Vec<ComponentStatusView>,
+    components: Vec<ComponentStatusView<'a>>,
 }
 
 #[derive(Serialize)]
@@ -127,39 +128,39 @@ struct WindowView {
 
 /// One line of an incident list (recent history, monthly archive).
 #[derive(Serialize)]
-struct SummaryView {
+struct SummaryView<'a> {
     href: String,
-    title: String,
+    title: &'a str,
     kind: &'static str,
     /// The latest update's status.
     status: &'static str,
     status_label: &'static str,
     began: TimeView,
-    components: Vec<String>,
+    components: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
-struct OpenView {
+struct OpenView<'a> {
     href: String,
-    title: String,
-    components: Vec<String>,
+    title: &'a str,
+    components: Vec<&'a str>,
     /// Newest first, at most [`OPEN_UPDATES`].
-    updates: Vec<UpdateView>,
+    updates: Vec<UpdateView<'a>>,
     update_count: usize,
     /// Whether the incident has more updates than shown.
     more: bool,
 }
 
 #[derive(Serialize)]
-struct MaintenanceView {
+struct MaintenanceView<'a> {
     href: String,
-    title: String,
+    title: &'a str,
     /// `ongoing` or `upcoming`.
     phase: &'static str,
     starts: TimeView,
     ends: TimeView,
-    components: Vec<String>,
-    latest: UpdateView,
+    components: Vec<&'a str>,
+    latest: UpdateView<'a>,
 }
 
 #[derive(Serialize)]
@@ -219,8 +220,8 @@ struct StatusKeyView {
 
 /// A component's status changes during one incident.
 #[derive(Serialize)]
-struct TimelineView {
-    name: String,
+struct TimelineView<'a> {
+    name: &'a str,
     /// Oldest first; empty when the incident never changed the component.
     changes: Vec<ChangeView>,
 }
@@ -239,17 +240,17 @@ struct SubscribeView {
 }
 
 #[derive(Serialize)]
-struct IndexPage {
+struct IndexPage<'a> {
     #[serde(flatten)]
     common: Common,
     /// The worst current status of all components: picks `t.banner[...]`.
     overall: &'static str,
     groups: Vec<GroupView>,
     /// Latest update first.
-    open: Vec<OpenView>,
+    open: Vec<OpenView<'a>>,
     /// Ongoing first, then upcoming by start.
-    maintenance: Vec<MaintenanceView>,
-    recent: Vec<SummaryView>,
+    maintenance: Vec<MaintenanceView<'a>>,
+    recent: Vec<SummaryView<'a>>,
     recent_more: usize,
     /// Archive months with incidents, newest first.
     months: Vec<LinkView>,
@@ -273,20 +274,20 @@ pub struct IndexOutputs {
 }
 
 #[derive(Serialize)]
-struct IncidentPage {
+struct IncidentPage<'a> {
     #[serde(flatten)]
     common: Common,
     id: String,
     /// Whether to offer following just this incident by email: with
     /// `[http]`, while it is not closed.
     follow: bool,
-    title: String,
+    title: &'a str,
     kind: &'static str,
     status: &'static str,
     status_label: &'static str,
-    components: Vec<String>,
+    components: Vec<&'a str>,
     /// Per affected component, in the incident's order.
-    timeline: Vec<TimelineView>,
+    timeline: Vec<TimelineView<'a>>,
     window: Option<WindowView>,
     began: Option<TimeView>,
     /// When a closed incident closed, and how long it lasted.
@@ -295,7 +296,7 @@ struct IncidentPage {
     /// The summary's language when it is not the page's.
     summary_lang: Option<&'static str>,
     /// Newest first.
-    updates: Vec<UpdateView>,
+    updates: Vec<UpdateView<'a>>,
     month: Option<LinkView>,
 }
 
@@ -309,14 +310,14 @@ struct ClosedView {
 }
 
 #[derive(Serialize)]
-struct MonthPage {
+struct MonthPage<'a> {
     #[serde(flatten)]
     common: Common,
     year: i32,
     month: u32,
     month_label: String,
     /// Newest first.
-    incidents: Vec<SummaryView>,
+    incidents: Vec<SummaryView<'a>>,
 }
 
 // ---------------------------------------------------------------------------
@@ -450,7 +451,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
         .into_iter()
         .map(|known| OpenView {
             href: format!("{home}{}", incident_path(&known.incident.id)),
-            title: site.title(known.incident).to_owned(),
+            title: site.title(known.incident),
             components: component_names(site, known.incident),
             updates: known
                 .updates
@@ -486,7 +487,7 @@ pub fn index_outputs(site: &Site, corpus: &Corpus) -> Result<IndexOutputs, Rende
             let window = known.incident.window?;
             Some(MaintenanceView {
                 href: format!("{home}{}", incident_path(&known.incident.id)),
-                title: site.title(known.incident).to_owned(),
+                title: site.title(known.incident),
                 phase: match phase {
                     MaintenancePhase::Ongoing => "ongoing",
                     _ => "upcoming",
@@ -648,7 +649,7 @@ pub fn incident_with_bodies(
         common: common(site, &page),
         id: incident.id.to_string(),
         follow: site.config.http.is_some() && incident.closed_at().is_none(),
-        title: site.title(incident).to_owned(),
+        title: site.title(incident),
         kind: incident.kind.as_str(),
         status: status.map_or("", |status| status.as_str()),
         status_label: status.map_or("", |status| i18n::status_label(language, status)),
@@ -671,7 +672,9 @@ pub fn incident_with_bodies(
             .iter()
             .zip(bodies)
             .rev()
-            .map(|(update, body)| update_view_with(site, home, incident, update, body.clone()))
+            .map(|(update, body)| {
+                update_view_with(site, home, incident, update, Cow::Borrowed(body))
+            })
             .collect(),
         month: (!incident.updates.is_empty()).then(|| {
             let (year, month) = incident_month(incident, site.timezone());
@@ -772,27 +775,32 @@ fn time_view(site: &Site, instant: DateTime<Utc>) -> TimeView {
     }
 }
 
-fn component_names(site: &Site, incident: &Incident) -> Vec<String> {
+fn component_names<'a>(site: &Site<'a>, incident: &'a Incident) -> Vec<&'a str> {
     incident
         .components
         .iter()
-        .map(|id| site.component_name(id).to_owned())
+        .map(|id| site.component_name(id))
         .collect()
 }
 
-fn update_view(site: &Site, home: &str, incident: &Incident, update: &Update) -> UpdateView {
-    let body_html = site.text(update).html();
+fn update_view<'a>(
+    site: &Site<'a>,
+    home: &str,
+    incident: &'a Incident,
+    update: &'a Update,
+) -> UpdateView<'a> {
+    let body_html = Cow::Owned(site.text(update).html());
     update_view_with(site, home, incident, update, body_html)
 }
 
 /// [`update_view`] of an update whose text is already HTML.
-fn update_view_with(
-    site: &Site,
+fn update_view_with<'a>(
+    site: &Site<'a>,
     home: &str,
     incident: &Incident,
-    update: &Update,
-    body_html: String,
-) -> UpdateView {
+    update: &'a Update,
+    body_html: Cow<'a, str>,
+) -> UpdateView<'a> {
     let language = site.language();
     let anchor = update_anchor(update.instant);
     let text = site.text(update);
@@ -804,12 +812,12 @@ fn update_view_with(
         time: time_view(site, update.instant),
         body_html,
         body_lang: (text.language != language).then(|| text.language.code()),
-        body: text.markdown.trim().to_owned(),
+        body: text.markdown.trim(),
         components: update
             .component_statuses
             .iter()
             .map(|(id, status)| ComponentStatusView {
-                name: site.component_name(id).to_owned(),
+                name: site.component_name(id),
                 status: status.as_str(),
                 label: i18n::component_status_label(language, *status),
             })
@@ -834,7 +842,7 @@ fn calendar_view(site: &Site, home: &str) -> CalendarView {
 /// Each affected component's status changes during `incident`: when the
 /// incident began to hold it at a status, moved it to another, and let it
 /// go (back to operational).
-fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
+fn timeline_views<'a>(site: &Site<'a>, incident: &'a Incident) -> Vec<TimelineView<'a>> {
     let language = site.language();
     let segments = incident.timeline();
     incident
@@ -846,7 +854,7 @@ fn timeline_views(site: &Site, incident: &Incident) -> Vec<TimelineView> {
                 .map(|held| status_changes(held))
                 .unwrap_or_default();
             TimelineView {
-                name: site.component_name(id).to_owned(),
+                name: site.component_name(id),
                 changes: changes
                     .into_iter()
                     .map(|(instant, status)| ChangeView {
@@ -892,12 +900,17 @@ fn status_changes(segments: &[Segment]) -> Vec<(DateTime<Utc>, ComponentStatus)>
 }
 
 /// `latest`: the update whose status is shown as the incident's.
-fn summary_view(site: &Site, home: &str, incident: &Incident, latest: &Update) -> SummaryView {
+fn summary_view<'a>(
+    site: &Site<'a>,
+    home: &str,
+    incident: &'a Incident,
+    latest: &Update,
+) -> SummaryView<'a> {
     let language = site.language();
     let status = latest.status;
     SummaryView {
         href: format!("{home}{}", incident_path(&incident.id)),
-        title: site.title(incident).to_owned(),
+        title: site.title(incident),
         kind: incident.kind.as_str(),
         status: status.as_str(),
         status_label: i18n::status_label(language, status),

@@ -156,7 +156,10 @@ impl<'a> Site<'a> {
 
     /// The name of component `id` in this language (the id itself for a
     /// component no longer configured).
-    pub fn component_name<'s>(&'s self, id: &'s str) -> &'s str {
+    pub fn component_name<'s>(&self, id: &'s str) -> &'s str
+    where
+        'a: 's,
+    {
         self.config.component_name(id, self.language)
     }
 
