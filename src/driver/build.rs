@@ -51,7 +51,7 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
     let context = parse_context(config);
     let paths = incident_paths(config)?;
     let templates = load_templates(config)?;
-    let mut output = OutputDir::new(config.paths.output.clone());
+    let mut output = OutputDir::for_one_build(config.paths.output.clone());
     let mut files = Files::default();
     let mut summarized = None;
     let (outputs, changed) = write_everything(&mut output, |send| {

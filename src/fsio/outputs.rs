@@ -30,6 +30,9 @@ pub struct OutputDir {
     /// (about one chance in 2^64 per pair) make each other's writes happen
     /// again, and could skip one only if their bytes were identical too.
     known: HashMap<u64, u64>,
+    /// Whether a first build's outputs go into `known`: not when nothing
+    /// writes again ([`OutputDir::for_one_build`]).
+    remember: bool,
 }
 
 impl OutputDir {
@@ -37,6 +40,19 @@ impl OutputDir {
         OutputDir {
             root,
             known: HashMap::new(),
+            remember: true,
+        }
+    }
+
+    /// An output directory written once, by a process that ends after
+    /// (`herald build`): a first build into it does not hash what it
+    /// writes for later writes to compare with, a tenth of a 10,000
+    /// incident build's instructions. A later write compares with what is
+    /// on disk, as after [`OutputDir::forget`].
+    pub fn for_one_build(root: PathBuf) -> Self {
+        OutputDir {
+            remember: false,
+            ..OutputDir::new(root)
         }
     }
 
@@ -78,15 +94,16 @@ impl OutputDir {
         if missing {
             self.known.clear();
         }
+        let remember = self.remember;
         Batch {
             dir: self,
             staged: Vec::new(),
             changed: 0,
             dirs: HashMap::new(),
             behind: None,
-            fresh: missing.then_some(Fresh {
+            fresh: missing.then(|| Fresh {
                 staging: None,
-                written: Vec::new(),
+                written: remember.then(Vec::new),
             }),
         }
     }
@@ -120,8 +137,9 @@ pub struct Batch<'a> {
 struct Fresh {
     /// Made at the first output.
     staging: Option<PathBuf>,
-    /// The hashes of each output's path and bytes, known once in place.
-    written: Vec<(u64, u64)>,
+    /// The hashes of each output's path and bytes, known once in place;
+    /// `None` when the directory does not remember them.
+    written: Option<Vec<(u64, u64)>>,
 }
 
 impl Fresh {
@@ -167,10 +185,12 @@ impl Fresh {
             path: target.clone(),
             source,
         })?;
-        self.written.push((
-            hash_bytes(output.path.as_bytes()),
-            hash_bytes(&output.bytes),
-        ));
+        if let Some(written) = &mut self.written {
+            written.push((
+                hash_bytes(output.path.as_bytes()),
+                hash_bytes(&output.bytes),
+            ));
+        }
         Ok(())
     }
 
@@ -190,7 +210,7 @@ impl Fresh {
             self.discard();
             return Err(error);
         }
-        dir.known.extend(self.written);
+        dir.known.extend(self.written.into_iter().flatten());
         sync_file(parent_of(&root))
     }
 
@@ -928,6 +948,27 @@ mod tests {
         ];
         expected.sort();
         assert_eq!(names(dir.path()), expected);
+    }
+
+    #[test]
+    fn a_directory_for_one_build_remembers_nothing_and_still_skips_what_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("public");
+        let mut remembering = OutputDir::new(root.clone());
+        assert_eq!(remembering.write(&pages(3, "new"), &[]).unwrap(), 3);
+        assert_eq!(remembering.known.len(), 3);
+        fs::remove_dir_all(&root).unwrap();
+        let mut once = OutputDir::for_one_build(root.clone());
+        assert_eq!(once.write(&pages(3, "new"), &[]).unwrap(), 3);
+        assert!(once.known.is_empty(), "{:?}", once.known);
+        // Written again, the outputs are compared with the disk: the
+        // unchanged ones are not written.
+        let mut changed = pages(3, "new");
+        changed[1].bytes = b"other".to_vec();
+        assert_eq!(once.write(&changed, &[]).unwrap(), 1);
+        assert_eq!(once.known.len(), 3);
+        assert_eq!(fs::read(root.join("pages/1.html")).unwrap(), b"other");
+        assert_eq!(fs::read(root.join("pages/0.html")).unwrap(), b"new 0");
     }
 
     #[test]

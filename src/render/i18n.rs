@@ -180,6 +180,12 @@ pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> St
 /// (more digits when it needs them), as `{value:0width$}` does, for a
 /// `width` of at most 10 (a `u32` has at most 10 digits).
 pub fn push_padded(out: &mut String, value: u32, width: usize) {
+    // The usual case (months, days, hours, minutes, seconds) at once.
+    if width == 2 && value < 100 {
+        out.push(char::from(b'0' + (value / 10) as u8));
+        out.push(char::from(b'0' + (value % 10) as u8));
+        return;
+    }
     let mut digits = [b'0'; 10];
     let mut rest = value;
     let mut start = digits.len();
