@@ -47,7 +47,6 @@ pub struct Built {
 /// caller reads the clock once): the pages and the recorded first-seen and
 /// edit times agree on the instant.
 pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
-    limit_heaps();
     let context = parse_context(config);
     let paths = incident_paths(config)?;
     let templates = load_templates(config)?;
@@ -87,22 +86,6 @@ pub fn build(config: &Config, now: DateTime<Utc>) -> anyhow::Result<Built> {
 fn page_chunk(config: &Config) -> usize {
     let languages = config.site.languages.all().len();
     (render::PAGE_CHUNK / (languages * languages)).max(1)
-}
-
-/// Keeps glibc to two heaps (arenas) for the build's threads, one a core
-/// of the machines herald is measured on, instead of one a thread: the
-/// readers, the recorder, the renderers and the writer each left their
-/// own heap's free memory unusable to the others. At 10,000 incidents a
-/// build peaked at 59–64 MB with a heap a thread and 50–53 MB with two;
-/// at 100,000, 280 MB and 252 MB. One heap saves a few MB more and costs
-/// a fifth more time: the threads wait on its lock.
-fn limit_heaps() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt sets one of glibc's tunables; it takes and returns
-    // plain integers.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
 }
 
 /// One chunk of files, read and recorded: its files as read, and those
