@@ -157,16 +157,6 @@ impl Files {
     }
 }
 
-/// The files of parts read apart, joined: a path in two parts keeps its
-/// entry of the later one. One pass when the parts come in path order.
-impl FromIterator<Files> for Files {
-    fn from_iter<I: IntoIterator<Item = Files>>(parts: I) -> Files {
-        Files {
-            entries: parts.into_iter().flat_map(|part| part.entries).collect(),
-        }
-    }
-}
-
 /// The error of a file whose id an earlier path (in sorted order) holds.
 fn duplicate(path: &Path, id: &IncidentId, owner: &Path) -> Diagnostic {
     let index = LineIndex::new("");
@@ -534,23 +524,6 @@ mod tests {
             chunks.append(files(std::slice::from_ref(text)));
         }
         assert_eq!(format!("{chunks:?}"), format!("{whole:?}"));
-        // Joined at once, as a build joins its chunks at the end; a path
-        // in two parts keeps the later part's entry.
-        let joined: Files = texts
-            .iter()
-            .map(|text| files(std::slice::from_ref(text)))
-            .collect();
-        assert_eq!(format!("{joined:?}"), format!("{whole:?}"));
-        let mended: Files = [files(&texts), files(&[("b.md", MAINTENANCE)])]
-            .into_iter()
-            .collect();
-        assert_eq!(
-            format!("{mended:?}"),
-            format!(
-                "{:?}",
-                files(&[texts[0], ("b.md", MAINTENANCE), texts[2], texts[3]])
-            )
-        );
     }
 
     #[test]

@@ -240,31 +240,11 @@ fn render_chunks(
     files: &mut Files,
     send: &mut dyn FnMut(Vec<Output>) -> bool,
 ) -> anyhow::Result<Option<Revisions>> {
-    // The chunks' files, held apart until the end and joined then in one
-    // pass (they come in path order): a chunk at a time, each of its
-    // paths was compared with a dozen of those held, component by
-    // component.
-    let mut held: Vec<Files> = vec![std::mem::take(files)];
-    let rendered = render_each(config, templates, now, recorded, &mut held, send);
-    *files = held.into_iter().collect();
-    rendered
-}
-
-/// [`render_chunks`], each chunk's files pushed onto `held`.
-fn render_each(
-    config: &Config,
-    templates: &Templates,
-    now: DateTime<Utc>,
-    recorded: Receiver<Recorded>,
-    held: &mut Vec<Files>,
-    send: &mut dyn FnMut(Vec<Output>) -> bool,
-) -> anyhow::Result<Option<Revisions>> {
     let mut revisions = Revisions::new();
     let moves = Moves::new();
     let mut shown = ShownTexts::new(now);
-    // Where each incident whose texts are kept was read: the chunk (its
-    // index in `held`) and the path.
-    let mut kept: HashMap<IncidentId, (usize, PathBuf)> = HashMap::new();
+    // Where each incident whose texts are kept was read.
+    let mut kept: HashMap<IncidentId, PathBuf> = HashMap::new();
     for chunk in recorded {
         revisions.extend(chunk.revisions);
         let site = Site::new(config, templates, &revisions, &moves, now);
@@ -272,10 +252,9 @@ fn render_each(
         if !send(render::incident_pages(&site, &incidents)?) {
             return Ok(None);
         }
-        let index = held.len();
-        let mut forget: Vec<(usize, PathBuf)> = Vec::new();
+        let mut forget: Vec<PathBuf> = Vec::new();
         for incident in &chunk.published {
-            kept.insert(incident.id.clone(), (index, incident.path.clone()));
+            kept.insert(incident.id.clone(), incident.path.clone());
             forget.extend(
                 shown
                     .admit(incident)
@@ -290,17 +269,15 @@ fn render_each(
                 .files
                 .entries()
                 .filter(|(path, entry)| entry.last_good.is_some() && !published.contains(path))
-                .map(|(path, _)| (index, path.to_owned())),
+                .map(|(path, _)| path.to_owned()),
         );
         drop(published);
         drop(incidents);
         // The chunk's own hold on its incidents, so that their texts can go.
         drop(chunk.published);
-        held.push(chunk.files);
-        for (index, path) in forget {
-            if let Some(files) = held.get_mut(index) {
-                files.drop_texts(&path);
-            }
+        files.append(chunk.files);
+        for path in forget {
+            files.drop_texts(&path);
         }
     }
     Ok(Some(revisions))
