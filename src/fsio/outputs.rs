@@ -46,8 +46,8 @@ impl OutputDir {
 
     /// An output directory written once, by a process that ends after
     /// (`herald build`): a first build into it does not hash what it
-    /// writes for later writes to compare with, a tenth of a 10,000
-    /// incident build's instructions. A later write compares with what is
+    /// writes for later writes to compare with (3 % of a first build's
+    /// instructions). A later write compares with what is
     /// on disk, as after [`OutputDir::forget`].
     pub fn for_one_build(root: PathBuf) -> Self {
         OutputDir {

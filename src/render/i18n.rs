@@ -177,8 +177,7 @@ pub fn date_time(language: Language, instant: DateTime<Utc>, timezone: Tz) -> St
 }
 
 /// Writes `value` in decimal onto `out`, zero-padded to `width` digits
-/// (more digits when it needs them), as `{value:0width$}` does, for a
-/// `width` of at most 10 (a `u32` has at most 10 digits).
+/// (more digits when it needs them), as `{value:0width$}` does.
 pub fn push_padded(out: &mut String, value: u32, width: usize) {
     // The usual case (months, days, hours, minutes, seconds) at once.
     if width == 2 && value < 100 {
@@ -186,16 +185,21 @@ pub fn push_padded(out: &mut String, value: u32, width: usize) {
         out.push(char::from(b'0' + (value % 10) as u8));
         return;
     }
+    // A u32 has at most 10 digits.
     let mut digits = [b'0'; 10];
-    let mut rest = value;
     let mut start = digits.len();
-    while rest > 0 {
+    let mut rest = value;
+    loop {
         start -= 1;
         digits[start] = b'0' + (rest % 10) as u8;
         rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
-    let start = start.min(digits.len() - width.clamp(1, digits.len()));
-    // Every byte is an ASCII digit.
+    for _ in digits.len() - start..width {
+        out.push('0');
+    }
     out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
 }
 
@@ -313,7 +317,10 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn padded_digits_are_what_format_writes(value: u32, width in 0usize..=10) {
+        fn padded_digits_are_what_format_writes(
+            value in proptest::prop_oneof![0u32..100, 0u32..100_000, proptest::num::u32::ANY],
+            width in 0usize..=14,
+        ) {
             let mut text = String::from("x");
             push_padded(&mut text, value, width);
             proptest::prop_assert_eq!(text, format!("x{value:0width$}"));

@@ -15,7 +15,7 @@
 //! compiled in; the stylesheet is overridden whole, as text.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
@@ -264,13 +264,20 @@ impl Templates {
     /// and warned about, since it is most likely a typo.
     pub fn with_overrides(overrides: Vec<Override>) -> (Templates, Vec<Diagnostic>) {
         let mut templates = Templates::builtin();
+        let stale: Vec<Diagnostic> = overrides
+            .iter()
+            .filter(|(name, _, _)| name == "macros.html")
+            .flat_map(|(_, path, text)| stale_macros(path, text))
+            .collect();
         // Pages are not tried on sample data: compiling is the only check.
         let applied = PAGES.apply_overrides(&mut templates.env, overrides, None);
         // The stylesheet is the one file among them.
         for (_, _, text) in applied.files {
             templates.stylesheet = text;
         }
-        (templates, applied.diagnostics)
+        let mut diagnostics = applied.diagnostics;
+        diagnostics.extend(stale);
+        (templates, diagnostics)
     }
 
     /// `style.css`: the built-in stylesheet or the operator's.
@@ -456,6 +463,43 @@ fn template_diagnostic(
     }
 }
 
+/// Warnings for an operator's `macros.html` (at `path`) that defines the
+/// `update` or `summary` macro without including the template the
+/// built-in pages now use for it: the incident and month pages include
+/// `update.html` and `summary.html` themselves, so such a macro shapes
+/// the index alone.
+fn stale_macros(path: &Path, text: &str) -> Vec<Diagnostic> {
+    let index = LineIndex::new(text);
+    [("update", "update.html"), ("summary", "summary.html")]
+        .into_iter()
+        .filter(|(_, template)| !text.contains(template))
+        .filter_map(|(name, template)| {
+            let offset = macro_definition(text, name)?;
+            Some(Diagnostic::warning(
+                path,
+                &index,
+                offset,
+                format!(
+                    "the `{name}` macro shapes only the index now: the incident and month pages include `{template}`; put its markup in an override of `{template}`, which the built-in macro includes"
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// Where `text` defines macro `name` (`macro name(`, any spaces between),
+/// as a byte offset of `macro`.
+fn macro_definition(text: &str, name: &str) -> Option<usize> {
+    text.match_indices("macro").map(|(at, _)| at).find(|&at| {
+        let rest = &text[at + "macro".len()..];
+        let after_space = rest.trim_start();
+        after_space.len() < rest.len()
+            && after_space
+                .strip_prefix(name)
+                .is_some_and(|after| after.trim_start().starts_with('('))
+    })
+}
+
 /// The warning for an override `name` that replaces none of the
 /// `expected` built-in templates (of the `kind` given).
 fn unknown_template(path: PathBuf, name: &str, kind: &str, expected: &[&str]) -> Diagnostic {
@@ -586,6 +630,92 @@ mod tests {
                     panic!("{name}: {error:#}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_pages_macros_give_what_their_included_templates_give() {
+        let templates = Templates::builtin();
+        let time =
+            minijinja::context! { iso => "2026-11-30T12:00:00Z", text => "30 nov 13:00 <CET>" };
+        let context = minijinja::context! {
+            u => minijinja::context! {
+                anchor => "u-20261130T120000Z",
+                href => "../incidents/a.html#u-20261130T120000Z",
+                status_label => "Löst",
+                time => time.clone(),
+                components => vec![minijinja::context! { name => "Web & <mail>", status => "operational", label => "I drift" }],
+                body_html => "<p>Fixed.</p>",
+                body_lang => "en",
+            },
+            i => minijinja::context! {
+                href => "../incidents/a.html",
+                title => "Storage <failure>",
+                status_label => "Löst",
+                kind => "maintenance",
+                began => time,
+                components => vec!["Web", "Mail"],
+            },
+            t => templates.strings(Language::Sv),
+        };
+        let render = |source: &str| {
+            templates
+                .env
+                .render_named_str("page.html", source, context.clone())
+                .unwrap()
+        };
+        let by_macro = render(
+            "{% import \"macros.html\" as m %}{{ m.update(u, true) }}|{{ m.update(u, level=4) }}|{{ m.update(u) }}|{{ m.summary(i, t) }}",
+        );
+        let by_include = render(
+            "{% set anchored = true %}{% include \"update.html\" %}|{% set anchored = false %}{% set level = 4 %}{% include \"update.html\" %}|{% set level = 3 %}{% include \"update.html\" %}|{% include \"summary.html\" %}",
+        );
+        assert_eq!(by_macro, by_include);
+        for expected in [
+            "<article class=\"update\" id=\"u-20261130T120000Z\">\n<h3 class=\"update-head\">",
+            "|<article class=\"update\">\n<h4 class=\"update-head\">",
+            "Web &amp; &lt;mail&gt;: I drift",
+            "<time datetime=\"2026-11-30T12:00:00Z\">30 nov 13:00 &lt;CET&gt;</time>",
+            "<div class=\"body\" lang=\"en\"><p>Fixed.</p></div>",
+            "<a href=\"../incidents/a.html\">Storage &lt;failure&gt;</a>",
+            " · Underhåll · Påverkar: Web, Mail</span>",
+        ] {
+            assert!(
+                by_macro.contains(expected),
+                "{expected:?} not in {by_macro}"
+            );
+        }
+        // Without `level` set, an update's heading is an h3.
+        let bare = render("{% include \"update.html\" %}");
+        assert!(bare.contains("<h3 class=\"update-head\">"), "{bare}");
+    }
+
+    #[test]
+    fn an_override_of_the_update_or_summary_macro_is_warned_about() {
+        let text = "{%- macro time(value) -%}{{ value.text }}{%- endmacro -%}\n{%- macro  update (u, anchored=false, level=3) -%}<p>{{ u.body }}</p>{%- endmacro -%}\n{%- macro summary(i, t) -%}{% include \"summary.html\" %}{%- endmacro -%}\n";
+        let (_, diagnostics) = Templates::with_overrides(vec![(
+            "macros.html".into(),
+            PathBuf::from("templates/macros.html"),
+            text.into(),
+        )]);
+        let shown: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "templates/macros.html:2:5: warning: the `update` macro shapes only the index now: the incident and month pages include `update.html`; put its markup in an override of `update.html`, which the built-in macro includes"
+            ]
+        );
+        // One that includes the templates, or defines neither, is fine.
+        for quiet in [
+            "{%- macro update(u, anchored=false, level=3) -%}{% include \"update.html\" %}{%- endmacro -%}",
+            "{%- macro time(value) -%}{{ value.text }}{%- endmacro -%}{# update(x) #}",
+        ] {
+            let (_, diagnostics) = Templates::with_overrides(vec![(
+                "macros.html".into(),
+                PathBuf::from("templates/macros.html"),
+                quiet.into(),
+            )]);
+            assert!(diagnostics.is_empty(), "{quiet}: {diagnostics:?}");
         }
     }
 

@@ -608,6 +608,40 @@ fn a_good_override_replaces_the_builtin_and_keeps_escaping() {
 }
 
 #[test]
+fn update_and_summary_overrides_reach_every_page_that_shows_one() {
+    let template = |name: &str, text: &str| {
+        (
+            name.to_owned(),
+            PathBuf::from("templates").join(name),
+            text.to_owned(),
+        )
+    };
+    let (templates, diagnostics) = Templates::with_overrides(vec![
+        template(
+            "update.html",
+            "<p class=\"mine\">{{ u.status_label }} h{{ level|default(3) }}</p>",
+        ),
+        template("summary.html", "<b class=\"mine\">{{ i.title }}</b>"),
+    ]);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let mut fixture = Fixture::sample(Language::Sv);
+    fixture.templates = templates;
+    let page = fixture.incident(STORAGE);
+    assert!(page.contains("<p class=\"mine\">Löst h3</p>"), "{page}");
+    assert!(!page.contains("<article"), "{page}");
+    let month = fixture.month(2019, 4);
+    assert!(
+        month.contains("<li><b class=\"mine\">Fel i lagringssystemet"),
+        "{month}"
+    );
+    // The index calls the macros, which include the same templates.
+    let index = fixture.index(utc("2019-04-05T12:00:00Z"));
+    assert!(index.contains("<p class=\"mine\">"), "{index}");
+    assert!(index.contains(" h4</p>"), "{index}");
+    assert!(index.contains("<b class=\"mine\">"), "{index}");
+}
+
+#[test]
 fn stylesheet_follows_the_color_scheme() {
     let fixture = Fixture::sample(Language::Sv);
     let css = String::from_utf8(html::stylesheet(&fixture.site(utc("2027-01-15T12:00:00Z"))))
