@@ -11,6 +11,8 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod durable;
+mod fresh;
 mod outputs;
 
 pub use outputs::{Batch, OutputDir, Paths};

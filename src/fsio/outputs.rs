@@ -7,15 +7,17 @@
 //! renames it into place whole ([`OutputDir::batch`]).
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::fs;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use super::{Error, create_temp, create_temp_dir, temp_path};
+use super::durable::{hash_bytes, output_name, parent_of, rename, sync_file, sync_filesystem};
+use super::fresh::Fresh;
+use super::{Error, create_temp, temp_path};
 use crate::render::Output;
+
+#[cfg(test)]
+use super::durable::faults;
 
 /// Writes outputs under one directory, skipping files whose bytes did not
 /// change since the last write (or, on the first write, since what is on
@@ -132,96 +134,6 @@ pub struct Batch<'a> {
     fresh: Option<Fresh>,
 }
 
-/// A first build's new output tree, written under a temp name.
-#[derive(Debug)]
-struct Fresh {
-    /// Made at the first output.
-    staging: Option<PathBuf>,
-    /// The hashes of each output's path and bytes, known once in place;
-    /// `None` when the directory does not remember them.
-    written: Option<Vec<(u64, u64)>>,
-}
-
-impl Fresh {
-    /// The new directory, made the first time it is asked for (with the
-    /// parent of `root`, the output directory, if need be).
-    fn staging(&mut self, root: &Path) -> Result<&Path, Error> {
-        let staging = match self.staging.take() {
-            Some(staging) => staging,
-            None => {
-                let parent = parent_of(root);
-                remove_abandoned(parent, output_name(root));
-                fs::create_dir_all(parent)
-                    .and_then(|()| create_temp_dir(parent, output_name(root)))
-                    .map_err(|source| Error::Write {
-                        path: root.to_owned(),
-                        source,
-                    })?
-            }
-        };
-        Ok(self.staging.insert(staging))
-    }
-
-    /// Writes `output` under its own name in the new directory: nothing
-    /// to compare with and nothing to rename. `dirs`: the directories
-    /// made so far.
-    fn stage(
-        &mut self,
-        root: &Path,
-        dirs: &mut HashMap<PathBuf, bool>,
-        output: &Output,
-    ) -> Result<(), Error> {
-        let target = self.staging(root)?.join(&output.path);
-        if let Some(dir) = target.parent()
-            && !dirs.contains_key(dir)
-        {
-            fs::create_dir_all(dir).map_err(|source| Error::Write {
-                path: dir.to_owned(),
-                source,
-            })?;
-            dirs.insert(dir.to_owned(), true);
-        }
-        fs::write(&target, &output.bytes).map_err(|source| Error::Write {
-            path: target.clone(),
-            source,
-        })?;
-        if let Some(written) = &mut self.written {
-            written.push((
-                hash_bytes(output.path.as_bytes()),
-                hash_bytes(&output.bytes),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Makes the new directory (made now if nothing was staged) durable
-    /// and renames it to `dir`'s root, whose outputs it then knows. On a
-    /// failure before the rename, the new directory is removed.
-    fn commit(mut self, dir: &mut OutputDir) -> Result<(), Error> {
-        let root = dir.root.clone();
-        let moved = self.staging(&root).map(Path::to_owned).and_then(|staging| {
-            sync_filesystem(&staging)?;
-            rename(&staging, &root).map_err(|source| Error::Write {
-                path: root.clone(),
-                source,
-            })
-        });
-        if let Err(error) = moved {
-            self.discard();
-            return Err(error);
-        }
-        dir.known.extend(self.written.into_iter().flatten());
-        sync_file(parent_of(&root))
-    }
-
-    /// Removes the new directory, if made.
-    fn discard(&mut self) {
-        if let Some(staging) = self.staging.take() {
-            let _ = fs::remove_dir_all(staging);
-        }
-    }
-}
-
 /// One output written to its temp file. Small (the temp file's name is
 /// derived again from the target's and [`temp_path`]'s counter): a batch
 /// holds thousands.
@@ -241,14 +153,6 @@ impl Staged {
         let dir = target.parent().unwrap_or(root);
         temp_path(dir, output_name(&target), self.temp)
     }
-}
-
-/// The file name an output's temp file is named after.
-fn output_name(target: &Path) -> &str {
-    target
-        .file_name()
-        .and_then(OsStr::to_str)
-        .unwrap_or("output")
 }
 
 /// A batch holding this many temp files makes them durable and renames
@@ -287,7 +191,9 @@ impl Batch<'_> {
     pub fn commit(mut self, removed: &[String]) -> Result<usize, Error> {
         if let Some(fresh) = self.fresh.take() {
             // Nothing was there to remove.
-            fresh.commit(self.dir)?;
+            let written = fresh.commit(&self.dir.root)?;
+            self.dir.known.extend(written);
+            sync_file(parent_of(&self.dir.root))?;
             return Ok(self.changed);
         }
         let changed = self.flush(removed)?;
@@ -566,113 +472,6 @@ impl OutputDir {
 
 /// Up to this many changed files are made durable one by one.
 const FEW_FILES: usize = 64;
-
-/// Removes the new directories that first builds of `name` in `dir` left
-/// when killed: those named for a process that no longer runs. Each holds
-/// a whole output tree, beside the published one. Best effort: what
-/// cannot be listed or removed stays.
-fn remove_abandoned(dir: &Path, name: &str) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let prefix = format!(".{name}.");
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|n| n.strip_suffix(".herald-tmp"))
-            .and_then(|n| n.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let running = Path::new("/proc").join(pid.to_string()).exists();
-        if !running && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// The directory holding `path` (`.` for a bare name).
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
-
-/// fsync one file or directory by path.
-fn sync_file(path: &Path) -> Result<(), Error> {
-    File::open(path)
-        .and_then(|file| file.sync_all())
-        .map_err(|source| Error::Write {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// One `syncfs(2)` for everything written under `dir`: cheaper than an
-/// fsync per file when a build writes thousands.
-fn sync_filesystem(dir: &Path) -> Result<(), Error> {
-    #[cfg(test)]
-    if faults::SYNCFS.with(std::cell::Cell::get) {
-        return Err(Error::Write {
-            path: dir.to_owned(),
-            source: io::Error::from_raw_os_error(libc::EIO),
-        });
-    }
-    let handle = File::open(dir).map_err(|source| Error::Write {
-        path: dir.to_owned(),
-        source,
-    })?;
-    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
-    let status = unsafe { libc::syncfs(handle.as_raw_fd()) };
-    if status != 0 {
-        return Err(Error::Write {
-            path: dir.to_owned(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
-}
-
-/// `rename(2)`, or a failure a test asked for.
-fn rename(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(test)]
-    if faults::RENAME.with(std::cell::Cell::get) {
-        return Err(io::Error::from_raw_os_error(libc::EIO));
-    }
-    fs::rename(from, to)
-}
-
-/// Failures the tests inject where the kernel will not fail on request
-/// (`syncfs` reports a failing disk, `rename` a full one), per thread.
-#[cfg(test)]
-mod faults {
-    use std::cell::Cell;
-
-    thread_local! {
-        pub static SYNCFS: Cell<bool> = const { Cell::new(false) };
-        pub static RENAME: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// This thread's faults, for a thread it starts to take on.
-    pub fn current() -> (bool, bool) {
-        (SYNCFS.with(Cell::get), RENAME.with(Cell::get))
-    }
-
-    pub fn set((syncfs, rename): (bool, bool)) {
-        SYNCFS.with(|f| f.set(syncfs));
-        RENAME.with(|f| f.set(rename));
-    }
-}
 
 #[cfg(test)]
 mod tests {
