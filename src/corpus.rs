@@ -536,6 +536,18 @@ mod tests {
                 .to_string()
         };
         assert_eq!(text(&files, "a.md"), "Planned.");
+        let incident = |files: &Files, path: &str| {
+            Arc::clone(
+                files
+                    .get(Path::new(path))
+                    .unwrap()
+                    .last_good
+                    .as_ref()
+                    .unwrap(),
+            )
+        };
+        let timeline = incident(&files, "a.md").timeline().clone();
+        assert!(incident(&files, "a.md").holds_timeline());
         let (held, _) = files.corpus();
         files.drop_texts(Path::new("a.md"));
         assert_eq!(text(&files, "a.md"), "Planned.", "a corpus holds it");
@@ -543,6 +555,10 @@ mod tests {
         files.drop_texts(Path::new("a.md"));
         assert_eq!(text(&files, "a.md"), "");
         assert_eq!(text(&files, "b.md"), "Planned.");
+        // Its timeline goes too, and comes back the same when asked for.
+        let dropped = incident(&files, "a.md");
+        assert!(!dropped.holds_timeline());
+        assert_eq!(*dropped.timeline(), timeline);
         // A path never read is no error.
         files.drop_texts(Path::new("c.md"));
     }
