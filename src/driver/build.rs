@@ -385,7 +385,7 @@ mod tests {
     use chrono::TimeZone as _;
 
     use super::*;
-    use crate::config;
+    use crate::driver::load_config;
 
     /// A site in two languages with three components and `count`
     /// generated incident files of every shape a summary treats apart:
@@ -518,11 +518,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path();
         generated_site(site, 900, future);
-        let config = config::parse(
-            &site.join("herald.toml"),
-            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
-        )
-        .unwrap();
+        let config = load_config(&site.join("herald.toml")).unwrap();
         let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
         let built = build(&config, now).unwrap();
         // The broken file and the ten duplicates, nothing else.
@@ -594,11 +590,7 @@ mod tests {
             )
         };
         std::fs::write(site.join("incidents/works.md"), maintenance("Planned.")).unwrap();
-        let config = config::parse(
-            &site.join("herald.toml"),
-            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
-        )
-        .unwrap();
+        let config = load_config(&site.join("herald.toml")).unwrap();
         let first = Utc.with_ymd_and_hms(2019, 4, 2, 12, 0, 0).unwrap();
         build(&config, first).unwrap();
         let sequence = |site: &Path| {
@@ -635,11 +627,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let site = dir.path();
         generated_site(site, 300, false);
-        let config = config::parse(
-            &site.join("herald.toml"),
-            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
-        )
-        .unwrap();
+        let config = load_config(&site.join("herald.toml")).unwrap();
         let now = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
         let first = build(&config, now).unwrap();
         // The database opens, but recording the first chunk fails.
@@ -678,11 +666,7 @@ mod tests {
             "+++\ntitle = \"Disk failure\"\ncomponents = [\"mail\"]\nseverity = \"major\"\n+++\n\n## 2019-04-04 08:00Z investigating\nA.\n\n## 2019-04-06 10:00Z resolved\nB.\n",
         )
         .unwrap();
-        let config = config::parse(
-            &site.join("herald.toml"),
-            &std::fs::read_to_string(site.join("herald.toml")).unwrap(),
-        )
-        .unwrap();
+        let config = load_config(&site.join("herald.toml")).unwrap();
         // Mid-incident, years before the machine's clock.
         let now = Utc.with_ymd_and_hms(2019, 4, 5, 12, 0, 0).unwrap();
         let built = build(&config, now).unwrap();
