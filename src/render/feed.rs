@@ -356,19 +356,7 @@ fn entry_body(site: &Site, entry: &Entry, html: &str) -> String {
         Language::Sv => "Berörda tjänster",
         Language::En => "Affected components",
     };
-    let mut body = String::with_capacity(html.len() + 64);
-    body.push_str("<p>");
-    body.push_str(heading);
-    body.push_str(": ");
-    for (n, component) in components.iter().enumerate() {
-        if n > 0 {
-            body.push_str(", ");
-        }
-        body.push_str(component);
-    }
-    body.push_str("</p>\n");
-    body.push_str(html);
-    body
+    format!("<p>{heading}: {}</p>\n{html}", components.join(", "))
 }
 
 fn channel_description(language: Language, title: &str) -> String {

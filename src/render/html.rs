@@ -35,7 +35,7 @@ use crate::model::{ComponentStatus, Incident, Kind, MaintenancePhase, Segment, U
 
 use super::history::{self, DayView, day_views, holds_at, settled_before};
 use super::templates::RenderError;
-use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor, update_url};
+use super::{Site, i18n, incident_month, incident_path, month_path, update_anchor};
 
 pub use super::history::HISTORY_DAYS;
 
@@ -805,7 +805,7 @@ fn update_view_with<'a>(
     let anchor = update_anchor(update.instant);
     let text = site.text(update);
     UpdateView {
-        href: update_url(home, &incident.id, update.instant),
+        href: format!("{home}{}#{anchor}", incident_path(&incident.id)),
         anchor,
         status: update.status.as_str(),
         status_label: i18n::status_label(language, update.status),
